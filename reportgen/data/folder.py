@@ -1,0 +1,260 @@
+"""Folder scanning, seeded stratified splits and batched decoding into arrays.
+
+Layouts, as keras' ``image_dataset_from_directory``:
+
+* ``root/<class>/*``: split per class by the seeded fractions ``split``;
+* ``root/{train,val,test}/<class>/*``: used as given (``val`` may be absent).
+
+An optional annotations file in ``root`` (JSON, ``{"<path relative to root>": {"box":
+[x0, y0, x1, y1]}}`` in the file's pixel coordinates) gives one object box per image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from reportgen.data.decode import IMAGE_SUFFIXES, ImageDecodeError, decode_image
+from reportgen.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """One split's images, in memory.
+
+    Attributes:
+        images: (N, H, W, C) uint8 in [0, 255].
+        labels: (N,) int64 class indices.
+        paths: N file paths relative to the data root (POSIX separators).
+        boxes: (N, 4) float32 object boxes [x0, y0, x1, y1] in pixels of ``images`` (edges, so
+            0..W), NaN where the image has none.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+    boxes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Dataset:
+    """Class names, the three splits and every file that was skipped, with the reason."""
+
+    root: Path
+    class_names: list[str]
+    splits: dict[str, Split]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    dropped_classes: list[str] = field(default_factory=list)
+    layout: str = "split by fractions"
+
+    @property
+    def has_boxes(self) -> bool:
+        return bool(np.isfinite(self.splits["test"].boxes).all(axis=1).any())
+
+
+def _is_hidden(p: Path) -> bool:
+    return p.name.startswith(".")
+
+
+def _scan_class_dirs(root: Path, skipped: list[tuple[str, str]], rel_to: Path
+                     ) -> dict[str, list[Path]]:
+    """Return {class name: image files}; other entries are listed in ``skipped``."""
+    classes: dict[str, list[Path]] = {}
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if not entry.is_dir():
+            continue
+        if _is_hidden(entry):
+            continue
+        files = []
+        for f in sorted(entry.rglob("*"), key=lambda p: str(p)):
+            if f.is_dir():
+                continue
+            rel = f.relative_to(rel_to).as_posix()
+            if any(part.startswith(".") for part in f.relative_to(entry).parts):
+                skipped.append((rel, "hidden file"))
+            elif f.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append((rel, f"not an image file ({f.suffix or 'no extension'})"))
+            else:
+                files.append(f)
+        classes[entry.name] = files
+    return classes
+
+
+def split_counts(n: int, fractions: list[float]) -> tuple[int, int, int]:
+    """Return (train, val, test) counts for ``n`` images: at least one test and one train image,
+    one val image where its fraction is above 0 and there are 3 or more images."""
+    f_train, f_val, f_test = fractions
+    n_test = max(1, int(round(n * f_test)))
+    n_val = int(round(n * f_val))
+    if f_val > 0 and n >= 3:
+        n_val = max(1, n_val)
+    n_train = n - n_test - n_val
+    return n_train, n_val, n_test
+
+
+def _load_annotations(root: Path, name: str) -> dict[str, list[float]]:
+    path = root / name
+    if not name or not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {k: [float(x) for x in v["box"]] for k, v in raw.items()}
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a valid annotations file ({e}); expected "
+                        '{"relative/path.png": {"box": [x0, y0, x1, y1]}}') from None
+
+
+def scan(root: str | Path) -> tuple[list[str], dict[str, dict[str, list[Path]]],
+                                   list[tuple[str, str]], str]:
+    """Find the class folders and their image files.
+
+    Returns:
+        (class_names, {"all" or split: {class: files}}, skipped files with reasons, layout).
+
+    Raises:
+        DataError: missing folder, fewer than two classes, too few images for the fractions.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data.path: folder not found: {root}")
+    skipped: list[tuple[str, str]] = []
+    presplit = (root / "train").is_dir() and (root / "test").is_dir()
+    per_split: dict[str, dict[str, list[Path]]] = {}
+    if presplit:
+        layout = "train/val/test folders"
+        for s in SPLITS:
+            per_split[s] = _scan_class_dirs(root / s, skipped, root) if (root / s).is_dir() else {}
+        names = sorted(set(per_split["train"]) | set(per_split["test"]) | set(per_split["val"]))
+    else:
+        layout = "split by fractions"
+        per_split["all"] = _scan_class_dirs(root, skipped, root)
+        names = sorted(per_split["all"])
+    if not names:
+        raise DataError(f"data.path: no class folders in {root}; expected {root}/<class>/<image>")
+    return names, per_split, skipped, layout
+
+
+def _assign(names: list[str], per_split: dict, split: list[float], seed: int, root: Path
+            ) -> dict[str, list[tuple[Path, int]]]:
+    out: dict[str, list[tuple[Path, int]]] = {s: [] for s in SPLITS}
+    if "all" in per_split:
+        for idx, name in enumerate(names):
+            files = per_split["all"][name]
+            n_train, n_val, n_test = split_counts(len(files), split)
+            if n_train < 1:
+                raise DataError(f"{root / name}: {len(files)} image(s) is too few for "
+                                f"data.split = {split} (needs one train and one test image)")
+            order = np.random.default_rng([seed, idx]).permutation(len(files))
+            chosen = [files[i] for i in order]
+            out["train"] += [(f, idx) for f in chosen[:n_train]]
+            out["val"] += [(f, idx) for f in chosen[n_train:n_train + n_val]]
+            out["test"] += [(f, idx) for f in chosen[n_train + n_val:]]
+    else:
+        for s in SPLITS:
+            for idx, name in enumerate(names):
+                out[s] += [(f, idx) for f in per_split[s].get(name, [])]
+    return out
+
+
+def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
+                 split: list[float] = (0.7, 0.15, 0.15), seed: int = 0,
+                 annotations: str = "annotations.json", workers: int = 4,
+                 progress=None) -> Dataset:
+    """Scan ``root``, split it, and decode every image to ``size`` (height, width).
+
+    Unreadable files are skipped with a warning and listed in ``Dataset.skipped``; a class left
+    with no readable image is dropped (warning); fewer than two classes is an error.
+
+    Args:
+        progress: optional callable ``progress(n_done)`` advanced as files are decoded.
+    """
+    root = Path(root)
+    names, per_split, skipped, layout = scan(root)
+    boxes_by_path = _load_annotations(root, annotations)
+
+    # Decode everything once, so a class whose files are all unreadable is known before splitting.
+    if "all" in per_split:
+        all_files = [f for n in names for f in per_split["all"][n]]
+    else:
+        all_files = [f for s in SPLITS for n in names for f in per_split[s].get(n, [])]
+
+    def work(f: Path):
+        try:
+            return decode_image(f, size, channels)
+        except ImageDecodeError as e:
+            return str(e)
+        except Exception as e:  # a decoder bug must not end the build
+            return f"unreadable ({type(e).__name__}: {e})"
+
+    decoded: dict[Path, tuple[np.ndarray, tuple[int, int]]] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for f, res in zip(all_files, pool.map(work, all_files)):
+            if isinstance(res, str):
+                rel = f.relative_to(root).as_posix()
+                log.warning("skipped %s: %s", rel, res)
+                skipped.append((rel, res))
+            else:
+                decoded[f] = res
+            if progress:
+                progress(1)
+
+    # Drop files that failed, then classes left empty.
+    def keep(files):
+        return [f for f in files if f in decoded]
+
+    for s in per_split:
+        per_split[s] = {n: keep(fs) for n, fs in per_split[s].items()}
+    dropped = []
+    for n in list(names):
+        total = sum(len(per_split[s].get(n, [])) for s in per_split)
+        if total == 0:
+            log.warning("class folder %s has no readable image; class dropped", n)
+            dropped.append(n)
+    names = [n for n in names if n not in dropped]
+    if len(names) < 2:
+        found = ", ".join(names) or "none"
+        raise DataError(f"data.path: {root} needs at least two classes with readable images "
+                        f"(found: {found})")
+    assigned = _assign(names, per_split, list(split), seed, root)
+    if not assigned["train"] or not assigned["test"]:
+        raise DataError(f"data.path: {root} has no {'train' if not assigned['train'] else 'test'}"
+                        " images")
+
+    splits = {}
+    for s in SPLITS:
+        items = assigned[s]
+        h, w = size
+        images = np.zeros((len(items), h, w, channels), np.uint8)
+        labels = np.zeros(len(items), np.int64)
+        boxes = np.full((len(items), 4), np.nan, np.float32)
+        paths = []
+        for i, (f, idx) in enumerate(items):
+            arr, (ow, oh) = decoded[f]
+            images[i] = arr
+            labels[i] = idx
+            rel = f.relative_to(root).as_posix()
+            paths.append(rel)
+            if rel in boxes_by_path:
+                x0, y0, x1, y1 = boxes_by_path[rel]
+                boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]
+        splits[s] = Split(images, labels, paths, boxes)
+    return Dataset(root=root, class_names=names, splits=splits, skipped=skipped,
+                   dropped_classes=dropped, layout=layout)
+
+
+def count_files(root: str | Path) -> int:
+    """Return how many files under ``root`` look like images (for a progress bar's length)."""
+    return sum(1 for f in Path(root).rglob("*")
+               if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(f))

@@ -1,0 +1,210 @@
+"""Class activation maps: GradCAM, GradCAM++, LayerCAM and ScoreCAM.
+
+All four return float32 (N, H, W) in [0, 1] (the input's height and width), or (N, h, w) at the
+explained layer's resolution with ``upsample=False``. Scores are class **logits** (a final softmax
+is bypassed, see :mod:`reportgen.explain.graph`); weights are computed **per image**; each map is
+min-max scaled per image, a constant map giving zeros; upsampling is bilinear with half-pixel
+centres (``tf.image.resize``), applied after scaling, so values stay in [0, 1].
+
+Only the layer's activations are watched by the gradient tape, so the backward pass runs through
+the head above the layer, not the whole network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from reportgen.explain.common import (as_batch, as_targets, class_score, minmax, pick_targets,
+                                      resolve_layer, run_batched)
+from reportgen.explain.common import upsample as resize_maps
+from reportgen.explain.graph import ModelGraph, graph_for
+
+
+def _weights_gradcam(acts, grads):
+    # alpha_c: mean over the spatial axes of d score / d A_c, one vector per image.
+    alpha = tf.reduce_mean(grads, axis=(1, 2))
+    return tf.einsum("nhwc,nc->nhw", acts, alpha)
+
+
+def _weights_gradcam_pp(acts, grads):
+    # Chattopadhyay et al. 2018, eq. 19 with score exp(S): higher-order derivatives become
+    # powers of the first-order gradient.
+    g2, g3 = tf.square(grads), tf.pow(grads, 3)
+    sum_a = tf.reduce_sum(acts, axis=(1, 2), keepdims=True)
+    denom = 2.0 * g2 + sum_a * g3
+    denom = tf.where(tf.not_equal(denom, 0.0), denom, tf.ones_like(denom))
+    aij = tf.where(tf.not_equal(grads, 0.0), g2 / denom, tf.zeros_like(grads))
+    weights = tf.reduce_sum(aij * tf.nn.relu(grads), axis=(1, 2))
+    return tf.einsum("nhwc,nc->nhw", acts, weights)
+
+
+def _weights_layercam(acts, grads):
+    # Jiang et al. 2021: positive gradients weight each activation element-wise.
+    return tf.reduce_sum(tf.nn.relu(grads) * acts, axis=-1)
+
+
+_COMBINE = {"gradcam": _weights_gradcam, "gradcam++": _weights_gradcam_pp,
+            "layercam": _weights_layercam}
+
+
+def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to):
+    key = ("cam", method, layer_path, upsample_to)
+    if key in graph.functions:
+        return graph.functions[key]
+    combine = _COMBINE[method]
+    h, w, c = graph.input_shape
+
+    @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32),
+                                  tf.TensorSpec([None], tf.int32)])
+    def fn(x, targets):
+        captured = {}
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            def visit(layer, path, call, inputs):
+                out = call()
+                if path == layer_path:
+                    tape.watch(out)
+                    captured["a"] = out
+                return out
+
+            logits = graph.forward(x, visit)
+            t = pick_targets(logits, targets)
+            score = class_score(logits, t)
+        acts = captured["a"]
+        grads = tape.gradient(score, acts)
+        cam = tf.nn.relu(combine(acts, grads))
+        cam = minmax(cam)
+        if upsample_to is not None:
+            cam = tf.clip_by_value(resize_maps(cam, upsample_to), 0.0, 1.0)
+        return cam
+
+    graph.functions[key] = fn
+    return fn
+
+
+def _gradient_cam(method, model, images, targets, layer, batch_size, upsample_maps, output_index):
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph)
+    t = as_targets(targets, len(x))
+    path = resolve_layer(graph, layer)
+    size = graph.input_shape[:2] if upsample_maps else None
+    fn = _cam_function(graph, method, path, size)
+    return run_batched(fn, [x, t], batch_size).astype(np.float32)
+
+
+def grad_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
+             output_index=0) -> np.ndarray:
+    """GradCAM: ReLU(sum_c alpha_c A_c), alpha_c = spatial mean of d logit / d A_c.
+
+    References:
+        * Selvaraju et al., Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
+          Localization (https://arxiv.org/abs/1610.02391)
+
+    Args:
+        model: a Sequential or Functional Keras model (never modified).
+        images: (N, H, W, C) float32, preprocessed as the model expects (not modified).
+        targets: class per image (N,), a single class, or None for the predicted class.
+        layer: path of the layer to explain (``outer/inner`` inside nested models); None picks
+            the last layer with a 4-D output larger than 1x1.
+        batch_size: images per forward/backward pass.
+        upsample: resize maps to (H, W) (bilinear); False keeps the layer's (h, w).
+        output_index: which output of a multi-output model holds the class scores.
+
+    Returns:
+        (N, H, W) float32 in [0, 1] ((N, h, w) with ``upsample=False``).
+    """
+    return _gradient_cam("gradcam", model, images, targets, layer, batch_size, upsample,
+                         output_index)
+
+
+def grad_cam_plus_plus(model, images, targets=None, layer=None, batch_size=64, upsample=True,
+                       output_index=0) -> np.ndarray:
+    """GradCAM++: channel weights from positive gradients with the closed-form alpha of the
+    exponential score. Arguments and result as :func:`grad_cam`.
+
+    References:
+        * Chattopadhyay et al., Grad-CAM++: Improved Visual Explanations for Deep Convolutional
+          Networks (https://arxiv.org/abs/1710.11063)
+    """
+    return _gradient_cam("gradcam++", model, images, targets, layer, batch_size, upsample,
+                         output_index)
+
+
+def layer_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
+              output_index=0) -> np.ndarray:
+    """LayerCAM: ReLU(sum_c ReLU(d logit / d A_c) * A_c), weighted element-wise. Arguments and
+    result as :func:`grad_cam`.
+
+    References:
+        * Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization
+          (https://ieeexplore.ieee.org/document/9462463)
+    """
+    return _gradient_cam("layercam", model, images, targets, layer, batch_size, upsample,
+                         output_index)
+
+
+def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
+              output_index=0, max_channels=32) -> np.ndarray:
+    """ScoreCAM: channel maps used as input masks, weighted by the class probability of the
+    masked input; ReLU(sum_k p_k A_k).
+
+    Each of the ``max_channels`` channels with the highest mean activation (per image; all
+    channels when fewer) is upsampled (bilinear, half-pixel centres), min-max scaled to [0, 1] and
+    multiplied into the input; the masked inputs of all images and channels are run in batches of
+    ``batch_size``. Arguments and result otherwise as :func:`grad_cam`.
+
+    References:
+        * Wang et al., Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
+          Networks (https://arxiv.org/abs/1910.01279)
+    """
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph)
+    t = as_targets(targets, len(x))
+    path = resolve_layer(graph, layer)
+    h, w, c = graph.input_shape
+    key = ("scorecam-acts", path)
+    if key not in graph.functions:
+        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+        def acts_and_logits(xb):
+            captured = {}
+
+            def visit(layer_, p, call, inputs):
+                out = call()
+                if p == path:
+                    captured["a"] = out
+                return out
+
+            logits = graph.forward(xb, visit)
+            return captured["a"], logits
+
+        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+        def probs(xb):
+            return tf.nn.softmax(graph.forward(xb), axis=-1)
+
+        graph.functions[key] = (acts_and_logits, probs)
+    acts_and_logits, probs = graph.functions[key]
+
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = tf.constant(x[start:start + batch_size])
+        acts, logits = acts_and_logits(xb)
+        tb = pick_targets(logits, tf.constant(t[start:start + batch_size]))
+        n, ah, aw, ac = acts.shape
+        k = min(max_channels, ac)
+        # The k most active channels of each image.
+        top = tf.math.top_k(tf.reduce_mean(acts, axis=(1, 2)), k=k).indices  # (n, k)
+        sel = tf.gather(tf.transpose(acts, [0, 3, 1, 2]), top, batch_dims=1)  # (n, k, h, w)
+        masks = minmax(tf.reshape(sel, [n * k, ah, aw]))
+        masks = resize_maps(masks, (h, w))  # (n*k, H, W)
+        masked = tf.repeat(xb, k, axis=0) * masks[..., None]
+        scores = []
+        for s in range(0, n * k, batch_size):
+            scores.append(probs(masked[s:s + batch_size]))
+        p = tf.concat(scores, axis=0)  # (n*k, classes)
+        p = tf.gather(tf.reshape(p, [n, k, -1]), tb, axis=2, batch_dims=1)  # (n, k)
+        cam = tf.nn.relu(tf.einsum("nkhw,nk->nhw", sel, p))
+        cam = minmax(cam)
+        if upsample:
+            cam = tf.clip_by_value(resize_maps(cam, (h, w)), 0.0, 1.0)
+        out.append(cam.numpy())
+    return np.concatenate(out).astype(np.float32)

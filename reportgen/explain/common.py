@@ -1,0 +1,89 @@
+"""Shared helpers of the explanation methods: input checks, targets, batching, scaling."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from reportgen.explain.graph import ModelGraph
+
+#: Denominator below which a map counts as constant and is scaled to zeros (never NaN).
+EPSILON = 1e-8
+
+
+def as_batch(images, graph: ModelGraph) -> np.ndarray:
+    """Return ``images`` as a float32 (N, H, W, C) array matching the model input (never the
+    caller's array modified; no copy when it already is float32)."""
+    arr = np.asarray(images, dtype=np.float32)
+    if arr.ndim == 3:
+        arr = arr[None]
+    expected = graph.input_shape
+    if arr.ndim != 4 or tuple(arr.shape[1:]) != tuple(expected):
+        raise ValueError(f"images have shape {arr.shape}; the model expects (N,) + {expected}")
+    return arr
+
+
+def as_targets(targets, n: int) -> np.ndarray:
+    """Return targets as int32 (N,), with -1 meaning "the predicted class"."""
+    if targets is None:
+        return np.full(n, -1, np.int32)
+    t = np.asarray(targets)
+    if t.ndim == 0:
+        t = np.full(n, int(t), np.int32)
+    t = t.astype(np.int32)
+    if t.shape != (n,):
+        raise ValueError(f"targets have shape {t.shape}; expected ({n},) or a single class")
+    return t
+
+
+def pick_targets(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Replace -1 in ``targets`` by the argmax of ``logits``."""
+    pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.where(targets < 0, pred, targets)
+
+
+def class_score(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Return logits[i, targets[i]] as (N,)."""
+    return tf.gather(logits, targets, axis=1, batch_dims=1)
+
+
+def minmax(maps: tf.Tensor) -> tf.Tensor:
+    """Scale each map (axis 0 is the batch) to [0, 1]: (m - min) / (max - min); a constant map
+    (max - min <= EPSILON) becomes all zeros."""
+    axes = list(range(1, len(maps.shape)))
+    lo = tf.reduce_min(maps, axis=axes, keepdims=True)
+    hi = tf.reduce_max(maps, axis=axes, keepdims=True)
+    span = hi - lo
+    safe = tf.where(span > EPSILON, span, tf.ones_like(span))
+    return tf.where(span > EPSILON, (maps - lo) / safe, tf.zeros_like(maps))
+
+
+def upsample(maps: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+    """Resize (N, h, w) maps to (N, H, W) with bilinear interpolation, half-pixel centres
+    (``tf.image.resize``, no antialiasing): values stay within the input's range."""
+    return tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
+
+
+def resolve_layer(graph: ModelGraph, layer: str | None) -> str:
+    """Return the path of ``layer``, or the default conv layer when None or empty."""
+    if not layer:
+        return graph.default_layer()
+    graph.layer(layer)  # raises with the list of valid paths
+    return layer
+
+
+def run_batched(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+    """Call ``fn`` on consecutive slices of ``arrays`` (as tensors) and concatenate the results
+    along axis 0, as numpy."""
+    n = len(arrays[0])
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    outs = []
+    for start in range(0, n, batch_size):
+        part = [tf.convert_to_tensor(a[start:start + batch_size]) for a in arrays]
+        outs.append(fn(*part).numpy())
+    if not outs:
+        raise ValueError("no images given")
+    return np.concatenate(outs, axis=0)

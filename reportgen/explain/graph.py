@@ -1,0 +1,256 @@
+"""Run a Keras model layer by layer, to capture or replace any layer's output.
+
+Explanations need the activations of a layer that may sit inside a nested model (transfer
+learning: ``base/block_16_project``), the class logits even when the model ends in a softmax, and
+ReLU gradients changed for guided backprop. Building sub-models from inner layers fails for nested
+models ("Graph disconnected") and for Sequential models loaded from ``.keras``, and swapping
+``layer.activation`` mutates the caller's model. Instead, :class:`ModelGraph` walks the model's own
+graph (``Sequential.layers`` in order, a Functional model's nodes by depth, recursing into nested
+models) and calls each layer itself, so a *visitor* can observe or replace every call. Layers
+whose activation must be removed are called through private copies (*twins*) whose weights are
+refreshed from the original before each use; the caller's model is never changed.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+#: visitor(layer, path, call, inputs) -> output. ``call()`` runs the layer as the model would.
+Visitor = Callable[[keras.layers.Layer, str, Callable[[], tf.Tensor], tuple], tf.Tensor]
+
+
+def _default_visitor(layer, path, call, inputs):
+    return call()
+
+
+def _is_graph_model(layer) -> bool:
+    return isinstance(layer, keras.Model) and (
+        isinstance(layer, keras.Sequential) or hasattr(layer, "_nodes_by_depth"))
+
+
+def _activation_name(layer) -> str | None:
+    act = getattr(layer, "activation", None)
+    if act is None:
+        return None
+    name = getattr(act, "__name__", None) or type(act).__name__
+    return name.lower()
+
+
+def is_softmax_layer(layer) -> bool:
+    """True for ``Softmax`` layers and ``Activation("softmax")``."""
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    return isinstance(layer, keras.layers.Activation) and _activation_name(layer) == "softmax"
+
+
+class ModelGraph:
+    """A layer-by-layer runner over one Keras model (never modified).
+
+    Args:
+        model: a Sequential or Functional Keras model, possibly with nested models.
+        output_index: which model output holds the class scores (multi-output models).
+    """
+
+    def __init__(self, model: keras.Model, output_index: int = 0):
+        if not _is_graph_model(model):
+            raise TypeError(f"{type(model).__name__} is a subclassed model; explanations need a "
+                            "Sequential or Functional model")
+        self.model = model
+        self.output_index = output_index
+        self._twins: dict[tuple, tuple[keras.layers.Layer, keras.layers.Layer]] = {}
+        self._final = self._final_chain(model, output_index)
+        self._shapes: dict[str, tuple] | None = None
+        self._layers: dict[str, keras.layers.Layer] | None = None
+        #: Compiled tf.functions of the explanation methods, keyed by the method's options.
+        self.functions: dict = {}
+        self._trace_shapes()
+
+    # -- structure ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _final_chain(model, output_index: int) -> list:
+        """Return the layers producing the model output, outermost first, into nested models."""
+        chain = []
+        current, idx = model, output_index
+        while _is_graph_model(current):
+            if isinstance(current, keras.Sequential):
+                last = current.layers[-1]
+            else:
+                last = current.outputs[idx]._keras_history.operation
+            chain.append(last)
+            current, idx = last, 0
+        return chain
+
+    @property
+    def input_shape(self) -> tuple:
+        """(H, W, C) of the model's first input."""
+        try:
+            shape = tuple(self.model.inputs[0].shape)
+        except (AttributeError, ValueError, IndexError):
+            shape = tuple(getattr(self.model, "_build_shapes_dict", {}).get("input_shape") or ())
+        if len(shape) != 4 or any(d is None for d in shape[1:]):
+            raise ValueError(f"model input shape {shape} is not a fixed-size image batch")
+        return tuple(int(d) for d in shape[1:])
+
+    def _trace_shapes(self) -> None:
+        """Run one zero image through the graph and record every layer's output shape."""
+        shapes: dict[str, tuple] = {}
+        layers: dict[str, keras.layers.Layer] = {}
+
+        def visit(layer, path, call, inputs):
+            out = call()
+            layers[path] = layer
+            flat = keras.tree.flatten(out)
+            shapes[path] = tuple(flat[0].shape[1:]) if len(flat) == 1 else ()
+            return out
+
+        self.warm(visit, logits=True)  # also builds the linear twin of a softmax head
+        self._shapes, self._layers = shapes, layers
+
+    @property
+    def layer_shapes(self) -> dict[str, tuple]:
+        """{layer path: output shape without batch axis}, in execution order."""
+        if self._shapes is None:
+            self._trace_shapes()
+        return self._shapes
+
+    def layer(self, path: str) -> keras.layers.Layer:
+        """Return the layer at ``path`` (``outer/inner`` for nested models).
+
+        Raises:
+            ValueError: no such layer; the message lists the valid 4-D layer paths.
+        """
+        if self._layers is None:
+            self._trace_shapes()
+        if path not in self._layers:
+            conv = [p for p, s in self.layer_shapes.items() if len(s) == 3]
+            raise ValueError(f"no layer {path!r} in model {self.model.name!r}; layers with 4-D "
+                             f"outputs: {', '.join(conv[-12:])}")
+        return self._layers[path]
+
+    def default_layer(self) -> str:
+        """Return the path of the last layer with a 4-D output larger than 1x1 (searching nested
+        models; never the model output itself).
+
+        Raises:
+            ValueError: the model has no such layer (no conv layer).
+        """
+        candidates = [p for p, s in self.layer_shapes.items()
+                      if len(s) == 3 and s[0] is not None and s[0] * s[1] > 1
+                      and not isinstance(self._layers[p], keras.Model)]
+        if not candidates:
+            raise ValueError(f"model {self.model.name!r} has no layer with a 4-D output larger "
+                             "than 1x1 (no conv layer)")
+        return candidates[-1]
+
+    def conv_layers(self) -> list[str]:
+        """Paths of every layer whose output is 4-D and larger than 1x1, in execution order."""
+        return [p for p, s in self.layer_shapes.items()
+                if len(s) == 3 and s[0] * s[1] > 1 and not isinstance(self._layers[p], keras.Model)
+                and not isinstance(self._layers[p], keras.layers.InputLayer)]
+
+    # -- twins ----------------------------------------------------------------------------------
+
+    def call_twin(self, layer, args, **overrides):
+        """Call a private copy of ``layer`` with config ``overrides`` (e.g. activation="linear")
+        on ``args``. The copy is built, and given the layer's weights, on its first (eager) call;
+        :meth:`refresh_twins` copies the weights again."""
+        key = (id(layer), tuple(sorted(overrides.items())))
+        if key not in self._twins:
+            if not tf.executing_eagerly():
+                raise RuntimeError("twins must be built eagerly: call ModelGraph.warm first")
+            cfg = layer.get_config()
+            cfg.update(overrides)
+            cfg["name"] = f"{layer.name}__reportgen_twin"
+            twin = type(layer).from_config(cfg)
+            twin(*args)
+            twin.set_weights(layer.get_weights())
+            self._twins[key] = (twin, layer)
+        return self._twins[key][0](*args)
+
+    def refresh_twins(self) -> None:
+        """Copy the current weights of every original layer into its twin."""
+        for twin, src in self._twins.values():
+            twin.set_weights(src.get_weights())
+
+    def warm(self, visitor: Visitor | None = None, *, logits: bool = True) -> None:
+        """Run one zero image eagerly through ``visitor``, so twins exist before tracing."""
+        x = tf.zeros((1,) + self.input_shape, tf.float32)
+        self.forward(x, visitor, logits=logits)
+
+    # -- running --------------------------------------------------------------------------------
+
+    def forward(self, x, visitor: Visitor | None = None, *, logits: bool = True):
+        """Run the model on ``x`` (training=False) through ``visitor``.
+
+        Args:
+            x: input batch (N, H, W, C) float32.
+            visitor: called for every layer as ``visitor(layer, path, call, inputs)``.
+            logits: return the pre-softmax scores: a final Softmax/Activation("softmax") layer is
+                skipped and a final layer with ``activation="softmax"`` is run through a linear
+                twin.
+
+        Returns:
+            The selected output (``output_index``), (N, classes) for a classifier.
+        """
+        visitor = visitor or _default_visitor
+        final = self._final[-1] if (logits and self._final) else None
+        out = self._run(self.model, x, visitor, "", final)
+        flat = keras.tree.flatten(out)
+        return flat[self.output_index] if len(flat) > 1 else flat[0]
+
+    def _call_layer(self, layer, args, kwargs, visitor, prefix, final):
+        path = f"{prefix}{layer.name}"
+        if isinstance(layer, keras.layers.InputLayer):
+            return args[0]
+        if _is_graph_model(layer) and len(args) == 1 and not kwargs.get("mask"):
+            return self._run(layer, args[0], visitor, f"{path}/", final)
+        if isinstance(layer, keras.layers.Layer):
+            kwargs = {**kwargs, "training": False}
+
+        def call():
+            if layer is final:
+                if is_softmax_layer(layer):
+                    return args[0]
+                if _activation_name(layer) == "softmax":
+                    return self.call_twin(layer, args, activation="linear")
+            return layer(*args, **kwargs)
+
+        return visitor(layer, path, call, args)
+
+    def _run(self, model, x, visitor, prefix, final):
+        if isinstance(model, keras.Sequential):
+            h = x
+            for layer in model.layers:
+                h = self._call_layer(layer, (h,), {}, visitor, prefix, final)
+            return h
+
+        def operation_fn(op):
+            def run(*args, **kwargs):
+                return self._call_layer(op, args, kwargs, visitor, prefix, final)
+            return run
+
+        return model._run_through_graph([x], operation_fn=operation_fn)
+
+
+_GRAPHS: dict[int, tuple[weakref.ref, int, ModelGraph]] = {}
+
+
+def graph_for(model: keras.Model, output_index: int = 0) -> ModelGraph:
+    """Return the (cached) :class:`ModelGraph` of ``model``; twins are refreshed on each call, so
+    weights changed since the last call are seen."""
+    key = id(model)
+    hit = _GRAPHS.get(key)
+    if hit is not None and hit[0]() is model and hit[1] == output_index:
+        graph = hit[2]
+        graph.refresh_twins()
+        return graph
+    graph = ModelGraph(model, output_index)
+    _GRAPHS[key] = (weakref.ref(model), output_index, graph)
+    for k in [k for k, (ref, _, _) in _GRAPHS.items() if ref() is None]:
+        del _GRAPHS[k]
+    return graph

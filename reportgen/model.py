@@ -1,0 +1,298 @@
+"""Model: build, train, load, save and describe Keras classifiers.
+
+Models built here take raw pixels (float32 in [0, 255]) and carry their own preprocessing as a
+layer, so training, evaluation and every explanation see identically scaled inputs. Nothing here
+mutates a model it was given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+from keras import layers
+
+from reportgen.errors import ModelError
+
+#: keras.applications backbones: config name -> (constructor name, preprocessing mode).
+BACKBONES: dict[str, tuple[str, str]] = {
+    "mobilenetv2": ("MobileNetV2", "tf"),
+    "mobilenet": ("MobileNet", "tf"),
+    "mobilenetv3small": ("MobileNetV3Small", "none"),
+    "mobilenetv3large": ("MobileNetV3Large", "none"),
+    "vgg16": ("VGG16", "caffe"),
+    "vgg19": ("VGG19", "caffe"),
+    "resnet50": ("ResNet50", "caffe"),
+    "resnet50v2": ("ResNet50V2", "tf"),
+    "inceptionv3": ("InceptionV3", "tf"),
+    "xception": ("Xception", "tf"),
+    "densenet121": ("DenseNet121", "torch"),
+    "efficientnetb0": ("EfficientNetB0", "none"),
+    "convnexttiny": ("ConvNeXtTiny", "none"),
+}
+
+
+@keras.saving.register_keras_serializable(package="reportgen")
+class Preprocess(layers.Layer):
+    """Scale raw pixels (float in [0, 255], RGB) the way a backbone expects.
+
+    Modes, as ``keras.applications.imagenet_utils.preprocess_input``: ``"none"`` (identity),
+    ``"scale01"`` (x / 255), ``"tf"`` (x / 127.5 - 1), ``"torch"`` (x / 255 then ImageNet mean and
+    std per channel), ``"caffe"`` (RGB to BGR, minus the ImageNet BGR means).
+    """
+
+    def __init__(self, mode: str = "none", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in PREPROCESS_MODES:
+            raise ValueError(f"unknown preprocessing mode {mode!r}")
+        self.mode = mode
+
+    def call(self, x):
+        return apply_preprocess(x, self.mode)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+PREPROCESS_MODES = ("none", "scale01", "tf", "torch", "caffe")
+
+
+def apply_preprocess(x, mode: str):
+    """Apply preprocessing ``mode`` to raw pixels ``x`` (numpy or tensor, last axis channels)."""
+    ops = keras.ops
+    if mode == "none":
+        return x
+    if mode == "scale01":
+        return x / 255.0
+    if mode == "tf":
+        return x / 127.5 - 1.0
+    if mode == "torch":
+        mean = np.array([0.485, 0.456, 0.406], np.float32)
+        std = np.array([0.229, 0.224, 0.225], np.float32)
+        return (x / 255.0 - mean) / std
+    if mode == "caffe":
+        mean = np.array([103.939, 116.779, 123.68], np.float32)
+        return ops.flip(x, axis=-1) - mean
+    raise ValueError(mode)
+
+
+def small_cnn(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
+    """Return the small CNN: six 3x3 conv layers in three blocks, GAP, dropout, softmax head.
+
+    Input: raw pixels (H, W, C) float32 in [0, 255] (a Rescaling layer divides by 255).
+    """
+    inp = keras.Input(input_shape, name="image")
+    x = layers.Rescaling(1 / 255.0, name="rescale")(inp)
+    for block, width in enumerate((32, 64, 128), start=1):
+        x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"conv{block}_1")(x)
+        x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"conv{block}_2")(x)
+        if block < 3:
+            x = layers.MaxPooling2D(2, name=f"pool{block}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(0.2, name="dropout")(x)
+    out = layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inp, out, name="small_cnn")
+
+
+def transfer_model(architecture: str, input_shape: tuple[int, int, int], n_classes: int, *,
+                   weights: str = "none", freeze_base: bool = True) -> keras.Model:
+    """Return a keras.applications backbone (nested, as layer ``base``) with a new head.
+
+    Args:
+        weights: "imagenet" (Keras downloads them), "none" (random init) or a weights file for the
+            backbone.
+    """
+    key = architecture.lower().replace("_", "").replace("-", "")
+    if key not in BACKBONES:
+        raise ModelError(f"model.architecture: unknown {architecture!r}; valid: small_cnn, "
+                         + ", ".join(BACKBONES))
+    ctor_name, mode = BACKBONES[key]
+    ctor = getattr(keras.applications, ctor_name)
+    w = None if weights in ("none", "", None) else weights
+    if w not in (None, "imagenet") and not Path(w).is_file():
+        raise ModelError(f"model.weights: file not found: {w}")
+    kwargs = {}
+    if ctor_name.startswith(("EfficientNet", "ConvNeXt", "MobileNetV3")):
+        kwargs["include_preprocessing"] = True
+    try:
+        base = ctor(include_top=False, weights=w, input_shape=input_shape, **kwargs)
+    except ValueError as e:
+        raise ModelError(f"model.architecture: {architecture} cannot be built for input "
+                         f"{input_shape}: {str(e).splitlines()[0]}") from None
+    base.trainable = not freeze_base
+    inp = keras.Input(input_shape, name="image")
+    x = Preprocess(mode, name="preprocess")(inp)
+    x = base(x, training=False)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(0.2, name="dropout")(x)
+    out = layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inp, out, name=f"{key}_transfer")
+
+
+def build_model(architecture: str, input_shape: tuple[int, int, int], n_classes: int, *,
+                weights: str = "none", freeze_base: bool = True, seed: int = 0) -> keras.Model:
+    """Build an untrained classifier (softmax output) for raw-pixel inputs."""
+    keras.utils.set_random_seed(seed)
+    if architecture == "small_cnn":
+        return small_cnn(input_shape, n_classes)
+    return transfer_model(architecture, input_shape, n_classes, weights=weights,
+                          freeze_base=freeze_base)
+
+
+class _EpochCallback(keras.callbacks.Callback):
+    def __init__(self, on_epoch: Callable[[int, dict], None]):
+        super().__init__()
+        self._on_epoch = on_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._on_epoch(epoch, dict(logs or {}))
+
+
+def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
+          x_val: np.ndarray | None, y_val: np.ndarray | None, *, epochs: int, batch_size: int,
+          learning_rate: float, patience: int, seed: int,
+          on_epoch: Callable[[int, dict], None] | None = None) -> tuple[keras.Model, dict]:
+    """Train a copy of ``model`` with Adam and sparse cross-entropy; return (copy, history).
+
+    Early stopping watches the validation loss (the training loss without a val split) and
+    restores the best weights. ``history`` maps metric names ("loss", "accuracy", "val_loss",
+    "val_accuracy") to per-epoch lists of floats.
+    """
+    keras.utils.set_random_seed(seed)
+    trained = keras.models.clone_model(model)
+    trained.set_weights(model.get_weights())
+    trained.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    has_val = x_val is not None and len(x_val) > 0
+    callbacks = [keras.callbacks.EarlyStopping(
+        monitor="val_loss" if has_val else "loss", patience=patience,
+        restore_best_weights=True)]
+    if on_epoch:
+        callbacks.append(_EpochCallback(on_epoch))
+    hist = trained.fit(
+        x_train.astype(np.float32), y_train, batch_size=batch_size, epochs=epochs,
+        validation_data=(x_val.astype(np.float32), y_val) if has_val else None,
+        shuffle=True, callbacks=callbacks, verbose=0)
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    return trained, history
+
+
+def load_model(path: str | Path, *, safe_mode: bool = True) -> keras.Model:
+    """Load a ``.keras`` or ``.h5`` model, with Keras safe mode on by default.
+
+    Raises:
+        ModelError: missing file, a SavedModel folder, not a Keras file, refused under safe mode,
+            unknown custom layer.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            raise ModelError(
+                f"model.path: {path} is a TensorFlow SavedModel folder, which Keras 3 cannot "
+                "load as a model; re-save it as .keras from the code that built it "
+                "(model.save('model.keras')), or with tf_keras: "
+                "tf_keras.models.load_model(DIR).save('model.h5')")
+        raise ModelError(f"model.path: {path} is a folder; expected a .keras or .h5 file")
+    if not path.exists():
+        raise ModelError(f"model.path: file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in (".keras", ".h5", ".hdf5"):
+        raise ModelError(f"model.path: {path} is not a .keras or .h5 file")
+    if suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"model.path: {path} is not a Keras model file (not a .keras archive)")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=safe_mode)
+    except Exception as e:  # Keras raises many kinds; each is a user-facing problem here
+        text = " ".join(str(e).split())
+        if "safe_mode" in text or "Lambda" in text and "unsafe" in text.lower():
+            raise ModelError(
+                f"model.path: {path} contains a Lambda layer with Python code, refused under "
+                "safe mode; set model.safe_mode = false (--set model.safe_mode=false) only if "
+                "you trust this file") from None
+        if "Could not locate class" in text or "Unknown layer" in text:
+            raise ModelError(
+                f"model.path: {path} uses a custom layer Keras does not know ({text[:160]}); "
+                "register it with keras.saving.register_keras_serializable in an importable "
+                "module, or save the model without it") from None
+        raise ModelError(f"model.path: {path} could not be loaded as a Keras model: "
+                         f"{text[:200]}") from None
+
+
+def save_model(model: keras.Model, path: str | Path) -> Path:
+    """Save ``model`` as a ``.keras`` archive at ``path``; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return path
+
+
+@dataclass
+class LayerRow:
+    """One row of the model summary."""
+
+    name: str
+    kind: str
+    output_shape: str
+    params: int
+
+
+def _output_shape(layer) -> str:
+    try:
+        out = layer.output
+    except (AttributeError, ValueError):
+        return "?"
+    shapes = [tuple(t.shape) for t in keras.tree.flatten(out)]
+    text = ", ".join("(" + ", ".join("None" if d is None else str(d) for d in s) + ")"
+                     for s in shapes)
+    return text
+
+
+def summary_rows(model: keras.Model, prefix: str = "") -> list[LayerRow]:
+    """Return the layers of ``model`` (nested models expanded as ``outer/inner``)."""
+    rows = []
+    for layer in model.layers:
+        name = f"{prefix}{layer.name}"
+        rows.append(LayerRow(name, type(layer).__name__, _output_shape(layer),
+                             int(layer.count_params()) if layer.built else 0))
+        if isinstance(layer, keras.Model):
+            rows.extend(summary_rows(layer, prefix=f"{name}/"))
+    return rows
+
+
+def input_spec(model: keras.Model) -> tuple[int | None, int | None, int]:
+    """Return (height, width, channels) of the model's first input; None where unknown."""
+    shape = model.inputs[0].shape if model.inputs else None
+    if shape is None:
+        raise ModelError("the model has no defined input; build or call it once before saving")
+    if len(shape) != 4:
+        raise ModelError(f"the model's input has shape {tuple(shape)}; expected an image input "
+                         "(batch, height, width, channels)")
+    return shape[1], shape[2], int(shape[3])
+
+
+def output_count(model: keras.Model, output_index: int = 0) -> int:
+    """Return the number of classes the model's output ``output_index`` predicts."""
+    outs = model.outputs
+    if output_index >= len(outs):
+        raise ModelError(f"model.output_index: {output_index} is out of range; the model has "
+                         f"{len(outs)} output(s)")
+    return int(outs[output_index].shape[-1])
+
+
+def weights_hash(model: keras.Model) -> str:
+    """Return a SHA-256 over the model's weight values (content hash for the report)."""
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+def count_params(model: keras.Model) -> tuple[int, int]:
+    """Return (total, trainable) parameter counts."""
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    return int(model.count_params()), trainable
