@@ -38,7 +38,7 @@ class DataConfig:
                            "model's own input size wins.", minimum=8, maximum=1024)
     split: list = _key([0.7, 0.15, 0.15], "Train, val and test fractions for a folder without "
                        "split subfolders; they must sum to 1.")
-    shapes_per_class: int = _key(300, "Images per class generated for the shapes demo.",
+    shapes_per_class: int = _key(600, "Images per class generated for the shapes demo.",
                                  minimum=4, maximum=100000)
     cache_dir: str = _key("", "Where the shapes demo is written (default: "
                           "$XDG_CACHE_HOME/reportgen or ~/.cache/reportgen).")
@@ -68,11 +68,11 @@ class ModelConfig:
 
 @dataclass
 class TrainingConfig:
-    epochs: int = _key(20, "Maximum training epochs (early stopping on validation loss may "
+    epochs: int = _key(12, "Maximum training epochs (early stopping on validation loss may "
                        "stop sooner).", minimum=1, maximum=10000)
     batch_size: int = _key(32, "Training batch size.", minimum=1, maximum=65536)
-    learning_rate: float = _key(0.002, "Adam learning rate.", minimum=0.0)
-    patience: int = _key(4, "Early-stopping patience in epochs (validation loss).", minimum=0)
+    learning_rate: float = _key(0.001, "Adam learning rate.", minimum=0.0)
+    patience: int = _key(3, "Early-stopping patience in epochs (validation loss).", minimum=0)
     seed: int = _key(0, "Seed for data generation, splits, weight init and shuffling.",
                      minimum=0)
 

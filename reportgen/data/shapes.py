@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 CLASSES = ("circle", "square", "triangle", "star", "cross")
 
 #: Bumped whenever the drawing changes, so stale caches are not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 _SUPERSAMPLE = 4
 
@@ -70,7 +70,7 @@ def render(kind: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray, 
     ramp = (np.cos(theta) * xx + np.sin(theta) * yy)
     ramp = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-9)
     bg = c0[None, None, :] * (1 - ramp[..., None]) + c1[None, None, :] * ramp[..., None]
-    bg_img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8)).resize((big, big))
+    bg_img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8)).resize((big, big), Image.BILINEAR)
     draw = ImageDraw.Draw(bg_img)
 
     # Clutter: thin lines and small dots that are not shapes.
@@ -104,7 +104,7 @@ def render(kind: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray, 
         draw.polygon([(x * s, y * s) for x, y in pts], fill=fill)
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         box = [min(xs), min(ys), max(xs), max(ys)]
-    img = np.asarray(bg_img.resize((size, size), Image.LANCZOS), dtype=np.float64)
+    img = np.asarray(bg_img.resize((size, size), Image.BOX), dtype=np.float64)
     img += rng.normal(0, 8, size=img.shape)
     box = [float(np.clip(v, 0, size)) for v in box]
     return np.clip(np.round(img), 0, 255).astype(np.uint8), box

@@ -8,5 +8,7 @@ matplotlib or jinja2.
 
 from reportgen.explain.cam import grad_cam, grad_cam_plus_plus, layer_cam, score_cam
 from reportgen.explain.graph import ModelGraph, graph_for
+from reportgen.explain.suite import Explained, explain_test_set
 
-__all__ = ["grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "ModelGraph", "graph_for"]
+__all__ = ["grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam", "ModelGraph", "graph_for",
+           "Explained", "explain_test_set"]

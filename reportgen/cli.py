@@ -1,0 +1,82 @@
+"""Command line: ``reportgen build``, ``reportgen keys``, ``reportgen publish``.
+
+Thin: each command reads its options, calls one library function, and turns a
+:class:`~reportgen.errors.ReportgenError` into a one-line message and its exit code. Importing
+this module does not import TensorFlow (``reportgen --help`` stays instant).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from reportgen import __version__
+from reportgen.errors import ReportgenError
+
+
+def _fail(err: ReportgenError, debug: bool) -> None:
+    if debug:
+        raise err
+    click.echo(f"Error: {err}", err=True)
+    sys.exit(err.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reportgen")
+def main() -> None:
+    """Turn a Keras image classifier and a folder of images into a publishable report."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML config file (default: the built-in demo, configs/demo.toml).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("site"), show_default=True,
+              help="Output folder; replaced only if empty or written by reportgen.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a config key; the value is read as TOML, else as a string. "
+                   "Repeatable.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
+def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet: bool,
+          debug: bool) -> None:
+    """Train or load a model, evaluate and explain it, and write the report site.
+
+    \b
+    Examples:
+      reportgen build                                  # the built-in shapes demo into site/
+      reportgen build --config configs/smoke.toml --out /tmp/smoke
+      reportgen build --set data.source=folder --set data.path=photos
+      reportgen build --set model.source=load --set model.path=model.keras \\
+                      --set data.source=folder --set data.path=photos
+
+    The last line printed is the path of the report's index.html.
+    """
+    from reportgen import config as cfgmod
+
+    try:
+        cfg = cfgmod.load(config_path, overrides)
+        from reportgen.pipeline import build as run_build
+
+        result = run_build(cfg, out, show_progress=not quiet)
+    except ReportgenError as e:
+        _fail(e, debug)
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted; {out} was left as it was.", err=True)
+        sys.exit(130)
+    click.echo(f"Built in {result.timings.get('total', 0):.1f} s", err=True)
+    click.echo(str(result.index))
+
+
+@main.command()
+def keys() -> None:
+    """List every config key with its default and meaning."""
+    from reportgen.config import all_keys
+
+    for key, default, doc in all_keys():
+        click.echo(f"{key} = {default!r}\n    {doc}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,123 @@
+"""Evaluate: classification metrics from predicted probabilities, numpy only.
+
+Conventions: classes are indices 0..K-1; a metric with an empty denominator (precision of a class
+never predicted, recall of a class with no sample) is 0, as scikit-learn's ``zero_division=0``;
+the loss is the mean categorical cross-entropy with probabilities clipped to [1e-7, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLIP = 1e-7
+
+
+def to_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Return (N, K) probabilities: ``outputs`` as they are when every row is non-negative and
+    sums to 1 (a softmax model), else their softmax (a logits model)."""
+    out = np.asarray(outputs, dtype=np.float64)
+    if out.ndim != 2:
+        raise ValueError(f"expected (N, K) model outputs, got shape {out.shape}")
+    if out.size and out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
+        return out
+    z = out - out.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Return (K, K) int64 counts; row = true class, column = predicted class."""
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(cm, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    return cm
+
+
+def normalize_rows(cm: np.ndarray) -> np.ndarray:
+    """Return each row divided by its sum (float64 in [0, 1]); an empty row stays zeros."""
+    cm = np.asarray(cm, np.float64)
+    sums = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, sums, out=np.zeros_like(cm), where=sums > 0)
+
+
+def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Return precision, recall, f1 (float64 (K,)) and support (int64 (K,)) from counts."""
+    cm = np.asarray(cm, np.float64)
+    tp = np.diag(cm)
+    predicted = cm.sum(axis=0)
+    actual = cm.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"precision": precision, "recall": recall, "f1": f1,
+            "support": actual.astype(np.int64)}
+
+
+def top_k_accuracy(probs: np.ndarray, y_true: np.ndarray, k: int) -> float:
+    """Return the fraction of samples whose true class is among the k highest scores (ties
+    broken by class index, lowest first)."""
+    if len(y_true) == 0:
+        return float("nan")
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.any(order == np.asarray(y_true)[:, None], axis=1)))
+
+
+def cross_entropy(probs: np.ndarray, y_true: np.ndarray) -> float:
+    """Return the mean of -log p[true class], p clipped to [1e-7, 1]."""
+    if len(y_true) == 0:
+        return float("nan")
+    p = np.clip(probs[np.arange(len(y_true)), y_true], CLIP, 1.0)
+    return float(-np.mean(np.log(p)))
+
+
+def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:
+    """Reliability of the top-1 confidence: equal-width bins over (0, 1].
+
+    Returns:
+        {"ece": expected calibration error (bin-weighted |accuracy - confidence|),
+         "bins": [{"lower", "upper", "count", "confidence", "accuracy"}]}; an empty bin has
+         confidence and accuracy None.
+    """
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, bins - 1)
+    out, ece = [], 0.0
+    for b in range(bins):
+        sel = idx == b
+        n = int(sel.sum())
+        if n:
+            c, a = float(conf[sel].mean()), float(correct[sel].mean())
+            ece += n / len(conf) * abs(a - c)
+        else:
+            c = a = None
+        out.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": n,
+                    "confidence": c, "accuracy": a})
+    return {"ece": float(ece) if len(conf) else float("nan"), "bins": out}
+
+
+def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
+                  top_k: int = 3) -> dict:
+    """Return every metric of one split as JSON-ready plain data."""
+    y_true = np.asarray(y_true, np.int64)
+    k = len(class_names)
+    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
+    cm = confusion_matrix(y_true, pred, k)
+    pc = per_class(cm)
+    result = {
+        "n": int(len(y_true)),
+        "accuracy": float(np.mean(pred == y_true)) if len(y_true) else float("nan"),
+        "loss": cross_entropy(probs, y_true),
+        "confusion_matrix": cm.tolist(),
+        "confusion_matrix_normalized": normalize_rows(cm).round(6).tolist(),
+        "per_class": {
+            name: {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]),
+                   "f1": float(pc["f1"][i]), "support": int(pc["support"][i])}
+            for i, name in enumerate(class_names)},
+        "macro_f1": float(pc["f1"].mean()) if k else float("nan"),
+    }
+    if k > top_k:
+        result[f"top_{top_k}_accuracy"] = top_k_accuracy(probs, y_true, top_k)
+    if len(y_true):
+        result["calibration"] = calibration(probs, y_true)
+    return result

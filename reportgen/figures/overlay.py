@@ -1,0 +1,89 @@
+"""Heatmap overlays and thumbnails with numpy and Pillow (no matplotlib figure per image)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+@lru_cache(maxsize=8)
+def colormap_lut(name: str = "jet") -> np.ndarray:
+    """Return the matplotlib colormap ``name`` as a (256, 3) uint8 lookup table."""
+    from matplotlib import colormaps
+
+    rgba = colormaps[name](np.linspace(0.0, 1.0, 256))
+    return np.round(rgba[:, :3] * 255).astype(np.uint8)
+
+
+def to_rgb(images: np.ndarray) -> np.ndarray:
+    """Return (N, H, W, 3) uint8: grayscale images repeated, colour images as they are."""
+    images = np.asarray(images)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return images.astype(np.uint8, copy=False)
+
+
+def heatmap_overlay(images: np.ndarray, maps: np.ndarray, *, alpha: float = 0.45,
+                    cmap: str = "jet") -> np.ndarray:
+    """Blend colour-mapped heatmaps over images.
+
+    Args:
+        images: (N, H, W, C) uint8, C = 1 or 3.
+        maps: (N, H, W) float in [0, 1] (values outside are clipped).
+        alpha: heatmap weight.
+
+    Returns:
+        (N, H, W, 3) uint8: (1 - alpha) * image + alpha * lut[map].
+    """
+    lut = colormap_lut(cmap)
+    idx = np.clip(np.round(np.asarray(maps, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    colour = lut[idx].astype(np.float32)
+    base = to_rgb(images).astype(np.float32)
+    out = (1.0 - alpha) * base + alpha * colour
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def signed_to_rgb(attributions: np.ndarray, *, percentile: float = 99.0) -> np.ndarray:
+    """Map raw input attributions (N, H, W, C) to viewable (N, H, W, 3) uint8: per image, divide
+    by the ``percentile`` of |a|, then 0 -> grey 128, +1 -> 255, -1 -> 0 (clipped)."""
+    a = np.asarray(attributions, np.float32)
+    scale = np.percentile(np.abs(a).reshape(len(a), -1), percentile, axis=1)
+    scale = np.where(scale > 0, scale, 1.0)[:, None, None, None]
+    out = np.clip(a / scale, -1, 1) * 127.5 + 127.5
+    return to_rgb(np.round(out).astype(np.uint8))
+
+
+def magnitude_map(attributions: np.ndarray, *, percentile: float = 99.0) -> np.ndarray:
+    """Return (N, H, W) float32 in [0, 1]: max |a| over channels, divided by its per-image
+    ``percentile`` and clipped (0 where the attribution is all zero)."""
+    m = np.abs(np.asarray(attributions, np.float32)).max(axis=-1)
+    scale = np.percentile(m.reshape(len(m), -1), percentile, axis=1)
+    scale = np.where(scale > 0, scale, 1.0)[:, None, None]
+    return np.clip(m / scale, 0.0, 1.0)
+
+
+def save_jpeg(image: np.ndarray, path: str | Path, *, min_side: int = 0, quality: int = 85
+              ) -> Path:
+    """Save an (H, W, 3) uint8 image as JPEG, enlarged with nearest-neighbour to at least
+    ``min_side`` pixels (small inputs stay crisp)."""
+    img = Image.fromarray(to_rgb(image[None])[0])
+    if min_side and min(img.size) < min_side:
+        f = int(np.ceil(min_side / min(img.size)))
+        img = img.resize((img.width * f, img.height * f), Image.NEAREST)
+    path = Path(path)
+    img.save(path, format="JPEG", quality=quality, optimize=True)
+    return path
+
+
+def tile_grid(images: np.ndarray, *, cols: int, pad: int = 2, fill: int = 255) -> np.ndarray:
+    """Arrange (N, H, W, 3) uint8 images row-major into one (rows*(H+pad)-pad, ...) image."""
+    n, h, w, c = images.shape
+    rows = int(np.ceil(n / cols))
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, c), fill, np.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        out[r * (h + pad):r * (h + pad) + h, q * (w + pad):q * (w + pad) + w] = images[i]
+    return out

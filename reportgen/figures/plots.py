@@ -1,0 +1,135 @@
+"""Plots of data, training and evaluation; each returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+
+def _figure(ax: Axes | None, figsize=(6.0, 4.0)) -> tuple[Figure, Axes]:
+    if ax is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    return fig, ax
+
+
+def class_distribution(counts: dict[str, Sequence[int]], class_names: Sequence[str], *,
+                       ax: Axes | None = None) -> Figure:
+    """Grouped bar chart of images per class and split.
+
+    Args:
+        counts: {split name: (K,) image counts per class}.
+        class_names: the K class names (x tick labels).
+    """
+    fig, ax = _figure(ax, (max(5.0, 0.9 * len(class_names) + 2), 3.6))
+    names = list(counts)
+    width = 0.8 / max(len(names), 1)
+    x = np.arange(len(class_names))
+    for i, split in enumerate(names):
+        bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, counts[split], width, label=split)
+        ax.bar_label(bars, fontsize=7, padding=1)
+    ax.set_xticks(x, list(class_names), rotation=30 if len(class_names) > 6 else 0, ha="right"
+                  if len(class_names) > 6 else "center")
+    ax.set_ylabel("images")
+    ax.set_title("Images per class and split")
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def training_curves(history: dict[str, Sequence[float]], *, axes: Sequence[Axes] | None = None
+                    ) -> Figure:
+    """Accuracy and loss per epoch, train and validation, side by side.
+
+    Args:
+        history: Keras-style {"accuracy": [...], "val_accuracy": [...], "loss": [...],
+            "val_loss": [...]}; missing series are left out.
+    """
+    if axes is None:
+        fig = Figure(figsize=(9.0, 3.4), layout="constrained")
+        axes = fig.subplots(1, 2)
+    else:
+        fig = axes[0].figure
+    for ax, metric, title in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
+        for prefix, label, style in (("", "train", "-"), ("val_", "validation", "--")):
+            series = history.get(prefix + metric)
+            if series:
+                ax.plot(np.arange(1, len(series) + 1), series, style, marker="o", ms=3,
+                        label=label)
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False)
+        ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, normalized: bool = False,
+                     title: str | None = None, ax: Axes | None = None) -> Figure:
+    """Confusion matrix heatmap with a number in every cell.
+
+    Args:
+        cm: (K, K) counts (row = true class), or row-normalized fractions with
+            ``normalized=True`` (shown as percentages).
+    """
+    k = len(class_names)
+    fig, ax = _figure(ax, (max(3.6, 0.6 * k + 2.0), max(3.2, 0.55 * k + 1.6)))
+    cm = np.asarray(cm, dtype=float)
+    vmax = 1.0 if normalized else max(cm.max(), 1.0)
+    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=vmax)
+    for i in range(k):
+        for j in range(k):
+            v = cm[i, j]
+            text = f"{100 * v:.0f}%" if normalized else f"{int(v)}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if v > 0.6 * vmax else "black")
+    ax.set_xticks(range(k), list(class_names), rotation=45, ha="right")
+    ax.set_yticks(range(k), list(class_names))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or ("Confusion matrix (row %)" if normalized else "Confusion matrix"))
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def reliability_diagram(bins: Sequence[dict], *, ece: float | None = None,
+                        ax: Axes | None = None) -> Figure:
+    """Accuracy against mean confidence per confidence bin, with the diagonal of perfect
+    calibration.
+
+    Args:
+        bins: [{"lower", "upper", "count", "confidence", "accuracy"}] as
+            :func:`reportgen.evaluate.calibration` returns.
+    """
+    fig, ax = _figure(ax, (4.0, 4.0))
+    lows = np.array([b["lower"] for b in bins])
+    widths = np.array([b["upper"] - b["lower"] for b in bins])
+    acc = np.array([b["accuracy"] if b["accuracy"] is not None else 0.0 for b in bins])
+    ax.bar(lows, acc, widths, align="edge", edgecolor="black", alpha=0.7, label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Reliability" + (f" (ECE {ece:.3f})" if ece is not None else ""))
+    ax.legend(frameon=False, loc="upper left")
+    return fig
+
+
+def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"),
+                dpi: int = 110) -> list[Path]:
+    """Write ``fig`` as ``stem.<format>`` for each format; return the paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        fig.savefig(path, dpi=dpi, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
+        paths.append(path)
+    return paths

@@ -1,0 +1,222 @@
+"""The build: config -> data -> model -> evaluate -> explain -> figures -> report -> site.
+
+Everything is gathered first; the site is written into a temporary folder and swapped in only
+when complete (see :mod:`reportgen.report.site`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from reportgen import __version__
+from reportgen import progress as prog
+from reportgen.config import Config
+from reportgen.errors import ConfigError, ModelError, ReportgenError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildResult:
+    """What a build produced: the site folder, its index page and per-stage wall times."""
+
+    out: Path
+    index: Path
+    timings: dict[str, float] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+
+class _Timer:
+    def __init__(self):
+        self.times: dict[str, float] = {}
+
+    def stage(self, name: str):
+        timer = self
+
+        class _Ctx:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.times[name] = timer.times.get(name, 0.0) + time.perf_counter() - self.t
+
+        return _Ctx()
+
+
+def _quiet_tensorflow() -> None:
+    import os
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    tf.get_logger().setLevel(logging.ERROR)
+
+
+def _data_hash(ds) -> str:
+    h = hashlib.sha256()
+    for name in ("train", "val", "test"):
+        s = ds.splits[name]
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(s.images).tobytes())
+        h.update(s.labels.tobytes())
+    return h.hexdigest()
+
+
+def load_data(cfg: Config, size: tuple[int, int], channels: int, show: bool):
+    """Return the Dataset for ``cfg`` (generating the shapes demo first where asked)."""
+    from reportgen.data import generate_shapes, load_dataset
+    from reportgen.data.folder import count_files
+    from reportgen.data.shapes import CLASSES
+
+    if cfg.data.source == "shapes":
+        n = cfg.data.shapes_per_class * len(CLASSES)
+        cache = cfg.resolve(cfg.data.cache_dir) if cfg.data.cache_dir else None
+        with prog.bar("Generating shapes", n, show) as advance:
+            root = generate_shapes(cache, per_class=cfg.data.shapes_per_class,
+                                   size=cfg.data.image_size, seed=cfg.training.seed,
+                                   progress=advance)
+    else:
+        root = cfg.resolve(cfg.data.path)
+        if not root.is_dir():
+            raise ConfigError(f"data.path: folder not found: {root}")
+    with prog.bar("Reading images", count_files(root), show) as advance:
+        return load_dataset(root, size=size, channels=channels, split=list(cfg.data.split),
+                            seed=cfg.training.seed, annotations=cfg.data.annotations,
+                            progress=advance)
+
+
+def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildResult:
+    """Run the whole build for ``cfg`` and write the site into ``out``.
+
+    Raises:
+        ReportgenError: a user mistake (config, data, model, output folder), with a one-line
+            message naming the key or file.
+    """
+    from reportgen.report.site import SiteWriter, check_output
+
+    out = Path(out)
+    check_output(out.absolute())  # refuse a foreign folder before hours of work
+    timer = _Timer()
+    t_start = time.perf_counter()
+    _quiet_tensorflow()
+    import keras
+
+    from reportgen import evaluate as ev
+    from reportgen import model as mdl
+
+    show = show_progress
+    notes: list[str] = []
+
+    # -- model first when loading: its input decides the image size -----------------------------
+    with timer.stage("load"):
+        loaded = None
+        if cfg.model.source == "load":
+            loaded = mdl.load_model(cfg.resolve(cfg.model.path), safe_mode=cfg.model.safe_mode)
+            h, w, channels = mdl.input_spec(loaded)
+            if h is None or w is None:
+                h = w = cfg.data.image_size
+            if len(loaded.outputs) > 1:
+                notes.append(f"The model has {len(loaded.outputs)} outputs; output "
+                             f"{cfg.model.output_index} (model.output_index) is explained.")
+            if channels not in (1, 3):
+                raise ModelError(f"model.path: the model expects {channels} input channels; "
+                                 "reportgen reads images as 1 (grayscale) or 3 (RGB) channels")
+        else:
+            h = w = cfg.data.image_size
+            channels = 3
+        ds = load_data(cfg, (h, w), channels, show)
+        if cfg.model.source == "load" and cfg.data.image_size != h:
+            notes.append(f"Images were resized to the model's input, {h}x{w} px.")
+
+    n_classes = len(ds.class_names)
+    preprocess = "none" if cfg.model.preprocess == "auto" else cfg.model.preprocess
+
+    def prep(images: np.ndarray) -> np.ndarray:
+        x = images.astype(np.float32)
+        return np.asarray(mdl.apply_preprocess(x, preprocess), dtype=np.float32)
+
+    # -- model --------------------------------------------------------------------------------------
+    history: dict = {}
+    with timer.stage("train"):
+        if loaded is None:
+            base = mdl.build_model(cfg.model.architecture, (h, w, channels), n_classes,
+                                   weights=cfg.model.weights, freeze_base=cfg.model.freeze_base,
+                                   seed=cfg.training.seed)
+            tr, va = ds.splits["train"], ds.splits["val"]
+            with prog.bar("Training (epochs)", cfg.training.epochs, show) as advance:
+                model, history = mdl.train(
+                    base, prep(tr.images), tr.labels, prep(va.images) if len(va) else None,
+                    va.labels if len(va) else None, epochs=cfg.training.epochs,
+                    batch_size=cfg.training.batch_size, learning_rate=cfg.training.learning_rate,
+                    patience=cfg.training.patience, seed=cfg.training.seed,
+                    on_epoch=lambda e, logs: advance(1))
+            if len(history.get("loss", [])) < cfg.training.epochs:
+                notes.append(f"Early stopping ended training after {len(history['loss'])} of "
+                             f"{cfg.training.epochs} epochs (best validation loss restored).")
+        else:
+            model = loaded
+        got = mdl.output_count(model, cfg.model.output_index)
+        if got != n_classes:
+            raise ModelError(f"model.path: the model predicts {got} classes but the data has "
+                             f"{n_classes} ({', '.join(ds.class_names)})")
+
+    # -- predictions and metrics ----------------------------------------------------------------
+    with timer.stage("predict"):
+        probs = {}
+        total = sum(len(s) for s in ds.splits.values())
+        with prog.bar("Predicting", total, show) as advance:
+            for name, split in ds.splits.items():
+                raw = mdl.predict_outputs(model, prep(split.images),
+                                          batch_size=cfg.explain.batch_size,
+                                          output_index=cfg.model.output_index, progress=advance)
+                probs[name] = ev.to_probabilities(raw)
+        metrics = {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
+                                          cfg.report.top_k)
+                   for name in ds.splits}
+
+    # -- explanations over the test set -------------------------------------------------------
+    from reportgen.explain import explain_test_set
+
+    with timer.stage("explain"):
+        test = ds.splits["test"]
+        with prog.bar("Explaining (GradCAM)", len(test), show) as advance:
+            explained = explain_test_set(model, test, prep, probs["test"], cfg,
+                                         progress=advance)
+        notes.extend(explained.notes)
+
+    # -- figures, pages, site --------------------------------------------------------------------
+    from reportgen.report import write_site
+
+    info = {
+        "version": __version__,
+        "python": platform.python_version(),
+        "tensorflow": __import__("tensorflow").__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "model_hash": mdl.weights_hash(model),
+        "data_hash": _data_hash(ds),
+        "params": mdl.count_params(model),
+        "summary": [vars(r) for r in mdl.summary_rows(model)],
+        "input_shape": [h, w, channels],
+        "model_name": model.name,
+        "preprocess": preprocess,
+    }
+    with SiteWriter(out) as site:
+        if loaded is None:
+            with timer.stage("write"):
+                mdl.save_model(model, site.path("model.keras"))
+        index = write_site(site, cfg=cfg, ds=ds, probs=probs, metrics=metrics, history=history,
+                           explained=explained, info=info, notes=notes, timer=timer,
+                           show_progress=show)
+        timer.times["total"] = time.perf_counter() - t_start
+        site.commit({"config": cfg.to_dict()})
+    return BuildResult(out=site.out, index=site.out / index.name, timings=dict(timer.times),
+                       metrics=metrics)
+
+
+__all__ = ["build", "BuildResult", "ReportgenError"]

@@ -1,0 +1,9 @@
+"""Report: page contexts as plain data, Jinja2 rendering, site writing, exports, publishing.
+
+Never imports tensorflow.
+"""
+
+from reportgen.report.build import write_site
+from reportgen.report.site import MARKER, SiteWriter, check_output
+
+__all__ = ["write_site", "SiteWriter", "check_output", "MARKER"]

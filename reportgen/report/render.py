@@ -1,0 +1,42 @@
+"""Jinja2 rendering of the site's pages and Markdown report (autoescape, StrictUndefined)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from reportgen.report.tables import fmt, md_escape
+
+
+def templates_dir() -> Path:
+    """Return the templates folder: the source tree's ``templates/`` (editable installs, any
+    working directory) or the installed package data ``reportgen/templates``."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here.parent / "templates", here / "templates"):
+        if (candidate / "_layout.html").is_file():
+            return candidate
+    from importlib import resources
+    return Path(str(resources.files("reportgen.templates")))
+
+
+def environment(folder: Path | None = None) -> jinja2.Environment:
+    """Return the Jinja2 environment: HTML autoescaped, Markdown not (it uses ``|md``)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder or templates_dir())),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
+                                            default_for_string=True, default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = md_escape
+    env.filters["fmt"] = fmt
+    env.filters["pct"] = lambda v, d=1: "–" if v is None or v != v else f"{100 * v:.{d}f} %"
+    return env
+
+
+def render(env: jinja2.Environment, template: str, context: dict) -> str:
+    """Render ``template`` with ``context``."""
+    return env.get_template(template).render(**context)

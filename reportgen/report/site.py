@@ -1,0 +1,96 @@
+"""Write a site atomically: into a temporary sibling folder, swapped in only when complete.
+
+A failed or interrupted build (an exception, Ctrl-C) leaves the previous site exactly as it was.
+An existing output folder is replaced only if it is empty or carries reportgen's marker file; a
+non-empty folder reportgen did not write is refused and left untouched. Nothing outside the output
+folder and the temporary siblings this module creates is ever deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from reportgen.errors import OutputError
+
+#: Marker file written at the root of every site reportgen builds.
+MARKER = ".reportgen-site"
+
+
+def is_reportgen_site(path: Path) -> bool:
+    """True if ``path`` is a folder holding reportgen's marker file."""
+    return (path / MARKER).is_file()
+
+
+def check_output(out: Path) -> None:
+    """Raise OutputError unless ``out`` may be replaced: missing, empty, or a reportgen site."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: exists and is not a folder; choose another path")
+    if out.is_dir() and any(out.iterdir()) and not is_reportgen_site(out):
+        raise OutputError(f"--out {out}: folder is not empty and was not written by reportgen "
+                          f"(no {MARKER}); choose an empty or new folder, its files are left as "
+                          "they are")
+
+
+class SiteWriter:
+    """Context manager that collects a site in a temporary folder and swaps it in on commit.
+
+    Usage::
+
+        with SiteWriter(out) as site:
+            site.path("index.html").write_text(...)
+            site.commit()
+    """
+
+    def __init__(self, out: str | Path):
+        self.out = Path(out).absolute()
+        check_output(self.out)
+        self.tmp: Path | None = None
+        self.committed = False
+
+    def __enter__(self) -> "SiteWriter":
+        parent = self.out.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.reportgen-tmp-",
+                                             dir=parent))
+        except OSError as e:
+            raise OutputError(f"--out {self.out}: cannot write to {parent}: {e.strerror}") from None
+        return self
+
+    def path(self, rel: str) -> Path:
+        """Return the temporary location of site file ``rel`` (parents created)."""
+        p = self.tmp / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def commit(self, info: dict | None = None) -> Path:
+        """Write the marker and atomically replace the output folder with the new site."""
+        (self.tmp / MARKER).write_text(json.dumps(
+            {"generator": "reportgen", "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+             **(info or {})}, indent=1))
+        check_output(self.out)  # it may have changed while we built
+        old = None
+        if self.out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.reportgen-old-",
+                                        dir=self.out.parent))
+            os.rmdir(old)
+            os.replace(self.out, old)
+        try:
+            os.replace(self.tmp, self.out)
+        except BaseException:
+            if old is not None:
+                os.replace(old, self.out)
+            raise
+        self.committed = True
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.out
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self.committed and self.tmp is not None and self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
