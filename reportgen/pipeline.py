@@ -51,8 +51,21 @@ class _Timer:
 
 
 def _quiet_tensorflow() -> None:
+    """Import TensorFlow without its start-up chatter on stderr (CUDA probing on CPU machines)."""
     import os
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
     import tensorflow as tf
     tf.get_logger().setLevel(logging.ERROR)
 

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 CLASSES = ("circle", "square", "triangle", "star", "cross")
 
 #: Bumped whenever the drawing changes, so stale caches are not reused.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 _SUPERSAMPLE = 4
 
@@ -55,11 +55,12 @@ def _luma(c: np.ndarray) -> float:
     return float(0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2])
 
 
-def render(kind: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
+def render(kind: str, size: int, rng: np.random.Generator, *, with_mask: bool = False):
     """Draw one image of class ``kind``.
 
     Returns:
-        (image (size, size, 3) uint8, box [x0, y0, x1, y1] in pixel-edge coordinates 0..size).
+        (image (size, size, 3) uint8, box [x0, y0, x1, y1] in pixel-edge coordinates 0..size),
+        plus, with ``with_mask``, the object's coverage (size, size) float in [0, 1].
     """
     s = _SUPERSAMPLE
     big = size * s
@@ -95,19 +96,25 @@ def render(kind: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray, 
     margin = r + 1
     cx, cy = rng.uniform(margin, size - margin, size=2)
     angle = rng.uniform(0, 2 * math.pi)
-    fill = tuple(int(v) for v in fg)
+    mask = Image.new("L", (big, big), 0)
+    mdraw = ImageDraw.Draw(mask)
     if kind == "circle":
         box = [cx - r, cy - r, cx + r, cy + r]
-        draw.ellipse([v * s for v in box], fill=fill)
+        mdraw.ellipse([v * s for v in box], fill=255)
     else:
         pts = _polygon(kind, cx, cy, r, angle)
-        draw.polygon([(x * s, y * s) for x, y in pts], fill=fill)
+        mdraw.polygon([(x * s, y * s) for x, y in pts], fill=255)
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         box = [min(xs), min(ys), max(xs), max(ys)]
+    bg_img.paste(Image.new("RGB", (big, big), tuple(int(v) for v in fg)), (0, 0), mask)
     img = np.asarray(bg_img.resize((size, size), Image.BOX), dtype=np.float64)
     img += rng.normal(0, 8, size=img.shape)
     box = [float(np.clip(v, 0, size)) for v in box]
-    return np.clip(np.round(img), 0, 255).astype(np.uint8), box
+    img = np.clip(np.round(img), 0, 255).astype(np.uint8)
+    if with_mask:
+        cover = np.asarray(mask.resize((size, size), Image.BOX), dtype=np.float64) / 255.0
+        return img, box, cover
+    return img, box
 
 
 def default_cache_dir() -> Path:

@@ -1,0 +1,78 @@
+"""Config schema: defaults, overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from reportgen import config
+from reportgen.errors import ConfigError
+
+
+def write(tmp_path, text):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    return p
+
+
+def test_every_key_has_default_and_description():
+    keys = config.all_keys()
+    assert len(keys) >= 20
+    for key, _default, doc in keys:
+        assert doc and doc.strip() == doc, key
+    names = {k for k, _, _ in keys}
+    for fixed in ("data.source", "data.path", "data.image_size", "model.source", "model.path",
+                  "model.architecture", "model.weights", "training.epochs", "training.seed"):
+        assert fixed in names
+
+
+def test_empty_file_is_the_defaults(tmp_path):
+    cfg = config.load(write(tmp_path, ""))
+    assert cfg.data.source == "shapes" and cfg.model.source == "train"
+
+
+def test_shipped_configs_load():
+    root = config.default_config_path().parent
+    for name in ("demo.toml", "smoke.toml", "transfer.toml"):
+        config.load(root / name)
+
+
+def test_override_reads_toml_then_string(tmp_path):
+    cfg = config.load(write(tmp_path, ""), ["training.epochs=3", "report.title=My run",
+                                            "data.split=[0.5, 0.25, 0.25]"])
+    assert cfg.training.epochs == 3
+    assert cfg.report.title == "My run"
+    assert cfg.data.split == [0.5, 0.25, 0.25]
+
+
+def test_relative_paths_resolve_against_config_folder(tmp_path):
+    cfg = config.load(write(tmp_path, '[data]\nsource = "folder"\npath = "imgs"\n'))
+    assert cfg.resolve(cfg.data.path) == (tmp_path / "imgs").resolve()
+
+
+@pytest.mark.parametrize("text, overrides, needle", [
+    ("[data]\nimage_sise = 32\n", [], "data.image_sise; did you mean 'data.image_size'"),
+    ("[trianing]\nepochs = 1\n", [], "unknown section [trianing]; did you mean 'training'"),
+    ("[training]\nepochs = \"ten\"\n", [], "training.epochs: expected integer, got 'ten'"),
+    ("[training]\nepochs = -1\n", [], "training.epochs: -1 is below the minimum 1"),
+    ("", ["data.split=[0.5, 0.5, 0.5]"], "data.split: fractions must be >= 0 and sum to 1"),
+    ("", ["data.source=folder"], "data.path: required"),
+    ("", ["model.source=load"], "model.path: required"),
+    ("", ["model.source=maybe"], "model.source: 'maybe' is not one of"),
+    ("", ["training.epochs"], "expected section.key=value"),
+    ("", ["model.safe_mode=yes"], "model.safe_mode: expected boolean, got 'yes'"),
+])
+def test_errors_name_the_key(tmp_path, text, overrides, needle):
+    with pytest.raises(ConfigError) as e:
+        config.load(write(tmp_path, text), overrides)
+    assert needle in str(e.value)
+    assert e.value.exit_code == 2
+
+
+def test_invalid_toml_gives_line_and_column(tmp_path):
+    with pytest.raises(ConfigError, match=r"c\.toml: invalid TOML: .*line 2, column"):
+        config.load(write(tmp_path, "[data]\nsource = \n"))
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.load(tmp_path / "nope.toml")
