@@ -91,6 +91,8 @@ class ReportConfig:
     title: str = _key("reportgen report", "Title shown on every page.")
     top_k: int = _key(3, "Top-k accuracy is reported for this k when there are more classes.",
                       minimum=1)
+    figure_formats: list = _key(["png", "svg"], 'Files written for every figure: "png" '
+                                '(shown in the pages) plus "svg" and/or "pdf" for papers.')
 
 
 @dataclass
@@ -175,6 +177,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"data.split: fractions must be >= 0 and sum to 1, got {split!r}")
     if split[0] == 0 or split[2] == 0:
         raise ConfigError("data.split: the train and test fractions must be above 0")
+    formats = cfg.report.figure_formats
+    if not formats or formats[0] != "png" or not set(formats) <= {"png", "svg", "pdf"}:
+        raise ConfigError('report.figure_formats: expected "png" first, then any of "svg", '
+                          f'"pdf"; got {formats!r}')
     if cfg.data.source == "folder" and not cfg.data.path:
         raise ConfigError('data.path: required when data.source is "folder"')
     if cfg.model.source == "load" and not cfg.model.path:

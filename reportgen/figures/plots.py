@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 def _figure(ax: Axes | None, figsize=(6.0, 4.0)) -> tuple[Figure, Axes]:
     if ax is None:
-        fig = Figure(figsize=figsize, layout="constrained")
+        fig = Figure(figsize=figsize, layout="tight")
         ax = fig.subplots()
     else:
         fig = ax.figure
@@ -52,7 +52,7 @@ def training_curves(history: dict[str, Sequence[float]], *, axes: Sequence[Axes]
             "val_loss": [...]}; missing series are left out.
     """
     if axes is None:
-        fig = Figure(figsize=(9.0, 3.4), layout="constrained")
+        fig = Figure(figsize=(9.0, 3.4), layout="tight")
         axes = fig.subplots(1, 2)
     else:
         fig = axes[0].figure

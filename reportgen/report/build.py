@@ -28,7 +28,6 @@ SECTION_TITLES = {
     "confident_wrong": ("Most confident wrong", "predicted {c} with the highest confidence, "
                         "but the true class is another"),
 }
-FIGURE_FORMATS = ("png", "svg", "pdf")
 THUMB = 128  # gallery tile side in pixels (files are at most 256 px)
 
 
@@ -41,14 +40,15 @@ def slug(index: int, name: str) -> str:
 class _Site:
     """Collects figures and tables into the site folder and records their links."""
 
-    def __init__(self, site, timer):
+    def __init__(self, site, timer, formats):
         self.site = site
         self.timer = timer
+        self.formats = tuple(formats)
 
     def figure(self, fig, name: str, alt: str, caption: str) -> dict:
         with self.timer.stage("figures"):
             paths = figs.save_figure(fig, self.site.path(f"fig/{name}.png").with_suffix(""),
-                                     FIGURE_FORMATS)
+                                     self.formats)
             w, h = (int(round(v * 110)) for v in fig.get_size_inches())
         exports = [{"href": f"fig/{p.name}", "label": p.suffix[1:].upper()} for p in paths[1:]]
         return {"png": f"fig/{name}.png", "alt": alt, "caption": caption, "exports": exports,
@@ -111,7 +111,7 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
     """Write every page, figure, table and export of the report into ``site``; return the path
     of index.html inside it."""
     names = ds.class_names
-    s = _Site(site, timer)
+    s = _Site(site, timer, cfg.report.figure_formats)
     built = time.strftime("%Y-%m-%d %H:%M")
     classes = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"} for i, n in enumerate(names)]
     nav = [{"href": "index.html", "label": "Overview"}, {"href": "model.html", "label": "Model"}]

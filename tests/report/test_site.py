@@ -1,0 +1,71 @@
+"""Writing the site safely: atomic replace, foreign folders refused, failures lose nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from reportgen.errors import OutputError
+from reportgen.report.site import MARKER, SiteWriter
+
+
+def build(out, text="new"):
+    with SiteWriter(out) as site:
+        site.path("index.html").write_text(text)
+        site.path("img/a.jpg").write_bytes(b"x")
+        site.commit()
+
+
+def snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_new_folder_written_with_marker(tmp_path):
+    build(tmp_path / "site")
+    assert (tmp_path / "site" / "index.html").read_text() == "new"
+    assert (tmp_path / "site" / MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_rebuild_replaces_own_site(tmp_path):
+    build(tmp_path / "site", "one")
+    (tmp_path / "site" / "stale.html").write_text("old page")
+    build(tmp_path / "site", "two")
+    assert (tmp_path / "site" / "index.html").read_text() == "two"
+    assert not (tmp_path / "site" / "stale.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_foreign_folder_refused_untouched(tmp_path):
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "chapter1.tex").write_text("precious")
+    before = snapshot(out)
+    with pytest.raises(OutputError, match="not written by reportgen"):
+        build(out)
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis"]
+
+
+def test_empty_folder_accepted(tmp_path):
+    (tmp_path / "site").mkdir()
+    build(tmp_path / "site")
+    assert (tmp_path / "site" / "index.html").exists()
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_failed_or_interrupted_build_keeps_previous_site(tmp_path, exc):
+    build(tmp_path / "site", "previous")
+    before = snapshot(tmp_path / "site")
+    with pytest.raises(type(exc)):
+        with SiteWriter(tmp_path / "site") as site:
+            site.path("index.html").write_text("half")
+            raise exc
+    assert snapshot(tmp_path / "site") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_output_path_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputError, match="not a folder"):
+        SiteWriter(tmp_path / "f")

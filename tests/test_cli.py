@@ -1,0 +1,141 @@
+"""The command line: instant help, one-line errors, and an end-to-end smoke build."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+from click.testing import CliRunner
+
+from reportgen.cli import main
+
+SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.toml"
+
+
+def test_importing_cli_does_not_import_tensorflow():
+    code = "import sys, reportgen.cli; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["build", "--help"], ["keys", "--help"]])
+def test_every_help(args):
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_keys_lists_every_key():
+    from reportgen.config import all_keys
+    result = CliRunner().invoke(main, ["keys"], catch_exceptions=False)
+    for key, _, doc in all_keys():
+        assert key in result.output and doc in result.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--set", "data.image_sise=32"], "unknown key data.image_sise; did you mean 'data.image_size'"),
+    (["--set", "training.epochs=-2"], "training.epochs: -2 is below the minimum 1"),
+    (["--config", "missing.toml"], "config file not found: missing.toml"),
+])
+def test_config_errors_are_one_line_exit_2(tmp_path, args, needle):
+    result = CliRunner().invoke(main, ["build", "--out", str(tmp_path / "o")] + args)
+    assert result.exit_code == 2
+    assert result.output.strip() == f"Error: {needle}" or needle in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.imgs: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("href", "src"):
+            if a.get(key):
+                self.links.append(a[key])
+        if tag == "img":
+            self.imgs.append(a)
+
+
+@pytest.fixture(scope="module")
+def smoke_site(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("smoke")
+    out = tmp / "site"
+    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(out),
+                                       "--set", f"data.cache_dir={tmp / 'cache'}", "--quiet"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_smoke_build_last_line_is_index(smoke_site):
+    out, result = smoke_site
+    assert result.stdout.strip().splitlines()[-1] == str(out / "index.html")
+
+
+def test_smoke_every_link_and_image_exists(smoke_site):
+    out, _ = smoke_site
+    pages = sorted(out.glob("*.html"))
+    names = {p.name for p in pages}
+    assert {"index.html", "model.html"} <= names
+    assert len([n for n in names if n.startswith("class-")]) == 5
+    checked = 0
+    for page in pages:
+        parser = _Links()
+        parser.feed(page.read_text(encoding="utf-8"))
+        for link in parser.links:
+            url = urlparse(link)
+            assert not url.scheme and not url.netloc, f"{page.name}: non-relative link {link}"
+            assert not link.startswith("/"), f"{page.name}: absolute path {link}"
+            if url.path:
+                assert (out / unquote(url.path)).is_file(), f"{page.name}: missing {link}"
+                checked += 1
+        for img in parser.imgs:
+            assert img.get("alt"), f"{page.name}: image without alt text {img}"
+    assert checked > 50
+    # Markdown: every relative link and image target exists too.
+    md = (out / "report.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)]+)\)", md)
+    assert targets
+    for t in targets:
+        assert (out / t).is_file(), f"report.md: missing {t}"
+
+
+def test_smoke_metrics_and_exports(smoke_site):
+    out, _ = smoke_site
+    m = json.loads((out / "metrics.json").read_text())
+    for split in ("train", "val", "test"):
+        s = m["splits"][split]
+        assert {"accuracy", "loss", "confusion_matrix", "per_class"} <= set(s)
+        assert sum(map(sum, s["confusion_matrix"])) == s["n"]
+    assert (out / "fig" / "confusion_test.svg").is_file()
+    assert (out / "tables" / "per_class_test.tex").read_text().count("\\toprule") == 1
+    assert (out / ".nojekyll").exists()
+    assert (out / "model.keras").is_file()
+    assert not any(out.parent.glob(".site.reportgen-*")), "temporary folders left behind"
+
+
+def test_build_from_saved_model(smoke_site, tmp_path):
+    out, _ = smoke_site
+    saved = tmp_path / "m.keras"
+    saved.write_bytes((out / "model.keras").read_bytes())
+    result = CliRunner().invoke(main, [
+        "build", "--config", str(SMOKE), "--out", str(tmp_path / "loaded"), "--quiet",
+        "--set", f"data.cache_dir={out.parent / 'cache'}", "--set", "model.source=load",
+        "--set", f"model.path={saved}"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    m = json.loads((tmp_path / "loaded" / "metrics.json").read_text())
+    first = json.loads((out / "metrics.json").read_text())
+    assert m["history"] == {}
+    # The same weights on the same test images give the same accuracy.
+    assert m["splits"]["test"]["accuracy"] == pytest.approx(first["splits"]["test"]["accuracy"])
+    assert not (tmp_path / "loaded" / "model.keras").exists()
