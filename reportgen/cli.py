@@ -78,5 +78,41 @@ def keys() -> None:
         click.echo(f"{key} = {default!r}\n    {doc}")
 
 
+@main.command()
+@click.option("--site", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
+              show_default=True, help="The built site folder.")
+@click.option("--branch", default="gh-pages", show_default=True, help="Branch to publish to.")
+@click.option("--remote", default="origin", show_default=True, help="Remote to push to.")
+@click.option("--push", is_flag=True, help="Push the branch after committing.")
+@click.option("--message", help="Commit message.")
+@click.option("--cname", metavar="DOMAIN", help="Custom domain (writes CNAME).")
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
+def publish(site: Path, branch: str, remote: str, push: bool, message: str | None,
+            cname: str | None, debug: bool) -> None:
+    """Commit the site as the whole content of a branch (gh-pages), keeping its history.
+
+    Run it inside your git repository. Your working tree, index and current branch are not
+    touched. GitHub Pages then serves the branch.
+
+    \b
+    Example:
+      reportgen build && reportgen publish --push
+    """
+    from reportgen.report.publish import publish as run_publish
+
+    try:
+        done = run_publish(site, branch=branch, remote=remote, push=push, message=message,
+                           cname=cname)
+    except ReportgenError as e:
+        _fail(e, debug)
+    click.echo(f"Committed {site} to {done.branch} as {done.commit[:10]}"
+               + (f" and pushed to {remote}" if done.pushed else " (not pushed; add --push)"),
+               err=True)
+    if done.url:
+        click.echo(f"GitHub Pages will serve it at {done.url} (set Pages to deploy from the "
+                   f"{done.branch} branch)", err=True)
+    click.echo(done.commit)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

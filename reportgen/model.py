@@ -8,6 +8,7 @@ mutates a model it was given.
 from __future__ import annotations
 
 import hashlib
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,11 +220,15 @@ def load_model(path: str | Path, *, safe_mode: bool = True) -> keras.Model:
                 f"model.path: {path} contains a Lambda layer with Python code, refused under "
                 "safe mode; set model.safe_mode = false (--set model.safe_mode=false) only if "
                 "you trust this file") from None
-        if "Could not locate class" in text or "Unknown layer" in text:
+        found = re.search(r"Could not locate (?:class|function) '([^']+)'", text) or \
+            re.search(r"Unknown layer: '?([\w.]+)", text)
+        if found:
             raise ModelError(
-                f"model.path: {path} uses a custom layer Keras does not know ({text[:160]}); "
-                "register it with keras.saving.register_keras_serializable in an importable "
-                "module, or save the model without it") from None
+                f"model.path: {path} uses the custom layer '{found.group(1)}', which Keras does "
+                "not know; decorate its class with @keras.saving.register_keras_serializable() "
+                "in a module imported before loading, or save the model without it") from None
+        if suffix == ".h5" and "signature" in text:
+            raise ModelError(f"model.path: {path} is not a Keras model file (not HDF5)") from None
         raise ModelError(f"model.path: {path} could not be loaded as a Keras model: "
                          f"{text[:200]}") from None
 

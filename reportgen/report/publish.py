@@ -1,0 +1,126 @@
+"""Publish a site folder to a branch (gh-pages) the way ghp-import does it.
+
+The folder becomes the whole content of the branch in a new commit whose parent is the branch's
+previous tip (history kept), built with git plumbing and a temporary index: the user's working
+tree, index, current branch and ignore rules are never touched. ``.nojekyll`` is always added (so
+GitHub Pages serves ``_``-prefixed paths) and ``CNAME`` when a domain is given.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from reportgen.errors import ReportgenError
+from reportgen.report.site import MARKER
+
+
+class PublishError(ReportgenError):
+    """Publishing failed; the message says why (exit code 1; 2 for usage mistakes)."""
+
+
+@dataclass
+class Published:
+    """The commit made, the branch, whether it was pushed, and the expected Pages URL."""
+
+    commit: str
+    branch: str
+    pushed: bool
+    url: str | None
+
+
+def _git(args: list[str], cwd: Path, env: dict | None = None, check: bool = True,
+         input_: str | None = None) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, env=env, input=input_, text=True,
+                              capture_output=True)
+    except FileNotFoundError:
+        raise PublishError("git is not installed or not on PATH", exit_code=2) from None
+    if check and proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout).strip().splitlines()
+        raise PublishError(f"git {args[0]} failed: {msg[-1] if msg else proc.returncode}")
+    return proc
+
+
+def pages_url(remote_url: str | None, cname: str | None) -> str | None:
+    """Return where GitHub Pages will serve the branch, from the remote URL or the domain."""
+    if cname:
+        return f"https://{cname}/"
+    if not remote_url:
+        return None
+    m = re.search(r"github\.com[:/]+([^/]+)/([^/]+?)(?:\.git)?/?$", remote_url)
+    if not m:
+        return None
+    user, repo = m.group(1), m.group(2)
+    if repo.lower() == f"{user.lower()}.github.io":
+        return f"https://{user.lower()}.github.io/"
+    return f"https://{user.lower()}.github.io/{repo}/"
+
+
+def publish(site: str | Path, *, repo: str | Path = ".", branch: str = "gh-pages",
+            remote: str = "origin", push: bool = False, message: str | None = None,
+            cname: str | None = None) -> Published:
+    """Commit ``site`` as the whole content of ``branch`` in the git repository at ``repo``.
+
+    Raises:
+        PublishError: not in a git repository, the site folder is missing or has no
+            index.html, the branch name is invalid, or the push was rejected.
+    """
+    site = Path(site).absolute()
+    cwd = Path(repo).absolute()
+    if not site.is_dir():
+        raise PublishError(f"--site {site}: folder not found; run `reportgen build` first",
+                           exit_code=2)
+    if not (site / "index.html").is_file():
+        raise PublishError(f"--site {site}: has no index.html; is it a reportgen site?",
+                           exit_code=2)
+    top = _git(["rev-parse", "--show-toplevel"], cwd, check=False)
+    if top.returncode != 0:
+        raise PublishError(f"{cwd} is not inside a git repository; run publish from your "
+                           "project's repository (git init first)", exit_code=2)
+    root = Path(top.stdout.strip())
+    if _git(["check-ref-format", "--branch", branch], root, check=False).returncode != 0:
+        raise PublishError(f"--branch {branch!r} is not a valid branch name", exit_code=2)
+
+    ref = f"refs/heads/{branch}"
+    parent = _git(["rev-parse", "--verify", "--quiet", ref], root, check=False).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="reportgen-publish-") as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        # Stage every file of the site (forced past ignore rules) into the temporary index.
+        _git(["--work-tree", str(site), "add", "--all", "--force", "."], root, env)
+        _git(["rm", "--cached", "--quiet", "--ignore-unmatch", MARKER], root, env)
+        extras = {".nojekyll": ""}
+        if cname:
+            extras["CNAME"] = cname.strip() + "\n"
+        for name, content in extras.items():
+            if name == ".nojekyll" and (site / name).is_file():
+                continue
+            blob = _git(["hash-object", "-w", "--stdin"], root, env, input_=content).stdout
+            _git(["update-index", "--add", "--cacheinfo", f"100644,{blob.strip()},{name}"],
+                 root, env)
+        tree = _git(["write-tree"], root, env).stdout.strip()
+    msg = message or f"Publish report from {site.name} with reportgen"
+    args = ["commit-tree", tree, "-m", msg] + (["-p", parent] if parent else [])
+    commit = _git(args, root).stdout.strip()
+    _git(["update-ref", "-m", "reportgen publish", ref, commit] + ([parent] if parent else []),
+         root)
+
+    remote_url = _git(["remote", "get-url", remote], root, check=False)
+    url = pages_url(remote_url.stdout.strip() if remote_url.returncode == 0 else None, cname)
+    if push:
+        if remote_url.returncode != 0:
+            raise PublishError(f"--remote {remote}: no such remote; the commit is on branch "
+                               f"{branch}, push it yourself or add the remote", exit_code=2)
+        pushed = _git(["push", remote, f"{ref}:{ref}"], root, check=False)
+        if pushed.returncode != 0:
+            lines = (pushed.stderr or pushed.stdout).strip().splitlines()
+            reason = next((ln.strip() for ln in lines if "rejected" in ln), lines[-1] if lines
+                          else "unknown error")
+            raise PublishError(f"push of {branch} to {remote} was rejected ({reason}); the "
+                               f"local branch {branch} has the new commit {commit[:10]}; fetch "
+                               f"{remote}/{branch} and publish again")
+    return Published(commit=commit, branch=branch, pushed=push, url=url)
