@@ -143,6 +143,14 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
             h = w = cfg.data.image_size
             channels = 3
         ds = load_data(cfg, (h, w), channels, show)
+        if ds.skipped:
+            prog.say(f"Warning: skipped {len(ds.skipped)} unreadable or non-image file(s), "
+                     "listed in the report: " + "; ".join(f"{p} ({r})" for p, r in
+                                                          ds.skipped[:5])
+                     + (" ..." if len(ds.skipped) > 5 else ""))
+        if ds.dropped_classes:
+            prog.say("Warning: class folder(s) with no readable image dropped: "
+                     + ", ".join(ds.dropped_classes))
         if cfg.model.source == "load" and cfg.data.image_size != h:
             notes.append(f"Images were resized to the model's input, {h}x{w} px.")
 

@@ -132,26 +132,36 @@ class ModelGraph:
                              f"outputs: {', '.join(conv[-12:])}")
         return self._layers[path]
 
+    def _spatial_layers(self) -> list[str]:
+        """Paths of layers with a 4-D output larger than 1x1 at or after the first convolution
+        (so input scaling layers never count), in execution order; nested models themselves
+        are left out (their inner layers are listed)."""
+        paths = list(self.layer_shapes)
+        first_conv = next((i for i, p in enumerate(paths)
+                           if hasattr(self._layers[p], "kernel_size")), None)
+        if first_conv is None:
+            return []
+        return [p for p in paths[first_conv:]
+                if len(self.layer_shapes[p]) == 3 and self.layer_shapes[p][0] is not None
+                and self.layer_shapes[p][0] * self.layer_shapes[p][1] > 1
+                and not isinstance(self._layers[p], keras.Model)]
+
     def default_layer(self) -> str:
         """Return the path of the last layer with a 4-D output larger than 1x1 (searching nested
-        models; never the model output itself).
+        models; never a layer before the first convolution).
 
         Raises:
-            ValueError: the model has no such layer (no conv layer).
+            ValueError: the model has no convolutional layer.
         """
-        candidates = [p for p, s in self.layer_shapes.items()
-                      if len(s) == 3 and s[0] is not None and s[0] * s[1] > 1
-                      and not isinstance(self._layers[p], keras.Model)]
+        candidates = self._spatial_layers()
         if not candidates:
-            raise ValueError(f"model {self.model.name!r} has no layer with a 4-D output larger "
-                             "than 1x1 (no conv layer)")
+            raise ValueError(f"model {self.model.name!r} has no conv layer (no layer with a "
+                             "4-D output larger than 1x1 after a convolution)")
         return candidates[-1]
 
     def conv_layers(self) -> list[str]:
-        """Paths of every layer whose output is 4-D and larger than 1x1, in execution order."""
-        return [p for p, s in self.layer_shapes.items()
-                if len(s) == 3 and s[0] * s[1] > 1 and not isinstance(self._layers[p], keras.Model)
-                and not isinstance(self._layers[p], keras.layers.InputLayer)]
+        """Paths of the layers with convolution kernels and a 4-D output larger than 1x1."""
+        return [p for p in self._spatial_layers() if hasattr(self._layers[p], "kernel_size")]
 
     # -- twins ----------------------------------------------------------------------------------
 

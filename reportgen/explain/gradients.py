@@ -1,0 +1,251 @@
+"""Input-gradient attributions: saliency, SmoothGrad, Integrated Gradients, guided backprop,
+deconvnet and Guided GradCAM.
+
+All return raw attributions (N, H, W, C) float32 with respect to the (preprocessed) input,
+unnormalized and signed, for the class logit (a final softmax is bypassed). Guided backprop and
+deconvnet change the ReLU gradients through a private visitor of the model graph (every ReLU:
+``ReLU`` layers, ``Activation("relu")``, layers with ``activation="relu"``, ReLU6, inside nested
+models too); the caller's model is never changed.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from reportgen.explain.cam import grad_cam
+from reportgen.explain.common import as_batch, as_targets, class_score, pick_targets
+from reportgen.explain.graph import ModelGraph, _activation_name, graph_for
+
+
+def relu_kind(layer) -> float | None:
+    """Return the ReLU cap of ``layer`` (inf for a plain ReLU, 6 for ReLU6), or None when the
+    layer applies no plain ReLU (leaky or thresholded ReLUs count as none)."""
+    if isinstance(layer, keras.layers.ReLU):
+        if float(getattr(layer, "negative_slope", 0) or 0) != 0:
+            return None
+        if float(getattr(layer, "threshold", 0) or 0) != 0:
+            return None
+        cap = getattr(layer, "max_value", None)
+        return float("inf") if cap is None else float(cap)
+    if isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.Model):
+        name = _activation_name(layer)
+        if name == "relu":
+            return float("inf")
+        if name == "relu6":
+            return 6.0
+    return None
+
+
+@tf.custom_gradient
+def _guided_gate(y):
+    """Identity whose gradient passes only positive incoming gradients (guided backprop)."""
+    def grad(dy):
+        return dy * tf.cast(dy > 0, dy.dtype)
+    return tf.identity(y), grad
+
+
+def _deconv_relu(cap: float):
+    @tf.custom_gradient
+    def f(z):
+        y = tf.nn.relu(z) if np.isinf(cap) else tf.clip_by_value(z, 0.0, cap)
+
+        def grad(dy):
+            return dy * tf.cast(dy > 0, dy.dtype)
+        return y, grad
+    return f
+
+
+def modified_relu_visitor(graph: ModelGraph, mode: str):
+    """Return a visitor for ``graph.forward`` that changes ReLU gradients.
+
+    ``mode="guided"``: gradient ``dy * (dy > 0) * (x > 0)`` (the layer's own ReLU keeps the
+    ``x > 0`` factor, a gate after it adds ``dy > 0``). ``mode="deconv"``: gradient
+    ``dy * (dy > 0)``: the ReLU is computed without its own gradient (a linear twin of the layer
+    followed by a ReLU whose gradient ignores the input's sign).
+    """
+    if mode not in ("guided", "deconv"):
+        raise ValueError(mode)
+
+    def visit(layer, path, call, inputs):
+        cap = relu_kind(layer)
+        if cap is None:
+            return call()
+        if mode == "guided":
+            return _guided_gate(call())
+        if isinstance(layer, (keras.layers.ReLU, keras.layers.Activation)):
+            return _deconv_relu(cap)(inputs[0])
+        return _deconv_relu(cap)(graph.call_twin(layer, inputs, activation="linear"))
+
+    return visit
+
+
+def _grad_function(graph: ModelGraph, mode: str):
+    key = ("input-grad", mode)
+    if key in graph.functions:
+        return graph.functions[key]
+    visitor = None if mode == "plain" else modified_relu_visitor(graph, mode)
+    if visitor is not None:
+        graph.warm(visitor)  # builds the linear twins eagerly
+    h, w, c = graph.input_shape
+
+    @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32),
+                                  tf.TensorSpec([None], tf.int32)])
+    def fn(x, targets):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            logits = graph.forward(x, visitor)
+            score = class_score(logits, pick_targets(logits, targets))
+        return tape.gradient(score, x)
+
+    graph.functions[key] = fn
+    return fn
+
+
+def _resolve_targets(graph: ModelGraph, x: np.ndarray, targets, batch_size: int) -> np.ndarray:
+    """Fix "predicted class" targets once on the clean images (noisy or interpolated copies
+    must explain the same class)."""
+    t = as_targets(targets, len(x))
+    if (t >= 0).all():
+        return t
+    key = ("logits",)
+    if key not in graph.functions:
+        h, w, c = graph.input_shape
+        graph.functions[key] = tf.function(
+            lambda xb: graph.forward(xb),
+            input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+    fn = graph.functions[key]
+    pred = np.concatenate([fn(tf.constant(x[s:s + batch_size])).numpy().argmax(-1)
+                           for s in range(0, len(x), batch_size)])
+    return np.where(t < 0, pred, t).astype(np.int32)
+
+
+def _gradients(graph, mode, x, t, batch_size) -> np.ndarray:
+    fn = _grad_function(graph, mode)
+    out = np.empty_like(x)
+    for s in range(0, len(x), batch_size):
+        out[s:s + batch_size] = fn(tf.constant(x[s:s + batch_size]),
+                                   tf.constant(t[s:s + batch_size])).numpy()
+    return out
+
+
+def saliency(model, images, targets=None, batch_size=64, output_index=0) -> np.ndarray:
+    """Vanilla gradient of the class logit with respect to the input.
+
+    References:
+        * Simonyan et al., Deep Inside Convolutional Networks
+          (https://arxiv.org/abs/1312.6034)
+
+    Returns:
+        (N, H, W, C) float32, signed and unnormalized.
+    """
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph)
+    return _gradients(graph, "plain", x, as_targets(targets, len(x)), batch_size)
+
+
+def smooth_grad(model, images, targets=None, batch_size=64, samples=16, noise=0.15, seed=0,
+                output_index=0) -> np.ndarray:
+    """SmoothGrad: the mean gradient over ``samples`` noisy copies of each image; the Gaussian
+    noise has standard deviation ``noise`` times the image's value range (max - min). The target
+    of a noisy copy is the clean image's.
+
+    References:
+        * Smilkov et al., SmoothGrad: removing noise by adding noise
+          (https://arxiv.org/abs/1706.03825)
+
+    Returns:
+        (N, H, W, C) float32.
+    """
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph)
+    t = _resolve_targets(graph, x, targets, batch_size)
+    rng = np.random.default_rng(seed)
+    span = (x.reshape(len(x), -1).max(1) - x.reshape(len(x), -1).min(1))
+    sigma = (noise * np.where(span > 0, span, 1.0)).astype(np.float32)[:, None, None, None]
+    total = np.zeros_like(x)
+    for _ in range(samples):
+        noisy = x + rng.standard_normal(x.shape).astype(np.float32) * sigma
+        total += _gradients(graph, "plain", noisy, t, batch_size)
+    return (total / samples).astype(np.float32)
+
+
+def integrated_gradients(model, images, targets=None, batch_size=64, steps=32, baseline=None,
+                         output_index=0) -> np.ndarray:
+    """Integrated Gradients along the straight path from ``baseline`` to each image.
+
+    The path integral is the trapezoidal rule over ``steps`` equal intervals (``steps + 1``
+    gradient evaluations); attributions = (x - baseline) * mean gradient, so their sum over
+    pixels approximates score(x) - score(baseline) (completeness).
+
+    Args:
+        baseline: None for zeros (black, for models that take raw pixels), a scalar, or an array
+            broadcastable to the images.
+
+    References:
+        * Sundararajan et al., Axiomatic Attribution for Deep Networks
+          (https://arxiv.org/abs/1703.01365)
+
+    Returns:
+        (N, H, W, C) float32.
+    """
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph)
+    t = _resolve_targets(graph, x, targets, batch_size)
+    base = np.broadcast_to(np.asarray(0.0 if baseline is None else baseline, np.float32),
+                           x.shape)
+    alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)
+    weights = np.full(steps + 1, 1.0 / steps, np.float32)
+    weights[[0, -1]] *= 0.5
+    total = np.zeros_like(x)
+    for a, wgt in zip(alphas, weights):
+        total += wgt * _gradients(graph, "plain", base + a * (x - base), t, batch_size)
+    return ((x - base) * total).astype(np.float32)
+
+
+def guided_backprop(model, images, targets=None, batch_size=64, output_index=0) -> np.ndarray:
+    """Guided backpropagation: ReLU gradients become ``dy * (dy > 0) * (x > 0)``.
+
+    References:
+        * Springenberg et al., Striving for Simplicity: The All Convolutional Net
+          (https://arxiv.org/abs/1412.6806)
+
+    Returns:
+        (N, H, W, C) float32.
+    """
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph)
+    return _gradients(graph, "guided", x, as_targets(targets, len(x)), batch_size)
+
+
+def deconvnet(model, images, targets=None, batch_size=64, output_index=0) -> np.ndarray:
+    """Deconvnet: ReLU gradients become ``dy * (dy > 0)``, ignoring the forward sign.
+
+    References:
+        * Zeiler and Fergus, Visualizing and Understanding Convolutional Networks
+          (https://arxiv.org/abs/1311.2901)
+
+    Returns:
+        (N, H, W, C) float32.
+    """
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph)
+    return _gradients(graph, "deconv", x, as_targets(targets, len(x)), batch_size)
+
+
+def guided_grad_cam(model, images, targets=None, layer=None, batch_size=64,
+                    output_index=0) -> np.ndarray:
+    """Guided GradCAM: guided backprop times the GradCAM map (upsampled bilinearly to the
+    input size), for the same target class.
+
+    Returns:
+        (N, H, W, C) float32.
+    """
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph)
+    t = _resolve_targets(graph, x, targets, batch_size)
+    gb = _gradients(graph, "guided", x, t, batch_size)
+    cam = grad_cam(model, x, targets=t, layer=layer, batch_size=batch_size,
+                   output_index=output_index)
+    return (gb * cam[..., None]).astype(np.float32)

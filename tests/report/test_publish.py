@@ -1,0 +1,123 @@
+"""Publishing to gh-pages against local repositories: history kept, working tree untouched."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reportgen.cli import main
+from reportgen.report.publish import PublishError, pages_url, publish
+
+
+def git(cwd, *args) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "T")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "t@example.com")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "T")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@example.com")
+    r = tmp_path / "proj"
+    r.mkdir()
+    git(r, "init", "-q", "-b", "main")
+    (r / "code.py").write_text("print(1)\n")
+    (r / ".gitignore").write_text("site/\n")
+    git(r, "add", ".")
+    git(r, "commit", "-q", "-m", "init")
+    (r / "code.py").write_text("print(2)\n")  # an uncommitted change that must survive
+    (r / "staged.txt").write_text("staged\n")
+    git(r, "add", "staged.txt")
+    site = r / "site"
+    (site / "img").mkdir(parents=True)
+    (site / "index.html").write_text("<h1>v1</h1>")
+    (site / "img" / "a.jpg").write_bytes(b"\xff\xd8")
+    (site / "_private.html").write_text("underscore")
+    (site / ".reportgen-site").write_text("{}")
+    return r
+
+
+def state(r: Path):
+    return (git(r, "status", "--porcelain"), git(r, "rev-parse", "HEAD"),
+            git(r, "symbolic-ref", "HEAD"), (r / "code.py").read_text(),
+            git(r, "diff", "--cached", "--name-only"))
+
+
+def test_publish_commits_site_as_branch_without_touching_work(repo):
+    before = state(repo)
+    done = publish(repo / "site", repo=repo)
+    assert state(repo) == before
+    files = set(git(repo, "ls-tree", "-r", "--name-only", "gh-pages").splitlines())
+    assert files == {"index.html", "img/a.jpg", "_private.html", ".nojekyll"}
+    assert git(repo, "show", "gh-pages:index.html") == "<h1>v1</h1>"
+    assert git(repo, "rev-parse", "gh-pages") == done.commit
+
+
+def test_second_publish_keeps_history(repo):
+    first = publish(repo / "site", repo=repo).commit
+    (repo / "site" / "index.html").write_text("<h1>v2</h1>")
+    (repo / "site" / "img" / "a.jpg").unlink()
+    second = publish(repo / "site", repo=repo, message="v2", cname="docs.example.org").commit
+    assert git(repo, "rev-parse", f"{second}^") == first
+    assert git(repo, "log", "-1", "--format=%s", "gh-pages") == "v2"
+    files = set(git(repo, "ls-tree", "-r", "--name-only", "gh-pages").splitlines())
+    assert files == {"index.html", "_private.html", ".nojekyll", "CNAME"}
+    assert git(repo, "show", "gh-pages:CNAME") == "docs.example.org"
+
+
+def test_push_to_bare_remote_and_rejection(repo, tmp_path):
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    done = publish(repo / "site", repo=repo, push=True)
+    assert git(bare, "rev-parse", "gh-pages") == done.commit
+    # Someone else publishes from another clone: our next push is not a fast-forward.
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(bare), str(other))
+    git(other, "checkout", "-q", "gh-pages")
+    (other / "x.html").write_text("theirs")
+    git(other, "add", ".")
+    git(other, "commit", "-q", "-m", "theirs")
+    git(other, "push", "-q", "origin", "gh-pages")
+    (repo / "site" / "index.html").write_text("<h1>v3</h1>")
+    with pytest.raises(PublishError, match="rejected"):
+        publish(repo / "site", repo=repo, push=True)
+
+
+def test_errors_outside_git_and_missing_site(tmp_path, repo):
+    site = repo / "site"
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    with pytest.raises(PublishError, match="not inside a git repository"):
+        publish(site, repo=outside)
+    with pytest.raises(PublishError, match="folder not found"):
+        publish(repo / "nope", repo=repo)
+
+
+def test_cli_publish_prints_commit_and_url(repo, monkeypatch):
+    git(repo, "remote", "add", "origin", "git@github.com:Ada/shapes-report.git")
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["publish", "--site", "site"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == git(repo, "rev-parse", "gh-pages")
+    assert "https://ada.github.io/shapes-report/" in result.stderr
+    monkeypatch.chdir(repo.parent)
+    bad = CliRunner().invoke(main, ["publish", "--site", "proj/site"])
+    assert bad.exit_code == 2 and "not inside a git repository" in bad.output
+    assert "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize("url, want", [
+    ("https://github.com/Ada/repo.git", "https://ada.github.io/repo/"),
+    ("git@github.com:Ada/repo", "https://ada.github.io/repo/"),
+    ("https://github.com/ada/ada.github.io", "https://ada.github.io/"),
+    ("https://gitlab.com/ada/repo", None),
+])
+def test_pages_url(url, want):
+    assert pages_url(url, None) == want
+    assert pages_url(url, "x.org") == "https://x.org/"
