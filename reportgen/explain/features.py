@@ -1,0 +1,185 @@
+"""What layers compute: feature maps, learned filters, filter patterns and deep dream."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from reportgen.explain.common import as_batch
+from reportgen.explain.graph import ModelGraph, graph_for
+
+
+def _capture_function(graph: ModelGraph, paths: tuple[str, ...]):
+    key = ("capture", paths)
+    if key not in graph.functions:
+        for p in paths:
+            graph.layer(p)  # raises with the valid paths
+        h, w, c = graph.input_shape
+
+        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+        def fn(x):
+            captured = {}
+
+            def visit(layer, path, call, inputs):
+                out = call()
+                if path in paths:
+                    captured[path] = out
+                return out
+
+            graph.forward(x, visit, logits=False)
+            return [captured[p] for p in paths]
+
+        graph.functions[key] = fn
+    return graph.functions[key]
+
+
+def feature_maps(model, images, layers, batch_size=64, output_index=0) -> dict[str, np.ndarray]:
+    """Activations of ``layers`` (paths, ``outer/inner`` inside nested models).
+
+    Returns:
+        {layer path: (N, h, w, C) float32}, the layer outputs as the model computes them
+        (training=False).
+    """
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph)
+    paths = tuple([layers] if isinstance(layers, str) else layers)
+    fn = _capture_function(graph, paths)
+    parts = [fn(tf.constant(x[s:s + batch_size])) for s in range(0, len(x), batch_size)]
+    return {p: np.concatenate([np.asarray(part[i]) for part in parts]).astype(np.float32)
+            for i, p in enumerate(paths)}
+
+
+def learned_filters(model, layer: str) -> np.ndarray:
+    """The kernel of a conv layer as read from the layer, (kh, kw, in_channels, filters)
+    float32 (first layers of RGB models show as colour tiles)."""
+    graph = graph_for(model)
+    lyr = graph.layer(layer)
+    kernel = getattr(lyr, "kernel", None)
+    if kernel is None or len(kernel.shape) != 4:
+        raise ValueError(f"layer {layer!r} has no 2-D convolution kernel")
+    return np.asarray(kernel, dtype=np.float32)
+
+
+def filter_patterns(model, layer, filters, steps=60, step_size=None, value_range=(0.0, 255.0),
+                    jitter=2, blur_every=8, seed=0, output_index=0) -> np.ndarray:
+    """Input images that maximize the mean activation of each filter of ``layer``.
+
+    Gradient ascent, batched over filters (one image per filter), from mid-grey plus small noise:
+    each step rolls the images by a random jitter of up to ``jitter`` pixels, takes the gradient
+    of each filter's mean activation, L2-normalizes it per image, steps by ``step_size`` (default
+    1.5 % of the value range times sqrt(H W C)), rolls back and clips to ``value_range``; every
+    ``blur_every`` steps a light 3x3 blur regularizes high frequencies.
+
+    Returns:
+        (F, H, W, C) float32 in ``value_range``.
+    """
+    graph = graph_for(model, output_index)
+    graph.layer(layer)
+    h, w, c = graph.input_shape
+    filt = np.asarray(list(filters), dtype=np.int32)
+    lo, hi = value_range
+    span = hi - lo
+    if step_size is None:
+        step_size = 0.015 * span * np.sqrt(h * w * c)
+    key = ("filter-pattern", layer)
+    if key not in graph.functions:
+        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32),
+                                      tf.TensorSpec([None], tf.int32)])
+        def grad_fn(x, f):
+            captured = {}
+
+            def visit(lyr, path, call, inputs):
+                out = call()
+                if path == layer:
+                    captured["a"] = out
+                return out
+
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)
+                graph.forward(x, visit, logits=False)
+                a = captured["a"]
+                a = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(a)[-1]])
+                score = tf.gather(tf.reduce_mean(a, axis=1), f, axis=1, batch_dims=1)
+            g = tape.gradient(score, x)
+            norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=[1, 2, 3], keepdims=True)) + 1e-12
+            return g / norm
+
+        graph.functions[key] = grad_fn
+    grad_fn = graph.functions[key]
+    rng = np.random.default_rng(seed)
+    x = (lo + span * (0.5 + 0.05 * rng.standard_normal((len(filt), h, w, c)))).astype(np.float32)
+    kernel = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 16.0
+    for step in range(steps):
+        dy, dx = rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0)
+        shifted = np.roll(x, (dy, dx), axis=(1, 2))
+        g = grad_fn(tf.constant(shifted), tf.constant(filt)).numpy()
+        x = np.clip(x + step_size * np.roll(g, (-dy, -dx), axis=(1, 2)), lo, hi)
+        if blur_every and (step + 1) % blur_every == 0 and step + 1 < steps:
+            x = _blur3(x, kernel)
+    return x.astype(np.float32)
+
+
+def _blur3(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    pad = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    out = np.zeros_like(x)
+    h, w = x.shape[1:3]
+    for i in range(3):
+        for j in range(3):
+            out += kernel[i, j] * pad[:, i:i + h, j:j + w]
+    return out
+
+
+def deep_dream(model, images, layers, octaves=3, octave_scale=1.4, steps=12, step_size=None,
+               value_range=(0.0, 255.0), output_index=0) -> np.ndarray:
+    """Deep dream: gradient ascent on each image to amplify the mean squared activation of
+    ``layers``, coarse to fine over ``octaves``.
+
+    The model always sees its own input size; an octave works on the image low-passed to
+    1 / octave_scale^k of the size (bilinear down and up) and adds back the detail lost by the
+    low-pass afterwards. Steps use the per-image L2-normalized gradient times ``step_size``
+    (default 1 % of the value range times sqrt(H W C)). An artistic view, not an explanation.
+
+    Returns:
+        Dreamed images, same shape as ``images``, float32 in ``value_range``.
+    """
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph).copy()
+    paths = tuple([layers] if isinstance(layers, str) else layers)
+    for p in paths:
+        graph.layer(p)
+    h, w, c = graph.input_shape
+    lo, hi = value_range
+    if step_size is None:
+        step_size = 0.01 * (hi - lo) * np.sqrt(h * w * c)
+    key = ("dream", paths)
+    if key not in graph.functions:
+        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+        def grad_fn(xb):
+            captured = []
+
+            def visit(lyr, path, call, inputs):
+                out = call()
+                if path in paths:
+                    captured.append(out)
+                return out
+
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(xb)
+                graph.forward(xb, visit, logits=False)
+                loss = tf.add_n([tf.reduce_mean(tf.square(a), axis=[1, 2, 3]) for a in captured])
+            g = tape.gradient(loss, xb)
+            return g / (tf.sqrt(tf.reduce_sum(tf.square(g), axis=[1, 2, 3], keepdims=True))
+                        + 1e-12)
+
+        graph.functions[key] = grad_fn
+    grad_fn = graph.functions[key]
+    for k in reversed(range(octaves)):
+        scale = octave_scale ** k
+        size = (max(4, int(round(h / scale))), max(4, int(round(w / scale))))
+        low = tf.image.resize(tf.image.resize(x, size, "bilinear"), (h, w), "bilinear").numpy()
+        detail = x - low
+        img = low
+        for _ in range(steps):
+            img = np.clip(img + step_size * grad_fn(tf.constant(img)).numpy(), lo, hi)
+        x = np.clip(img + detail, lo, hi)
+    return x.astype(np.float32)

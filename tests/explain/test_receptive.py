@@ -1,0 +1,67 @@
+"""Receptive fields: a hand-built stack, checked by hand and by gradient support."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from reportgen.explain.receptive import receptive_field
+
+
+def stack(keras, pool):
+    inp = keras.Input((32, 32, 1))
+    x = keras.layers.Conv2D(1, 3, padding="valid", name="a", use_bias=False)(inp)
+    x = keras.layers.Conv2D(1, 3, strides=2, padding="same", name="b", use_bias=False)(x)
+    x = pool(2, name="c")(x)
+    x = keras.layers.Conv2D(1, 3, dilation_rate=2, padding="valid", name="d", use_bias=False)(x)
+    out = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, out)
+
+
+def test_hand_computed_stack(keras):
+    model = stack(keras, keras.layers.MaxPooling2D)
+    # a: size 3, stride 1, offset 1. b (same, n=30, k=3, s=2: no padding before): size 5,
+    # stride 2, offset 2. c (pool 2): size 7, stride 4, offset 3. d (k=3, d=2 -> 5): size 23,
+    # stride 4, offset 11.
+    want = {"a": (3, 1, 1), "b": (5, 2, 2), "c": (7, 4, 3), "d": (23, 4, 11)}
+    for name, (size, stride, offset) in want.items():
+        rf = receptive_field(model, name)
+        assert rf.size == (size, size) and rf.stride == (stride, stride)
+        assert rf.offset == (offset, offset), name
+    rf = receptive_field(model, "d")
+    assert rf.box(0, 0) == (0, 0, 22, 22)
+    assert rf.box(1, 2) == (4, 8, 26, 30)
+    assert rf.box(2, 2, (32, 32)) == (8, 8, 30, 30)  # d is 3x3 units
+
+
+def test_box_equals_gradient_support(keras):
+    model = stack(keras, keras.layers.AveragePooling2D)
+    for layer in model.layers:
+        if layer.name in "abd":
+            layer.set_weights([np.ones_like(w) for w in layer.get_weights()])
+    sub = keras.Model(model.inputs, model.get_layer("d").output)
+    rf = receptive_field(model, "d")
+    x = tf.constant(np.ones((1, 32, 32, 1), np.float32))
+    for i, j in [(0, 0), (1, 2), (2, 2), (2, 0)]:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = sub(x)[0, i, j, 0]
+        g = tape.gradient(y, x).numpy()[0, :, :, 0]
+        rows, cols = np.nonzero(g)
+        assert (rows.min(), cols.min(), rows.max(), cols.max()) == rf.box(i, j, (32, 32))
+
+
+def test_same_padding_with_odd_input_and_nested(keras):
+    inner_in = keras.Input((9, 9, 1))
+    y = keras.layers.ZeroPadding2D(((1, 0), (1, 0)), name="pad")(inner_in)  # 10x10
+    y = keras.layers.Conv2D(1, 4, strides=3, padding="same", name="c")(y)
+    inner = keras.Model(inner_in, y, name="base.v2")
+    inp = keras.Input((9, 9, 1))
+    out = keras.layers.Dense(1)(keras.layers.Flatten()(inner(inp)))
+    model = keras.Model(inp, out)
+    rf = receptive_field(model, "base.v2/c")
+    # pad: offset -1. c: n=10, s=3 -> 4 outputs; total = 3*3 + 4 - 10 = 3 -> 1 before:
+    # size 4, stride 3, offset -1 + (1.5 - 1) = -0.5.
+    assert rf.size == (4, 4) and rf.stride == (3, 3) and rf.offset == (-0.5, -0.5)
+    assert rf.box(0, 0) == (-2, -2, 1, 1)
+    assert rf.box(0, 0, (9, 9)) == (0, 0, 1, 1)  # clipped to the image
