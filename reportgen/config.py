@@ -84,6 +84,33 @@ class ExplainConfig:
     batch_size: int = _key(64, "Batch size for explanations.", minimum=1, maximum=65536)
     gallery_size: int = _key(24, "Images per gallery section on each class page.",
                              minimum=0, maximum=100000)
+    methods: list = _key(list(("gradcam", "gradcam++", "layercam", "scorecam", "saliency",
+                               "smoothgrad", "integrated_gradients", "guided_backprop",
+                               "deconvnet", "guided_gradcam")),
+                         "Methods on the Methods page and in the quality table.")
+    samples_per_class: int = _key(2, "Test images per class shown across every method.",
+                                  minimum=0, maximum=100)
+    quality_images: int = _key(100, "Test images (stratified) scored by deletion/insertion AUC, "
+                               "pointing game, energy in box.", minimum=0)
+    quality_steps: int = _key(12, "Perturbation steps of the deletion and insertion curves.",
+                              minimum=2, maximum=1000)
+    sanity_images: int = _key(24, "Test images compared before/after randomizing the head "
+                              "(sanity check).", minimum=0)
+    scorecam_channels: int = _key(32, "ScoreCAM channel cap (most active first); bounds its "
+                                  "cost.", minimum=1)
+    smoothgrad_samples: int = _key(16, "Noisy copies averaged by SmoothGrad.", minimum=1)
+    ig_steps: int = _key(32, "Integration steps of Integrated Gradients.", minimum=1)
+    feature_map_channels: int = _key(16, "Channels shown per layer on the Layers page.",
+                                     minimum=1)
+    pattern_layers: list = _key([], "Layers whose filter patterns are drawn; empty: the first, "
+                                "a middle and the last conv layer.")
+    pattern_filters: int = _key(8, "Filters per layer drawn as patterns.", minimum=0)
+    pattern_steps: int = _key(40, "Gradient-ascent steps per filter pattern.", minimum=1)
+    receptive_units: int = _key(6, "Most active last-layer units shown with their receptive "
+                                "field.", minimum=0)
+    dream_images: int = _key(3, "Images given the deep-dream treatment (0 turns it off).",
+                             minimum=0)
+    dream_octaves: int = _key(3, "Deep-dream octaves.", minimum=1, maximum=8)
 
 
 @dataclass
@@ -181,6 +208,11 @@ def _validate(cfg: Config) -> None:
     if not formats or formats[0] != "png" or not set(formats) <= {"png", "svg", "pdf"}:
         raise ConfigError('report.figure_formats: expected "png" first, then any of "svg", '
                           f'"pdf"; got {formats!r}')
+    from reportgen.methods import METHOD_NAMES
+    for m in cfg.explain.methods:
+        if m not in METHOD_NAMES:
+            raise ConfigError(f"explain.methods: unknown method {m!r}"
+                              f"{_closest(m, list(METHOD_NAMES))}")
     if cfg.data.source == "folder" and not cfg.data.path:
         raise ConfigError('data.path: required when data.source is "folder"')
     if cfg.model.source == "load" and not cfg.model.path:

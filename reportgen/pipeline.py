@@ -201,13 +201,17 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
                    for name in ds.splits}
 
     # -- explanations over the test set -------------------------------------------------------
-    from reportgen.explain import explain_test_set
+    from reportgen.explain.suite import explain_layers, explain_methods, explain_test_set
 
     with timer.stage("explain"):
         test = ds.splits["test"]
         with prog.bar("Explaining (GradCAM)", len(test), show) as advance:
             explained = explain_test_set(model, test, prep, probs["test"], cfg,
                                          progress=advance)
+        with prog.bar("Methods and quality", len(cfg.explain.methods) + 1, show) as advance:
+            explain_methods(model, test, prep, probs["test"], cfg, explained, progress=advance)
+        with prog.bar("Layers", 4, show) as advance:
+            explain_layers(model, test, prep, cfg, explained, progress=advance)
         notes.extend(explained.notes)
 
     # -- figures, pages, site --------------------------------------------------------------------

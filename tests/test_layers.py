@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "reportgen"
-ORDER = ["errors", "config", "progress", "data", "model", "evaluate", "explain", "figures",
+ORDER = ["errors", "methods", "config", "progress", "data", "model", "evaluate", "explain", "figures",
          "report", "pipeline", "cli"]
 FORBIDDEN = {
     "explain": {"matplotlib", "jinja2"},

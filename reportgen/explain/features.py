@@ -113,9 +113,9 @@ def filter_patterns(model, layer, filters, steps=60, step_size=None, value_range
         dy, dx = rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0)
         shifted = np.roll(x, (dy, dx), axis=(1, 2))
         g = grad_fn(tf.constant(shifted), tf.constant(filt)).numpy()
-        x = np.clip(x + step_size * np.roll(g, (-dy, -dx), axis=(1, 2)), lo, hi)
+        x = np.clip(x + step_size * np.roll(g, (-dy, -dx), axis=(1, 2)), lo, hi).astype(np.float32)
         if blur_every and (step + 1) % blur_every == 0 and step + 1 < steps:
-            x = _blur3(x, kernel)
+            x = _blur3(x, kernel).astype(np.float32)
     return x.astype(np.float32)
 
 
@@ -176,10 +176,12 @@ def deep_dream(model, images, layers, octaves=3, octave_scale=1.4, steps=12, ste
     for k in reversed(range(octaves)):
         scale = octave_scale ** k
         size = (max(4, int(round(h / scale))), max(4, int(round(w / scale))))
-        low = tf.image.resize(tf.image.resize(x, size, "bilinear"), (h, w), "bilinear").numpy()
+        low = tf.image.resize(tf.image.resize(x, size, "bilinear"), (h, w), "bilinear"
+                              ).numpy().astype(np.float32)
         detail = x - low
         img = low
         for _ in range(steps):
-            img = np.clip(img + step_size * grad_fn(tf.constant(img)).numpy(), lo, hi)
-        x = np.clip(img + detail, lo, hi)
+            img = np.clip(img + step_size * grad_fn(tf.constant(img)).numpy(), lo, hi
+                          ).astype(np.float32)
+        x = np.clip(img + detail, lo, hi).astype(np.float32)
     return x.astype(np.float32)

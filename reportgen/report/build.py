@@ -18,6 +18,7 @@ from PIL import Image
 from reportgen import figures as figs
 from reportgen import progress as prog
 from reportgen.figures.overlay import heatmap_overlay, to_rgb
+from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.render import environment, render, templates_dir
 from reportgen.report.tables import Table
 
@@ -114,7 +115,9 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
     s = _Site(site, timer, cfg.report.figure_formats)
     built = time.strftime("%Y-%m-%d %H:%M")
     classes = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"} for i, n in enumerate(names)]
-    nav = [{"href": "index.html", "label": "Overview"}, {"href": "model.html", "label": "Model"}]
+    nav = [{"href": "index.html", "label": "Overview"}, {"href": "methods.html",
+                                                          "label": "Methods"},
+           {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
     nav += [{"href": c["href"], "label": c["name"]} for c in classes]
     base = {"title": cfg.report.title, "version": info["version"], "built": built, "nav": nav}
 
@@ -207,6 +210,19 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
                 advance(len(idx))
             class_pages.append({**c, "metrics": pc[c["name"]], "sections": sections})
 
+    def written_tile(i: int) -> str:
+        rel = f"img/test/{i}.jpg"
+        if i not in tiles_written:
+            _write_tile(to_rgb(test.images[i:i + 1])[0], site.path(rel), THUMB)
+            tiles_written.add(i)
+        return rel
+
+    tiles_written = {i for i in written}
+    with timer.stage("figures"):
+        methods_ctx = methods_context(site, test, probs["test"], names, explained, written_tile)
+        layers_ctx = layers_context(site, test, names, explained, written_tile)
+    t_quality = s.table(methods_ctx["quality_table"]) if methods_ctx["quality_table"] else None
+
     # -- contexts and pages ---------------------------------------------------------------------
     env = environment()
     test_m = metrics["test"]
@@ -246,13 +262,22 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
                      "config_json": json.dumps(cfg.to_dict(), indent=2),
                      "saved_model": cfg.model.source == "train"}
         site.path("model.html").write_text(render(env, "model.html", model_ctx), "utf-8")
-        md_ctx = {**index_ctx, "class_pages": class_pages, "t_layers": model_ctx["t_layers"]}
+        site.path("methods.html").write_text(render(env, "methods.html", {
+            **common, "page_title": "Methods", "current": "methods.html", "m": methods_ctx,
+            "t_quality": t_quality, "layer": explained.layer}), "utf-8")
+        site.path("layers.html").write_text(render(env, "layers.html", {
+            **common, "page_title": "Layers", "current": "layers.html", "L": layers_ctx}),
+            "utf-8")
+        md_ctx = {**index_ctx, "class_pages": class_pages, "t_layers": model_ctx["t_layers"],
+                  "m": methods_ctx, "t_quality": t_quality, "L": layers_ctx}
         site.path("report.md").write_text(render(env, "report.md", md_ctx), "utf-8")
         shutil.copyfile(templates_dir() / "style.css", site.path("style.css"))
         site.path(".nojekyll").write_text("")
         site.path("metrics.json").write_text(json.dumps(_clean({
             "title": cfg.report.title, "classes": names, "splits": metrics, "history": history,
-            "explain": {"layer": explained.layer, "pointing_game": pointing},
+            "explain": {"layer": explained.layer, "pointing_game": pointing,
+                        "quality": explained.quality,
+                        "receptive_field": (explained.layers or {}).get("rf")},
             "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
             "dropped_classes": ds.dropped_classes, "notes": notes,
             "model": {k: info[k] for k in ("model_name", "model_hash", "data_hash", "params",
