@@ -92,14 +92,14 @@ class ExplainConfig:
                                   minimum=0, maximum=100)
     quality_images: int = _key(100, "Test images (stratified) scored by deletion/insertion AUC, "
                                "pointing game, energy in box.", minimum=0)
-    quality_steps: int = _key(12, "Perturbation steps of the deletion and insertion curves.",
+    quality_steps: int = _key(8, "Perturbation steps of the deletion and insertion curves.",
                               minimum=2, maximum=1000)
-    sanity_images: int = _key(24, "Test images compared before/after randomizing the head "
+    sanity_images: int = _key(16, "Test images compared before/after randomizing the head "
                               "(sanity check).", minimum=0)
-    scorecam_channels: int = _key(32, "ScoreCAM channel cap (most active first); bounds its "
+    scorecam_channels: int = _key(16, "ScoreCAM channel cap (most active first); bounds its "
                                   "cost.", minimum=1)
-    smoothgrad_samples: int = _key(16, "Noisy copies averaged by SmoothGrad.", minimum=1)
-    ig_steps: int = _key(32, "Integration steps of Integrated Gradients.", minimum=1)
+    smoothgrad_samples: int = _key(10, "Noisy copies averaged by SmoothGrad.", minimum=1)
+    ig_steps: int = _key(16, "Integration steps of Integrated Gradients.", minimum=1)
     feature_map_channels: int = _key(16, "Channels shown per layer on the Layers page.",
                                      minimum=1)
     pattern_layers: list = _key([], "Layers whose filter patterns are drawn; empty: the first, "

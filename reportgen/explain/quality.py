@@ -56,24 +56,25 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
     counts = np.round(np.linspace(0, h * w, steps + 1)).astype(np.int64)
     probs_fn = _probability_function(graph)
     flat = x.reshape(n, h * w, c)
+    fractions = counts / (h * w)
     out = {}
+    per_image = steps + 1
+    # Images per group so that one group's perturbed copies fill about one batch.
+    group = max(1, batch_size // per_image)
     for mode in ("deletion", "insertion"):
-        curves = np.zeros((n, steps + 1))
-        # Generate the perturbed copies lazily, batch_size at a time.
-        jobs = [(i, k) for i in range(n) for k in range(steps + 1)]
-        for s in range(0, len(jobs), batch_size):
-            chunk = jobs[s:s + batch_size]
-            batch = np.empty((len(chunk), h * w, c), np.float32)
-            for b, (i, k) in enumerate(chunk):
-                top = (ranks[i] < counts[k])[:, None]
-                if mode == "deletion":
-                    batch[b] = np.where(top, base[i], flat[i])
-                else:
-                    batch[b] = np.where(top, flat[i], base[i])
-            p = probs_fn(tf.constant(batch.reshape(-1, h, w, c))).numpy()
-            for b, (i, k) in enumerate(chunk):
-                curves[i, k] = p[b, t[i]]
-        fractions = counts / (h * w)
+        curves = np.zeros((n, per_image))
+        for g0 in range(0, n, group):
+            idx = np.arange(g0, min(g0 + group, n))
+            # (images, steps + 1, pixels): is the pixel among the top k of its map?
+            top = ranks[idx][:, None, :] < counts[None, :, None]
+            first, second = (base[idx], flat[idx]) if mode == "deletion" else (flat[idx],
+                                                                               base[idx])
+            copies = np.where(top[..., None], first[:, None], second[:, None])
+            copies = copies.reshape(-1, h, w, c).astype(np.float32, copy=False)
+            p = np.concatenate([probs_fn(tf.constant(copies[s:s + batch_size])).numpy()
+                                for s in range(0, len(copies), batch_size)])
+            p = p.reshape(len(idx), per_image, -1)
+            curves[idx] = p[np.arange(len(idx)), :, t[idx]]
         out[mode] = np.trapezoid(curves, fractions, axis=1)
     return out["deletion"], out["insertion"]
 
