@@ -118,6 +118,8 @@ class ReportConfig:
     title: str = _key("reportgen report", "Title shown on every page.")
     top_k: int = _key(3, "Top-k accuracy is reported for this k when there are more classes.",
                       minimum=1)
+    cache: bool = _key(True, "Reuse the trained model, predictions and maps of an earlier build "
+                       "with the same data and settings (stored under data.cache_dir).")
     figure_formats: list = _key(["png", "svg"], 'Files written for every figure: "png" '
                                 '(shown in the pages) plus "svg" and/or "pdf" for papers.')
 

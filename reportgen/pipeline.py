@@ -7,7 +7,10 @@ when complete (see :mod:`reportgen.report.site`).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
+import pickle
 import platform
 import time
 from dataclasses import dataclass, field
@@ -78,6 +81,71 @@ def _data_hash(ds) -> str:
         h.update(np.ascontiguousarray(s.images).tobytes())
         h.update(s.labels.tobytes())
     return h.hexdigest()
+
+
+class _Cache:
+    """Files of earlier builds keyed by a hash of everything they depend on.
+
+    ``train-<key>/``: the trained model and its history (key: data, model and training settings);
+    ``explain-<key>.pkl``: predictions and explanations (key: model weights, data, explain
+    settings). Entries are written to a temporary name and renamed, so a crash leaves none half
+    written.
+    """
+
+    def __init__(self, cfg: Config):
+        from reportgen.data.shapes import default_cache_dir
+
+        base = cfg.resolve(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
+        self.root = base / "builds"
+        self.enabled = cfg.report.cache
+
+    @staticmethod
+    def key(**parts) -> str:
+        text = json.dumps({"version": __version__, **parts}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def load_training(self, key: str, mdl):
+        d = self.root / f"train-{key}"
+        if not self.enabled or not (d / "history.json").is_file():
+            return None
+        try:
+            return (mdl.load_model(d / "model.keras"),
+                    json.loads((d / "history.json").read_text()))
+        except (ReportgenError, OSError, ValueError):
+            return None
+
+    def save_training(self, key: str, model, history: dict, mdl) -> None:
+        if not self.enabled:
+            return
+        import shutil
+        import tempfile
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".train-", dir=self.root))
+        try:
+            mdl.save_model(model, tmp / "model.keras")
+            (tmp / "history.json").write_text(json.dumps(history))
+            os.replace(tmp, self.root / f"train-{key}")
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def load_explain(self, key: str):
+        path = self.root / f"explain-{key}.pkl"
+        if not self.enabled or not path.is_file():
+            return None
+        try:
+            with open(path, "rb") as f:
+                return pickle.load(f)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            return None
+
+    def save_explain(self, key: str, value) -> None:
+        if not self.enabled:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".explain-{key}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, self.root / f"explain-{key}.pkl")
 
 
 def load_data(cfg: Config, size: tuple[int, int], channels: int, show: bool):
@@ -163,8 +231,20 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
 
     # -- model --------------------------------------------------------------------------------------
     history: dict = {}
+    cache = _Cache(cfg)
+    data_hash = _data_hash(ds)
     with timer.stage("train"):
-        if loaded is None:
+        train_key = cache.key(data=data_hash, model=cfg.to_dict()["model"],
+                              training=cfg.to_dict()["training"], shape=[h, w, channels],
+                              classes=ds.class_names, preprocess=preprocess)
+        hit = cache.load_training(train_key, mdl) if loaded is None else None
+        if hit is not None:
+            model, history = hit
+            prog.say("Reusing the model trained by an earlier build with the same data and "
+                     "settings (cache; report.cache = false retrains)", show)
+            notes.append("The model was trained by an earlier build with the same data and "
+                         "settings and reused from the cache.")
+        elif loaded is None:
             base = mdl.build_model(cfg.model.architecture, (h, w, channels), n_classes,
                                    weights=cfg.model.weights, freeze_base=cfg.model.freeze_base,
                                    seed=cfg.training.seed)
@@ -176,22 +256,32 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
                     batch_size=cfg.training.batch_size, learning_rate=cfg.training.learning_rate,
                     patience=cfg.training.patience, seed=cfg.training.seed,
                     on_epoch=lambda e, logs: advance(1))
-            if len(history.get("loss", [])) < cfg.training.epochs:
-                notes.append(f"Early stopping ended training after {len(history['loss'])} of "
-                             f"{cfg.training.epochs} epochs (best validation loss restored).")
+            cache.save_training(train_key, model, history, mdl)
         else:
             model = loaded
+        if history and len(history.get("loss", [])) < cfg.training.epochs:
+            notes.append(f"Early stopping ended training after {len(history['loss'])} of "
+                         f"{cfg.training.epochs} epochs (best validation loss restored).")
         got = mdl.output_count(model, cfg.model.output_index)
         if got != n_classes:
             raise ModelError(f"model.path: the model predicts {got} classes but the data has "
                              f"{n_classes} ({', '.join(ds.class_names)})")
 
+    model_hash = mdl.weights_hash(model)
+    explain_key = cache.key(model=model_hash, data=data_hash, explain=cfg.to_dict()["explain"],
+                            output_index=cfg.model.output_index, preprocess=preprocess,
+                            seed=cfg.training.seed)
+    cached = cache.load_explain(explain_key)
+    if cached is not None:
+        prog.say("Reusing predictions and explanations of an earlier build with the same "
+                 "model, data and explain settings (cache)", show)
+
     # -- predictions and metrics ----------------------------------------------------------------
     with timer.stage("predict"):
-        probs = {}
+        probs = {} if cached is None else cached["probs"]
         total = sum(len(s) for s in ds.splits.values())
-        with prog.bar("Predicting", total, show) as advance:
-            for name, split in ds.splits.items():
+        with prog.bar("Predicting", total if cached is None else 0, show) as advance:
+            for name, split in ds.splits.items() if cached is None else ():
                 raw = mdl.predict_outputs(model, prep(split.images),
                                           batch_size=cfg.explain.batch_size,
                                           output_index=cfg.model.output_index, progress=advance)
@@ -203,16 +293,22 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
     # -- explanations over the test set -------------------------------------------------------
     from reportgen.explain.suite import explain_layers, explain_methods, explain_test_set
 
-    with timer.stage("explain"):
-        test = ds.splits["test"]
-        with prog.bar("Explaining (GradCAM)", len(test), show) as advance:
-            explained = explain_test_set(model, test, prep, probs["test"], cfg,
-                                         progress=advance)
-        with prog.bar("Methods and quality", len(cfg.explain.methods) + 1, show) as advance:
-            explain_methods(model, test, prep, probs["test"], cfg, explained, progress=advance)
-        with prog.bar("Layers", 4, show) as advance:
-            explain_layers(model, test, prep, cfg, explained, progress=advance)
-        notes.extend(explained.notes)
+    test = ds.splits["test"]
+    if cached is not None:
+        explained = cached["explained"]
+        notes.append("Predictions and explanations were reused from an earlier build with the "
+                     "same model, data and explain settings (cache).")
+    else:
+        with timer.stage("explain"):
+            with prog.bar("Explaining (GradCAM)", len(test), show) as advance:
+                explained = explain_test_set(model, test, prep, probs["test"], cfg,
+                                             progress=advance)
+            with prog.bar("Methods and quality", len(cfg.explain.methods) + 1, show) as adv:
+                explain_methods(model, test, prep, probs["test"], cfg, explained, progress=adv)
+            with prog.bar("Layers", 4, show) as advance:
+                explain_layers(model, test, prep, cfg, explained, progress=advance)
+        cache.save_explain(explain_key, {"probs": probs, "explained": explained})
+    notes.extend(explained.notes)
 
     # -- figures, pages, site --------------------------------------------------------------------
     from reportgen.report import write_site
@@ -223,8 +319,8 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
         "tensorflow": __import__("tensorflow").__version__,
         "keras": keras.__version__,
         "numpy": np.__version__,
-        "model_hash": mdl.weights_hash(model),
-        "data_hash": _data_hash(ds),
+        "model_hash": model_hash,
+        "data_hash": data_hash,
         "params": mdl.count_params(model),
         "summary": [vars(r) for r in mdl.summary_rows(model)],
         "input_shape": [h, w, channels],
@@ -237,7 +333,8 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
                 mdl.save_model(model, site.path("model.keras"))
         index = write_site(site, cfg=cfg, ds=ds, probs=probs, metrics=metrics, history=history,
                            explained=explained, info=info, notes=notes, timer=timer,
-                           show_progress=show)
+                           show_progress=show,
+                           figure_cache=cache.root / "figures" if cache.enabled else None)
         timer.times["total"] = time.perf_counter() - t_start
         site.commit({"config": cfg.to_dict()})
     return BuildResult(out=site.out, index=site.out / index.name, timings=dict(timer.times),

@@ -6,7 +6,9 @@ rendering is Jinja2. Never imports tensorflow.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from reportgen import __version__
 from reportgen import figures as figs
 from reportgen import progress as prog
 from reportgen.figures.overlay import heatmap_overlay, to_rgb
@@ -41,19 +44,46 @@ def slug(index: int, name: str) -> str:
 class _Site:
     """Collects figures and tables into the site folder and records their links."""
 
-    def __init__(self, site, timer, formats):
+    def __init__(self, site, timer, formats, cache_dir: Path | None = None):
         self.site = site
         self.timer = timer
         self.formats = tuple(formats)
+        self.cache_dir = cache_dir
 
-    def figure(self, fig, name: str, alt: str, caption: str) -> dict:
+    def figure(self, name: str, make, *args, alt: str, caption: str, **kwargs) -> dict:
+        """Draw ``make(*args, **kwargs)`` into fig/<name>.<format>; files drawn before from the
+        same inputs are copied from the figure cache instead of being drawn again."""
         with self.timer.stage("figures"):
-            paths = figs.save_figure(fig, self.site.path(f"fig/{name}.png").with_suffix(""),
-                                     self.formats)
-            w, h = (int(round(v * 110)) for v in fig.get_size_inches())
-        exports = [{"href": f"fig/{p.name}", "label": p.suffix[1:].upper()} for p in paths[1:]]
+            stem = self.site.path(f"fig/{name}.png").with_suffix("")
+            key = hashlib.sha256(json.dumps(
+                [__version__, make.__name__, args, kwargs, self.formats],
+                sort_keys=True, default=lambda o: np.asarray(o).tolist()).encode()).hexdigest()
+            cached = self.cache_dir / key[:24] if self.cache_dir else None
+            if cached is not None and (cached / "size.json").is_file():
+                for fmt in self.formats:
+                    shutil.copyfile(cached / f"fig.{fmt}", stem.with_suffix(f".{fmt}"))
+                w, h = json.loads((cached / "size.json").read_text())
+            else:
+                fig = make(*args, **kwargs)
+                figs.save_figure(fig, stem, self.formats)
+                w, h = (int(round(v * 110)) for v in fig.get_size_inches())
+                if cached is not None:
+                    self._store(cached, stem, [w, h])
+        exports = [{"href": f"fig/{name}.{fmt}", "label": fmt.upper()}
+                   for fmt in self.formats[1:]]
         return {"png": f"fig/{name}.png", "alt": alt, "caption": caption, "exports": exports,
                 "width": w, "height": h}
+
+    def _store(self, cached: Path, stem: Path, size: list[int]) -> None:
+        try:
+            tmp = cached.with_name(cached.name + f".{os.getpid()}.tmp")
+            tmp.mkdir(parents=True, exist_ok=True)
+            for fmt in self.formats:
+                shutil.copyfile(stem.with_suffix(f".{fmt}"), tmp / f"fig.{fmt}")
+            (tmp / "size.json").write_text(json.dumps(size))
+            os.replace(tmp, cached)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def table(self, table: Table) -> dict:
         self.site.path(f"tables/{table.name}.tex").write_text(table.latex(), encoding="utf-8")
@@ -108,11 +138,11 @@ def _gallery_items(site, split, probs, class_names, indices, maps, written, time
 
 
 def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes, timer,
-               show_progress: bool = True) -> Path:
+               show_progress: bool = True, figure_cache: Path | None = None) -> Path:
     """Write every page, figure, table and export of the report into ``site``; return the path
     of index.html inside it."""
     names = ds.class_names
-    s = _Site(site, timer, cfg.report.figure_formats)
+    s = _Site(site, timer, cfg.report.figure_formats, figure_cache)
     built = time.strftime("%Y-%m-%d %H:%M")
     classes = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"} for i, n in enumerate(names)]
     nav = [{"href": "index.html", "label": "Overview"}, {"href": "methods.html",
@@ -124,41 +154,42 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
     # -- figures ------------------------------------------------------------------------------
     counts = {name: np.bincount(split.labels, minlength=len(names)).tolist()
               for name, split in ds.splits.items()}
-    fig_dist = s.figure(figs.class_distribution(counts, names), "class_distribution",
-                        "Bar chart of images per class in the train, val and test splits",
-                        "Images per class and split.")
+    fig_dist = s.figure("class_distribution", figs.class_distribution, counts, names,
+                        alt="Bar chart of images per class in the train, val and test splits",
+                        caption="Images per class and split.")
     fig_curves = None
     if history:
         last = {k: v[-1] for k, v in history.items()}
         fig_curves = s.figure(
-            figs.training_curves(history), "training_curves",
-            f"Training curves over {len(history['loss'])} epochs: final train accuracy "
-            f"{last.get('accuracy', float('nan')):.3f}, validation accuracy "
-            f"{last.get('val_accuracy', float('nan')):.3f}",
-            "Accuracy and loss per epoch (validation dashed).")
+            "training_curves", figs.training_curves, history,
+            alt=f"Training curves over {len(history['loss'])} epochs: final train accuracy "
+                f"{last.get('accuracy', float('nan')):.3f}, validation accuracy "
+                f"{last.get('val_accuracy', float('nan')):.3f}",
+            caption="Accuracy and loss per epoch (validation dashed).")
     cms = {}
     for split in ("train", "val", "test"):
         m = metrics[split]
         if not m["n"]:
             continue
         cms[split] = [
-            s.figure(figs.confusion_matrix(np.array(m["confusion_matrix"]), names,
-                                           title=f"Confusion matrix, {split}"),
-                     f"confusion_{split}", f"Confusion matrix of the {split} split in counts, "
-                     f"accuracy {m['accuracy']:.3f}", f"{split}: counts (row = true class)."),
-            s.figure(figs.confusion_matrix(np.array(m["confusion_matrix_normalized"]), names,
-                                           normalized=True, title=f"Confusion matrix, {split}"),
-                     f"confusion_{split}_normalized",
-                     f"Row-normalized confusion matrix of the {split} split",
-                     f"{split}: row-normalized (recall on the diagonal)."),
+            s.figure(f"confusion_{split}", figs.confusion_matrix, m["confusion_matrix"], names,
+                     title=f"Confusion matrix, {split}",
+                     alt=f"Confusion matrix of the {split} split in counts, accuracy "
+                         f"{m['accuracy']:.3f}",
+                     caption=f"{split}: counts (row = true class)."),
+            s.figure(f"confusion_{split}_normalized", figs.confusion_matrix,
+                     m["confusion_matrix_normalized"], names, normalized=True,
+                     title=f"Confusion matrix, {split}",
+                     alt=f"Row-normalized confusion matrix of the {split} split",
+                     caption=f"{split}: row-normalized (recall on the diagonal)."),
         ]
     fig_rel = None
     if "calibration" in metrics["test"]:
         cal = metrics["test"]["calibration"]
-        fig_rel = s.figure(figs.reliability_diagram(cal["bins"], ece=cal["ece"]), "reliability",
-                           f"Reliability diagram of the test split, expected calibration error "
-                           f"{cal['ece']:.3f}", "Test-set calibration: accuracy against "
-                           "confidence per bin.")
+        fig_rel = s.figure("reliability", figs.reliability_diagram, cal["bins"], ece=cal["ece"],
+                           alt=f"Reliability diagram of the test split, expected calibration "
+                               f"error {cal['ece']:.3f}",
+                           caption="Test-set calibration: accuracy against confidence per bin.")
 
     # -- tables -------------------------------------------------------------------------------
     k = cfg.report.top_k
