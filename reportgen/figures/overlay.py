@@ -36,14 +36,16 @@ def heatmap_overlay(images: np.ndarray, maps: np.ndarray, *, alpha: float = 0.45
         alpha: heatmap weight.
 
     Returns:
-        (N, H, W, 3) uint8: (1 - alpha) * image + alpha * lut[map].
+        (N, H, W, 3) uint8: (1 - alpha) * image + alpha * lut[map], in integer arithmetic with
+        alpha rounded to a multiple of 1/256 and the result rounded to nearest.
     """
     lut = colormap_lut(cmap)
-    idx = np.clip(np.round(np.asarray(maps, np.float32) * 255.0), 0, 255).astype(np.uint8)
-    colour = lut[idx].astype(np.float32)
-    base = to_rgb(images).astype(np.float32)
-    out = (1.0 - alpha) * base + alpha * colour
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    idx = np.clip(np.asarray(maps, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    a = int(round(alpha * 256))
+    out = to_rgb(images).astype(np.uint16) * (256 - a)
+    out += lut[idx].astype(np.uint16) * a
+    out += 128
+    return (out >> 8).astype(np.uint8)
 
 
 def signed_to_rgb(attributions: np.ndarray, *, percentile: float = 99.0) -> np.ndarray:

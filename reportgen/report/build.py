@@ -96,7 +96,7 @@ def _write_tile(arr: np.ndarray, path: Path, side: int, quality: int = 82) -> No
     if img.width != side:
         method = Image.NEAREST if img.width < side else Image.BILINEAR
         img = img.resize((side, int(round(side * img.height / img.width))), method)
-    img.save(path, format="JPEG", quality=quality, optimize=True)
+    img.save(path, format="JPEG", quality=quality)
 
 
 def _gallery_items(site, split, probs, class_names, indices, maps, written, timer,

@@ -1,0 +1,336 @@
+"""Benchmarks: explanation throughput against the forward pass, the ways people do it today, and
+how a whole build scales with the test set. Writes benchmarks/RESULTS.md (and results.json).
+
+    python benchmarks/run.py              # everything (about 10 minutes on 2 cores)
+    python benchmarks/run.py --quick      # smaller sizes, for a smoke run
+
+Ratios are measured in this one process on the same model and data; no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rate(fn, n_images: int, min_seconds: float = 2.0) -> float:
+    """Images per second of ``fn()`` (which processes n_images), after one warm-up call."""
+    fn()
+    t0 = time.perf_counter()
+    reps = 0
+    while True:
+        fn()
+        reps += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_seconds:
+            return reps * n_images / elapsed
+
+
+def method_benchmarks(n: int, batch: int) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from reportgen import explain
+    from reportgen.explain import features, gradients
+    from reportgen.model import small_cnn
+
+    keras.utils.set_random_seed(0)
+    model = small_cnn((64, 64, 3), 5)
+    x = np.random.default_rng(0).uniform(0, 255, (n, 64, 64, 3)).astype(np.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 64, 64, 3], tf.float32)])
+    def fwd(xb):
+        return model(xb, training=False)
+
+    def forward():
+        for s in range(0, n, batch):
+            fwd(tf.constant(x[s:s + batch])).numpy()
+
+    rows = {}
+    base = rate(forward, n)
+    rows["forward pass (predict)"] = (base, "the limit")
+    layer = "conv6_relu"
+    methods = {
+        "grad_cam": lambda: explain.grad_cam(model, x, layer=layer, batch_size=batch),
+        "grad_cam_plus_plus": lambda: explain.grad_cam_plus_plus(model, x, layer=layer,
+                                                                 batch_size=batch),
+        "layer_cam": lambda: explain.layer_cam(model, x, layer=layer, batch_size=batch),
+        "score_cam (16 channels)": lambda: explain.score_cam(model, x, layer=layer,
+                                                             batch_size=batch, max_channels=16),
+        "saliency": lambda: gradients.saliency(model, x, batch_size=batch),
+        "smooth_grad (10 samples)": lambda: gradients.smooth_grad(model, x, batch_size=batch,
+                                                                  samples=10),
+        "integrated_gradients (16 steps)": lambda: gradients.integrated_gradients(
+            model, x, batch_size=batch, steps=16),
+        "guided_backprop": lambda: gradients.guided_backprop(model, x, batch_size=batch),
+        "deconvnet": lambda: gradients.deconvnet(model, x, batch_size=batch),
+        "guided_grad_cam": lambda: gradients.guided_grad_cam(model, x, layer=layer,
+                                                             batch_size=batch),
+        "feature_maps (3 layers)": lambda: features.feature_maps(
+            model, x, ["conv1_relu", "conv3_relu", "conv6_relu"], batch_size=batch),
+    }
+    why = {
+        "score_cam (16 channels)": "one forward pass per channel and image: 16 + 1 passes",
+        "smooth_grad (10 samples)": "10 full backward passes per image",
+        "integrated_gradients (16 steps)": "17 full backward passes per image",
+        "guided_grad_cam": "guided backprop plus GradCAM: two passes",
+        "saliency": "a full backward pass to the input",
+        "guided_backprop": "a full backward pass to the input",
+        "deconvnet": "a full backward pass to the input",
+        "grad_cam": "forward plus a backward pass through the head only",
+        "grad_cam_plus_plus": "as GradCAM",
+        "layer_cam": "as GradCAM",
+        "feature_maps (3 layers)": "a forward pass that returns three activations",
+    }
+    memory = {}
+    for name, fn in methods.items():
+        rows[name] = (rate(fn, n), why[name])
+        memory[name] = peak_rss_mb()
+
+    # The way the seed projects do it: one GradientTape per image, eagerly.
+    sub = keras.Model(model.inputs, [model.get_layer(layer).output, model.output])
+    head = model.get_layer("predictions")
+    per_image_n = min(64, n)
+
+    def eager_loop():
+        for i in range(per_image_n):
+            with tf.GradientTape() as tape:
+                acts, _ = sub(x[i:i + 1])
+                # keras-io recipe: logits from the penultimate features; here the softmax
+                # head's pre-activation, computed by hand as the notebooks do after
+                # `model.layers[-1].activation = None`.
+                pooled = tf.reduce_mean(acts, axis=(1, 2))
+                logits = tf.matmul(pooled, head.kernel) + head.bias
+                score = tf.reduce_max(logits, axis=1)
+            grads = tape.gradient(score, acts)
+            w = tf.reduce_mean(grads, axis=(0, 1, 2))
+            cam = tf.nn.relu(tf.reduce_sum(acts[0] * w, axis=-1))
+            (cam / (tf.reduce_max(cam) + 1e-8)).numpy()
+
+    rows["per-image eager GradientTape loop (GradCAM)"] = (rate(eager_loop, per_image_n),
+                                                           "the seed projects' way")
+    try:
+        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        vis = Gradcam(model, clone=True)
+        target = np.zeros(n, int)
+
+        def tkv():
+            for s in range(0, n, batch):
+                vis(CategoricalScore(list(target[s:s + batch])), x[s:s + batch],
+                    penultimate_layer=layer)
+
+        rows["tf-keras-vis Gradcam"] = (rate(tkv, n), "peer library")
+    except Exception as e:  # optional extra; any failure is reported, not fatal
+        rows["tf-keras-vis Gradcam"] = (None, f"not measured: {type(e).__name__}: "
+                                              f"{str(e).splitlines()[0][:90]}")
+    return {"rows": {k: {"images_per_s": v[0], "ratio": (v[0] / base) if v[0] else None,
+                         "note": v[1]} for k, v in rows.items()},
+            "peak_rss_mb": memory, "n": n, "batch": batch}
+
+
+def overlay_benchmark(n: int) -> float:
+    from PIL import Image
+
+    from reportgen.figures.overlay import heatmap_overlay
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (n, 64, 64, 3), np.uint8)
+    maps = rng.uniform(0, 1, (n, 64, 64)).astype(np.float32)
+    out = Path(tempfile.mkdtemp())
+
+    def work():
+        over = heatmap_overlay(images, maps)
+        for i in range(n):
+            img = Image.fromarray(over[i]).resize((128, 128), Image.NEAREST)
+            img.save(out / f"{i}.jpg", quality=82)
+
+    r = rate(work, n)
+    shutil.rmtree(out)
+    return r
+
+
+def make_dataset(root: Path, n_test: int, cache: Path) -> Path:
+    """A train/val/test folder set with n_test test images (shapes, symlinked from the cache)."""
+    from reportgen.data.shapes import CLASSES, generate
+
+    per_class = n_test // len(CLASSES) + 20
+    src = generate(cache, per_class=per_class, size=64, seed=11)
+    ann = json.loads((src / "annotations.json").read_text())
+    out_ann = {}
+    for c in CLASSES:
+        files = sorted((src / c).glob("*.png"))
+        parts = {"train": files[:10], "val": files[10:20], "test": files[20:]}
+        for split, fs in parts.items():
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for f in fs:
+                (d / f.name).symlink_to(f)
+                out_ann[f"{split}/{c}/{f.name}"] = ann[f"{c}/{f.name}"]
+    (root / "annotations.json").write_text(json.dumps(out_ann))
+    return root
+
+
+def run_build(data: Path, model: Path, out: Path, cache: Path, extra=()) -> dict:
+    """Run `reportgen build` in a fresh process; return wall time, peak RSS, stage times."""
+    code = ("import resource, sys; from reportgen.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
+            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "sys.exit(code)")
+    args = [sys.executable, "-c", code, "build", "--quiet", "--out", str(out),
+            "--set", "data.source=folder", "--set", f"data.path={data}",
+            "--set", "model.source=load", "--set", f"model.path={model}",
+            "--set", f"data.cache_dir={cache}", *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    peak = next(int(line.split()[1]) for line in proc.stderr.splitlines()
+                if line.startswith("PEAK"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    model_size = (out / "model.keras").stat().st_size if (out / "model.keras").exists() else 0
+    return {"wall_s": wall, "peak_rss_mb": peak / 1024, "stages": metrics["timings_s"],
+            "site_bytes": size - model_size, "n_test": metrics["splits"]["test"]["n"]}
+
+
+def scaling_benchmarks(sizes: list[int], work: Path) -> dict:
+    import keras
+
+    from reportgen.model import small_cnn
+
+    keras.utils.set_random_seed(0)
+    model_path = work / "model.keras"
+    small_cnn((64, 64, 3), 5).save(model_path)
+    cache = work / "cache"
+    results = {}
+    for n in sizes:
+        data = make_dataset(work / f"data-{n}", n, cache)
+        shutil.rmtree(cache / "builds", ignore_errors=True)
+        first = run_build(data, model_path, work / f"site-{n}", cache)
+        second = run_build(data, model_path, work / f"site-{n}", cache,
+                           ["--set", "report.title=Changed title"])
+        results[n] = {"first": first, "second": second}
+    # One predict pass over the 1,000-image test set, for the 15x target.
+    import tensorflow as tf
+
+    from reportgen.data import load_dataset
+    from reportgen.model import load_model, predict_outputs
+
+    n_ref = 1000 if 1000 in sizes else sizes[len(sizes) // 2]
+    ds = load_dataset(work / f"data-{n_ref}", size=(64, 64))
+    m = load_model(model_path)
+    x = ds.splits["test"].images.astype(np.float32)
+    predict_outputs(m, x[:64])
+    t0 = time.perf_counter()
+    predict_outputs(m, x)
+    results["predict_pass_s"] = {"n": n_ref, "seconds": time.perf_counter() - t0}
+    del tf
+    return results
+
+
+def fmt(v, d=1):
+    return "–" if v is None else f"{v:,.{d}f}"
+
+
+def write_results(res: dict, path: Path) -> None:
+    m = res["methods"]
+    lines = ["# Benchmarks", "", f"Run on {res['machine']}, {res['date']}.", "",
+             "Reproduce: `pip install -e '.[bench]' && python benchmarks/run.py` (about 10 "
+             "minutes on 2 cores; `--quick` for a smaller run). Every ratio below was measured in "
+             "one process on the same model and data.", "",
+             f"## Explanation throughput (small CNN, 6 conv layers, 64x64, batch {m['batch']}, "
+             f"{m['n']} images)", "",
+             "| method | images/s | ratio to forward | why |", "|---|---:|---:|---|"]
+    for name, r in m["rows"].items():
+        lines.append(f"| {name} | {fmt(r['images_per_s'])} | "
+                     f"{fmt(r['ratio'], 2) if r['ratio'] else '–'} | {r['note']} |")
+    lines += ["", "Peak resident memory of the benchmark process after each method (MB, "
+              "cumulative peak): " + ", ".join(f"{k} {v:.0f}" for k, v in
+                                               m["peak_rss_mb"].items()) + ".", "",
+              f"## Overlays and thumbnails", "",
+              f"Colour-mapped overlay, 128 px nearest-neighbour thumbnail and JPEG file per "
+              f"image: **{res['overlay']:,.0f} images/s**.", ""]
+    sc = res["scaling"]
+    lines += ["## Whole build with a given model (`model.source = \"load\"`)", "",
+              "Fresh process per build (TensorFlow start-up included in wall time). Stage times "
+              "from metrics.json. Second build: same model, data and explain settings, new title "
+              "(cache hit).", "",
+              "| test images | wall s | load | predict | explain | figures | write+render | "
+              "peak MB | site KB | KB per test image | 2nd build s | 2nd / 1st |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, r in sc.items():
+        if not isinstance(n, int) and not str(n).isdigit():
+            continue
+        f, s2 = r["first"], r["second"]
+        st = f["stages"]
+        lines.append(
+            f"| {f['n_test']:,} | {f['wall_s']:.1f} | {st.get('load', 0):.1f} | "
+            f"{st.get('predict', 0):.1f} | {st.get('explain', 0):.1f} | "
+            f"{st.get('figures', 0):.1f} | {st.get('write', 0) + st.get('render', 0):.1f} | "
+            f"{f['peak_rss_mb']:.0f} | {f['site_bytes'] / 1024:,.0f} | "
+            f"{f['site_bytes'] / 1024 / f['n_test']:.1f} | {s2['wall_s']:.1f} | "
+            f"{s2['wall_s'] / f['wall_s']:.2f} |")
+    p = sc["predict_pass_s"]
+    ref = sc.get(p["n"]) or sc.get(str(p["n"]))
+    lines += ["", f"One predict pass over the {p['n']:,} test images takes {p['seconds']:.2f} s; "
+              f"the {p['n']:,}-image build took {ref['first']['wall_s']:.1f} s, "
+              f"**{ref['first']['wall_s'] / p['seconds']:.0f}x** that.", ""]
+    lines += res.get("notes", [])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    args = ap.parse_args()
+    sizes = [100, 400] if args.quick else [250, 1000, 4000]
+    res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                      f"{platform.python_version()}, " + _versions(),
+           "date": time.strftime("%Y-%m-%d")}
+    print("methods ...", file=sys.stderr)
+    res["methods"] = method_benchmarks(128 if args.quick else 512, 64)
+    print("overlays ...", file=sys.stderr)
+    res["overlay"] = overlay_benchmark(500 if args.quick else 2000)
+    print("scaling ...", file=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
+    try:
+        res["scaling"] = scaling_benchmarks(sizes, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    (args.out.with_suffix(".json")).write_text(json.dumps(res, indent=1, default=str))
+    write_results(res, args.out)
+    print(args.out)
+
+
+def _versions() -> str:
+    import keras
+    import tensorflow as tf
+    return f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+
+
+if __name__ == "__main__":
+    main()
