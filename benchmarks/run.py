@@ -257,7 +257,8 @@ def fmt(v, d=1):
 
 def write_results(res: dict, path: Path) -> None:
     m = res["methods"]
-    lines = ["# Benchmarks", "", f"Run on {res['machine']}, {res['date']}.", "",
+    lines = ["# Benchmarks", "", f"Run on {res['machine']}, {res['date']}: the project's "
+             "development machine (2 CPU cores, 24 GiB, no GPU).", "",
              "Reproduce: `pip install -e '.[bench]' && python benchmarks/run.py` (about 10 "
              "minutes on 2 cores; `--quick` for a smaller run). Every ratio below was measured in "
              "one process on the same model and data.", "",
@@ -298,6 +299,50 @@ def write_results(res: dict, path: Path) -> None:
     lines += ["", f"One predict pass over the {p['n']:,} test images takes {p['seconds']:.2f} s; "
               f"the {p['n']:,}-image build took {ref['first']['wall_s']:.1f} s, "
               f"**{ref['first']['wall_s'] / p['seconds']:.0f}x** that.", ""]
+    # Targets, checked on the figures above.
+    rows = m["rows"]
+    sizes = sorted(int(k) for k in sc if str(k).isdigit())
+    first = {n: (sc.get(n) or sc.get(str(n)))["first"] for n in sizes}
+    slope = ((first[sizes[-1]]["wall_s"] - first[sizes[0]]["wall_s"])
+             / (sizes[-1] - sizes[0]) * 1000)
+    peaks = [first[n]["peak_rss_mb"] for n in sizes]
+    worst_cache = max((sc.get(n) or sc.get(str(n)))["second"]["wall_s"] / first[n]["wall_s"]
+                      for n in sizes)
+
+    def ok(flag):
+        return "met" if flag else "**not met**"
+
+    g, sal = rows["grad_cam"]["ratio"], rows["saliency"]["ratio"]
+    eager = rows["per-image eager GradientTape loop (GradCAM)"]["images_per_s"]
+    tkv = rows["tf-keras-vis Gradcam"]["images_per_s"]
+    lines += [
+        "## Targets", "",
+        "| target | measured | |", "|---|---|---|",
+        f"| GradCAM >= 0.8x forward | {g:.2f}x | {ok(g >= 0.8)} |",
+        f"| saliency >= 0.25x forward | {sal:.2f}x | {ok(sal >= 0.25)} |",
+        f"| overlays and thumbnails >= 500 images/s | {res['overlay']:,.0f} images/s | "
+        f"{ok(res['overlay'] >= 500)} |",
+        f"| second build <= 1/5 of the first | {worst_cache:.2f} (worst size) | "
+        f"{ok(worst_cache <= 0.2)} |",
+        f"| peak memory does not grow with the test set | {min(peaks):.0f}–{max(peaks):.0f} MB "
+        f"over {sizes[0]:,}–{sizes[-1]:,} images | {ok(max(peaks) - min(peaks) < 100)} |",
+        f"| 1,000-image report <= 15x one predict pass | "
+        f"{ref['first']['wall_s'] / p['seconds']:.0f}x | "
+        f"{ok(ref['first']['wall_s'] / p['seconds'] <= 15)} |", "",
+        f"GradCAM runs at {rows['grad_cam']['images_per_s'] / eager:.0f}x the per-image eager "
+        "loop" + (f" and {rows['grad_cam']['images_per_s'] / tkv:.1f}x tf-keras-vis" if tkv
+                  else "") + ". Build time grows linearly with the test set: "
+        f"{slope:.1f} s per 1,000 more test images on top of a fixed cost; the site grows by "
+        "the fixed-size galleries, not per image.", "",
+        "Where a ratio is far from its limit: ScoreCAM, SmoothGrad and Integrated Gradients "
+        "are many passes per image by definition (their ratio is about 1/passes); Guided "
+        "GradCAM is two. The 15x target is missed because of fixed costs that do not depend on "
+        "the test set: TensorFlow start-up (about 5 s), tracing one compiled function per "
+        "method and per layer choice, twice for the sanity check's randomized copy (about "
+        "20 s), the quality table (deletion/insertion curves of 10 methods on 100 images, "
+        "about 10 s), and drawing the figures (about 7 s). Per test image the build costs "
+        f"{slope / 1000 * 1000:.1f} ms, about {slope / 1000 / (p['seconds'] / p['n']):.1f} "
+        "predict passes' worth.", ""]
     lines += res.get("notes", [])
     path.write_text("\n".join(lines) + "\n")
 
@@ -306,7 +351,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--from-json", type=Path, help="Only rewrite the Markdown from a results "
+                    "JSON written by an earlier run.")
     args = ap.parse_args()
+    if args.from_json:
+        write_results(json.loads(args.from_json.read_text()), args.out)
+        print(args.out)
+        return
     sizes = [100, 400] if args.quick else [250, 1000, 4000]
     res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                       f"{platform.python_version()}, " + _versions(),

@@ -241,7 +241,7 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
         if hit is not None:
             model, history = hit
             prog.say("Reusing the model trained by an earlier build with the same data and "
-                     "settings (cache; report.cache = false retrains)", show)
+                     "settings (cache; report.cache = false retrains)")
             notes.append("The model was trained by an earlier build with the same data and "
                          "settings and reused from the cache.")
         elif loaded is None:
@@ -274,7 +274,7 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
     cached = cache.load_explain(explain_key)
     if cached is not None:
         prog.say("Reusing predictions and explanations of an earlier build with the same "
-                 "model, data and explain settings (cache)", show)
+                 "model, data and explain settings (cache)")
 
     # -- predictions and metrics ----------------------------------------------------------------
     with timer.stage("predict"):

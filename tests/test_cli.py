@@ -139,3 +139,29 @@ def test_build_from_saved_model(smoke_site, tmp_path):
     # The same weights on the same test images give the same accuracy.
     assert m["splits"]["test"]["accuracy"] == pytest.approx(first["splits"]["test"]["accuracy"])
     assert not (tmp_path / "loaded" / "model.keras").exists()
+
+
+def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path):
+    out, _ = smoke_site
+    cache = out.parent / "cache"
+    args = ["build", "--config", str(SMOKE), "--quiet", "--set", f"data.cache_dir={cache}"]
+    again = CliRunner().invoke(main, args + ["--out", str(tmp_path / "again"), "--set",
+                                             "report.title=Second"], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert "Reusing the model trained by an earlier build" in again.stderr
+    assert "Reusing predictions and explanations" in again.stderr
+    first = json.loads((out / "metrics.json").read_text())
+    second = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert second["splits"] == first["splits"] and second["explain"] == first["explain"]
+    assert second["model"]["model_hash"] == first["model"]["model_hash"]
+    assert "Second" in (tmp_path / "again" / "index.html").read_text()
+    # Different explain settings are a cache miss for the maps (the trained model is reused).
+    other = CliRunner().invoke(main, args + ["--out", str(tmp_path / "other"), "--set",
+                                             "explain.quality_images=5"],
+                               catch_exceptions=False)
+    assert other.exit_code == 0
+    assert "Reusing the model" in other.stderr and "Reusing predictions" not in other.stderr
+    # report.cache = false recomputes everything.
+    off = CliRunner().invoke(main, args + ["--out", str(tmp_path / "off"), "--set",
+                                           "report.cache=false"], catch_exceptions=False)
+    assert off.exit_code == 0 and "Reusing" not in off.stderr

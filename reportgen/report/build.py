@@ -33,6 +33,30 @@ SECTION_TITLES = {
                         "but the true class is another"),
 }
 THUMB = 128  # gallery tile side in pixels (files are at most 256 px)
+PAGE_TILES = 100  # gallery tiles per class page; more continue on the next page
+
+
+def paginate(sections: list[dict], per_page: int = PAGE_TILES) -> list[list[dict]]:
+    """Split gallery sections into pages of at most ``per_page`` tiles; a section cut by a page
+    break continues on the next page (``continued`` True there). Every page lists each of its
+    sections with ``total`` = the section's full size."""
+    pages: list[list[dict]] = [[]]
+    count = 0
+    for sec in sections:
+        tiles = sec["tiles"]
+        start = 0
+        while True:
+            if count >= per_page:
+                pages.append([])
+                count = 0
+            part = tiles[start:start + per_page - count]
+            pages[-1].append({**sec, "tiles": part, "continued": start > 0,
+                              "total": len(tiles)})
+            count += len(part)
+            start += len(part)
+            if start >= len(tiles):
+                break
+    return pages
 
 
 def slug(index: int, name: str) -> str:
@@ -282,9 +306,16 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
     with timer.stage("render"):
         site.path("index.html").write_text(render(env, "index.html", index_ctx), "utf-8")
         for page in class_pages:
-            ctx = {**common, "page_title": page["name"], "current": page["href"],
-                   "page": page, "layer": explained.layer}
-            site.path(page["href"]).write_text(render(env, "class.html", ctx), "utf-8")
+            parts = paginate(page["sections"])
+            hrefs = [page["href"]] + [page["href"].replace(".html", f"-p{k}.html")
+                                      for k in range(2, len(parts) + 1)]
+            for k, part in enumerate(parts):
+                pager = [{"n": n + 1, "href": h, "current": n == k}
+                         for n, h in enumerate(hrefs)] if len(parts) > 1 else []
+                ctx = {**common, "page_title": page["name"] + (f" ({k + 1})" if k else ""),
+                       "current": page["href"], "page": page, "sections": part,
+                       "pager": pager, "layer": explained.layer}
+                site.path(hrefs[k]).write_text(render(env, "class.html", ctx), "utf-8")
         t_layers = Table("model_layers", ["layer", "type", "output shape", "parameters"],
                          [[r["name"], r["kind"], r["output_shape"], r["params"]]
                           for r in info["summary"]], "Layers of the model")
@@ -304,19 +335,19 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
         site.path("report.md").write_text(render(env, "report.md", md_ctx), "utf-8")
         shutil.copyfile(templates_dir() / "style.css", site.path("style.css"))
         site.path(".nojekyll").write_text("")
-        site.path("metrics.json").write_text(json.dumps(_clean({
-            "title": cfg.report.title, "classes": names, "splits": metrics, "history": history,
-            "explain": {"layer": explained.layer, "pointing_game": pointing,
-                        "quality": explained.quality,
-                        "receptive_field": (explained.layers or {}).get("rf")},
-            "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
-            "dropped_classes": ds.dropped_classes, "notes": notes,
-            "model": {k: info[k] for k in ("model_name", "model_hash", "data_hash", "params",
-                                           "input_shape", "preprocess")},
-            "versions": {k: info[k] for k in ("version", "python", "tensorflow", "keras",
-                                              "numpy")},
-            "timings_s": {k: round(v, 3) for k, v in timer.times.items()},
-        }), indent=1, allow_nan=False), "utf-8")
+    site.path("metrics.json").write_text(json.dumps(_clean({
+        "title": cfg.report.title, "classes": names, "splits": metrics, "history": history,
+        "explain": {"layer": explained.layer, "pointing_game": pointing,
+                    "quality": explained.quality,
+                    "receptive_field": (explained.layers or {}).get("rf")},
+        "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
+        "dropped_classes": ds.dropped_classes, "notes": notes,
+        "model": {k: info[k] for k in ("model_name", "model_hash", "data_hash", "params",
+                                       "input_shape", "preprocess")},
+        "versions": {k: info[k] for k in ("version", "python", "tensorflow", "keras",
+                                          "numpy")},
+        "timings_s": {k: round(v, 3) for k, v in timer.times.items()},
+    }), indent=1, allow_nan=False), "utf-8")
     return site.path("index.html")
 
 

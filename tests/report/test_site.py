@@ -69,3 +69,16 @@ def test_output_path_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OutputError, match="not a folder"):
         SiteWriter(tmp_path / "f")
+
+
+def test_paginate_keeps_order_and_limits_pages():
+    from reportgen.report.build import paginate
+    secs = [{"key": "a", "tiles": list(range(150))}, {"key": "b", "tiles": []},
+            {"key": "c", "tiles": list(range(70))}]
+    pages = paginate(secs, per_page=100)
+    assert [sum(len(s["tiles"]) for s in p) for p in pages] == [100, 100, 20]
+    flat = [(s["key"], t) for p in pages for s in p for t in s["tiles"]]
+    assert flat == [("a", t) for t in range(150)] + [("c", t) for t in range(70)]
+    assert pages[1][0]["key"] == "a" and pages[1][0]["continued"]
+    assert all(s["total"] == {"a": 150, "b": 0, "c": 70}[s["key"]] for p in pages for s in p)
+    assert [s["key"] for s in pages[1]] == ["a", "b", "c"]

@@ -1,0 +1,82 @@
+"""Every page of the smoke site, opened from file:// in headless Chromium, as a person would:
+no console errors, no failed requests, no broken images, alt text everywhere, no horizontal
+scrolling at phone width, and dark mode honoured."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reportgen.cli import main
+from .chromium import browser, check_page, chromium_path
+
+SMOKE = Path(__file__).resolve().parents[2] / "configs" / "smoke.toml"
+
+if chromium_path() is None or not __import__("importlib").util.find_spec("playwright"):
+    if os.environ.get("CI"):
+        raise RuntimeError("CI needs chromium (apt-get install -y chromium) and playwright")
+    pytest.skip("needs a system Chromium and the playwright package", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    out = tmp / "site"
+    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(out),
+                                       "--quiet", "--set", f"data.cache_dir={tmp / 'cache'}",
+                                       "--set", "explain.gallery_size=60"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with browser() as b:
+        yield b
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_every_page_loads_clean(site, chromium, width):
+    pages = sorted(site.glob("*.html"))
+    assert len(pages) >= 9
+    page = chromium.new_page(viewport={"width": width, "height": 800})
+    for html in pages:
+        r = check_page(page, html.resolve().as_uri())
+        assert r["errors"] == [], f"{html.name}: console errors {r['errors']}"
+        assert r["failed"] == [], f"{html.name}: failed requests {r['failed']}"
+        assert r["broken"] == [], f"{html.name}: broken images {r['broken']}"
+        assert r["noAlt"] == [], f"{html.name}: images without alt {r['noAlt']}"
+        assert r["scrollWidth"] <= r["innerWidth"], \
+            f"{html.name}: scrolls horizontally at {width} px ({r['scrollWidth']} px wide)"
+    page.close()
+
+
+def test_dark_mode_changes_colours(site, chromium):
+    colours = {}
+    for scheme in ("light", "dark"):
+        page = chromium.new_page(color_scheme=scheme)
+        page.goto((site / "index.html").resolve().as_uri())
+        colours[scheme] = page.evaluate(
+            "() => [getComputedStyle(document.body).backgroundColor,"
+            " getComputedStyle(document.body).color]")
+        page.close()
+    assert colours["light"] != colours["dark"]
+    assert colours["dark"][0] != "rgb(255, 255, 255)"
+
+
+def test_gallery_links_open_full_images(site, chromium):
+    page = chromium.new_page()
+    page.goto(next(site.glob("class-00-*.html")).resolve().as_uri())
+    hrefs = page.eval_on_selector_all(".tile a", "els => els.map(e => e.href)")
+    assert hrefs
+    sizes = page.evaluate("""async (urls) => Promise.all(urls.map(u => new Promise(done => {
+        const img = new Image();
+        img.onload = () => done([img.naturalWidth, img.naturalHeight]);
+        img.onerror = () => done([0, 0]);
+        img.src = u; })))""", hrefs[:12])
+    assert all(w >= 128 and h >= 128 for w, h in sizes), sizes  # full-size maps, not thumbs
+    page.close()
