@@ -134,7 +134,7 @@ def layers_context(site, split, names, explained, written_tile) -> dict | None:
         tiles = _normalize(kk[..., :3] if kk.shape[-1] >= 3 else kk[..., :1])
         if tiles.shape[-1] == 1:
             tiles = np.repeat(tiles, 3, axis=-1)
-        tiles = np.stack([_upscale(t, 30) for t in tiles])
+        tiles = np.stack([_upscale(t, 48) for t in tiles])
         rel = _save(site, f"img/layers/filters_{len(filters)}.png",
                     tile_grid(tiles, cols=min(16, len(tiles))), fmt="PNG")
         filters.append({"layer": p, "src": rel, "count": len(tiles),

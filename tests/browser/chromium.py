@@ -69,6 +69,9 @@ def screenshots(site: Path, out: Path) -> list[Path]:
             page = b.new_page(viewport={"width": width, "height": 900})
             for html in sorted(site.glob("*.html")):
                 page.goto(html.resolve().as_uri(), wait_until="load")
+                page.evaluate("() => document.querySelectorAll('img[loading=lazy]')"
+                              ".forEach(i => { i.loading = 'eager'; })")
+                page.wait_for_function("Array.from(document.images).every(i => i.complete)")
                 path = out / f"{html.stem}-{label}.png"
                 page.screenshot(path=str(path), full_page=True)
                 shots.append(path)
