@@ -58,19 +58,10 @@ def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to):
     @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32),
                                   tf.TensorSpec([None], tf.int32)])
     def fn(x, targets):
-        captured = {}
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            def visit(layer, path, call, inputs):
-                out = call()
-                if path == layer_path:
-                    tape.watch(out)
-                    captured["a"] = out
-                return out
-
-            logits = graph.forward(x, visit)
-            t = pick_targets(logits, targets)
-            score = class_score(logits, t)
-        acts = captured["a"]
+            logits, captured = graph.forward_capture(x, [layer_path], tape=tape)
+            score = class_score(logits, pick_targets(logits, targets))
+        acts = captured[layer_path]
         grads = tape.gradient(score, acts)
         cam = tf.nn.relu(combine(acts, grads))
         cam = minmax(cam)
@@ -166,16 +157,8 @@ def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
     if key not in graph.functions:
         @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
         def acts_and_logits(xb):
-            captured = {}
-
-            def visit(layer_, p, call, inputs):
-                out = call()
-                if p == path:
-                    captured["a"] = out
-                return out
-
-            logits = graph.forward(xb, visit)
-            return captured["a"], logits
+            logits, captured = graph.forward_capture(xb, [path])
+            return captured[path], logits
 
         @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
         def probs(xb):

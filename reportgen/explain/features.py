@@ -18,15 +18,7 @@ def _capture_function(graph: ModelGraph, paths: tuple[str, ...]):
 
         @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
         def fn(x):
-            captured = {}
-
-            def visit(layer, path, call, inputs):
-                out = call()
-                if path in paths:
-                    captured[path] = out
-                return out
-
-            graph.forward(x, visit, logits=False)
+            _, captured = graph.forward_capture(x, paths, logits=False)
             return [captured[p] for p in paths]
 
         graph.functions[key] = fn
@@ -86,18 +78,10 @@ def filter_patterns(model, layer, filters, steps=60, step_size=None, value_range
         @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32),
                                       tf.TensorSpec([None], tf.int32)])
         def grad_fn(x, f):
-            captured = {}
-
-            def visit(lyr, path, call, inputs):
-                out = call()
-                if path == layer:
-                    captured["a"] = out
-                return out
-
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(x)
-                graph.forward(x, visit, logits=False)
-                a = captured["a"]
+                _, captured = graph.forward_capture(x, [layer], logits=False)
+                a = captured[layer]
                 a = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(a)[-1]])
                 score = tf.gather(tf.reduce_mean(a, axis=1), f, axis=1, batch_dims=1)
             g = tape.gradient(score, x)
@@ -155,18 +139,11 @@ def deep_dream(model, images, layers, octaves=3, octave_scale=1.4, steps=12, ste
     if key not in graph.functions:
         @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
         def grad_fn(xb):
-            captured = []
-
-            def visit(lyr, path, call, inputs):
-                out = call()
-                if path in paths:
-                    captured.append(out)
-                return out
-
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(xb)
-                graph.forward(xb, visit, logits=False)
-                loss = tf.add_n([tf.reduce_mean(tf.square(a), axis=[1, 2, 3]) for a in captured])
+                _, captured = graph.forward_capture(xb, paths, logits=False)
+                loss = tf.add_n([tf.reduce_mean(tf.square(a), axis=[1, 2, 3])
+                                 for a in captured.values()])
             g = tape.gradient(loss, xb)
             return g / (tf.sqrt(tf.reduce_sum(tf.square(g), axis=[1, 2, 3], keepdims=True))
                         + 1e-12)

@@ -213,6 +213,29 @@ class ModelGraph:
         flat = keras.tree.flatten(out)
         return flat[self.output_index] if len(flat) > 1 else flat[0]
 
+    def forward_capture(self, x, paths, *, logits: bool = True, tape=None):
+        """Run the model and also return the outputs of the layers at ``paths``.
+
+        Args:
+            tape: a ``tf.GradientTape``; each captured output is watched by it (for gradients
+                with respect to activations).
+
+        Returns:
+            (model output as :meth:`forward`, {path: that layer's output}).
+        """
+        wanted = set(paths)
+        captured = {}
+
+        def visit(layer, path, call, inputs):
+            out = call()
+            if path in wanted:
+                if tape is not None:
+                    tape.watch(out)
+                captured[path] = out
+            return out
+
+        return self.forward(x, visit, logits=logits), captured
+
     def _call_layer(self, layer, args, kwargs, visitor, prefix, final):
         path = f"{prefix}{layer.name}"
         if isinstance(layer, keras.layers.InputLayer):

@@ -106,6 +106,18 @@ def methods_context(site, split, probs, names, explained, written_tile) -> dict:
             "quality_table": qtable, "quality": q}
 
 
+def _grid_png(site, rel: str, stack: np.ndarray, side: int, cols: int) -> str:
+    """Scale each item of ``stack`` (N, h, w[, C]) to uint8, make it RGB, enlarge it to at
+    least ``side`` pixels, arrange the items ``cols`` to a row, and save the grid as PNG."""
+    tiles = _normalize(stack)
+    if tiles.ndim == 3:
+        tiles = tiles[..., None]
+    if tiles.shape[-1] == 1:
+        tiles = np.repeat(tiles, 3, axis=-1)
+    tiles = np.stack([_upscale(t, side) for t in tiles])
+    return _save(site, rel, tile_grid(tiles, cols=min(cols, len(tiles))), fmt="PNG")
+
+
 def _upscale(a: np.ndarray, side: int) -> np.ndarray:
     f = max(1, int(np.ceil(side / a.shape[0])))
     return np.repeat(np.repeat(a, f, axis=0), f, axis=1)
@@ -120,10 +132,9 @@ def layers_context(site, split, names, explained, written_tile) -> dict | None:
     fmaps = []
     for p, info in L["feature_maps"].items():
         maps = np.moveaxis(info["maps"], -1, 0)  # (C, h, w)
-        tiles = lut[_normalize(maps)]
-        tiles = np.stack([_upscale(t, 48) for t in tiles])
-        grid = tile_grid(tiles, cols=min(8, len(tiles)))
-        rel = _save(site, f"img/layers/fmap_{len(fmaps)}.png", grid, fmt="PNG")
+        tiles = np.stack([_upscale(t, 48) for t in lut[_normalize(maps)]])
+        rel = _save(site, f"img/layers/fmap_{len(fmaps)}.png",
+                    tile_grid(tiles, cols=min(8, len(tiles))), fmt="PNG")
         fmaps.append({"layer": p, "src": rel, "shown": len(info["channels"]),
                       "total": info["total"], "shape": f"{maps.shape[1]}×{maps.shape[2]}",
                       "alt": f"Feature maps of layer {p}: {len(info['channels'])} most active "
@@ -131,25 +142,16 @@ def layers_context(site, split, names, explained, written_tile) -> dict | None:
     filters = []
     for p, k in L["filters"].items():
         kk = np.moveaxis(k, -1, 0)  # (F, kh, kw, in)
-        tiles = _normalize(kk[..., :3] if kk.shape[-1] >= 3 else kk[..., :1])
-        if tiles.shape[-1] == 1:
-            tiles = np.repeat(tiles, 3, axis=-1)
-        tiles = np.stack([_upscale(t, 48) for t in tiles])
-        rel = _save(site, f"img/layers/filters_{len(filters)}.png",
-                    tile_grid(tiles, cols=min(16, len(tiles))), fmt="PNG")
-        filters.append({"layer": p, "src": rel, "count": len(tiles),
+        rel = _grid_png(site, f"img/layers/filters_{len(filters)}.png",
+                        kk[..., :3] if kk.shape[-1] >= 3 else kk[..., :1], 48, 16)
+        filters.append({"layer": p, "src": rel, "count": len(kk),
                         "size": f"{k.shape[0]}×{k.shape[1]}",
                         "alt": f"Learned {k.shape[0]}x{k.shape[1]} filters of layer {p}"
                                + (" as RGB tiles" if k.shape[2] == 3 else
                                   ", first input channel")})
     patterns = []
     for p, pats in L["patterns"].items():
-        tiles = _normalize(pats)
-        if tiles.shape[-1] == 1:
-            tiles = np.repeat(tiles, 3, axis=-1)
-        tiles = np.stack([_upscale(t, 80) for t in tiles])
-        rel = _save(site, f"img/layers/patterns_{len(patterns)}.png",
-                    tile_grid(tiles, cols=min(8, len(tiles))), fmt="PNG")
+        rel = _grid_png(site, f"img/layers/patterns_{len(patterns)}.png", pats, 80, 8)
         patterns.append({"layer": p, "src": rel, "count": len(pats),
                          "alt": f"Filter patterns of layer {p}: inputs maximizing filters "
                                 f"0 to {len(pats) - 1}"})
