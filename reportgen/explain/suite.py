@@ -286,7 +286,8 @@ def explain_layers(model, split, prep, cfg: Config, result: Explained, progress=
         out["feature_maps"][p] = {"maps": a[..., top[:e.feature_map_channels]],
                                   "channels": top[:e.feature_map_channels].tolist(),
                                   "total": int(a.shape[-1])}
-    out["filters"][convs[0]] = features.learned_filters(model, convs[0])
+    for p in dict.fromkeys([convs[0], convs[len(convs) // 2]]):
+        out["filters"][p] = features.learned_filters(model, p)
     if progress:
         progress(1)
     vr = _value_range(prep)

@@ -142,13 +142,18 @@ def layers_context(site, split, names, explained, written_tile) -> dict | None:
     filters = []
     for p, k in L["filters"].items():
         kk = np.moveaxis(k, -1, 0)  # (F, kh, kw, in)
-        rel = _grid_png(site, f"img/layers/filters_{len(filters)}.png",
-                        kk[..., :3] if kk.shape[-1] >= 3 else kk[..., :1], 48, 16)
-        filters.append({"layer": p, "src": rel, "count": len(kk),
-                        "size": f"{k.shape[0]}×{k.shape[1]}",
-                        "alt": f"Learned {k.shape[0]}x{k.shape[1]} filters of layer {p}"
-                               + (" as RGB tiles" if k.shape[2] == 3 else
-                                  ", first input channel")})
+        if kk.shape[-1] == 3:  # an RGB input layer: one colour tile per filter
+            rel = _grid_png(site, f"img/layers/filters_{len(filters)}.png", kk, 48, 16)
+            shown, how = len(kk), "as RGB tiles"
+        else:  # deeper: rows = filters, columns = input channels, one grey tile each
+            f, c = min(8, kk.shape[0]), min(16, kk.shape[-1])
+            per_channel = np.moveaxis(kk[:f, ..., :c], -1, 1).reshape(f * c, *kk.shape[1:3])
+            rel = _grid_png(site, f"img/layers/filters_{len(filters)}.png", per_channel, 36, c)
+            shown, how = f, f"per input channel (rows: filters 0-{f - 1}, columns: input " \
+                            f"channels 0-{c - 1})"
+        filters.append({"layer": p, "src": rel, "count": shown, "total": len(kk),
+                        "size": f"{k.shape[0]}×{k.shape[1]}", "how": how,
+                        "alt": f"Learned {k.shape[0]}x{k.shape[1]} filters of layer {p} {how}"})
     patterns = []
     for p, pats in L["patterns"].items():
         rel = _grid_png(site, f"img/layers/patterns_{len(patterns)}.png", pats, 80, 8)
