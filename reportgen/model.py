@@ -309,10 +309,12 @@ def count_params(model: keras.Model) -> tuple[int, int]:
 
 
 def predict_outputs(model: keras.Model, images: np.ndarray, *, batch_size: int = 64,
-                    output_index: int = 0, progress: Callable[[int], None] | None = None
+                    output_index: int = 0, progress: Callable[[int], None] | None = None,
+                    preprocess: Callable[[np.ndarray], np.ndarray] | None = None
                     ) -> np.ndarray:
     """Return the model's output ``output_index`` on ``images`` (float32 (N, K)), in batches
-    under one compiled function (training=False)."""
+    under one compiled function (training=False). ``preprocess`` is applied batch by batch, so
+    only one batch is ever held as float32."""
     import tensorflow as tf
 
     h, w, c = images.shape[1:]
@@ -324,7 +326,8 @@ def predict_outputs(model: keras.Model, images: np.ndarray, *, batch_size: int =
 
     outs = []
     for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].astype(np.float32)
+        batch = images[start:start + batch_size]
+        batch = preprocess(batch) if preprocess else batch.astype(np.float32)
         outs.append(run(tf.constant(batch)).numpy())
         if progress:
             progress(len(batch))

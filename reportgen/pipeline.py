@@ -220,7 +220,8 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
             prog.say("Warning: class folder(s) with no readable image dropped: "
                      + ", ".join(ds.dropped_classes))
         if cfg.model.source == "load" and cfg.data.image_size != h:
-            notes.append(f"Images were resized to the model's input, {h}x{w} px.")
+            notes.append(f"Images were resized to the model's input, {h}x{w} px "
+                         f"(data.image_size = {cfg.data.image_size} applies to training only).")
 
     n_classes = len(ds.class_names)
     preprocess = "none" if cfg.model.preprocess == "auto" else cfg.model.preprocess
@@ -282,7 +283,7 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
         total = sum(len(s) for s in ds.splits.values())
         with prog.bar("Predicting", total if cached is None else 0, show) as advance:
             for name, split in ds.splits.items() if cached is None else ():
-                raw = mdl.predict_outputs(model, prep(split.images),
+                raw = mdl.predict_outputs(model, split.images, preprocess=prep,
                                           batch_size=cfg.explain.batch_size,
                                           output_index=cfg.model.output_index, progress=advance)
                 probs[name] = ev.to_probabilities(raw)
