@@ -105,6 +105,8 @@ def publish(site: Path, branch: str, remote: str, push: bool, message: str | Non
                            cname=cname)
     except ReportgenError as e:
         _fail(e, debug)
+    for rel in done.left_out:
+        click.echo(f"Warning: left out {rel} (over 100 MB, which GitHub refuses)", err=True)
     click.echo(f"Committed {site} to {done.branch} as {done.commit[:10]}"
                + (f" and pushed to {remote}" if done.pushed else " (not pushed; add --push)"),
                err=True)

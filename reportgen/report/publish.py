@@ -31,6 +31,7 @@ class Published:
     branch: str
     pushed: bool
     url: str | None
+    left_out: list[str]
 
 
 def _git(args: list[str], cwd: Path, env: dict | None = None, check: bool = True,
@@ -63,8 +64,11 @@ def pages_url(remote_url: str | None, cname: str | None) -> str | None:
 
 def publish(site: str | Path, *, repo: str | Path = ".", branch: str = "gh-pages",
             remote: str = "origin", push: bool = False, message: str | None = None,
-            cname: str | None = None) -> Published:
+            cname: str | None = None, max_file_bytes: int = 100_000_000) -> Published:
     """Commit ``site`` as the whole content of ``branch`` in the git repository at ``repo``.
+
+    Files larger than ``max_file_bytes`` (GitHub refuses files over 100 MB, such as a large
+    ``model.keras``) are left out of the commit and listed in ``Published.left_out``.
 
     Raises:
         PublishError: not in a git repository, the site folder is missing or has no
@@ -92,7 +96,10 @@ def publish(site: str | Path, *, repo: str | Path = ".", branch: str = "gh-pages
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         # Stage every file of the site (forced past ignore rules) into the temporary index.
         _git(["--work-tree", str(site), "add", "--all", "--force", "."], root, env)
-        _git(["rm", "--cached", "--quiet", "--ignore-unmatch", MARKER], root, env)
+        left_out = sorted(f.relative_to(site).as_posix() for f in site.rglob("*")
+                          if f.is_file() and f.stat().st_size > max_file_bytes)
+        for rel in [MARKER] + left_out:
+            _git(["rm", "--cached", "--quiet", "--ignore-unmatch", "--", rel], root, env)
         extras = {".nojekyll": ""}
         if cname:
             extras["CNAME"] = cname.strip() + "\n"
@@ -123,4 +130,4 @@ def publish(site: str | Path, *, repo: str | Path = ".", branch: str = "gh-pages
             raise PublishError(f"push of {branch} to {remote} was rejected ({reason}); the "
                                f"local branch {branch} has the new commit {commit[:10]}; fetch "
                                f"{remote}/{branch} and publish again")
-    return Published(commit=commit, branch=branch, pushed=push, url=url)
+    return Published(commit=commit, branch=branch, pushed=push, url=url, left_out=left_out)

@@ -70,6 +70,15 @@ def test_second_publish_keeps_history(repo):
     assert git(repo, "show", "gh-pages:CNAME") == "docs.example.org"
 
 
+def test_files_too_large_for_github_left_out(repo):
+    (repo / "site" / "model.keras").write_bytes(b"x" * 2000)
+    done = publish(repo / "site", repo=repo, max_file_bytes=1000)
+    assert done.left_out == ["model.keras"]
+    files = set(git(repo, "ls-tree", "-r", "--name-only", "gh-pages").splitlines())
+    assert "model.keras" not in files and "index.html" in files
+    assert (repo / "site" / "model.keras").exists()
+
+
 def test_push_to_bare_remote_and_rejection(repo, tmp_path):
     bare = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(bare))
