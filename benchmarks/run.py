@@ -271,7 +271,7 @@ def write_results(res: dict, path: Path) -> None:
     lines += ["", "Peak resident memory of the benchmark process after each method (MB, "
               "cumulative peak): " + ", ".join(f"{k} {v:.0f}" for k, v in
                                                m["peak_rss_mb"].items()) + ".", "",
-              f"## Overlays and thumbnails", "",
+              "## Overlays and thumbnails", "",
               f"Colour-mapped overlay, 128 px nearest-neighbour thumbnail and JPEG file per "
               f"image: **{res['overlay']:,.0f} images/s**.", ""]
     sc = res["scaling"]

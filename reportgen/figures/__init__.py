@@ -4,9 +4,9 @@ Plots are built on ``matplotlib.figure.Figure`` directly (no pyplot, no global b
 each takes ``ax=None`` and returns the Figure. Never imports tensorflow or jinja2.
 """
 
-from reportgen.figures.overlay import colormap_lut, heatmap_overlay, save_jpeg, tile_grid
+from reportgen.figures.overlay import colormap_lut, heatmap_overlay, save_image, tile_grid
 from reportgen.figures.plots import (class_distribution, confusion_matrix, reliability_diagram,
                                      save_figure, training_curves)
 
 __all__ = ["class_distribution", "confusion_matrix", "reliability_diagram", "training_curves",
-           "save_figure", "colormap_lut", "heatmap_overlay", "save_jpeg", "tile_grid"]
+           "save_figure", "colormap_lut", "heatmap_overlay", "save_image", "tile_grid"]

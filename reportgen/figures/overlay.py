@@ -67,16 +67,16 @@ def magnitude_map(attributions: np.ndarray, *, percentile: float = 99.0) -> np.n
     return np.clip(m / scale, 0.0, 1.0)
 
 
-def save_jpeg(image: np.ndarray, path: str | Path, *, min_side: int = 0, quality: int = 85
-              ) -> Path:
-    """Save an (H, W, 3) uint8 image as JPEG, enlarged with nearest-neighbour to at least
-    ``min_side`` pixels (small inputs stay crisp)."""
+def save_image(image: np.ndarray, path: str | Path, *, side: int | None = None,
+               fmt: str = "JPEG", quality: int = 82) -> Path:
+    """Save an (H, W, 3) uint8 image, resized to ``side`` pixels wide (aspect kept; nearest
+    neighbour when enlarging, so small inputs stay crisp, bilinear when shrinking)."""
     img = Image.fromarray(to_rgb(image[None])[0])
-    if min_side and min(img.size) < min_side:
-        f = int(np.ceil(min_side / min(img.size)))
-        img = img.resize((img.width * f, img.height * f), Image.NEAREST)
+    if side and img.width != side:
+        method = Image.NEAREST if img.width < side else Image.BILINEAR
+        img = img.resize((side, int(round(side * img.height / img.width))), method)
     path = Path(path)
-    img.save(path, format="JPEG", quality=quality, optimize=True)
+    img.save(path, format=fmt, **({"quality": quality} if fmt == "JPEG" else {"optimize": True}))
     return path
 
 

@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from reportgen import __version__
 from reportgen import figures as figs
 from reportgen import progress as prog
-from reportgen.figures.overlay import heatmap_overlay, to_rgb
+from reportgen.figures.overlay import heatmap_overlay, save_image, to_rgb
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.render import environment, render, templates_dir
 from reportgen.report.tables import Table
@@ -115,16 +114,8 @@ class _Site:
                 "caption": table.caption}
 
 
-def _write_tile(arr: np.ndarray, path: Path, side: int, quality: int = 82) -> None:
-    img = Image.fromarray(arr)
-    if img.width != side:
-        method = Image.NEAREST if img.width < side else Image.BILINEAR
-        img = img.resize((side, int(round(side * img.height / img.width))), method)
-    img.save(path, format="JPEG", quality=quality)
-
-
-def _gallery_items(site, split, probs, class_names, indices, maps, written, timer,
-                   top_k: int) -> list[dict]:
+def _gallery_items(site, split, probs, class_names, indices, maps, written, written_tile,
+                   timer, top_k: int) -> list[dict]:
     """Write tiles (image, GradCAM overlay; thumbnail and full size) once per test image."""
     items = []
     for i in indices:
@@ -132,13 +123,13 @@ def _gallery_items(site, split, probs, class_names, indices, maps, written, time
         conf = float(probs[i].max())
         if i not in written:
             with timer.stage("figures"):
-                img = to_rgb(split.images[i:i + 1])[0]
-                _write_tile(img, site.path(f"img/test/{i}.jpg"), THUMB)
+                written_tile(i)
                 if i in maps:
+                    img = to_rgb(split.images[i:i + 1])[0]
                     over = heatmap_overlay(img[None], maps[i][None])[0]
-                    _write_tile(over, site.path(f"img/gradcam/{i}.jpg"), THUMB)
-                    full = max(256, over.shape[1]) if over.shape[1] < 256 else over.shape[1]
-                    _write_tile(over, site.path(f"img/gradcam/full/{i}.jpg"), min(full, 512), 90)
+                    save_image(over, site.path(f"img/gradcam/{i}.jpg"), side=THUMB)
+                    save_image(over, site.path(f"img/gradcam/full/{i}.jpg"),
+                               side=min(max(256, over.shape[1]), 512), quality=90)
             written.add(i)
         order = np.argsort(-probs[i], kind="stable")[:top_k]
         desc = (f"true {class_names[true]}, predicted {class_names[pred]}, {conf:.2f}")
@@ -248,7 +239,17 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
     # -- gallery pages ------------------------------------------------------------------------
     test = ds.splits["test"]
     maps = explained.maps.get("gradcam", {})
-    written: set[int] = set()
+    written: set[int] = set()  # test images whose GradCAM tiles exist
+    tiles_written: set[int] = set()  # test images whose plain tile exists
+
+    def written_tile(i: int) -> str:
+        """Write img/test/<i>.jpg once; return its path in the site."""
+        rel = f"img/test/{i}.jpg"
+        if i not in tiles_written:
+            save_image(to_rgb(test.images[i:i + 1])[0], site.path(rel), side=THUMB)
+            tiles_written.add(i)
+        return rel
+
     class_pages = []
     total = sum(len(v) for g in explained.galleries.values() for v in g.values())
     with prog.bar("Rendering galleries", total, show_progress) as advance:
@@ -260,19 +261,11 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
                 sections.append({
                     "key": key, "title": title, "description": desc.format(c=c["name"]),
                     "tiles": _gallery_items(site, test, probs["test"], names, idx, maps,
-                                            written, timer, min(3, len(names))),
+                                            written, written_tile, timer, min(3, len(names))),
                 })
                 advance(len(idx))
             class_pages.append({**c, "metrics": pc[c["name"]], "sections": sections})
 
-    def written_tile(i: int) -> str:
-        rel = f"img/test/{i}.jpg"
-        if i not in tiles_written:
-            _write_tile(to_rgb(test.images[i:i + 1])[0], site.path(rel), THUMB)
-            tiles_written.add(i)
-        return rel
-
-    tiles_written = {i for i in written}
     with timer.stage("figures"):
         methods_ctx = methods_context(site, test, probs["test"], names, explained, written_tile)
         layers_ctx = layers_context(site, test, names, explained, written_tile)

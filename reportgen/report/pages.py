@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from reportgen.figures.overlay import (colormap_lut, heatmap_overlay, signed_to_rgb, tile_grid,
-                                       to_rgb)
+from reportgen.figures.overlay import (colormap_lut, heatmap_overlay, magnitude_map, save_image,
+                                       signed_to_rgb, tile_grid, to_rgb)
 from reportgen.methods import METHODS
 from reportgen.report.tables import Table
 
@@ -14,12 +14,7 @@ CELL = 96  # side of a method cell in pixels
 
 
 def _save(site, rel: str, arr: np.ndarray, side: int | None = None, fmt: str = "JPEG") -> str:
-    img = Image.fromarray(arr)
-    if side and img.width != side:
-        method = Image.NEAREST if img.width < side else Image.BILINEAR
-        img = img.resize((side, int(round(side * img.height / img.width))), method)
-    kwargs = {"quality": 85, "optimize": True} if fmt == "JPEG" else {"optimize": True}
-    img.save(site.path(rel), format=fmt, **kwargs)
+    save_image(arr, site.path(rel), side=side, fmt=fmt, quality=85)
     return rel
 
 
@@ -34,14 +29,6 @@ def _normalize(a: np.ndarray) -> np.ndarray:
     return np.round(out * 255).astype(np.uint8)
 
 
-def _magnitude_rgb(out: np.ndarray) -> np.ndarray:
-    m = np.abs(out).max(axis=-1)
-    top = np.percentile(m.reshape(len(m), -1), 99.5, axis=1)[:, None, None]
-    m = np.divide(m, top, out=np.zeros_like(m), where=top > 0)
-    idx = np.clip(np.round(m * 255), 0, 255).astype(np.uint8)
-    return colormap_lut("inferno")[idx]
-
-
 def display(name: str, images: np.ndarray, out: np.ndarray) -> np.ndarray:
     """RGB uint8 (N, H, W, 3) views of a method's output: CAM maps over the image, gradient
     magnitudes in the "inferno" colour map (scaled to the 99.5th percentile), signed
@@ -50,7 +37,8 @@ def display(name: str, images: np.ndarray, out: np.ndarray) -> np.ndarray:
     if kind == "cam":
         return heatmap_overlay(images, out)
     if kind == "grad":
-        return _magnitude_rgb(out)
+        idx = np.round(magnitude_map(out, percentile=99.5) * 255).astype(np.uint8)
+        return colormap_lut("inferno")[idx]
     return signed_to_rgb(out)
 
 
