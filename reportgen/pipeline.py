@@ -13,6 +13,7 @@ import os
 import pickle
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,17 +41,14 @@ class _Timer:
     def __init__(self):
         self.times: dict[str, float] = {}
 
+    @contextmanager
     def stage(self, name: str):
-        timer = self
-
-        class _Ctx:
-            def __enter__(self):
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.times[name] = timer.times.get(name, 0.0) + time.perf_counter() - self.t
-
-        return _Ctx()
+        """Add the time spent inside the block to stage ``name``."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
 
 
 def _quiet_tensorflow() -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from reportgen.explain.common import (as_batch, as_targets, class_score, minmax, pick_targets,
-                                      resolve_layer, run_batched)
+                                      probability_function, resolve_layer, run_batched)
 from reportgen.explain.common import upsample as resize_maps
 from reportgen.explain.graph import ModelGraph, graph_for
 
@@ -160,12 +160,9 @@ def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
             logits, captured = graph.forward_capture(xb, [path])
             return captured[path], logits
 
-        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
-        def probs(xb):
-            return tf.nn.softmax(graph.forward(xb), axis=-1)
-
-        graph.functions[key] = (acts_and_logits, probs)
-    acts_and_logits, probs = graph.functions[key]
+        graph.functions[key] = acts_and_logits
+    acts_and_logits = graph.functions[key]
+    probs = probability_function(graph)
 
     out = []
     for start in range(0, len(x), batch_size):

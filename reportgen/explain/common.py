@@ -74,6 +74,17 @@ def resolve_layer(graph: ModelGraph, layer: str | None) -> str:
     return layer
 
 
+def probability_function(graph: ModelGraph):
+    """Return the graph's compiled ``x -> softmax(logits)`` (one per graph, traced once)."""
+    key = ("probs",)
+    if key not in graph.functions:
+        h, w, c = graph.input_shape
+        graph.functions[key] = tf.function(
+            lambda xb: tf.nn.softmax(graph.forward(xb), axis=-1),
+            input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+    return graph.functions[key]
+
+
 def run_batched(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
     """Call ``fn`` on consecutive slices of ``arrays`` (as tensors) and concatenate the results
     along axis 0, as numpy."""

@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from reportgen.explain.cam import grad_cam
-from reportgen.explain.common import as_batch, as_targets, class_score, pick_targets
+from reportgen.explain.common import (as_batch, as_targets, class_score, pick_targets,
+                                      probability_function, run_batched)
 from reportgen.explain.graph import ModelGraph, _activation_name, graph_for
 
 
@@ -109,25 +110,12 @@ def _resolve_targets(graph: ModelGraph, x: np.ndarray, targets, batch_size: int)
     t = as_targets(targets, len(x))
     if (t >= 0).all():
         return t
-    key = ("logits",)
-    if key not in graph.functions:
-        h, w, c = graph.input_shape
-        graph.functions[key] = tf.function(
-            lambda xb: graph.forward(xb),
-            input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
-    fn = graph.functions[key]
-    pred = np.concatenate([fn(tf.constant(x[s:s + batch_size])).numpy().argmax(-1)
-                           for s in range(0, len(x), batch_size)])
+    pred = run_batched(probability_function(graph), [x], batch_size).argmax(-1)
     return np.where(t < 0, pred, t).astype(np.int32)
 
 
 def _gradients(graph, mode, x, t, batch_size) -> np.ndarray:
-    fn = _grad_function(graph, mode)
-    out = np.empty_like(x)
-    for s in range(0, len(x), batch_size):
-        out[s:s + batch_size] = fn(tf.constant(x[s:s + batch_size]),
-                                   tf.constant(t[s:s + batch_size])).numpy()
-    return out
+    return run_batched(_grad_function(graph, mode), [x, t], batch_size)
 
 
 def saliency(model, images, targets=None, batch_size=64, output_index=0) -> np.ndarray:

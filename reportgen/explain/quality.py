@@ -7,18 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reportgen.explain.common import as_batch
+from reportgen.explain.common import as_batch, probability_function
 from reportgen.explain.graph import graph_for
-
-
-def _probability_function(graph):
-    key = ("probs",)
-    if key not in graph.functions:
-        h, w, c = graph.input_shape
-        graph.functions[key] = tf.function(
-            lambda xb: tf.nn.softmax(graph.forward(xb), axis=-1),
-            input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
-    return graph.functions[key]
 
 
 def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
@@ -54,7 +44,7 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(h * w)[None, :].repeat(n, 0), axis=1)
     counts = np.round(np.linspace(0, h * w, steps + 1)).astype(np.int64)
-    probs_fn = _probability_function(graph)
+    probs_fn = probability_function(graph)
     flat = x.reshape(n, h * w, c)
     fractions = counts / (h * w)
     out = {}
@@ -79,13 +69,40 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
     return out["deletion"], out["insertion"]
 
 
+def box_mask(box, height: int, width: int) -> np.ndarray | None:
+    """Return the (height, width) bool mask of the pixels whose centre (c + 0.5, r + 0.5) lies in
+    ``box`` = [x0, y0, x1, y1] (pixel-edge coordinates), or None when the box has a NaN."""
+    if not np.all(np.isfinite(box)):
+        return None
+    x0, y0, x1, y1 = box
+    rows = np.arange(height)[:, None] + 0.5
+    cols = np.arange(width)[None, :] + 0.5
+    return (rows >= y0) & (rows <= y1) & (cols >= x0) & (cols <= x1)
+
+
+def pointing_game(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Return 1.0 where the map's maximum lies inside the box, 0.0 where not, NaN where the box
+    is missing. Ties at the maximum count as a hit if any of them is inside.
+
+    Args:
+        maps: (N, H, W) saliency maps.
+        boxes: (N, 4) [x0, y0, x1, y1], pixels as in :func:`box_mask`.
+    """
+    n, h, w = maps.shape
+    out = np.full(n, np.nan)
+    for i in range(n):
+        inside = box_mask(boxes[i], h, w)
+        if inside is not None:
+            out[i] = float(np.any((maps[i] == maps[i].max()) & inside))
+    return out
+
+
 def energy_in_box(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Fraction of each map's total (non-negative) mass inside the object box.
 
     Args:
         maps: (N, H, W) non-negative maps.
-        boxes: (N, 4) [x0, y0, x1, y1] pixel-edge coordinates; pixel centres (c + 0.5,
-            r + 0.5) inside the box count.
+        boxes: (N, 4) [x0, y0, x1, y1], pixels as in :func:`box_mask`.
 
     Returns:
         (N,) float64 in [0, 1]; NaN where the box is missing or the map is all zero.
@@ -93,17 +110,11 @@ def energy_in_box(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     maps = np.clip(np.asarray(maps, np.float64), 0, None)
     n, h, w = maps.shape
     out = np.full(n, np.nan)
-    rows = np.arange(h)[:, None] + 0.5
-    cols = np.arange(w)[None, :] + 0.5
     for i in range(n):
-        if not np.all(np.isfinite(boxes[i])):
-            continue
+        inside = box_mask(boxes[i], h, w)
         total = maps[i].sum()
-        if total <= 0:
-            continue
-        x0, y0, x1, y1 = boxes[i]
-        inside = (rows >= y0) & (rows <= y1) & (cols >= x0) & (cols <= x1)
-        out[i] = maps[i][inside].sum() / total
+        if inside is not None and total > 0:
+            out[i] = maps[i][inside].sum() / total
     return out
 
 

@@ -78,32 +78,6 @@ def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size
     return out
 
 
-def pointing_game(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Return 1.0 where the map's maximum lies inside the box, 0.0 where not, NaN where the box
-    is missing.
-
-    Args:
-        maps: (N, H, W) saliency maps.
-        boxes: (N, 4) [x0, y0, x1, y1] pixel-edge coordinates; the pixel (row r, column c)
-            counts as inside when x0 <= c + 0.5 <= x1 and y0 <= r + 0.5 <= y1. Ties at the
-            maximum count as a hit if any of them is inside.
-    """
-    n, h, w = maps.shape
-    out = np.full(n, np.nan)
-    cols = np.arange(w) + 0.5
-    rows = np.arange(h) + 0.5
-    for i in range(n):
-        if not np.all(np.isfinite(boxes[i])):
-            continue
-        x0, y0, x1, y1 = boxes[i]
-        m = maps[i]
-        peak = m == m.max()
-        inside = ((rows[:, None] >= y0) & (rows[:, None] <= y1)
-                  & (cols[None, :] >= x0) & (cols[None, :] <= x1))
-        out[i] = float(np.any(peak & inside))
-    return out
-
-
 def explain_test_set(model, split, prep: Callable[[np.ndarray], np.ndarray], probs: np.ndarray,
                      cfg: Config, progress: Callable[[int], None] | None = None) -> Explained:
     """Compute GradCAM for every test image (predicted class), keep the gallery maps, and score
@@ -134,7 +108,7 @@ def explain_test_set(model, split, prep: Callable[[np.ndarray], np.ndarray], pro
         x = prep(split.images[start:stop])
         cams = grad_cam(model, x, layer=layer, batch_size=cfg.explain.batch_size,
                         output_index=cfg.model.output_index)
-        hits[start:stop] = pointing_game(cams, split.boxes[start:stop])
+        hits[start:stop] = quality.pointing_game(cams, split.boxes[start:stop])
         for i in range(start, stop):
             if i in wanted_set:
                 maps_kept[i] = cams[i - start]
@@ -240,7 +214,7 @@ def explain_methods(model, split, prep, probs, cfg: Config, result: Explained,
         dele, ins = quality.deletion_insertion(
             model, xq, maps, tq, steps=cfg.explain.quality_steps,
             batch_size=cfg.explain.batch_size, output_index=cfg.model.output_index)
-        point = pointing_game(maps, boxes)
+        point = quality.pointing_game(maps, boxes)
         energy = quality.energy_in_box(maps, boxes)
         row = {"deletion": float(dele.mean()), "insertion": float(ins.mean()),
                "n": len(q_idx), "n_boxes": int(np.isfinite(point).sum()),

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from reportgen.explain.quality import (deletion_insertion, energy_in_box, map_change,
-                                       randomized_head_copy, spearman)
-from reportgen.explain.suite import pointing_game
+                                       pointing_game, randomized_head_copy, spearman)
 
 
 def linear_model(keras, w):
