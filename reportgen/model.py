@@ -319,7 +319,7 @@ def predict_outputs(model: keras.Model, images: np.ndarray, *, batch_size: int =
 
     h, w, c = images.shape[1:]
 
-    @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)], autograph=False)
     def run(x):
         out = keras.tree.flatten(model(x, training=False))
         return out[output_index]

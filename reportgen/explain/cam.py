@@ -49,28 +49,24 @@ _COMBINE = {"gradcam": _weights_gradcam, "gradcam++": _weights_gradcam_pp,
 
 
 def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to):
-    key = ("cam", method, layer_path, upsample_to)
-    if key in graph.functions:
-        return graph.functions[key]
     combine = _COMBINE[method]
-    h, w, c = graph.input_shape
 
-    @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32),
-                                  tf.TensorSpec([None], tf.int32)])
-    def fn(x, targets):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            logits, captured = graph.forward_capture(x, [layer_path], tape=tape)
-            score = class_score(logits, pick_targets(logits, targets))
-        acts = captured[layer_path]
-        grads = tape.gradient(score, acts)
-        cam = tf.nn.relu(combine(acts, grads))
-        cam = minmax(cam)
-        if upsample_to is not None:
-            cam = tf.clip_by_value(resize_maps(cam, upsample_to), 0.0, 1.0)
-        return cam
+    def make():
+        def fn(x, targets):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                logits, captured = graph.forward_capture(x, [layer_path], tape=tape)
+                score = class_score(logits, pick_targets(logits, targets))
+            acts = captured[layer_path]
+            grads = tape.gradient(score, acts)
+            cam = tf.nn.relu(combine(acts, grads))
+            cam = minmax(cam)
+            if upsample_to is not None:
+                cam = tf.clip_by_value(resize_maps(cam, upsample_to), 0.0, 1.0)
+            return cam
+        return fn
 
-    graph.functions[key] = fn
-    return fn
+    return graph.function(("cam", method, layer_path, upsample_to), make,
+                          tf.TensorSpec([None], tf.int32))
 
 
 def _gradient_cam(method, model, images, targets, layer, batch_size, upsample_maps, output_index):
@@ -153,16 +149,18 @@ def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
     t = as_targets(targets, len(x))
     path = resolve_layer(graph, layer)
     h, w, c = graph.input_shape
-    key = ("scorecam-acts", path)
-    if key not in graph.functions:
-        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+
+    def make():
         def acts_and_logits(xb):
             logits, captured = graph.forward_capture(xb, [path])
             return captured[path], logits
+        return acts_and_logits
 
-        graph.functions[key] = acts_and_logits
-    acts_and_logits = graph.functions[key]
+    acts_and_logits = graph.function(("scorecam-acts", path), make)
     probs = probability_function(graph)
+    acts_and_logits.expect(-(-len(x) // batch_size))
+    n_masked = len(x) * min(max_channels, graph.layer_shapes[path][-1])
+    probs.expect(-(-n_masked // batch_size))
 
     out = []
     for start in range(0, len(x), batch_size):

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from reportgen.explain.graph import ModelGraph
+from reportgen.explain.graph import ModelGraph, TieredFunction
 
 #: Denominator below which a map counts as constant and is scaled to zeros (never NaN).
 EPSILON = 1e-8
@@ -75,14 +75,10 @@ def resolve_layer(graph: ModelGraph, layer: str | None) -> str:
 
 
 def probability_function(graph: ModelGraph):
-    """Return the graph's compiled ``x -> softmax(logits)`` (one per graph, traced once)."""
-    key = ("probs",)
-    if key not in graph.functions:
-        h, w, c = graph.input_shape
-        graph.functions[key] = tf.function(
-            lambda xb: tf.nn.softmax(graph.forward(xb), axis=-1),
-            input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
-    return graph.functions[key]
+    """Return the graph's ``x -> softmax(logits)`` (one per graph, see
+    :class:`~reportgen.explain.graph.TieredFunction`)."""
+    return graph.function(("probs",), lambda: lambda xb: tf.nn.softmax(graph.forward(xb),
+                                                                        axis=-1))
 
 
 def run_batched(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
@@ -91,6 +87,8 @@ def run_batched(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int) -> 
     n = len(arrays[0])
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(fn, TieredFunction):
+        fn.expect(-(-n // batch_size))
     outs = []
     for start in range(0, n, batch_size):
         part = [tf.convert_to_tensor(a[start:start + batch_size]) for a in arrays]

@@ -10,19 +10,16 @@ from reportgen.explain.graph import ModelGraph, graph_for
 
 
 def _capture_function(graph: ModelGraph, paths: tuple[str, ...]):
-    key = ("capture", paths)
-    if key not in graph.functions:
-        for p in paths:
-            graph.layer(p)  # raises with the valid paths
-        h, w, c = graph.input_shape
+    for p in paths:
+        graph.layer(p)  # raises with the valid paths
 
-        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+    def make():
         def fn(x):
             _, captured = graph.forward_capture(x, paths, logits=False)
             return [captured[p] for p in paths]
+        return fn
 
-        graph.functions[key] = fn
-    return graph.functions[key]
+    return graph.function(("capture", paths), make)
 
 
 def feature_maps(model, images, layers, batch_size=64, output_index=0) -> dict[str, np.ndarray]:
@@ -36,6 +33,7 @@ def feature_maps(model, images, layers, batch_size=64, output_index=0) -> dict[s
     x = as_batch(images, graph)
     paths = tuple([layers] if isinstance(layers, str) else layers)
     fn = _capture_function(graph, paths)
+    fn.expect(-(-len(x) // batch_size))
     parts = [fn(tf.constant(x[s:s + batch_size])) for s in range(0, len(x), batch_size)]
     return {p: np.concatenate([np.asarray(part[i]) for part in parts]).astype(np.float32)
             for i, p in enumerate(paths)}
@@ -73,10 +71,7 @@ def filter_patterns(model, layer, filters, steps=60, step_size=None, value_range
     span = hi - lo
     if step_size is None:
         step_size = 0.015 * span * np.sqrt(h * w * c)
-    key = ("filter-pattern", layer)
-    if key not in graph.functions:
-        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32),
-                                      tf.TensorSpec([None], tf.int32)])
+    def make():
         def grad_fn(x, f):
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(x)
@@ -87,9 +82,10 @@ def filter_patterns(model, layer, filters, steps=60, step_size=None, value_range
             g = tape.gradient(score, x)
             norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=[1, 2, 3], keepdims=True)) + 1e-12
             return g / norm
+        return grad_fn
 
-        graph.functions[key] = grad_fn
-    grad_fn = graph.functions[key]
+    grad_fn = graph.function(("filter-pattern", layer), make, tf.TensorSpec([None], tf.int32))
+    grad_fn.expect(steps)
     rng = np.random.default_rng(seed)
     x = (lo + span * (0.5 + 0.05 * rng.standard_normal((len(filt), h, w, c)))).astype(np.float32)
     kernel = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 16.0
@@ -135,9 +131,7 @@ def deep_dream(model, images, layers, octaves=3, octave_scale=1.4, steps=12, ste
     lo, hi = value_range
     if step_size is None:
         step_size = 0.01 * (hi - lo) * np.sqrt(h * w * c)
-    key = ("dream", paths)
-    if key not in graph.functions:
-        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+    def make():
         def grad_fn(xb):
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(xb)
@@ -147,9 +141,10 @@ def deep_dream(model, images, layers, octaves=3, octave_scale=1.4, steps=12, ste
             g = tape.gradient(loss, xb)
             return g / (tf.sqrt(tf.reduce_sum(tf.square(g), axis=[1, 2, 3], keepdims=True))
                         + 1e-12)
+        return grad_fn
 
-        graph.functions[key] = grad_fn
-    grad_fn = graph.functions[key]
+    grad_fn = graph.function(("dream", paths), make)
+    grad_fn.expect(octaves * steps)
     for k in reversed(range(octaves)):
         scale = octave_scale ** k
         size = (max(4, int(round(h / scale))), max(4, int(round(w / scale))))

@@ -83,25 +83,20 @@ def modified_relu_visitor(graph: ModelGraph, mode: str):
 
 
 def _grad_function(graph: ModelGraph, mode: str):
-    key = ("input-grad", mode)
-    if key in graph.functions:
-        return graph.functions[key]
-    visitor = None if mode == "plain" else modified_relu_visitor(graph, mode)
-    if visitor is not None:
-        graph.warm(visitor)  # builds the linear twins eagerly
-    h, w, c = graph.input_shape
+    def make():
+        visitor = None if mode == "plain" else modified_relu_visitor(graph, mode)
+        if visitor is not None:
+            graph.warm(visitor)  # builds the linear twins eagerly
 
-    @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32),
-                                  tf.TensorSpec([None], tf.int32)])
-    def fn(x, targets):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(x)
-            logits = graph.forward(x, visitor)
-            score = class_score(logits, pick_targets(logits, targets))
-        return tape.gradient(score, x)
+        def fn(x, targets):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)
+                logits = graph.forward(x, visitor)
+                score = class_score(logits, pick_targets(logits, targets))
+            return tape.gradient(score, x)
+        return fn
 
-    graph.functions[key] = fn
-    return fn
+    return graph.function(("input-grad", mode), make, tf.TensorSpec([None], tf.int32))
 
 
 def _resolve_targets(graph: ModelGraph, x: np.ndarray, targets, batch_size: int) -> np.ndarray:
@@ -114,8 +109,12 @@ def _resolve_targets(graph: ModelGraph, x: np.ndarray, targets, batch_size: int)
     return np.where(t < 0, pred, t).astype(np.int32)
 
 
-def _gradients(graph, mode, x, t, batch_size) -> np.ndarray:
-    return run_batched(_grad_function(graph, mode), [x, t], batch_size)
+def _gradients(graph, mode, x, t, batch_size, repeats: int = 1) -> np.ndarray:
+    """Input gradients of ``x`` in batches; ``repeats``: how many such calls the caller is about
+    to make (so a long run compiles from its first call)."""
+    fn = _grad_function(graph, mode)
+    fn.expect(repeats * -(-len(x) // batch_size))
+    return run_batched(fn, [x, t], batch_size)
 
 
 def saliency(model, images, targets=None, batch_size=64, output_index=0) -> np.ndarray:
@@ -155,7 +154,7 @@ def smooth_grad(model, images, targets=None, batch_size=64, samples=16, noise=0.
     total = np.zeros_like(x)
     for _ in range(samples):
         noisy = x + rng.standard_normal(x.shape).astype(np.float32) * sigma
-        total += _gradients(graph, "plain", noisy, t, batch_size)
+        total += _gradients(graph, "plain", noisy, t, batch_size, repeats=samples)
     return (total / samples).astype(np.float32)
 
 
@@ -188,7 +187,8 @@ def integrated_gradients(model, images, targets=None, batch_size=64, steps=32, b
     weights[[0, -1]] *= 0.5
     total = np.zeros_like(x)
     for a, wgt in zip(alphas, weights):
-        total += wgt * _gradients(graph, "plain", base + a * (x - base), t, batch_size)
+        total += wgt * _gradients(graph, "plain", base + a * (x - base), t, batch_size,
+                                  repeats=steps + 1)
     return ((x - base) * total).astype(np.float32)
 
 

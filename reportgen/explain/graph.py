@@ -19,6 +19,11 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+#: Calls run eagerly before a function is compiled. Tracing a function through the graph costs
+#: about as much as this many eager calls' Python overhead, so short runs (a few sample images, the
+#: sanity check's 16) never pay for a trace and long runs pay for one.
+COMPILE_AFTER = 6
+
 #: visitor(layer, path, call, inputs) -> output. ``call()`` runs the layer as the model would.
 Visitor = Callable[[keras.layers.Layer, str, Callable[[], tf.Tensor], tuple], tf.Tensor]
 
@@ -47,6 +52,41 @@ def is_softmax_layer(layer) -> bool:
     return isinstance(layer, keras.layers.Activation) and _activation_name(layer) == "softmax"
 
 
+class TieredFunction:
+    """A function of tensors run eagerly for its first :data:`COMPILE_AFTER` calls, then as a
+    ``tf.function`` (traced once for ``signature``, without autograph: the graph walk is plain
+    Python over a fixed structure). Both tiers run the same code, so results agree to float
+    rounding.
+
+    Args:
+        fn: the Python function (tensors in, tensors out).
+        signature: the ``tf.TensorSpec`` list of its arguments.
+    """
+
+    def __init__(self, fn: Callable, signature: list):
+        self.python = fn
+        self.signature = signature
+        self.compiled = None
+        self.eager_calls = 0
+
+    def expect(self, calls: int) -> None:
+        """Compile now when ``calls`` more calls would pass the eager allowance."""
+        if self.compiled is None and self.eager_calls + calls > COMPILE_AFTER:
+            self._compile()
+
+    def _compile(self) -> None:
+        self.compiled = tf.function(self.python, input_signature=self.signature,
+                                    autograph=False)
+
+    def __call__(self, *args):
+        if self.compiled is None:
+            if self.eager_calls < COMPILE_AFTER:
+                self.eager_calls += 1
+                return self.python(*args)
+            self._compile()
+        return self.compiled(*args)
+
+
 class ModelGraph:
     """A layer-by-layer runner over one Keras model (never modified).
 
@@ -65,9 +105,19 @@ class ModelGraph:
         self._final = self._final_chain(model, output_index)
         self._shapes: dict[str, tuple] | None = None
         self._layers: dict[str, keras.layers.Layer] | None = None
-        #: Compiled tf.functions of the explanation methods, keyed by the method's options.
+        #: :class:`TieredFunction` s of the explanation methods, keyed by the method's options.
         self.functions: dict = {}
         self._trace_shapes()
+
+    def function(self, key, make: Callable[[], Callable], *extra_specs) -> TieredFunction:
+        """Return the :class:`TieredFunction` stored under ``key``, creating it from ``make()``
+        on first use. Its signature is the input batch (None, H, W, C) float32 followed by
+        ``extra_specs``."""
+        if key not in self.functions:
+            h, w, c = self.input_shape
+            spec = [tf.TensorSpec([None, h, w, c], tf.float32), *extra_specs]
+            self.functions[key] = TieredFunction(make(), spec)
+        return self.functions[key]
 
     # -- structure ------------------------------------------------------------------------------
 

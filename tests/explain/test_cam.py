@@ -192,3 +192,21 @@ def test_unknown_layer_lists_valid_ones(keras, rng):
     model = gap_dense_model(keras)
     with pytest.raises(ValueError, match="conv"):
         grad_cam(model, np.zeros((1, 8, 8, 3), np.float32), layer="nope")
+
+
+def test_tiered_function_compiles_after_its_eager_allowance(keras, rng, monkeypatch):
+    """Eager for COMPILE_AFTER calls, then one tf.function; both give the same maps; expect()
+    compiles up front when a long run is announced."""
+    from reportgen.explain import graph as graph_mod
+
+    monkeypatch.setattr(graph_mod, "COMPILE_AFTER", 2)
+    model = gap_dense_model(keras)
+    x = rng.uniform(0, 1, (4, 8, 8, 3)).astype(np.float32)
+    got = [grad_cam(model, x[i:i + 1], layer="conv") for i in range(4)]
+    fn = next(f for k, f in graph_for(model).functions.items() if k[0] == "cam")
+    assert fn.eager_calls == 2 and fn.compiled is not None
+    np.testing.assert_allclose(np.concatenate(got), grad_cam(model, x, layer="conv"),
+                               atol=1e-6)
+    fresh = graph_mod.TieredFunction(lambda v: v * 2.0, fn.signature[:1])
+    fresh.expect(3)
+    assert fresh.compiled is not None and fresh.eager_calls == 0
