@@ -7,19 +7,45 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reportgen.explain.common import as_batch, probability_function
+from reportgen.explain.common import as_batch, probability_function, run_batched
 from reportgen.explain.graph import graph_for
 
 
+def _perturbed_probability_function(graph):
+    """``(keep, put, ranks, counts, targets) -> (G, S)``: for each image g and step s, the
+    target-class probability of the image whose pixels of rank < counts[s] come from ``put`` and
+    the others from ``keep``. The G x S copies are built inside the function."""
+    def make():
+        def fn(keep, put, ranks, counts, targets):
+            g = tf.shape(keep)[0]
+            n_steps = tf.shape(counts)[0]
+            top = ranks[:, None, :, :, None] < counts[None, :, None, None, None]
+            copies = tf.where(top, put[:, None], keep[:, None])  # (G, S, H, W, C)
+            copies = tf.reshape(copies, tf.concat([[g * n_steps], tf.shape(keep)[1:]], 0))
+            p = tf.reshape(tf.nn.softmax(graph.forward(copies), axis=-1), [g, n_steps, -1])
+            return tf.gather(p, targets, axis=2, batch_dims=1)
+        return fn
+
+    h, w, c = graph.input_shape
+    return graph.function(("perturbed-probs",), make, tf.TensorSpec([None, h, w, c], tf.float32),
+                          tf.TensorSpec([None, h, w], tf.int32),
+                          tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32))
+
+
 def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
-                       batch_size=64, output_index=0) -> tuple[np.ndarray, np.ndarray]:
+                       batch_size=64, output_index=0, probs=None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Deletion and insertion AUC (Petsiuk et al., RISE) per image.
 
     Pixels are ranked by the map, highest first (ties by position). For k = 0..steps, deletion
     replaces the top k/steps of the pixels by ``baseline`` (default: zeros) and insertion starts
     from the baseline and puts back the top k/steps of the pixels; each AUC is the trapezoidal
-    area under the target-class probability over the fraction 0..1. All (steps + 1) perturbed
-    copies of all images run in batches of ``batch_size``.
+    area under the target-class probability over the fraction 0..1.
+
+    The end points are the clean image (deletion at 0, insertion at 1) and the baseline (deletion
+    at 1, insertion at 0); each is run once, not once per curve, and a baseline shared by all
+    images once in all. The 2 (steps - 1) perturbed copies in between are built inside the
+    compiled function and run about ``batch_size`` at a time.
 
     References:
         * Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models
@@ -28,6 +54,8 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
     Args:
         maps: (N, H, W) saliency (any scale; only the order counts).
         targets: (N,) classes whose probability is tracked.
+        probs: (N, classes) probabilities of the unperturbed images where already known (the
+            report passes them once for every method); None computes them.
 
     Returns:
         (deletion AUC, insertion AUC), each (N,) float64 in [0, 1]; a good map has a low
@@ -36,37 +64,48 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
     graph = graph_for(model, output_index)
     x = as_batch(images, graph)
     n, h, w, c = x.shape
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     maps = np.asarray(maps, np.float64).reshape(n, h * w)
     t = np.asarray(targets, np.int64)
-    base = np.broadcast_to(np.asarray(0.0 if baseline is None else baseline, np.float32),
-                           x.shape).reshape(n, h * w, c)
+    base_in = np.asarray(0.0 if baseline is None else baseline, np.float32)
+    shared = base_in.ndim < 4 or base_in.shape[0] == 1  # one baseline image for all
+    base = np.broadcast_to(base_in, x.shape)
     order = np.argsort(-maps, axis=1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(h * w)[None, :].repeat(n, 0), axis=1)
+    ranks = np.empty((n, h * w), np.int32)
+    np.put_along_axis(ranks, order, np.arange(h * w, dtype=np.int32)[None, :].repeat(n, 0),
+                      axis=1)
+    ranks = ranks.reshape(n, h, w)
     counts = np.round(np.linspace(0, h * w, steps + 1)).astype(np.int64)
-    probs_fn = probability_function(graph)
-    flat = x.reshape(n, h * w, c)
     fractions = counts / (h * w)
-    out = {}
-    per_image = steps + 1
-    # Images per group so that one group's perturbed copies fill about one batch.
-    group = max(1, batch_size // per_image)
+
+    probs_fn = probability_function(graph)
+    rows = np.arange(n)
+    clean = (np.asarray(probs, np.float64) if probs is not None
+             else run_batched(probs_fn, [x], batch_size))[rows, t]
+    base_p = run_batched(probs_fn, [np.ascontiguousarray(base[:1] if shared else base)],
+                         batch_size)
+    base_p = (base_p[np.zeros(n, int)] if shared else base_p)[rows, t]
+
+    inner = counts[1:-1].astype(np.int32)
+    curves = {}
     for mode in ("deletion", "insertion"):
-        curves = np.zeros((n, per_image))
+        cur = np.zeros((n, steps + 1))
+        cur[:, 0], cur[:, -1] = (clean, base_p) if mode == "deletion" else (base_p, clean)
+        curves[mode] = cur
+    if len(inner):
+        fn = _perturbed_probability_function(graph)
+        group = max(1, batch_size // len(inner))  # images per call: about one batch of copies
+        fn.expect(2 * -(-n // group))
+        ti = t.astype(np.int32)
         for g0 in range(0, n, group):
-            idx = np.arange(g0, min(g0 + group, n))
-            # (images, steps + 1, pixels): is the pixel among the top k of its map?
-            top = ranks[idx][:, None, :] < counts[None, :, None]
-            first, second = (base[idx], flat[idx]) if mode == "deletion" else (flat[idx],
-                                                                               base[idx])
-            copies = np.where(top[..., None], first[:, None], second[:, None])
-            copies = copies.reshape(-1, h, w, c).astype(np.float32, copy=False)
-            p = np.concatenate([probs_fn(tf.constant(copies[s:s + batch_size])).numpy()
-                                for s in range(0, len(copies), batch_size)])
-            p = p.reshape(len(idx), per_image, -1)
-            curves[idx] = p[np.arange(len(idx)), :, t[idx]]
-        out[mode] = np.trapezoid(curves, fractions, axis=1)
-    return out["deletion"], out["insertion"]
+            sl = slice(g0, min(g0 + group, n))
+            xs, bs = tf.constant(x[sl]), tf.constant(np.ascontiguousarray(base[sl]))
+            args = (tf.constant(ranks[sl]), tf.constant(inner), tf.constant(ti[sl]))
+            curves["deletion"][sl, 1:-1] = fn(xs, bs, *args).numpy()
+            curves["insertion"][sl, 1:-1] = fn(bs, xs, *args).numpy()
+    return (np.trapezoid(curves["deletion"], fractions, axis=1),
+            np.trapezoid(curves["insertion"], fractions, axis=1))
 
 
 def box_mask(box, height: int, width: int) -> np.ndarray | None:

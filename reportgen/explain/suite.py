@@ -212,7 +212,7 @@ def explain_methods(model, split, prep, probs, cfg: Config, result: Explained,
         maps = as_map(m, run_method(m, model, xq, tq, cfg, layer))
         result.method_seconds[m] = time.perf_counter() - t0
         dele, ins = quality.deletion_insertion(
-            model, xq, maps, tq, steps=cfg.explain.quality_steps,
+            model, xq, maps, tq, steps=cfg.explain.quality_steps, probs=probs[q_idx],
             batch_size=cfg.explain.batch_size, output_index=cfg.model.output_index)
         point = quality.pointing_game(maps, boxes)
         energy = quality.energy_in_box(maps, boxes)

@@ -76,3 +76,50 @@ def test_randomized_head_copy_leaves_model_alone(keras):
                                   model.get_layer("c").get_weights()[0])
     assert not np.allclose(rnd.get_layer("head").get_weights()[0],
                            model.get_layer("head").get_weights()[0])
+
+
+def reference_curves(model, x, maps, targets, steps, baseline):
+    """Deletion/insertion probabilities by the definition, one perturbed image at a time."""
+    n, h, w, c = x.shape
+    out = {"deletion": np.zeros((n, steps + 1)), "insertion": np.zeros((n, steps + 1))}
+    for i in range(n):
+        order = np.argsort(-maps[i].ravel(), kind="stable")
+        for s in range(steps + 1):
+            k = int(round(s * h * w / steps))
+            top = np.zeros(h * w, bool)
+            top[order[:k]] = True
+            top = top.reshape(h, w, 1)
+            for mode, (put, keep) in (("deletion", (baseline[i], x[i])),
+                                      ("insertion", (x[i], baseline[i]))):
+                img = np.where(top, put, keep)[None].astype(np.float32)
+                logits = np.asarray(model(img), np.float64)[0]
+                p = np.exp(logits - logits.max())
+                out[mode][i, s] = p[targets[i]] / p.sum()
+    frac = np.round(np.linspace(0, h * w, steps + 1)) / (h * w)
+    return np.trapezoid(out["deletion"], frac, axis=1), np.trapezoid(out["insertion"], frac,
+                                                                     axis=1)
+
+
+@pytest.mark.parametrize("per_image_baseline", [False, True])
+def test_deletion_insertion_matches_definition_on_many_images(keras, rng, per_image_baseline):
+    """Several images, classes and groups, a map with ties, and both a shared and a per-image
+    baseline: the batched, in-graph version equals the image-by-image definition."""
+    inp = keras.Input((4, 5, 2))
+    h = keras.layers.Conv2D(3, 3, padding="same", activation="tanh")(inp)
+    out = keras.layers.Dense(3)(keras.layers.Flatten()(h))
+    model = keras.Model(inp, out)
+    x = rng.normal(size=(7, 4, 5, 2)).astype(np.float32)
+    maps = rng.integers(0, 4, size=(7, 4, 5)).astype(np.float64)  # many ties
+    targets = np.array([0, 1, 2, 0, 1, 2, 0])
+    baseline = (rng.normal(size=(7, 4, 5, 2)).astype(np.float32) if per_image_baseline
+                else np.full((7, 4, 5, 2), 0.5, np.float32))
+    want_d, want_i = reference_curves(model, x, maps, targets, 5, baseline)
+    got_d, got_i = deletion_insertion(model, x, maps, targets, steps=5, batch_size=9,
+                                      baseline=baseline if per_image_baseline else 0.5)
+    np.testing.assert_allclose(got_d, want_d, atol=1e-5)
+    np.testing.assert_allclose(got_i, want_i, atol=1e-5)
+    logits = np.asarray(model(x), np.float64)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    again = deletion_insertion(model, x, maps, targets, steps=5, batch_size=9, probs=probs,
+                               baseline=baseline if per_image_baseline else 0.5)
+    np.testing.assert_allclose(again[0], want_d, atol=1e-5)
