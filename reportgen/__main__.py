@@ -1,3 +1,4 @@
 from reportgen.cli import main
 
-main()
+if __name__ == "__main__":  # also imported by worker processes (spawn), which must not build
+    main()

@@ -176,12 +176,26 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
         ReportgenError: a user mistake (config, data, model, output folder), with a one-line
             message naming the key or file.
     """
-    from reportgen.report.site import SiteWriter, check_output
+    from reportgen.report import Figures
+    from reportgen.report.site import check_output
 
     out = Path(out)
     check_output(out.absolute())  # refuse a foreign folder before hours of work
-    timer = _Timer()
     t_start = time.perf_counter()
+    cache = _Cache(cfg)
+    # A worker process draws the figures of the metrics while the explanations run; it starts
+    # now, so that its matplotlib import overlaps TensorFlow's.
+    with Figures(cfg.report.figure_formats, cache.root / "figures" if cache.enabled else None,
+                 warm=True) as figures:
+        return _build(cfg, out, show_progress, t_start, cache, figures)
+
+
+def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "_Cache",
+           figures) -> BuildResult:
+    from reportgen.report import metric_figures, write_site
+    from reportgen.report.site import SiteWriter
+
+    timer = _Timer()
     _quiet_tensorflow()
     import keras
 
@@ -230,7 +244,6 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
 
     # -- model --------------------------------------------------------------------------------------
     history: dict = {}
-    cache = _Cache(cfg)
     data_hash = _data_hash(ds)
     with timer.stage("train"):
         train_key = cache.key(data=data_hash, model=cfg.to_dict()["model"],
@@ -288,6 +301,7 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
         metrics = {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
                                           cfg.report.top_k)
                    for name in ds.splits}
+    drawn = metric_figures(figures, cfg, ds, metrics, history)
 
     # -- explanations over the test set -------------------------------------------------------
     from reportgen.explain.suite import explain_layers, explain_methods, explain_test_set
@@ -310,8 +324,6 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
     notes.extend(explained.notes)
 
     # -- figures, pages, site --------------------------------------------------------------------
-    from reportgen.report import write_site
-
     info = {
         "version": __version__,
         "python": platform.python_version(),
@@ -332,8 +344,7 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
                 mdl.save_model(model, site.path("model.keras"))
         index = write_site(site, cfg=cfg, ds=ds, probs=probs, metrics=metrics, history=history,
                            explained=explained, info=info, notes=notes, timer=timer,
-                           show_progress=show,
-                           figure_cache=cache.root / "figures" if cache.enabled else None)
+                           show_progress=show, figures=figures, drawn=drawn)
         timer.times["total"] = time.perf_counter() - t_start
         site.commit({"config": cfg.to_dict()})
     return BuildResult(out=site.out, index=site.out / index.name, timings=dict(timer.times),

@@ -48,7 +48,8 @@ _COMBINE = {"gradcam": _weights_gradcam, "gradcam++": _weights_gradcam_pp,
             "layercam": _weights_layercam}
 
 
-def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to):
+def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to,
+                  peaks: bool = False):
     combine = _COMBINE[method]
 
     def make():
@@ -62,10 +63,13 @@ def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to):
             cam = minmax(cam)
             if upsample_to is not None:
                 cam = tf.clip_by_value(resize_maps(cam, upsample_to), 0.0, 1.0)
-            return cam
+            if not peaks:
+                return cam
+            flat = tf.reshape(acts, [tf.shape(acts)[0], -1, tf.shape(acts)[-1]])
+            return cam, tf.reduce_max(flat, axis=1), tf.argmax(flat, axis=1, output_type=tf.int32)
         return fn
 
-    return graph.function(("cam", method, layer_path, upsample_to), make,
+    return graph.function(("cam", method, layer_path, upsample_to, peaks), make,
                           tf.TensorSpec([None], tf.int32))
 
 
@@ -102,6 +106,25 @@ def grad_cam(model, images, targets=None, layer=None, batch_size=64, upsample=Tr
     """
     return _gradient_cam("gradcam", model, images, targets, layer, batch_size, upsample,
                          output_index)
+
+
+def grad_cam_with_peaks(model, images, targets=None, layer=None, batch_size=64,
+                        output_index=0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`grad_cam` (upsampled) plus, from the same forward pass, where each channel of the
+    layer peaks in each image (for the receptive-field view of the most active units).
+
+    Returns:
+        (maps (N, H, W) float32 in [0, 1]; peak values (N, C) float32, each channel's largest
+        activation in the image; peak positions (N, C) int64, its flat index i * w + j in the
+        layer's (h, w) grid, the first in row-major order on ties).
+    """
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph)
+    t = as_targets(targets, len(x))
+    path = resolve_layer(graph, layer)
+    fn = _cam_function(graph, "gradcam", path, graph.input_shape[:2], peaks=True)
+    maps, values, positions = run_batched(fn, [x, t], batch_size)
+    return maps.astype(np.float32), values.astype(np.float32), positions.astype(np.int64)
 
 
 def grad_cam_plus_plus(model, images, targets=None, layer=None, batch_size=64, upsample=True,

@@ -81,9 +81,9 @@ def probability_function(graph: ModelGraph):
                                                                         axis=-1))
 
 
-def run_batched(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+def run_batched(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int):
     """Call ``fn`` on consecutive slices of ``arrays`` (as tensors) and concatenate the results
-    along axis 0, as numpy."""
+    along axis 0, as numpy (a tuple of arrays when ``fn`` returns several tensors)."""
     n = len(arrays[0])
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -92,7 +92,11 @@ def run_batched(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int) -> 
     outs = []
     for start in range(0, n, batch_size):
         part = [tf.convert_to_tensor(a[start:start + batch_size]) for a in arrays]
-        outs.append(fn(*part).numpy())
+        out = fn(*part)
+        outs.append(tuple(o.numpy() for o in out) if isinstance(out, (tuple, list))
+                    else out.numpy())
     if not outs:
         raise ValueError("no images given")
+    if isinstance(outs[0], tuple):
+        return tuple(np.concatenate(group, axis=0) for group in zip(*outs))
     return np.concatenate(outs, axis=0)

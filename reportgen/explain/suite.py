@@ -13,7 +13,8 @@ import numpy as np
 
 from reportgen.config import Config
 from reportgen.explain import features, gradients, quality
-from reportgen.explain.cam import grad_cam, grad_cam_plus_plus, layer_cam, score_cam
+from reportgen.explain.cam import (grad_cam, grad_cam_plus_plus, grad_cam_with_peaks, layer_cam,
+                                   score_cam)
 from reportgen.explain.graph import graph_for
 from reportgen.explain.receptive import receptive_field
 from reportgen.methods import METHODS
@@ -53,6 +54,34 @@ class Explained:
     layers: dict = field(default_factory=dict)
     #: Seconds spent per method on the quality subset.
     method_seconds: dict[str, float] = field(default_factory=dict)
+    #: Where each channel of ``layer`` peaks over the test set (from the GradCAM pass).
+    peaks: "Peaks | None" = None
+
+
+class Peaks:
+    """The largest activation of every channel of a layer over a stream of image chunks, and
+    where it is: ``values`` (C,), ``where`` (C, 3) [test index, row, column]. Ties keep the
+    first image, then the first position in row-major order."""
+
+    def __init__(self, width: int):
+        self.width = width
+        self.values: np.ndarray | None = None
+        self.where: np.ndarray | None = None
+
+    def add(self, start: int, values: np.ndarray, positions: np.ndarray) -> None:
+        """Fold in a chunk of images starting at test index ``start``: per image and channel
+        the peak ``values`` (n, C) and its flat position ``positions`` (n, C)."""
+        ch = np.arange(values.shape[1])
+        img = values.argmax(axis=0)
+        val = values[img, ch]
+        i, j = np.divmod(positions[img, ch], self.width)
+        where = np.stack([img + start, i, j], axis=1).astype(np.int64)
+        if self.values is None:
+            self.values, self.where = val, where
+            return
+        better = val > self.values
+        self.where[better] = where[better]
+        self.values = np.where(better, val, self.values)
 
 
 def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size: int
@@ -102,12 +131,15 @@ def explain_test_set(model, split, prep: Callable[[np.ndarray], np.ndarray], pro
     result.layer = layer
     maps_kept: dict[int, np.ndarray] = {}
     hits = np.full(len(split), np.nan)
+    peaks = Peaks(graph.layer_shapes[layer][1])
     wanted_set = set(wanted)
     for start in range(0, len(split), CHUNK):
         stop = min(start + CHUNK, len(split))
         x = prep(split.images[start:stop])
-        cams = grad_cam(model, x, layer=layer, batch_size=cfg.explain.batch_size,
-                        output_index=cfg.model.output_index)
+        cams, values, positions = grad_cam_with_peaks(
+            model, x, layer=layer, batch_size=cfg.explain.batch_size,
+            output_index=cfg.model.output_index)
+        peaks.add(start, values, positions)
         hits[start:stop] = quality.pointing_game(cams, split.boxes[start:stop])
         for i in range(start, stop):
             if i in wanted_set:
@@ -116,6 +148,7 @@ def explain_test_set(model, split, prep: Callable[[np.ndarray], np.ndarray], pro
             progress(stop - start)
     result.maps["gradcam"] = maps_kept
     result.pointing["gradcam"] = hits
+    result.peaks = peaks
     return result
 
 
@@ -276,7 +309,8 @@ def explain_layers(model, split, prep, cfg: Config, result: Explained, progress=
         progress(1)
     rf_layer = result.layer or convs[-1]
     if e.receptive_units:
-        out["rf"] = _top_units(model, split, prep, cfg, rf_layer)
+        out["rf"] = _top_units(model, split, prep, cfg, rf_layer,
+                               result.peaks if rf_layer == result.layer else None)
     if progress:
         progress(1)
     if e.dream_images:
@@ -292,32 +326,26 @@ def explain_layers(model, split, prep, cfg: Config, result: Explained, progress=
     result.layers = out
 
 
-def _top_units(model, split, prep, cfg: Config, layer: str) -> dict:
+def _top_units(model, split, prep, cfg: Config, layer: str, peaks: Peaks | None) -> dict:
     """The channels of ``layer`` with the highest single activation over the test set, each
-    with the image and unit position where it peaks and that unit's receptive-field box."""
+    with the image and unit position where it peaks and that unit's receptive-field box.
+    ``peaks`` from the GradCAM pass is used when given; otherwise the test set is run again."""
     rf = receptive_field(model, layer)
-    best_val = None
-    for start in range(0, len(split), CHUNK):
-        a = features.feature_maps(model, prep(split.images[start:start + CHUNK]), [layer],
-                                  batch_size=cfg.explain.batch_size,
-                                  output_index=cfg.model.output_index)[layer]
-        n, h, w, c = a.shape
-        flat = a.reshape(n * h * w, c)
-        arg = flat.argmax(axis=0)
-        val = flat[arg, np.arange(c)]
-        if best_val is None:
-            best_val, best_pos = val, np.zeros((c, 3), np.int64)
-        better = val > best_val if start else np.ones(c, bool)
-        img, rem = np.divmod(arg, h * w)
-        i, j = np.divmod(rem, w)
-        best_pos[better] = np.stack([img + start, i, j], axis=1)[better]
-        best_val = np.where(better, val, best_val)
-    order = np.argsort(-best_val, kind="stable")[:cfg.explain.receptive_units]
+    if peaks is None:
+        graph = graph_for(model, cfg.model.output_index)
+        peaks = Peaks(graph.layer_shapes[layer][1])
+        for start in range(0, len(split), CHUNK):
+            a = features.feature_maps(model, prep(split.images[start:start + CHUNK]), [layer],
+                                      batch_size=cfg.explain.batch_size,
+                                      output_index=cfg.model.output_index)[layer]
+            flat = a.reshape(len(a), -1, a.shape[-1])
+            peaks.add(start, flat.max(axis=1), flat.argmax(axis=1))
+    order = np.argsort(-peaks.values, kind="stable")[:cfg.explain.receptive_units]
     size = split.images.shape[1:3]
     units = []
     for ch in order:
-        idx, i, j = (int(v) for v in best_pos[ch])
+        idx, i, j = (int(v) for v in peaks.where[ch])
         units.append({"index": idx, "channel": int(ch), "i": i, "j": j,
-                      "activation": float(best_val[ch]), "box": rf.box(i, j, size)})
+                      "activation": float(peaks.values[ch]), "box": rf.box(i, j, size)})
     return {"layer": layer, "size": rf.size, "stride": rf.stride, "offset": rf.offset,
             "units": units}

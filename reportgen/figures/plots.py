@@ -124,12 +124,17 @@ def reliability_diagram(bins: Sequence[dict], *, ece: float | None = None,
 
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"),
                 dpi: int = 110) -> list[Path]:
-    """Write ``fig`` as ``stem.<format>`` for each format; return the paths."""
+    """Write ``fig`` as ``stem.<format>`` for each format; return the paths. The files depend
+    only on the figure (no dates, fixed SVG ids), so rebuilding a report changes no bytes."""
+    import matplotlib
+
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=dpi, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
-        paths.append(path)
+    with matplotlib.rc_context({"svg.hashsalt": "reportgen"}):
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            fig.savefig(path, dpi=dpi, metadata={"svg": {"Date": None},
+                                                 "pdf": {"CreationDate": None}}.get(fmt))
+            paths.append(path)
     return paths

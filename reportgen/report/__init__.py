@@ -3,7 +3,8 @@
 Never imports tensorflow.
 """
 
-from reportgen.report.build import write_site
+from reportgen.report.build import metric_figures, write_site
+from reportgen.report.figjobs import Figures
 from reportgen.report.site import MARKER, SiteWriter, check_output
 
-__all__ = ["write_site", "SiteWriter", "check_output", "MARKER"]
+__all__ = ["write_site", "metric_figures", "Figures", "SiteWriter", "check_output", "MARKER"]

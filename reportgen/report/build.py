@@ -6,9 +6,7 @@ rendering is Jinja2. Never imports tensorflow.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
 import time
@@ -16,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from reportgen import __version__
 from reportgen import figures as figs
 from reportgen import progress as prog
 from reportgen.figures.overlay import heatmap_overlay, save_image, to_rgb
+from reportgen.report.figjobs import Figures
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.render import environment, render, templates_dir
 from reportgen.report.tables import Table
@@ -65,48 +63,10 @@ def slug(index: int, name: str) -> str:
 
 
 class _Site:
-    """Collects figures and tables into the site folder and records their links."""
+    """Writes tables into the site folder and records their links."""
 
-    def __init__(self, site, timer, formats, cache_dir: Path | None = None):
+    def __init__(self, site):
         self.site = site
-        self.timer = timer
-        self.formats = tuple(formats)
-        self.cache_dir = cache_dir
-
-    def figure(self, name: str, make, *args, alt: str, caption: str, **kwargs) -> dict:
-        """Draw ``make(*args, **kwargs)`` into fig/<name>.<format>; files drawn before from the
-        same inputs are copied from the figure cache instead of being drawn again."""
-        with self.timer.stage("figures"):
-            stem = self.site.path(f"fig/{name}.png").with_suffix("")
-            key = hashlib.sha256(json.dumps(
-                [__version__, make.__name__, args, kwargs, self.formats],
-                sort_keys=True, default=lambda o: np.asarray(o).tolist()).encode()).hexdigest()
-            cached = self.cache_dir / key[:24] if self.cache_dir else None
-            if cached is not None and (cached / "size.json").is_file():
-                for fmt in self.formats:
-                    shutil.copyfile(cached / f"fig.{fmt}", stem.with_suffix(f".{fmt}"))
-                w, h = json.loads((cached / "size.json").read_text())
-            else:
-                fig = make(*args, **kwargs)
-                figs.save_figure(fig, stem, self.formats)
-                w, h = (int(round(v * 110)) for v in fig.get_size_inches())
-                if cached is not None:
-                    self._store(cached, stem, [w, h])
-        exports = [{"href": f"fig/{name}.{fmt}", "label": fmt.upper()}
-                   for fmt in self.formats[1:]]
-        return {"png": f"fig/{name}.png", "alt": alt, "caption": caption, "exports": exports,
-                "width": w, "height": h}
-
-    def _store(self, cached: Path, stem: Path, size: list[int]) -> None:
-        try:
-            tmp = cached.with_name(cached.name + f".{os.getpid()}.tmp")
-            tmp.mkdir(parents=True, exist_ok=True)
-            for fmt in self.formats:
-                shutil.copyfile(stem.with_suffix(f".{fmt}"), tmp / f"fig.{fmt}")
-            (tmp / "size.json").write_text(json.dumps(size))
-            os.replace(tmp, cached)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def table(self, table: Table) -> dict:
         self.site.path(f"tables/{table.name}.tex").write_text(table.latex(), encoding="utf-8")
@@ -152,30 +112,21 @@ def _gallery_items(site, split, probs, class_names, indices, maps, written, writ
     return items
 
 
-def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes, timer,
-               show_progress: bool = True, figure_cache: Path | None = None) -> Path:
-    """Write every page, figure, table and export of the report into ``site``; return the path
-    of index.html inside it."""
+def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> dict:
+    """Queue the figures that need only the data, the metrics and the training history (class
+    distribution, training curves, confusion matrices, reliability diagram) on ``figures``;
+    return their page data: {"dist", "curves", "cms", "rel"}."""
     names = ds.class_names
-    s = _Site(site, timer, cfg.report.figure_formats, figure_cache)
-    built = time.strftime("%Y-%m-%d %H:%M")
-    classes = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"} for i, n in enumerate(names)]
-    nav = [{"href": "index.html", "label": "Overview"}, {"href": "methods.html",
-                                                          "label": "Methods"},
-           {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
-    nav += [{"href": c["href"], "label": c["name"]} for c in classes]
-    base = {"title": cfg.report.title, "version": info["version"], "built": built, "nav": nav}
-
-    # -- figures ------------------------------------------------------------------------------
     counts = {name: np.bincount(split.labels, minlength=len(names)).tolist()
               for name, split in ds.splits.items()}
-    fig_dist = s.figure("class_distribution", figs.class_distribution, counts, names,
-                        alt="Bar chart of images per class in the train, val and test splits",
-                        caption="Images per class and split.")
+    fig_dist = figures.add(
+        "class_distribution", figs.class_distribution, counts, names,
+        alt="Bar chart of images per class in the train, val and test splits",
+        caption="Images per class and split.")
     fig_curves = None
     if history:
         last = {k: v[-1] for k, v in history.items()}
-        fig_curves = s.figure(
+        fig_curves = figures.add(
             "training_curves", figs.training_curves, history,
             alt=f"Training curves over {len(history['loss'])} epochs: final train accuracy "
                 f"{last.get('accuracy', float('nan')):.3f}, validation accuracy "
@@ -187,24 +138,56 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
         if not m["n"]:
             continue
         cms[split] = [
-            s.figure(f"confusion_{split}", figs.confusion_matrix, m["confusion_matrix"], names,
-                     title=f"Confusion matrix, {split}",
-                     alt=f"Confusion matrix of the {split} split in counts, accuracy "
-                         f"{m['accuracy']:.3f}",
-                     caption=f"{split}: counts (row = true class)."),
-            s.figure(f"confusion_{split}_normalized", figs.confusion_matrix,
-                     m["confusion_matrix_normalized"], names, normalized=True,
-                     title=f"Confusion matrix, {split}",
-                     alt=f"Row-normalized confusion matrix of the {split} split",
-                     caption=f"{split}: row-normalized (recall on the diagonal)."),
+            figures.add(f"confusion_{split}", figs.confusion_matrix, m["confusion_matrix"],
+                        names, title=f"Confusion matrix, {split}",
+                        alt=f"Confusion matrix of the {split} split in counts, accuracy "
+                            f"{m['accuracy']:.3f}",
+                        caption=f"{split}: counts (row = true class)."),
+            figures.add(f"confusion_{split}_normalized", figs.confusion_matrix,
+                        m["confusion_matrix_normalized"], names, normalized=True,
+                        title=f"Confusion matrix, {split}",
+                        alt=f"Row-normalized confusion matrix of the {split} split",
+                        caption=f"{split}: row-normalized (recall on the diagonal)."),
         ]
     fig_rel = None
     if "calibration" in metrics["test"]:
         cal = metrics["test"]["calibration"]
-        fig_rel = s.figure("reliability", figs.reliability_diagram, cal["bins"], ece=cal["ece"],
-                           alt=f"Reliability diagram of the test split, expected calibration "
-                               f"error {cal['ece']:.3f}",
-                           caption="Test-set calibration: accuracy against confidence per bin.")
+        fig_rel = figures.add(
+            "reliability", figs.reliability_diagram, cal["bins"], ece=cal["ece"],
+            alt=f"Reliability diagram of the test split, expected calibration error "
+                f"{cal['ece']:.3f}",
+            caption="Test-set calibration: accuracy against confidence per bin.")
+    return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel}
+
+
+def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes, timer,
+               show_progress: bool = True, figure_cache: Path | None = None,
+               figures: Figures | None = None, drawn: dict | None = None) -> Path:
+    """Write every page, figure, table and export of the report into ``site``; return the path
+    of index.html inside it.
+
+    ``figures`` with ``drawn``: the metric figures already queued by :func:`metric_figures`
+    (the pipeline starts them before the explanations); without them they are drawn here.
+    """
+    names = ds.class_names
+    s = _Site(site)
+    built = time.strftime("%Y-%m-%d %H:%M")
+    classes = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"} for i, n in enumerate(names)]
+    nav = [{"href": "index.html", "label": "Overview"}, {"href": "methods.html",
+                                                          "label": "Methods"},
+           {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
+    nav += [{"href": c["href"], "label": c["name"]} for c in classes]
+    base = {"title": cfg.report.title, "version": info["version"], "built": built, "nav": nav}
+
+    if figures is None:
+        with Figures(cfg.report.figure_formats, figure_cache, parallel=False) as own:
+            return write_site(site, cfg=cfg, ds=ds, probs=probs, metrics=metrics,
+                              history=history, explained=explained, info=info, notes=notes,
+                              timer=timer, show_progress=show_progress, figures=own,
+                              drawn=metric_figures(own, cfg, ds, metrics, history))
+    fig_dist, fig_curves, cms, fig_rel = (drawn[k] for k in ("dist", "curves", "cms", "rel"))
+    counts = {name: np.bincount(split.labels, minlength=len(names)).tolist()
+              for name, split in ds.splits.items()}
 
     # -- tables -------------------------------------------------------------------------------
     k = cfg.report.top_k
@@ -269,6 +252,7 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
     with timer.stage("figures"):
         methods_ctx = methods_context(site, test, probs["test"], names, explained, written_tile)
         layers_ctx = layers_context(site, test, names, explained, written_tile)
+        figures.write_into(site)
     t_quality = s.table(methods_ctx["quality_table"]) if methods_ctx["quality_table"] else None
 
     # -- contexts and pages ---------------------------------------------------------------------

@@ -210,3 +210,35 @@ def test_tiered_function_compiles_after_its_eager_allowance(keras, rng, monkeypa
     fresh = graph_mod.TieredFunction(lambda v: v * 2.0, fn.signature[:1])
     fresh.expect(3)
     assert fresh.compiled is not None and fresh.eager_calls == 0
+
+
+def test_gradcam_with_peaks_matches_separate_passes(keras, rng):
+    """Same maps as grad_cam; peaks are each channel's max and first argmax of the layer."""
+    from reportgen.explain.cam import grad_cam_with_peaks
+
+    model = gap_dense_model(keras, size=6, channels=5)
+    x = rng.uniform(0, 1, (7, 6, 6, 3)).astype(np.float32)
+    x[3] = 0.0  # constant image: ReLU activations tie everywhere, the first position wins
+    maps, values, positions = grad_cam_with_peaks(model, x, layer="conv", batch_size=3)
+    np.testing.assert_allclose(maps, grad_cam(model, x, layer="conv"), atol=1e-6)
+    acts = conv_acts(keras, model, "conv", x).reshape(7, 36, 5)
+    np.testing.assert_allclose(values, acts.max(axis=1), atol=1e-6)
+    np.testing.assert_array_equal(positions, acts.argmax(axis=1))
+    assert positions.dtype == np.int64 and values.dtype == np.float32
+
+
+def test_peaks_over_chunks_equal_one_global_argmax(rng):
+    """Folding chunks gives the unit of the global (image, row, column) argmax per channel,
+    the first one on ties."""
+    from reportgen.explain.suite import Peaks
+
+    acts = rng.integers(0, 5, size=(10, 3, 4, 6)).astype(np.float32)  # many ties
+    peaks = Peaks(width=4)
+    for start in (0, 4, 7):
+        chunk = acts[start:{0: 4, 4: 7, 7: 10}[start]].reshape(-1, 12, 6)
+        peaks.add(start, chunk.max(axis=1), chunk.argmax(axis=1))
+    flat = acts.reshape(-1, 6)
+    arg = flat.argmax(axis=0)
+    img, rem = np.divmod(arg, 12)
+    np.testing.assert_array_equal(peaks.values, flat.max(axis=0))
+    np.testing.assert_array_equal(peaks.where, np.stack([img, rem // 4, rem % 4], axis=1))
