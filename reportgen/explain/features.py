@@ -63,40 +63,63 @@ def filter_patterns(model, layer, filters, steps=60, step_size=None, value_range
     Returns:
         (F, H, W, C) float32 in ``value_range``.
     """
+    return filter_patterns_of(model, {layer: filters}, steps=steps, step_size=step_size,
+                              value_range=value_range, jitter=jitter, blur_every=blur_every,
+                              seed=seed, output_index=output_index)[layer]
+
+
+def filter_patterns_of(model, layer_filters: dict, steps=60, step_size=None,
+                       value_range=(0.0, 255.0), jitter=2, blur_every=8, seed=0,
+                       output_index=0) -> dict[str, np.ndarray]:
+    """:func:`filter_patterns` of several layers at once: {layer: filters} -> {layer: (F, H, W,
+    C) float32}. All patterns are one batch (one compiled function, one pass per step); the
+    images are independent, each driven by its own layer and filter only."""
     graph = graph_for(model, output_index)
-    graph.layer(layer)
+    layers = tuple(layer_filters)
+    for p in layers:
+        graph.layer(p)
     h, w, c = graph.input_shape
-    filt = np.asarray(list(filters), dtype=np.int32)
+    which = np.concatenate([np.full(len(list(layer_filters[p])), k, np.int32)
+                            for k, p in enumerate(layers)]) if layers else np.zeros(0, np.int32)
+    filt = np.concatenate([np.asarray(list(layer_filters[p]), np.int32) for p in layers]
+                          ) if layers else np.zeros(0, np.int32)
     lo, hi = value_range
     span = hi - lo
     if step_size is None:
         step_size = 0.015 * span * np.sqrt(h * w * c)
+
     def make():
-        def grad_fn(x, f):
+        def grad_fn(x, f, layer_of):
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(x)
-                _, captured = graph.forward_capture(x, [layer], logits=False)
-                a = captured[layer]
-                a = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(a)[-1]])
-                score = tf.gather(tf.reduce_mean(a, axis=1), f, axis=1, batch_dims=1)
+                _, captured = graph.forward_capture(x, layers, logits=False)
+                score = tf.zeros(tf.shape(x)[:1])
+                for k, p in enumerate(layers):
+                    a = captured[p]
+                    a = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(a)[-1]])
+                    own = tf.gather(tf.reduce_mean(a, axis=1),
+                                    tf.where(layer_of == k, f, 0), axis=1, batch_dims=1)
+                    score += tf.where(layer_of == k, own, tf.zeros_like(own))
             g = tape.gradient(score, x)
             norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=[1, 2, 3], keepdims=True)) + 1e-12
             return g / norm
         return grad_fn
 
-    grad_fn = graph.function(("filter-pattern", layer), make, tf.TensorSpec([None], tf.int32))
+    grad_fn = graph.function(("filter-pattern", layers), make, tf.TensorSpec([None], tf.int32),
+                             tf.TensorSpec([None], tf.int32))
     grad_fn.expect(steps)
     rng = np.random.default_rng(seed)
     x = (lo + span * (0.5 + 0.05 * rng.standard_normal((len(filt), h, w, c)))).astype(np.float32)
     kernel = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 16.0
-    for step in range(steps):
+    for step in range(steps if len(filt) else 0):
         dy, dx = rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0)
         shifted = np.roll(x, (dy, dx), axis=(1, 2))
-        g = grad_fn(tf.constant(shifted), tf.constant(filt)).numpy()
+        g = grad_fn(tf.constant(shifted), tf.constant(filt), tf.constant(which)).numpy()
         x = np.clip(x + step_size * np.roll(g, (-dy, -dx), axis=(1, 2)), lo, hi).astype(np.float32)
         if blur_every and (step + 1) % blur_every == 0 and step + 1 < steps:
             x = _blur3(x, kernel).astype(np.float32)
-    return x.astype(np.float32)
+    x = x.astype(np.float32)
+    return {p: x[which == k] for k, p in enumerate(layers)}
 
 
 def _blur3(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:

@@ -300,11 +300,11 @@ def explain_layers(model, split, prep, cfg: Config, result: Explained, progress=
     vr = _value_range(prep)
     pattern_layers = e.pattern_layers or chosen
     if e.pattern_filters:
-        for p in pattern_layers:
-            n_f = int(graph.layer_shapes[p][-1])
-            out["patterns"][p] = features.filter_patterns(
-                model, p, range(min(e.pattern_filters, n_f)), steps=e.pattern_steps,
-                value_range=vr, seed=cfg.training.seed, output_index=cfg.model.output_index)
+        out["patterns"] = features.filter_patterns_of(
+            model, {p: range(min(e.pattern_filters, int(graph.layer_shapes[p][-1])))
+                    for p in pattern_layers},
+            steps=e.pattern_steps, value_range=vr, seed=cfg.training.seed,
+            output_index=cfg.model.output_index)
     if progress:
         progress(1)
     rf_layer = result.layer or convs[-1]

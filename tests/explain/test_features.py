@@ -6,6 +6,7 @@ import numpy as np
 
 from reportgen.explain import score_cam
 from reportgen.explain.features import (deep_dream, feature_maps, filter_patterns,
+                                        filter_patterns_of,
                                         learned_filters)
 
 
@@ -91,3 +92,19 @@ def test_scorecam_by_hand(keras, rng):
     # A channel cap keeps only the most active channels and stays finite.
     capped = score_cam(model, x, targets=t, layer="conv", max_channels=1)
     assert np.isfinite(capped).all() and capped.shape == (2, 6, 6)
+
+
+def test_patterns_of_several_layers_are_independent_images(keras):
+    """One batch for two layers gives each layer's images what a run of that layer alone gives
+    (no jitter, so both runs start from the same noise and take the same steps)."""
+    keras.utils.set_random_seed(3)
+    model, _ = nested_model(keras)
+    kw = {"value_range": (0.0, 1.0), "seed": 5, "jitter": 0, "steps": 12}
+    both = filter_patterns_of(model, {"base.1/c2": [0, 1], "base.1/c1": [3]}, **kw)
+    alone = filter_patterns(model, "base.1/c2", [0, 1], **kw)
+    assert both["base.1/c2"].shape == (2, 8, 8, 3) and both["base.1/c1"].shape == (1, 8, 8, 3)
+    np.testing.assert_allclose(both["base.1/c2"], alone, atol=1e-4)
+    before = _mean_activation(keras, model, "base.1/c1", np.full((1, 8, 8, 3), 0.5, np.float32),
+                              3)[0]
+    after = _mean_activation(keras, model, "base.1/c1", both["base.1/c1"], 3)[0]
+    assert after > before
