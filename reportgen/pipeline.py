@@ -97,9 +97,13 @@ class _Cache:
         self.root = base / "builds"
         self.enabled = cfg.report.cache
 
+    #: Bumped whenever what is pickled changes shape, so older entries are never read.
+    FORMAT = 2
+
     @staticmethod
     def key(**parts) -> str:
-        text = json.dumps({"version": __version__, **parts}, sort_keys=True, default=str)
+        text = json.dumps({"version": __version__, "format": _Cache.FORMAT, **parts},
+                          sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     def load_training(self, key: str, mdl):
@@ -313,13 +317,17 @@ def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "
                      "same model, data and explain settings (cache).")
     else:
         with timer.stage("explain"):
+            t0 = time.perf_counter()
             with prog.bar("Explaining (GradCAM)", len(test), show) as advance:
                 explained = explain_test_set(model, test, prep, probs["test"], cfg,
                                              progress=advance)
+            explained.seconds["test set"] = time.perf_counter() - t0
             with prog.bar("Methods and quality", len(cfg.explain.methods) + 1, show) as adv:
                 explain_methods(model, test, prep, probs["test"], cfg, explained, progress=adv)
+            t0 = time.perf_counter()
             with prog.bar("Layers", 4, show) as advance:
                 explain_layers(model, test, prep, cfg, explained, progress=advance)
+            explained.seconds["layers"] = time.perf_counter() - t0
         cache.save_explain(explain_key, {"probs": probs, "explained": explained})
     notes.extend(explained.notes)
 

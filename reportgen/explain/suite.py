@@ -6,6 +6,8 @@ numbers (pointing game) as each chunk is computed, so memory does not grow with 
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -56,6 +58,18 @@ class Explained:
     method_seconds: dict[str, float] = field(default_factory=dict)
     #: Where each channel of ``layer`` peaks over the test set (from the GradCAM pass).
     peaks: "Peaks | None" = None
+    #: Wall seconds per part of the work (see :func:`_clock`), for metrics.json and benchmarks.
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _clock(result: Explained, part: str):
+    """Add the wall time spent in the block to ``result.seconds[part]``."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        result.seconds[part] = result.seconds.get(part, 0.0) + time.perf_counter() - t0
 
 
 class Peaks:
@@ -204,8 +218,6 @@ def explain_methods(model, split, prep, probs, cfg: Config, result: Explained,
                     progress=None) -> None:
     """Fill ``result`` with every configured method on the sample images, the classes x images
     GradCAM grid, and the quality table over a stratified subset of the test set."""
-    import time
-
     layer = result.layer
     n_classes = probs.shape[1]
     pred = probs.argmax(axis=1).astype(np.int32)
@@ -219,15 +231,17 @@ def explain_methods(model, split, prep, probs, cfg: Config, result: Explained,
     if result.samples:
         xs = prep(split.images[result.samples])
         for m in methods:
-            result.method_outputs[m] = run_method(m, model, xs, pred[result.samples], cfg,
-                                                  layer)
+            with _clock(result, "methods on sample images"):
+                result.method_outputs[m] = run_method(m, model, xs, pred[result.samples], cfg,
+                                                      layer)
     if layer:
-        result.grid_indices = stratified(split.labels, 1, n_classes)
-        xg = prep(split.images[result.grid_indices])
-        result.class_grid = np.stack([
-            grad_cam(model, xg, targets=np.full(len(xg), c), layer=layer,
-                     batch_size=cfg.explain.batch_size, output_index=cfg.model.output_index)
-            for c in range(n_classes)], axis=1)
+        with _clock(result, "class grid"):
+            result.grid_indices = stratified(split.labels, 1, n_classes)
+            xg = prep(split.images[result.grid_indices])
+            result.class_grid = np.stack([
+                grad_cam(model, xg, targets=np.full(len(xg), c), layer=layer,
+                         batch_size=cfg.explain.batch_size, output_index=cfg.model.output_index)
+                for c in range(n_classes)], axis=1)
     if progress:
         progress(1)
 
@@ -239,22 +253,28 @@ def explain_methods(model, split, prep, probs, cfg: Config, result: Explained,
     tq = pred[q_idx]
     boxes = split.boxes[q_idx]
     s_n = min(cfg.explain.sanity_images, len(q_idx))
-    randomized = quality.randomized_head_copy(model, seed=cfg.training.seed) if s_n else None
+    with _clock(result, "quality: sanity check"):
+        randomized = (quality.randomized_head_copy(model, seed=cfg.training.seed) if s_n
+                      else None)
     for m in methods:
         t0 = time.perf_counter()
         maps = as_map(m, run_method(m, model, xq, tq, cfg, layer))
         result.method_seconds[m] = time.perf_counter() - t0
-        dele, ins = quality.deletion_insertion(
-            model, xq, maps, tq, steps=cfg.explain.quality_steps, probs=probs[q_idx],
-            batch_size=cfg.explain.batch_size, output_index=cfg.model.output_index)
+        result.seconds["quality: maps"] = (result.seconds.get("quality: maps", 0.0)
+                                           + result.method_seconds[m])
+        with _clock(result, "quality: deletion/insertion"):
+            dele, ins = quality.deletion_insertion(
+                model, xq, maps, tq, steps=cfg.explain.quality_steps, probs=probs[q_idx],
+                batch_size=cfg.explain.batch_size, output_index=cfg.model.output_index)
         point = quality.pointing_game(maps, boxes)
         energy = quality.energy_in_box(maps, boxes)
         row = {"deletion": float(dele.mean()), "insertion": float(ins.mean()),
                "n": len(q_idx), "n_boxes": int(np.isfinite(point).sum()),
                "pointing": _nanmean(point), "energy": _nanmean(energy), "sanity": None}
         if randomized is not None:
-            rand_maps = as_map(m, run_method(m, randomized, xq[:s_n], tq[:s_n], cfg, layer))
-            row["sanity"] = _nanmean(quality.map_change(maps[:s_n], rand_maps))
+            with _clock(result, "quality: sanity check"):
+                rand_maps = as_map(m, run_method(m, randomized, xq[:s_n], tq[:s_n], cfg, layer))
+                row["sanity"] = _nanmean(quality.map_change(maps[:s_n], rand_maps))
         result.quality[m] = row
         if progress:
             progress(1)

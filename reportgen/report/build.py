@@ -316,6 +316,7 @@ def write_site(site, *, cfg, ds, probs, metrics, history, explained, info, notes
         "title": cfg.report.title, "classes": names, "splits": metrics, "history": history,
         "explain": {"layer": explained.layer, "pointing_game": pointing,
                     "quality": explained.quality,
+                    "seconds": {k: round(v, 3) for k, v in explained.seconds.items()},
                     "receptive_field": (explained.layers or {}).get("rf")},
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
         "dropped_classes": ds.dropped_classes, "notes": notes,
