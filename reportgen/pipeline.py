@@ -98,7 +98,7 @@ class _Cache:
         self.enabled = cfg.report.cache
 
     #: Bumped whenever what is pickled changes shape, so older entries are never read.
-    FORMAT = 2
+    FORMAT = 3
 
     @staticmethod
     def key(**parts) -> str:
@@ -130,24 +130,99 @@ class _Cache:
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def load_explain(self, key: str):
-        path = self.root / f"explain-{key}.pkl"
+    # -- whole reports: a rebuild with nothing changed but the report settings needs no
+    # TensorFlow. Keyed by the config without its [report] table, the data and, for a given
+    # model, the bytes of its file (whose input shape is remembered, so the images can be read
+    # before the model is loaded).
+
+    def _model_file_hash(self, cfg: Config) -> str | None:
+        if cfg.model.source != "load":
+            return None
+        if not hasattr(self, "_file_hash"):
+            path = cfg.resolve(cfg.model.path)
+            self._file_hash = None
+            if path.is_file():
+                h = hashlib.sha256()
+                with open(path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+                self._file_hash = h.hexdigest()
+        return self._file_hash
+
+    def known_shape(self, cfg: Config) -> tuple[int, int, int] | None:
+        """The (H, W, C) the images are read at, when known without loading the model."""
+        if not self.enabled:
+            return None
+        if cfg.model.source != "load":
+            return (cfg.data.image_size, cfg.data.image_size, 3)
+        digest = self._model_file_hash(cfg)
+        path = self.root / f"model-{digest}.json"
+        try:
+            return tuple(json.loads(path.read_text())["shape"]) if digest else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def remember_shape(self, cfg: Config, shape: tuple[int, int, int]) -> None:
+        digest = self._model_file_hash(cfg)
+        if self.enabled and digest:
+            self._write_atomic(f"model-{digest}.json",
+                               json.dumps({"shape": list(shape)}).encode())
+
+    def report_key(self, cfg: Config, data_hash: str) -> str:
+        settings = {k: v for k, v in cfg.to_dict().items() if k != "report"}
+        return self.key(kind="report", settings=settings, data=data_hash,
+                        model_file=self._model_file_hash(cfg))
+
+    def model_file(self, train_key: str) -> Path | None:
+        """The cached trained model of ``train_key``, if there is one."""
+        path = self.root / f"train-{train_key}" / "model.keras"
+        return path if self.enabled and path.is_file() else None
+
+    def load_report(self, key: str):
+        hit = self.load_explain(key, prefix="report")
+        if not isinstance(hit, dict) or not isinstance(hit.get("explained"), dict):
+            return None
+        if hit["model_file"] is not None and not Path(hit["model_file"]).is_file():
+            return None  # the trained model it points to was removed from the cache
+        return hit
+
+    def save_report(self, key: str, value) -> None:
+        self.save_explain(key, value, prefix="report")
+
+    def _write_atomic(self, name: str, data: bytes) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{name}.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, self.root / name)
+
+    def load_explain(self, key: str, prefix: str = "explain"):
+        path = self.root / f"{prefix}-{key}.pkl"
         if not self.enabled or not path.is_file():
             return None
         try:
             with open(path, "rb") as f:
                 return pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError,
+                KeyError, TypeError):
             return None
 
-    def save_explain(self, key: str, value) -> None:
-        if not self.enabled:
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".explain-{key}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, self.root / f"explain-{key}.pkl")
+    def save_explain(self, key: str, value, prefix: str = "explain") -> None:
+        if self.enabled:
+            self._write_atomic(f"{prefix}-{key}.pkl",
+                               pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _read_data(cfg: Config, shape: tuple[int, int, int], show: bool):
+    """Read the data at ``shape`` (H, W, C), saying which files were skipped."""
+    ds = load_data(cfg, shape[:2], shape[2], show)
+    if ds.skipped:
+        prog.say(f"Warning: skipped {len(ds.skipped)} unreadable or non-image file(s), "
+                 "listed in the report: " + "; ".join(f"{p} ({r})" for p, r in ds.skipped[:5])
+                 + (" ..." if len(ds.skipped) > 5 else ""))
+    if ds.dropped_classes:
+        prog.say("Warning: class folder(s) with no readable image dropped: "
+                 + ", ".join(ds.dropped_classes))
+    return ds
 
 
 def load_data(cfg: Config, size: tuple[int, int], channels: int, show: bool):
@@ -196,18 +271,43 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
 
 def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "_Cache",
            figures) -> BuildResult:
-    from reportgen.report import metric_figures, write_site
-    from reportgen.report.site import SiteWriter
+    from reportgen.report import metric_figures
+
+    from reportgen import evaluate as ev
 
     timer = _Timer()
+    show = show_progress
+    notes: list[str] = []
+
+    # -- everything from an earlier build: no TensorFlow at all --------------------------------
+    ds = None
+    shape = cache.known_shape(cfg)
+    if shape is not None:
+        with timer.stage("load"):
+            ds = _read_data(cfg, shape, show)
+        report_key = cache.report_key(cfg, _data_hash(ds))
+        earlier = cache.load_report(report_key)
+        if earlier is not None:
+            from types import SimpleNamespace
+
+            earlier["explained"] = SimpleNamespace(**earlier["explained"])
+            prog.say("Reusing the predictions and explanations of an earlier build with the "
+                     "same model, data and settings (cache; report.cache = false recomputes)")
+            metrics = {name: ev.split_metrics(earlier["probs"][name], ds.splits[name].labels,
+                                              ds.class_names, cfg.report.top_k)
+                       for name in ds.splits}
+            drawn = metric_figures(figures, cfg, ds, metrics, earlier["history"])
+            notes = earlier["notes"] + [
+                "Predictions and explanations were reused from an earlier build with the same "
+                "model, data and settings (cache)."] + earlier["explained"].notes
+            return _write(cfg, out, ds, earlier["probs"], metrics, earlier["history"],
+                          earlier["explained"], earlier["info"], notes, timer, figures, drawn,
+                          t_start, show, earlier["model_file"])
+
     _quiet_tensorflow()
     import keras
 
-    from reportgen import evaluate as ev
     from reportgen import model as mdl
-
-    show = show_progress
-    notes: list[str] = []
 
     # -- model first when loading: its input decides the image size -----------------------------
     with timer.stage("load"):
@@ -226,15 +326,8 @@ def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "
         else:
             h = w = cfg.data.image_size
             channels = 3
-        ds = load_data(cfg, (h, w), channels, show)
-        if ds.skipped:
-            prog.say(f"Warning: skipped {len(ds.skipped)} unreadable or non-image file(s), "
-                     "listed in the report: " + "; ".join(f"{p} ({r})" for p, r in
-                                                          ds.skipped[:5])
-                     + (" ..." if len(ds.skipped) > 5 else ""))
-        if ds.dropped_classes:
-            prog.say("Warning: class folder(s) with no readable image dropped: "
-                     + ", ".join(ds.dropped_classes))
+        if ds is None or ds.splits["test"].images.shape[1:] != (h, w, channels):
+            ds = _read_data(cfg, (h, w, channels), show)
         if cfg.model.source == "load" and cfg.data.image_size != h:
             notes.append(f"Images were resized to the model's input, {h}x{w} px "
                          f"(data.image_size = {cfg.data.image_size} applies to training only).")
@@ -283,6 +376,7 @@ def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "
             raise ModelError(f"model.path: the model predicts {got} classes but the data has "
                              f"{n_classes} ({', '.join(ds.class_names)})")
 
+    model_notes = list(notes)
     model_hash = mdl.weights_hash(model)
     explain_key = cache.key(model=model_hash, data=data_hash, explain=cfg.to_dict()["explain"],
                             output_index=cfg.model.output_index, preprocess=preprocess,
@@ -346,10 +440,41 @@ def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "
         "model_name": model.name,
         "preprocess": preprocess,
     }
+    model_file = None
+    if loaded is None:
+        model_file = cache.model_file(train_key)
+        if model_file is None:  # no cache: save the trained model into the site
+            model_file = lambda path: mdl.save_model(model, path)  # noqa: E731
+    result = _write(cfg, out, ds, probs, metrics, history, explained, info, notes, timer,
+                    figures, drawn, t_start, show, model_file)
+    cache.remember_shape(cfg, (h, w, channels))
+    # Stored as plain data: unpickling the Explained dataclass would import the explain layer,
+    # and with it TensorFlow, which the cached path exists to avoid.
+    cache.save_report(cache.report_key(cfg, data_hash), {
+        "probs": probs, "explained": {**vars(explained), "peaks": None}, "info": info,
+        "history": history,
+        "notes": model_notes, "model_file": cache.model_file(train_key) if loaded is None
+        else None})
+    return result
+
+
+def _write(cfg, out, ds, probs, metrics, history, explained, info, notes, timer, figures,
+           drawn, t_start, show, model_file) -> BuildResult:
+    """Write the site; ``model_file``: the trained model to include (a path to copy, or a
+    function that saves it to the path it is given), None for a model the user gave."""
+    import shutil
+
+    from reportgen.report import write_site
+    from reportgen.report.site import SiteWriter
+
     with SiteWriter(out) as site:
-        if loaded is None:
+        if model_file is not None:
             with timer.stage("write"):
-                mdl.save_model(model, site.path("model.keras"))
+                dest = site.path("model.keras")
+                if callable(model_file):
+                    model_file(dest)
+                else:
+                    shutil.copyfile(model_file, dest)
         index = write_site(site, cfg=cfg, ds=ds, probs=probs, metrics=metrics, history=history,
                            explained=explained, info=info, notes=notes, timer=timer,
                            show_progress=show, figures=figures, drawn=drawn)

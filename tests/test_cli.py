@@ -141,20 +141,33 @@ def test_build_from_saved_model(smoke_site, tmp_path):
     assert not (tmp_path / "loaded" / "model.keras").exists()
 
 
-def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path):
+def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path, monkeypatch):
     out, _ = smoke_site
     cache = out.parent / "cache"
     args = ["build", "--config", str(SMOKE), "--quiet", "--set", f"data.cache_dir={cache}"]
-    again = CliRunner().invoke(main, args + ["--out", str(tmp_path / "again"), "--set",
-                                             "report.title=Second"], catch_exceptions=False)
+
+    def no_tensorflow():
+        raise AssertionError("a rebuild with only report settings changed started TensorFlow")
+
+    with monkeypatch.context() as m:
+        m.setattr("reportgen.pipeline._quiet_tensorflow", no_tensorflow)
+        again = CliRunner().invoke(main, args + ["--out", str(tmp_path / "again"), "--set",
+                                                 "report.title=Second", "--set",
+                                                 "report.top_k=2"], catch_exceptions=False)
     assert again.exit_code == 0, again.output
-    assert "Reusing the model trained by an earlier build" in again.stderr
-    assert "Reusing predictions and explanations" in again.stderr
+    assert "Reusing the predictions and explanations of an earlier build" in again.stderr
     first = json.loads((out / "metrics.json").read_text())
     second = json.loads((tmp_path / "again" / "metrics.json").read_text())
-    assert second["splits"] == first["splits"] and second["explain"] == first["explain"]
-    assert second["model"]["model_hash"] == first["model"]["model_hash"]
+    assert second["explain"] == first["explain"] and second["model"] == first["model"]
+    for split, m in first["splits"].items():  # top-k follows the new setting
+        assert second["splits"][split]["accuracy"] == m["accuracy"]
+        assert second["splits"][split]["top_2_accuracy"] >= m["accuracy"]
     assert "Second" in (tmp_path / "again" / "index.html").read_text()
+    assert (tmp_path / "again" / "model.keras").read_bytes() == \
+        (out / "model.keras").read_bytes()
+    for page in ("methods.html", "layers.html"):  # the same maps, tables and images
+        assert (out / page).read_text().split("<main", 1)[1] == \
+            (tmp_path / "again" / page).read_text().split("<main", 1)[1], page
     # Different explain settings are a cache miss for the maps (the trained model is reused).
     other = CliRunner().invoke(main, args + ["--out", str(tmp_path / "other"), "--set",
                                              "explain.quality_images=5"],
