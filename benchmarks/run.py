@@ -34,8 +34,11 @@ def peak_rss_mb() -> float:
 
 
 def rate(fn, n_images: int, min_seconds: float = 2.0) -> float:
-    """Images per second of ``fn()`` (which processes n_images), after one warm-up call."""
-    fn()
+    """Images per second of ``fn()`` (which processes n_images) in the steady state: after
+    warm-up calls that take reportgen's methods past their eager first calls to the compiled
+    function (see reportgen.explain.graph.TieredFunction)."""
+    for _ in range(4):
+        fn()
     t0 = time.perf_counter()
     reps = 0
     while True:
