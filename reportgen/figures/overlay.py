@@ -39,13 +39,19 @@ def heatmap_overlay(images: np.ndarray, maps: np.ndarray, *, alpha: float = 0.45
         (N, H, W, 3) uint8: (1 - alpha) * image + alpha * lut[map], in integer arithmetic with
         alpha rounded to a multiple of 1/256 and the result rounded to nearest.
     """
-    lut = colormap_lut(cmap)
-    idx = np.clip(np.asarray(maps, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     a = int(round(alpha * 256))
-    out = to_rgb(images).astype(np.uint16) * (256 - a)
-    out += lut[idx].astype(np.uint16) * a
-    out += 128
-    return (out >> 8).astype(np.uint8)
+    lut_a = colormap_lut(cmap).astype(np.uint16) * a + 128  # heatmap term and rounding, once
+    images = np.asarray(images)
+    maps = np.asarray(maps, np.float32)
+    out = np.empty(images.shape[:3] + (3,), np.uint8)
+    for s in range(0, len(images), 32):  # chunks that stay in cache
+        idx = np.clip(maps[s:s + 32] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        o = to_rgb(images[s:s + 32]).astype(np.uint16)
+        o *= 256 - a
+        o += lut_a[idx]
+        o >>= 8
+        out[s:s + 32] = o
+    return out
 
 
 def signed_to_rgb(attributions: np.ndarray, *, percentile: float = 99.0) -> np.ndarray:

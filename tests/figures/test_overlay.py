@@ -28,6 +28,18 @@ def test_overlay_blend_by_hand():
     np.testing.assert_array_equal(heatmap_overlay(img, maps, alpha=1.0)[0, 0, 1], lut[255])
 
 
+def test_overlay_of_many_images_equals_the_formula_per_image():
+    """Past the internal chunking (70 images, grayscale too), every pixel follows the formula."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (70, 5, 4, 1), dtype=np.uint8)
+    maps = rng.uniform(-0.2, 1.2, (70, 5, 4)).astype(np.float32)
+    lut = colormap_lut("jet").astype(int)
+    a = round(0.45 * 256)
+    idx = np.clip(np.floor(maps.astype(np.float64) * 255 + 0.5), 0, 255).astype(int)
+    want = (np.repeat(img, 3, -1).astype(int) * (256 - a) + lut[idx] * a + 128) // 256
+    np.testing.assert_array_equal(heatmap_overlay(img, maps), want)
+
+
 def test_grayscale_becomes_rgb_and_grid_layout():
     g = np.arange(4, dtype=np.uint8).reshape(1, 2, 2, 1)
     assert to_rgb(g).shape == (1, 2, 2, 3)
