@@ -271,9 +271,8 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
 
 def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "_Cache",
            figures) -> BuildResult:
-    from reportgen.report import metric_figures
-
     from reportgen import evaluate as ev
+    from reportgen.report import metric_figures
 
     timer = _Timer()
     show = show_progress
