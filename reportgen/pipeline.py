@@ -179,7 +179,7 @@ class _Cache:
         return path if self.enabled and path.is_file() else None
 
     def load_report(self, key: str):
-        hit = self.load_explain(key, prefix="report")
+        hit = self.load_pickle("report", key)
         if not isinstance(hit, dict) or not isinstance(hit.get("explained"), dict):
             return None
         if hit["model_file"] is not None and not Path(hit["model_file"]).is_file():
@@ -187,7 +187,7 @@ class _Cache:
         return hit
 
     def save_report(self, key: str, value) -> None:
-        self.save_explain(key, value, prefix="report")
+        self.save_pickle("report", key, value)
 
     def _write_atomic(self, name: str, data: bytes) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -195,7 +195,9 @@ class _Cache:
         tmp.write_bytes(data)
         os.replace(tmp, self.root / name)
 
-    def load_explain(self, key: str, prefix: str = "explain"):
+    def load_pickle(self, prefix: str, key: str):
+        """Entry ``<prefix>-<key>.pkl`` (``explain``: predictions and explanations; ``report``:
+        everything a TensorFlow-free rebuild needs), or None."""
         path = self.root / f"{prefix}-{key}.pkl"
         if not self.enabled or not path.is_file():
             return None
@@ -206,7 +208,7 @@ class _Cache:
                 KeyError, TypeError):
             return None
 
-    def save_explain(self, key: str, value, prefix: str = "explain") -> None:
+    def save_pickle(self, prefix: str, key: str, value) -> None:
         if self.enabled:
             self._write_atomic(f"{prefix}-{key}.pkl",
                                pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
@@ -284,8 +286,8 @@ def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "
     if shape is not None:
         with timer.stage("load"):
             ds = _read_data(cfg, shape, show)
-        report_key = cache.report_key(cfg, _data_hash(ds))
-        earlier = cache.load_report(report_key)
+        data_hash = _data_hash(ds)
+        earlier = cache.load_report(cache.report_key(cfg, data_hash))
         if earlier is not None:
             from types import SimpleNamespace
 
@@ -327,6 +329,7 @@ def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "
             channels = 3
         if ds is None or ds.splits["test"].images.shape[1:] != (h, w, channels):
             ds = _read_data(cfg, (h, w, channels), show)
+            data_hash = _data_hash(ds)
         if cfg.model.source == "load" and cfg.data.image_size != h:
             notes.append(f"Images were resized to the model's input, {h}x{w} px "
                          f"(data.image_size = {cfg.data.image_size} applies to training only).")
@@ -340,7 +343,6 @@ def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "
 
     # -- model --------------------------------------------------------------------------------------
     history: dict = {}
-    data_hash = _data_hash(ds)
     with timer.stage("train"):
         train_key = cache.key(data=data_hash, model=cfg.to_dict()["model"],
                               training=cfg.to_dict()["training"], shape=[h, w, channels],
@@ -380,7 +382,7 @@ def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "
     explain_key = cache.key(model=model_hash, data=data_hash, explain=cfg.to_dict()["explain"],
                             output_index=cfg.model.output_index, preprocess=preprocess,
                             seed=cfg.training.seed)
-    cached = cache.load_explain(explain_key)
+    cached = cache.load_pickle("explain", explain_key)
     if cached is not None:
         prog.say("Reusing predictions and explanations of an earlier build with the same "
                  "model, data and explain settings (cache)")
@@ -421,7 +423,7 @@ def _build(cfg: Config, out: Path, show_progress: bool, t_start: float, cache: "
             with prog.bar("Layers", 4, show) as advance:
                 explain_layers(model, test, prep, cfg, explained, progress=advance)
             explained.seconds["layers"] = time.perf_counter() - t0
-        cache.save_explain(explain_key, {"probs": probs, "explained": explained})
+        cache.save_pickle("explain", explain_key, {"probs": probs, "explained": explained})
     notes.extend(explained.notes)
 
     # -- figures, pages, site --------------------------------------------------------------------

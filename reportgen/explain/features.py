@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from reportgen.explain.common import as_batch
+from reportgen.explain.common import as_batch, run_batched
 from reportgen.explain.graph import ModelGraph, graph_for
 
 
@@ -32,11 +32,8 @@ def feature_maps(model, images, layers, batch_size=64, output_index=0) -> dict[s
     graph = graph_for(model, output_index)
     x = as_batch(images, graph)
     paths = tuple([layers] if isinstance(layers, str) else layers)
-    fn = _capture_function(graph, paths)
-    fn.expect(-(-len(x) // batch_size))
-    parts = [fn(tf.constant(x[s:s + batch_size])) for s in range(0, len(x), batch_size)]
-    return {p: np.concatenate([np.asarray(part[i]) for part in parts]).astype(np.float32)
-            for i, p in enumerate(paths)}
+    outs = run_batched(_capture_function(graph, paths), [x], batch_size)
+    return {p: out.astype(np.float32) for p, out in zip(paths, outs)}
 
 
 def learned_filters(model, layer: str) -> np.ndarray:
@@ -79,10 +76,9 @@ def filter_patterns_of(model, layer_filters: dict, steps=60, step_size=None,
     for p in layers:
         graph.layer(p)
     h, w, c = graph.input_shape
-    which = np.concatenate([np.full(len(list(layer_filters[p])), k, np.int32)
-                            for k, p in enumerate(layers)]) if layers else np.zeros(0, np.int32)
-    filt = np.concatenate([np.asarray(list(layer_filters[p]), np.int32) for p in layers]
-                          ) if layers else np.zeros(0, np.int32)
+    pairs = [(k, f) for k, p in enumerate(layers) for f in layer_filters[p]]
+    which = np.array([k for k, _ in pairs], np.int32)  # layer of each pattern image
+    filt = np.array([f for _, f in pairs], np.int32)
     lo, hi = value_range
     span = hi - lo
     if step_size is None:

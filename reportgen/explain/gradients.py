@@ -117,6 +117,12 @@ def _gradients(graph, mode, x, t, batch_size, repeats: int = 1) -> np.ndarray:
     return run_batched(fn, [x, t], batch_size)
 
 
+def _input_gradients(mode, model, images, targets, batch_size, output_index) -> np.ndarray:
+    graph = graph_for(model, output_index)
+    x = as_batch(images, graph)
+    return _gradients(graph, mode, x, as_targets(targets, len(x)), batch_size)
+
+
 def saliency(model, images, targets=None, batch_size=64, output_index=0) -> np.ndarray:
     """Vanilla gradient of the class logit with respect to the input.
 
@@ -127,9 +133,7 @@ def saliency(model, images, targets=None, batch_size=64, output_index=0) -> np.n
     Returns:
         (N, H, W, C) float32, signed and unnormalized.
     """
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
-    return _gradients(graph, "plain", x, as_targets(targets, len(x)), batch_size)
+    return _input_gradients("plain", model, images, targets, batch_size, output_index)
 
 
 def smooth_grad(model, images, targets=None, batch_size=64, samples=16, noise=0.15, seed=0,
@@ -202,9 +206,7 @@ def guided_backprop(model, images, targets=None, batch_size=64, output_index=0) 
     Returns:
         (N, H, W, C) float32.
     """
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
-    return _gradients(graph, "guided", x, as_targets(targets, len(x)), batch_size)
+    return _input_gradients("guided", model, images, targets, batch_size, output_index)
 
 
 def deconvnet(model, images, targets=None, batch_size=64, output_index=0) -> np.ndarray:
@@ -217,9 +219,7 @@ def deconvnet(model, images, targets=None, batch_size=64, output_index=0) -> np.
     Returns:
         (N, H, W, C) float32.
     """
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
-    return _gradients(graph, "deconv", x, as_targets(targets, len(x)), batch_size)
+    return _input_gradients("deconv", model, images, targets, batch_size, output_index)
 
 
 def guided_grad_cam(model, images, targets=None, layer=None, batch_size=64,

@@ -260,8 +260,6 @@ def explain_methods(model, split, prep, probs, cfg: Config, result: Explained,
         t0 = time.perf_counter()
         maps = as_map(m, run_method(m, model, xq, tq, cfg, layer))
         result.method_seconds[m] = time.perf_counter() - t0
-        result.seconds["quality: maps"] = (result.seconds.get("quality: maps", 0.0)
-                                           + result.method_seconds[m])
         with _clock(result, "quality: deletion/insertion"):
             dele, ins = quality.deletion_insertion(
                 model, xq, maps, tq, steps=cfg.explain.quality_steps, probs=probs[q_idx],
@@ -278,6 +276,7 @@ def explain_methods(model, split, prep, probs, cfg: Config, result: Explained,
         result.quality[m] = row
         if progress:
             progress(1)
+    result.seconds["quality: maps"] = sum(result.method_seconds.values())
 
 
 def _nanmean(v: np.ndarray) -> float | None:
