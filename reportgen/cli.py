@@ -71,10 +71,12 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
 
 @main.command()
 def keys() -> None:
-    """List every config key with its default and meaning."""
+    """List every config key with its default and meaning, then each explanation method's
+    options (the table [explain.<method>] of a config file, or --set explain.<method>.KEY=V)."""
     from reportgen.config import all_keys
+    from reportgen.explain.methods import option_keys
 
-    for key, default, doc in all_keys():
+    for key, default, doc in all_keys() + option_keys():
         click.echo(f"{key} = {default!r}\n    {doc}")
 
 

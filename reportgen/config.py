@@ -20,9 +20,13 @@ from typing import Any
 from reportgen.errors import ConfigError
 
 
-def _key(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
-         minimum: float | None = None, maximum: float | None = None):
-    meta = {"doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum}
+def option(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
+           minimum: float | None = None, maximum: float | None = None, listed: bool = True):
+    """A documented config field: its default, one-line ``doc``, allowed ``choices`` and
+    bounds (checked on load). ``listed=False`` keeps it out of :func:`all_keys`. Used by the
+    sections here and by the option dataclasses of the explanation methods."""
+    meta = {"doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum,
+            "listed": listed}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -30,97 +34,95 @@ def _key(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
 
 @dataclass
 class DataConfig:
-    source: str = _key("shapes", 'Where images come from: "shapes" (built-in generated demo) or '
+    source: str = option("shapes", 'Where images come from: "shapes" (built-in generated demo) or '
                        '"folder" (data.path).', choices=("shapes", "folder"))
-    path: str = _key("", "Image folder: root/<class>/* (split by data.split) or "
+    path: str = option("", "Image folder: root/<class>/* (split by data.split) or "
                      "root/{train,val,test}/<class>/* (used as given).")
-    image_size: int = _key(64, "Side in pixels images are resized to for training; a loaded "
+    image_size: int = option(64, "Side in pixels images are resized to for training; a loaded "
                            "model's own input size wins.", minimum=8, maximum=1024)
-    split: list = _key([0.7, 0.15, 0.15], "Train, val and test fractions for a folder without "
+    split: list = option([0.7, 0.15, 0.15], "Train, val and test fractions for a folder without "
                        "split subfolders; they must sum to 1.")
-    shapes_per_class: int = _key(600, "Images per class generated for the shapes demo.",
+    shapes_per_class: int = option(600, "Images per class generated for the shapes demo.",
                                  minimum=4, maximum=100000)
-    cache_dir: str = _key("", "Where the shapes demo is written (default: "
+    cache_dir: str = option("", "Where the shapes demo is written (default: "
                           "$XDG_CACHE_HOME/reportgen or ~/.cache/reportgen).")
-    annotations: str = _key("annotations.json", "File in data.path with object boxes, "
+    annotations: str = option("annotations.json", "File in data.path with object boxes, "
                             "{relative path: {\"box\": [x0, y0, x1, y1]}}; optional.")
 
 
 @dataclass
 class ModelConfig:
-    source: str = _key("train", '"train" builds and trains model.architecture; "load" loads '
+    source: str = option("train", '"train" builds and trains model.architecture; "load" loads '
                        "model.path.", choices=("train", "load"))
-    path: str = _key("", "Saved model to load (.keras or .h5) when model.source is \"load\".")
-    architecture: str = _key("small_cnn", '"small_cnn" or a keras.applications name such as '
+    path: str = option("", "Saved model to load (.keras or .h5) when model.source is \"load\".")
+    architecture: str = option("small_cnn", '"small_cnn" or a keras.applications name such as '
                              '"mobilenetv2", "vgg19", "inceptionv3", "resnet50".')
-    weights: str = _key("none", 'Backbone weights: "imagenet" (downloaded by Keras), "none" '
+    weights: str = option("none", 'Backbone weights: "imagenet" (downloaded by Keras), "none" '
                         "(random init) or a weights file.")
-    freeze_base: bool = _key(True, "Freeze the backbone and train only the new head "
+    freeze_base: bool = option(True, "Freeze the backbone and train only the new head "
                              "(transfer learning).")
-    preprocess: str = _key("auto", 'Pixel scaling a loaded model expects: "auto" (none), '
+    preprocess: str = option("auto", 'Pixel scaling a loaded model expects: "auto" (none), '
                            '"none" (0..255), "scale01" (0..1), "tf" (-1..1), "torch", "caffe".',
                            choices=("auto", "none", "scale01", "tf", "torch", "caffe"))
-    safe_mode: bool = _key(True, "Load with Keras safe mode (refuses Lambda layers with code); "
+    safe_mode: bool = option(True, "Load with Keras safe mode (refuses Lambda layers with code); "
                            "set false only for models you trust.")
-    output_index: int = _key(0, "Which output of a multi-output model holds the class scores.",
+    output_index: int = option(0, "Which output of a multi-output model holds the class scores.",
                              minimum=0)
 
 
 @dataclass
 class TrainingConfig:
-    epochs: int = _key(12, "Maximum training epochs (early stopping on validation loss may "
+    epochs: int = option(12, "Maximum training epochs (early stopping on validation loss may "
                        "stop sooner).", minimum=1, maximum=10000)
-    batch_size: int = _key(32, "Training batch size.", minimum=1, maximum=65536)
-    learning_rate: float = _key(0.001, "Adam learning rate.", minimum=0.0)
-    patience: int = _key(3, "Early-stopping patience in epochs (validation loss).", minimum=0)
-    seed: int = _key(0, "Seed for data generation, splits, weight init and shuffling.",
+    batch_size: int = option(32, "Training batch size.", minimum=1, maximum=65536)
+    learning_rate: float = option(0.001, "Adam learning rate.", minimum=0.0)
+    patience: int = option(3, "Early-stopping patience in epochs (validation loss).", minimum=0)
+    seed: int = option(0, "Seed for data generation, splits, weight init and shuffling.",
                      minimum=0)
 
 
 @dataclass
 class ExplainConfig:
-    layer: str = _key("", "Conv layer to explain; nested layers as outer/inner; empty picks the "
+    layer: str = option("", "Conv layer to explain; nested layers as outer/inner; empty picks the "
                       "last 4-D layer larger than 1x1.")
-    batch_size: int = _key(64, "Batch size for explanations.", minimum=1, maximum=65536)
-    gallery_size: int = _key(24, "Images per gallery section on each class page.",
+    batch_size: int = option(64, "Batch size for explanations.", minimum=1, maximum=65536)
+    gallery_size: int = option(24, "Images per gallery section on each class page.",
                              minimum=0, maximum=100000)
-    methods: list = _key(list(("gradcam", "gradcam++", "layercam", "scorecam", "saliency",
-                               "smoothgrad", "integrated_gradients", "guided_backprop",
-                               "deconvnet", "guided_gradcam")),
-                         "Methods on the Methods page and in the quality table.")
-    samples_per_class: int = _key(2, "Test images per class shown across every method.",
+    methods: list = option(["all"], 'Methods on the Methods page and in the quality table: '
+                           '["all"] (every registered method) or a list of names; each '
+                           "method's options are the table [explain.<method>].")
+    samples_per_class: int = option(2, "Test images per class shown across every method.",
                                   minimum=0, maximum=100)
-    quality_images: int = _key(100, "Test images (stratified) scored by deletion/insertion AUC, "
+    quality_images: int = option(100, "Test images (stratified) scored by deletion/insertion AUC, "
                                "pointing game, energy in box.", minimum=0)
-    quality_steps: int = _key(8, "Perturbation steps of the deletion and insertion curves.",
+    quality_steps: int = option(8, "Perturbation steps of the deletion and insertion curves.",
                               minimum=2, maximum=1000)
-    sanity_images: int = _key(16, "Test images compared before/after randomizing the head "
+    sanity_images: int = option(16, "Test images compared before/after randomizing the head "
                               "(sanity check).", minimum=0)
-    scorecam_channels: int = _key(16, "ScoreCAM channel cap (most active first); bounds its "
-                                  "cost.", minimum=1)
-    smoothgrad_samples: int = _key(10, "Noisy copies averaged by SmoothGrad.", minimum=1)
-    ig_steps: int = _key(16, "Integration steps of Integrated Gradients.", minimum=1)
-    feature_map_channels: int = _key(16, "Channels shown per layer on the Layers page.",
+    feature_map_channels: int = option(16, "Channels shown per layer on the Layers page.",
                                      minimum=1)
-    pattern_layers: list = _key([], "Layers whose filter patterns are drawn; empty: the first, "
+    pattern_layers: list = option([], "Layers whose filter patterns are drawn; empty: the first, "
                                 "a middle and the last conv layer.")
-    pattern_filters: int = _key(8, "Filters per layer drawn as patterns.", minimum=0)
-    pattern_steps: int = _key(40, "Gradient-ascent steps per filter pattern.", minimum=1)
-    receptive_units: int = _key(6, "Most active last-layer units shown with their receptive "
+    pattern_filters: int = option(8, "Filters per layer drawn as patterns.", minimum=0)
+    pattern_steps: int = option(40, "Gradient-ascent steps per filter pattern.", minimum=1)
+    receptive_units: int = option(6, "Most active last-layer units shown with their receptive "
                                 "field.", minimum=0)
-    dream_images: int = _key(3, "Images given the deep-dream treatment (0 turns it off).",
+    dream_images: int = option(3, "Images given the deep-dream treatment (0 turns it off).",
                              minimum=0)
-    dream_octaves: int = _key(3, "Deep-dream octaves.", minimum=1, maximum=8)
+    dream_octaves: int = option(3, "Deep-dream octaves.", minimum=1, maximum=8)
+    method_options: dict = option({}, "The per-method tables [explain.<method>] as written; "
+                                  "checked against each method's options by "
+                                  "reportgen.explain.methods.configure.", listed=False)
 
 
 @dataclass
 class ReportConfig:
-    title: str = _key("reportgen report", "Title shown on every page.")
-    top_k: int = _key(3, "Top-k accuracy is reported for this k when there are more classes.",
+    title: str = option("reportgen report", "Title shown on every page.")
+    top_k: int = option(3, "Top-k accuracy is reported for this k when there are more classes.",
                       minimum=1)
-    cache: bool = _key(True, "Reuse the trained model, predictions and maps of an earlier build "
+    cache: bool = option(True, "Reuse the trained model, predictions and maps of an earlier build "
                        "with the same data and settings (stored under data.cache_dir).")
-    figure_formats: list = _key(["png", "svg"], 'Files written for every figure: "png" '
+    figure_formats: list = option(["png", "svg"], 'Files written for every figure: "png" '
                                 '(shown in the pages) plus "svg" and/or "pdf" for papers.')
 
 
@@ -144,6 +146,11 @@ class Config:
         return {s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}
 
 
+#: Keys that moved into a method's table: old key -> new key.
+MOVED = {"explain.scorecam_channels": "explain.scorecam.channels",
+         "explain.smoothgrad_samples": "explain.smoothgrad.samples",
+         "explain.ig_steps": "explain.integrated_gradients.steps"}
+
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "model": ModelConfig,
@@ -154,13 +161,16 @@ SECTIONS: dict[str, type] = {
 
 
 def all_keys() -> list[tuple[str, Any, str]]:
-    """Return (dotted key, default, description) for every key, in schema order."""
-    out = []
-    for section, cls in SECTIONS.items():
-        inst = cls()
-        for f in dataclasses.fields(cls):
-            out.append((f"{section}.{f.name}", getattr(inst, f.name), f.metadata["doc"]))
-    return out
+    """Return (dotted key, default, description) for every key of the sections, in schema
+    order (the methods' own keys: ``reportgen.explain.methods.option_keys``)."""
+    return [row for section, cls in SECTIONS.items() for row in table_keys(section, cls)]
+
+
+def table_keys(prefix: str, cls: type) -> list[tuple[str, Any, str]]:
+    """(``prefix.key``, default, description) for every listed field of dataclass ``cls``."""
+    inst = cls()
+    return [(f"{prefix}.{f.name}", getattr(inst, f.name), f.metadata["doc"])
+            for f in dataclasses.fields(cls) if f.metadata.get("listed", True)]
 
 
 def _closest(name: str, candidates: list[str]) -> str:
@@ -210,54 +220,68 @@ def _validate(cfg: Config) -> None:
     if not formats or formats[0] != "png" or not set(formats) <= {"png", "svg", "pdf"}:
         raise ConfigError('report.figure_formats: expected "png" first, then any of "svg", '
                           f'"pdf"; got {formats!r}')
-    from reportgen.methods import METHOD_NAMES
-    for m in cfg.explain.methods:
-        if m not in METHOD_NAMES:
-            raise ConfigError(f"explain.methods: unknown method {m!r}"
-                              f"{_closest(m, list(METHOD_NAMES))}")
+    if not all(isinstance(m, str) for m in cfg.explain.methods):
+        raise ConfigError(f"explain.methods: expected a list of method names, got "
+                          f"{cfg.explain.methods!r}")
     if cfg.data.source == "folder" and not cfg.data.path:
         raise ConfigError('data.path: required when data.source is "folder"')
     if cfg.model.source == "load" and not cfg.model.path:
         raise ConfigError('model.path: required when model.source is "load"')
 
 
+def read_table(prefix: str, values: dict, cls: type, target=None):
+    """Check the TOML table ``values`` against dataclass ``cls`` (types, choices, bounds) and
+    set its keys on ``target`` (a new ``cls()`` when None); return it. Errors name the key
+    (``prefix.key``) and, for an unknown key, the closest valid one."""
+    target = cls() if target is None else target
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("listed", True)}
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        key = f"{prefix}.{name}"
+        if key in MOVED:
+            raise ConfigError(f"{key}: moved to {MOVED[key]} (a key of the table "
+                              f"[{MOVED[key].rsplit('.', 1)[0]}])")
+        if name not in fields:
+            raise ConfigError(f"unknown key {key}"
+                              f"{_closest(key, [f'{prefix}.{n}' for n in fields])}")
+        setattr(target, name, _coerce(key, value, hints[name], fields[name].metadata))
+    return target
+
+
 def from_dict(raw: dict, *, base_dir: Path | None = None) -> Config:
-    """Build a validated Config from nested plain data (as tomllib returns it)."""
+    """Build a validated Config from nested plain data (as tomllib returns it). Tables inside
+    ``[explain]`` (``[explain.occlusion]``) are kept in ``explain.method_options`` for the
+    explanation methods to check."""
     cfg = Config(base_dir=base_dir or Path.cwd())
     for section, values in raw.items():
         if section not in SECTIONS:
             raise ConfigError(f"unknown section [{section}]{_closest(section, list(SECTIONS))}")
         if not isinstance(values, dict):
             raise ConfigError(f"{section}: expected a table [{section}], got {values!r}")
-        cls = SECTIONS[section]
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        hints = typing.get_type_hints(cls)
-        target = getattr(cfg, section)
-        for name, value in values.items():
-            if name not in fields:
-                valid = [f"{section}.{n}" for n in fields]
-                raise ConfigError(f"unknown key {section}.{name}"
-                                  f"{_closest(f'{section}.{name}', valid)}")
-            setattr(target, name,
-                    _coerce(f"{section}.{name}", value, hints[name], fields[name].metadata))
+        if section == "explain":
+            tables = {k: v for k, v in values.items() if isinstance(v, dict)}
+            values = {k: v for k, v in values.items() if k not in tables}
+            cfg.explain.method_options = {k: dict(v) for k, v in tables.items()}
+        read_table(section, values, SECTIONS[section], getattr(cfg, section))
     _validate(cfg)
     return cfg
 
 
-def parse_override(item: str) -> tuple[str, str, Any]:
-    """Split ``section.key=value`` into its parts; the value is read as TOML, else a string."""
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``section.key=value`` (or ``explain.<method>.key=value``) into the key's parts and
+    the value, read as TOML, else as a string."""
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected section.key=value")
     key, text = item.split("=", 1)
-    key = key.strip()
-    if key.count(".") != 1:
-        raise ConfigError(f"--set {key!r}: expected section.key=value")
-    section, name = key.split(".")
+    parts = key.strip().split(".")
+    if not (len(parts) == 2 or len(parts) == 3 and parts[0] == "explain") or not all(parts):
+        raise ConfigError(f"--set {key.strip()!r}: expected section.key=value "
+                          "(or explain.<method>.key=value)")
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         value = text
-    return section, name, value
+    return parts, value
 
 
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -274,11 +298,13 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
     for item in overrides:
-        section, name, value = parse_override(item)
-        raw.setdefault(section, {})
-        if not isinstance(raw[section], dict):
-            raise ConfigError(f"{section}: expected a table [{section}]")
-        raw[section][name] = value
+        parts, value = parse_override(item)
+        table = raw
+        for depth, part in enumerate(parts[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{'.'.join(parts[:depth + 1])}: expected a table")
+        table[parts[-1]] = value
     return from_dict(raw, base_dir=path.resolve().parent)
 
 

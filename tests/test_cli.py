@@ -150,7 +150,7 @@ def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path, monkeypatch
         raise AssertionError("a rebuild with only report settings changed started TensorFlow")
 
     with monkeypatch.context() as m:
-        m.setattr("reportgen.pipeline._quiet_tensorflow", no_tensorflow)
+        m.setattr("reportgen.pipeline.stages.start_tensorflow", no_tensorflow)
         again = CliRunner().invoke(main, args + ["--out", str(tmp_path / "again"), "--set",
                                                  "report.title=Second", "--set",
                                                  "report.top_k=2"], catch_exceptions=False)

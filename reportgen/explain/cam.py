@@ -15,10 +15,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from reportgen.explain.common import (as_batch, as_targets, class_score, minmax, pick_targets,
-                                      probability_function, resolve_layer, run_batched)
+from reportgen.explain.common import (as_targets, class_score, minmax, pick_targets,
+                                      probability_function, run_batched)
 from reportgen.explain.common import upsample as resize_maps
-from reportgen.explain.graph import ModelGraph, graph_for
+from reportgen.explain.explainer import Explainer
+from reportgen.explain.graph import ModelGraph
 
 
 def _weights_gradcam(acts, grads):
@@ -73,14 +74,25 @@ def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to,
                           tf.TensorSpec([None], tf.int32))
 
 
-def _gradient_cam(method, model, images, targets, layer, batch_size, upsample_maps, output_index):
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
+def cam_maps(ex: Explainer, method: str, images, targets=None, layer: str | None = None,
+             upsample: bool = True) -> np.ndarray:
+    """GradCAM, GradCAM++ or LayerCAM (``method``: "gradcam", "gradcam++", "layercam") of
+    ``images`` at ``layer`` (None: the explainer's layer); see :func:`grad_cam`."""
+    x = ex.batch(images)
     t = as_targets(targets, len(x))
-    path = resolve_layer(graph, layer)
-    size = graph.input_shape[:2] if upsample_maps else None
-    fn = _cam_function(graph, method, path, size)
-    return run_batched(fn, [x, t], batch_size).astype(np.float32)
+    size = ex.input_shape[:2] if upsample else None
+    fn = _cam_function(ex.graph, method, ex.resolve(layer), size)
+    return run_batched(fn, [x, t], ex.batch_size).astype(np.float32)
+
+
+def cam_with_peaks(ex: Explainer, images, targets=None, layer: str | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`grad_cam_with_peaks` on an explainer."""
+    x = ex.batch(images)
+    t = as_targets(targets, len(x))
+    fn = _cam_function(ex.graph, "gradcam", ex.resolve(layer), ex.input_shape[:2], peaks=True)
+    maps, values, positions = run_batched(fn, [x, t], ex.batch_size)
+    return maps.astype(np.float32), values.astype(np.float32), positions.astype(np.int64)
 
 
 def grad_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
@@ -104,8 +116,8 @@ def grad_cam(model, images, targets=None, layer=None, batch_size=64, upsample=Tr
     Returns:
         (N, H, W) float32 in [0, 1] ((N, h, w) with ``upsample=False``).
     """
-    return _gradient_cam("gradcam", model, images, targets, layer, batch_size, upsample,
-                         output_index)
+    return cam_maps(Explainer(model, output_index, batch_size), "gradcam", images, targets,
+                    layer, upsample)
 
 
 def grad_cam_with_peaks(model, images, targets=None, layer=None, batch_size=64,
@@ -118,13 +130,7 @@ def grad_cam_with_peaks(model, images, targets=None, layer=None, batch_size=64,
         activation in the image; peak positions (N, C) int64, its flat index i * w + j in the
         layer's (h, w) grid, the first in row-major order on ties).
     """
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
-    t = as_targets(targets, len(x))
-    path = resolve_layer(graph, layer)
-    fn = _cam_function(graph, "gradcam", path, graph.input_shape[:2], peaks=True)
-    maps, values, positions = run_batched(fn, [x, t], batch_size)
-    return maps.astype(np.float32), values.astype(np.float32), positions.astype(np.int64)
+    return cam_with_peaks(Explainer(model, output_index, batch_size), images, targets, layer)
 
 
 def grad_cam_plus_plus(model, images, targets=None, layer=None, batch_size=64, upsample=True,
@@ -136,8 +142,8 @@ def grad_cam_plus_plus(model, images, targets=None, layer=None, batch_size=64, u
         * Chattopadhyay et al., Grad-CAM++: Improved Visual Explanations for Deep Convolutional
           Networks (https://arxiv.org/abs/1710.11063)
     """
-    return _gradient_cam("gradcam++", model, images, targets, layer, batch_size, upsample,
-                         output_index)
+    return cam_maps(Explainer(model, output_index, batch_size), "gradcam++", images, targets,
+                    layer, upsample)
 
 
 def layer_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
@@ -149,8 +155,8 @@ def layer_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
         * Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization
           (https://ieeexplore.ieee.org/document/9462463)
     """
-    return _gradient_cam("layercam", model, images, targets, layer, batch_size, upsample,
-                         output_index)
+    return cam_maps(Explainer(model, output_index, batch_size), "layercam", images, targets,
+                    layer, upsample)
 
 
 def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
@@ -167,10 +173,17 @@ def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
         * Wang et al., Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
           Networks (https://arxiv.org/abs/1910.01279)
     """
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
+    return score_cam_maps(Explainer(model, output_index, batch_size), images, targets, layer,
+                          upsample, max_channels)
+
+
+def score_cam_maps(ex: Explainer, images, targets=None, layer: str | None = None,
+                   upsample: bool = True, max_channels: int = 32) -> np.ndarray:
+    """:func:`score_cam` on an explainer."""
+    graph, batch_size = ex.graph, ex.batch_size
+    x = ex.batch(images)
     t = as_targets(targets, len(x))
-    path = resolve_layer(graph, layer)
+    path = ex.resolve(layer)
     h, w, c = graph.input_shape
 
     def make():

@@ -66,19 +66,16 @@ def upsample(maps: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
     return tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
 
 
-def resolve_layer(graph: ModelGraph, layer: str | None) -> str:
-    """Return the path of ``layer``, or the default conv layer when None or empty."""
-    if not layer:
-        return graph.default_layer()
-    graph.layer(layer)  # raises with the list of valid paths
-    return layer
-
-
 def probability_function(graph: ModelGraph):
     """Return the graph's ``x -> softmax(logits)`` (one per graph, see
     :class:`~reportgen.explain.graph.TieredFunction`)."""
     return graph.function(("probs",), lambda: lambda xb: tf.nn.softmax(graph.forward(xb),
                                                                         axis=-1))
+
+
+def logits_function(graph: ModelGraph):
+    """Return the graph's ``x -> logits`` (a final softmax bypassed)."""
+    return graph.function(("logits",), lambda: lambda xb: graph.forward(xb))
 
 
 def run_batched(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from reportgen.explain.common import as_batch, run_batched
-from reportgen.explain.graph import ModelGraph, graph_for
+from reportgen.explain.common import run_batched
+from reportgen.explain.explainer import Explainer
+from reportgen.explain.graph import ModelGraph
 
 
 def _capture_function(graph: ModelGraph, paths: tuple[str, ...]):
@@ -29,18 +30,22 @@ def feature_maps(model, images, layers, batch_size=64, output_index=0) -> dict[s
         {layer path: (N, h, w, C) float32}, the layer outputs as the model computes them
         (training=False).
     """
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
+    return feature_maps_of(Explainer(model, output_index, batch_size), images, layers)
+
+
+def feature_maps_of(ex: Explainer, images, layers) -> dict[str, np.ndarray]:
+    """:func:`feature_maps` on an explainer."""
+    x = ex.batch(images)
     paths = tuple([layers] if isinstance(layers, str) else layers)
-    outs = run_batched(_capture_function(graph, paths), [x], batch_size)
+    outs = run_batched(_capture_function(ex.graph, paths), [x], ex.batch_size)
     return {p: out.astype(np.float32) for p, out in zip(paths, outs)}
 
 
 def learned_filters(model, layer: str) -> np.ndarray:
     """The kernel of a conv layer as read from the layer, (kh, kw, in_channels, filters)
-    float32 (first layers of RGB models show as colour tiles)."""
-    graph = graph_for(model)
-    lyr = graph.layer(layer)
+    float32 (first layers of RGB models show as colour tiles). ``model`` may be an
+    :class:`~reportgen.explain.explainer.Explainer`."""
+    lyr = (model.graph if isinstance(model, Explainer) else ModelGraph(model)).layer(layer)
     kernel = getattr(lyr, "kernel", None)
     if kernel is None or len(kernel.shape) != 4:
         raise ValueError(f"layer {layer!r} has no 2-D convolution kernel")
@@ -60,18 +65,18 @@ def filter_patterns(model, layer, filters, steps=60, step_size=None, value_range
     Returns:
         (F, H, W, C) float32 in ``value_range``.
     """
-    return filter_patterns_of(model, {layer: filters}, steps=steps, step_size=step_size,
-                              value_range=value_range, jitter=jitter, blur_every=blur_every,
-                              seed=seed, output_index=output_index)[layer]
+    return filter_patterns_of(Explainer(model, output_index), {layer: filters}, steps=steps,
+                              step_size=step_size, value_range=value_range, jitter=jitter,
+                              blur_every=blur_every, seed=seed)[layer]
 
 
-def filter_patterns_of(model, layer_filters: dict, steps=60, step_size=None,
-                       value_range=(0.0, 255.0), jitter=2, blur_every=8, seed=0,
-                       output_index=0) -> dict[str, np.ndarray]:
+def filter_patterns_of(ex: Explainer, layer_filters: dict, steps=60, step_size=None,
+                       value_range=(0.0, 255.0), jitter=2, blur_every=8, seed=0
+                       ) -> dict[str, np.ndarray]:
     """:func:`filter_patterns` of several layers at once: {layer: filters} -> {layer: (F, H, W,
     C) float32}. All patterns are one batch (one compiled function, one pass per step); the
     images are independent, each driven by its own layer and filter only."""
-    graph = graph_for(model, output_index)
+    graph = ex.graph
     layers = tuple(layer_filters)
     for p in layers:
         graph.layer(p)
@@ -141,8 +146,16 @@ def deep_dream(model, images, layers, octaves=3, octave_scale=1.4, steps=12, ste
     Returns:
         Dreamed images, same shape as ``images``, float32 in ``value_range``.
     """
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph).copy()
+    return deep_dream_of(Explainer(model, output_index), images, layers, octaves=octaves,
+                         octave_scale=octave_scale, steps=steps, step_size=step_size,
+                         value_range=value_range)
+
+
+def deep_dream_of(ex: Explainer, images, layers, octaves=3, octave_scale=1.4, steps=12,
+                  step_size=None, value_range=(0.0, 255.0)) -> np.ndarray:
+    """:func:`deep_dream` on an explainer."""
+    graph = ex.graph
+    x = ex.batch(images).copy()
     paths = tuple([layers] if isinstance(layers, str) else layers)
     for p in paths:
         graph.layer(p)

@@ -14,10 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reportgen.explain.cam import grad_cam
-from reportgen.explain.common import (as_batch, as_targets, class_score, pick_targets,
-                                      probability_function, run_batched)
-from reportgen.explain.graph import ModelGraph, _activation_name, graph_for
+from reportgen.explain.cam import cam_maps
+from reportgen.explain.common import as_targets, class_score, pick_targets, run_batched
+from reportgen.explain.explainer import Explainer
+from reportgen.explain.graph import ModelGraph, _activation_name
 
 
 def relu_kind(layer) -> float | None:
@@ -99,28 +99,21 @@ def _grad_function(graph: ModelGraph, mode: str):
     return graph.function(("input-grad", mode), make, tf.TensorSpec([None], tf.int32))
 
 
-def _resolve_targets(graph: ModelGraph, x: np.ndarray, targets, batch_size: int) -> np.ndarray:
-    """Fix "predicted class" targets once on the clean images (noisy or interpolated copies
-    must explain the same class)."""
-    t = as_targets(targets, len(x))
-    if (t >= 0).all():
-        return t
-    pred = run_batched(probability_function(graph), [x], batch_size).argmax(-1)
-    return np.where(t < 0, pred, t).astype(np.int32)
+def gradients(ex: Explainer, mode: str, x: np.ndarray, t: np.ndarray, repeats: int = 1
+              ) -> np.ndarray:
+    """Input gradients of the target logits in batches: ``mode`` "plain" (saliency), "guided"
+    or "deconv"; ``repeats``: how many such calls the caller is about to make (so a long run
+    compiles from its first call)."""
+    fn = _grad_function(ex.graph, mode)
+    fn.expect(repeats * -(-len(x) // ex.batch_size))
+    return run_batched(fn, [x, t], ex.batch_size)
 
 
-def _gradients(graph, mode, x, t, batch_size, repeats: int = 1) -> np.ndarray:
-    """Input gradients of ``x`` in batches; ``repeats``: how many such calls the caller is about
-    to make (so a long run compiles from its first call)."""
-    fn = _grad_function(graph, mode)
-    fn.expect(repeats * -(-len(x) // batch_size))
-    return run_batched(fn, [x, t], batch_size)
-
-
-def _input_gradients(mode, model, images, targets, batch_size, output_index) -> np.ndarray:
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
-    return _gradients(graph, mode, x, as_targets(targets, len(x)), batch_size)
+def input_gradients(ex: Explainer, mode: str, images, targets=None) -> np.ndarray:
+    """:func:`saliency` (``mode="plain"``), :func:`guided_backprop` ("guided") or
+    :func:`deconvnet` ("deconv") on an explainer."""
+    x = ex.batch(images)
+    return gradients(ex, mode, x, as_targets(targets, len(x)))
 
 
 def saliency(model, images, targets=None, batch_size=64, output_index=0) -> np.ndarray:
@@ -133,7 +126,8 @@ def saliency(model, images, targets=None, batch_size=64, output_index=0) -> np.n
     Returns:
         (N, H, W, C) float32, signed and unnormalized.
     """
-    return _input_gradients("plain", model, images, targets, batch_size, output_index)
+    return input_gradients(Explainer(model, output_index, batch_size), "plain", images,
+                           targets)
 
 
 def smooth_grad(model, images, targets=None, batch_size=64, samples=16, noise=0.15, seed=0,
@@ -149,16 +143,22 @@ def smooth_grad(model, images, targets=None, batch_size=64, samples=16, noise=0.
     Returns:
         (N, H, W, C) float32.
     """
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
-    t = _resolve_targets(graph, x, targets, batch_size)
+    return smooth_grad_maps(Explainer(model, output_index, batch_size), images, targets, samples,
+                            noise, seed)
+
+
+def smooth_grad_maps(ex: Explainer, images, targets=None, samples: int = 16,
+                     noise: float = 0.15, seed: int = 0) -> np.ndarray:
+    """:func:`smooth_grad` on an explainer."""
+    x = ex.batch(images)
+    t = ex.targets(x, targets)
     rng = np.random.default_rng(seed)
     span = (x.reshape(len(x), -1).max(1) - x.reshape(len(x), -1).min(1))
     sigma = (noise * np.where(span > 0, span, 1.0)).astype(np.float32)[:, None, None, None]
     total = np.zeros_like(x)
     for _ in range(samples):
         noisy = x + rng.standard_normal(x.shape).astype(np.float32) * sigma
-        total += _gradients(graph, "plain", noisy, t, batch_size, repeats=samples)
+        total += gradients(ex, "plain", noisy, t, repeats=samples)
     return (total / samples).astype(np.float32)
 
 
@@ -181,9 +181,15 @@ def integrated_gradients(model, images, targets=None, batch_size=64, steps=32, b
     Returns:
         (N, H, W, C) float32.
     """
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
-    t = _resolve_targets(graph, x, targets, batch_size)
+    return integrated_gradient_maps(Explainer(model, output_index, batch_size), images, targets,
+                                    steps, baseline)
+
+
+def integrated_gradient_maps(ex: Explainer, images, targets=None, steps: int = 32,
+                             baseline=None) -> np.ndarray:
+    """:func:`integrated_gradients` on an explainer."""
+    x = ex.batch(images)
+    t = ex.targets(x, targets)
     base = np.broadcast_to(np.asarray(0.0 if baseline is None else baseline, np.float32),
                            x.shape)
     alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)
@@ -191,8 +197,7 @@ def integrated_gradients(model, images, targets=None, batch_size=64, steps=32, b
     weights[[0, -1]] *= 0.5
     total = np.zeros_like(x)
     for a, wgt in zip(alphas, weights):
-        total += wgt * _gradients(graph, "plain", base + a * (x - base), t, batch_size,
-                                  repeats=steps + 1)
+        total += wgt * gradients(ex, "plain", base + a * (x - base), t, repeats=steps + 1)
     return ((x - base) * total).astype(np.float32)
 
 
@@ -206,7 +211,8 @@ def guided_backprop(model, images, targets=None, batch_size=64, output_index=0) 
     Returns:
         (N, H, W, C) float32.
     """
-    return _input_gradients("guided", model, images, targets, batch_size, output_index)
+    return input_gradients(Explainer(model, output_index, batch_size), "guided", images,
+                           targets)
 
 
 def deconvnet(model, images, targets=None, batch_size=64, output_index=0) -> np.ndarray:
@@ -219,7 +225,8 @@ def deconvnet(model, images, targets=None, batch_size=64, output_index=0) -> np.
     Returns:
         (N, H, W, C) float32.
     """
-    return _input_gradients("deconv", model, images, targets, batch_size, output_index)
+    return input_gradients(Explainer(model, output_index, batch_size), "deconv", images,
+                           targets)
 
 
 def guided_grad_cam(model, images, targets=None, layer=None, batch_size=64,
@@ -230,10 +237,15 @@ def guided_grad_cam(model, images, targets=None, layer=None, batch_size=64,
     Returns:
         (N, H, W, C) float32.
     """
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
-    t = _resolve_targets(graph, x, targets, batch_size)
-    gb = _gradients(graph, "guided", x, t, batch_size)
-    cam = grad_cam(model, x, targets=t, layer=layer, batch_size=batch_size,
-                   output_index=output_index)
+    return guided_grad_cam_maps(Explainer(model, output_index, batch_size), images, targets,
+                                layer)
+
+
+def guided_grad_cam_maps(ex: Explainer, images, targets=None, layer: str | None = None
+                         ) -> np.ndarray:
+    """:func:`guided_grad_cam` on an explainer."""
+    x = ex.batch(images)
+    t = ex.targets(x, targets)
+    gb = gradients(ex, "guided", x, t)
+    cam = cam_maps(ex, "gradcam", x, t, layer)
     return (gb * cam[..., None]).astype(np.float32)

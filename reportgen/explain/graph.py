@@ -13,11 +13,12 @@ refreshed from the original before each use; the caller's model is never changed
 
 from __future__ import annotations
 
-import weakref
 from typing import Callable
 
 import keras
 import tensorflow as tf
+
+from reportgen.explain import compat
 
 #: Calls run eagerly before a function is compiled. Tracing a function through the graph costs
 #: about as much as this many eager calls' Python overhead, so short runs (a few sample images, the
@@ -34,7 +35,7 @@ def _default_visitor(layer, path, call, inputs):
 
 def _is_graph_model(layer) -> bool:
     return isinstance(layer, keras.Model) and (
-        isinstance(layer, keras.Sequential) or hasattr(layer, "_nodes_by_depth"))
+        isinstance(layer, keras.Sequential) or compat.is_functional(layer))
 
 
 def _activation_name(layer) -> str | None:
@@ -130,7 +131,7 @@ class ModelGraph:
             if isinstance(current, keras.Sequential):
                 last = current.layers[-1]
             else:
-                last = current.outputs[idx]._keras_history.operation
+                last = compat.producing_layer(current.outputs[idx])
             chain.append(last)
             current, idx = last, 0
         return chain
@@ -141,7 +142,7 @@ class ModelGraph:
         try:
             shape = tuple(self.model.inputs[0].shape)
         except (AttributeError, ValueError, IndexError):
-            shape = tuple(getattr(self.model, "_build_shapes_dict", {}).get("input_shape") or ())
+            shape = compat.build_input_shape(self.model)
         if len(shape) != 4 or any(d is None for d in shape[1:]):
             raise ValueError(f"model input shape {shape} is not a fixed-size image batch")
         return tuple(int(d) for d in shape[1:])
@@ -317,23 +318,5 @@ class ModelGraph:
                 return self._call_layer(op, args, kwargs, visitor, prefix, final)
             return run
 
-        return model._run_through_graph([x], operation_fn=operation_fn)
+        return compat.run_through_graph(model, [x], operation_fn)
 
-
-_GRAPHS: dict[int, tuple[weakref.ref, int, ModelGraph]] = {}
-
-
-def graph_for(model: keras.Model, output_index: int = 0) -> ModelGraph:
-    """Return the (cached) :class:`ModelGraph` of ``model``; twins are refreshed on each call, so
-    weights changed since the last call are seen."""
-    key = id(model)
-    hit = _GRAPHS.get(key)
-    if hit is not None and hit[0]() is model and hit[1] == output_index:
-        graph = hit[2]
-        graph.refresh_twins()
-        return graph
-    graph = ModelGraph(model, output_index)
-    _GRAPHS[key] = (weakref.ref(model), output_index, graph)
-    for k in [k for k, (ref, _, _) in _GRAPHS.items() if ref() is None]:
-        del _GRAPHS[k]
-    return graph

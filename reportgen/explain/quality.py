@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reportgen.explain.common import as_batch, probability_function, run_batched
-from reportgen.explain.graph import graph_for
+from reportgen.explain.common import probability_function, run_batched
+from reportgen.explain.explainer import Explainer
 
 
 def _perturbed_probability_function(graph):
@@ -52,6 +52,8 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
           (https://arxiv.org/abs/1806.07421)
 
     Args:
+        model: a Keras model, or an :class:`~reportgen.explain.explainer.Explainer` (whose
+            batch size and output then apply).
         maps: (N, H, W) saliency (any scale; only the order counts).
         targets: (N,) classes whose probability is tracked.
         probs: (N, classes) probabilities of the unperturbed images where already known (the
@@ -61,8 +63,9 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
         (deletion AUC, insertion AUC), each (N,) float64 in [0, 1]; a good map has a low
         deletion and a high insertion AUC.
     """
-    graph = graph_for(model, output_index)
-    x = as_batch(images, graph)
+    ex = model if isinstance(model, Explainer) else Explainer(model, output_index, batch_size)
+    graph, batch_size = ex.graph, ex.batch_size
+    x = ex.batch(images)
     n, h, w, c = x.shape
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")

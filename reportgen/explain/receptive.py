@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from reportgen.explain.graph import graph_for
+from reportgen.explain.explainer import Explainer
+from reportgen.explain.graph import ModelGraph
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,13 @@ def _layer_field(layer, fields: list[tuple[_Axis, _Axis]], in_shape) -> tuple[_A
 
 def receptive_field(model, layer: str) -> ReceptiveField:
     """Return the receptive field of the units of ``layer`` (``outer/inner`` in nested models).
+    ``model`` may be an :class:`~reportgen.explain.explainer.Explainer`.
 
     Raises:
         ValueError: unknown layer, a layer whose output is not spatial, or an unsupported layer
             (transposed convolution, upsampling) on the way.
     """
-    graph = graph_for(model)
+    graph = model.graph if isinstance(model, Explainer) else ModelGraph(model)
     graph.layer(layer)
     if len(graph.layer_shapes[layer]) != 3:
         raise ValueError(f"layer {layer!r} has no spatial output")

@@ -1,21 +1,20 @@
-"""Contexts (and their image files) of the Methods and Layers pages."""
+"""Contexts of the Methods and Layers pages (their image files queued as jobs, never written
+here)."""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from reportgen.figures.overlay import (colormap_lut, heatmap_overlay, magnitude_map, save_image,
+from reportgen.explain.methods import REGISTRY, as_map
+from reportgen.explain.results import LayerViews
+from reportgen.figures.overlay import (colormap_lut, heatmap_overlay, magnitude_map,
                                        signed_to_rgb, tile_grid, to_rgb)
-from reportgen.methods import METHODS
+from reportgen.report.assets import Assets
+from reportgen.report.gallery import test_tile
 from reportgen.report.tables import Table
 
 CELL = 96  # side of a method cell in pixels
-
-
-def _save(site, rel: str, arr: np.ndarray, side: int | None = None, fmt: str = "JPEG") -> str:
-    save_image(arr, site.path(rel), side=side, fmt=fmt, quality=85)
-    return rel
 
 
 def _normalize(a: np.ndarray) -> np.ndarray:
@@ -30,80 +29,100 @@ def _normalize(a: np.ndarray) -> np.ndarray:
 
 
 def display(name: str, images: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """RGB uint8 (N, H, W, 3) views of a method's output: CAM maps over the image, gradient
-    magnitudes in the "inferno" colour map (scaled to the 99.5th percentile), signed
-    attributions in colour (grey = 0)."""
-    kind = METHODS[name][1]
-    if kind == "cam":
-        return heatmap_overlay(images, out)
-    if kind == "grad":
+    """RGB uint8 (N, H, W, 3) views of a method's output, by its output kind: maps over the
+    image (scaled per image to [0, 1]), attribution magnitudes in the "inferno" colour map
+    (scaled to the 99.5th percentile), signed attributions in colour (grey = 0)."""
+    kind = REGISTRY[name].output
+    if kind == "map":
+        return heatmap_overlay(images, as_map(name, out))
+    if kind == "attribution":
         idx = np.round(magnitude_map(out, percentile=99.5) * 255).astype(np.uint8)
         return colormap_lut("inferno")[idx]
     return signed_to_rgb(out)
 
 
-def methods_context(site, split, probs, names, explained, written_tile) -> dict:
-    """Write the method cells and return the Methods page context."""
+def _method_rows(assets: Assets, split, probs, names, explained) -> list[dict]:
+    """Rows of the methods table: each sample image and its cell per method."""
     methods = list(explained.method_outputs)
+    if not explained.samples:
+        return []
+    imgs = to_rgb(split.images[explained.samples])
+    views = {m: display(m, imgs, explained.method_outputs[m]) for m in methods}
     rows = []
-    if explained.samples:
-        imgs = to_rgb(split.images[explained.samples])
-        views = {m: display(m, imgs, explained.method_outputs[m]) for m in methods}
-        for r, i in enumerate(explained.samples):
-            true, pred = names[int(split.labels[i])], names[int(probs[i].argmax())]
-            desc = f"true {true}, predicted {pred}, {probs[i].max():.2f}"
-            cells = [{"src": written_tile(i), "alt": f"Test image, {desc}"}]
-            for m in methods:
-                rel = _save(site, f"img/methods/{m.replace('+', 'p')}/{i}.jpg", views[m][r],
-                            CELL)
-                cells.append({"src": rel, "alt": f"{METHODS[m][0]}, {desc}"})
-            rows.append({"index": i, "true": true, "pred": pred,
-                         "confidence": float(probs[i].max()), "cells": cells})
-    grid = None
-    if explained.class_grid is not None:
-        idx = explained.grid_indices
-        imgs = to_rgb(split.images[idx])
-        cols = [{"true": names[int(split.labels[i])], "src": written_tile(i),
-                 "alt": f"Test image of class {names[int(split.labels[i])]}"} for i in idx]
-        grid_rows = []
-        for c, cname in enumerate(names):
-            over = heatmap_overlay(imgs, explained.class_grid[:, c])
-            cells = []
-            for k, i in enumerate(idx):
-                rel = _save(site, f"img/classgrid/{i}_{c}.jpg", over[k], CELL)
-                cells.append({"src": rel, "alt": f"GradCAM for class {cname} on a test image "
-                              f"of class {names[int(split.labels[i])]}"})
-            grid_rows.append({"explained": cname, "cells": cells})
-        grid = {"columns": cols, "rows": grid_rows}
-    q = explained.quality
-    qtable = None
-    if q:
-        rows_q = []
-        for m, v in q.items():
-            secs = explained.method_seconds.get(m)
-            rows_q.append([METHODS[m][0], v["deletion"], v["insertion"], v["pointing"],
-                           v["energy"], v["sanity"],
-                           None if secs is None else round(100 * secs / max(v["n"], 1), 2)])
-        n = next(iter(q.values()))["n"]
-        qtable = Table("explanation_quality",
-                       ["method", "deletion AUC ↓", "insertion AUC ↑", "pointing game ↑",
-                        "energy in box ↑", "rank corr. after head randomization ↓",
-                        "s per 100 images"], rows_q,
-                       f"Explanation quality on {n} test images (predicted class)")
-    return {"methods": [METHODS[m][0] for m in methods], "rows": rows, "grid": grid,
-            "quality_table": qtable, "quality": q}
+    for r, i in enumerate(explained.samples):
+        true, pred = names[int(split.labels[i])], names[int(probs[i].argmax())]
+        desc = f"true {true}, predicted {pred}, {probs[i].max():.2f}"
+        cells = [{"src": test_tile(assets, split, i), "alt": f"Test image, {desc}"}]
+        for m in methods:
+            rel = assets.image(f"img/methods/{m.replace('+', 'p')}/{i}.jpg",
+                               lambda v=views[m][r]: v, CELL)
+            cells.append({"src": rel, "alt": f"{REGISTRY[m].label}, {desc}"})
+        rows.append({"index": i, "true": true, "pred": pred,
+                     "confidence": float(probs[i].max()), "cells": cells})
+    return rows
 
 
-def _grid_png(site, rel: str, stack: np.ndarray, side: int, cols: int) -> str:
-    """Scale each item of ``stack`` (N, h, w[, C]) to uint8, make it RGB, enlarge it to at
-    least ``side`` pixels, arrange the items ``cols`` to a row, and save the grid as PNG."""
-    tiles = _normalize(stack)
-    if tiles.ndim == 3:
-        tiles = tiles[..., None]
-    if tiles.shape[-1] == 1:
-        tiles = np.repeat(tiles, 3, axis=-1)
-    tiles = np.stack([_upscale(t, side) for t in tiles])
-    return _save(site, rel, tile_grid(tiles, cols=min(cols, len(tiles))), fmt="PNG")
+def _class_grid(assets: Assets, split, names, explained) -> dict | None:
+    """The classes x images GradCAM grid."""
+    if explained.class_grid is None:
+        return None
+    idx = explained.grid_indices
+    imgs = to_rgb(split.images[idx])
+    cols = [{"true": names[int(split.labels[i])], "src": test_tile(assets, split, i),
+             "alt": f"Test image of class {names[int(split.labels[i])]}"} for i in idx]
+    rows = []
+    for c, cname in enumerate(names):
+        cells = []
+        for k, i in enumerate(idx):
+            rel = assets.image(f"img/classgrid/{i}_{c}.jpg",
+                               lambda k=k, c=c: heatmap_overlay(
+                                   imgs[k:k + 1], explained.class_grid[k:k + 1, c])[0], CELL)
+            cells.append({"src": rel, "alt": f"GradCAM for class {cname} on a test image of "
+                                             f"class {names[int(split.labels[i])]}"})
+        rows.append({"explained": cname, "cells": cells})
+    return {"columns": cols, "rows": rows}
+
+
+def quality_table(quality: dict) -> Table | None:
+    """The explanation-quality table: one row per method, in registry order."""
+    if not quality:
+        return None
+    rows = [[REGISTRY[m].label, q.deletion, q.insertion, q.pointing, q.energy, q.sanity,
+             None if q.seconds is None else round(100 * q.seconds / max(q.n, 1), 2)]
+            for m, q in quality.items()]
+    n = next(iter(quality.values())).n
+    return Table("explanation_quality",
+                 ["method", "deletion AUC ↓", "insertion AUC ↑", "pointing game ↑",
+                  "energy in box ↑", "rank corr. after head randomization ↓",
+                  "s per 100 images"], rows,
+                 f"Explanation quality on {n} test images (predicted class)")
+
+
+def methods_context(assets: Assets, split, probs, names, explained) -> dict:
+    """The Methods page context: the sample images across every method, the class grid, the
+    quality table, and each method's description from the registry."""
+    about = [{"name": m, "label": s.label, "description": s.description,
+              "reference": s.reference, "ran": m in explained.method_outputs
+              or m in explained.quality} for m, s in REGISTRY.items()]
+    return {"methods": [REGISTRY[m].label for m in explained.method_outputs],
+            "rows": _method_rows(assets, split, probs, names, explained),
+            "grid": _class_grid(assets, split, names, explained),
+            "quality_table": quality_table(explained.quality), "quality": explained.quality,
+            "about": [a for a in about if a["ran"]]}
+
+
+def _grid_png(assets: Assets, rel: str, stack: np.ndarray, side: int, cols: int) -> str:
+    """Queue a PNG of the items of ``stack`` (N, h, w[, C]), each scaled to uint8, made RGB,
+    enlarged to at least ``side`` pixels, ``cols`` to a row."""
+    def make():
+        tiles = _normalize(stack)
+        if tiles.ndim == 3:
+            tiles = tiles[..., None]
+        if tiles.shape[-1] == 1:
+            tiles = np.repeat(tiles, 3, axis=-1)
+        tiles = np.stack([_upscale(t, side) for t in tiles])
+        return tile_grid(tiles, cols=min(cols, len(tiles)))
+    return assets.image(rel, make, fmt="PNG")
 
 
 def _upscale(a: np.ndarray, side: int) -> np.ndarray:
@@ -111,76 +130,97 @@ def _upscale(a: np.ndarray, side: int) -> np.ndarray:
     return np.repeat(np.repeat(a, f, axis=0), f, axis=1)
 
 
-def layers_context(site, split, names, explained, written_tile) -> dict | None:
-    """Write the Layers page images and return its context (None without conv layers)."""
-    L = explained.layers
-    if not L:
-        return None
+def _feature_maps(assets: Assets, L: LayerViews) -> list[dict]:
     lut = colormap_lut("viridis")
-    fmaps = []
-    for p, info in L["feature_maps"].items():
-        maps = np.moveaxis(info["maps"], -1, 0)  # (C, h, w)
-        tiles = np.stack([_upscale(t, 48) for t in lut[_normalize(maps)]])
-        rel = _save(site, f"img/layers/fmap_{len(fmaps)}.png",
-                    tile_grid(tiles, cols=min(8, len(tiles))), fmt="PNG")
-        fmaps.append({"layer": p, "src": rel, "shown": len(info["channels"]),
-                      "total": info["total"], "shape": f"{maps.shape[1]}×{maps.shape[2]}",
-                      "alt": f"Feature maps of layer {p}: {len(info['channels'])} most active "
-                             f"of {info['total']} channels"})
-    filters = []
-    for p, k in L["filters"].items():
+    out = []
+    for k, (p, view) in enumerate(L.feature_maps.items()):
+        maps = np.moveaxis(view.maps, -1, 0)  # (C, h, w)
+
+        def make(maps=maps):
+            tiles = np.stack([_upscale(t, 48) for t in lut[_normalize(maps)]])
+            return tile_grid(tiles, cols=min(8, len(tiles)))
+        out.append({"layer": p, "src": assets.image(f"img/layers/fmap_{k}.png", make, fmt="PNG"),
+                    "shown": len(view.channels), "total": view.total,
+                    "shape": f"{maps.shape[1]}×{maps.shape[2]}",
+                    "alt": f"Feature maps of layer {p}: {len(view.channels)} most active of "
+                           f"{view.total} channels"})
+    return out
+
+
+def _filters(assets: Assets, L: LayerViews) -> list[dict]:
+    out = []
+    for n, (p, k) in enumerate(L.filters.items()):
         kk = np.moveaxis(k, -1, 0)  # (F, kh, kw, in)
+        rel = f"img/layers/filters_{n}.png"
         if kk.shape[-1] == 3:  # an RGB input layer: one colour tile per filter
-            rel = _grid_png(site, f"img/layers/filters_{len(filters)}.png", kk, 48, 16)
+            _grid_png(assets, rel, kk, 48, 16)
             shown, how = len(kk), "as RGB tiles"
         else:  # deeper: rows = filters, columns = input channels, one grey tile each
             f, c = min(8, kk.shape[0]), min(16, kk.shape[-1])
             per_channel = np.moveaxis(kk[:f, ..., :c], -1, 1).reshape(f * c, *kk.shape[1:3])
-            rel = _grid_png(site, f"img/layers/filters_{len(filters)}.png", per_channel, 36, c)
-            shown, how = f, f"per input channel (rows: filters 0-{f - 1}, columns: input " \
-                            f"channels 0-{c - 1})"
-        filters.append({"layer": p, "src": rel, "count": shown, "total": len(kk),
-                        "size": f"{k.shape[0]}×{k.shape[1]}", "how": how,
-                        "alt": f"Learned {k.shape[0]}x{k.shape[1]} filters of layer {p} {how}"})
-    patterns = []
-    for p, pats in L["patterns"].items():
-        rel = _grid_png(site, f"img/layers/patterns_{len(patterns)}.png", pats, 80, 8)
-        patterns.append({"layer": p, "src": rel, "count": len(pats),
-                         "alt": f"Filter patterns of layer {p}: inputs maximizing filters "
-                                f"0 to {len(pats) - 1}"})
-    rf = None
-    if L["rf"]:
-        units = []
-        for u in L["rf"]["units"]:
-            img = Image.fromarray(to_rgb(split.images[u["index"]:u["index"] + 1])[0])
-            scale = max(1, int(np.ceil(128 / img.width)))
-            img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-            y0, x0, y1, x1 = u["box"]
-            draw = ImageDraw.Draw(img)
-            for off, colour in ((1, (0, 0, 0)), (0, (255, 230, 0))):
-                draw.rectangle([x0 * scale - off, y0 * scale - off,
-                                (x1 + 1) * scale - 1 + off, (y1 + 1) * scale - 1 + off],
-                               outline=colour, width=2)
-            rel = f"img/layers/rf_{u['channel']}.jpg"
-            img.save(site.path(rel), format="JPEG", quality=88)
-            true = names[int(split.labels[u["index"]])]
-            units.append({**u, "src": rel, "true": true,
-                          "alt": f"Receptive field of channel {u['channel']} unit ({u['i']}, "
-                                 f"{u['j']}) on the test image of class {true} that excites it "
-                                 f"most"})
-        rf = {**L["rf"], "units": units}
-    dreams = None
-    if L["dreams"]:
-        d = L["dreams"]
-        lo, hi = d["value_range"]
-        pics = np.clip((d["images"] - lo) / (hi - lo) * 255, 0, 255).round().astype(np.uint8)
-        pics = to_rgb(pics)
-        items = []
-        for k, i in enumerate(d["indices"]):
-            rel = _save(site, f"img/dream/{i}.jpg", pics[k], 192)
-            items.append({"original": written_tile(i), "src": rel,
-                          "alt": f"Deep dream of a test image of class "
-                                 f"{names[int(split.labels[i])]}"})
-        dreams = {"layers": d["layers"], "pictures": items}
-    return {"fmaps": fmaps, "filters": filters, "patterns": patterns, "rf": rf,
-            "dreams": dreams, "image": L["image"]}
+            _grid_png(assets, rel, per_channel, 36, c)
+            shown, how = f, (f"per input channel (rows: filters 0-{f - 1}, columns: input "
+                             f"channels 0-{c - 1})")
+        out.append({"layer": p, "src": rel, "count": shown, "total": len(kk),
+                    "size": f"{k.shape[0]}×{k.shape[1]}", "how": how,
+                    "alt": f"Learned {k.shape[0]}x{k.shape[1]} filters of layer {p} {how}"})
+    return out
+
+
+def _rf_tile(split, u) -> np.ndarray:
+    """Test image ``u.index`` enlarged to at least 128 px with unit ``u``'s field boxed."""
+    img = Image.fromarray(to_rgb(split.images[u.index:u.index + 1])[0])
+    scale = max(1, int(np.ceil(128 / img.width)))
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    y0, x0, y1, x1 = u.box
+    draw = ImageDraw.Draw(img)
+    for off, colour in ((1, (0, 0, 0)), (0, (255, 230, 0))):
+        draw.rectangle([x0 * scale - off, y0 * scale - off,
+                        (x1 + 1) * scale - 1 + off, (y1 + 1) * scale - 1 + off],
+                       outline=colour, width=2)
+    return np.asarray(img)
+
+
+def _receptive(assets: Assets, split, names, L: LayerViews) -> dict | None:
+    if L.rf is None:
+        return None
+    units = []
+    for u in L.rf.units:
+        true = names[int(split.labels[u.index])]
+        rel = assets.image(f"img/layers/rf_{u.channel}.jpg", lambda u=u: _rf_tile(split, u),
+                           quality=88)
+        units.append({**vars(u), "src": rel, "true": true,
+                      "alt": f"Receptive field of channel {u.channel} unit ({u.i}, {u.j}) on "
+                             f"the test image of class {true} that excites it most"})
+    return {**vars(L.rf), "units": units}
+
+
+def _dreams(assets: Assets, split, names, L: LayerViews) -> dict | None:
+    if L.dreams is None:
+        return None
+    d = L.dreams
+    lo, hi = d.value_range
+    pics = to_rgb(np.clip((d.images - lo) / (hi - lo) * 255, 0, 255).round().astype(np.uint8))
+    items = []
+    for k, i in enumerate(d.indices):
+        items.append({"original": test_tile(assets, split, i),
+                      "src": assets.image(f"img/dream/{i}.jpg", lambda k=k: pics[k], 192,
+                                          quality=85),
+                      "alt": f"Deep dream of a test image of class "
+                             f"{names[int(split.labels[i])]}"})
+    return {"layers": d.layers, "pictures": items}
+
+
+def layers_context(assets: Assets, split, names, explained) -> dict | None:
+    """The Layers page context (None without conv layers)."""
+    L = explained.layers
+    if L is None:
+        return None
+    return {"fmaps": _feature_maps(assets, L), "filters": _filters(assets, L),
+            "patterns": [{"layer": p, "count": len(pats),
+                          "src": _grid_png(assets, f"img/layers/patterns_{k}.png", pats, 80, 8),
+                          "alt": f"Filter patterns of layer {p}: inputs maximizing filters 0 "
+                                 f"to {len(pats) - 1}"}
+                         for k, (p, pats) in enumerate(L.patterns.items())],
+            "rf": _receptive(assets, split, names, L), "dreams": _dreams(assets, split, names, L),
+            "image": L.image}

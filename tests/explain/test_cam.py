@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reportgen.explain import grad_cam, graph_for, layer_cam
+from reportgen.explain import Explainer, grad_cam, layer_cam
 
 
 def gap_dense_model(keras, *, softmax=True, size=8, channels=4, classes=3, name="conv"):
@@ -131,7 +131,7 @@ def test_nested_model_layer_with_dots_in_name(keras, rng):
     want = expected_gradcam(np.asarray(inner(x)), outer.get_layer("head").get_weights()[0], t)
     np.testing.assert_allclose(got, want, atol=1e-5)
     # With no layer given, the nested conv layer is found.
-    assert graph_for(outer).default_layer() == "base_1.00_8/conv"
+    assert Explainer(outer).layer == "base_1.00_8/conv"
     np.testing.assert_allclose(grad_cam(outer, x, targets=t, upsample=False), want, atol=1e-5)
 
 
@@ -161,7 +161,7 @@ def test_default_layer_skips_1x1_outputs(keras):
     c = keras.layers.Conv2D(3, 1, name="logits_conv")(p)
     out = keras.layers.Flatten()(c)
     model = keras.Model(inp, out)
-    assert graph_for(model).default_layer() == "features"
+    assert Explainer(model).layer == "features"
 
 
 def test_constant_map_gives_zeros_not_nan(keras, rng):
@@ -202,8 +202,11 @@ def test_tiered_function_compiles_after_its_eager_allowance(keras, rng, monkeypa
     monkeypatch.setattr(graph_mod, "COMPILE_AFTER", 2)
     model = gap_dense_model(keras)
     x = rng.uniform(0, 1, (4, 8, 8, 3)).astype(np.float32)
-    got = [grad_cam(model, x[i:i + 1], layer="conv") for i in range(4)]
-    fn = next(f for k, f in graph_for(model).functions.items() if k[0] == "cam")
+    from reportgen.explain.cam import cam_maps
+
+    ex = Explainer(model)
+    got = [cam_maps(ex, "gradcam", x[i:i + 1], layer="conv") for i in range(4)]
+    fn = next(f for k, f in ex.graph.functions.items() if k[0] == "cam")
     assert fn.eager_calls == 2 and fn.compiled is not None
     np.testing.assert_allclose(np.concatenate(got), grad_cam(model, x, layer="conv"),
                                atol=1e-6)
@@ -230,7 +233,7 @@ def test_gradcam_with_peaks_matches_separate_passes(keras, rng):
 def test_peaks_over_chunks_equal_one_global_argmax(rng):
     """Folding chunks gives the unit of the global (image, row, column) argmax per channel,
     the first one on ties."""
-    from reportgen.explain.suite import Peaks
+    from reportgen.explain.results import Peaks
 
     acts = rng.integers(0, 5, size=(10, 3, 4, 6)).astype(np.float32)  # many ties
     peaks = Peaks(width=4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reportgen.explain import score_cam
+from reportgen.explain import Explainer, score_cam
 from reportgen.explain.features import (deep_dream, feature_maps, filter_patterns,
                                         filter_patterns_of,
                                         learned_filters)
@@ -100,7 +100,7 @@ def test_patterns_of_several_layers_are_independent_images(keras):
     keras.utils.set_random_seed(3)
     model, _ = nested_model(keras)
     kw = {"value_range": (0.0, 1.0), "seed": 5, "jitter": 0, "steps": 12}
-    both = filter_patterns_of(model, {"base.1/c2": [0, 1], "base.1/c1": [3]}, **kw)
+    both = filter_patterns_of(Explainer(model), {"base.1/c2": [0, 1], "base.1/c1": [3]}, **kw)
     alone = filter_patterns(model, "base.1/c2", [0, 1], **kw)
     assert both["base.1/c2"].shape == (2, 8, 8, 3) and both["base.1/c1"].shape == (1, 8, 8, 3)
     np.testing.assert_allclose(both["base.1/c2"], alone, atol=1e-4)

@@ -24,12 +24,13 @@ def test_top_units_from_the_gradcam_pass_equal_a_separate_pass(keras, rng, monke
     cfg.explain.receptive_units = 6
     prep = lambda im: im.astype(np.float32) / 255.0  # noqa: E731
     probs = np.full((n, 3), 1 / 3)
-    result = suite.explain_test_set(model, split, prep, probs, cfg)
+    ex = suite.explainer_for(model, cfg)
+    result = suite.explain_test_set(ex, split, prep, probs, cfg.explain.gallery_size)
     assert result.layer == "c2" and result.peaks is not None
-    fused = suite._top_units(model, split, prep, cfg, "c2", result.peaks)
-    separate = suite._top_units(model, split, prep, cfg, "c2", None)
-    assert fused == separate and len(fused["units"]) == 6
+    fused = suite._top_units(ex, split, prep, "c2", 6, result.peaks)
+    separate = suite._top_units(ex, split, prep, "c2", 6, None)
+    assert fused == separate and len(fused.units) == 6
     acts = np.asarray(keras.Model(inp, model.get_layer("c2").output)(prep(split.images)))
-    best = fused["units"][0]
-    assert best["activation"] == np.float32(acts.max())
-    assert acts[best["index"], best["i"], best["j"], best["channel"]] == np.float32(acts.max())
+    best = fused.units[0]
+    assert best.activation == np.float32(acts.max())
+    assert acts[best.index, best.i, best.j, best.channel] == np.float32(acts.max())

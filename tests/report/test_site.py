@@ -72,7 +72,7 @@ def test_output_path_is_a_file(tmp_path):
 
 
 def test_paginate_keeps_order_and_limits_pages():
-    from reportgen.report.build import paginate
+    from reportgen.report.gallery import paginate
     secs = [{"key": "a", "tiles": list(range(150))}, {"key": "b", "tiles": []},
             {"key": "c", "tiles": list(range(70))}]
     pages = paginate(secs, per_page=100)

@@ -1,0 +1,103 @@
+"""The explainer of one model: its graph, its compiled functions and the settings every method
+shares (which output holds the class scores, the batch size, the explained layer)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reportgen.explain.common import (as_batch, as_targets, logits_function,
+                                      probability_function, run_batched)
+from reportgen.explain.graph import ModelGraph
+
+
+class Explainer:
+    """Explanations of one Keras model (never modified).
+
+    The explainer owns the model's :class:`~reportgen.explain.graph.ModelGraph` and, through it,
+    every compiled function the methods build, so repeated calls on one explainer trace each
+    function once. The module-level functions (``grad_cam(model, ...)``) are thin wrappers that
+    make a fresh explainer per call.
+
+    Args:
+        model: a Sequential or Functional Keras model, possibly with nested models.
+        output_index: which model output holds the class scores (multi-output models).
+        batch_size: images per forward/backward pass.
+        layer: the conv layer the CAM methods explain (``outer/inner`` inside nested models);
+            None picks the last layer with a 4-D output larger than 1x1.
+
+    Example::
+
+        ex = Explainer(model, batch_size=32)
+        maps = ex.run("occlusion", images)          # (N, H, W) float32
+    """
+
+    def __init__(self, model, output_index: int = 0, batch_size: int = 64,
+                 layer: str | None = None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.output_index = output_index
+        self.batch_size = batch_size
+        self.graph = ModelGraph(model, output_index)
+        self._layer = layer or None
+        if self._layer:
+            self.graph.layer(self._layer)  # raises with the list of valid paths
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the model input."""
+        return self.graph.input_shape
+
+    @property
+    def layer(self) -> str:
+        """The explained conv layer: the one given, else the default one.
+
+        Raises:
+            ValueError: no layer was given and the model has no conv layer.
+        """
+        return self._layer or self.graph.default_layer()
+
+    def layer_or_none(self) -> str | None:
+        """:attr:`layer`, or None when the model has no conv layer."""
+        try:
+            return self.layer
+        except ValueError:
+            return None
+
+    def resolve(self, layer: str | None) -> str:
+        """``layer`` checked against the model, or :attr:`layer` when None or empty."""
+        if not layer:
+            return self.layer
+        self.graph.layer(layer)
+        return layer
+
+    def batch(self, images) -> np.ndarray:
+        """``images`` as float32 (N, H, W, C) matching the model input (never modified)."""
+        return as_batch(images, self.graph)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Softmax of the class logits, (N, classes) float32."""
+        return run_batched(probability_function(self.graph), [x], self.batch_size)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Class logits (a final softmax bypassed), (N, classes) float32."""
+        return run_batched(logits_function(self.graph), [x], self.batch_size)
+
+    def targets(self, x: np.ndarray, targets) -> np.ndarray:
+        """Targets as int32 (N,) with "predicted class" (None or -1) fixed on the clean images,
+        so noisy, masked or interpolated copies explain the same class."""
+        t = as_targets(targets, len(x))
+        if (t >= 0).all():
+            return t
+        pred = self.logits(x).argmax(-1)
+        return np.where(t < 0, pred, t).astype(np.int32)
+
+    def run(self, method: str, images, targets=None, options=None) -> np.ndarray:
+        """Run the registered method ``method`` (see :mod:`reportgen.explain.methods`) with
+        ``options`` (its options dataclass; None for the defaults); return its raw output."""
+        from reportgen.explain.methods import get
+
+        spec = get(method)
+        self.graph.refresh_twins()  # weights changed since the last call are seen
+        return spec.run(self, self.batch(images), targets,
+                        options if options is not None else spec.options())

@@ -1,0 +1,35 @@
+"""Integrated Gradients (Sundararajan et al. 2017)."""
+
+from dataclasses import dataclass
+
+from reportgen.config import option
+from reportgen.explain.methods.spec import Cost, MethodSpec
+
+
+@dataclass
+class IntegratedGradientsOptions:
+    steps: int = option(16, "Intervals of the path integral (steps + 1 gradient "
+                        "evaluations; xplique's steps counts the evaluations).", minimum=1)
+
+
+def run(explainer, images, targets, options):
+    from reportgen.explain.gradients import integrated_gradient_maps
+
+    return integrated_gradient_maps(explainer, images, targets, steps=options.steps)
+
+
+SPEC = MethodSpec(
+    name="integrated_gradients",
+    label="Integrated Gradients",
+    description=(
+        "(x - baseline) times the mean gradient along the straight path from a black baseline "
+        "to the image, by the trapezoidal rule over [explain.integrated_gradients] steps "
+        "intervals (steps + 1 gradient evaluations; xplique's steps counts evaluations). The "
+        "attributions sum to about logit(x) - logit(baseline) (completeness)."),
+    output="attribution",
+    needs_conv=False,
+    options=IntegratedGradientsOptions,
+    cost=lambda options, shape: Cost(forward=2 + options.steps, backward=1 + options.steps),
+    run=run,
+    reference="https://arxiv.org/abs/1703.01365",
+)

@@ -1,0 +1,77 @@
+"""What every explanation method declares: :class:`MethodSpec` (standard library only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+#: Output kinds: what ``run`` returns and how the report shows it.
+OUTPUT_KINDS = {
+    "map": "(N, H, W) float32, higher = more important; shown as a heatmap over the image "
+           "(scaled per image to [0, 1])",
+    "attribution": "(N, H, W, C) float32 raw input attributions; shown by their largest "
+                   "magnitude over the channels",
+    "signed": "(N, H, W, C) float32 signed input attributions; shown in colour (grey = 0)",
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a method's cost depends on: the input's height and width, and the channel count
+    of the explained layer (None when the model has no conv layer)."""
+
+    height: int
+    width: int
+    layer_channels: int | None = None
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Passes through the model per explained image: ``forward`` passes and ``backward``
+    passes (a backward pass costs about two forward passes)."""
+
+    forward: float
+    backward: float = 0.0
+
+    @property
+    def forward_equivalents(self) -> float:
+        """forward + 2 backward: the cost in units of one forward pass."""
+        return self.forward + 2.0 * self.backward
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A method without options of its own."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One explanation method, as the suite, the planner, the pages and the benchmarks see it.
+
+    Attributes:
+        name: config name (``explain.methods``, ``[explain.<name>]``).
+        label: name shown in the report.
+        description: one paragraph for the Methods page and report.md: what it computes, with
+            the conventions that make its numbers differ from other libraries'.
+        output: a key of :data:`OUTPUT_KINDS`.
+        needs_conv: whether it needs a conv layer (skipped, with a note, for models without).
+        options: dataclass of its documented options (its defaults are the report's).
+        cost: ``cost(options, shape) -> Cost`` per image.
+        run: ``run(explainer, images, targets, options) -> np.ndarray`` (float32 batch as the
+            model expects; targets (N,) int or None for the predicted class).
+        reference: the paper.
+    """
+
+    name: str
+    label: str
+    description: str
+    output: str
+    needs_conv: bool
+    options: type
+    cost: Callable[[Any, Shape], Cost]
+    run: Callable
+    reference: str = ""
+
+    def __post_init__(self):
+        if self.output not in OUTPUT_KINDS:
+            raise ValueError(f"method {self.name!r}: unknown output kind {self.output!r}")

@@ -1,0 +1,149 @@
+"""What the explanation stages of a build produce, as plain typed data.
+
+Only numpy and the standard library: the report reads these types, and the cached rebuild
+unpickles them, without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Gallery sections of a class page, in page order.
+SECTIONS = ("correct", "misclassified", "confident_wrong")
+
+
+class Peaks:
+    """The largest activation of every channel of a layer over a stream of image chunks, and
+    where it is: ``values`` (C,), ``where`` (C, 3) [test index, row, column]. Ties keep the
+    first image, then the first position in row-major order."""
+
+    def __init__(self, width: int):
+        self.width = width
+        self.values: np.ndarray | None = None
+        self.where: np.ndarray | None = None
+
+    def add(self, start: int, values: np.ndarray, positions: np.ndarray) -> None:
+        """Fold in a chunk of images starting at test index ``start``: per image and channel
+        the peak ``values`` (n, C) and its flat position ``positions`` (n, C)."""
+        ch = np.arange(values.shape[1])
+        img = values.argmax(axis=0)
+        val = values[img, ch]
+        i, j = np.divmod(positions[img, ch], self.width)
+        where = np.stack([img + start, i, j], axis=1).astype(np.int64)
+        if self.values is None:
+            self.values, self.where = val, where
+            return
+        better = val > self.values
+        self.where[better] = where[better]
+        self.values = np.where(better, val, self.values)
+
+
+@dataclass
+class QualityRow:
+    """One method's row of the quality table, over ``n`` test images (``n_boxes`` with an
+    object box). AUCs in [0, 1]; pointing and energy in [0, 1] or None without boxes; sanity:
+    mean rank correlation of the maps before and after randomizing the head, in [-1, 1]."""
+
+    deletion: float
+    insertion: float
+    pointing: float | None
+    energy: float | None
+    sanity: float | None
+    n: int
+    n_boxes: int
+    #: Wall seconds the method took on the ``n`` images.
+    seconds: float | None = None
+
+
+@dataclass
+class FeatureMapView:
+    """The most active channels of one layer for one image: ``maps`` (h, w, k) float32, their
+    channel numbers, and the layer's channel count."""
+
+    maps: np.ndarray
+    channels: list[int]
+    total: int
+
+
+@dataclass
+class Unit:
+    """A unit of the receptive-field view: the test image, channel and position (i, j) where a
+    channel peaks, its activation, and its receptive field (y0, x0, y1, x1) inclusive."""
+
+    index: int
+    channel: int
+    i: int
+    j: int
+    activation: float
+    box: tuple[int, int, int, int]
+
+
+@dataclass
+class ReceptiveView:
+    """The most active units of ``layer`` with the analytic receptive field of its units."""
+
+    layer: str
+    size: tuple[float, float]
+    stride: tuple[float, float]
+    offset: tuple[float, float]
+    units: list[Unit]
+
+
+@dataclass
+class DreamView:
+    """Deep-dream images (N, H, W, C) float32 in ``value_range`` of test ``indices``."""
+
+    indices: list[int]
+    layers: list[str]
+    images: np.ndarray
+    value_range: tuple[float, float]
+
+
+@dataclass
+class LayerViews:
+    """The Layers page: feature maps of test image ``image`` per layer; learned filters
+    {layer: (kh, kw, in, F)}; filter patterns {layer: (F, H, W, C)}; receptive fields; dreams."""
+
+    image: int
+    feature_maps: dict[str, FeatureMapView] = field(default_factory=dict)
+    filters: dict[str, np.ndarray] = field(default_factory=dict)
+    patterns: dict[str, np.ndarray] = field(default_factory=dict)
+    rf: ReceptiveView | None = None
+    dreams: DreamView | None = None
+
+
+@dataclass
+class Explained:
+    """Everything the explanation stages computed for the report.
+
+    Attributes:
+        layer: path of the explained conv layer ("" when the model has none).
+        galleries: {class index: {section: [test indices]}} (sections in ``SECTIONS``).
+        maps: {method: {test index: (H, W) float32 in [0, 1]}} for gallery images.
+        pointing: {method: (N,) float64, 1 hit / 0 miss / NaN no box}.
+        notes: remarks for the report (skipped methods and why).
+        samples: test indices shown across every method.
+        method_outputs: {method: its raw output for ``samples``} (shape per the method's spec).
+        grid_indices: one test index per class; class_grid: GradCAM of every class for each,
+            (n, K, H, W) float32 in [0, 1].
+        quality: {method: its quality-table row}.
+        layers: the Layers page data, None without conv layers.
+        peaks: where each channel of ``layer`` peaks over the test set (from the GradCAM pass).
+        seconds: wall seconds per part of the work, for metrics.json and the benchmarks.
+    """
+
+    layer: str
+    galleries: dict[int, dict[str, list[int]]]
+    maps: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
+    pointing: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    samples: list[int] = field(default_factory=list)
+    method_outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    grid_indices: list[int] = field(default_factory=list)
+    class_grid: np.ndarray | None = None
+    quality: dict[str, QualityRow] = field(default_factory=dict)
+    layers: LayerViews | None = None
+    peaks: Peaks | None = None
+    seconds: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,206 @@
+"""The build cache: files of earlier builds keyed by a hash of everything they depend on.
+
+Three kinds of entry, each with a typed get and put:
+
+* ``train-<key>/``: a trained model and its history (key: data, model and training settings);
+* ``explain-<key>.pkl``: an :class:`ExplainBundle`, predictions and explanations (key: model
+  weights, data, explain settings);
+* ``report-<key>.pkl``: a :class:`ReportBundle`, everything a rebuild needs when only
+  ``[report]`` settings changed; it loads without TensorFlow (key: the config without its
+  ``[report]`` table, the data and, for a given model, the bytes of its file, whose input
+  shape is remembered in ``model-<sha>.json`` so the images can be read before the model is
+  loaded).
+
+Entries are written to a temporary name and renamed, so a crash leaves none half written; an
+entry of another format, or one that cannot be read, is a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reportgen import __version__
+from reportgen.config import Config
+from reportgen.errors import ReportgenError
+from reportgen.explain.results import Explained
+from reportgen.report.inputs import ModelInfo
+
+#: Bumped whenever what is pickled changes shape, so older entries are never read.
+FORMAT = 4
+
+
+@dataclass
+class ExplainBundle:
+    """Predictions {split: (N, classes) probabilities} and the explanations of one model."""
+
+    probs: dict[str, np.ndarray]
+    explained: Explained
+
+
+@dataclass
+class ReportBundle:
+    """Everything but the report settings: a rebuild from it needs no TensorFlow.
+    ``model_file``: the cached trained model to copy into the site (None for a given model).
+    """
+
+    probs: dict[str, np.ndarray]
+    explained: Explained
+    info: ModelInfo
+    history: dict[str, list[float]]
+    notes: list[str]
+    method_options: dict[str, dict]
+    model_file: str | None
+
+
+def data_hash(ds) -> str:
+    """SHA-256 of the decoded images and labels of every split."""
+    h = hashlib.sha256()
+    for name in ("train", "val", "test"):
+        s = ds.splits[name]
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(s.images).tobytes())
+        h.update(s.labels.tobytes())
+    return h.hexdigest()
+
+
+def key(**parts) -> str:
+    """A short hash of ``parts`` (plain data), reportgen's version and the cache format."""
+    text = json.dumps({"version": __version__, "format": FORMAT, **parts}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class BuildCache:
+    """The cache of one build's config (``report.cache``, under ``data.cache_dir``)."""
+
+    def __init__(self, cfg: Config):
+        from reportgen.data.shapes import default_cache_dir
+
+        base = cfg.resolve(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
+        self.root = base / "builds"
+        self.enabled = cfg.report.cache
+        self.cfg = cfg
+        self._file_hash: str | None | bool = False  # False: not computed yet
+
+    # -- trained models -------------------------------------------------------------------------
+
+    def get_trained(self, train_key: str, load_model) -> tuple[object, dict] | None:
+        """(model, history) trained under ``train_key``, loaded by ``load_model(path)``."""
+        d = self.root / f"train-{train_key}"
+        if not self.enabled or not (d / "history.json").is_file():
+            return None
+        try:
+            return load_model(d / "model.keras"), json.loads((d / "history.json").read_text())
+        except (ReportgenError, OSError, ValueError):
+            return None
+
+    def put_trained(self, train_key: str, save_model, history: dict) -> None:
+        """Store a trained model (written by ``save_model(path)``) and its history."""
+        if not self.enabled:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".train-", dir=self.root))
+        try:
+            save_model(tmp / "model.keras")
+            (tmp / "history.json").write_text(json.dumps(history))
+            os.replace(tmp, self.root / f"train-{train_key}")
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def model_file(self, train_key: str) -> Path | None:
+        """The cached trained model of ``train_key``, if there is one."""
+        path = self.root / f"train-{train_key}" / "model.keras"
+        return path if self.enabled and path.is_file() else None
+
+    # -- predictions and explanations -----------------------------------------------------------
+
+    def get_explained(self, explain_key: str) -> ExplainBundle | None:
+        hit = self._load("explain", explain_key)
+        return hit if isinstance(hit, ExplainBundle) else None
+
+    def put_explained(self, explain_key: str, bundle: ExplainBundle) -> None:
+        self._save("explain", explain_key, bundle)
+
+    # -- whole reports ----------------------------------------------------------------------------
+
+    def report_key(self, data_hash_: str) -> str:
+        settings = {k: v for k, v in self.cfg.to_dict().items() if k != "report"}
+        return key(kind="report", settings=settings, data=data_hash_,
+                   model_file=self._model_file_hash())
+
+    def get_report(self, report_key: str) -> ReportBundle | None:
+        hit = self._load("report", report_key)
+        if not isinstance(hit, ReportBundle):
+            return None
+        if hit.model_file is not None and not Path(hit.model_file).is_file():
+            return None  # the trained model it points to was removed from the cache
+        return hit
+
+    def put_report(self, report_key: str, bundle: ReportBundle) -> None:
+        self._save("report", report_key, bundle)
+
+    def known_shape(self) -> tuple[int, int, int] | None:
+        """The (H, W, C) the images are read at, when known without loading the model."""
+        cfg = self.cfg
+        if not self.enabled:
+            return None
+        if cfg.model.source != "load":
+            return (cfg.data.image_size, cfg.data.image_size, 3)
+        digest = self._model_file_hash()
+        if digest is None:
+            return None
+        try:
+            return tuple(json.loads((self.root / f"model-{digest}.json").read_text())["shape"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def remember_shape(self, shape: tuple[int, int, int]) -> None:
+        digest = self._model_file_hash()
+        if self.enabled and digest:
+            self._write_atomic(f"model-{digest}.json",
+                               json.dumps({"shape": list(shape)}).encode())
+
+    def _model_file_hash(self) -> str | None:
+        if self._file_hash is False:
+            self._file_hash = None
+            path = self.cfg.resolve(self.cfg.model.path)
+            if self.cfg.model.source == "load" and path.is_file():
+                h = hashlib.sha256()
+                with open(path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+                self._file_hash = h.hexdigest()
+        return self._file_hash
+
+    # -- files -------------------------------------------------------------------------------------
+
+    def _write_atomic(self, name: str, data: bytes) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{name}.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, self.root / name)
+
+    def _load(self, prefix: str, entry_key: str):
+        path = self.root / f"{prefix}-{entry_key}.pkl"
+        if not self.enabled or not path.is_file():
+            return None
+        try:
+            with open(path, "rb") as f:
+                return pickle.load(f)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError,
+                KeyError, TypeError):
+            return None
+
+    def _save(self, prefix: str, entry_key: str, value) -> None:
+        if self.enabled:
+            self._write_atomic(f"{prefix}-{entry_key}.pkl",
+                               pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))

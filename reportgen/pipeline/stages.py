@@ -1,0 +1,371 @@
+"""The stages of a build, each a function of typed inputs returning a dataclass.
+
+``reportgen.pipeline.build`` runs them in order: check the settings, read the data, get the
+model (load or train), predict, evaluate, explain, draw, write. TensorFlow is imported by the
+model stages only, so a cached rebuild (:func:`cached_report`) runs without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from reportgen import __version__
+from reportgen import progress as prog
+from reportgen.config import Config
+from reportgen.errors import ConfigError, ModelError
+from reportgen.pipeline.cache import BuildCache, ExplainBundle, ReportBundle, data_hash, key
+
+log = logging.getLogger(__name__)
+
+
+class Timer:
+    """Wall seconds per named stage."""
+
+    def __init__(self):
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        """Add the time spent inside the block to stage ``name``."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
+
+
+@dataclass
+class Run:
+    """What every stage of one build shares: its config, the checked method options
+    ({method: options}), the cache, the figure queue, the timer and whether to show progress."""
+
+    cfg: Config
+    options: dict
+    cache: BuildCache
+    figures: object
+    timer: Timer = field(default_factory=Timer)
+    show: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Data:
+    """The data set read at ``shape`` (H, W, C) and its content hash."""
+
+    ds: object
+    hash: str
+    shape: tuple[int, int, int]
+
+
+@dataclass
+class Given:
+    """A model given by the user (None when reportgen trains one) and the input shape it
+    decides (H, W, C)."""
+
+    model: object
+    shape: tuple[int, int, int]
+
+
+@dataclass
+class Fitted:
+    """The model explained: loaded or trained, its history ({} when loaded), the cache key of
+    its training, its preprocessing, and the hash of its weights."""
+
+    model: object
+    history: dict
+    train_key: str | None
+    preprocess: str
+    weights_hash: str
+
+    def prep(self, images: np.ndarray) -> np.ndarray:
+        """Raw uint8 images as the model's float32 input."""
+        from reportgen import model as mdl
+
+        return np.asarray(mdl.apply_preprocess(images.astype(np.float32), self.preprocess),
+                          dtype=np.float32)
+
+
+def check(cfg: Config) -> dict:
+    """Check the explanation methods and their option tables before any work; return
+    {method: options} (ConfigError naming the key otherwise)."""
+    from reportgen.explain.methods import configure
+
+    return configure(cfg)
+
+
+def start_tensorflow() -> None:
+    """Import TensorFlow without its start-up chatter on stderr (CUDA probing on CPU machines)."""
+    import os
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    import tensorflow as tf
+    tf.get_logger().setLevel(logging.ERROR)
+
+
+def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
+    """Read the data at ``shape`` (generating the shapes demo first where asked), saying which
+    files were skipped."""
+    from reportgen.data import generate_shapes, load_dataset
+    from reportgen.data.folder import count_files
+    from reportgen.data.shapes import CLASSES
+
+    cfg = run.cfg
+    with run.timer.stage("load"):
+        if cfg.data.source == "shapes":
+            n = cfg.data.shapes_per_class * len(CLASSES)
+            cache = cfg.resolve(cfg.data.cache_dir) if cfg.data.cache_dir else None
+            with prog.bar("Generating shapes", n, run.show) as advance:
+                root = generate_shapes(cache, per_class=cfg.data.shapes_per_class,
+                                       size=cfg.data.image_size, seed=cfg.training.seed,
+                                       progress=advance)
+        else:
+            root = cfg.resolve(cfg.data.path)
+            if not root.is_dir():
+                raise ConfigError(f"data.path: folder not found: {root}")
+        with prog.bar("Reading images", count_files(root), run.show) as advance:
+            ds = load_dataset(root, size=shape[:2], channels=shape[2], split=list(cfg.data.split),
+                              seed=cfg.training.seed, annotations=cfg.data.annotations,
+                              progress=advance)
+    if ds.skipped:
+        prog.say(f"Warning: skipped {len(ds.skipped)} unreadable or non-image file(s), "
+                 "listed in the report: " + "; ".join(f"{p} ({r})" for p, r in ds.skipped[:5])
+                 + (" ..." if len(ds.skipped) > 5 else ""))
+    if ds.dropped_classes:
+        prog.say("Warning: class folder(s) with no readable image dropped: "
+                 + ", ".join(ds.dropped_classes))
+    return Data(ds, data_hash(ds), shape)
+
+
+def cached_report(run: Run) -> tuple[Data, ReportBundle] | None:
+    """The data and an earlier build's report bundle when only ``[report]`` settings changed
+    (no TensorFlow); None on a miss."""
+    shape = run.cache.known_shape()
+    if shape is None:
+        return None
+    data = read_data(run, shape)
+    bundle = run.cache.get_report(run.cache.report_key(data.hash))
+    if bundle is None:
+        return None
+    prog.say("Reusing the predictions and explanations of an earlier build with the same "
+             "model, data and settings (cache; report.cache = false recomputes)")
+    bundle.notes = bundle.notes + [
+        "Predictions and explanations were reused from an earlier build with the same model, "
+        "data and settings (cache)."] + bundle.explained.notes
+    return data, bundle
+
+
+def given_model(run: Run) -> Given:
+    """Load the user's model (``model.source = "load"``), whose input decides the image size;
+    for a model trained here, the size is ``data.image_size``."""
+    from reportgen import model as mdl
+
+    cfg = run.cfg
+    size = cfg.data.image_size
+    if cfg.model.source != "load":
+        return Given(None, (size, size, 3))
+    with run.timer.stage("load"):
+        loaded = mdl.load_model(cfg.resolve(cfg.model.path), safe_mode=cfg.model.safe_mode)
+    h, w, channels = mdl.input_spec(loaded)
+    h, w = (size, size) if h is None or w is None else (h, w)
+    if len(loaded.outputs) > 1:
+        run.notes.append(f"The model has {len(loaded.outputs)} outputs; output "
+                         f"{cfg.model.output_index} (model.output_index) is explained.")
+    if channels not in (1, 3):
+        raise ModelError(f"model.path: the model expects {channels} input channels; "
+                         "reportgen reads images as 1 (grayscale) or 3 (RGB) channels")
+    if size != h:
+        run.notes.append(f"Images were resized to the model's input, {h}x{w} px "
+                         f"(data.image_size = {size} applies to training only).")
+    return Given(loaded, (h, w, channels))
+
+
+def fit_model(run: Run, given: Given, data: Data) -> Fitted:
+    """The model to explain: the given one, a model trained by an earlier build with the same
+    data and settings (cache), or one trained now."""
+    from reportgen import model as mdl
+
+    cfg, ds = run.cfg, data.ds
+    preprocess = "none" if cfg.model.preprocess == "auto" else cfg.model.preprocess
+    n_classes = len(ds.class_names)
+    train_key = None
+    with run.timer.stage("train"):
+        model, history = given.model, {}
+        if model is None:
+            settings = cfg.to_dict()
+            train_key = key(data=data.hash, model=settings["model"],
+                            training=settings["training"], shape=list(data.shape),
+                            classes=ds.class_names, preprocess=preprocess)
+            model, history = _train_or_reuse(run, data, train_key, preprocess)
+        if history and len(history.get("loss", [])) < cfg.training.epochs:
+            run.notes.append(f"Early stopping ended training after {len(history['loss'])} of "
+                             f"{cfg.training.epochs} epochs (best validation loss restored).")
+        got = mdl.output_count(model, cfg.model.output_index)
+        if got != n_classes:
+            raise ModelError(f"model.path: the model predicts {got} classes but the data has "
+                             f"{n_classes} ({', '.join(ds.class_names)})")
+    return Fitted(model, history, train_key, preprocess, mdl.weights_hash(model))
+
+
+def _train_or_reuse(run: Run, data: Data, train_key: str, preprocess: str):
+    from reportgen import model as mdl
+
+    cfg, ds = run.cfg, data.ds
+    hit = run.cache.get_trained(train_key, mdl.load_model)
+    if hit is not None:
+        prog.say("Reusing the model trained by an earlier build with the same data and "
+                 "settings (cache; report.cache = false retrains)")
+        run.notes.append("The model was trained by an earlier build with the same data and "
+                         "settings and reused from the cache.")
+        return hit
+    base = mdl.build_model(cfg.model.architecture, data.shape, len(ds.class_names),
+                           weights=cfg.model.weights, freeze_base=cfg.model.freeze_base,
+                           seed=cfg.training.seed)
+    prep = Fitted(None, {}, None, preprocess, "").prep
+    tr, va = ds.splits["train"], ds.splits["val"]
+    with prog.bar("Training (epochs)", cfg.training.epochs, run.show) as advance:
+        model, history = mdl.train(
+            base, prep(tr.images), tr.labels, prep(va.images) if len(va) else None,
+            va.labels if len(va) else None, epochs=cfg.training.epochs,
+            batch_size=cfg.training.batch_size, learning_rate=cfg.training.learning_rate,
+            patience=cfg.training.patience, seed=cfg.training.seed,
+            on_epoch=lambda e, logs: advance(1))
+    run.cache.put_trained(train_key, lambda path: mdl.save_model(model, path), history)
+    return model, history
+
+
+def explain_key(run: Run, fitted: Fitted, data: Data) -> str:
+    """The cache key of the predictions and explanations of ``fitted`` on ``data``."""
+    cfg = run.cfg
+    return key(model=fitted.weights_hash, data=data.hash, explain=cfg.to_dict()["explain"],
+               output_index=cfg.model.output_index, preprocess=fitted.preprocess,
+               seed=cfg.training.seed)
+
+
+def predict(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
+    """Class probabilities {split: (N, classes)} of every split, in batches."""
+    from reportgen import evaluate as ev
+    from reportgen import model as mdl
+
+    cfg, splits = run.cfg, data.ds.splits
+    probs = {}
+    with run.timer.stage("predict"), \
+            prog.bar("Predicting", sum(len(s) for s in splits.values()), run.show) as advance:
+        for name, split in splits.items():
+            raw = mdl.predict_outputs(fitted.model, split.images, preprocess=fitted.prep,
+                                      batch_size=cfg.explain.batch_size,
+                                      output_index=cfg.model.output_index, progress=advance)
+            probs[name] = ev.to_probabilities(raw)
+    return probs
+
+
+def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Metrics {split: ...} of the probabilities against the labels (numpy only)."""
+    from reportgen import evaluate as ev
+
+    ds = data.ds
+    return {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
+                                   run.cfg.report.top_k)
+            for name in ds.splits}
+
+
+def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
+    """GradCAM over the whole test set, every method with the quality table, the Layers page."""
+    from reportgen.explain import suite
+
+    cfg, test = run.cfg, data.ds.splits["test"]
+    ex = suite.explainer_for(fitted.model, cfg)
+    with run.timer.stage("explain"):
+        t0 = time.perf_counter()
+        with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
+            explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
+                                               cfg.explain.gallery_size, progress=advance)
+        explained.seconds["test set"] = time.perf_counter() - t0
+        with prog.bar("Methods and quality", len(run.options) + 1, run.show) as advance:
+            suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, run.options,
+                                  explained, progress=advance)
+        t0 = time.perf_counter()
+        with prog.bar("Layers", 4, run.show) as advance:
+            suite.explain_layers(ex, test, fitted.prep, cfg, explained, progress=advance)
+        explained.seconds["layers"] = time.perf_counter() - t0
+    return explained
+
+
+def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
+    """:func:`predict` and :func:`explain`, or both from the cache when an earlier build had
+    the same model, data and explain settings."""
+    entry = explain_key(run, fitted, data)
+    hit = run.cache.get_explained(entry)
+    if hit is not None:
+        prog.say("Reusing predictions and explanations of an earlier build with the same "
+                 "model, data and explain settings (cache)")
+        run.notes.append("Predictions and explanations were reused from an earlier build with "
+                         "the same model, data and explain settings (cache).")
+        return hit
+    probs = predict(run, fitted, data)
+    bundle = ExplainBundle(probs, explain(run, fitted, data, probs))
+    run.cache.put_explained(entry, bundle)
+    return bundle
+
+
+def describe(fitted: Fitted, data: Data):
+    """The Model page's :class:`~reportgen.report.inputs.ModelInfo`."""
+    import keras
+    import tensorflow as tf
+
+    from reportgen import model as mdl
+    from reportgen.report.inputs import ModelInfo
+
+    model = fitted.model
+    return ModelInfo(
+        version=__version__, python=platform.python_version(), tensorflow=tf.__version__,
+        keras=keras.__version__, numpy=np.__version__, model_hash=fitted.weights_hash,
+        data_hash=data.hash, params=mdl.count_params(model),
+        summary=[vars(r) for r in mdl.summary_rows(model)], input_shape=list(data.shape),
+        model_name=model.name, preprocess=fitted.preprocess)
+
+
+def model_file_job(run: Run, fitted: Fitted) -> Callable[[Path], object] | None:
+    """How the site gets ``model.keras`` for a model trained here: a copy of the cached one,
+    or saved anew without a cache; None for a given model."""
+    from reportgen import model as mdl
+
+    if fitted.train_key is None:
+        return None
+    cached = run.cache.model_file(fitted.train_key)
+    if cached is not None:
+        import shutil
+        return lambda path: shutil.copyfile(cached, path)
+    return lambda path: mdl.save_model(fitted.model, path)
+
+
+def write(run: Run, out: Path, inputs, drawn: dict, model_file: Callable | None) -> Path:
+    """Gather the report, then write it into ``out`` atomically; return the index path."""
+    from reportgen import report
+    from reportgen.report.site import SiteWriter
+
+    content = report.gather(inputs, drawn)
+    if model_file is not None:
+        content.assets.file("model.keras", model_file)
+    with run.timer.stage("write"), SiteWriter(out) as site:
+        index = report.write_site(site, content, run.figures, run.timer.times, run.show)
+        site.commit({"config": run.cfg.to_dict()})
+    return site.out / index.name

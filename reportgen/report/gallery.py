@@ -1,0 +1,120 @@
+"""Class pages: gallery sections of test images with their GradCAM tiles (contexts and image
+jobs; nothing is written here)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from reportgen.explain.results import SECTIONS
+from reportgen.figures.overlay import heatmap_overlay, to_rgb
+from reportgen.report.assets import Assets
+
+SECTION_TITLES = {
+    "correct": ("Correct", "true {c}, predicted {c}; most confident first"),
+    "misclassified": ("Misclassified", "true {c}, predicted another class; most confident "
+                      "wrong prediction first"),
+    "confident_wrong": ("Most confident wrong", "predicted {c} with the highest confidence, "
+                        "but the true class is another"),
+}
+THUMB = 128  # gallery tile side in pixels (files are at most 256 px)
+PAGE_TILES = 100  # gallery tiles per class page; more continue on the next page
+
+
+def slug(index: int, name: str) -> str:
+    """Return a file-safe, unique page name for class ``index`` called ``name``."""
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40] or "class"
+    return f"class-{index:02d}-{clean}"
+
+
+def test_tile(assets: Assets, split, i: int) -> str:
+    """Queue ``img/test/<i>.jpg``, the plain tile of test image ``i``; return its path."""
+    return assets.image(f"img/test/{i}.jpg", lambda: to_rgb(split.images[i:i + 1])[0], THUMB)
+
+
+def gradcam_tiles(assets: Assets, split, i: int, cam: np.ndarray) -> tuple[str, str]:
+    """Queue the GradCAM overlay of test image ``i`` as a thumbnail and a full-size file;
+    return both paths."""
+    def overlay():  # blended for each of the two files: cheap, and nothing kept in memory
+        return heatmap_overlay(to_rgb(split.images[i:i + 1]), cam[None])[0]
+
+    full_side = min(max(256, split.images.shape[2]), 512)
+    return (assets.image(f"img/gradcam/{i}.jpg", overlay, THUMB),
+            assets.image(f"img/gradcam/full/{i}.jpg", overlay, full_side, quality=90))
+
+
+def tile(assets: Assets, split, probs: np.ndarray, names: list[str], i: int,
+         maps: dict[int, np.ndarray]) -> dict:
+    """The context of one gallery tile (its image jobs queued on ``assets``)."""
+    true, pred = int(split.labels[i]), int(probs[i].argmax())
+    conf = float(probs[i].max())
+    order = np.argsort(-probs[i], kind="stable")[:min(3, len(names))]
+    desc = f"true {names[true]}, predicted {names[pred]}, {conf:.2f}"
+    image = test_tile(assets, split, i)
+    thumb = full = image
+    if i in maps:
+        thumb, full = gradcam_tiles(assets, split, i, maps[i])
+    return {
+        "index": i, "path": split.paths[i], "true": names[true], "pred": names[pred],
+        "correct": true == pred, "confidence": conf,
+        "topk": [(names[int(k)], float(probs[i][k])) for k in order],
+        "image": image, "image_alt": f"Test image {split.paths[i]}, {desc}",
+        "thumb": thumb, "full": full,
+        "alt": f"GradCAM, {desc}" if i in maps else f"Test image, {desc}", "size": THUMB,
+    }
+
+
+def class_pages(assets: Assets, split, probs: np.ndarray, names: list[str], explained,
+                per_class: dict) -> list[dict]:
+    """One context per class: its metrics (``per_class[name]``) and its gallery sections."""
+    maps = explained.maps.get("gradcam", {})
+    pages = []
+    for c, name in enumerate(names):
+        sections = []
+        for key in SECTIONS:
+            title, desc = SECTION_TITLES[key]
+            sections.append({"key": key, "title": title, "description": desc.format(c=name),
+                             "tiles": [tile(assets, split, probs, names, i, maps)
+                                       for i in explained.galleries[c][key]]})
+        pages.append({"index": c, "name": name, "href": f"{slug(c, name)}.html",
+                      "metrics": per_class[name], "sections": sections})
+    return pages
+
+
+def paginate(sections: list[dict], per_page: int = PAGE_TILES) -> list[list[dict]]:
+    """Split gallery sections into pages of at most ``per_page`` tiles; a section cut by a page
+    break continues on the next page (``continued`` True there). Every page lists each of its
+    sections with ``total`` = the section's full size."""
+    pages: list[list[dict]] = [[]]
+    count = 0
+    for sec in sections:
+        tiles = sec["tiles"]
+        start = 0
+        while True:
+            if count >= per_page:
+                pages.append([])
+                count = 0
+            part = tiles[start:start + per_page - count]
+            pages[-1].append({**sec, "tiles": part, "continued": start > 0,
+                              "total": len(tiles)})
+            count += len(part)
+            start += len(part)
+            if start >= len(tiles):
+                break
+    return pages
+
+
+def class_page_files(page: dict, common: dict, layer: str) -> list[tuple[str, dict]]:
+    """The files of one class page, split into gallery pages: [(file name, context)]."""
+    parts = paginate(page["sections"])
+    hrefs = [page["href"]] + [page["href"].replace(".html", f"-p{k}.html")
+                              for k in range(2, len(parts) + 1)]
+    out = []
+    for k, part in enumerate(parts):
+        pager = ([{"n": n + 1, "href": h, "current": n == k} for n, h in enumerate(hrefs)]
+                 if len(parts) > 1 else [])
+        out.append((hrefs[k], {**common, "page_title": page["name"] + (f" ({k + 1})" if k else ""),
+                               "current": page["href"], "page": page, "sections": part,
+                               "pager": pager, "layer": layer}))
+    return out

@@ -1,0 +1,59 @@
+"""What the report is made from: one :class:`ReportInputs` (plain data, no TensorFlow)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reportgen.config import Config
+from reportgen.explain.results import Explained
+
+
+@dataclass
+class ModelInfo:
+    """The model and the software that made the report (the Model page, metrics.json)."""
+
+    version: str
+    python: str
+    tensorflow: str
+    keras: str
+    numpy: str
+    model_hash: str
+    data_hash: str
+    #: (total, trainable) parameter counts.
+    params: tuple[int, int]
+    #: Model summary rows: {"name", "kind", "output_shape", "params"}.
+    summary: list[dict]
+    input_shape: list[int]
+    model_name: str
+    preprocess: str
+
+
+@dataclass
+class ReportInputs:
+    """Everything a report is built from.
+
+    Attributes:
+        cfg: the build's config.
+        ds: the data set (``reportgen.data.folder.Dataset``).
+        probs: {split: (N, classes) float probabilities}.
+        metrics: {split: metrics as ``reportgen.evaluate.split_metrics`` returns them}.
+        history: training history {metric: per-epoch values} ({} for a loaded model).
+        explained: the explanation results.
+        info: the model and software.
+        notes: remarks shown at the top of the overview.
+        method_options: {method: its options as plain data} (metrics.json).
+        timings: wall seconds per build stage so far.
+    """
+
+    cfg: Config
+    ds: object
+    probs: dict[str, np.ndarray]
+    metrics: dict[str, dict]
+    history: dict[str, list[float]]
+    explained: Explained
+    info: ModelInfo
+    notes: list[str] = field(default_factory=list)
+    method_options: dict[str, dict] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
