@@ -100,11 +100,12 @@ def publish(site: Path, branch: str, remote: str, push: bool, message: str | Non
     Example:
       reportgen build && reportgen publish --push
     """
+    from reportgen.report.publish import PublishOptions
     from reportgen.report.publish import publish as run_publish
 
     try:
-        done = run_publish(site, branch=branch, remote=remote, push=push, message=message,
-                           cname=cname)
+        done = run_publish(site, options=PublishOptions(branch=branch, remote=remote, push=push,
+                                                        message=message, cname=cname))
     except ReportgenError as e:
         _fail(e, debug)
     for rel in done.left_out:

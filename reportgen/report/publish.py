@@ -62,20 +62,56 @@ def pages_url(remote_url: str | None, cname: str | None) -> str | None:
     return f"https://{user.lower()}.github.io/{repo}/"
 
 
-def publish(site: str | Path, *, repo: str | Path = ".", branch: str = "gh-pages",
-            remote: str = "origin", push: bool = False, message: str | None = None,
-            cname: str | None = None, max_file_bytes: int = 100_000_000) -> Published:
-    """Commit ``site`` as the whole content of ``branch`` in the git repository at ``repo``.
+@dataclass
+class PublishOptions:
+    """Where and how to publish: the branch (gh-pages), the remote pushed to with ``push``,
+    the commit message (None: a default naming the site folder), a custom domain for
+    ``CNAME``, and the size over which a file is left out (GitHub refuses files over 100 MB,
+    such as a large ``model.keras``)."""
 
-    Files larger than ``max_file_bytes`` (GitHub refuses files over 100 MB, such as a large
-    ``model.keras``) are left out of the commit and listed in ``Published.left_out``.
+    branch: str = "gh-pages"
+    remote: str = "origin"
+    push: bool = False
+    message: str | None = None
+    cname: str | None = None
+    max_file_bytes: int = 100_000_000
+
+
+def publish(site: str | Path, *, repo: str | Path = ".",
+            options: PublishOptions | None = None) -> Published:
+    """Commit ``site`` as the whole content of a branch in the git repository at ``repo``;
+    files over ``options.max_file_bytes`` are left out and listed in ``Published.left_out``.
 
     Raises:
         PublishError: not in a git repository, the site folder is missing or has no
             index.html, the branch name is invalid, or the push was rejected.
     """
+    opts = options or PublishOptions()
     site = Path(site).absolute()
-    cwd = Path(repo).absolute()
+    root = _repository(site, Path(repo).absolute(), opts.branch)
+    ref = f"refs/heads/{opts.branch}"
+    parent = _git(["rev-parse", "--verify", "--quiet", ref], root, check=False).stdout.strip()
+    tree, left_out = _site_tree(site, root, opts)
+    msg = opts.message or f"Publish report from {site.name} with reportgen"
+    args = ["commit-tree", tree, "-m", msg] + (["-p", parent] if parent else [])
+    commit = _git(args, root).stdout.strip()
+    _git(["update-ref", "-m", "reportgen publish", ref, commit] + ([parent] if parent else []),
+         root)
+    remote_url = _git(["remote", "get-url", opts.remote], root, check=False)
+    url = pages_url(remote_url.stdout.strip() if remote_url.returncode == 0 else None,
+                    opts.cname)
+    if opts.push:
+        if remote_url.returncode != 0:
+            raise PublishError(f"--remote {opts.remote}: no such remote; the commit is on "
+                               f"branch {opts.branch}, push it yourself or add the remote",
+                               exit_code=2)
+        _push(root, opts, ref, commit)
+    return Published(commit=commit, branch=opts.branch, pushed=opts.push, url=url,
+                     left_out=left_out)
+
+
+def _repository(site: Path, cwd: Path, branch: str) -> Path:
+    """The top folder of the git repository at ``cwd``, after checking the site and branch."""
     if not site.is_dir():
         raise PublishError(f"--site {site}: folder not found; run `reportgen build` first",
                            exit_code=2)
@@ -89,45 +125,38 @@ def publish(site: str | Path, *, repo: str | Path = ".", branch: str = "gh-pages
     root = Path(top.stdout.strip())
     if _git(["check-ref-format", "--branch", branch], root, check=False).returncode != 0:
         raise PublishError(f"--branch {branch!r} is not a valid branch name", exit_code=2)
+    return root
 
-    ref = f"refs/heads/{branch}"
-    parent = _git(["rev-parse", "--verify", "--quiet", ref], root, check=False).stdout.strip()
+
+def _site_tree(site: Path, root: Path, opts: PublishOptions) -> tuple[str, list[str]]:
+    """Write the git tree of the site's files (plus .nojekyll and CNAME) through a temporary
+    index; return (tree id, files left out for their size)."""
     with tempfile.TemporaryDirectory(prefix="reportgen-publish-") as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         # Stage every file of the site (forced past ignore rules) into the temporary index.
         _git(["--work-tree", str(site), "add", "--all", "--force", "."], root, env)
         left_out = sorted(f.relative_to(site).as_posix() for f in site.rglob("*")
-                          if f.is_file() and f.stat().st_size > max_file_bytes)
+                          if f.is_file() and f.stat().st_size > opts.max_file_bytes)
         for rel in [MARKER] + left_out:
             _git(["rm", "--cached", "--quiet", "--ignore-unmatch", "--", rel], root, env)
         extras = {".nojekyll": ""}
-        if cname:
-            extras["CNAME"] = cname.strip() + "\n"
+        if opts.cname:
+            extras["CNAME"] = opts.cname.strip() + "\n"
         for name, content in extras.items():
             if name == ".nojekyll" and (site / name).is_file():
                 continue
             blob = _git(["hash-object", "-w", "--stdin"], root, env, input_=content).stdout
             _git(["update-index", "--add", "--cacheinfo", f"100644,{blob.strip()},{name}"],
                  root, env)
-        tree = _git(["write-tree"], root, env).stdout.strip()
-    msg = message or f"Publish report from {site.name} with reportgen"
-    args = ["commit-tree", tree, "-m", msg] + (["-p", parent] if parent else [])
-    commit = _git(args, root).stdout.strip()
-    _git(["update-ref", "-m", "reportgen publish", ref, commit] + ([parent] if parent else []),
-         root)
+        return _git(["write-tree"], root, env).stdout.strip(), left_out
 
-    remote_url = _git(["remote", "get-url", remote], root, check=False)
-    url = pages_url(remote_url.stdout.strip() if remote_url.returncode == 0 else None, cname)
-    if push:
-        if remote_url.returncode != 0:
-            raise PublishError(f"--remote {remote}: no such remote; the commit is on branch "
-                               f"{branch}, push it yourself or add the remote", exit_code=2)
-        pushed = _git(["push", remote, f"{ref}:{ref}"], root, check=False)
-        if pushed.returncode != 0:
-            lines = (pushed.stderr or pushed.stdout).strip().splitlines()
-            reason = next((ln.strip() for ln in lines if "rejected" in ln), lines[-1] if lines
-                          else "unknown error")
-            raise PublishError(f"push of {branch} to {remote} was rejected ({reason}); the "
-                               f"local branch {branch} has the new commit {commit[:10]}; fetch "
-                               f"{remote}/{branch} and publish again")
-    return Published(commit=commit, branch=branch, pushed=push, url=url, left_out=left_out)
+
+def _push(root: Path, opts: PublishOptions, ref: str, commit: str) -> None:
+    pushed = _git(["push", opts.remote, f"{ref}:{ref}"], root, check=False)
+    if pushed.returncode != 0:
+        lines = (pushed.stderr or pushed.stdout).strip().splitlines()
+        reason = next((ln.strip() for ln in lines if "rejected" in ln), lines[-1] if lines
+                      else "unknown error")
+        raise PublishError(f"push of {opts.branch} to {opts.remote} was rejected ({reason}); "
+                           f"the local branch {opts.branch} has the new commit {commit[:10]}; "
+                           f"fetch {opts.remote}/{opts.branch} and publish again")

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from reportgen.cli import main
-from reportgen.report.publish import PublishError, pages_url, publish
+from reportgen.report.publish import PublishError, PublishOptions, pages_url, publish
 
 
 def git(cwd, *args) -> str:
@@ -62,7 +62,8 @@ def test_second_publish_keeps_history(repo):
     first = publish(repo / "site", repo=repo).commit
     (repo / "site" / "index.html").write_text("<h1>v2</h1>")
     (repo / "site" / "img" / "a.jpg").unlink()
-    second = publish(repo / "site", repo=repo, message="v2", cname="docs.example.org").commit
+    second = publish(repo / "site", repo=repo,
+                     options=PublishOptions(message="v2", cname="docs.example.org")).commit
     assert git(repo, "rev-parse", f"{second}^") == first
     assert git(repo, "log", "-1", "--format=%s", "gh-pages") == "v2"
     files = set(git(repo, "ls-tree", "-r", "--name-only", "gh-pages").splitlines())
@@ -72,7 +73,7 @@ def test_second_publish_keeps_history(repo):
 
 def test_files_too_large_for_github_left_out(repo):
     (repo / "site" / "model.keras").write_bytes(b"x" * 2000)
-    done = publish(repo / "site", repo=repo, max_file_bytes=1000)
+    done = publish(repo / "site", repo=repo, options=PublishOptions(max_file_bytes=1000))
     assert done.left_out == ["model.keras"]
     files = set(git(repo, "ls-tree", "-r", "--name-only", "gh-pages").splitlines())
     assert "model.keras" not in files and "index.html" in files
@@ -83,7 +84,7 @@ def test_push_to_bare_remote_and_rejection(repo, tmp_path):
     bare = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(bare))
     git(repo, "remote", "add", "origin", str(bare))
-    done = publish(repo / "site", repo=repo, push=True)
+    done = publish(repo / "site", repo=repo, options=PublishOptions(push=True))
     assert git(bare, "rev-parse", "gh-pages") == done.commit
     # Someone else publishes from another clone: our next push is not a fast-forward.
     other = tmp_path / "other"
@@ -95,7 +96,7 @@ def test_push_to_bare_remote_and_rejection(repo, tmp_path):
     git(other, "push", "-q", "origin", "gh-pages")
     (repo / "site" / "index.html").write_text("<h1>v3</h1>")
     with pytest.raises(PublishError, match="rejected"):
-        publish(repo / "site", repo=repo, push=True)
+        publish(repo / "site", repo=repo, options=PublishOptions(push=True))
 
 
 def test_errors_outside_git_and_missing_site(tmp_path, repo):
