@@ -1,15 +1,19 @@
 """The import contract: data flows one way, config -> data -> model -> evaluate -> explain ->
-figures -> report -> pipeline -> cli, and the heavy libraries stay where they belong."""
+figures -> report -> pipeline -> cli, and the heavy libraries stay where they belong, followed
+through every module a module imports (transitively), and checked again by importing."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "reportgen"
-ORDER = ["errors", "methods", "config", "progress", "data", "model", "evaluate", "explain", "figures",
+ORDER = ["errors", "config", "progress", "data", "model", "evaluate", "explain", "figures",
          "report", "pipeline", "cli"]
 FORBIDDEN = {
     "explain": {"matplotlib", "jinja2"},
@@ -27,15 +31,75 @@ def layer_of(path: Path) -> str:
     return rel.parts[0].removesuffix(".py")
 
 
-def imports(path: Path) -> set[str]:
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def path_of(module: str) -> Path | None:
+    base = PKG.parent.joinpath(*module.split("."))
+    for p in (base.with_suffix(".py"), base / "__init__.py"):
+        if p.is_file():
+            return p
+    return None
+
+
+def _targets(node, package: str) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names}
+    if node.level:  # relative import
+        base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+        mod = f"{base}.{node.module}" if node.module else base
+    else:
+        mod = node.module
+    # "from pkg import sub" may import a submodule
+    return {mod} | {f"{mod}.{a.name}" for a in node.names if path_of(f"{mod}.{a.name}")}
+
+
+def imports(path: Path, module_level_only: bool = False) -> set[str]:
+    """Modules ``path`` imports: anywhere, or only at import time (not inside functions)."""
     tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+    package = module_name(path) if path.name == "__init__.py" else \
+        module_name(path).rsplit(".", 1)[0]
+    names: set[str] = set()
+
+    def visit(node, in_function):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and not (module_level_only
+                                                                    and in_function):
+            names.update(_targets(node, package))
+        inner = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                 ast.Lambda))
+        for child in ast.iter_child_nodes(node):
+            visit(child, inner)
+
+    visit(tree, False)
     return names
+
+
+#: Imports by name that the syntax does not show: the registry imports every method module.
+DYNAMIC = {"reportgen.explain.methods": {module_name(p) for p in
+                                         (PKG / "explain" / "methods").glob("*.py")}}
+
+
+@lru_cache(maxsize=None)
+def loaded_at_import(module: str) -> frozenset[str]:
+    """Every module importing ``module`` loads, following reportgen's own modules (and the
+    packages above them) transitively; module-level imports only."""
+    seen, todo, external = set(), [module], set()
+    while todo:
+        mod = todo.pop()
+        parts = mod.split(".")
+        for k in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
+            name = ".".join(parts[:k])
+            if name in seen:
+                continue
+            seen.add(name)
+            p = path_of(name) if parts[0] == "reportgen" else None
+            if p is None:
+                external.add(parts[0])
+                continue
+            todo.extend(imports(p, module_level_only=True) | DYNAMIC.get(name, set()))
+    return frozenset(external | {m for m in seen if m.startswith("reportgen")})
 
 
 MODULES = [p for p in PKG.rglob("*.py") if layer_of(p) in ORDER]
@@ -52,6 +116,39 @@ def test_layer_imports_only_earlier_layers(path):
                 assert ORDER.index(target) <= ORDER.index(layer), \
                     f"{path.name} ({layer}) imports {name}, a later layer"
         assert top not in FORBIDDEN.get(layer, set()), f"{path.name} ({layer}) imports {top}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PKG)))
+def test_forbidden_libraries_are_not_reached_transitively(path):
+    layer = layer_of(path)
+    reached = loaded_at_import(module_name(path))
+    bad = FORBIDDEN.get(layer, set()) & reached
+    assert not bad, f"importing {module_name(path)} ({layer}) loads {sorted(bad)}"
+
+
+def test_the_transitive_walk_sees_through_packages():
+    """It finds TensorFlow behind reportgen.explain.cam, and not behind the registry."""
+    assert "tensorflow" in loaded_at_import("reportgen.explain.cam")
+    assert "tensorflow" not in loaded_at_import("reportgen.explain.methods")
+    assert "reportgen.explain.methods.rise" in loaded_at_import("reportgen.explain.methods")
+    from reportgen.explain.methods import REGISTRY
+
+    assert {s.run.__module__ for s in REGISTRY.values()} <= DYNAMIC["reportgen.explain.methods"]
+
+
+@pytest.mark.parametrize("module,absent", [
+    ("reportgen.cli", ("tensorflow", "keras", "matplotlib")),
+    ("reportgen.report", ("tensorflow", "keras")),
+    ("reportgen.pipeline", ("tensorflow", "keras")),
+    ("reportgen.explain.methods", ("tensorflow", "keras", "matplotlib")),
+    ("reportgen.figures", ("tensorflow", "keras")),
+])
+def test_importing_loads_no_heavy_library(module, absent):
+    code = (f"import sys, {module}; print(sorted({{k.split('.')[0] for k in sys.modules}} & "
+            f"{set(absent)!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]", f"importing {module} loads {out}"
 
 
 def test_every_module_is_in_a_layer():

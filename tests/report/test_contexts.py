@@ -1,0 +1,107 @@
+"""The report is gathered as plain data first, then written: contexts inspected directly,
+from made-up results (no TensorFlow, no model)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from reportgen.config import Config
+from reportgen.data.folder import Dataset, Split
+from reportgen.evaluate import split_metrics
+from reportgen.explain.results import Explained, QualityRow
+from reportgen.report import ModelInfo, ReportInputs, gather, write_site
+from reportgen.report.figjobs import Figures
+from reportgen.report.site import SiteWriter
+
+NAMES = ["a", "b"]
+
+
+def split(rng, n):
+    return Split(images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
+                 labels=np.arange(n) % 2, paths=[f"x/{i}.png" for i in range(n)],
+                 boxes=np.full((n, 4), np.nan, np.float32))
+
+
+@pytest.fixture
+def inputs(rng, tmp_path):
+    ds = Dataset(root=tmp_path, class_names=NAMES,
+                 splits={"train": split(rng, 6), "val": split(rng, 4), "test": split(rng, 6)})
+    probs = {}
+    for name, s in ds.splits.items():
+        p = np.full((len(s), 2), 0.2)
+        p[np.arange(len(s)), s.labels] = 0.8
+        probs[name] = p
+    probs["test"][1] = [0.9, 0.1]  # test image 1 (class b) is misclassified as a
+    metrics = {k: split_metrics(probs[k], s.labels, NAMES, 3) for k, s in ds.splits.items()}
+    ex = Explained(layer="conv", galleries={0: {"correct": [0, 2], "misclassified": [],
+                                                "confident_wrong": [1]},
+                                            1: {"correct": [3], "misclassified": [1],
+                                                "confident_wrong": []}})
+    ex.maps["gradcam"] = {i: rng.uniform(0, 1, (16, 16)).astype(np.float32) for i in range(4)}
+    ex.samples = [0, 1]
+    ex.method_outputs = {"gradcam": rng.uniform(0, 1, (2, 16, 16)).astype(np.float32),
+                         "occlusion": rng.normal(size=(2, 16, 16)).astype(np.float32),
+                         "saliency": rng.normal(size=(2, 16, 16, 3)).astype(np.float32)}
+    for m in ("gradcam", "occlusion", "rise"):
+        ex.quality[m] = QualityRow(0.2, 0.6, 1.0, 0.5, 0.1, n=6, n_boxes=0, seconds=0.3)
+    info = ModelInfo("0", "3.11", "tf", "k", "np", "m" * 8, "d" * 8, (10, 8),
+                     [{"name": "conv", "kind": "Conv2D", "output_shape": "(None, 8, 8, 4)",
+                       "params": 10}], [16, 16, 3], "tiny", "none")
+    return ReportInputs(Config(), ds, probs, metrics, {}, ex, info, ["a note"],
+                        {"occlusion": {"patch_size": 8}})
+
+
+def drawn_nothing():
+    return {"dist": {"png": "fig/d.png", "alt": "d", "caption": "", "exports": [],
+                     "width": 1, "height": 1}, "curves": None, "cms": {}, "rel": None}
+
+
+def test_gather_writes_nothing_and_holds_every_page(inputs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    content = gather(inputs, drawn_nothing())
+    assert sorted(tmp_path.rglob("*")) == before  # no file written while gathering
+    rels = [p.rel for p in content.pages]
+    assert rels[0] == "index.html" and "methods.html" in rels and "report.md" in rels
+    assert len([r for r in rels if r.startswith("class-")]) == 2
+    jobs = content.assets.jobs
+    assert "img/methods/occlusion/0.jpg" in jobs and "tables/explanation_quality.tex" in jobs
+    assert "img/gradcam/full/3.jpg" in jobs and "img/gradcam/5.jpg" not in jobs
+
+
+def test_methods_context_comes_from_the_registry(inputs):
+    content = gather(inputs, drawn_nothing())
+    m = next(p for p in content.pages if p.rel == "methods.html").context["m"]
+    assert m["methods"] == ["GradCAM", "Occlusion", "Saliency"]
+    assert [a["name"] for a in m["about"]] == ["gradcam", "saliency", "occlusion", "rise"]
+    rows = m["quality_table"].rows
+    assert [r[0] for r in rows] == ["GradCAM", "Occlusion", "RISE"]
+    assert rows[1][-1] == pytest.approx(5.0)  # 0.3 s on 6 images: 5 s per 100
+    assert "on 6 test images" in m["quality_table"].caption
+
+
+def test_class_pages_list_their_galleries(inputs):
+    content = gather(inputs, drawn_nothing())
+    page = next(p for p in content.pages if p.rel.startswith("class-01")).context
+    counts = {s["key"]: s["total"] for s in page["sections"]}
+    assert counts == {"correct": 1, "misclassified": 1, "confident_wrong": 0}
+    wrong = page["sections"][1]["tiles"][0]
+    assert wrong["index"] == 1 and wrong["true"] == "b" and wrong["pred"] == "a"
+    assert not wrong["correct"] and wrong["thumb"] == "img/gradcam/1.jpg"
+
+
+def test_written_site_has_every_gathered_file(inputs, tmp_path):
+    content = gather(inputs, drawn_nothing())
+    with Figures(["png"], parallel=False) as figures, SiteWriter(tmp_path / "site") as site:
+        write_site(site, content, figures, {"explain": 1.0}, show_progress=False)
+        site.commit()
+    out = tmp_path / "site"
+    for rel in list(content.assets.jobs) + [p.rel for p in content.pages]:
+        assert (out / rel).is_file(), rel
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["explain"]["quality"]) == {"gradcam", "occlusion", "rise"}
+    assert metrics["explain"]["methods"] == {"occlusion": {"patch_size": 8}}
+    assert "explain" in metrics["timings_s"] and "render" in metrics["timings_s"]
