@@ -42,6 +42,12 @@ def test_keys_lists_every_key():
     (["--set", "data.image_sise=32"], "unknown key data.image_sise; did you mean 'data.image_size'"),
     (["--set", "training.epochs=-2"], "training.epochs: -2 is below the minimum 1"),
     (["--config", "missing.toml"], "config file not found: missing.toml"),
+    (["--set", "explain.occlusion.patch_size=0"],
+     "explain.occlusion.patch_size: 0 is below the minimum 1"),
+    (["--set", "explain.rise.maks=10"], "unknown key explain.rise.maks; did you mean "
+                                        "'explain.rise.masks'"),
+    (["--set", "explain.ig_steps=4"], "explain.ig_steps: moved to "
+                                      "explain.integrated_gradients.steps"),
 ])
 def test_config_errors_are_one_line_exit_2(tmp_path, args, needle):
     result = CliRunner().invoke(main, ["build", "--out", str(tmp_path / "o")] + args)
@@ -139,6 +145,24 @@ def test_build_from_saved_model(smoke_site, tmp_path):
     # The same weights on the same test images give the same accuracy.
     assert m["splits"]["test"]["accuracy"] == pytest.approx(first["splits"]["test"]["accuracy"])
     assert not (tmp_path / "loaded" / "model.keras").exists()
+
+
+def test_cached_rebuild_never_loads_tensorflow(smoke_site, tmp_path):
+    """In a fresh process: a rebuild with only [report] settings changed ends without
+    TensorFlow or Keras in sys.modules (unpickling the cache loads real result types)."""
+    out, _ = smoke_site
+    code = (
+        "import sys\n"
+        "from reportgen.cli import main\n"
+        f"args = ['build', '--config', {str(SMOKE)!r}, '--quiet', '--out', "
+        f"{str(tmp_path / 'again')!r}, '--set', 'data.cache_dir={out.parent / 'cache'}', "
+        "'--set', 'report.title=Third']\n"
+        "try:\n    main(args)\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert "Third" in (tmp_path / "again" / "index.html").read_text()
 
 
 def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path, monkeypatch):
