@@ -398,7 +398,8 @@ def write_results(res: dict, path: Path) -> None:
         "the fixed-size galleries, not per image.", "",
         "Where a ratio is far from its limit: ScoreCAM, SmoothGrad, Integrated Gradients, "
         "occlusion and RISE are many passes per image by definition (each row names its "
-        "passes from the registry; the ratio is about 1/passes); Guided GradCAM is two. Per test image the build costs {slope:.1f} ms, about "
+        "passes from the registry; the ratio is about 1/passes); Guided GradCAM is two. "
+        f"Per test image the build costs {slope:.1f} ms, about "
         f"{slope / 1000 / (p['seconds'] / p['n']):.1f} predict passes' worth; the 15x target "
         "is missed on fixed costs, itemized above.", ""]
     lines += res.get("notes", [])

@@ -87,7 +87,7 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
     metrics = stages.evaluate(run, data, bundle.probs)
     drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,
-                          bundle.explained, bundle.info, bundle.notes, bundle.method_options)
+                          bundle.explained, bundle.info, run.notes, bundle.method_options)
     model_file = None
     if bundle.model_file is not None:
         model_file = lambda path, src=bundle.model_file: shutil.copyfile(src, path)  # noqa: E731

@@ -23,8 +23,6 @@ from reportgen.config import Config
 from reportgen.errors import ConfigError, ModelError
 from reportgen.pipeline.cache import BuildCache, ExplainBundle, ReportBundle, data_hash, key
 
-log = logging.getLogger(__name__)
-
 
 class Timer:
     """Wall seconds per named stage."""
@@ -54,6 +52,13 @@ class Run:
     timer: Timer = field(default_factory=Timer)
     show: bool = True
     notes: list[str] = field(default_factory=list)
+
+    def reused(self, what: str, why: str, undo: str) -> None:
+        """Say on stderr, and note in the report, that ``what`` came from the cache."""
+        prog.say(f"Reusing {what} of an earlier build with the same {why} (cache; "
+                 f"report.cache = false {undo})")
+        self.notes.append(f"{what[0].upper()}{what[1:]} came from an earlier build with the same "
+                          f"{why} (cache).")
 
 
 @dataclass
@@ -87,10 +92,14 @@ class Fitted:
 
     def prep(self, images: np.ndarray) -> np.ndarray:
         """Raw uint8 images as the model's float32 input."""
-        from reportgen import model as mdl
+        return preprocessed(images, self.preprocess)
 
-        return np.asarray(mdl.apply_preprocess(images.astype(np.float32), self.preprocess),
-                          dtype=np.float32)
+
+def preprocessed(images: np.ndarray, mode: str) -> np.ndarray:
+    """Raw uint8 images as float32 model input under preprocessing ``mode``."""
+    from reportgen import model as mdl
+
+    return np.asarray(mdl.apply_preprocess(images.astype(np.float32), mode), dtype=np.float32)
 
 
 def check(cfg: Config) -> dict:
@@ -165,11 +174,9 @@ def cached_report(run: Run) -> tuple[Data, ReportBundle] | None:
     bundle = run.cache.get_report(run.cache.report_key(data.hash))
     if bundle is None:
         return None
-    prog.say("Reusing the predictions and explanations of an earlier build with the same "
-             "model, data and settings (cache; report.cache = false recomputes)")
-    bundle.notes = bundle.notes + [
-        "Predictions and explanations were reused from an earlier build with the same model, "
-        "data and settings (cache)."] + bundle.explained.notes
+    run.notes = list(bundle.notes)
+    run.reused("the predictions and explanations", "model, data and settings", "recomputes")
+    run.notes += bundle.explained.notes
     return data, bundle
 
 
@@ -231,15 +238,14 @@ def _train_or_reuse(run: Run, data: Data, train_key: str, preprocess: str):
     cfg, ds = run.cfg, data.ds
     hit = run.cache.get_trained(train_key, mdl.load_model)
     if hit is not None:
-        prog.say("Reusing the model trained by an earlier build with the same data and "
-                 "settings (cache; report.cache = false retrains)")
-        run.notes.append("The model was trained by an earlier build with the same data and "
-                         "settings and reused from the cache.")
+        run.reused("the model trained", "data and settings", "retrains")
         return hit
     base = mdl.build_model(cfg.model.architecture, data.shape, len(ds.class_names),
                            weights=cfg.model.weights, freeze_base=cfg.model.freeze_base,
                            seed=cfg.training.seed)
-    prep = Fitted(None, {}, None, preprocess, "").prep
+    def prep(images):
+        return preprocessed(images, preprocess)
+
     tr, va = ds.splits["train"], ds.splits["val"]
     with prog.bar("Training (epochs)", cfg.training.epochs, run.show) as advance:
         model, history = mdl.train(
@@ -315,10 +321,8 @@ def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
     entry = explain_key(run, fitted, data)
     hit = run.cache.get_explained(entry)
     if hit is not None:
-        prog.say("Reusing predictions and explanations of an earlier build with the same "
-                 "model, data and explain settings (cache)")
-        run.notes.append("Predictions and explanations were reused from an earlier build with "
-                         "the same model, data and explain settings (cache).")
+        run.reused("the predictions and explanations", "model, data and explain settings",
+                   "recomputes")
         return hit
     probs = predict(run, fitted, data)
     bundle = ExplainBundle(probs, explain(run, fitted, data, probs))
