@@ -81,6 +81,35 @@ def keys() -> None:
 
 
 @main.command()
+@click.argument("sites", nargs=-1, required=True,
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("compare"),
+              show_default=True, help="Output folder; replaced only if empty or written by "
+                                      "reportgen.")
+@click.option("--title", help="Title of the comparison (default: the site names).")
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
+def compare(sites: tuple[Path, ...], out: Path, title: str | None, debug: bool) -> None:
+    """Compare models built by `reportgen build` on the same test set: accuracy with 95 %
+    intervals, McNemar's exact test and a paired bootstrap interval per pair, per-class
+    deltas, the images where one model is right and the other wrong, and whether their GradCAM
+    maps agree.
+
+    \b
+    Example:
+      reportgen build --set data.shapes_per_class=200 --out small
+      reportgen build --config configs/transfer.toml --out mobilenet
+      reportgen compare small mobilenet --out compare
+    """
+    from reportgen.report.comparison import write_comparison
+
+    try:
+        index = write_comparison(list(sites), out, title)
+    except ReportgenError as e:
+        _fail(e, debug)
+    click.echo(str(index))
+
+
+@main.command()
 @click.option("--site", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
               show_default=True, help="The built site folder.")
 @click.option("--branch", default="gh-pages", show_default=True, help="Branch to publish to.")

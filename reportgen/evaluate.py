@@ -121,3 +121,75 @@ def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
     if len(y_true):
         result["calibration"] = calibration(probs, y_true)
     return result
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95 % for the default z); (nan, nan) when
+    n = 0. Unlike the normal approximation it stays inside [0, 1] and is sensible at 0 % and
+    100 %."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar test: the discordant pairs ``b`` (first model right, second
+    wrong) and ``c`` (the reverse) under H0 are Binomial(b + c, 1/2); p = min(1, 2 P(X <=
+    min(b, c))), computed with exact integers. 1.0 when there is no discordant pair."""
+    from fractions import Fraction
+    from math import comb
+
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = Fraction(sum(comb(n, i) for i in range(min(b, c) + 1)), 2 ** n)
+    return float(min(Fraction(1), 2 * tail))
+
+
+def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, *, resamples: int = 10000,
+                     seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Paired bootstrap of the accuracy difference B - A on the same images.
+
+    Each of ``resamples`` resamples draws N image indices with replacement
+    (``numpy.random.default_rng(seed).integers(0, N, size=N)``, one resample after another)
+    and takes the difference of the two accuracies on them; the interval is the percentile
+    interval (linear interpolation) at ``level``.
+
+    Returns:
+        (difference on all images, interval low, interval high), as fractions.
+    """
+    a = np.asarray(correct_a, np.float64)
+    b = np.asarray(correct_b, np.float64)
+    n = len(a)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    d = b - a
+    diffs = np.empty(resamples)
+    for r in range(resamples):
+        diffs[r] = d[rng.integers(0, n, size=n)].mean()
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(diffs, [tail, 100 - tail])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two arrays (average ranks for ties); NaN when either is
+    constant."""
+    ra, rb = _ranks(a), _ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _ranks(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float64).ravel()
+    order = np.argsort(v, kind="stable")
+    r = np.empty(len(v))
+    r[order] = np.arange(len(v))
+    _, inv, cnt = np.unique(v, return_inverse=True, return_counts=True)
+    return (np.bincount(inv, weights=r) / cnt)[inv]  # average ranks of ties

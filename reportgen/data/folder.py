@@ -11,6 +11,7 @@ An optional annotations file in ``root`` (JSON, ``{"<path relative to root>": {"
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -258,3 +259,15 @@ def count_files(root: str | Path) -> int:
     """Return how many files under ``root`` look like images (for a progress bar's length)."""
     return sum(1 for f in Path(root).rglob("*")
                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(f))
+
+
+def files_hash(root: str | Path, split: Split, class_names: list[str]) -> str:
+    """SHA-256 of a split as files: each image's path relative to ``root``, its class name and
+    the SHA-256 of its bytes, in split order. Independent of the size images are decoded at,
+    so two models that read the same files at different input sizes share it."""
+    root = Path(root)
+    h = hashlib.sha256()
+    for rel, label in zip(split.paths, split.labels):
+        digest = hashlib.sha256((root / rel).read_bytes()).hexdigest()
+        h.update(f"{rel}\0{class_names[int(label)]}\0{digest}\n".encode())
+    return h.hexdigest()

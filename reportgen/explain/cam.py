@@ -60,14 +60,15 @@ def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to,
                 score = class_score(logits, pick_targets(logits, targets))
             acts = captured[layer_path]
             grads = tape.gradient(score, acts)
-            cam = tf.nn.relu(combine(acts, grads))
-            cam = minmax(cam)
+            small = minmax(tf.nn.relu(combine(acts, grads)))
+            cam = small
             if upsample_to is not None:
-                cam = tf.clip_by_value(resize_maps(cam, upsample_to), 0.0, 1.0)
+                cam = tf.clip_by_value(resize_maps(small, upsample_to), 0.0, 1.0)
             if not peaks:
                 return cam
             flat = tf.reshape(acts, [tf.shape(acts)[0], -1, tf.shape(acts)[-1]])
-            return cam, tf.reduce_max(flat, axis=1), tf.argmax(flat, axis=1, output_type=tf.int32)
+            return (cam, small, tf.reduce_max(flat, axis=1),
+                    tf.argmax(flat, axis=1, output_type=tf.int32))
         return fn
 
     return graph.function(("cam", method, layer_path, upsample_to, peaks), make,
@@ -86,13 +87,15 @@ def cam_maps(ex: Explainer, method: str, images, targets=None, layer: str | None
 
 
 def cam_with_peaks(ex: Explainer, images, targets=None, layer: str | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`grad_cam_with_peaks` on an explainer."""
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`grad_cam_with_peaks` on an explainer, plus the same maps at the layer's
+    resolution (N, h, w) float32 in [0, 1] as its second result."""
     x = ex.batch(images)
     t = as_targets(targets, len(x))
     fn = _cam_function(ex.graph, "gradcam", ex.resolve(layer), ex.input_shape[:2], peaks=True)
-    maps, values, positions = run_batched(fn, [x, t], ex.batch_size)
-    return maps.astype(np.float32), values.astype(np.float32), positions.astype(np.int64)
+    maps, small, values, positions = run_batched(fn, [x, t], ex.batch_size)
+    return (maps.astype(np.float32), small.astype(np.float32), values.astype(np.float32),
+            positions.astype(np.int64))
 
 
 def grad_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
@@ -130,7 +133,9 @@ def grad_cam_with_peaks(model, images, targets=None, layer=None, batch_size=64,
         activation in the image; peak positions (N, C) int64, its flat index i * w + j in the
         layer's (h, w) grid, the first in row-major order on ties).
     """
-    return cam_with_peaks(Explainer(model, output_index, batch_size), images, targets, layer)
+    maps, _, values, positions = cam_with_peaks(Explainer(model, output_index, batch_size),
+                                                images, targets, layer)
+    return maps, values, positions
 
 
 def grad_cam_plus_plus(model, images, targets=None, layer=None, batch_size=64, upsample=True,

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from reportgen.evaluate import spearman
 from reportgen.explain.common import probability_function, run_batched
 from reportgen.explain.explainer import Explainer
 
@@ -158,24 +159,6 @@ def energy_in_box(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         if inside is not None and total > 0:
             out[i] = maps[i][inside].sum() / total
     return out
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of two arrays (average ranks for ties); NaN when either is
-    constant."""
-    def rank(v):
-        v = np.asarray(v, np.float64).ravel()
-        order = np.argsort(v, kind="stable")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v))
-        # average ranks of ties
-        uniq, inv, cnt = np.unique(v, return_inverse=True, return_counts=True)
-        sums = np.bincount(inv, weights=r)
-        return (sums / cnt)[inv]
-    ra, rb = rank(a), rank(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def randomized_head_copy(model, seed: int = 0, layers: int = 1) -> keras.Model:

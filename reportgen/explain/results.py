@@ -131,6 +131,8 @@ class Explained:
         quality: {method: its quality-table row}.
         layers: the Layers page data, None without conv layers.
         peaks: where each channel of ``layer`` peaks over the test set (from the GradCAM pass).
+        test_maps: GradCAM of the predicted class of every test image at the layer's
+            resolution, (N, h, w) float16 in [0, 1] (``reportgen compare`` reads them).
         seconds: wall seconds per part of the work, for metrics.json and the benchmarks.
     """
 
@@ -146,4 +148,5 @@ class Explained:
     quality: dict[str, QualityRow] = field(default_factory=dict)
     layers: LayerViews | None = None
     peaks: Peaks | None = None
+    test_maps: np.ndarray | None = None
     seconds: dict[str, float] = field(default_factory=dict)

@@ -95,7 +95,10 @@ def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
     for start in range(0, len(split), CHUNK):
         stop = min(start + CHUNK, len(split))
         x = prep(split.images[start:stop])
-        cams, values, positions = cam_with_peaks(ex, x)
+        cams, small, values, positions = cam_with_peaks(ex, x)
+        if start == 0:
+            result.test_maps = np.zeros((len(split),) + small.shape[1:], np.float16)
+        result.test_maps[start:stop] = small
         peaks.add(start, values, positions)
         hits[start:stop] = quality.pointing_game(cams, split.boxes[start:stop])
         for i in range(start, stop):

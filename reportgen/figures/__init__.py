@@ -5,8 +5,9 @@ each takes ``ax=None`` and returns the Figure. Never imports tensorflow or jinja
 """
 
 from reportgen.figures.overlay import colormap_lut, heatmap_overlay, save_image, tile_grid
-from reportgen.figures.plots import (class_distribution, confusion_matrix, reliability_diagram,
-                                     save_figure, training_curves)
+from reportgen.figures.plots import (class_distribution, confusion_matrix, grouped_distribution,
+                                     reliability_diagram, save_figure, training_curves)
 
-__all__ = ["class_distribution", "confusion_matrix", "reliability_diagram", "training_curves",
+__all__ = ["class_distribution", "confusion_matrix", "grouped_distribution",
+           "reliability_diagram", "training_curves",
            "save_figure", "colormap_lut", "heatmap_overlay", "save_image", "tile_grid"]

@@ -122,6 +122,28 @@ def reliability_diagram(bins: Sequence[dict], *, ece: float | None = None,
     return fig
 
 
+def grouped_distribution(values: dict[str, Sequence[float]], *, ylabel: str,
+                         title: str | None = None, ax: Axes | None = None) -> Figure:
+    """Box plot of one value per item, one box per group (NaN values left out), with each
+    group's count under its label.
+
+    Args:
+        values: {group name: values}, in the order to draw.
+    """
+    names = list(values)
+    fig, ax = _figure(ax, (max(4.0, 0.8 * len(names) + 2), 3.4))
+    data = [np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in values.values()]
+    ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=True)
+    ax.set_xticks(range(1, len(names) + 1), [f"{n}\n(n = {len(d)})" for n, d in zip(names, data)],
+                  rotation=30 if len(names) > 6 else 0)
+    ax.set_ylabel(ylabel)
+    ax.axhline(0, color="gray", lw=0.8, ls=":")
+    if title:
+        ax.set_title(title)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"),
                 dpi: int = 110) -> list[Path]:
     """Write ``fig`` as ``stem.<format>`` for each format; return the paths. The files depend

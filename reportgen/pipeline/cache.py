@@ -34,8 +34,9 @@ from reportgen.errors import ReportgenError
 from reportgen.explain.results import Explained
 from reportgen.report.inputs import ModelInfo
 
-#: Bumped whenever what is pickled changes shape, so older entries are never read.
-FORMAT = 4
+#: Per kind of entry, bumped whenever what it stores changes shape, so older entries are never
+#: read (a trained model's files have not changed: its entries survive new result types).
+FORMATS = {"train": 1, "explain": 5, "report": 6}
 
 
 @dataclass
@@ -72,10 +73,11 @@ def data_hash(ds) -> str:
     return h.hexdigest()
 
 
-def key(**parts) -> str:
-    """A short hash of ``parts`` (plain data), reportgen's version and the cache format."""
-    text = json.dumps({"version": __version__, "format": FORMAT, **parts}, sort_keys=True,
-                      default=str)
+def key(kind: str, **parts) -> str:
+    """A short hash of an entry of ``kind`` ("train", "explain", "report"): its ``parts``
+    (plain data), reportgen's version and the kind's format."""
+    text = json.dumps({"version": __version__, "kind": kind, "format": FORMATS[kind], **parts},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -134,7 +136,7 @@ class BuildCache:
 
     def report_key(self, data_hash_: str) -> str:
         settings = {k: v for k, v in self.cfg.to_dict().items() if k != "report"}
-        return key(kind="report", settings=settings, data=data_hash_,
+        return key("report", settings=settings, data=data_hash_,
                    model_file=self._model_file_hash())
 
     def get_report(self, report_key: str) -> ReportBundle | None:

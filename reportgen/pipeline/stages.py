@@ -218,7 +218,7 @@ def fit_model(run: Run, given: Given, data: Data) -> Fitted:
         model, history = given.model, {}
         if model is None:
             settings = cfg.to_dict()
-            train_key = key(data=data.hash, model=settings["model"],
+            train_key = key("train", data=data.hash, model=settings["model"],
                             training=settings["training"], shape=list(data.shape),
                             classes=ds.class_names, preprocess=preprocess)
             model, history = _train_or_reuse(run, data, train_key, preprocess)
@@ -261,9 +261,9 @@ def _train_or_reuse(run: Run, data: Data, train_key: str, preprocess: str):
 def explain_key(run: Run, fitted: Fitted, data: Data) -> str:
     """The cache key of the predictions and explanations of ``fitted`` on ``data``."""
     cfg = run.cfg
-    return key(model=fitted.weights_hash, data=data.hash, explain=cfg.to_dict()["explain"],
-               output_index=cfg.model.output_index, preprocess=fitted.preprocess,
-               seed=cfg.training.seed)
+    return key("explain", model=fitted.weights_hash, data=data.hash,
+               explain=cfg.to_dict()["explain"], output_index=cfg.model.output_index,
+               preprocess=fitted.preprocess, seed=cfg.training.seed)
 
 
 def predict(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
@@ -336,15 +336,17 @@ def describe(fitted: Fitted, data: Data):
     import tensorflow as tf
 
     from reportgen import model as mdl
+    from reportgen.data.folder import files_hash
     from reportgen.report.inputs import ModelInfo
 
-    model = fitted.model
+    model, ds = fitted.model, data.ds
     return ModelInfo(
         version=__version__, python=platform.python_version(), tensorflow=tf.__version__,
         keras=keras.__version__, numpy=np.__version__, model_hash=fitted.weights_hash,
         data_hash=data.hash, params=mdl.count_params(model),
         summary=[vars(r) for r in mdl.summary_rows(model)], input_shape=list(data.shape),
-        model_name=model.name, preprocess=fitted.preprocess)
+        model_name=model.name, preprocess=fitted.preprocess,
+        test_hash=files_hash(ds.root, ds.splits["test"], ds.class_names))
 
 
 def model_file_job(run: Run, fitted: Fitted) -> Callable[[Path], object] | None:

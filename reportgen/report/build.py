@@ -7,7 +7,9 @@ rendering is Jinja2. Never imports tensorflow.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -130,6 +132,27 @@ def _counts(ds) -> dict[str, list[int]]:
             for name, split in ds.splits.items()}
 
 
+def predictions_csv(split, probs: np.ndarray, names: list[str]) -> str:
+    """The test predictions as CSV: ``file``, ``true``, ``predicted``, then one column per
+    class, named by the class, holding its probability."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["file", "true", "predicted", *names])
+    for path, label, p in zip(split.paths, split.labels, probs):
+        writer.writerow([path, names[int(label)], names[int(p.argmax())],
+                         *(f"{v:.6g}" for v in p)])
+    return out.getvalue()
+
+
+def _maps_file(explained):
+    """Write ``explanations.npz``: the GradCAM of every test image at the layer's
+    resolution (``gradcam``, (N, h, w) float16 in [0, 1]) and the layer's path."""
+    def write(path):
+        with open(path, "wb") as f:
+            np.savez_compressed(f, gradcam=explained.test_maps, layer=np.array(explained.layer))
+    return write
+
+
 def _pointing(explained) -> dict:
     """{method: {"score", "n"}} of the pointing game over the test images with a box."""
     out = {}
@@ -202,6 +225,11 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                                         if ex.layers and ex.layers.rf else None)},
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
         "dropped_classes": ds.dropped_classes, "notes": inputs.notes,
+        "data": {"root": str(ds.root), "test_hash": info.test_hash,
+                 "test_images": len(ds.splits["test"]),
+                 "image_size": list(ds.splits["test"].images.shape[1:3])},
+        "compare": {"predictions": "predictions.csv",
+                    "maps": "explanations.npz" if ex.test_maps is not None else None},
         "model": {k: getattr(info, k) for k in ("model_name", "model_hash", "data_hash",
                                                 "params", "input_shape", "preprocess")},
         "versions": {k: getattr(info, k) for k in ("version", "python", "tensorflow", "keras",
@@ -239,6 +267,9 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
                                         "t_layers": model["t_layers"], "t_quality": t_quality,
                                         "L": L}),
     ]
+    assets.text("predictions.csv", predictions_csv(test, probs, names))
+    if ex.test_maps is not None:
+        assets.file("explanations.npz", _maps_file(ex))
     assets.copy("style.css", templates_dir() / "style.css")
     assets.text(".nojekyll", "")
     content.metrics = _metrics_json(inputs, pointing)

@@ -28,6 +28,9 @@ class ModelInfo:
     input_shape: list[int]
     model_name: str
     preprocess: str
+    #: SHA-256 of the test split as files (paths, classes, bytes): ``reportgen compare``
+    #: compares sites only when it is the same.
+    test_hash: str = ""
 
 
 @dataclass
