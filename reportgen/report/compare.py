@@ -108,13 +108,14 @@ def check_comparable(sites: list[SiteRecord]) -> None:
 
 def pair_statistics(a: SiteRecord, b: SiteRecord) -> dict:
     """McNemar and the paired bootstrap for models ``a`` and ``b``, with the sentence a
-    reader needs."""
+    reader needs. ``mcnemar_statistic`` is the exact test's statistic, min(b, c) of the
+    discordant counts b (a right, b wrong) and c (the reverse)."""
     b_count = int(np.sum(a.correct & ~b.correct))  # a right, b wrong
     c_count = int(np.sum(~a.correct & b.correct))  # a wrong, b right
     p = ev.mcnemar_exact(b_count, c_count)
     diff, lo, hi = ev.paired_bootstrap(a.correct, b.correct)
     return {"a": a.label, "b": b.label, "a_right_b_wrong": b_count, "b_right_a_wrong": c_count,
-            "mcnemar_p": p, "accuracy_difference": diff, "accuracy_difference_ci": [lo, hi],
+            "mcnemar_statistic": min(b_count, c_count), "mcnemar_p": p, "accuracy_difference": diff, "accuracy_difference_ci": [lo, hi],
             "sentence": sentence(a.label, b.label, diff, (lo, hi), p)}
 
 

@@ -80,3 +80,25 @@ def test_gallery_links_open_full_images(site, chromium):
         img.src = u; })))""", hrefs[:12])
     assert all(w >= 128 and h >= 128 for w, h in sizes), sizes  # full-size maps, not thumbs
     page.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_comparison_page_loads_clean(site, chromium, tmp_path, width):
+    """A comparison of the smoke site with a second model on the same data, as a person would
+    open it."""
+    tmp = site.parent
+    other = tmp / "other"
+    if not other.exists():
+        assert CliRunner().invoke(main, [
+            "build", "--config", str(SMOKE), "--out", str(other), "--quiet", "--set",
+            f"data.cache_dir={tmp / 'cache'}", "--set", "training.epochs=1"]).exit_code == 0
+    out = tmp_path / "compare"
+    result = CliRunner().invoke(main, ["compare", str(site), str(other), "--out", str(out)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    page = chromium.new_page(viewport={"width": width, "height": 800})
+    r = check_page(page, (out / "index.html").resolve().as_uri())
+    assert r["errors"] == [] and r["failed"] == [] and r["broken"] == []
+    assert r["noAlt"] == [] and r["images"] > 4
+    assert r["scrollWidth"] <= r["innerWidth"], f"scrolls horizontally at {width} px"
+    page.close()

@@ -102,6 +102,7 @@ def test_compare_two_models_end_to_end(two_sites):
     b, c = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
     pair = json.loads((out / "metrics.json").read_text())["pairs"][0]
     assert (pair["a_right_b_wrong"], pair["b_right_a_wrong"]) == (b, c)
+    assert pair["mcnemar_statistic"] == min(b, c)
     assert pair["mcnemar_p"] == pytest.approx(binomial_two_sided(b, c), rel=1e-12)
     d = right_b.astype(float) - right_a.astype(float)
     draws = np.random.default_rng(0)
