@@ -133,7 +133,10 @@ def transfer_model(architecture: str, input_shape: tuple[int, int, int], n_class
     base.trainable = not freeze_base
     inp = keras.Input(input_shape, name="image")
     x = Preprocess(mode, name="preprocess")(inp)
-    x = base(x, training=False)
+    # A frozen backbone keeps its BatchNorm in inference mode (its own statistics); one that
+    # trains (random init, or fine-tuning) must update them, or validation sees the initial
+    # statistics and predicts one class.
+    x = base(x, training=False) if freeze_base else base(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(0.2, name="dropout")(x)
     out = layers.Dense(n_classes, activation="softmax", name="predictions")(x)

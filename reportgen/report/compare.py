@@ -122,12 +122,14 @@ def pair_statistics(a: SiteRecord, b: SiteRecord) -> dict:
 def sentence(a: str, b: str, diff: float, ci: tuple[float, float], p: float) -> str:
     """"B is better than A by 6.8 points, 95 % CI 3.1 to 10.4, McNemar p = 0.0004", or that
     the difference is not significant when the interval holds 0 or p >= 0.05."""
-    pts = f"95 % CI {_num(100 * ci[0])} to {_num(100 * ci[1])}, McNemar p = {_p(p)}"
     if p < 0.05 and (ci[0] > 0 or ci[1] < 0):
-        better, worse = (b, a) if diff > 0 else (a, b)
-        return f"{better} is better than {worse} by {100 * abs(diff):.1f} points, {pts}."
+        # State the difference as better minus worse, its interval with it.
+        better, worse, lo, hi = (b, a, ci[0], ci[1]) if diff > 0 else (a, b, -ci[1], -ci[0])
+        return (f"{better} is better than {worse} by {100 * abs(diff):.1f} points, 95 % CI "
+                f"{_num(100 * lo)} to {_num(100 * hi)}, McNemar p = {_p(p)}.")
     return (f"No significant difference between {a} and {b}: {b} minus {a} is "
-            f"{_num(100 * diff, sign=True)} points, {pts}.")
+            f"{_num(100 * diff, sign=True)} points, 95 % CI {_num(100 * ci[0])} to "
+            f"{_num(100 * ci[1])}, McNemar p = {_p(p)}.")
 
 
 def _num(v: float, sign: bool = False) -> str:

@@ -62,6 +62,8 @@ def test_paired_bootstrap_follows_its_definition_and_the_normal_approximation():
 def test_the_sentence_names_the_better_model_only_when_significant():
     assert sentence("A", "B", 0.068, (0.031, 0.104), 0.0004) == \
         "B is better than A by 6.8 points, 95 % CI 3.1 to 10.4, McNemar p = 4.0e\u221204."
+    assert sentence("A", "B", -0.068, (-0.104, -0.031), 0.0004) == \
+        "A is better than B by 6.8 points, 95 % CI 3.1 to 10.4, McNemar p = 4.0e\u221204."
     text = sentence("A", "B", -0.012, (-0.031, 0.008), 0.27)
     assert text.startswith("No significant difference between A and B: B minus A is "
                            "\u22121.2 points")
