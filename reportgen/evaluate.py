@@ -12,13 +12,22 @@ import numpy as np
 CLIP = 1e-7
 
 
-def to_probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Return (N, K) probabilities: ``outputs`` as they are when every row is non-negative and
-    sums to 1 (a softmax model), else their softmax (a logits model)."""
+def to_probabilities(outputs: np.ndarray, head: str | None = None) -> np.ndarray:
+    """Return (N, K) probabilities from a classifier's outputs, by the kind of its output
+    (``head``, see ``reportgen.explain.graph.HEAD_KINDS``): "binary" (one sigmoid unit p:
+    [1 - p, p]), "binary_logit" (one logit z: [1 - sigmoid(z), sigmoid(z)]), "sigmoid"
+    (independent sigmoids, as they are), "softmax" or "logits". Without ``head``: ``outputs``
+    as they are when every row is non-negative and sums to 1, else their softmax."""
     out = np.asarray(outputs, dtype=np.float64)
     if out.ndim != 2:
         raise ValueError(f"expected (N, K) model outputs, got shape {out.shape}")
-    if out.size and out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
+    if head in ("binary", "binary_logit"):
+        p = out[:, :1] if head == "binary" else 1.0 / (1.0 + np.exp(-out[:, :1]))
+        return np.concatenate([1.0 - p, p], axis=1)
+    if head == "sigmoid" or head == "softmax":
+        return out
+    if head is None and out.size and out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0,
+                                                                    atol=1e-3):
         return out
     z = out - out.max(axis=1, keepdims=True)
     e = np.exp(z)

@@ -69,8 +69,7 @@ def upsample(maps: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
 def probability_function(graph: ModelGraph):
     """Return the graph's ``x -> softmax(logits)`` (one per graph, see
     :class:`~reportgen.explain.graph.TieredFunction`)."""
-    return graph.function(("probs",), lambda: lambda xb: tf.nn.softmax(graph.forward(xb),
-                                                                        axis=-1))
+    return graph.function(("probs",), lambda: lambda xb: graph.probabilities(graph.forward(xb)))
 
 
 def logits_function(graph: ModelGraph):

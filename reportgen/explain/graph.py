@@ -53,6 +53,41 @@ def is_softmax_layer(layer) -> bool:
     return isinstance(layer, keras.layers.Activation) and _activation_name(layer) == "softmax"
 
 
+#: What a classifier's output holds, and so how reportgen reads it (see :func:`head_kind`).
+HEAD_KINDS = {
+    "softmax": "class probabilities from a softmax; explanations use the logits before it",
+    "logits": "class logits (no final activation); probabilities are their softmax",
+    "binary": "one sigmoid unit p for two classes: probabilities [1 - p, p]; class 1 is "
+              "explained by the logit z, class 0 by -z",
+    "binary_logit": "one linear unit z for two classes (a logit): probabilities "
+                    "[1 - sigmoid(z), sigmoid(z)]; class 1 is explained by z, class 0 by -z",
+    "sigmoid": "independent sigmoids, one per class: probabilities are the sigmoids (they need "
+               "not sum to 1), the predicted class the highest; explanations use each logit",
+}
+
+
+def _final_activation(layer) -> str | None:
+    """"softmax", "sigmoid" or None for the last layer of a classifier."""
+    if is_softmax_layer(layer):
+        return "softmax"
+    name = _activation_name(layer)
+    if name in ("softmax", "sigmoid"):
+        return name
+    return None
+
+
+def head_kind(final_layer, width: int) -> str:
+    """The kind of classifier output (a key of :data:`HEAD_KINDS`) produced by
+    ``final_layer`` with ``width`` units: one unit is a binary classifier (sigmoid, or its
+    logit when linear); several sigmoids are independent; otherwise softmax or logits."""
+    act = _final_activation(final_layer) if final_layer is not None else None
+    if width == 1 and act != "softmax":
+        return "binary" if act == "sigmoid" else "binary_logit"
+    if act == "sigmoid":
+        return "sigmoid"
+    return "softmax" if act == "softmax" else "logits"
+
+
 class TieredFunction:
     """A function of tensors run eagerly for its first :data:`COMPILE_AFTER` calls, then as a
     ``tf.function`` (traced once for ``signature``, without autograph: the graph walk is plain
@@ -106,6 +141,9 @@ class ModelGraph:
         self._final = self._final_chain(model, output_index)
         self._shapes: dict[str, tuple] | None = None
         self._layers: dict[str, keras.layers.Layer] | None = None
+        #: The output's kind (a key of :data:`HEAD_KINDS`), from the final layer's activation
+        #: and the output's width.
+        self.head = "logits"
         #: :class:`TieredFunction` s of the explanation methods, keyed by the method's options.
         self.functions: dict = {}
         self._trace_shapes()
@@ -159,7 +197,10 @@ class ModelGraph:
             shapes[path] = tuple(flat[0].shape[1:]) if len(flat) == 1 else ()
             return out
 
-        self.warm(visit, logits=True)  # also builds the linear twin of a softmax head
+        x = tf.zeros((1,) + self.input_shape, tf.float32)
+        out = self._output(self._run(self.model, x, visit, "", self._final[-1] if self._final
+                                     else None))  # also builds the linear twin of the head
+        self.head = head_kind(self._final[-1] if self._final else None, int(out.shape[-1]))
         self._shapes, self._layers = shapes, layers
 
     @property
@@ -251,18 +292,36 @@ class ModelGraph:
         Args:
             x: input batch (N, H, W, C) float32.
             visitor: called for every layer as ``visitor(layer, path, call, inputs)``.
-            logits: return the pre-softmax scores: a final Softmax/Activation("softmax") layer is
-                skipped and a final layer with ``activation="softmax"`` is run through a linear
-                twin.
+            logits: return the class logits: a final Softmax, Activation("softmax") or
+                Activation("sigmoid") layer is skipped and a final layer with a softmax or
+                sigmoid activation is run through a linear twin; for one sigmoid unit z the
+                logits of the two classes are [-z, z].
 
         Returns:
-            The selected output (``output_index``), (N, classes) for a classifier.
+            The selected output (``output_index``), (N, classes) for a classifier (two
+            columns for a binary one).
         """
         visitor = visitor or _default_visitor
         final = self._final[-1] if (logits and self._final) else None
-        out = self._run(self.model, x, visitor, "", final)
+        out = self._output(self._run(self.model, x, visitor, "", final))
+        if logits and self.head in ("binary", "binary_logit"):
+            return tf.concat([-out, out], axis=-1)  # class 0 is explained by -z
+        return out
+
+    def _output(self, out):
         flat = keras.tree.flatten(out)
         return flat[self.output_index] if len(flat) > 1 else flat[0]
+
+    def probabilities(self, logits):
+        """Class probabilities from :meth:`forward`'s class logits, by :attr:`head`: softmax;
+        for one sigmoid unit z, [1 - sigmoid(z), sigmoid(z)]; for independent sigmoids, each
+        sigmoid."""
+        if self.head in ("binary", "binary_logit"):
+            p = tf.sigmoid(logits[:, 1:])
+            return tf.concat([1.0 - p, p], axis=-1)
+        if self.head == "sigmoid":
+            return tf.sigmoid(logits)
+        return tf.nn.softmax(logits, axis=-1)
 
     def forward_capture(self, x, paths, *, logits: bool = True, tape=None):
         """Run the model and also return the outputs of the layers at ``paths``.
@@ -298,9 +357,10 @@ class ModelGraph:
 
         def call():
             if layer is final:
-                if is_softmax_layer(layer):
+                act = _final_activation(layer)
+                if act and isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
                     return args[0]
-                if _activation_name(layer) == "softmax":
+                if act:
                     return self.call_twin(layer, args, activation="linear")
             return layer(*args, **kwargs)
 

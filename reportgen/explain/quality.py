@@ -23,7 +23,7 @@ def _perturbed_probability_function(graph):
             top = ranks[:, None, :, :, None] < counts[None, :, None, None, None]
             copies = tf.where(top, put[:, None], keep[:, None])  # (G, S, H, W, C)
             copies = tf.reshape(copies, tf.concat([[g * n_steps], tf.shape(keep)[1:]], 0))
-            p = tf.reshape(tf.nn.softmax(graph.forward(copies), axis=-1), [g, n_steps, -1])
+            p = tf.reshape(graph.probabilities(graph.forward(copies)), [g, n_steps, -1])
             return tf.gather(p, targets, axis=2, batch_dims=1)
         return fn
 

@@ -89,6 +89,8 @@ class Fitted:
     train_key: str | None
     preprocess: str
     weights_hash: str
+    #: What the output holds (a key of ``reportgen.explain.graph.HEAD_KINDS``).
+    head: str = "softmax"
 
     def prep(self, images: np.ndarray) -> np.ndarray:
         """Raw uint8 images as the model's float32 input."""
@@ -225,11 +227,32 @@ def fit_model(run: Run, given: Given, data: Data) -> Fitted:
         if history and len(history.get("loss", [])) < cfg.training.epochs:
             run.notes.append(f"Early stopping ended training after {len(history['loss'])} of "
                              f"{cfg.training.epochs} epochs (best validation loss restored).")
-        got = mdl.output_count(model, cfg.model.output_index)
+        head = _head(run, model, ds.class_names)
+        got = 2 if head.startswith("binary") else mdl.output_count(model, cfg.model.output_index)
         if got != n_classes:
             raise ModelError(f"model.path: the model predicts {got} classes but the data has "
                              f"{n_classes} ({', '.join(ds.class_names)})")
-    return Fitted(model, history, train_key, preprocess, mdl.weights_hash(model))
+    return Fitted(model, history, train_key, preprocess, mdl.weights_hash(model), head)
+
+
+def _head(run: Run, model, names: list[str]) -> str:
+    """The kind of the model's output, noted in the report where it is not a softmax."""
+    from reportgen.explain.graph import ModelGraph
+
+    try:
+        head = ModelGraph(model, run.cfg.model.output_index).head
+    except (TypeError, ValueError):  # not walkable: read its outputs as probabilities/logits
+        return "softmax"
+    if head.startswith("binary") and len(names) == 2:
+        run.notes.append(f"The model has one {'sigmoid' if head == 'binary' else 'logit'} "
+                         f"output for two classes: p is the probability of class 1, "
+                         f"{names[1]!r}, and 1 - p that of class 0, {names[0]!r}; class 0 is "
+                         "explained by the negated logit.")
+    elif head == "sigmoid":
+        run.notes.append("The model's outputs are independent sigmoids: each class's "
+                         "probability is its own sigmoid (they need not sum to 1), the "
+                         "predicted class is the highest, and the loss is -log p(true class).")
+    return head
 
 
 def _train_or_reuse(run: Run, data: Data, train_key: str, preprocess: str):
@@ -279,7 +302,7 @@ def predict(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
             raw = mdl.predict_outputs(fitted.model, split.images, preprocess=fitted.prep,
                                       batch_size=cfg.explain.batch_size,
                                       output_index=cfg.model.output_index, progress=advance)
-            probs[name] = ev.to_probabilities(raw)
+            probs[name] = ev.to_probabilities(raw, fitted.head)
     return probs
 
 

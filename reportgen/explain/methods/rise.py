@@ -68,7 +68,7 @@ def rise_maps(ex, images, targets=None, masks: int = 2000, cell_size: int = 8,
     def make():
         def fn(xb, mb, tb):
             # One image under every mask of mb: the target's softmax probability, (m,).
-            p = tf.nn.softmax(ex.graph.forward(xb * mb[..., None]), axis=-1)
+            p = ex.graph.probabilities(ex.graph.forward(xb * mb[..., None]))
             return p[:, tb[0]]
         return fn
 

@@ -1,0 +1,85 @@
+"""Kinds of model end to end through the CLI: a binary classifier with one sigmoid unit, and
+independent sigmoids."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_bad_input import build, load_model_args, make_folder  # tests/ is on sys.path
+
+TWO = {"cat": (200, 120, 60), "dog": (60, 90, 200)}
+
+
+def sigmoid_model(keras, units=1):
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
+    g = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(units, activation="sigmoid", name="head")(g))
+
+
+def read_site(out):
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return json.loads((out / "metrics.json").read_text()), rows
+
+
+def test_binary_sigmoid_model_end_to_end(keras, tmp_path):
+    data = make_folder(tmp_path / "data", classes=TWO, n=12)
+    model = sigmoid_model(keras)
+    kernel = np.zeros((3, 3, 3, 4), np.float32)
+    kernel[1, 1, 0, 0] = kernel[1, 1, 2, 1] = 1.0  # filter 0: red, filter 1: blue
+    kernel[:, :, :, 2:] = np.random.default_rng(0).normal(0, 0.3, (3, 3, 3, 2))
+    model.get_layer("conv").set_weights([kernel, np.zeros(4, np.float32)])
+    head = model.get_layer("head")  # z = 4 (blue - red) + ...: dogs (blue) are class 1
+    head.set_weights([np.array([[-4.0], [4.0], [0.5], [-0.5]], np.float32),
+                      np.array([0.0], np.float32)])
+    model.save(tmp_path / "binary.keras")
+    result = build(tmp_path, *load_model_args(tmp_path / "binary.keras"), "explain.layer=conv",
+                   data=data)
+    assert result.exit_code == 0, result.output
+    metrics, rows = read_site(tmp_path / "site")
+    images = np.stack([np.asarray(Image.open(data / r["file"]).convert("RGB")) for r in rows])
+    p = np.asarray(model(images.astype(np.float32)))[:, 0]
+    got = np.array([[float(r["cat"]), float(r["dog"])] for r in rows])
+    np.testing.assert_allclose(got, np.stack([1 - p, p], axis=1), atol=1e-5)
+    true = np.array([["cat", "dog"].index(r["true"]) for r in rows])
+    pred = (p > 0.5).astype(int)
+    cm = np.zeros((2, 2), int)
+    np.add.at(cm, (true, pred), 1)
+    assert metrics["splits"]["test"]["confusion_matrix"] == cm.tolist()
+    assert [r["predicted"] for r in rows] == [["cat", "dog"][k] for k in pred]
+    assert any("one sigmoid output for two classes" in n for n in metrics["notes"])
+    # Every test image's GradCAM is of its predicted class: -z explains "cat".
+    acts = np.asarray(keras.Model(model.inputs, model.get_layer("conv").output)(
+        images.astype(np.float32)))
+    w = head.get_weights()[0][:, 0]
+    with np.load(tmp_path / "site" / "explanations.npz") as z:
+        maps = z["gradcam"].astype(np.float32)
+    for i in range(len(rows)):
+        cam = np.maximum((acts[i] * (w if pred[i] else -w)).sum(-1), 0)
+        span = cam.max() - cam.min()
+        want = (cam - cam.min()) / span if span > 1e-8 else np.zeros_like(cam)
+        np.testing.assert_allclose(maps[i], want, atol=2e-3)
+    assert pred.min() == 0 and pred.max() == 1, "the check needs both classes predicted"
+
+
+def test_independent_sigmoids_are_reported_as_such(keras, tmp_path):
+    data = make_folder(tmp_path / "data", n=6)
+    model = sigmoid_model(keras, units=3)
+    model.save(tmp_path / "multi.keras")
+    result = build(tmp_path, *load_model_args(tmp_path / "multi.keras"), data=data)
+    assert result.exit_code == 0, result.output
+    metrics, rows = read_site(tmp_path / "site")
+    names = metrics["classes"]
+    images = np.stack([np.asarray(Image.open(data / r["file"]).convert("RGB")) for r in rows])
+    raw = np.asarray(model(images.astype(np.float32)))
+    got = np.array([[float(r[n]) for n in names] for r in rows])
+    np.testing.assert_allclose(got, raw, atol=1e-5)  # the sigmoids, not their softmax
+    assert not np.allclose(got.sum(axis=1), 1.0)
+    assert any("independent sigmoids" in n for n in metrics["notes"])
