@@ -136,8 +136,10 @@ class BuildCache:
 
     def report_key(self, data_hash_: str) -> str:
         settings = {k: v for k, v in self.cfg.to_dict().items() if k != "report"}
+        # A report depends on the trained model and the explanations too: a change of their
+        # formats (a model built differently for the same settings) is a miss here as well.
         return key("report", settings=settings, data=data_hash_,
-                   model_file=self._model_file_hash())
+                   model_file=self._model_file_hash(), formats=FORMATS)
 
     def get_report(self, report_key: str) -> ReportBundle | None:
         hit = self._load("report", report_key)
