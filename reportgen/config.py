@@ -46,6 +46,9 @@ class DataConfig:
                                  minimum=4, maximum=100000)
     cache_dir: str = option("", "Where the shapes demo is written (default: "
                           "$XDG_CACHE_HOME/reportgen or ~/.cache/reportgen).")
+    classes: list = option([], "Class names in the order of the model's outputs, each "
+                           "matched to a class folder of the same name; empty: the folders "
+                           "sorted by name.")
     annotations: str = option("annotations.json", "File in data.path with object boxes, "
                             "{relative path: {\"box\": [x0, y0, x1, y1]}}; optional.")
 
@@ -223,6 +226,9 @@ def _validate(cfg: Config) -> None:
     if not all(isinstance(m, str) for m in cfg.explain.methods):
         raise ConfigError(f"explain.methods: expected a list of method names, got "
                           f"{cfg.explain.methods!r}")
+    names = cfg.data.classes
+    if not all(isinstance(c, str) and c.strip() for c in names) or len(set(names)) != len(names):
+        raise ConfigError(f"data.classes: expected distinct non-empty names, got {names!r}")
     if cfg.data.source == "folder" and not cfg.data.path:
         raise ConfigError('data.path: required when data.source is "folder"')
     if cfg.model.source == "load" and not cfg.model.path:

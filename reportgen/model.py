@@ -169,7 +169,9 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     """Train a copy of ``model`` with Adam and sparse cross-entropy; return (copy, history).
 
     Early stopping watches the validation loss (the training loss without a val split) and
-    restores the best weights. ``history`` maps metric names ("loss", "accuracy", "val_loss",
+    restores the best weights. When a nested backbone trains, its BatchNorm statistics are
+    recalibrated on the training images before each validation and at the end
+    (:func:`calibrate_batchnorm`). ``history`` maps metric names ("loss", "accuracy", "val_loss",
     "val_accuracy") to per-epoch lists of floats.
     """
     keras.utils.set_random_seed(seed)
@@ -183,12 +185,69 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
         restore_best_weights=True)]
     if on_epoch:
         callbacks.append(_EpochCallback(on_epoch))
+    backbone = _trains_a_backbone(trained)
+    if backbone:
+        callbacks.append(_CalibrateBeforeValidation(x_train))
     hist = trained.fit(
         x_train.astype(np.float32), y_train, batch_size=batch_size, epochs=epochs,
         validation_data=(x_val.astype(np.float32), y_val) if has_val else None,
         shuffle=True, callbacks=callbacks, verbose=0)
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    if backbone:
+        calibrate_batchnorm(trained, x_train)
     return trained, history
+
+
+class _CalibrateBeforeValidation(keras.callbacks.Callback):
+    """Recalibrate BatchNorm statistics (:func:`calibrate_batchnorm`) before each validation,
+    so validation metrics and early stopping see the model as it will predict."""
+
+    def __init__(self, images: np.ndarray):
+        super().__init__()
+        self._images = images
+
+    def on_test_begin(self, logs=None):
+        calibrate_batchnorm(self.model, self._images)
+
+
+def _batchnorms(model) -> list:
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out += _batchnorms(layer)
+        elif isinstance(layer, layers.BatchNormalization):
+            out.append(layer)
+    return out
+
+
+def _trains_a_backbone(model) -> bool:
+    """True when a nested backbone with BatchNorm layers was trained (not frozen)."""
+    return any(isinstance(lyr, keras.Model) and lyr.trainable and _batchnorms(lyr)
+               for lyr in model.layers)
+
+
+def calibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 32,
+                        max_images: int = 256) -> None:
+    """Set every BatchNorm's moving mean and variance of ``model`` to the average of its batch
+    statistics over up to ``max_images`` of ``images`` (in batches, training-mode calls with no
+    weight update).
+
+    A backbone trained briefly from random weights keeps moving statistics near their initial
+    values (MobileNetV2's BatchNorm momentum is 0.999: a few hundred steps move them a fifth of
+    the way), so in inference it predicts one class. Training changes this model, the copy
+    :func:`train` made, only.
+    """
+    bns = _batchnorms(model)
+    saved = [bn.momentum for bn in bns]
+    x = np.asarray(images[:max_images], np.float32)
+    try:
+        for k, start in enumerate(range(0, len(x), batch_size)):
+            for bn in bns:  # moving = moving * k / (k + 1) + batch / (k + 1): a running mean
+                bn.momentum = k / (k + 1)
+            model(x[start:start + batch_size], training=True)
+    finally:
+        for bn, m in zip(bns, saved):
+            bn.momentum = m
 
 
 def load_model(path: str | Path, *, safe_mode: bool = True) -> keras.Model:
@@ -277,15 +336,44 @@ def summary_rows(model: keras.Model, prefix: str = "") -> list[LayerRow]:
     return rows
 
 
-def input_spec(model: keras.Model) -> tuple[int | None, int | None, int]:
-    """Return (height, width, channels) of the model's first input; None where unknown."""
-    shape = model.inputs[0].shape if model.inputs else None
-    if shape is None:
-        raise ModelError("the model has no defined input; build or call it once before saving")
+def input_spec(model: keras.Model, where: str = "model.path") -> tuple[int | None, int | None,
+                                                                    int]:
+    """Return (height, width, channels) of the model's image input; None where the size is
+    variable.
+
+    Raises:
+        ModelError: naming ``where``, for what reportgen cannot explain: no defined input,
+            several inputs, an input that is not an image batch, or a channels-first input.
+    """
+    name = getattr(model, "name", "the model")
+    if not model.inputs:
+        raise ModelError(f"{where}: model {name!r} has no defined input; build or call it once "
+                         "before saving")
+    if len(model.inputs) > 1:
+        raise ModelError(f"{where}: model {name!r} has {len(model.inputs)} inputs; reportgen "
+                         "explains models with one image input (batch, height, width, "
+                         "channels)")
+    shape = tuple(model.inputs[0].shape)
     if len(shape) != 4:
-        raise ModelError(f"the model's input has shape {tuple(shape)}; expected an image input "
-                         "(batch, height, width, channels)")
+        raise ModelError(f"{where}: model {name!r} takes input of shape {shape}; reportgen "
+                         "needs an image input (batch, height, width, channels)")
+    if shape[1] in (1, 3) and shape[3] not in (1, 3):
+        raise ModelError(f"{where}: model {name!r} looks channels-first (input {shape}); "
+                         "reportgen needs channels-last input (batch, height, width, "
+                         "channels): rebuild it with data_format='channels_last'")
     return shape[1], shape[2], int(shape[3])
+
+
+def check_classifier_output(model: keras.Model, output_index: int = 0,
+                            where: str = "model.path") -> None:
+    """Raise ModelError, naming the model, unless output ``output_index`` is a (batch,
+    classes) classifier output."""
+    outs = model.outputs
+    if output_index < len(outs) and len(outs[output_index].shape) != 2:
+        shape = tuple(outs[output_index].shape)
+        raise ModelError(f"{where}: model {model.name!r} outputs shape {shape}, not (batch, "
+                         "classes); reportgen explains image classifiers (a segmentation or "
+                         "feature model needs a classification head)")
 
 
 def output_count(model: keras.Model, output_index: int = 0) -> int:

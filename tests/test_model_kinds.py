@@ -83,3 +83,96 @@ def test_independent_sigmoids_are_reported_as_such(keras, tmp_path):
     np.testing.assert_allclose(got, raw, atol=1e-5)  # the sigmoids, not their softmax
     assert not np.allclose(got.sum(axis=1), 1.0)
     assert any("independent sigmoids" in n for n in metrics["notes"])
+
+
+def colour_model(keras, order):
+    """Output k is a sharp softmax over the mean of colour channel ``order[k]`` ("red" = R)."""
+    inp = keras.Input((16, 16, 3))
+    g = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inp))
+    dense = keras.layers.Dense(3, activation="softmax", name="head")
+    model = keras.Model(inp, dense(g))
+    w = np.zeros((3, 3), np.float32)
+    for k, name in enumerate(order):
+        w[{"red": 0, "green": 1, "blue": 2}[name], k] = 20.0
+    dense.set_weights([w, np.zeros(3, np.float32)])
+    return model
+
+
+def test_data_classes_give_the_order_of_the_outputs(keras, tmp_path):
+    data = make_folder(tmp_path / "data", n=6)
+    order = ["red", "green", "blue"]  # not the folders' sorted order (blue, green, red)
+    colour_model(keras, order).save(tmp_path / "m.keras")
+    args = load_model_args(tmp_path / "m.keras")
+    result = build(tmp_path, *args, f"data.classes={order!r}".replace("'", '"'), data=data)
+    assert result.exit_code == 0, result.output
+    metrics, rows = read_site(tmp_path / "site")
+    assert metrics["classes"] == order
+    assert metrics["splits"]["test"]["accuracy"] == 1.0
+    assert all(r["true"] == r["predicted"] for r in rows)
+    # The same model read in sorted folder order is wrong on red and blue.
+    sorted_run = build(tmp_path, *args, out=tmp_path / "sorted", data=data)
+    assert sorted_run.exit_code == 0
+    assert json.loads((tmp_path / "sorted" / "metrics.json").read_text())[
+        "splits"]["test"]["accuracy"] < 0.5
+
+
+@pytest.mark.parametrize("classes,needle", [
+    ('["red", "green", "purple"]', "'purple' has no folder"),
+    ('["red", "green"]', "folder 'blue'"),
+    ('["red", "red", "blue"]', "expected distinct non-empty names"),
+])
+def test_data_classes_that_do_not_match_end_in_one_line(keras, tmp_path, classes, needle):
+    from test_bad_input import assert_one_line_error
+
+    data = make_folder(tmp_path / "data", n=4)
+    colour_model(keras, ["red", "green", "blue"]).save(tmp_path / "m.keras")
+    result = build(tmp_path, *load_model_args(tmp_path / "m.keras"), f"data.classes={classes}",
+                   data=data)
+    assert_one_line_error(result, 2, "data.classes", needle)
+
+
+def test_a_model_of_any_input_size_reads_images_at_data_image_size(keras, tmp_path):
+    data = make_folder(tmp_path / "data", n=4)
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(
+        keras.layers.Rescaling(1 / 255.0)(inp))
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    keras.Model(inp, out).save(tmp_path / "fcn.keras")
+    result = build(tmp_path, *load_model_args(tmp_path / "fcn.keras"), "data.image_size=24",
+                   data=data)
+    assert result.exit_code == 0, result.output
+    metrics, _ = read_site(tmp_path / "site")
+    assert metrics["data"]["image_size"] == [24, 24] and metrics["explain"]["layer"] == "conv"
+    assert set(metrics["explain"]["quality"]) == set(metrics["explain"]["methods"])
+    assert any("any size" in n for n in metrics["notes"])
+
+
+def two_inputs(keras):
+    a, b = keras.Input((16, 16, 3)), keras.Input((4,))
+    g = keras.layers.GlobalAveragePooling2D()(a)
+    return keras.Model([a, b], keras.layers.Dense(3)(keras.layers.Concatenate()([g, b])),
+                       name="twin_input")
+
+
+def segmentation(keras):
+    inp = keras.Input((16, 16, 3))
+    return keras.Model(inp, keras.layers.Conv2D(3, 1)(inp), name="segmenter")
+
+
+def channels_first(keras):
+    inp = keras.Input((3, 16, 16))
+    return keras.Model(inp, keras.layers.Dense(3)(keras.layers.Flatten()(inp)), name="chw")
+
+
+@pytest.mark.parametrize("make,needles", [
+    (two_inputs, ("'twin_input'", "2 inputs", "one image input")),
+    (segmentation, ("'segmenter'", "(None, 16, 16, 3)", "not (batch, classes)")),
+    (channels_first, ("'chw'", "channels-first", "channels_last")),
+])
+def test_models_reportgen_cannot_explain_end_in_one_line(keras, tmp_path, make, needles):
+    from test_bad_input import assert_one_line_error
+
+    data = make_folder(tmp_path / "data", n=4)
+    make(keras).save(tmp_path / "m.keras")
+    result = build(tmp_path, *load_model_args(tmp_path / "m.keras"), data=data)
+    assert_one_line_error(result, 2, "model.path", *needles)

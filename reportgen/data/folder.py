@@ -151,13 +151,14 @@ def _assign(names: list[str], per_split: dict, split: list[float], seed: int, ro
             ) -> dict[str, list[tuple[Path, int]]]:
     out: dict[str, list[tuple[Path, int]]] = {s: [] for s in SPLITS}
     if "all" in per_split:
+        by_name = sorted(names)  # the split of a class does not depend on the class order
         for idx, name in enumerate(names):
             files = per_split["all"][name]
             n_train, n_val, n_test = split_counts(len(files), split)
             if n_train < 1:
                 raise DataError(f"{root / name}: {len(files)} image(s) is too few for "
                                 f"data.split = {split} (needs one train and one test image)")
-            order = np.random.default_rng([seed, idx]).permutation(len(files))
+            order = np.random.default_rng([seed, by_name.index(name)]).permutation(len(files))
             chosen = [files[i] for i in order]
             out["train"] += [(f, idx) for f in chosen[:n_train]]
             out["val"] += [(f, idx) for f in chosen[n_train:n_train + n_val]]
@@ -169,10 +170,30 @@ def _assign(names: list[str], per_split: dict, split: list[float], seed: int, ro
     return out
 
 
+def order_classes(found: list[str], classes: list[str], root: Path) -> list[str]:
+    """The class order: ``classes`` (``data.classes``, the order of the model's outputs) when
+    given, each matched to a folder of the same name; else the folders sorted by name.
+
+    Raises:
+        DataError: a name of ``classes`` with no folder, or a folder not in ``classes``.
+    """
+    if not classes:
+        return found
+    missing = [c for c in classes if c not in found]
+    if missing:
+        raise DataError(f"data.classes: {', '.join(map(repr, missing))} has no folder in "
+                        f"{root} (folders: {', '.join(found)})")
+    extra = [f for f in found if f not in classes]
+    if extra:
+        raise DataError(f"data.classes: folder {extra[0]!r} in {root} is not in data.classes; "
+                        "list every class, in the order of the model's outputs")
+    return list(classes)
+
+
 def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
                  split: list[float] = (0.7, 0.15, 0.15), seed: int = 0,
                  annotations: str = "annotations.json", workers: int = 4,
-                 progress=None) -> Dataset:
+                 progress=None, classes: list[str] | None = None) -> Dataset:
     """Scan ``root``, split it, and decode every image to ``size`` (height, width).
 
     Unreadable files are skipped with a warning and listed in ``Dataset.skipped``; a class left
@@ -180,9 +201,12 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
 
     Args:
         progress: optional callable ``progress(n_done)`` advanced as files are decoded.
+        classes: the class order (the model's outputs), matched to the folders by name; None
+            or empty: the folders sorted by name.
     """
     root = Path(root)
     names, per_split, skipped, layout = scan(root)
+    names = order_classes(names, list(classes or []), root)
     boxes_by_path = _load_annotations(root, annotations)
 
     # Decode everything once, so a class whose files are all unreadable is known before splitting.
@@ -223,6 +247,9 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
         if total == 0:
             log.warning("class folder %s has no readable image; class dropped", n)
             dropped.append(n)
+    if dropped and classes:
+        raise DataError(f"data.classes: class folder {dropped[0]!r} in {root} has no readable "
+                        "image; the model's outputs need every class of data.classes")
     names = [n for n in names if n not in dropped]
     if len(names) < 2:
         found = ", ".join(names) or "none"

@@ -119,8 +119,8 @@ def grad_cam(model, images, targets=None, layer=None, batch_size=64, upsample=Tr
     Returns:
         (N, H, W) float32 in [0, 1] ((N, h, w) with ``upsample=False``).
     """
-    return cam_maps(Explainer(model, output_index, batch_size), "gradcam", images, targets,
-                    layer, upsample)
+    ex = Explainer.of(model, images, output_index, batch_size)
+    return cam_maps(ex, "gradcam", images, targets, layer, upsample)
 
 
 def grad_cam_with_peaks(model, images, targets=None, layer=None, batch_size=64,
@@ -133,8 +133,8 @@ def grad_cam_with_peaks(model, images, targets=None, layer=None, batch_size=64,
         activation in the image; peak positions (N, C) int64, its flat index i * w + j in the
         layer's (h, w) grid, the first in row-major order on ties).
     """
-    maps, _, values, positions = cam_with_peaks(Explainer(model, output_index, batch_size),
-                                                images, targets, layer)
+    ex = Explainer.of(model, images, output_index, batch_size)
+    maps, _, values, positions = cam_with_peaks(ex, images, targets, layer)
     return maps, values, positions
 
 
@@ -147,8 +147,8 @@ def grad_cam_plus_plus(model, images, targets=None, layer=None, batch_size=64, u
         * Chattopadhyay et al., Grad-CAM++: Improved Visual Explanations for Deep Convolutional
           Networks (https://arxiv.org/abs/1710.11063)
     """
-    return cam_maps(Explainer(model, output_index, batch_size), "gradcam++", images, targets,
-                    layer, upsample)
+    ex = Explainer.of(model, images, output_index, batch_size)
+    return cam_maps(ex, "gradcam++", images, targets, layer, upsample)
 
 
 def layer_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
@@ -160,8 +160,8 @@ def layer_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
         * Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization
           (https://ieeexplore.ieee.org/document/9462463)
     """
-    return cam_maps(Explainer(model, output_index, batch_size), "layercam", images, targets,
-                    layer, upsample)
+    ex = Explainer.of(model, images, output_index, batch_size)
+    return cam_maps(ex, "layercam", images, targets, layer, upsample)
 
 
 def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
@@ -178,7 +178,8 @@ def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
         * Wang et al., Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
           Networks (https://arxiv.org/abs/1910.01279)
     """
-    return score_cam_maps(Explainer(model, output_index, batch_size), images, targets, layer,
+    ex = Explainer.of(model, images, output_index, batch_size)
+    return score_cam_maps(ex, images, targets, layer,
                           upsample, max_channels)
 
 

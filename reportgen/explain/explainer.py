@@ -24,6 +24,8 @@ class Explainer:
         batch_size: images per forward/backward pass.
         layer: the conv layer the CAM methods explain (``outer/inner`` inside nested models);
             None picks the last layer with a 4-D output larger than 1x1.
+        input_shape: (H, W, C) of the images, needed when the model's input size is
+            variable.
 
     Example::
 
@@ -32,16 +34,24 @@ class Explainer:
     """
 
     def __init__(self, model, output_index: int = 0, batch_size: int = 64,
-                 layer: str | None = None):
+                 layer: str | None = None, input_shape: tuple | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.output_index = output_index
         self.batch_size = batch_size
-        self.graph = ModelGraph(model, output_index)
+        self.graph = ModelGraph(model, output_index, input_shape)
         self._layer = layer or None
         if self._layer:
             self.graph.layer(self._layer)  # raises with the list of valid paths
+
+    @classmethod
+    def of(cls, model, images, output_index: int = 0, batch_size: int = 64) -> "Explainer":
+        """An explainer of ``model`` for ``images`` (N, H, W, C): their size fills in a
+        variable model input. The module-level functions use it."""
+        shape = np.shape(images)
+        return cls(model, output_index, batch_size,
+                   input_shape=tuple(shape[-3:]) if len(shape) >= 3 else None)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -30,7 +30,7 @@ def feature_maps(model, images, layers, batch_size=64, output_index=0) -> dict[s
         {layer path: (N, h, w, C) float32}, the layer outputs as the model computes them
         (training=False).
     """
-    return feature_maps_of(Explainer(model, output_index, batch_size), images, layers)
+    return feature_maps_of(Explainer.of(model, images, output_index, batch_size), images, layers)
 
 
 def feature_maps_of(ex: Explainer, images, layers) -> dict[str, np.ndarray]:
@@ -146,7 +146,8 @@ def deep_dream(model, images, layers, octaves=3, octave_scale=1.4, steps=12, ste
     Returns:
         Dreamed images, same shape as ``images``, float32 in ``value_range``.
     """
-    return deep_dream_of(Explainer(model, output_index), images, layers, octaves=octaves,
+    ex = Explainer.of(model, images, output_index)
+    return deep_dream_of(ex, images, layers, octaves=octaves,
                          octave_scale=octave_scale, steps=steps, step_size=step_size,
                          value_range=value_range)
 

@@ -126,8 +126,8 @@ def saliency(model, images, targets=None, batch_size=64, output_index=0) -> np.n
     Returns:
         (N, H, W, C) float32, signed and unnormalized.
     """
-    return input_gradients(Explainer(model, output_index, batch_size), "plain", images,
-                           targets)
+    ex = Explainer.of(model, images, output_index, batch_size)
+    return input_gradients(ex, "plain", images, targets)
 
 
 def smooth_grad(model, images, targets=None, batch_size=64, samples=16, noise=0.15, seed=0,
@@ -143,8 +143,8 @@ def smooth_grad(model, images, targets=None, batch_size=64, samples=16, noise=0.
     Returns:
         (N, H, W, C) float32.
     """
-    return smooth_grad_maps(Explainer(model, output_index, batch_size), images, targets, samples,
-                            noise, seed)
+    ex = Explainer.of(model, images, output_index, batch_size)
+    return smooth_grad_maps(ex, images, targets, samples, noise, seed)
 
 
 def smooth_grad_maps(ex: Explainer, images, targets=None, samples: int = 16,
@@ -181,8 +181,8 @@ def integrated_gradients(model, images, targets=None, batch_size=64, steps=32, b
     Returns:
         (N, H, W, C) float32.
     """
-    return integrated_gradient_maps(Explainer(model, output_index, batch_size), images, targets,
-                                    steps, baseline)
+    ex = Explainer.of(model, images, output_index, batch_size)
+    return integrated_gradient_maps(ex, images, targets, steps, baseline)
 
 
 def integrated_gradient_maps(ex: Explainer, images, targets=None, steps: int = 32,
@@ -211,8 +211,8 @@ def guided_backprop(model, images, targets=None, batch_size=64, output_index=0) 
     Returns:
         (N, H, W, C) float32.
     """
-    return input_gradients(Explainer(model, output_index, batch_size), "guided", images,
-                           targets)
+    ex = Explainer.of(model, images, output_index, batch_size)
+    return input_gradients(ex, "guided", images, targets)
 
 
 def deconvnet(model, images, targets=None, batch_size=64, output_index=0) -> np.ndarray:
@@ -225,8 +225,8 @@ def deconvnet(model, images, targets=None, batch_size=64, output_index=0) -> np.
     Returns:
         (N, H, W, C) float32.
     """
-    return input_gradients(Explainer(model, output_index, batch_size), "deconv", images,
-                           targets)
+    ex = Explainer.of(model, images, output_index, batch_size)
+    return input_gradients(ex, "deconv", images, targets)
 
 
 def guided_grad_cam(model, images, targets=None, layer=None, batch_size=64,
@@ -237,8 +237,8 @@ def guided_grad_cam(model, images, targets=None, layer=None, batch_size=64,
     Returns:
         (N, H, W, C) float32.
     """
-    return guided_grad_cam_maps(Explainer(model, output_index, batch_size), images, targets,
-                                layer)
+    ex = Explainer.of(model, images, output_index, batch_size)
+    return guided_grad_cam_maps(ex, images, targets, layer)
 
 
 def guided_grad_cam_maps(ex: Explainer, images, targets=None, layer: str | None = None

@@ -129,14 +129,18 @@ class ModelGraph:
     Args:
         model: a Sequential or Functional Keras model, possibly with nested models.
         output_index: which model output holds the class scores (multi-output models).
+        input_shape: (H, W, C) of the images, for a model whose input size is variable
+            (``Input((None, None, 3))``); its fixed dimensions must agree.
     """
 
-    def __init__(self, model: keras.Model, output_index: int = 0):
+    def __init__(self, model: keras.Model, output_index: int = 0,
+                 input_shape: tuple | None = None):
         if not _is_graph_model(model):
             raise TypeError(f"{type(model).__name__} is a subclassed model; explanations need a "
                             "Sequential or Functional model")
         self.model = model
         self.output_index = output_index
+        self._given_shape = tuple(input_shape) if input_shape is not None else None
         self._twins: dict[tuple, tuple[keras.layers.Layer, keras.layers.Layer]] = {}
         self._final = self._final_chain(model, output_index)
         self._shapes: dict[str, tuple] | None = None
@@ -181,8 +185,14 @@ class ModelGraph:
             shape = tuple(self.model.inputs[0].shape)
         except (AttributeError, ValueError, IndexError):
             shape = compat.build_input_shape(self.model)
+        if len(shape) == 4 and self._given_shape is not None:
+            given = self._given_shape
+            if any(d is not None and d != g for d, g in zip(shape[1:], given)):
+                raise ValueError(f"images of shape {given} do not fit the model input {shape}")
+            shape = (shape[0],) + tuple(given)
         if len(shape) != 4 or any(d is None for d in shape[1:]):
-            raise ValueError(f"model input shape {shape} is not a fixed-size image batch")
+            raise ValueError(f"model input shape {shape} is not a fixed-size image batch; "
+                             "give the image size (input_shape)")
         return tuple(int(d) for d in shape[1:])
 
     def _trace_shapes(self) -> None:

@@ -64,7 +64,8 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
         (deletion AUC, insertion AUC), each (N,) float64 in [0, 1]; a good map has a low
         deletion and a high insertion AUC.
     """
-    ex = model if isinstance(model, Explainer) else Explainer(model, output_index, batch_size)
+    ex = (model if isinstance(model, Explainer)
+          else Explainer.of(model, images, output_index, batch_size))
     graph, batch_size = ex.graph, ex.batch_size
     x = ex.batch(images)
     n, h, w, c = x.shape

@@ -39,12 +39,13 @@ def _clock(result: Explained, part: str):
         result.seconds[part] = result.seconds.get(part, 0.0) + time.perf_counter() - t0
 
 
-def explainer_for(model, cfg: Config) -> Explainer:
+def explainer_for(model, cfg: Config, input_shape: tuple | None = None) -> Explainer:
     """The build's explainer of ``model``: ``model.output_index``, ``explain.batch_size`` and
-    ``explain.layer`` (checked; an unknown layer is a ConfigError naming the key)."""
+    ``explain.layer`` (checked; an unknown layer is a ConfigError naming the key), for images
+    of ``input_shape`` (H, W, C)."""
     try:
         return Explainer(model, cfg.model.output_index, cfg.explain.batch_size,
-                         cfg.explain.layer or None)
+                         cfg.explain.layer or None, input_shape)
     except ValueError as e:
         raise ConfigError(f"explain.layer: {e}") from None
 
@@ -169,7 +170,8 @@ def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
         with _clock(result, "quality: sanity check"):
             randomized = Explainer(quality.randomized_head_copy(ex.model,
                                                                 seed=cfg.training.seed),
-                                   ex.output_index, ex.batch_size, result.layer or None)
+                                   ex.output_index, ex.batch_size, result.layer or None,
+                                   ex.input_shape)
     for m, opts in options.items():
         t0 = time.perf_counter()
         maps = as_map(m, ex.run(m, xq, tq, opts))

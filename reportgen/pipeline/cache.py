@@ -36,7 +36,7 @@ from reportgen.report.inputs import ModelInfo
 
 #: Per kind of entry, bumped whenever what it stores changes shape, so older entries are never
 #: read (a trained model's files have not changed: its entries survive new result types).
-FORMATS = {"train": 2, "explain": 5, "report": 6}
+FORMATS = {"train": 3, "explain": 5, "report": 6}
 
 
 @dataclass

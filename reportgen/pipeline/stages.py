@@ -155,7 +155,7 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
         with prog.bar("Reading images", count_files(root), run.show) as advance:
             ds = load_dataset(root, size=shape[:2], channels=shape[2], split=list(cfg.data.split),
                               seed=cfg.training.seed, annotations=cfg.data.annotations,
-                              progress=advance)
+                              progress=advance, classes=cfg.data.classes)
     if ds.skipped:
         prog.say(f"Warning: skipped {len(ds.skipped)} unreadable or non-image file(s), "
                  "listed in the report: " + "; ".join(f"{p} ({r})" for p, r in ds.skipped[:5])
@@ -194,6 +194,11 @@ def given_model(run: Run) -> Given:
     with run.timer.stage("load"):
         loaded = mdl.load_model(cfg.resolve(cfg.model.path), safe_mode=cfg.model.safe_mode)
     h, w, channels = mdl.input_spec(loaded)
+    mdl.output_count(loaded, cfg.model.output_index)  # names model.output_index if out of range
+    mdl.check_classifier_output(loaded, cfg.model.output_index)
+    if h is None or w is None:
+        run.notes.append(f"The model takes images of any size; they were read at "
+                         f"data.image_size = {size} px.")
     h, w = (size, size) if h is None or w is None else (h, w)
     if len(loaded.outputs) > 1:
         run.notes.append(f"The model has {len(loaded.outputs)} outputs; output "
@@ -227,7 +232,7 @@ def fit_model(run: Run, given: Given, data: Data) -> Fitted:
         if history and len(history.get("loss", [])) < cfg.training.epochs:
             run.notes.append(f"Early stopping ended training after {len(history['loss'])} of "
                              f"{cfg.training.epochs} epochs (best validation loss restored).")
-        head = _head(run, model, ds.class_names)
+        head = _head(run, model, ds.class_names, data.shape)
         got = 2 if head.startswith("binary") else mdl.output_count(model, cfg.model.output_index)
         if got != n_classes:
             raise ModelError(f"model.path: the model predicts {got} classes but the data has "
@@ -235,12 +240,12 @@ def fit_model(run: Run, given: Given, data: Data) -> Fitted:
     return Fitted(model, history, train_key, preprocess, mdl.weights_hash(model), head)
 
 
-def _head(run: Run, model, names: list[str]) -> str:
+def _head(run: Run, model, names: list[str], shape: tuple) -> str:
     """The kind of the model's output, noted in the report where it is not a softmax."""
     from reportgen.explain.graph import ModelGraph
 
     try:
-        head = ModelGraph(model, run.cfg.model.output_index).head
+        head = ModelGraph(model, run.cfg.model.output_index, shape).head
     except (TypeError, ValueError):  # not walkable: read its outputs as probabilities/logits
         return "softmax"
     if head.startswith("binary") and len(names) == 2:
@@ -321,7 +326,7 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
     from reportgen.explain import suite
 
     cfg, test = run.cfg, data.ds.splits["test"]
-    ex = suite.explainer_for(fitted.model, cfg)
+    ex = suite.explainer_for(fitted.model, cfg, data.shape)
     with run.timer.stage("explain"):
         t0 = time.perf_counter()
         with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:

@@ -115,8 +115,8 @@ def occlusion(model, images, targets=None, patch_size=8, stride=8, baseline=0.0,
     """
     from reportgen.explain.explainer import Explainer
 
-    return occlusion_maps(Explainer(model, batch_size=batch_size), images, targets, patch_size,
-                          stride, baseline)
+    ex = Explainer.of(model, images, batch_size=batch_size)
+    return occlusion_maps(ex, images, targets, patch_size, stride, baseline)
 
 
 def run(explainer, images, targets, options):

@@ -115,7 +115,7 @@ def rise(model, images, targets=None, masks=2000, cell_size=8, keep=0.5, seed=0,
     """
     from reportgen.explain.explainer import Explainer
 
-    return rise_maps(Explainer(model, batch_size=batch_size), images, targets, masks,
+    return rise_maps(Explainer.of(model, images, batch_size=batch_size), images, targets, masks,
                      cell_size, keep, seed)
 
 
