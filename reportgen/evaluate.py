@@ -24,7 +24,7 @@ def to_probabilities(outputs: np.ndarray, head: str | None = None) -> np.ndarray
     if head in ("binary", "binary_logit"):
         p = out[:, :1] if head == "binary" else 1.0 / (1.0 + np.exp(-out[:, :1]))
         return np.concatenate([1.0 - p, p], axis=1)
-    if head == "sigmoid" or head == "softmax":
+    if head in ("sigmoid", "softmax", "probabilities"):
         return out
     if head is None and out.size and out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0,
                                                                     atol=1e-3):

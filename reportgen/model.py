@@ -251,21 +251,19 @@ def calibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int 
 
 
 def load_model(path: str | Path, *, safe_mode: bool = True) -> keras.Model:
-    """Load a ``.keras`` or ``.h5`` model, with Keras safe mode on by default.
+    """Load a ``.keras`` or ``.h5`` model, with Keras safe mode on by default, or a TensorFlow
+    SavedModel folder (:func:`load_saved_model`).
 
     Raises:
-        ModelError: missing file, a SavedModel folder, not a Keras file, refused under safe mode,
+        ModelError: missing file, not a Keras file or SavedModel, refused under safe mode,
             unknown custom layer.
     """
     path = Path(path)
     if path.is_dir():
         if (path / "saved_model.pb").exists():
-            raise ModelError(
-                f"model.path: {path} is a TensorFlow SavedModel folder, which Keras 3 cannot "
-                "load as a model; re-save it as .keras from the code that built it "
-                "(model.save('model.keras')), or with tf_keras: "
-                "tf_keras.models.load_model(DIR).save('model.h5')")
-        raise ModelError(f"model.path: {path} is a folder; expected a .keras or .h5 file")
+            return load_saved_model(path)
+        raise ModelError(f"model.path: {path} is a folder; expected a .keras or .h5 file or "
+                         "a SavedModel folder (with saved_model.pb)")
     if not path.exists():
         raise ModelError(f"model.path: file not found: {path}")
     suffix = path.suffix.lower()
@@ -293,6 +291,41 @@ def load_model(path: str | Path, *, safe_mode: bool = True) -> keras.Model:
             raise ModelError(f"model.path: {path} is not a Keras model file (not HDF5)") from None
         raise ModelError(f"model.path: {path} could not be loaded as a Keras model: "
                          f"{text[:200]}") from None
+
+
+def load_saved_model(path: Path) -> keras.Model:
+    """A TensorFlow SavedModel folder (what ``model.export()`` and TF Serving use) as a Keras
+    model for inference: its input, then ``keras.layers.TFSMLayer`` on the ``serve`` endpoint
+    (``serving_default`` when there is none). Its layers stay inside the SavedModel: methods
+    that need a conv layer or the ReLUs cannot see them.
+
+    Raises:
+        ModelError: the SavedModel cannot be read, or does not take one image batch and
+            return one (batch, classes) output.
+    """
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as e:  # a corrupt folder raises many kinds; each is the user's to fix
+        raise ModelError(f"model.path: {path} could not be read as a SavedModel: "
+                         f"{' '.join(str(e).split())[:160]}") from None
+    endpoint = "serve" if "serve" in loaded.signatures else "serving_default"
+    if endpoint not in loaded.signatures:
+        raise ModelError(f"model.path: {path} has no serve or serving_default signature")
+    specs = [t for t in tf.nest.flatten(loaded.signatures[endpoint].structured_input_signature)
+             if isinstance(t, tf.TensorSpec)]
+    if len(specs) != 1 or len(specs[0].shape) != 4:
+        raise ModelError(f"model.path: SavedModel {path} takes {[tuple(t.shape) for t in specs]}"
+                         "; reportgen needs one image input (batch, height, width, channels)")
+    inp = keras.Input(tuple(specs[0].shape[1:]), name="image")
+    out = keras.layers.TFSMLayer(str(path), call_endpoint=endpoint, name="saved_model")(inp)
+    if isinstance(out, dict):
+        if len(out) != 1:
+            raise ModelError(f"model.path: SavedModel {path} has {len(out)} outputs "
+                             f"({', '.join(out)}); reportgen needs one (batch, classes) output")
+        out = next(iter(out.values()))
+    return keras.Model(inp, out, name=path.name)
 
 
 def save_model(model: keras.Model, path: str | Path) -> Path:

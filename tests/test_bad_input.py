@@ -301,12 +301,12 @@ def test_file_that_is_not_a_keras_model(tmp_path, folder):
                           "fake.keras", "not a Keras model")
 
 
-def test_savedmodel_folder_says_how_to_convert(tmp_path, folder):
+def test_corrupt_savedmodel_folder_is_one_line(tmp_path, folder):
     d = tmp_path / "exported"
     d.mkdir()
     (d / "saved_model.pb").write_bytes(b"\x00")
     assert_one_line_error(build(tmp_path, *load_model_args(d), data=folder), 2,
-                          "SavedModel", "model.save('model.keras')")
+                          "exported", "could not be read as a SavedModel")
 
 
 def test_lambda_layer_refused_under_safe_mode_names_the_flag(tmp_path, folder, keras, saved):

@@ -176,3 +176,26 @@ def test_models_reportgen_cannot_explain_end_in_one_line(keras, tmp_path, make, 
     make(keras).save(tmp_path / "m.keras")
     result = build(tmp_path, *load_model_args(tmp_path / "m.keras"), data=data)
     assert_one_line_error(result, 2, "model.path", *needles)
+
+
+def test_a_savedmodel_folder_builds_with_the_gradient_and_perturbation_methods(keras,
+                                                                               tmp_path):
+    data = make_folder(tmp_path / "data", n=6)
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(
+        keras.layers.Rescaling(1 / 255.0)(inp))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(x)))
+    model.export(tmp_path / "exported", verbose=False)  # what TF Serving loads
+    result = build(tmp_path, *load_model_args(tmp_path / "exported"), data=data)
+    assert result.exit_code == 0, result.output
+    metrics, rows = read_site(tmp_path / "site")
+    images = np.stack([np.asarray(Image.open(data / r["file"]).convert("RGB")) for r in rows])
+    want = np.asarray(model(images.astype(np.float32)))
+    got = np.array([[float(r[n]) for n in metrics["classes"]] for r in rows])
+    np.testing.assert_allclose(got, want, atol=1e-5)  # its probabilities, not re-softmaxed
+    assert set(metrics["explain"]["quality"]) == {"saliency", "smoothgrad",
+                                                  "integrated_gradients", "occlusion", "rise"}
+    notes = " ".join(metrics["notes"])
+    assert "need a conv layer" in notes and "no ReLU of the model is visible" in notes
+    assert "use the class probabilities" in notes

@@ -63,6 +63,8 @@ HEAD_KINDS = {
                     "[1 - sigmoid(z), sigmoid(z)]; class 1 is explained by z, class 0 by -z",
     "sigmoid": "independent sigmoids, one per class: probabilities are the sigmoids (they need "
                "not sum to 1), the predicted class the highest; explanations use each logit",
+    "probabilities": "class probabilities from an opaque final layer (a SavedModel) whose "
+                     "softmax cannot be bypassed: explanations use the class probabilities",
 }
 
 
@@ -211,6 +213,11 @@ class ModelGraph:
         out = self._output(self._run(self.model, x, visit, "", self._final[-1] if self._final
                                      else None))  # also builds the linear twin of the head
         self.head = head_kind(self._final[-1] if self._final else None, int(out.shape[-1]))
+        if self.opaque:
+            p = tf.convert_to_tensor(out)  # opaque: do its outputs look like probabilities?
+            if bool(tf.reduce_all(p >= 0)) and bool(tf.reduce_all(
+                    tf.abs(tf.reduce_sum(p, axis=-1) - 1.0) < 1e-3)):
+                self.head = "probabilities"
         self._shapes, self._layers = shapes, layers
 
     @property
@@ -331,7 +338,23 @@ class ModelGraph:
             return tf.concat([1.0 - p, p], axis=-1)
         if self.head == "sigmoid":
             return tf.sigmoid(logits)
+        if self.head == "probabilities":
+            return logits
         return tf.nn.softmax(logits, axis=-1)
+
+    @property
+    def opaque(self) -> bool:
+        """Whether the model ends in a layer reportgen cannot see into (a SavedModel)."""
+        return bool(self._final) and isinstance(self._final[-1], keras.layers.TFSMLayer)
+
+    def has_relus(self) -> bool:
+        """Whether any layer the graph walk sees applies a ReLU (guided backprop and deconvnet
+        change those; without them they would only be the plain gradient)."""
+        from reportgen.explain.gradients import relu_kind
+
+        if self._layers is None:
+            self._trace_shapes()
+        return any(relu_kind(layer) is not None for layer in self._layers.values())
 
     def forward_capture(self, x, paths, *, logits: bool = True, tape=None):
         """Run the model and also return the outputs of the layers at ``paths``.

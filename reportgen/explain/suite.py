@@ -121,13 +121,20 @@ def stratified(labels: np.ndarray, per_class: int, n_classes: int) -> list[int]:
     return out
 
 
-def runnable(options: dict, layer: str, result: Explained) -> dict:
-    """The methods of ``options`` that can run: those needing a conv layer only when there is
-    one (the others are noted in ``result``)."""
-    keep = {m: o for m, o in options.items() if layer or not REGISTRY[m].needs_conv}
-    skipped = [REGISTRY[m].label for m in options if m not in keep]
-    if skipped:
-        result.notes.append("Skipped (they need a conv layer): " + ", ".join(skipped) + ".")
+def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
+    """The methods of ``options`` that can run on the model: those needing a conv layer only
+    when there is one, those changing ReLU gradients only when the graph walk sees ReLUs (the
+    others are noted in ``result``)."""
+    relus = ex.graph.has_relus()
+    keep = dict(options)
+    for need, ok, why in (("needs_conv", bool(result.layer), "they need a conv layer"),
+                          ("needs_relu", relus, "they change ReLU gradients and no ReLU of "
+                                                "the model is visible")):
+        skipped = [m for m in keep if getattr(REGISTRY[m], need) and not ok]
+        if skipped:
+            result.notes.append(f"Skipped ({why}): "
+                                + ", ".join(REGISTRY[m].label for m in skipped) + ".")
+        keep = {m: o for m, o in keep.items() if m not in skipped}
     return keep
 
 
@@ -138,7 +145,7 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
     GradCAM grid, and the quality table over a stratified subset of the test set."""
     n_classes = probs.shape[1]
     pred = probs.argmax(axis=1).astype(np.int32)
-    options = runnable(options, result.layer, result)
+    options = runnable(ex, options, result)
     result.samples = stratified(split.labels, cfg.explain.samples_per_class, n_classes)
     if result.samples:
         xs = prep(split.images[result.samples])
@@ -165,6 +172,10 @@ def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
     """One :class:`QualityRow` per method on the quality images ``xq`` (targets ``tq``, clean
     probabilities ``pq``)."""
     s_n = min(cfg.explain.sanity_images, len(xq))
+    if s_n and ex.graph.opaque:
+        result.notes.append("Sanity check skipped: the model's head is inside a SavedModel, "
+                            "whose weights cannot be randomized.")
+        s_n = 0
     randomized = None
     if s_n:
         with _clock(result, "quality: sanity check"):

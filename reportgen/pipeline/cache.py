@@ -177,11 +177,16 @@ class BuildCache:
         if self._file_hash is False:
             self._file_hash = None
             path = self.cfg.resolve(self.cfg.model.path)
-            if self.cfg.model.source == "load" and path.is_file():
+            if self.cfg.model.source == "load" and path.exists():
+                # A file, or every file of a SavedModel folder with its relative path.
+                files = [path] if path.is_file() else sorted(
+                    p for p in path.rglob("*") if p.is_file())
                 h = hashlib.sha256()
-                with open(path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
+                for file in files:
+                    h.update(file.relative_to(path).as_posix().encode() if file != path else b"")
+                    with open(file, "rb") as f:
+                        for block in iter(lambda: f.read(1 << 20), b""):
+                            h.update(block)
                 self._file_hash = h.hexdigest()
         return self._file_hash
 

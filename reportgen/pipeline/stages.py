@@ -253,6 +253,10 @@ def _head(run: Run, model, names: list[str], shape: tuple) -> str:
                          f"output for two classes: p is the probability of class 1, "
                          f"{names[1]!r}, and 1 - p that of class 0, {names[0]!r}; class 0 is "
                          "explained by the negated logit.")
+    elif head == "probabilities":
+        run.notes.append("The model's outputs are probabilities from a final layer reportgen "
+                         "cannot see into (a SavedModel): explanations use the class "
+                         "probabilities, not the logits.")
     elif head == "sigmoid":
         run.notes.append("The model's outputs are independent sigmoids: each class's "
                          "probability is its own sigmoid (they need not sum to 1), the "

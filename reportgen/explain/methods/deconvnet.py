@@ -17,6 +17,7 @@ SPEC = MethodSpec(
         "sign of the forward input."),
     output="signed",
     needs_conv=False,
+    needs_relu=True,
     options=NoOptions,
     cost=lambda options, shape: Cost(forward=1, backward=1),
     run=run,

@@ -19,6 +19,7 @@ SPEC = MethodSpec(
         "(the gradient passes where 0 < x < 6); xplique gates on x > 0 only."),
     output="signed",
     needs_conv=False,
+    needs_relu=True,
     options=NoOptions,
     cost=lambda options, shape: Cost(forward=1, backward=1),
     run=run,

@@ -55,6 +55,8 @@ class MethodSpec:
             the conventions that make its numbers differ from other libraries'.
         output: a key of :data:`OUTPUT_KINDS`.
         needs_conv: whether it needs a conv layer (skipped, with a note, for models without).
+        needs_relu: whether it works by changing the ReLUs' gradients (skipped where the walk
+            sees none, as inside a SavedModel: it would only repeat the plain gradient).
         options: dataclass of its documented options (its defaults are the report's).
         cost: ``cost(options, shape) -> Cost`` per image.
         run: ``run(explainer, images, targets, options) -> np.ndarray`` (float32 batch as the
@@ -71,6 +73,7 @@ class MethodSpec:
     cost: Callable[[Any, Shape], Cost]
     run: Callable
     reference: str = ""
+    needs_relu: bool = False
 
     def __post_init__(self):
         if self.output not in OUTPUT_KINDS:
