@@ -199,7 +199,8 @@ def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path, monkeypatch
                                              "explain.quality_images=5"],
                                catch_exceptions=False)
     assert other.exit_code == 0
-    assert "Reusing the model" in other.stderr and "Reusing the predictions" not in other.stderr
+    assert "Reusing the trained model" in other.stderr
+    assert "Reusing the predictions" not in other.stderr
     # report.cache = false recomputes everything.
     off = CliRunner().invoke(main, args + ["--out", str(tmp_path / "off"), "--set",
                                            "report.cache=false"], catch_exceptions=False)

@@ -270,7 +270,7 @@ def _train_or_reuse(run: Run, data: Data, train_key: str, preprocess: str):
     cfg, ds = run.cfg, data.ds
     hit = run.cache.get_trained(train_key, mdl.load_model)
     if hit is not None:
-        run.reused("the model trained", "data and settings", "retrains")
+        run.reused("the trained model", "data and settings", "retrains")
         return hit
     base = mdl.build_model(cfg.model.architecture, data.shape, len(ds.class_names),
                            weights=cfg.model.weights, freeze_base=cfg.model.freeze_base,
