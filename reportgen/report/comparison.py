@@ -34,16 +34,19 @@ def models_table(sites: list[cmp.SiteRecord]) -> Table:
     """One row per model: accuracy with its Wilson 95 % interval and the other headline
     numbers of its site."""
     rows = []
+    keys = sorted({k for s in sites for k in s.metrics["splits"]["test"] if k.startswith("top_")})
+    topk_key = keys[0] if keys else None  # "top_3_accuracy"
     for s in sites:
         m, model, ex = s.metrics["splits"]["test"], s.metrics["model"], s.metrics["explain"]
-        topk = next((v for k, v in m.items() if k.startswith("top_")), None)
+        topk = m.get(topk_key) if topk_key else None
         point = (ex.get("pointing_game") or {}).get("gradcam")
         rows.append([s.label, _accuracy_ci(s), m["macro_f1"], m["loss"],
                      (m.get("calibration") or {}).get("ece"), topk, f"{model['params'][0]:,}",
                      "×".join(str(v) for v in model["input_shape"]), ex.get("layer") or "–",
                      None if point is None else point["score"]])
+    topk_label = f"top-{topk_key.split('_')[1]} accuracy" if topk_key else "top-k accuracy"
     return Table("models", ["model", "test accuracy (95 % CI)", "macro F1", "loss", "ECE",
-                            "top-k accuracy", "parameters", "input", "explained layer",
+                            topk_label, "parameters", "input", "explained layer",
                             "pointing game"], rows,
                  f"Models on the same {len(sites[0].true)} test images (Wilson intervals)")
 
