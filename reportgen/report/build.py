@@ -292,17 +292,17 @@ def write_site(site, content: SiteContent, figures: Figures, timings: dict,
         site.path(page.rel).write_text(render(env, page.template, page.context), "utf-8")
     timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t0
     data = {**content.metrics, "timings_s": {k: round(v, 3) for k, v in timings.items()}}
-    site.path("metrics.json").write_text(json.dumps(_clean(data), indent=1, allow_nan=False),
+    site.path("metrics.json").write_text(json.dumps(json_safe(data), indent=1, allow_nan=False),
                                          "utf-8")
     return site.path("index.html")
 
 
-def _clean(o):
+def json_safe(o):
     """Return ``o`` as strict JSON data: NaN becomes None, numpy scalars Python numbers."""
     if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
+        return {str(k): json_safe(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
+        return [json_safe(v) for v in o]
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, (float, np.floating)):

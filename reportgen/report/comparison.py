@@ -17,7 +17,7 @@ from reportgen.evaluate import wilson_interval
 from reportgen.figures.overlay import heatmap_overlay
 from reportgen.report import compare as cmp
 from reportgen.report.assets import Assets
-from reportgen.report.build import Page, SiteContent, _clean, table
+from reportgen.report.build import Page, SiteContent, json_safe, table
 from reportgen.report.figjobs import Figures
 from reportgen.report.render import environment, render, templates_dir
 from reportgen.report.tables import Table
@@ -126,7 +126,7 @@ def _pair_context(assets: Assets, figures: Figures, sites, ia: int, ib: int) -> 
             "sections": sections, "fig_agreement": fig,
         "rho_median": None if np.isnan(rho).all() else float(np.nanmedian(rho)),
         "apart": [tile(assets, sites, (ia, ib), int(i), f"ρ = {rho[i]:.2f}") for i in apart],
-        "rho": rho, "n_agree": len(agree)}
+        "n_agree": len(agree)}
 
 
 def gather_comparison(sites: list[cmp.SiteRecord], title: str, figures: Figures
@@ -180,6 +180,6 @@ def write_comparison(paths: list[Path], out: Path, title: str | None = None,
         for page in content.pages:
             site.path(page.rel).write_text(render(env, page.template, page.context), "utf-8")
         site.path("metrics.json").write_text(
-            json.dumps(_clean(content.metrics), indent=1, allow_nan=False), "utf-8")
+            json.dumps(json_safe(content.metrics), indent=1, allow_nan=False), "utf-8")
         site.commit({"compared": [str(p) for p in paths]})
     return out / "index.html"
