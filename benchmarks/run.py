@@ -289,6 +289,8 @@ def _budget(p: dict, build: dict) -> list[str]:
                  max(0.0, build["wall_s"] - sum(v for _, v in rows))))
     quality = sum(v for k, v in rows if k.startswith("quality table"))
     noq = p["no_quality_build"]
+    from reportgen.explain.methods import selected
+
     out = ["", f"### The {p['n']:,}-image build in predict passes", "",
            f"One predict pass over the {p['n']:,} test images, measured warm in one process: "
            f"**{P:.2f} s** with reportgen's compiled forward pass (Keras `model.predict`: "
@@ -299,7 +301,8 @@ def _budget(p: dict, build: dict) -> list[str]:
     out += [f"| **whole build** | **{build['wall_s']:.1f}** | **{build['wall_s'] / P:.0f}** |",
             "",
             f"Start-up ({p['startup_seconds'] / P:.1f} passes) and the quality table "
-            f"({quality / P:.1f} passes: {len(e.methods)} methods on {e.quality_images} "
+            f"({quality / P:.1f} passes: {len(selected(e.methods))} methods on "
+            f"{e.quality_images} "
             f"images, deletion/insertion with {e.quality_steps} steps, the sanity check on "
             f"{e.sanity_images}) add up to "
             f"{(p['startup_seconds'] + quality) / P:.0f} predict passes before anything else "
