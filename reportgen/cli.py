@@ -117,13 +117,18 @@ def compare(sites: tuple[Path, ...], out: Path, title: str | None, debug: bool) 
 @click.option("--push", is_flag=True, help="Push the branch after committing.")
 @click.option("--message", help="Commit message.")
 @click.option("--cname", metavar="DOMAIN", help="Custom domain (writes CNAME).")
+@click.option("--overwrite-branch", metavar="BRANCH",
+              help="Replace the files of BRANCH (the --branch) although its tip was not "
+                   "published by reportgen.")
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
 def publish(site: Path, branch: str, remote: str, push: bool, message: str | None,
-            cname: str | None, debug: bool) -> None:
+            cname: str | None, overwrite_branch: str | None, debug: bool) -> None:
     """Commit the site as the whole content of a branch (gh-pages), keeping its history.
 
     Run it inside your git repository. Your working tree, index and current branch are not
-    touched. GitHub Pages then serves the branch.
+    touched, and only the files reportgen wrote into the site are published. A branch that is
+    checked out is refused, and so is one whose tip reportgen did not publish unless
+    --overwrite-branch names it. GitHub Pages then serves the branch.
 
     \b
     Example:
@@ -133,12 +138,19 @@ def publish(site: Path, branch: str, remote: str, push: bool, message: str | Non
     from reportgen.report.publish import publish as run_publish
 
     try:
-        done = run_publish(site, options=PublishOptions(branch=branch, remote=remote, push=push,
-                                                        message=message, cname=cname))
+        done = run_publish(site, options=PublishOptions(
+            branch=branch, remote=remote, push=push, message=message, cname=cname,
+            overwrite=overwrite_branch))
     except ReportgenError as e:
         _fail(e, debug)
     for rel in done.left_out:
         click.echo(f"Warning: left out {rel} (over 100 MB, which GitHub refuses)", err=True)
+    for rel in done.foreign:
+        click.echo(f"Warning: left out {rel} (reportgen did not write it)", err=True)
+    if done.dropped:
+        click.echo(f"Warning: the new {done.branch} tip no longer has {len(done.dropped)} "
+                   f"file(s) of the previous one: {', '.join(done.dropped[:5])}"
+                   + (" ..." if len(done.dropped) > 5 else ""), err=True)
     click.echo(f"Committed {site} to {done.branch} as {done.commit[:10]}"
                + (f" and pushed to {remote}" if done.pushed else " (not pushed; add --push)"),
                err=True)

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reportgen.errors import ReportgenError
-from reportgen.report.site import MARKER
+from reportgen.report.site import MARKER, site_files
+
+#: Commit-message trailer that marks a branch tip written by reportgen publish.
+TRAILER = "Published-by: reportgen"
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+                     r"[a-z][a-z0-9-]{0,61}[a-z0-9]$", re.IGNORECASE)
 
 
 class PublishError(ReportgenError):
@@ -25,13 +30,17 @@ class PublishError(ReportgenError):
 
 @dataclass
 class Published:
-    """The commit made, the branch, whether it was pushed, and the expected Pages URL."""
+    """The commit made, the branch, whether it was pushed, the expected Pages URL, the files
+    left out for their size, the files of the folder reportgen did not write (never
+    published), and the files of the previous tip the new one no longer has."""
 
     commit: str
     branch: str
     pushed: bool
     url: str | None
     left_out: list[str]
+    foreign: list[str]
+    dropped: list[str]
 
 
 def _git(args: list[str], cwd: Path, env: dict | None = None, check: bool = True,
@@ -75,6 +84,24 @@ class PublishOptions:
     message: str | None = None
     cname: str | None = None
     max_file_bytes: int = 100_000_000
+    #: The branch whose tip may be replaced although reportgen did not publish it (must
+    #: equal ``branch``: the user names it to confirm).
+    overwrite: str | None = None
+
+    def check(self) -> None:
+        """Raise PublishError (exit 2) naming the option for any value publish cannot use."""
+        if self.cname is not None and not _DOMAIN.match(self.cname):
+            raise PublishError(f"--cname {self.cname!r}: expected a domain name such as "
+                               "docs.example.org (no scheme, path, space or newline)",
+                               exit_code=2)
+        if not re.fullmatch(r"[A-Za-z0-9._/-]+", self.remote):
+            raise PublishError(f"--remote {self.remote!r}: not a remote name", exit_code=2)
+        if self.message is not None and (not self.message.strip() or "\0" in self.message):
+            raise PublishError("--message: expected a non-empty commit message", exit_code=2)
+        if self.overwrite is not None and self.overwrite != self.branch:
+            raise PublishError(f"--overwrite-branch {self.overwrite!r}: names the branch to "
+                               f"replace and must be the --branch ({self.branch!r})",
+                               exit_code=2)
 
 
 def publish(site: str | Path, *, repo: str | Path = ".",
@@ -87,13 +114,16 @@ def publish(site: str | Path, *, repo: str | Path = ".",
             index.html, the branch name is invalid, or the push was rejected.
     """
     opts = options or PublishOptions()
+    opts.check()
     site = Path(site).absolute()
     root = _repository(site, Path(repo).absolute(), opts.branch)
     ref = f"refs/heads/{opts.branch}"
     parent = _git(["rev-parse", "--verify", "--quiet", ref], root, check=False).stdout.strip()
-    tree, left_out = _site_tree(site, root, opts)
-    msg = opts.message or f"Publish report from {site.name} with reportgen"
-    args = ["commit-tree", tree, "-m", msg] + (["-p", parent] if parent else [])
+    _check_branch(root, opts, parent)
+    tree, left_out, foreign = _site_tree(site, root, opts)
+    dropped = _dropped(root, parent, tree)
+    msg = (opts.message or f"Publish report from {site.name} with reportgen").strip()
+    args = ["commit-tree", tree, "-m", msg, "-m", TRAILER] + (["-p", parent] if parent else [])
     commit = _git(args, root).stdout.strip()
     _git(["update-ref", "-m", "reportgen publish", ref, commit] + ([parent] if parent else []),
          root)
@@ -107,7 +137,32 @@ def publish(site: str | Path, *, repo: str | Path = ".",
                                exit_code=2)
         _push(root, opts, ref, commit)
     return Published(commit=commit, branch=opts.branch, pushed=opts.push, url=url,
-                     left_out=left_out)
+                     left_out=left_out, foreign=foreign, dropped=dropped)
+
+
+def _check_branch(root: Path, opts: PublishOptions, tip: str) -> None:
+    """Refuse a branch checked out in any worktree (its files would be replaced by the site),
+    and one whose tip reportgen did not publish unless ``--overwrite-branch`` names it."""
+    worktrees = _git(["worktree", "list", "--porcelain"], root).stdout.splitlines()
+    if f"branch refs/heads/{opts.branch}" in worktrees:
+        raise PublishError(f"--branch {opts.branch}: is checked out; publish makes the site the "
+                           "whole content of the branch, which would delete your files at its "
+                           "tip; publish to another branch (gh-pages)", exit_code=2)
+    if tip and opts.overwrite != opts.branch:
+        message = _git(["log", "-1", "--format=%B", tip], root).stdout
+        if TRAILER not in message.splitlines():
+            raise PublishError(f"--branch {opts.branch}: its tip {tip[:10]} was not published by "
+                               "reportgen; replacing its files needs --overwrite-branch "
+                               f"{opts.branch}", exit_code=2)
+
+
+def _dropped(root: Path, tip: str, tree: str) -> list[str]:
+    """Files of the previous tip that the new tree no longer has."""
+    if not tip:
+        return []
+    def names(treeish):
+        return set(_git(["ls-tree", "-r", "--name-only", treeish], root).stdout.splitlines())
+    return sorted(names(tip) - names(tree))
 
 
 def _repository(site: Path, cwd: Path, branch: str) -> Path:
@@ -115,6 +170,10 @@ def _repository(site: Path, cwd: Path, branch: str) -> Path:
     if not site.is_dir():
         raise PublishError(f"--site {site}: folder not found; run `reportgen build` first",
                            exit_code=2)
+    if site_files(site) is None:
+        raise PublishError(f"--site {site}: not a site built by reportgen (no {MARKER} listing "
+                           "its files); publish only publishes what reportgen build or compare "
+                           "wrote", exit_code=2)
     if not (site / "index.html").is_file():
         raise PublishError(f"--site {site}: has no index.html; is it a reportgen site?",
                            exit_code=2)
@@ -128,17 +187,22 @@ def _repository(site: Path, cwd: Path, branch: str) -> Path:
     return root
 
 
-def _site_tree(site: Path, root: Path, opts: PublishOptions) -> tuple[str, list[str]]:
-    """Write the git tree of the site's files (plus .nojekyll and CNAME) through a temporary
-    index; return (tree id, files left out for their size)."""
+def _site_tree(site: Path, root: Path, opts: PublishOptions
+               ) -> tuple[str, list[str], list[str]]:
+    """Write the git tree of the files reportgen wrote into the site (plus .nojekyll and
+    CNAME) through a temporary index; return (tree id, files left out for their size, files
+    in the folder reportgen did not write)."""
+    written = [f for f in site_files(site) if (site / f).is_file()]
+    present = sorted(f.relative_to(site).as_posix() for f in site.rglob("*") if f.is_file())
+    foreign = sorted(set(present) - set(written) - {MARKER})
+    left_out = sorted(f for f in written if (site / f).stat().st_size > opts.max_file_bytes)
+    staged = [f for f in written if f not in left_out and f != MARKER]
     with tempfile.TemporaryDirectory(prefix="reportgen-publish-") as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        # Stage every file of the site (forced past ignore rules) into the temporary index.
-        _git(["--work-tree", str(site), "add", "--all", "--force", "."], root, env)
-        left_out = sorted(f.relative_to(site).as_posix() for f in site.rglob("*")
-                          if f.is_file() and f.stat().st_size > opts.max_file_bytes)
-        for rel in [MARKER] + left_out:
-            _git(["rm", "--cached", "--quiet", "--ignore-unmatch", "--", rel], root, env)
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index"),
+               "GIT_LITERAL_PATHSPECS": "1"}
+        # Stage exactly those files (forced past ignore rules) into the temporary index.
+        _git(["--work-tree", str(site), "add", "--force", "--pathspec-from-file=-",
+              "--pathspec-file-nul"], root, env, input_="\0".join(staged))
         extras = {".nojekyll": ""}
         if opts.cname:
             extras["CNAME"] = opts.cname.strip() + "\n"
@@ -148,7 +212,7 @@ def _site_tree(site: Path, root: Path, opts: PublishOptions) -> tuple[str, list[
             blob = _git(["hash-object", "-w", "--stdin"], root, env, input_=content).stdout
             _git(["update-index", "--add", "--cacheinfo", f"100644,{blob.strip()},{name}"],
                  root, env)
-        return _git(["write-tree"], root, env).stdout.strip(), left_out
+        return _git(["write-tree"], root, env).stdout.strip(), left_out, foreign
 
 
 def _push(root: Path, opts: PublishOptions, ref: str, commit: str) -> None:

@@ -21,6 +21,16 @@ from reportgen.errors import OutputError
 MARKER = ".reportgen-site"
 
 
+def site_files(path: Path) -> list[str] | None:
+    """The files reportgen wrote into the site at ``path`` (from its marker), or None when
+    ``path`` is not a site reportgen built."""
+    try:
+        files = json.loads((path / MARKER).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return [f for f in files if isinstance(f, str)] if isinstance(files, list) else None
+
+
 def is_reportgen_site(path: Path) -> bool:
     """True if ``path`` is a folder holding reportgen's marker file."""
     return (path / MARKER).is_file()
@@ -69,10 +79,14 @@ class SiteWriter:
         return p
 
     def commit(self, info: dict | None = None) -> Path:
-        """Write the marker and atomically replace the output folder with the new site."""
+        """Write the marker (with ``info`` and the list of every file written, which
+        ``reportgen publish`` publishes and nothing else) and atomically replace the output
+        folder with the new site."""
+        files = sorted(p.relative_to(self.tmp).as_posix() for p in self.tmp.rglob("*")
+                       if p.is_file())
         (self.tmp / MARKER).write_text(json.dumps(
             {"generator": "reportgen", "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-             **(info or {})}, indent=1))
+             **(info or {}), "files": files}, indent=1))
         check_output(self.out)  # it may have changed while we built
         old = None
         if self.out.exists():

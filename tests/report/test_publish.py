@@ -38,7 +38,8 @@ def repo(tmp_path, monkeypatch):
     (site / "index.html").write_text("<h1>v1</h1>")
     (site / "img" / "a.jpg").write_bytes(b"\xff\xd8")
     (site / "_private.html").write_text("underscore")
-    (site / ".reportgen-site").write_text("{}")
+    (site / ".reportgen-site").write_text(
+        '{"files": ["index.html", "img/a.jpg", "_private.html"]}')
     return r
 
 
@@ -71,8 +72,19 @@ def test_second_publish_keeps_history(repo):
     assert git(repo, "show", "gh-pages:CNAME") == "docs.example.org"
 
 
+def add_written(site, *names):
+    """Record files as written by reportgen in the site's marker."""
+    import json
+
+    marker = site / ".reportgen-site"
+    data = json.loads(marker.read_text())
+    data["files"] += list(names)
+    marker.write_text(json.dumps(data))
+
+
 def test_files_too_large_for_github_left_out(repo):
     (repo / "site" / "model.keras").write_bytes(b"x" * 2000)
+    add_written(repo / "site", "model.keras")
     done = publish(repo / "site", repo=repo, options=PublishOptions(max_file_bytes=1000))
     assert done.left_out == ["model.keras"]
     files = set(git(repo, "ls-tree", "-r", "--name-only", "gh-pages").splitlines())
@@ -131,3 +143,95 @@ def test_cli_publish_prints_commit_and_url(repo, monkeypatch):
 def test_pages_url(url, want):
     assert pages_url(url, None) == want
     assert pages_url(url, "x.org") == "https://x.org/"
+
+
+# -- what publish never does -------------------------------------------------------------------
+
+def tree(repo, branch):
+    return set(git(repo, "ls-tree", "-r", "--name-only", branch).splitlines())
+
+
+@pytest.mark.parametrize("branch", ["main", "other-worktree"])
+def test_a_checked_out_branch_is_never_written(repo, tmp_path, branch):
+    if branch == "other-worktree":
+        git(repo, "worktree", "add", "-q", "-b", branch, str(tmp_path / "wt"))
+    before = git(repo, "rev-parse", branch), state(repo)
+    with pytest.raises(PublishError, match="is checked out") as err:
+        publish(repo / "site", repo=repo, options=PublishOptions(branch=branch))
+    assert err.value.exit_code == 2
+    assert (git(repo, "rev-parse", branch), state(repo)) == before
+    assert tree(repo, "main") == {"code.py", ".gitignore"}
+
+
+def test_a_branch_reportgen_did_not_publish_needs_its_name(repo):
+    git(repo, "branch", "docs")  # a branch of the project's own files
+    with pytest.raises(PublishError, match="not published by reportgen.*--overwrite-branch docs"):
+        publish(repo / "site", repo=repo, options=PublishOptions(branch="docs"))
+    assert tree(repo, "docs") == {"code.py", ".gitignore"}
+    with pytest.raises(PublishError, match="must be the --branch"):
+        publish(repo / "site", repo=repo, options=PublishOptions(branch="docs",
+                                                                 overwrite="gh-pages"))
+    done = publish(repo / "site", repo=repo, options=PublishOptions(branch="docs",
+                                                                    overwrite="docs"))
+    assert done.dropped == [".gitignore", "code.py"]  # said, not silent
+    assert tree(repo, "docs") == {"index.html", "img/a.jpg", "_private.html", ".nojekyll"}
+    # Its tip is now reportgen's: the next publish needs no flag.
+    publish(repo / "site", repo=repo, options=PublishOptions(branch="docs"))
+
+
+@pytest.mark.parametrize("extra", [".env", "notes/secret.txt", "index.html.orig"])
+def test_only_files_reportgen_wrote_are_published(repo, extra):
+    path = repo / "site" / extra
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("API_KEY=hunter2")
+    done = publish(repo / "site", repo=repo)
+    assert extra not in tree(repo, "gh-pages") and done.foreign == [extra]
+
+
+@pytest.mark.parametrize("folder", [".", "site-without-marker"])
+def test_a_folder_reportgen_did_not_build_is_refused(repo, folder):
+    target = repo / folder
+    target.mkdir(exist_ok=True)
+    (target / "index.html").write_text("<h1>my own page</h1>")
+    with pytest.raises(PublishError, match="not a site built by reportgen") as err:
+        publish(target, repo=repo)
+    assert err.value.exit_code == 2
+    assert git(repo, "branch", "--list", "gh-pages") == ""
+
+
+def test_a_site_written_by_sitewriter_lists_exactly_its_files(repo, tmp_path):
+    from reportgen.report.site import SiteWriter, site_files
+
+    with SiteWriter(tmp_path / "built") as site:
+        site.path("index.html").write_text("x")
+        site.path("img/b.png").write_bytes(b"png")
+        site.commit()
+    assert site_files(tmp_path / "built") == ["img/b.png", "index.html"]
+    publish(tmp_path / "built", repo=repo)
+    assert tree(repo, "gh-pages") == {"index.html", "img/b.png", ".nojekyll"}
+
+
+@pytest.mark.parametrize("cname", ["https://docs.example.org", "docs example.org",
+                                   "docs.example.org\nevil", "", "docs.example.org/path",
+                                   "-bad.example.org", "localhost"])
+def test_bad_cname_is_refused_before_anything_is_written(repo, cname):
+    with pytest.raises(PublishError, match="--cname") as err:
+        publish(repo / "site", repo=repo, options=PublishOptions(cname=cname))
+    assert err.value.exit_code == 2
+    assert git(repo, "branch", "--list", "gh-pages") == ""
+
+
+@pytest.mark.parametrize("opts,needle", [
+    (PublishOptions(remote="origin; rm -rf /"), "--remote"),
+    (PublishOptions(message="  "), "--message"),
+])
+def test_other_bad_options_are_refused(repo, opts, needle):
+    with pytest.raises(PublishError, match=needle):
+        publish(repo / "site", repo=repo, options=opts)
+
+
+def test_cli_publish_refuses_the_checked_out_branch_in_one_line(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["publish", "--site", "site", "--branch", "main"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "is checked out" in result.output
