@@ -115,7 +115,8 @@ def pair_statistics(a: SiteRecord, b: SiteRecord) -> dict:
     p = ev.mcnemar_exact(b_count, c_count)
     diff, lo, hi = ev.paired_bootstrap(a.correct, b.correct)
     return {"a": a.label, "b": b.label, "a_right_b_wrong": b_count, "b_right_a_wrong": c_count,
-            "mcnemar_statistic": min(b_count, c_count), "mcnemar_p": p, "accuracy_difference": diff, "accuracy_difference_ci": [lo, hi],
+            "mcnemar_statistic": min(b_count, c_count), "mcnemar_p": p,
+            "accuracy_difference": diff, "accuracy_difference_ci": [lo, hi],
             "sentence": sentence(a.label, b.label, diff, (lo, hi), p)}
 
 
