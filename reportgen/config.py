@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ class TrainingConfig:
     learning_rate: float = option(0.001, "Adam learning rate.", minimum=0.0)
     patience: int = option(3, "Early-stopping patience in epochs (validation loss).", minimum=0)
     seed: int = option(0, "Seed for data generation, splits, weight init and shuffling.",
-                     minimum=0)
+                       minimum=0, maximum=2**32 - 1)
 
 
 @dataclass
@@ -199,6 +200,8 @@ def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if tp is float:
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: {value!r} is not a finite number")
     choices = meta.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
@@ -215,14 +218,20 @@ def _validate(cfg: Config) -> None:
     if len(split) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
                                   for x in split):
         raise ConfigError(f"data.split: expected three numbers [train, val, test], got {split!r}")
+    if not all(math.isfinite(x) for x in split):
+        raise ConfigError(f"data.split: expected finite numbers, got {split!r}")
     if any(x < 0 for x in split) or abs(sum(split) - 1.0) > 1e-6:
         raise ConfigError(f"data.split: fractions must be >= 0 and sum to 1, got {split!r}")
     if split[0] == 0 or split[2] == 0:
         raise ConfigError("data.split: the train and test fractions must be above 0")
     formats = cfg.report.figure_formats
-    if not formats or formats[0] != "png" or not set(formats) <= {"png", "svg", "pdf"}:
+    if (not formats or not all(isinstance(f, str) for f in formats) or formats[0] != "png"
+            or not set(formats) <= {"png", "svg", "pdf"}):
         raise ConfigError('report.figure_formats: expected "png" first, then any of "svg", '
                           f'"pdf"; got {formats!r}')
+    layers = cfg.explain.pattern_layers
+    if not all(isinstance(p, str) and p.strip() for p in layers):
+        raise ConfigError(f"explain.pattern_layers: expected layer names, got {layers!r}")
     if not all(isinstance(m, str) for m in cfg.explain.methods):
         raise ConfigError(f"explain.methods: expected a list of method names, got "
                           f"{cfg.explain.methods!r}")

@@ -180,7 +180,7 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     trained.compile(optimizer=keras.optimizers.Adam(learning_rate),
                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     has_val = x_val is not None and len(x_val) > 0
-    callbacks = [keras.callbacks.EarlyStopping(
+    callbacks = [keras.callbacks.TerminateOnNaN(), keras.callbacks.EarlyStopping(
         monitor="val_loss" if has_val else "loss", patience=patience,
         restore_best_weights=True)]
     if on_epoch:
@@ -193,6 +193,11 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
         validation_data=(x_val.astype(np.float32), y_val) if has_val else None,
         shuffle=True, callbacks=callbacks, verbose=0)
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    bad = next((i for i, v in enumerate(history.get("loss", [])) if not np.isfinite(v)), None)
+    if bad is not None or not history.get("loss"):
+        raise ModelError(f"training.learning_rate: training diverged (loss "
+                         f"{history.get('loss', ['nan'])[bad or 0]} in epoch {(bad or 0) + 1}); "
+                         f"lower training.learning_rate (now {learning_rate:g})")
     if backbone:
         calibrate_batchnorm(trained, x_train)
     return trained, history

@@ -109,12 +109,25 @@ def _load_annotations(root: Path, name: str) -> dict[str, list[float]]:
     path = root / name
     if not name or not path.is_file():
         return {}
+    expected = '{"relative/path.png": {"box": [x0, y0, x1, y1]}}'
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return {k: [float(x) for x in v["box"]] for k, v in raw.items()}
-    except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not a valid annotations file ({e}); expected "
-                        '{"relative/path.png": {"box": [x0, y0, x1, y1]}}') from None
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: not a valid annotations file ({e}); expected {expected}"
+                        ) from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected an object {expected}, got a {type(raw).__name__}")
+    boxes = {}
+    for rel, entry in raw.items():
+        box = entry.get("box") if isinstance(entry, dict) else None
+        ok = (isinstance(box, list) and len(box) == 4
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
+              and all(np.isfinite(box)) and box[2] > box[0] and box[3] > box[1])
+        if not ok:
+            raise DataError(f"{path}: entry {rel!r} has no valid box (four numbers x0 < x1, "
+                            f"y0 < y1): {entry!r}"[:300])
+        boxes[rel] = [float(v) for v in box]
+    return boxes
 
 
 def scan(root: str | Path) -> tuple[list[str], dict[str, dict[str, list[Path]]],

@@ -209,7 +209,29 @@ def given_model(run: Run) -> Given:
     if size != h:
         run.notes.append(f"Images were resized to the model's input, {h}x{w} px "
                          f"(data.image_size = {size} applies to training only).")
+    check_layer_keys(cfg, loaded, (h, w, channels))
     return Given(loaded, (h, w, channels))
+
+
+def check_layer_keys(cfg: Config, model, shape: tuple) -> None:
+    """``explain.layer`` and every ``explain.pattern_layers`` entry checked against the model
+    as soon as it exists (loaded, or built before training), so a typo ends the build at once
+    with the valid names."""
+    from reportgen.explain.graph import ModelGraph
+
+    wanted = [("explain.layer", cfg.explain.layer)] if cfg.explain.layer else []
+    wanted += [("explain.pattern_layers", p) for p in cfg.explain.pattern_layers]
+    if not wanted:
+        return
+    try:
+        graph = ModelGraph(model, cfg.model.output_index, shape)
+    except (TypeError, ValueError):
+        return  # not walkable: the explain stage says so
+    for name, path in wanted:
+        try:
+            graph.layer(path)
+        except ValueError as e:
+            raise ConfigError(f"{name}: {e}") from None
 
 
 def fit_model(run: Run, given: Given, data: Data) -> Fitted:
@@ -275,6 +297,7 @@ def _train_or_reuse(run: Run, data: Data, train_key: str, preprocess: str):
     base = mdl.build_model(cfg.model.architecture, data.shape, len(ds.class_names),
                            weights=cfg.model.weights, freeze_base=cfg.model.freeze_base,
                            seed=cfg.training.seed)
+    check_layer_keys(cfg, base, data.shape)
     def prep(images):
         return preprocessed(images, preprocess)
 
