@@ -104,3 +104,29 @@ def test_a_valid_annotations_file_gives_boxes(tmp_path, folder):
     with pytest.raises(DataError):
         (folder / "annotations.json").write_text("{not json")
         load_dataset(folder, size=(16, 16), split=[0.5, 0.25, 0.25])
+
+
+def test_a_new_or_changed_annotations_file_is_never_served_from_the_cache(keras, tmp_path,
+                                                                          folder, saved):
+    """The cache stays on: the pointing game must follow the boxes."""
+    m = saved(tiny_model(keras))
+    args = (*load_model_args(m), f"data.cache_dir={tmp_path / 'cache'}")
+    assert build(tmp_path, *args, data=folder).exit_code == 0
+
+    def pointing():
+        return json.loads((tmp_path / "site" / "metrics.json").read_text())["explain"][
+            "pointing_game"]
+
+    assert pointing() == {}
+    boxes = {p.relative_to(folder).as_posix(): {"box": [0, 0, 16, 16]}
+             for p in folder.rglob("*.png")}
+    (folder / "annotations.json").write_text(json.dumps(boxes))
+    again = build(tmp_path, *args, data=folder)
+    assert again.exit_code == 0 and "Reusing the predictions" not in again.output
+    assert pointing()["gradcam"]["score"] == 1.0  # every map peaks inside a full-image box
+    for rel in boxes:
+        boxes[rel]["box"] = [0, 0, 1, 1]  # a one-pixel box: the peaks are now mostly outside
+    (folder / "annotations.json").write_text(json.dumps(boxes))
+    third = build(tmp_path, *args, data=folder)
+    assert third.exit_code == 0 and "Reusing the predictions" not in third.output
+    assert pointing()["gradcam"]["score"] < 1.0

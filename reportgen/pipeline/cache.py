@@ -63,13 +63,18 @@ class ReportBundle:
 
 
 def data_hash(ds) -> str:
-    """SHA-256 of the decoded images and labels of every split."""
+    """SHA-256 of everything read from the data: per split the decoded images, labels, file
+    paths and object boxes (a new or changed annotations file changes it), and the class
+    names."""
     h = hashlib.sha256()
+    h.update("\0".join(ds.class_names).encode())
     for name in ("train", "val", "test"):
         s = ds.splits[name]
         h.update(name.encode())
         h.update(np.ascontiguousarray(s.images).tobytes())
         h.update(s.labels.tobytes())
+        h.update("\0".join(s.paths).encode())
+        h.update(np.ascontiguousarray(s.boxes, np.float32).tobytes())
     return h.hexdigest()
 
 
