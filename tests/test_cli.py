@@ -42,8 +42,8 @@ def test_keys_lists_every_key():
     (["--set", "data.image_sise=32"], "unknown key data.image_sise; did you mean 'data.image_size'"),
     (["--set", "training.epochs=-2"], "training.epochs: -2 is below the minimum 1"),
     (["--config", "missing.toml"], "config file not found: missing.toml"),
-    (["--set", "explain.occlusion.patch_size=0"],
-     "explain.occlusion.patch_size: 0 is below the minimum 1"),
+    (["--set", "explain.occlusion.patch_size=-1"],
+     "explain.occlusion.patch_size: -1 is below the minimum 0"),
     (["--set", "explain.rise.maks=10"], "unknown key explain.rise.maks; did you mean "
                                         "'explain.rise.masks'"),
     (["--set", "explain.ig_steps=4"], "explain.ig_steps: moved to "

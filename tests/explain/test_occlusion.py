@@ -103,6 +103,11 @@ def test_cost_counts_one_forward_pass_per_patch():
     assert anchors(10, 4, 3) == [0, 3, 6]
     assert anchors(11, 4, 3) == [0, 3, 6, 7]  # the far edge stays covered
     assert anchors(11, 2, 3) == [0, 3, 6, 9]  # gaps when the stride exceeds the patch
+    # The report's default: an eighth of the side, 64 patches at any resolution.
+    for side in (64, 224, 299):
+        assert spec.cost(OcclusionOptions(), Shape(side, side)).forward == 2 + 64
+    assert OcclusionOptions().resolved(224, 224) == (28, 28)
+    assert OcclusionOptions(patch_size=16).resolved(224, 224) == (16, 16)
 
 
 def test_explainer_runs_it_through_the_registry(keras, rng):

@@ -52,10 +52,10 @@ def load(tmp_path, text, overrides=()):
 
 def test_method_tables_are_checked_and_name_the_key(tmp_path):
     opts = load(tmp_path, "[explain.occlusion]\npatch_size = 4\n[explain.rise]\nmasks = 10\n")
-    assert opts["occlusion"].patch_size == 4 and opts["occlusion"].stride == 8
+    assert opts["occlusion"].patch_size == 4 and opts["occlusion"].stride == 0  # = the patch
     assert opts["rise"].masks == 10 and list(opts) == list(REGISTRY)
     with pytest.raises(ConfigError, match=r"explain\.occlusion\.patch_size.*below the minimum"):
-        load(tmp_path, "[explain.occlusion]\npatch_size = 0\n")
+        load(tmp_path, "[explain.occlusion]\npatch_size = -1\n")
     with pytest.raises(ConfigError, match=r"explain\.rise\.keep: expected number"):
         load(tmp_path, '[explain.rise]\nkeep = "half"\n')
     with pytest.raises(ConfigError, match=r"unknown key explain\.rise\.mask.*explain\.rise\.masks"):
@@ -85,7 +85,7 @@ def test_keys_lists_every_method_option():
     out = CliRunner().invoke(main, ["keys"]).output
     for key, default, _ in option_keys():
         assert f"{key} = {default!r}" in out
-    assert "explain.occlusion.patch_size = 8" in out and "method_options" not in out
+    assert "explain.occlusion.patch_size = 0" in out and "method_options" not in out
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,17 @@ from reportgen.explain.methods.spec import Cost, MethodSpec
 
 @dataclass
 class OcclusionOptions:
-    patch_size: int = option(8, "Side in pixels of the square patch set to the baseline.",
-                             minimum=1)
-    stride: int = option(8, "Pixels between neighbouring patch positions.", minimum=1)
+    patch_size: int = option(0, "Side in pixels of the square patch set to the baseline; 0: "
+                             "an eighth of the image side, rounded up (8 px at 64 px, 28 px at "
+                             "224 px), "
+                             "so the cost is 64 patches at any resolution.", minimum=0)
+    stride: int = option(0, "Pixels between neighbouring patch positions; 0: the patch size.",
+                         minimum=0)
+
+    def resolved(self, height: int, width: int) -> tuple[int, int]:
+        """(patch size, stride) in pixels for an image of ``height`` x ``width``."""
+        patch = self.patch_size or max(1, -(-min(height, width) // 8))  # ceil: 8 per side
+        return patch, self.stride or patch
     baseline: float = option(0.0, "Value the covered pixels are set to (in the model's input "
                              "scale).")
 
@@ -120,13 +128,13 @@ def occlusion(model, images, targets=None, patch_size=8, stride=8, baseline=0.0,
 
 
 def run(explainer, images, targets, options):
-    return occlusion_maps(explainer, images, targets, options.patch_size, options.stride,
-                          options.baseline)
+    patch, stride = options.resolved(*explainer.input_shape[:2])
+    return occlusion_maps(explainer, images, targets, patch, stride, options.baseline)
 
 
 def cost(options, shape):
-    patches = (len(anchors(shape.height, options.patch_size, options.stride))
-               * len(anchors(shape.width, options.patch_size, options.stride)))
+    patch, stride = options.resolved(shape.height, shape.width)
+    patches = len(anchors(shape.height, patch, stride)) * len(anchors(shape.width, patch, stride))
     return Cost(forward=2 + patches)
 
 
@@ -134,7 +142,8 @@ SPEC = MethodSpec(
     name="occlusion",
     label="Occlusion",
     description=(
-        "Each square patch of [explain.occlusion] patch_size pixels, every stride pixels, is "
+        "Each square patch of [explain.occlusion] patch_size pixels (by default an eighth of "
+        "the image side), every stride pixels, is "
         "set to the baseline (0 by default) and the drop of the class logit is recorded; a "
         "pixel's value is the mean drop over the patches that cover it (positive: covering "
         "it lowers the class score). Model-agnostic and exact, at one forward pass per patch. "
