@@ -58,10 +58,8 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
     distribution, training curves, confusion matrices, reliability diagram) on ``figures``;
     return their page data: {"dist", "curves", "cms", "rel"}."""
     names = ds.class_names
-    counts = {name: np.bincount(split.labels, minlength=len(names)).tolist()
-              for name, split in ds.splits.items()}
     fig_dist = figures.add(
-        "class_distribution", figs.class_distribution, counts, names,
+        "class_distribution", figs.class_distribution, _counts(ds), names,
         alt="Bar chart of images per class in the train, val and test splits",
         caption="Images per class and split.")
     fig_curves = None
@@ -128,6 +126,7 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
 
 
 def _counts(ds) -> dict[str, list[int]]:
+    """{split: images per class}."""
     return {name: np.bincount(split.labels, minlength=len(ds.class_names)).tolist()
             for name, split in ds.splits.items()}
 

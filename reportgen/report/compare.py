@@ -150,11 +150,11 @@ def map_agreement(a: SiteRecord, b: SiteRecord) -> np.ndarray:
     if a.maps is None or b.maps is None:
         return np.full(n, np.nan)
     size = (max(a.maps.shape[2], b.maps.shape[2]), max(a.maps.shape[1], b.maps.shape[1]))
-    return np.array([ev.spearman(_resize(a.maps[i], size), _resize(b.maps[i], size))
+    return np.array([ev.spearman(resize_map(a.maps[i], size), resize_map(b.maps[i], size))
                      for i in range(n)])
 
 
-def _resize(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A float map resized to ``size`` (width, height), bilinear."""
     if (m.shape[1], m.shape[0]) == size:
         return m
