@@ -35,10 +35,13 @@ def option(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
 
 @dataclass
 class DataConfig:
-    source: str = option("shapes", 'Where images come from: "shapes" (built-in generated demo) or '
-                       '"folder" (data.path).', choices=("shapes", "folder"))
+    source: str = option("shapes", 'Where images come from: "shapes" (built-in generated demo), '
+                       '"folder" (class folders in data.path) or "images" (unlabeled photos '
+                       "anywhere under data.path, explained with a given model; no accuracy).",
+                       choices=("shapes", "folder", "images"))
     path: str = option("", "Image folder: root/<class>/* (split by data.split) or "
-                     "root/{train,val,test}/<class>/* (used as given).")
+                     "root/{train,val,test}/<class>/* (used as given); for data.source = "
+                     '"images", any images under it.')
     image_size: int = option(64, "Side in pixels images are resized to for training; a loaded "
                            "model's own input size wins.", minimum=8, maximum=1024)
     split: list = option([0.7, 0.15, 0.15], "Train, val and test fractions for a folder without "
@@ -49,7 +52,8 @@ class DataConfig:
                           "$XDG_CACHE_HOME/reportgen or ~/.cache/reportgen).")
     classes: list = option([], "Class names in the order of the model's outputs, each "
                            "matched to a class folder of the same name; empty: the folders "
-                           "sorted by name.")
+                           'sorted by name (for data.source = "images": the 1,000 ImageNet '
+                           "classes, shipped with reportgen).")
     annotations: str = option("annotations.json", "File in data.path with object boxes, "
                             "{relative path: {\"box\": [x0, y0, x1, y1]}}; optional.")
 
@@ -57,10 +61,18 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     source: str = option("train", '"train" builds and trains model.architecture; "load" loads '
-                       "model.path.", choices=("train", "load"))
+                       'model.path; "applications" uses the keras.applications classifier '
+                       "model.architecture as it is (its ImageNet head, model.weights, its own "
+                       "preprocess_input and input size).",
+                       choices=("train", "load", "applications"))
     path: str = option("", "Saved model to load (.keras or .h5) when model.source is \"load\".")
     architecture: str = option("small_cnn", '"small_cnn" or a keras.applications name such as '
-                             '"mobilenetv2", "vgg19", "inceptionv3", "resnet50".')
+                             '"mobilenetv2", "vgg19", "inceptionv3", "resnet50" (for '
+                             'model.source = "applications", any keras.applications '
+                             'classifier: "efficientnetb0", "densenet121", ...).')
+    input_size: int = option(0, 'Input side in pixels for model.source = "applications"; 0: '
+                           "the architecture's own (224, or 299 for InceptionV3 and Xception).",
+                           minimum=0, maximum=1024)
     weights: str = option("none", 'Backbone weights: "imagenet" (downloaded by Keras), "none" '
                         "(random init) or a weights file.")
     freeze_base: bool = option(True, "Freeze the backbone and train only the new head "
@@ -95,6 +107,9 @@ class ExplainConfig:
     methods: list = option(["all"], 'Methods on the Methods page and in the quality table: '
                            '["all"] (every registered method) or a list of names; each '
                            "method's options are the table [explain.<method>].")
+    classes: list = option([], "Classes whose GradCAM is also shown on the Methods page for "
+                           "one test image per class; empty: every class when there are at "
+                           "most 12, else the 12 most often predicted.")
     samples_per_class: int = option(2, "Test images per class shown across every method.",
                                   minimum=0, maximum=100)
     quality_images: int = option(100, "Test images (stratified) scored by deletion/insertion AUC, "
@@ -238,8 +253,19 @@ def _validate(cfg: Config) -> None:
     names = cfg.data.classes
     if not all(isinstance(c, str) and c.strip() for c in names) or len(set(names)) != len(names):
         raise ConfigError(f"data.classes: expected distinct non-empty names, got {names!r}")
-    if cfg.data.source == "folder" and not cfg.data.path:
-        raise ConfigError('data.path: required when data.source is "folder"')
+    if cfg.data.source in ("folder", "images") and not cfg.data.path:
+        raise ConfigError(f'data.path: required when data.source is "{cfg.data.source}"')
+    if cfg.data.source == "images" and cfg.model.source == "train":
+        raise ConfigError('data.source: "images" has no labels to train on; set model.source '
+                          'to "load" (your model, with data.classes) or "applications" '
+                          "(a keras.applications ImageNet classifier)")
+    if cfg.model.source == "applications" and cfg.data.source != "images":
+        raise ConfigError('model.source: "applications" explains unlabeled photos (data.source '
+                          '= "images"); to learn your own classes, use model.source = "train" '
+                          "with model.architecture (transfer learning)")
+    explained = cfg.explain.classes
+    if not all(isinstance(c, str) and c.strip() for c in explained):
+        raise ConfigError(f"explain.classes: expected class names, got {explained!r}")
     if cfg.model.source == "load" and not cfg.model.path:
         raise ConfigError('model.path: required when model.source is "load"')
 

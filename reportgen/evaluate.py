@@ -132,6 +132,32 @@ def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
     return result
 
 
+def prediction_summary(probs: np.ndarray, class_names: list[str], top_k: int = 5) -> dict:
+    """What can be said of predictions without labels, as JSON-ready plain data.
+
+    Returns:
+        {"n", "labeled": False, "mean_confidence" (mean top-1 probability),
+        "per_class": {class: {"predicted": images predicted as it, "mean_confidence"}} for the
+        predicted classes only, most often predicted first (ties by class order),
+        "top": [[class, probability] * top_k] per image, most probable first}.
+    """
+    probs = np.asarray(probs, np.float64)
+    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
+    conf = probs.max(axis=1) if len(probs) else np.zeros(0)
+    counts = np.bincount(pred, minlength=len(class_names))
+    order = [int(c) for c in np.argsort(-counts, kind="stable") if counts[c]]
+    k = min(top_k, len(class_names))
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return {
+        "n": int(len(probs)), "labeled": False,
+        "mean_confidence": float(conf.mean()) if len(conf) else float("nan"),
+        "per_class": {class_names[c]: {"predicted": int(counts[c]),
+                                       "mean_confidence": float(conf[pred == c].mean())}
+                      for c in order},
+        "top": [[[class_names[int(c)], float(p[c])] for c in row] for row, p in zip(top, probs)],
+    }
+
+
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     """The Wilson score interval of a proportion (95 % for the default z); (nan, nan) when
     n = 0. Unlike the normal approximation it stays inside [0, 1] and is sensible at 0 % and

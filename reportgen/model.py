@@ -153,6 +153,75 @@ def build_model(architecture: str, input_shape: tuple[int, int, int], n_classes:
                           freeze_base=freeze_base)
 
 
+def application_constructors() -> dict[str, str]:
+    """{config name: constructor name} of every keras.applications classifier
+    (``"mobilenetv2": "MobileNetV2"``); config names are lower case without ``_`` or ``-``."""
+    return {n.lower(): n for n in dir(keras.applications)
+            if n[:1].isupper() and callable(getattr(keras.applications, n))}
+
+
+def preprocess_mode_of(ctor) -> str:
+    """The mode of :data:`PREPROCESS_MODES` that equals the ``preprocess_input`` of the
+    keras.applications module of constructor ``ctor``, found by running both on a probe
+    (ModelError when none matches)."""
+    module = getattr(keras.applications, ctor.__module__.rsplit(".", 1)[-1], None)
+    fn = getattr(module, "preprocess_input", None)
+    probe = np.random.default_rng(0).uniform(0, 255, (1, 3, 3, 3)).astype(np.float32)
+    if fn is not None:
+        want = np.asarray(fn(probe.copy()), np.float32)
+        for mode in PREPROCESS_MODES:
+            got = np.asarray(apply_preprocess(probe.copy(), mode), np.float32)
+            if got.shape == want.shape and np.allclose(got, want, atol=1e-4):
+                return mode
+    raise ModelError(f"model.architecture: the preprocessing of {ctor.__name__} is none of "
+                     f"{', '.join(PREPROCESS_MODES)}; load it as a .keras model with "
+                     "model.preprocess instead")
+
+
+def application_model(architecture: str, *, weights: str = "none", input_size: int = 0,
+                      n_classes: int = 1000, seed: int = 0) -> tuple[keras.Model, str]:
+    """A keras.applications classifier as it is, with its ImageNet head (softmax), and the
+    preprocessing mode its ``preprocess_input`` applies to raw pixels (applied outside the
+    model, as for a loaded one).
+
+    Args:
+        weights: "imagenet" (Keras downloads them), "none" (random init) or a weights file of
+            the whole classifier.
+        input_size: the input side in pixels; 0 for the architecture's default.
+        n_classes: outputs of the head (1000 for ImageNet weights).
+        seed: seeds the random initialization (weights "none").
+    """
+    ctors = application_constructors()
+    name = architecture.lower().replace("_", "").replace("-", "")
+    if name not in ctors:
+        raise ModelError(f"model.architecture: {architecture!r} is not a keras.applications "
+                         f"classifier{_suggest(name, list(ctors))}")
+    ctor = getattr(keras.applications, ctors[name])
+    w = None if weights in ("none", "", None) else weights
+    if w not in (None, "imagenet") and not Path(w).is_file():
+        raise ModelError(f"model.weights: file not found: {w}")
+    if w == "imagenet" and n_classes != 1000:
+        raise ModelError(f"data.classes: ImageNet weights have 1000 outputs, not {n_classes}")
+    kwargs = {"input_shape": (input_size, input_size, 3)} if input_size else {}
+    keras.utils.set_random_seed(seed)
+    try:
+        model = ctor(include_top=True, weights=w, classes=n_classes,
+                     classifier_activation="softmax", **kwargs)
+    except ValueError as e:
+        key = "model.input_size" if input_size else "model.architecture"
+        raise ModelError(f"{key}: {ctors[name]} cannot be built with weights={weights!r}"
+                         + (f" at {input_size} px" if input_size else "")
+                         + f": {str(e).splitlines()[0]}") from None
+    return model, preprocess_mode_of(ctor)
+
+
+def _suggest(name: str, valid: list[str]) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else "; valid: " + ", ".join(valid)
+
+
 class _EpochCallback(keras.callbacks.Callback):
     def __init__(self, on_epoch: Callable[[int, dict], None]):
         super().__init__()
@@ -232,10 +301,10 @@ def _trains_a_backbone(model) -> bool:
 
 
 def calibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 32,
-                        max_images: int = 256) -> None:
+                        max_images: int = 256) -> int:
     """Set every BatchNorm's moving mean and variance of ``model`` to the average of its batch
     statistics over up to ``max_images`` of ``images`` (in batches, training-mode calls with no
-    weight update).
+    weight update); return how many BatchNorm layers there are.
 
     A backbone trained briefly from random weights keeps moving statistics near their initial
     values (MobileNetV2's BatchNorm momentum is 0.999: a few hundred steps move them a fifth of
@@ -253,6 +322,7 @@ def calibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int 
     finally:
         for bn, m in zip(bns, saved):
             bn.momentum = m
+    return len(bns)
 
 
 def load_model(path: str | Path, *, safe_mode: bool = True) -> keras.Model:

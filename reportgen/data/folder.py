@@ -38,12 +38,15 @@ class Split:
         paths: N file paths relative to the data root (POSIX separators).
         boxes: (N, 4) float32 object boxes [x0, y0, x1, y1] in pixels of ``images`` (edges, so
             0..W), NaN where the image has none.
+        labeled: False when the true classes are unknown (unlabeled photos): ``labels`` is then
+            -1, or the predicted classes once the model has run (galleries by predicted class).
     """
 
     images: np.ndarray
     labels: np.ndarray
     paths: list[str]
     boxes: np.ndarray
+    labeled: bool = True
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -59,6 +62,11 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     dropped_classes: list[str] = field(default_factory=list)
     layout: str = "split by fractions"
+
+    @property
+    def labeled(self) -> bool:
+        """False for unlabeled photos (``data.source = "images"``): no accuracy is reported."""
+        return self.splits["test"].labeled
 
     @property
     def has_boxes(self) -> bool:
@@ -105,7 +113,9 @@ def split_counts(n: int, fractions: list[float]) -> tuple[int, int, int]:
     return n_train, n_val, n_test
 
 
-def _load_annotations(root: Path, name: str) -> dict[str, list[float]]:
+def load_annotations(root: Path, name: str) -> dict[str, list[float]]:
+    """The object boxes of the annotations file ``root / name`` ({relative path: [x0, y0, x1,
+    y1]}); {} when there is none. A malformed file or entry is a DataError naming it."""
     path = root / name
     if not name or not path.is_file():
         return {}
@@ -220,7 +230,7 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
     root = Path(root)
     names, per_split, skipped, layout = scan(root)
     names = order_classes(names, list(classes or []), root)
-    boxes_by_path = _load_annotations(root, annotations)
+    boxes_by_path = load_annotations(root, annotations)
 
     # Decode everything once, so a class whose files are all unreadable is known before splitting.
     if "all" in per_split:
@@ -303,11 +313,12 @@ def count_files(root: str | Path) -> int:
 
 def files_hash(root: str | Path, split: Split, class_names: list[str]) -> str:
     """SHA-256 of a split as files: each image's path relative to ``root``, its class name and
-    the SHA-256 of its bytes, in split order. Independent of the size images are decoded at,
+    the SHA-256 of its bytes, in split order (no class for unlabeled photos). Independent of the size images are decoded at,
     so two models that read the same files at different input sizes share it."""
     root = Path(root)
     h = hashlib.sha256()
     for rel, label in zip(split.paths, split.labels):
         digest = hashlib.sha256((root / rel).read_bytes()).hexdigest()
-        h.update(f"{rel}\0{class_names[int(label)]}\0{digest}\n".encode())
+        name = class_names[int(label)] if split.labeled else ""
+        h.update(f"{rel}\0{name}\0{digest}\n".encode())
     return h.hexdigest()

@@ -126,8 +126,9 @@ class Explained:
         notes: remarks for the report (skipped methods and why).
         samples: test indices shown across every method.
         method_outputs: {method: its raw output for ``samples``} (shape per the method's spec).
-        grid_indices: one test index per class; class_grid: GradCAM of every class for each,
-            (n, K, H, W) float32 in [0, 1].
+        grid_indices: one test index per shown class (at most 12); grid_classes: the class
+            indices explained for each (``explain.classes``, or the shown classes);
+            class_grid: their GradCAMs, (n, len(grid_classes), H, W) float32 in [0, 1].
         quality: {method: its quality-table row}.
         layers: the Layers page data, None without conv layers.
         peaks: where each channel of ``layer`` peaks over the test set (from the GradCAM pass).
@@ -144,6 +145,7 @@ class Explained:
     samples: list[int] = field(default_factory=list)
     method_outputs: dict[str, np.ndarray] = field(default_factory=dict)
     grid_indices: list[int] = field(default_factory=list)
+    grid_classes: list[int] = field(default_factory=list)
     class_grid: np.ndarray | None = None
     quality: dict[str, QualityRow] = field(default_factory=dict)
     layers: LayerViews | None = None

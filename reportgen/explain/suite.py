@@ -23,7 +23,8 @@ from reportgen.explain.results import (SECTIONS, DreamView, Explained, FeatureMa
                                        LayerViews, Peaks, QualityRow, ReceptiveView, Unit)
 
 __all__ = ["CHUNK", "SECTIONS", "Explained", "explainer_for", "select_galleries",
-           "explain_test_set", "explain_methods", "explain_layers", "stratified"]
+           "explain_test_set", "explain_methods", "explain_layers", "stratified",
+           "shown_classes"]
 
 #: Images explained per chunk (each chunk is processed in batches of explain.batch_size).
 CHUNK = 256
@@ -62,14 +63,13 @@ def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size
     """
     pred = probs.argmax(axis=1)
     conf = probs.max(axis=1)
-    order = np.argsort(-conf, kind="stable")
-    out = {}
-    for c in range(n_classes):
-        correct = [int(i) for i in order if labels[i] == c and pred[i] == c]
-        missed = [int(i) for i in order if labels[i] == c and pred[i] != c]
-        false_pos = [int(i) for i in order if pred[i] == c and labels[i] != c]
-        out[c] = {"correct": correct[:size], "misclassified": missed[:size],
-                  "confident_wrong": false_pos[:size]}
+    out = {c: {key: [] for key in SECTIONS} for c in range(n_classes)}
+    for i in np.argsort(-conf, kind="stable"):  # one pass: linear in images and classes
+        t, p = int(labels[i]), int(pred[i])
+        picks = [(t, "correct")] if t == p else [(t, "misclassified"), (p, "confident_wrong")]
+        for c, key in picks:
+            if 0 <= c < n_classes and len(out[c][key]) < size:
+                out[c][key].append(int(i))
     return out
 
 
@@ -113,12 +113,29 @@ def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
     return result
 
 
-def stratified(labels: np.ndarray, per_class: int, n_classes: int) -> list[int]:
-    """The first ``per_class`` test indices of every class, in class order."""
+#: Classes shown with sample images on the Methods page (and in its class grid) at most.
+SHOWN_CLASSES = 12
+
+
+def stratified(labels: np.ndarray, per_class: int, n_classes: int,
+               classes: list[int] | None = None) -> list[int]:
+    """The first ``per_class`` test indices of every class (or of ``classes``), in class
+    order."""
     out = []
-    for c in range(n_classes):
+    for c in range(n_classes) if classes is None else sorted(classes):
         out += [int(i) for i in np.flatnonzero(labels == c)[:per_class]]
     return out
+
+
+def shown_classes(labels: np.ndarray, n_classes: int, limit: int = SHOWN_CLASSES) -> list[int]:
+    """The classes shown with sample images: every class with a test image when there are at
+    most ``limit``, else the ``limit`` with the most test images (for unlabeled photos, the
+    most often predicted; ties by class order), in class order."""
+    counts = np.bincount(labels[labels >= 0], minlength=n_classes)
+    present = np.flatnonzero(counts)
+    if len(present) > limit:
+        present = np.sort(np.argsort(-counts, kind="stable")[:limit])
+    return [int(c) for c in present]
 
 
 def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
@@ -139,14 +156,17 @@ def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
 
 
 def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dict,
-                    result: Explained, progress=None) -> None:
+                    result: Explained, progress=None, explained: list[int] | None = None
+                    ) -> None:
     """Fill ``result`` with every method of ``options`` ({name: options}, from
     :func:`reportgen.explain.methods.configure`) on the sample images, the classes x images
-    GradCAM grid, and the quality table over a stratified subset of the test set."""
+    GradCAM grid (rows: class indices ``explained``, default the shown classes; columns: one
+    image per shown class), and the quality table over a stratified subset of the test set."""
     n_classes = probs.shape[1]
     pred = probs.argmax(axis=1).astype(np.int32)
     options = runnable(ex, options, result)
-    result.samples = stratified(split.labels, cfg.explain.samples_per_class, n_classes)
+    shown = shown_classes(split.labels, n_classes)
+    result.samples = stratified(split.labels, cfg.explain.samples_per_class, n_classes, shown)
     if result.samples:
         xs = prep(split.images[result.samples])
         with _clock(result, "methods on sample images"):
@@ -154,10 +174,11 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
                 result.method_outputs[m] = ex.run(m, xs, pred[result.samples], opts)
     if result.layer:
         with _clock(result, "class grid"):
-            result.grid_indices = stratified(split.labels, 1, n_classes)
+            result.grid_indices = stratified(split.labels, 1, n_classes, shown)
+            result.grid_classes = list(explained) if explained else shown
             xg = prep(split.images[result.grid_indices])
             result.class_grid = np.stack([cam_maps(ex, "gradcam", xg, np.full(len(xg), c))
-                                          for c in range(n_classes)], axis=1)
+                                          for c in result.grid_classes], axis=1)
     if progress:
         progress(1)
     per_class = max(1, int(np.ceil(cfg.explain.quality_images / n_classes)))

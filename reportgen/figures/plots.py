@@ -20,7 +20,8 @@ def _figure(ax: Axes | None, figsize=(6.0, 4.0)) -> tuple[Figure, Axes]:
 
 
 def class_distribution(counts: dict[str, Sequence[int]], class_names: Sequence[str], *,
-                       ax: Axes | None = None) -> Figure:
+                       title: str = "Images per class and split", ax: Axes | None = None
+                       ) -> Figure:
     """Grouped bar chart of images per class and split.
 
     Args:
@@ -37,7 +38,7 @@ def class_distribution(counts: dict[str, Sequence[int]], class_names: Sequence[s
     ax.set_xticks(x, list(class_names), rotation=30 if len(class_names) > 6 else 0, ha="right"
                   if len(class_names) > 6 else "center")
     ax.set_ylabel("images")
-    ax.set_title("Images per class and split")
+    ax.set_title(title)
     ax.legend(frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return fig

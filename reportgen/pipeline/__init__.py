@@ -62,6 +62,7 @@ def _full_build(run: stages.Run, out: Path, t_start: float) -> BuildResult:
     fitted = stages.fit_model(run, given, data)
     model_notes = list(run.notes)
     bundle = stages.predict_and_explain(run, fitted, data)
+    data = stages.grouped(data, bundle.probs)
     metrics = stages.evaluate(run, data, bundle.probs)
     drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, fitted.history)
     info = stages.describe(fitted, data)
@@ -84,6 +85,7 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
 
     from reportgen.report import ReportInputs, metric_figures
 
+    data = stages.grouped(data, bundle.probs)
     metrics = stages.evaluate(run, data, bundle.probs)
     drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,

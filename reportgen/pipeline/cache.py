@@ -36,7 +36,7 @@ from reportgen.report.inputs import ModelInfo
 
 #: Per kind of entry, bumped whenever what it stores changes shape, so older entries are never
 #: read (a trained model's files have not changed: its entries survive new result types).
-FORMATS = {"train": 3, "explain": 5, "report": 6}
+FORMATS = {"train": 3, "explain": 6, "report": 7}
 
 
 @dataclass
@@ -65,8 +65,9 @@ class ReportBundle:
 def data_hash(ds) -> str:
     """SHA-256 of everything read from the data: per split the decoded images, labels, file
     paths and object boxes (a new or changed annotations file changes it), and the class
-    names."""
+    names, and whether the data is labeled."""
     h = hashlib.sha256()
+    h.update(b"labeled\0" if ds.labeled else b"unlabeled\0")
     h.update("\0".join(ds.class_names).encode())
     for name in ("train", "val", "test"):
         s = ds.splits[name]

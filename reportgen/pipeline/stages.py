@@ -72,11 +72,13 @@ class Data:
 
 @dataclass
 class Given:
-    """A model given by the user (None when reportgen trains one) and the input shape it
-    decides (H, W, C)."""
+    """A model given by the user or taken from keras.applications (None when reportgen trains
+    one), the input shape it decides (H, W, C), and the preprocessing it needs (None: from
+    ``model.preprocess``)."""
 
     model: object
     shape: tuple[int, int, int]
+    preprocess: str | None = None
 
 
 @dataclass
@@ -135,7 +137,7 @@ def start_tensorflow() -> None:
 def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
     """Read the data at ``shape`` (generating the shapes demo first where asked), saying which
     files were skipped."""
-    from reportgen.data import generate_shapes, load_dataset
+    from reportgen.data import generate_shapes, load_dataset, load_images
     from reportgen.data.folder import count_files
     from reportgen.data.shapes import CLASSES
 
@@ -153,9 +155,15 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
             if not root.is_dir():
                 raise ConfigError(f"data.path: folder not found: {root}")
         with prog.bar("Reading images", count_files(root), run.show) as advance:
-            ds = load_dataset(root, size=shape[:2], channels=shape[2], split=list(cfg.data.split),
-                              seed=cfg.training.seed, annotations=cfg.data.annotations,
-                              progress=advance, classes=cfg.data.classes)
+            if cfg.data.source == "images":
+                ds = load_images(root, size=shape[:2], channels=shape[2],
+                                 class_names=unlabeled_names(cfg),
+                                 annotations=cfg.data.annotations, progress=advance)
+            else:
+                ds = load_dataset(root, size=shape[:2], channels=shape[2],
+                                  split=list(cfg.data.split), seed=cfg.training.seed,
+                                  annotations=cfg.data.annotations, progress=advance,
+                                  classes=cfg.data.classes)
     if ds.skipped:
         prog.say(f"Warning: skipped {len(ds.skipped)} unreadable or non-image file(s), "
                  "listed in the report: " + "; ".join(f"{p} ({r})" for p, r in ds.skipped[:5])
@@ -163,7 +171,46 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
     if ds.dropped_classes:
         prog.say("Warning: class folder(s) with no readable image dropped: "
                  + ", ".join(ds.dropped_classes))
+    explained_classes(cfg, ds.class_names)  # a typo in explain.classes ends the build now
     return Data(ds, data_hash(ds), shape)
+
+
+def unlabeled_names(cfg: Config) -> list[str]:
+    """The class names of unlabeled photos: ``data.classes``, else the 1,000 ImageNet classes
+    (shipped with reportgen)."""
+    from reportgen.data import imagenet_names
+
+    return list(cfg.data.classes) or imagenet_names()
+
+
+def explained_classes(cfg: Config, names: list[str]) -> list[int]:
+    """The class indices of ``explain.classes`` (ConfigError naming an unknown one); a name
+    with underscores for spaces, as keras ``decode_predictions`` writes them, is found too."""
+    import difflib
+
+    out = []
+    for name in cfg.explain.classes:
+        if name not in names and name.replace("_", " ") in names:
+            name = name.replace("_", " ")  # keras decode_predictions spells "tiger_cat"
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            raise ConfigError(f"explain.classes: {name!r} is not a class of the model"
+                              + (f"; did you mean {close[0]!r}?" if close else
+                                 f" ({len(names)} classes: {', '.join(names[:8])}"
+                                 + (", ..." if len(names) > 8 else "") + ")"))
+        out.append(names.index(name))
+    return out
+
+
+def grouped(data: Data, probs: dict[str, np.ndarray]) -> Data:
+    """Unlabeled photos with their test images grouped by predicted class (the galleries,
+    samples and class pages follow it); labeled data as it is."""
+    from reportgen.data.images import grouped_by_prediction
+
+    if data.ds.labeled:
+        return data
+    return Data(grouped_by_prediction(data.ds, probs["test"].argmax(axis=1)), data.hash,
+                data.shape)
 
 
 def cached_report(run: Run) -> tuple[Data, ReportBundle] | None:
@@ -189,6 +236,8 @@ def given_model(run: Run) -> Given:
 
     cfg = run.cfg
     size = cfg.data.image_size
+    if cfg.model.source == "applications":
+        return application(run)
     if cfg.model.source != "load":
         return Given(None, (size, size, 3))
     with run.timer.stage("load"):
@@ -211,6 +260,25 @@ def given_model(run: Run) -> Given:
                          f"(data.image_size = {size} applies to training only).")
     check_layer_keys(cfg, loaded, (h, w, channels))
     return Given(loaded, (h, w, channels))
+
+
+def application(run: Run) -> Given:
+    """The keras.applications classifier ``model.architecture`` as it is, at its own input
+    size (or ``model.input_size``), with its own preprocessing."""
+    from reportgen import model as mdl
+
+    cfg = run.cfg
+    with run.timer.stage("load"):
+        model, mode = mdl.application_model(
+            cfg.model.architecture, weights=cfg.model.weights, input_size=cfg.model.input_size,
+            n_classes=len(unlabeled_names(cfg)), seed=cfg.training.seed)
+    h, w, channels = mdl.input_spec(model, "model.architecture")
+    weights = {"none": "random weights", "imagenet": "ImageNet weights"}.get(
+        cfg.model.weights, f"weights from {cfg.model.weights}")
+    run.notes.append(f"The model is keras.applications {model.name} with {weights}, used as "
+                     f"it is at {h}x{w} px, preprocessing {mode!r} (its preprocess_input).")
+    check_layer_keys(cfg, model, (h, w, channels))
+    return Given(model, (h, w, channels), mode)
 
 
 def check_layer_keys(cfg: Config, model, shape: tuple) -> None:
@@ -240,7 +308,8 @@ def fit_model(run: Run, given: Given, data: Data) -> Fitted:
     from reportgen import model as mdl
 
     cfg, ds = run.cfg, data.ds
-    preprocess = "none" if cfg.model.preprocess == "auto" else cfg.model.preprocess
+    preprocess = given.preprocess or ("none" if cfg.model.preprocess == "auto"
+                                      else cfg.model.preprocess)
     n_classes = len(ds.class_names)
     train_key = None
     with run.timer.stage("train"):
@@ -256,10 +325,32 @@ def fit_model(run: Run, given: Given, data: Data) -> Fitted:
                              f"{cfg.training.epochs} epochs (best validation loss restored).")
         head = _head(run, model, ds.class_names, data.shape)
         got = 2 if head.startswith("binary") else mdl.output_count(model, cfg.model.output_index)
+        if got != n_classes and not ds.labeled:
+            raise ConfigError(f"data.classes: the model predicts {got} classes but data.classes "
+                              f"names {n_classes}" if cfg.data.classes else
+                              f"data.classes: the model predicts {got} classes; name them in "
+                              "data.classes, in the order of its outputs (without it, the "
+                              "1,000 ImageNet classes are assumed)")
         if got != n_classes:
             raise ModelError(f"model.path: the model predicts {got} classes but the data has "
                              f"{n_classes} ({', '.join(ds.class_names)})")
+        if cfg.model.source == "applications" and cfg.model.weights == "none":
+            calibrate(run, model, data, preprocess)
     return Fitted(model, history, train_key, preprocess, mdl.weights_hash(model), head)
+
+
+def calibrate(run: Run, model, data: Data, preprocess: str) -> None:
+    """Set the BatchNorm statistics of a randomly initialized keras.applications model (built
+    here) to those of the photos, so its outputs and maps are not degenerate (a network with
+    random weights and initial statistics gives near-constant outputs and empty maps)."""
+    from reportgen import model as mdl
+
+    test = data.ds.splits["test"]
+    n = min(len(test), 64)
+    if mdl.calibrate_batchnorm(model, preprocessed(test.images[:n], preprocess)):
+        run.notes.append(f"With random weights (model.weights = \"none\"), the BatchNorm "
+                         f"statistics were set from {n} of the photos; the predictions mean "
+                         "nothing, the report shows the method, not the model.")
 
 
 def _head(run: Run, model, names: list[str], shape: tuple) -> str:
@@ -343,6 +434,10 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
     from reportgen import evaluate as ev
 
     ds = data.ds
+    if not ds.labeled:
+        return {name: (ev.prediction_summary(probs[name], ds.class_names)
+                       if len(ds.splits[name]) else {"n": 0, "labeled": False})
+                for name in ds.splits}
     return {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
                                    run.cfg.report.top_k)
             for name in ds.splits}
@@ -362,7 +457,8 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
         explained.seconds["test set"] = time.perf_counter() - t0
         with prog.bar("Methods and quality", len(run.options) + 1, run.show) as advance:
             suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, run.options,
-                                  explained, progress=advance)
+                                  explained, progress=advance,
+                                  explained=explained_classes(cfg, data.ds.class_names))
         t0 = time.perf_counter()
         with prog.bar("Layers", 4, run.show) as advance:
             suite.explain_layers(ex, test, fitted.prep, cfg, explained, progress=advance)
@@ -380,7 +476,7 @@ def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
                    "recomputes")
         return hit
     probs = predict(run, fitted, data)
-    bundle = ExplainBundle(probs, explain(run, fitted, data, probs))
+    bundle = ExplainBundle(probs, explain(run, fitted, grouped(data, probs), probs))
     run.cache.put_explained(entry, bundle)
     return bundle
 

@@ -58,6 +58,9 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
     distribution, training curves, confusion matrices, reliability diagram) on ``figures``;
     return their page data: {"dist", "curves", "cms", "rel"}."""
     names = ds.class_names
+    if not ds.labeled:
+        return {"dist": _predicted_figure(figures, metrics["test"]), "curves": None, "cms": {},
+                "rel": None}
     fig_dist = figures.add(
         "class_distribution", figs.class_distribution, _counts(ds), names,
         alt="Bar chart of images per class in the train, val and test splits",
@@ -84,6 +87,26 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
     return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel}
 
 
+#: Classes drawn in the predicted-class chart of unlabeled photos at most.
+CHART_CLASSES = 20
+#: Photos listed with their top 5 on the overview at most (all are in predictions.csv).
+TOP_ROWS = 200
+
+
+def _predicted_figure(figures: Figures, summary: dict) -> dict:
+    """The bar chart of the most often predicted classes of unlabeled photos."""
+    top = list(summary["per_class"].items())[:CHART_CLASSES]
+    shown = f"the {len(top)} most often predicted" if len(summary["per_class"]) > len(top) \
+        else "every predicted class"
+    return figures.add(
+        "predicted_classes", figs.class_distribution,
+        {"photos": [v["predicted"] for _, v in top]}, [n for n, _ in top],
+        title="Photos per predicted class",
+        alt=f"Bar chart of photos per predicted class ({shown} of "
+            f"{len(summary['per_class'])})",
+        caption=f"Photos per predicted class ({shown}; no labels, so no accuracy).")
+
+
 def _confusion_figures(figures: Figures, split: str, m: dict, names) -> list[dict]:
     return [
         figures.add(f"confusion_{split}", figs.confusion_matrix, m["confusion_matrix"], names,
@@ -99,8 +122,30 @@ def _confusion_figures(figures: Figures, split: str, m: dict, names) -> list[dic
     ]
 
 
+def _unlabeled_tables(assets: Assets, inputs: ReportInputs) -> dict:
+    """The predicted classes and each photo's top 5 (photos without labels)."""
+    summary, paths = inputs.metrics["test"], inputs.ds.splits["test"].paths
+    k = len(summary["top"][0]) if summary["top"] else 0
+    return {
+        "t_predicted": table(assets, Table(
+            "predicted_classes", ["predicted class", "photos", "mean confidence"],
+            [[n, v["predicted"], v["mean_confidence"]] for n, v in summary["per_class"].items()],
+            "Predicted classes, most often predicted first")),
+        "t_top": table(assets, Table(
+            "top_predictions", ["photo"] + [f"#{r + 1}" for r in range(k)],
+            [[p] + [f"{n} ({100 * q:.1f} %)" for n, q in top]
+             for p, top in zip(paths[:TOP_ROWS], summary["top"])],
+            f"Top-{k} classes per photo" + (
+                f" (the first {TOP_ROWS} of {len(paths)}; every photo in predictions.csv)"
+                if len(paths) > TOP_ROWS else ""))),
+    }
+
+
 def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
-    """Accuracy/loss per split, per-class metrics and class counts."""
+    """Accuracy/loss per split, per-class metrics and class counts (for photos without
+    labels: :func:`_unlabeled_tables`)."""
+    if not inputs.ds.labeled:
+        return _unlabeled_tables(assets, inputs)
     metrics, names = inputs.metrics, inputs.ds.class_names
     k = inputs.cfg.report.top_k
     topk = f"top_{k}_accuracy" if f"top_{k}_accuracy" in metrics["test"] else None
@@ -132,14 +177,14 @@ def _counts(ds) -> dict[str, list[int]]:
 
 
 def predictions_csv(split, probs: np.ndarray, names: list[str]) -> str:
-    """The test predictions as CSV: ``file``, ``true``, ``predicted``, then one column per
-    class, named by the class, holding its probability."""
+    """The test predictions as CSV: ``file``, ``true`` (empty for unlabeled photos),
+    ``predicted``, then one column per class, named by the class, holding its probability."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["file", "true", "predicted", *names])
     for path, label, p in zip(split.paths, split.labels, probs):
-        writer.writerow([path, names[int(label)], names[int(p.argmax())],
-                         *(f"{v:.6g}" for v in p)])
+        writer.writerow([path, names[int(label)] if split.labeled else "",
+                         names[int(p.argmax())], *(f"{v:.6g}" for v in p)])
     return out.getvalue()
 
 
@@ -163,9 +208,11 @@ def _pointing(explained) -> dict:
 
 
 def _common(inputs: ReportInputs) -> dict:
-    """What every page shares: title, navigation, classes, notes."""
-    names = inputs.ds.class_names
-    classes = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"} for i, n in enumerate(names)]
+    """What every page shares: title, navigation, classes (for photos without labels, the
+    predicted ones), notes."""
+    names, per_class = inputs.ds.class_names, inputs.metrics["test"]["per_class"]
+    classes = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"} for i, n in enumerate(names)
+               if n in per_class]
     nav = [{"href": "index.html", "label": "Overview"},
            {"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
@@ -179,24 +226,33 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
                    pointing: dict) -> dict:
     test_m, ds, cfg = inputs.metrics["test"], inputs.ds, inputs.cfg
     test = ds.splits["test"]
-    headline = [
-        {"label": "test accuracy", "value": f"{100 * test_m['accuracy']:.1f} %"},
-        {"label": "test macro F1", "value": f"{test_m['macro_f1']:.3f}"},
-        {"label": "test images", "value": str(test_m["n"])},
-        {"label": "classes", "value": str(len(ds.class_names))},
-    ]
+    headline = _headline(test_m, ds)
     if "gradcam" in pointing:
         headline.append({"label": "GradCAM pointing game",
                          "value": f"{100 * pointing['gradcam']['score']:.1f} %"})
     data = {"source": cfg.data.source, "root": str(ds.root), "layout": ds.layout,
             "image_size": f"{test.images.shape[2]}x{test.images.shape[1]}",
-            "skipped": ds.skipped, "dropped": ds.dropped_classes, "has_boxes": ds.has_boxes}
+            "skipped": ds.skipped, "dropped": ds.dropped_classes, "has_boxes": ds.has_boxes,
+            "labeled": ds.labeled}
     return {**common, **tables, "page_title": "Overview", "current": "index.html",
             "headline": headline, "data": data, "fig_dist": drawn["dist"],
             "fig_curves": drawn["curves"], "cms": drawn["cms"], "fig_rel": drawn["rel"],
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
             "info": dataclasses.asdict(inputs.info)}
+
+
+def _headline(test_m: dict, ds) -> list[dict]:
+    if not ds.labeled:
+        return [{"label": "photos (no labels)", "value": str(test_m["n"])},
+                {"label": "classes predicted",
+                 "value": f"{len(test_m['per_class'])} of {len(ds.class_names)}"},
+                {"label": "mean top-1 probability",
+                 "value": f"{100 * test_m['mean_confidence']:.1f} %"}]
+    return [{"label": "test accuracy", "value": f"{100 * test_m['accuracy']:.1f} %"},
+            {"label": "test macro F1", "value": f"{test_m['macro_f1']:.3f}"},
+            {"label": "test images", "value": str(test_m["n"])},
+            {"label": "classes", "value": str(len(ds.class_names))}]
 
 
 def _model_context(assets: Assets, inputs: ReportInputs, common: dict) -> dict:
@@ -214,7 +270,8 @@ def _model_context(assets: Assets, inputs: ReportInputs, common: dict) -> dict:
 def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
     ex, ds, info = inputs.explained, inputs.ds, inputs.info
     return {
-        "title": inputs.cfg.report.title, "classes": ds.class_names, "splits": inputs.metrics,
+        "title": inputs.cfg.report.title, "classes": ds.class_names, "labeled": ds.labeled,
+        "splits": inputs.metrics,
         "history": inputs.history,
         "explain": {"layer": ex.layer, "pointing_game": pointing,
                     "quality": {m: dataclasses.asdict(q) for m, q in ex.quality.items()},

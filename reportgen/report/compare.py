@@ -72,6 +72,9 @@ def load_site(path: Path, label: str) -> SiteRecord:
     if not (path / MARKER).is_file() or not (path / "metrics.json").is_file():
         raise CompareError(f"{path}: not a site built by reportgen build (no {MARKER})")
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    if metrics.get("labeled") is False:
+        raise CompareError(f"{path}: was built on photos without labels (data.source = "
+                           '"images"); reportgen compare needs labeled test images')
     rec = metrics.get("compare")
     if not rec or not (path / rec["predictions"]).is_file():
         raise CompareError(f"{path}: has no predictions.csv; rebuild it with this reportgen")

@@ -18,6 +18,8 @@ SECTION_TITLES = {
     "confident_wrong": ("Most confident wrong", "predicted {c} with the highest confidence, "
                         "but the true class is another"),
 }
+#: The one gallery section of unlabeled photos (their labels are the predicted classes).
+UNLABELED_TITLE = ("Predicted", "the images the model assigns to {c}; most confident first")
 THUMB = 128  # gallery tile side in pixels (files are at most 256 px)
 PAGE_TILES = 100  # gallery tiles per class page; more continue on the next page
 
@@ -44,20 +46,33 @@ def gradcam_tiles(assets: Assets, split, i: int, cam: np.ndarray) -> tuple[str, 
             assets.image(f"img/gradcam/full/{i}.jpg", overlay, full_side, quality=90))
 
 
+def true_name(split, names: list[str], i: int) -> str | None:
+    """The true class name of test image ``i``; None for unlabeled photos."""
+    return names[int(split.labels[i])] if split.labeled else None
+
+
+def describe(split, probs: np.ndarray, names: list[str], i: int) -> str:
+    """``true A, predicted B, 0.93`` (``predicted B, 0.93`` for unlabeled photos)."""
+    true = true_name(split, names, i)
+    pred = f"predicted {names[int(probs[i].argmax())]}, {probs[i].max():.2f}"
+    return pred if true is None else f"true {true}, {pred}"
+
+
 def tile(assets: Assets, split, probs: np.ndarray, names: list[str], i: int,
          maps: dict[int, np.ndarray]) -> dict:
-    """The context of one gallery tile (its image jobs queued on ``assets``)."""
-    true, pred = int(split.labels[i]), int(probs[i].argmax())
+    """The context of one gallery tile (its image jobs queued on ``assets``): the top 3
+    classes, or the top 5 for unlabeled photos."""
+    true, pred = true_name(split, names, i), int(probs[i].argmax())
     conf = float(probs[i].max())
-    order = np.argsort(-probs[i], kind="stable")[:min(3, len(names))]
-    desc = f"true {names[true]}, predicted {names[pred]}, {conf:.2f}"
+    order = np.argsort(-probs[i], kind="stable")[:min(3 if split.labeled else 5, len(names))]
+    desc = describe(split, probs, names, i)
     image = test_tile(assets, split, i)
     thumb = full = image
     if i in maps:
         thumb, full = gradcam_tiles(assets, split, i, maps[i])
     return {
-        "index": i, "path": split.paths[i], "true": names[true], "pred": names[pred],
-        "correct": true == pred, "confidence": conf,
+        "index": i, "path": split.paths[i], "true": true, "pred": names[pred],
+        "correct": true == names[pred], "confidence": conf,
         "topk": [(names[int(k)], float(probs[i][k])) for k in order],
         "image": image, "image_alt": f"Test image {split.paths[i]}, {desc}",
         "thumb": thumb, "full": full,
@@ -67,13 +82,17 @@ def tile(assets: Assets, split, probs: np.ndarray, names: list[str], i: int,
 
 def class_pages(assets: Assets, split, probs: np.ndarray, names: list[str], explained,
                 per_class: dict) -> list[dict]:
-    """One context per class: its metrics (``per_class[name]``) and its gallery sections."""
+    """One context per class of ``per_class`` (every class; for unlabeled photos, every
+    predicted class): its metrics (``per_class[name]``) and its gallery sections (for
+    unlabeled photos, one: the images predicted as the class)."""
     maps = explained.maps.get("gradcam", {})
     pages = []
     for c, name in enumerate(names):
+        if name not in per_class:
+            continue
         sections = []
-        for key in SECTIONS:
-            title, desc = SECTION_TITLES[key]
+        for key in SECTIONS if split.labeled else SECTIONS[:1]:
+            title, desc = SECTION_TITLES[key] if split.labeled else UNLABELED_TITLE
             sections.append({"key": key, "title": title, "description": desc.format(c=name),
                              "tiles": [tile(assets, split, probs, names, i, maps)
                                        for i in explained.galleries[c][key]]})

@@ -11,7 +11,7 @@ from reportgen.explain.results import LayerViews
 from reportgen.figures.overlay import (colormap_lut, heatmap_overlay, magnitude_map,
                                        signed_to_rgb, tile_grid, to_rgb)
 from reportgen.report.assets import Assets
-from reportgen.report.gallery import test_tile
+from reportgen.report.gallery import describe, test_tile, true_name
 from reportgen.report.tables import Table
 
 CELL = 96  # side of a method cell in pixels
@@ -50,8 +50,8 @@ def _method_rows(assets: Assets, split, probs, names, explained) -> list[dict]:
     views = {m: display(m, imgs, explained.method_outputs[m]) for m in methods}
     rows = []
     for r, i in enumerate(explained.samples):
-        true, pred = names[int(split.labels[i])], names[int(probs[i].argmax())]
-        desc = f"true {true}, predicted {pred}, {probs[i].max():.2f}"
+        true, pred = true_name(split, names, i), names[int(probs[i].argmax())]
+        desc = describe(split, probs, names, i)
         cells = [{"src": test_tile(assets, split, i), "alt": f"Test image, {desc}"}]
         for m in methods:
             rel = assets.image(f"img/methods/{m.replace('+', 'p')}/{i}.jpg",
@@ -68,19 +68,23 @@ def _class_grid(assets: Assets, split, names, explained) -> dict | None:
         return None
     idx = explained.grid_indices
     imgs = to_rgb(split.images[idx])
+    kind = "class" if split.labeled else "predicted class"
     cols = [{"true": names[int(split.labels[i])], "src": test_tile(assets, split, i),
-             "alt": f"Test image of class {names[int(split.labels[i])]}"} for i in idx]
+             "alt": f"Test image of {kind} {names[int(split.labels[i])]}"} for i in idx]
     rows = []
-    for c, cname in enumerate(names):
+    for r, c in enumerate(explained.grid_classes):
+        cname = names[c]
         cells = []
         for k, i in enumerate(idx):
             rel = assets.image(f"img/classgrid/{i}_{c}.jpg",
-                               lambda k=k, c=c: heatmap_overlay(
-                                   imgs[k:k + 1], explained.class_grid[k:k + 1, c])[0], CELL)
+                               lambda k=k, r=r: heatmap_overlay(
+                                   imgs[k:k + 1], explained.class_grid[k:k + 1, r])[0], CELL)
             cells.append({"src": rel, "alt": f"GradCAM for class {cname} on a test image of "
-                                             f"class {names[int(split.labels[i])]}"})
+                                             f"{kind} {names[int(split.labels[i])]}"})
         rows.append({"explained": cname, "cells": cells})
-    return {"columns": cols, "rows": rows}
+    shown = sorted({int(split.labels[i]) for i in idx})
+    return {"columns": cols, "rows": rows, "labeled": split.labeled,
+            "chosen": list(explained.grid_classes) != shown}
 
 
 def quality_table(quality: dict) -> Table | None:
@@ -108,6 +112,7 @@ def methods_context(assets: Assets, split, probs, names, explained) -> dict:
             "rows": _method_rows(assets, split, probs, names, explained),
             "grid": _class_grid(assets, split, names, explained),
             "quality_table": quality_table(explained.quality), "quality": explained.quality,
+            "labeled": split.labeled,
             "about": [a for a in about if a["ran"]]}
 
 
@@ -187,11 +192,12 @@ def _receptive(assets: Assets, split, names, L: LayerViews) -> dict | None:
     units = []
     for u in L.rf.units:
         true = names[int(split.labels[u.index])]
+        kind = "class" if split.labeled else "predicted class"
         rel = assets.image(f"img/layers/rf_{u.channel}.jpg", lambda u=u: _rf_tile(split, u),
                            quality=88)
-        units.append({**vars(u), "src": rel, "true": true,
+        units.append({**vars(u), "src": rel, "true": true, "kind": kind,
                       "alt": f"Receptive field of channel {u.channel} unit ({u.i}, {u.j}) on "
-                             f"the test image of class {true} that excites it most"})
+                             f"the test image of {kind} {true} that excites it most"})
     return {**vars(L.rf), "units": units}
 
 
@@ -206,7 +212,8 @@ def _dreams(assets: Assets, split, names, L: LayerViews) -> dict | None:
         items.append({"original": test_tile(assets, split, i),
                       "src": assets.image(f"img/dream/{i}.jpg", lambda k=k: pics[k], 192,
                                           quality=85),
-                      "alt": f"Deep dream of a test image of class "
+                      "alt": f"Deep dream of a test image of "
+                             f"{'class' if split.labeled else 'predicted class'} "
                              f"{names[int(split.labels[i])]}"})
     return {"layers": d.layers, "pictures": items}
 

@@ -1,0 +1,118 @@
+"""Unlabeled photos (``data.source = "images"``) and the shipped ImageNet class names.
+
+A folder of images with no class folders is read as a test split only, labels -1 (unknown):
+the build explains what a pretrained classifier predicts on them and reports no accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from reportgen.data.decode import IMAGE_SUFFIXES, ImageDecodeError, decode_image
+from reportgen.data.folder import Dataset, Split, load_annotations
+from reportgen.errors import DataError
+
+#: The label of an image whose class is not known.
+UNLABELED = -1
+
+
+@lru_cache(maxsize=1)
+def imagenet_classes() -> tuple[tuple[str, str, str], ...]:
+    """The 1,000 ImageNet-1k classes in the order of keras.applications outputs:
+    (WordNet id, display name, synset words). Shipped with reportgen (imagenet-classes 0.2.1,
+    MIT License), so no download is needed."""
+    path = Path(__file__).with_name("imagenet_classes.json")
+    return tuple(tuple(c) for c in json.loads(path.read_text("utf-8"))["classes"])
+
+
+def imagenet_names() -> list[str]:
+    """The 1,000 distinct ImageNet display names, in output order."""
+    return [c[1] for c in imagenet_classes()]
+
+
+def _scan_flat(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files anywhere under ``root`` (sorted by path) and the files skipped, with why."""
+    files, skipped = [], []
+    for f in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
+        if f.is_dir():
+            continue
+        rel = f.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in f.relative_to(root).parts):
+            if f.name != ".DS_Store":
+                skipped.append((rel, "hidden file"))
+        elif f.suffix.lower() not in IMAGE_SUFFIXES:
+            if f.name != "annotations.json":
+                skipped.append((rel, f"not an image file ({f.suffix or 'no extension'})"))
+        else:
+            files.append(f)
+    return files, skipped
+
+
+def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[str],
+                channels: int = 3, annotations: str = "annotations.json", workers: int = 4,
+                progress=None) -> Dataset:
+    """Read every image under ``root`` (subfolders included, no labels) into the test split.
+
+    Returns a :class:`Dataset` with ``labeled`` False, ``class_names`` (the model's outputs),
+    empty train and val splits, and test labels :data:`UNLABELED`. Unreadable files are
+    skipped and listed; no readable image is an error naming ``data.path``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data.path: folder not found: {root}")
+    files, skipped = _scan_flat(root)
+    boxes_by_path = load_annotations(root, annotations)
+
+    def work(f: Path):
+        try:
+            return decode_image(f, size, channels)
+        except ImageDecodeError as e:
+            return str(e)
+        except Exception as e:  # a decoder bug must not end the build
+            return f"unreadable ({type(e).__name__}: {e})"
+
+    kept: list[tuple[Path, np.ndarray, tuple[int, int]]] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for f, res in zip(files, pool.map(work, files)):
+            if isinstance(res, str):
+                skipped.append((f.relative_to(root).as_posix(), res))
+            else:
+                kept.append((f, *res))
+            if progress:
+                progress(1)
+    if not kept:
+        raise DataError(f"data.path: no readable image in {root}"
+                        + (f" ({len(skipped)} file(s) skipped)" if skipped else ""))
+    h, w = size
+    images = np.stack([arr for _, arr, _ in kept])
+    paths = [f.relative_to(root).as_posix() for f, _, _ in kept]
+    boxes = np.full((len(kept), 4), np.nan, np.float32)
+    for i, (rel, (_, _, (ow, oh))) in enumerate(zip(paths, kept)):
+        if rel in boxes_by_path:
+            x0, y0, x1, y1 = boxes_by_path[rel]
+            boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]
+    test = Split(images, np.full(len(kept), UNLABELED, np.int64), paths, boxes, labeled=False)
+    empty = Split(np.zeros((0, h, w, channels), np.uint8), np.zeros(0, np.int64), [],
+                  np.zeros((0, 4), np.float32), labeled=False)
+    return Dataset(root=root, class_names=list(class_names),
+                   splits={"train": empty, "val": empty, "test": test}, skipped=skipped,
+                   layout="unlabeled images")
+
+
+def grouped_by_prediction(ds: Dataset, predicted: np.ndarray) -> Dataset:
+    """An unlabeled data set with its test images grouped by ``predicted`` class: the labels
+    of the returned test split are the predicted classes (``labeled`` stays False, so the
+    report shows no accuracy). A labeled data set is returned as it is."""
+    if ds.labeled:
+        return ds
+    test = ds.splits["test"]
+    grouped = Split(test.images, np.asarray(predicted, np.int64), test.paths, test.boxes,
+                    labeled=False)
+    return Dataset(root=ds.root, class_names=ds.class_names,
+                   splits={**ds.splits, "test": grouped}, skipped=ds.skipped,
+                   dropped_classes=ds.dropped_classes, layout=ds.layout)
