@@ -313,8 +313,9 @@ def count_files(root: str | Path) -> int:
 
 def files_hash(root: str | Path, split: Split, class_names: list[str]) -> str:
     """SHA-256 of a split as files: each image's path relative to ``root``, its class name and
-    the SHA-256 of its bytes, in split order (no class for unlabeled photos). Independent of the size images are decoded at,
-    so two models that read the same files at different input sizes share it."""
+    the SHA-256 of its bytes, in split order (no class for unlabeled photos). Independent of
+    the size images are decoded at, so two models that read the same files at different input
+    sizes share it."""
     root = Path(root)
     h = hashlib.sha256()
     for rel, label in zip(split.paths, split.labels):
