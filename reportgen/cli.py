@@ -23,6 +23,24 @@ def _fail(err: ReportgenError, debug: bool) -> None:
     sys.exit(err.exit_code)
 
 
+def _os_failure(err: OSError, kept: Path | str, debug: bool) -> None:
+    """A failure of the machine (full disk, read-only or vanished folder): one line naming the
+    file, exit code 1; ``kept`` (the previous site, or the branch) is left as it was."""
+    if debug:
+        raise err
+    where = err.filename or kept
+    click.echo(f"Error: {where}: {err.strerror or err}; {kept} was left as it was", err=True)
+    sys.exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that the build cleans up as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reportgen")
 def main() -> None:
@@ -53,8 +71,11 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
 
     The last line printed is the path of the report's index.html.
     """
+    import signal
+
     from reportgen import config as cfgmod
 
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cfg = cfgmod.load(config_path, overrides)
         from reportgen.pipeline import build as run_build
@@ -62,9 +83,12 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
         result = run_build(cfg, out, show_progress=not quiet)
     except ReportgenError as e:
         _fail(e, debug)
-    except KeyboardInterrupt:
-        click.echo(f"Interrupted; {out} was left as it was.", err=True)
-        sys.exit(130)
+    except OSError as e:
+        _os_failure(e, out, debug)
+    except KeyboardInterrupt as e:
+        click.echo(f"{'Terminated' if isinstance(e, Terminated) else 'Interrupted'}; {out} was "
+                   "left as it was.", err=True)
+        sys.exit(143 if isinstance(e, Terminated) else 130)
     click.echo(f"Built in {result.timings.get('total', 0):.1f} s", err=True)
     click.echo(str(result.index))
 
@@ -106,6 +130,8 @@ def compare(sites: tuple[Path, ...], out: Path, title: str | None, debug: bool) 
         index = write_comparison(list(sites), out, title)
     except ReportgenError as e:
         _fail(e, debug)
+    except OSError as e:
+        _os_failure(e, out, debug)
     click.echo(str(index))
 
 
@@ -143,6 +169,8 @@ def publish(site: Path, branch: str, remote: str, push: bool, message: str | Non
             overwrite=overwrite_branch))
     except ReportgenError as e:
         _fail(e, debug)
+    except OSError as e:
+        _os_failure(e, f"branch {branch}", debug)
     for rel in done.left_out:
         click.echo(f"Warning: left out {rel} (over 100 MB, which GitHub refuses)", err=True)
     for rel in done.foreign:

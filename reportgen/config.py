@@ -22,12 +22,15 @@ from reportgen.errors import ConfigError
 
 
 def option(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
-           minimum: float | None = None, maximum: float | None = None, listed: bool = True):
+           minimum: float | None = None, maximum: float | None = None, listed: bool = True,
+           path: bool = False):
     """A documented config field: its default, one-line ``doc``, allowed ``choices`` and
-    bounds (checked on load). ``listed=False`` keeps it out of :func:`all_keys`. Used by the
-    sections here and by the option dataclasses of the explanation methods."""
+    bounds (checked on load). ``listed=False`` keeps it out of :func:`all_keys`; ``path=True``
+    marks a file or folder (relative: to the config file's folder, or, given with ``--set``,
+    to the working directory). Used by the sections here and by the option dataclasses of the
+    explanation methods."""
     meta = {"doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum,
-            "listed": listed}
+            "listed": listed, "path": path}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -41,15 +44,16 @@ class DataConfig:
                        choices=("shapes", "folder", "images"))
     path: str = option("", "Image folder: root/<class>/* (split by data.split) or "
                      "root/{train,val,test}/<class>/* (used as given); for data.source = "
-                     '"images", any images under it.')
+                     '"images", any images under it.', path=True)
     image_size: int = option(64, "Side in pixels images are resized to for training; a loaded "
                            "model's own input size wins.", minimum=8, maximum=1024)
     split: list = option([0.7, 0.15, 0.15], "Train, val and test fractions for a folder without "
                        "split subfolders; they must sum to 1.")
     shapes_per_class: int = option(600, "Images per class generated for the shapes demo.",
                                  minimum=4, maximum=100000)
-    cache_dir: str = option("", "Where the shapes demo is written (default: "
-                          "$XDG_CACHE_HOME/reportgen or ~/.cache/reportgen).")
+    cache_dir: str = option("", "Where the shapes demo and the build cache are written "
+                          "(default: $XDG_CACHE_HOME/reportgen or ~/.cache/reportgen).",
+                          path=True)
     classes: list = option([], "Class names in the order of the model's outputs, each "
                            "matched to a class folder of the same name; empty: the folders "
                            'sorted by name (for data.source = "images": the 1,000 ImageNet '
@@ -65,7 +69,8 @@ class ModelConfig:
                        "model.architecture as it is (its ImageNet head, model.weights, its own "
                        "preprocess_input and input size).",
                        choices=("train", "load", "applications"))
-    path: str = option("", "Saved model to load (.keras or .h5) when model.source is \"load\".")
+    path: str = option("", "Saved model to load (.keras or .h5, or a SavedModel folder) when "
+                     'model.source is "load".', path=True)
     architecture: str = option("small_cnn", '"small_cnn" or a keras.applications name such as '
                              '"mobilenetv2", "vgg19", "inceptionv3", "resnet50" (for '
                              'model.source = "applications", any keras.applications '
@@ -74,7 +79,7 @@ class ModelConfig:
                            "the architecture's own (224, or 299 for InceptionV3 and Xception).",
                            minimum=0, maximum=1024)
     weights: str = option("none", 'Backbone weights: "imagenet" (downloaded by Keras), "none" '
-                        "(random init) or a weights file.")
+                        "(random init) or a weights file.", path=True)
     freeze_base: bool = option(True, "Freeze the backbone and train only the new head "
                              "(transfer learning).")
     preprocess: str = option("auto", 'Pixel scaling a loaded model expects: "auto" (none), '
@@ -159,6 +164,11 @@ class Config:
         """Return ``path`` made absolute against the config file's folder."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    def weights(self) -> str:
+        """``model.weights``: "none", "imagenet", or the weights file made absolute."""
+        w = self.model.weights
+        return w if w in NOT_PATHS else str(self.resolve(w))
 
     def to_dict(self) -> dict:
         """Return the config as plain data (for the report and the cache key)."""
@@ -340,6 +350,7 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
         raise ConfigError(f"{path}: cannot read: {e}") from None
     for item in overrides:
         parts, value = parse_override(item)
+        value = _from_working_dir(parts, value)
         table = raw
         for depth, part in enumerate(parts[:-1]):
             table = table.setdefault(part, {})
@@ -347,6 +358,22 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
                 raise ConfigError(f"{'.'.join(parts[:depth + 1])}: expected a table")
         table[parts[-1]] = value
     return from_dict(raw, base_dir=path.resolve().parent)
+
+
+#: Values of path keys that are names, not paths.
+NOT_PATHS = {"", "none", "imagenet"}
+
+
+def _from_working_dir(parts: list[str], value: Any) -> Any:
+    """A relative path given on the command line, made absolute against the working directory
+    (paths written in a config file stay relative to that file)."""
+    cls = SECTIONS.get(parts[0]) if len(parts) == 2 else None
+    fields = {f.name: f for f in dataclasses.fields(cls)} if cls else {}
+    f = fields.get(parts[-1])
+    if f is None or not f.metadata.get("path") or not isinstance(value, str) \
+            or value in NOT_PATHS or Path(value).expanduser().is_absolute():
+        return value
+    return str(Path.cwd() / value)
 
 
 def default_config_path() -> Path:

@@ -10,13 +10,17 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from test_bad_input import (  # tests/ is on sys.path
+    assert_one_line_error,
+    build,
+    tiny_model,
+)
 
 from reportgen.data import imagenet_names, load_images
 from reportgen.data.images import grouped_by_prediction, imagenet_classes
 from reportgen.errors import DataError
 from reportgen.evaluate import prediction_summary
 from reportgen.explain.suite import select_galleries, shown_classes
-from test_bad_input import assert_one_line_error, build, tiny_model  # tests/ is on sys.path
 
 
 def photos(root, n=6, size=(24, 20), colours=None, text=True):

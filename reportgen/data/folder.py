@@ -77,27 +77,64 @@ def _is_hidden(p: Path) -> bool:
     return p.name.startswith(".")
 
 
+#: Files skipped without being listed (none: every skipped file is listed in the report).
+QUIET: frozenset[str] = frozenset()
+
+
+def leaves(path: Path, real_root: Path) -> bool:
+    """True if ``path`` (a link, or inside one) resolves outside ``real_root``."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a loop of links
+        return True
+    return real != real_root and real_root not in real.parents
+
+
+def image_files(folder: Path, root: Path, skipped: list[tuple[str, str]],
+                quiet: frozenset[str] = QUIET) -> list[Path]:
+    """The image files under ``folder`` (recursively, sorted by path); every other file is
+    listed in ``skipped`` with why (paths relative to ``root``): hidden, not an image, or a
+    link leading outside ``root`` (never read, so data.path cannot reach into other folders).
+    Links to folders are not followed."""
+    real_root = root.resolve()
+    files = []
+    for f in sorted(folder.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
+        rel = f.relative_to(root).as_posix()
+        if f.is_symlink() and leaves(f, real_root):
+            skipped.append((rel, "link leading outside data.path (not read)"))
+        elif f.is_dir():
+            continue
+        elif any(part.startswith(".") for part in f.relative_to(folder).parts):
+            if f.name not in quiet:
+                skipped.append((rel, "hidden file"))
+        elif f.suffix.lower() not in IMAGE_SUFFIXES:
+            if f.name not in quiet:
+                skipped.append((rel, f"not an image file ({f.suffix or 'no extension'})"))
+        else:
+            files.append(f)
+    return files
+
+
 def _scan_class_dirs(root: Path, skipped: list[tuple[str, str]], rel_to: Path
                      ) -> dict[str, list[Path]]:
-    """Return {class name: image files}; other entries are listed in ``skipped``."""
+    """Return {class name: image files}; other entries are listed in ``skipped``: hidden
+    class folders (their name starts with a dot) and links leading outside the data."""
     classes: dict[str, list[Path]] = {}
+    real_root = rel_to.resolve()
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        rel = entry.relative_to(rel_to).as_posix()
+        if entry.is_symlink() and leaves(entry, real_root):
+            skipped.append((rel + "/" if entry.is_dir() else rel,
+                            "link leading outside data.path (not read)"))
+            continue
         if not entry.is_dir():
             continue
         if _is_hidden(entry):
+            n = sum(1 for f in entry.rglob("*") if f.is_file())
+            skipped.append((rel + "/", f"hidden folder, not a class (name starts with a dot; "
+                                       f"{n} file(s) not read)"))
             continue
-        files = []
-        for f in sorted(entry.rglob("*"), key=lambda p: str(p)):
-            if f.is_dir():
-                continue
-            rel = f.relative_to(rel_to).as_posix()
-            if any(part.startswith(".") for part in f.relative_to(entry).parts):
-                skipped.append((rel, "hidden file"))
-            elif f.suffix.lower() not in IMAGE_SUFFIXES:
-                skipped.append((rel, f"not an image file ({f.suffix or 'no extension'})"))
-            else:
-                files.append(f)
-        classes[entry.name] = files
+        classes[entry.name] = image_files(entry, rel_to, skipped)
     return classes
 
 
@@ -323,3 +360,41 @@ def files_hash(root: str | Path, split: Split, class_names: list[str]) -> str:
         name = class_names[int(label)] if split.labeled else ""
         h.update(f"{rel}\0{name}\0{digest}\n".encode())
     return h.hexdigest()
+
+
+#: A class this many times larger than the smallest (training images) is heavy imbalance.
+IMBALANCE = 10
+
+
+def hazards(ds: Dataset) -> list[str]:
+    """What a reviewer must know about the data set, as sentences: exact duplicate images
+    across splits (leakage), classes without training images, heavy class imbalance."""
+    out = []
+    seen: dict[str, tuple[str, str]] = {}
+    copies: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for name in ("train", "val", "test"):
+        split = ds.splits[name]
+        for img, path in zip(split.images, split.paths):
+            digest = hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest()
+            if digest in seen and seen[digest][0] != name:
+                copies.setdefault((seen[digest][0], name), []).append((seen[digest][1], path))
+            seen.setdefault(digest, (name, path))
+    for (a, b), pairs in copies.items():
+        shown = "; ".join(f"{p} = {q}" for p, q in pairs[:3]) + (" ..." if len(pairs) > 3 else "")
+        out.append(f"{len(pairs)} {b} image(s) are exact copies of {a} images (leakage: "
+                   f"{b} results overstate the model): {shown}.")
+    if not ds.labeled:
+        return out
+    train = np.bincount(ds.splits["train"].labels, minlength=len(ds.class_names))
+    empty = [n for n, c in zip(ds.class_names, train) if c == 0]
+    if empty:
+        out.append(f"No training images for class(es) {', '.join(empty)}: the model cannot "
+                   "learn them.")
+    present = np.where(train > 0, train, np.iinfo(np.int64).max)
+    if len(train) and train.max() >= IMBALANCE * present.min():
+        big, small = int(train.argmax()), int(present.argmin())
+        out.append(f"Heavy class imbalance in training: {ds.class_names[big]} has "
+                   f"{train[big]} images, {ds.class_names[small]} {train[small]} "
+                   f"({train[big] / train[small]:.0f}x); accuracy favours the large classes, "
+                   "read the per-class recall.")
+    return out

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reportgen.data.decode import IMAGE_SUFFIXES, ImageDecodeError, decode_image
-from reportgen.data.folder import Dataset, Split, load_annotations
+from reportgen.data.decode import ImageDecodeError, decode_image
+from reportgen.data.folder import QUIET, Dataset, Split, image_files, load_annotations
 from reportgen.errors import DataError
 
 #: The label of an image whose class is not known.
@@ -37,19 +37,8 @@ def imagenet_names() -> list[str]:
 
 def _scan_flat(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     """Image files anywhere under ``root`` (sorted by path) and the files skipped, with why."""
-    files, skipped = [], []
-    for f in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
-        if f.is_dir():
-            continue
-        rel = f.relative_to(root).as_posix()
-        if any(part.startswith(".") for part in f.relative_to(root).parts):
-            if f.name != ".DS_Store":
-                skipped.append((rel, "hidden file"))
-        elif f.suffix.lower() not in IMAGE_SUFFIXES:
-            if f.name != "annotations.json":
-                skipped.append((rel, f"not an image file ({f.suffix or 'no extension'})"))
-        else:
-            files.append(f)
+    skipped: list[tuple[str, str]] = []
+    files = image_files(root, root, skipped, QUIET | {"annotations.json"})
     return files, skipped
 
 

@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from reportgen.text import mathtext
+
 
 def _figure(ax: Axes | None, figsize=(6.0, 4.0)) -> tuple[Figure, Axes]:
     if ax is None:
@@ -35,10 +37,10 @@ def class_distribution(counts: dict[str, Sequence[int]], class_names: Sequence[s
     for i, split in enumerate(names):
         bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, counts[split], width, label=split)
         ax.bar_label(bars, fontsize=7, padding=1)
-    ax.set_xticks(x, list(class_names), rotation=30 if len(class_names) > 6 else 0, ha="right"
-                  if len(class_names) > 6 else "center")
+    ax.set_xticks(x, labels(class_names), rotation=30 if len(class_names) > 6 else 0,
+                  ha="right" if len(class_names) > 6 else "center")
     ax.set_ylabel("images")
-    ax.set_title(title)
+    ax.set_title(mathtext(title, 80))
     ax.legend(frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return fig
@@ -90,11 +92,12 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, normalized: 
             text = f"{100 * v:.0f}%" if normalized else f"{int(v)}"
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if v > 0.6 * vmax else "black")
-    ax.set_xticks(range(k), list(class_names), rotation=45, ha="right")
-    ax.set_yticks(range(k), list(class_names))
+    ax.set_xticks(range(k), labels(class_names), rotation=45, ha="right")
+    ax.set_yticks(range(k), labels(class_names))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title or ("Confusion matrix (row %)" if normalized else "Confusion matrix"))
+    ax.set_title(mathtext(title, 80) if title else
+                 ("Confusion matrix (row %)" if normalized else "Confusion matrix"))
     fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
 
@@ -135,14 +138,21 @@ def grouped_distribution(values: dict[str, Sequence[float]], *, ylabel: str,
     fig, ax = _figure(ax, (max(4.0, 0.8 * len(names) + 2), 3.4))
     data = [np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in values.values()]
     ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=True)
-    ax.set_xticks(range(1, len(names) + 1), [f"{n}\n(n = {len(d)})" for n, d in zip(names, data)],
+    ax.set_xticks(range(1, len(names) + 1),
+                  [f"{mathtext(n)}\n(n = {len(d)})" for n, d in zip(names, data)],
                   rotation=30 if len(names) > 6 else 0)
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="gray", lw=0.8, ls=":")
     if title:
-        ax.set_title(title)
+        ax.set_title(mathtext(title, 80))
     ax.spines[["top", "right"]].set_visible(False)
     return fig
+
+
+def labels(names: Sequence[str]) -> list[str]:
+    """Class names as tick labels: :func:`reportgen.text.mathtext` (never parsed as mathtext,
+    control characters shown as spaces, cut to 40 characters)."""
+    return [mathtext(n) for n in names]
 
 
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"),

@@ -35,10 +35,12 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
             message naming the key or file.
     """
     from reportgen.report import Figures
-    from reportgen.report.site import check_output
+    from reportgen.report.site import check_output, check_writable, output_path
 
-    out = Path(out).absolute()
+    out = output_path(out)
     check_output(out)  # refuse a foreign folder before hours of work
+    check_writable(out)
+    stages.check_paths(cfg, out)
     t_start = time.perf_counter()
     options = stages.check(cfg)
     cache = BuildCache(cfg)

@@ -22,13 +22,14 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from reportgen import __version__
+from reportgen import __version__, scratch
+from reportgen import progress as prog
 from reportgen.config import Config
 from reportgen.errors import ReportgenError
 from reportgen.explain.results import Explained
@@ -79,11 +80,37 @@ def data_hash(ds) -> str:
     return h.hexdigest()
 
 
+@lru_cache(maxsize=1)
+def _software() -> dict[str, str]:
+    """Versions of the libraries that compute the results (read without importing them)."""
+    from importlib import metadata
+
+    out = {}
+    for name in ("tensorflow", "keras", "numpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = ""
+    return out
+
+
+def _hash_files(h, path: Path) -> bool:
+    """Add ``path`` (a file, or every file of a folder with its relative path) to hash ``h``."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h.update(str(len(files)).encode())
+    for file in files:
+        h.update(file.relative_to(path).as_posix().encode() if file != path else b"")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return True
+
+
 def key(kind: str, **parts) -> str:
     """A short hash of an entry of ``kind`` ("train", "explain", "report"): its ``parts``
     (plain data), reportgen's version and the kind's format."""
-    text = json.dumps({"version": __version__, "kind": kind, "format": FORMATS[kind], **parts},
-                      sort_keys=True, default=str)
+    text = json.dumps({"version": __version__, "kind": kind, "format": FORMATS[kind],
+                       "software": _software(), **parts}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -98,6 +125,7 @@ class BuildCache:
         self.enabled = cfg.report.cache
         self.cfg = cfg
         self._file_hash: str | None | bool = False  # False: not computed yet
+        self.write_failed = False
 
     # -- trained models -------------------------------------------------------------------------
 
@@ -115,14 +143,26 @@ class BuildCache:
         """Store a trained model (written by ``save_model(path)``) and its history."""
         if not self.enabled:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".train-", dir=self.root))
+        tmp = None
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            scratch.sweep(self.root, ".train-")  # left by killed builds
+            tmp = scratch.mkdtemp(".train-", self.root)
             save_model(tmp / "model.keras")
             (tmp / "history.json").write_text(json.dumps(history))
             os.replace(tmp, self.root / f"train-{train_key}")
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError as e:
+            self._failed(e)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _failed(self, e: OSError) -> None:
+        """A cache write failed (full disk, read-only folder): say so once and go on; the
+        cache only saves time."""
+        if not self.write_failed:
+            prog.say(f"Warning: cannot write the cache {self.root}: {e.strerror or e}; "
+                     "building without storing results (report.cache = false silences this)")
+        self.write_failed = True
 
     def model_file(self, train_key: str) -> Path | None:
         """The cached trained model of ``train_key``, if there is one."""
@@ -163,7 +203,7 @@ class BuildCache:
         cfg = self.cfg
         if not self.enabled:
             return None
-        if cfg.model.source != "load":
+        if cfg.model.source == "train":
             return (cfg.data.image_size, cfg.data.image_size, 3)
         digest = self._model_file_hash()
         if digest is None:
@@ -180,29 +220,45 @@ class BuildCache:
                                json.dumps({"shape": list(shape)}).encode())
 
     def _model_file_hash(self) -> str | None:
+        """SHA-256 of every model file the config names: ``model.path`` (a file, or every file
+        of a SavedModel folder) when loading, and a ``model.weights`` file; for a
+        keras.applications model, also its name and input size (which decide its shape).
+        None when there is none (a model trained here from random or ImageNet weights)."""
         if self._file_hash is False:
-            self._file_hash = None
-            path = self.cfg.resolve(self.cfg.model.path)
-            if self.cfg.model.source == "load" and path.exists():
-                # A file, or every file of a SavedModel folder with its relative path.
-                files = [path] if path.is_file() else sorted(
-                    p for p in path.rglob("*") if p.is_file())
-                h = hashlib.sha256()
-                for file in files:
-                    h.update(file.relative_to(path).as_posix().encode() if file != path else b"")
-                    with open(file, "rb") as f:
-                        for block in iter(lambda: f.read(1 << 20), b""):
-                            h.update(block)
-                self._file_hash = h.hexdigest()
+            cfg = self.cfg
+            h = hashlib.sha256()
+            named = False
+            if cfg.model.source == "load" and cfg.resolve(cfg.model.path).exists():
+                named = _hash_files(h, cfg.resolve(cfg.model.path))
+            if cfg.weights() not in ("none", "imagenet") and Path(cfg.weights()).exists():
+                named = _hash_files(h, Path(cfg.weights()))
+            if cfg.model.source == "applications":
+                h.update(json.dumps([cfg.model.architecture, cfg.model.weights,
+                                     cfg.model.input_size]).encode())
+                named = True
+            self._file_hash = h.hexdigest() if named else None
         return self._file_hash
+
+    def files_key(self) -> str | None:
+        """:meth:`_model_file_hash`, for the keys of trained models."""
+        return self._model_file_hash()
 
     # -- files -------------------------------------------------------------------------------------
 
     def _write_atomic(self, name: str, data: bytes) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{name}.{os.getpid()}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.root / name)
+        tmp = self.root / f".tmp-{os.getpid()}-{name}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            scratch.sweep(self.root, ".tmp-")  # left by killed builds
+            tmp.write_bytes(data)
+            os.replace(tmp, self.root / name)
+        except OSError as e:
+            self._failed(e)
+        finally:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def _load(self, prefix: str, entry_key: str):
         path = self.root / f"{prefix}-{entry_key}.pkl"

@@ -114,6 +114,26 @@ def check(cfg: Config) -> dict:
     return configure(cfg)
 
 
+def check_paths(cfg: Config, out: Path) -> None:
+    """The output folder is never read as data: ``data.path`` may not be inside it, nor hold
+    it (the next build would read the site's images); and the data is never the whole
+    file system or a system folder."""
+    if cfg.data.source == "shapes":
+        return
+    root = cfg.resolve(cfg.data.path).resolve()
+    site = out.resolve()
+    if root == Path(root.anchor) or any(root == Path(p) or Path(p) in root.parents
+                                        for p in SYSTEM_FOLDERS):
+        raise ConfigError(f"data.path: {root} is a system folder, not a folder of images")
+    if root == site or site in root.parents or root in site.parents:
+        raise ConfigError(f"data.path: {root} and the output folder --out {out} overlap; the "
+                          "site is never read as data: put it outside the data folder")
+
+
+#: Folders whose files are not data (data.path may not be, or be inside, one of them).
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev", "/run", "/boot", "/etc")
+
+
 def start_tensorflow() -> None:
     """Import TensorFlow without its start-up chatter on stderr (CUDA probing on CPU machines)."""
     import os
@@ -138,7 +158,7 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
     """Read the data at ``shape`` (generating the shapes demo first where asked), saying which
     files were skipped."""
     from reportgen.data import generate_shapes, load_dataset, load_images
-    from reportgen.data.folder import count_files
+    from reportgen.data.folder import count_files, hazards
     from reportgen.data.shapes import CLASSES
 
     cfg = run.cfg
@@ -165,13 +185,17 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
                                   annotations=cfg.data.annotations, progress=advance,
                                   classes=cfg.data.classes)
     if ds.skipped:
-        prog.say(f"Warning: skipped {len(ds.skipped)} unreadable or non-image file(s), "
-                 "listed in the report: " + "; ".join(f"{p} ({r})" for p, r in ds.skipped[:5])
+        prog.say(f"Warning: skipped {len(ds.skipped)} file(s) (unreadable, not images, hidden, "
+                 "or links leading outside data.path), listed in the report: "
+                 + "; ".join(f"{p} ({r})" for p, r in ds.skipped[:5])
                  + (" ..." if len(ds.skipped) > 5 else ""))
     if ds.dropped_classes:
         prog.say("Warning: class folder(s) with no readable image dropped: "
                  + ", ".join(ds.dropped_classes))
     explained_classes(cfg, ds.class_names)  # a typo in explain.classes ends the build now
+    for hazard in hazards(ds):
+        prog.say(f"Warning: {hazard}")
+        run.notes.append(hazard)
     return Data(ds, data_hash(ds), shape)
 
 
@@ -270,7 +294,7 @@ def application(run: Run) -> Given:
     cfg = run.cfg
     with run.timer.stage("load"):
         model, mode = mdl.application_model(
-            cfg.model.architecture, weights=cfg.model.weights, input_size=cfg.model.input_size,
+            cfg.model.architecture, weights=cfg.weights(), input_size=cfg.model.input_size,
             n_classes=len(unlabeled_names(cfg)), seed=cfg.training.seed)
     h, w, channels = mdl.input_spec(model, "model.architecture")
     weights = {"none": "random weights", "imagenet": "ImageNet weights"}.get(
@@ -318,7 +342,8 @@ def fit_model(run: Run, given: Given, data: Data) -> Fitted:
             settings = cfg.to_dict()
             train_key = key("train", data=data.hash, model=settings["model"],
                             training=settings["training"], shape=list(data.shape),
-                            classes=ds.class_names, preprocess=preprocess)
+                            classes=ds.class_names, preprocess=preprocess,
+                            weights_file=run.cache.files_key())
             model, history = _train_or_reuse(run, data, train_key, preprocess)
         if history and len(history.get("loss", [])) < cfg.training.epochs:
             run.notes.append(f"Early stopping ended training after {len(history['loss'])} of "
@@ -386,7 +411,7 @@ def _train_or_reuse(run: Run, data: Data, train_key: str, preprocess: str):
         run.reused("the trained model", "data and settings", "retrains")
         return hit
     base = mdl.build_model(cfg.model.architecture, data.shape, len(ds.class_names),
-                           weights=cfg.model.weights, freeze_base=cfg.model.freeze_base,
+                           weights=cfg.weights(), freeze_base=cfg.model.freeze_base,
                            seed=cfg.training.seed)
     check_layer_keys(cfg, base, data.shape)
     def prep(images):

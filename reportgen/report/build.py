@@ -26,6 +26,7 @@ from reportgen.report.inputs import ReportInputs
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.render import environment, render, templates_dir
 from reportgen.report.tables import Table
+from reportgen.text import printable
 
 
 @dataclass
@@ -128,8 +129,9 @@ def _unlabeled_tables(assets: Assets, inputs: ReportInputs) -> dict:
     k = len(summary["top"][0]) if summary["top"] else 0
     return {
         "t_predicted": table(assets, Table(
-            "predicted_classes", ["predicted class", "photos", "mean confidence"],
-            [[n, v["predicted"], v["mean_confidence"]] for n, v in summary["per_class"].items()],
+            "predicted_classes", ["predicted class", "photos", "mean probability"],
+            [[n, v["predicted"], f"{100 * v['mean_confidence']:.1f} %"]
+             for n, v in summary["per_class"].items()],
             "Predicted classes, most often predicted first")),
         "t_top": table(assets, Table(
             "top_predictions", ["photo"] + [f"#{r + 1}" for r in range(k)],
@@ -181,10 +183,10 @@ def predictions_csv(split, probs: np.ndarray, names: list[str]) -> str:
     ``predicted``, then one column per class, named by the class, holding its probability."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["file", "true", "predicted", *names])
+    writer.writerow(["file", "true", "predicted", *map(printable, names)])
     for path, label, p in zip(split.paths, split.labels, probs):
-        writer.writerow([path, names[int(label)] if split.labeled else "",
-                         names[int(p.argmax())], *(f"{v:.6g}" for v in p)])
+        writer.writerow([printable(path), printable(names[int(label)]) if split.labeled else "",
+                         printable(names[int(p.argmax())]), *(f"{v:.6g}" for v in p)])
     return out.getvalue()
 
 
@@ -354,9 +356,12 @@ def write_site(site, content: SiteContent, figures: Figures, timings: dict,
 
 
 def json_safe(o):
-    """Return ``o`` as strict JSON data: NaN becomes None, numpy scalars Python numbers."""
+    """Return ``o`` as strict JSON data: NaN becomes None, numpy scalars Python numbers,
+    strings :func:`~reportgen.text.printable` (as in predictions.csv)."""
+    if isinstance(o, str):
+        return printable(o)
     if isinstance(o, dict):
-        return {str(k): json_safe(v) for k, v in o.items()}
+        return {printable(k): json_safe(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
         return [json_safe(v) for v in o]
     if isinstance(o, np.integer):

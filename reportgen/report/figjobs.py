@@ -23,11 +23,13 @@ from typing import Callable
 
 import numpy as np
 
-from reportgen import __version__
+from reportgen import __version__, scratch
 from reportgen import figures as figs
 
 #: Pixels per inch of the PNG files (width and height in the pages follow from it).
 DPI = 110
+#: Name prefix of the figure scratch folders in the system's temporary folder.
+FIGURE_SCRATCH = "reportgen-figures-"
 
 
 def _draw(make: Callable, args: tuple, kwargs: dict, stem: str, formats: tuple) -> list[int]:
@@ -44,9 +46,22 @@ def _warm() -> None:
         importlib.import_module(name)
 
 
-def _ignore_interrupt() -> None:
+def _init_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group; the main process stops the worker itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A build killed outright (SIGKILL) cannot stop its worker: the worker stops itself as
+    # soon as its parent is gone, so no process outlives its build.
+    import threading
+
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.25)
+    os._exit(0)
 
 
 class Figures:
@@ -64,7 +79,8 @@ class Figures:
         self.formats = tuple(formats)
         self.cache_dir = cache_dir
         self.parallel = parallel
-        self._tmp = Path(tempfile.mkdtemp(prefix="reportgen-figures-"))
+        scratch.sweep(tempfile.gettempdir(), FIGURE_SCRATCH)  # left by killed builds
+        self._tmp = scratch.mkdtemp(FIGURE_SCRATCH)
         self._pool: ProcessPoolExecutor | None = None
         self._jobs: list[tuple[str, Path, dict, Future | None, tuple]] = []
         if warm and self._worker() is not None:
@@ -92,7 +108,7 @@ class Figures:
             try:
                 self._pool = ProcessPoolExecutor(
                     max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_ignore_interrupt)
+                    initializer=_init_worker, initargs=(os.getpid(),))
             except (OSError, NotImplementedError, ValueError):
                 self.parallel = False
         return self._pool

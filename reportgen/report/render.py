@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from reportgen.report.tables import fmt, md_escape
+from reportgen.text import printable
 
 
 def templates_dir() -> Path:
@@ -30,11 +32,18 @@ def environment(folder: Path | None = None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_printable,
     )
     env.filters["md"] = md_escape
     env.filters["fmt"] = fmt
     env.filters["pct"] = lambda v, d=1: "–" if v is None or v != v else f"{100 * v:.{d}f} %"
     return env
+
+
+def _printable(value):
+    """Every string a page shows goes through :func:`reportgen.text.printable` (before
+    autoescape); markup built by reportgen (tables) is left as it is."""
+    return value if isinstance(value, Markup) or not isinstance(value, str) else printable(value)
 
 
 def render(env: jinja2.Environment, template: str, context: dict) -> str:

@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from markupsafe import Markup
 from tabulate import tabulate
 
+from reportgen.text import printable
+
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|&~])")
 
 
 def md_escape(text) -> str:
     """Escape ``text`` for GitHub-flavoured Markdown (inline text and table cells): Markdown and
     HTML special characters are backslash-escaped, so ``<script>`` shows as text."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", printable(text))
 
 
 _TEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -24,7 +26,7 @@ _TEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{":
 
 def tex_escape(text) -> str:
     """Escape ``text`` for LaTeX."""
-    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(text))
+    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in printable(text))
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -33,7 +35,7 @@ def fmt(value, digits: int = 3) -> str:
         return "–"
     if isinstance(value, float):
         return "–" if value != value else f"{value:.{digits}f}"
-    return str(value)
+    return printable(value)
 
 
 @dataclass
