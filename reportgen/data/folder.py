@@ -358,7 +358,7 @@ def files_hash(root: str | Path, split: Split, class_names: list[str]) -> str:
     for rel, label in zip(split.paths, split.labels):
         digest = hashlib.sha256((root / rel).read_bytes()).hexdigest()
         name = class_names[int(label)] if split.labeled else ""
-        h.update(f"{rel}\0{name}\0{digest}\n".encode())
+        h.update(f"{rel}\0{name}\0{digest}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 

@@ -30,15 +30,19 @@ def class_distribution(counts: dict[str, Sequence[int]], class_names: Sequence[s
         counts: {split name: (K,) image counts per class}.
         class_names: the K class names (x tick labels).
     """
-    fig, ax = _figure(ax, (max(5.0, 0.9 * len(class_names) + 2), 3.6))
+    k = len(class_names)
+    fig, ax = _figure(ax, (min(max(5.0, 0.9 * k + 2), MAX_WIDTH), 3.6 if k <= 20 else 4.4))
     names = list(counts)
     width = 0.8 / max(len(names), 1)
-    x = np.arange(len(class_names))
+    x = np.arange(k)
     for i, split in enumerate(names):
         bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, counts[split], width, label=split)
-        ax.bar_label(bars, fontsize=7, padding=1)
-    ax.set_xticks(x, labels(class_names), rotation=30 if len(class_names) > 6 else 0,
-                  ha="right" if len(class_names) > 6 else "center")
+        if k * len(names) <= 40:  # numbers on the bars while they fit
+            ax.bar_label(bars, fontsize=7, padding=1)
+    ax.set_xticks(*_ticks(k, class_names), rotation=30 if k <= 20 else 90,
+                  ha="right" if 6 < k <= 20 else "center", fontsize=_tick_size(k))
+    if k <= 6:
+        ax.tick_params(axis="x", rotation=0)
     ax.set_ylabel("images")
     ax.set_title(mathtext(title, 80))
     ax.legend(frameon=False)
@@ -75,25 +79,30 @@ def training_curves(history: dict[str, Sequence[float]], *, axes: Sequence[Axes]
 
 def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, normalized: bool = False,
                      title: str | None = None, ax: Axes | None = None) -> Figure:
-    """Confusion matrix heatmap with a number in every cell.
+    """Confusion matrix heatmap, with a number in every cell up to :data:`CELL_TEXT` classes
+    (larger matrices are drawn as a heatmap only, the figure size capped, so the cost and the
+    legibility do not follow the square of the class count).
 
     Args:
         cm: (K, K) counts (row = true class), or row-normalized fractions with
             ``normalized=True`` (shown as percentages).
     """
     k = len(class_names)
-    fig, ax = _figure(ax, (max(3.6, 0.6 * k + 2.0), max(3.2, 0.55 * k + 1.6)))
+    side = 0.6 * k + 2.0 if k <= CELL_TEXT else min(0.16 * k + 4.0, MAX_WIDTH)
+    fig, ax = _figure(ax, (max(3.6, side), max(3.2, side - 0.4)))
     cm = np.asarray(cm, dtype=float)
     vmax = 1.0 if normalized else max(cm.max(), 1.0)
     im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=vmax)
-    for i in range(k):
-        for j in range(k):
-            v = cm[i, j]
-            text = f"{100 * v:.0f}%" if normalized else f"{int(v)}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                    color="white" if v > 0.6 * vmax else "black")
-    ax.set_xticks(range(k), labels(class_names), rotation=45, ha="right")
-    ax.set_yticks(range(k), labels(class_names))
+    if k <= CELL_TEXT:
+        for i in range(k):
+            for j in range(k):
+                v = cm[i, j]
+                text = f"{100 * v:.0f}%" if normalized else f"{int(v)}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                        color="white" if v > 0.6 * vmax else "black")
+    ax.set_xticks(*_ticks(k, class_names), rotation=45 if k <= CELL_TEXT else 90,
+                  ha="right" if k <= CELL_TEXT else "center", fontsize=_tick_size(k))
+    ax.set_yticks(*_ticks(k, class_names), fontsize=_tick_size(k))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(mathtext(title, 80) if title else
@@ -149,10 +158,29 @@ def grouped_distribution(values: dict[str, Sequence[float]], *, ylabel: str,
     return fig
 
 
+#: Classes up to which a confusion matrix has a number in every cell.
+CELL_TEXT = 25
+#: Widest figure in inches (a two-column page is about 7 in; wider figures are scaled down).
+MAX_WIDTH = 16.0
+#: Tick labels shown at most on an axis of classes (every n-th beyond).
+MAX_TICKS = 100
+
+
+def _ticks(k: int, names: Sequence[str]) -> tuple[list[int], list[str]]:
+    """Tick positions and labels for ``k`` classes: all, or every n-th past MAX_TICKS."""
+    step = max(1, int(np.ceil(k / MAX_TICKS)))
+    pos = list(range(0, k, step))
+    return pos, labels([names[i] for i in pos])
+
+
+def _tick_size(k: int) -> float:
+    return 9.0 if k <= 12 else max(4.0, 9.0 * 12 / k) if k > 40 else 7.0
+
+
 def labels(names: Sequence[str]) -> list[str]:
     """Class names as tick labels: :func:`reportgen.text.mathtext` (never parsed as mathtext,
     control characters shown as spaces, cut to 40 characters)."""
-    return [mathtext(n) for n in names]
+    return [mathtext(n, 28) for n in names]
 
 
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"),

@@ -69,13 +69,13 @@ def data_hash(ds) -> str:
     names, and whether the data is labeled."""
     h = hashlib.sha256()
     h.update(b"labeled\0" if ds.labeled else b"unlabeled\0")
-    h.update("\0".join(ds.class_names).encode())
+    h.update("\0".join(ds.class_names).encode("utf-8", "surrogateescape"))
     for name in ("train", "val", "test"):
         s = ds.splits[name]
         h.update(name.encode())
         h.update(np.ascontiguousarray(s.images).tobytes())
         h.update(s.labels.tobytes())
-        h.update("\0".join(s.paths).encode())
+        h.update("\0".join(s.paths).encode("utf-8", "surrogateescape"))
         h.update(np.ascontiguousarray(s.boxes, np.float32).tobytes())
     return h.hexdigest()
 
@@ -99,7 +99,7 @@ def _hash_files(h, path: Path) -> bool:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     h.update(str(len(files)).encode())
     for file in files:
-        h.update(file.relative_to(path).as_posix().encode() if file != path else b"")
+        h.update(os.fsencode(file.relative_to(path).as_posix()) if file != path else b"")
         with open(file, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)

@@ -88,6 +88,8 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
     return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel}
 
 
+#: Classes linked from the navigation bar at most (more: one link to the overview's list).
+NAV_CLASSES = 12
 #: Classes drawn in the predicted-class chart of unlabeled photos at most.
 CHART_CLASSES = 20
 #: Photos listed with their top 5 on the overview at most (all are in predictions.csv).
@@ -218,7 +220,10 @@ def _common(inputs: ReportInputs) -> dict:
     nav = [{"href": "index.html", "label": "Overview"},
            {"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
-    nav += [{"href": c["href"], "label": c["name"]} for c in classes]
+    if len(classes) <= NAV_CLASSES:
+        nav += [{"href": c["href"], "label": c["name"]} for c in classes]
+    else:  # a bar of 100 class links is no navigation: one link to the list of classes
+        nav.append({"href": "index.html#classes", "label": f"Classes ({len(classes)})"})
     return {"title": inputs.cfg.report.title, "version": inputs.info.version,
             "built": time.strftime("%Y-%m-%d %H:%M"), "nav": nav, "classes": classes,
             "notes": inputs.notes}

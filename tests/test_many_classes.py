@@ -1,0 +1,52 @@
+"""Scale in classes: nothing grows with the square of the class count without a plan. A
+100-class data set builds; its confusion matrices are heatmaps without per-cell text, its
+figures keep a bounded size, its navigation one link to the list of classes."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+from PIL import Image
+
+from test_bad_input import build, make_folder  # tests/ is on sys.path
+
+
+def test_large_confusion_matrices_have_no_per_cell_text_and_bounded_size():
+    import matplotlib
+    matplotlib.use("Agg")
+    from reportgen import figures as figs
+
+    small = figs.confusion_matrix(np.eye(10), [f"c{i}" for i in range(10)])
+    assert len(small.axes[0].texts) == 100  # a number in every cell
+    big = figs.confusion_matrix(np.eye(300), [f"class {i}" for i in range(300)])
+    ax = big.axes[0]
+    assert len(ax.texts) == 0
+    assert max(big.get_size_inches()) <= figs.plots.MAX_WIDTH
+    assert len(ax.get_xticks()) <= figs.plots.MAX_TICKS  # every 3rd class labelled
+    bars = figs.class_distribution({"train": list(range(300))}, [f"c{i}" for i in range(300)])
+    assert bars.get_size_inches()[0] <= figs.plots.MAX_WIDTH and not bars.axes[0].texts
+
+
+def test_a_hundred_classes_build(tmp_path):
+    rng = np.random.default_rng(0)
+    colours = {f"class {k:03d}": tuple(int(v) for v in rng.integers(0, 255, 3))
+               for k in range(100)}
+    data = make_folder(tmp_path / "data", classes=colours, n=3)
+    out = tmp_path / "site"
+    result = build(tmp_path, "explain.methods=['gradcam', 'saliency']", data=data, out=out)
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("class-*.html"))) == 100
+    index = (out / "index.html").read_text()
+    nav = re.search(r'<nav aria-label="Pages">(.*?)</nav>', index, re.S).group(1)
+    assert nav.count("<li>") == 5 and "Classes (100)" in nav
+    assert index.count('<li><a href="class-') == 100  # the full list, on the overview
+    for name in ("confusion_test", "class_distribution"):
+        width, height = Image.open(out / "fig" / f"{name}.png").size
+        assert width <= 16 * 110 and height <= 16 * 110
+    methods = (out / "methods.html").read_text()
+    header = re.search(r'<h2 id="classes">.*?<thead>(.*?)</thead>', methods, re.S).group(1)
+    assert header.count("<img") == 12  # the class grid shows 12 classes, not 100
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["splits"]["test"]["per_class"]) == 100
