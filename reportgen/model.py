@@ -368,6 +368,48 @@ def load_model(path: str | Path, *, safe_mode: bool = True) -> keras.Model:
                          f"{text[:200]}") from None
 
 
+#: Layer names TensorFlow accepts as name scopes (a model with others cannot run in a graph).
+SCOPE_NAME = re.compile(r"^[A-Za-z0-9_.\\/>-]*$")
+
+
+def _layers_of(model) -> list:
+    out = []
+    for layer in getattr(model, "layers", []):
+        out.append(layer)
+        if isinstance(layer, keras.Model):
+            out += _layers_of(layer)
+    return out
+
+
+def with_runnable_names(model: keras.Model) -> tuple[keras.Model, dict[str, str]]:
+    """``model``, or a copy (same weights) whose layers with names TensorFlow cannot use as
+    name scopes (newlines, spaces, markup, ...) are renamed to letters, digits and ``_``;
+    returns it with {old name: new name}. Keras saves such names, but a graph built from them
+    fails. The given model is not changed."""
+    layers_ = _layers_of(model)
+    if all(SCOPE_NAME.match(layer.name) for layer in layers_):
+        return model, {}
+    taken = {layer.name for layer in layers_}
+    renamed: dict[str, str] = {}
+
+    def clone(layer):
+        if isinstance(layer, keras.Model):
+            return keras.models.clone_model(layer, clone_function=clone)
+        config = layer.get_config()
+        if not SCOPE_NAME.match(layer.name):
+            base = re.sub(r"[^A-Za-z0-9_.-]+", "_", layer.name).strip("_") or "layer"
+            new, k = base, 2
+            while new in taken:
+                new, k = f"{base}_{k}", k + 1
+            taken.add(new)
+            renamed[layer.name] = config["name"] = new
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy, renamed
+
+
 def load_saved_model(path: Path) -> keras.Model:
     """A TensorFlow SavedModel folder (what ``model.export()`` and TF Serving use) as a Keras
     model for inference: its input, then ``keras.layers.TFSMLayer`` on the ``serve`` endpoint

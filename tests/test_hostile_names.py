@@ -155,3 +155,32 @@ def test_a_build_with_hostile_names_everywhere(tmp_path):
     assert all(clean(line) for line in md.splitlines())
     for f in (out / "fig").glob("*.png"):
         assert Image.open(f).size[0] > 100  # every figure was drawn
+
+
+def test_a_model_with_layer_names_tensorflow_cannot_run_is_explained(keras, tmp_path):
+    import csv
+
+    from test_bad_input import load_model_args, make_folder
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu",
+                            name="conv\n<script>$x$ \u202e")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv script x")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="out")(x))
+    model.save(tmp_path / "m.keras")
+    data = make_folder(tmp_path / "data")
+    result = build(tmp_path, *load_model_args(tmp_path / "m.keras"),
+                   "explain.methods=['gradcam', 'guided_backprop']", data=data)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "site" / "metrics.json").read_text())
+    note = next(n for n in metrics["notes"] if "renamed" in n)
+    assert "'conv_script_x'" in note and "'conv_script_x_2'" in note
+    assert metrics["explain"]["layer"] == "conv_script_x_2"  # the last conv layer
+    with open(tmp_path / "site" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    images = np.stack([np.asarray(Image.open(data / r["file"]).convert("RGB")) for r in rows])
+    want = np.asarray(model(images.astype(np.float32)))  # the renamed copy keeps the weights
+    got = np.array([[float(r[c]) for c in ("blue", "green", "red")] for r in rows])
+    np.testing.assert_allclose(got, want, atol=1e-5)

@@ -35,7 +35,8 @@ def test_a_hundred_classes_build(tmp_path):
                for k in range(100)}
     data = make_folder(tmp_path / "data", classes=colours, n=3)
     out = tmp_path / "site"
-    result = build(tmp_path, "explain.methods=['gradcam', 'saliency']", data=data, out=out)
+    result = build(tmp_path, "explain.methods=['gradcam', 'saliency']", "explain.dream_images=0",
+                   "explain.pattern_filters=0", "explain.quality_images=20", data=data, out=out)
     assert result.exit_code == 0, result.output
     assert len(list(out.glob("class-*.html"))) == 100
     index = (out / "index.html").read_text()

@@ -122,7 +122,9 @@ def test_shown_classes_are_the_most_frequent_when_there_are_many():
 
 APPLICATION = ["data.source=images", "model.source=applications",
                "model.architecture=mobilenetv2", "model.weights=none", "model.input_size=32",
-               "explain.classes=['tabby', 'tiger_cat']"]
+               "explain.classes=['tabby', 'tiger_cat']",
+               # a CAM, a gradient, a perturbation and a sampling method: every kind of path
+               "explain.methods=['gradcam', 'integrated_gradients', 'occlusion', 'rise']"]
 
 
 def test_photos_explained_by_a_keras_applications_classifier(tmp_path):

@@ -21,7 +21,14 @@ from reportgen import __version__
 from reportgen import progress as prog
 from reportgen.config import Config
 from reportgen.errors import ConfigError, ModelError
-from reportgen.pipeline.cache import BuildCache, ExplainBundle, ReportBundle, data_hash, key
+from reportgen.pipeline.cache import (
+    BuildCache,
+    ExplainBundle,
+    ReportBundle,
+    data_hash,
+    key,
+)
+from reportgen.text import printable
 
 
 class Timer:
@@ -266,6 +273,11 @@ def given_model(run: Run) -> Given:
         return Given(None, (size, size, 3))
     with run.timer.stage("load"):
         loaded = mdl.load_model(cfg.resolve(cfg.model.path), safe_mode=cfg.model.safe_mode)
+        loaded, renamed = mdl.with_runnable_names(loaded)
+    if renamed:
+        run.notes.append("Layers whose names TensorFlow cannot run were renamed: "
+                         + ", ".join(f"{printable(a)!r} to {b!r}" for a, b in renamed.items())
+                         + ".")
     h, w, channels = mdl.input_spec(loaded)
     mdl.output_count(loaded, cfg.model.output_index)  # names model.output_index if out of range
     mdl.check_classifier_output(loaded, cfg.model.output_index)
