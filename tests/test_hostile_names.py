@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_bad_input import build  # tests/ is on sys.path
 
 from reportgen.report.render import environment
 from reportgen.report.tables import Table, md_escape, tex_escape
 from reportgen.text import BIDI, mathtext, printable
-from test_bad_input import build  # tests/ is on sys.path
 
 HOSTILE = [
     "<script>alert(1)</script>",

@@ -124,7 +124,9 @@ APPLICATION = ["data.source=images", "model.source=applications",
                "model.architecture=mobilenetv2", "model.weights=none", "model.input_size=32",
                "explain.classes=['tabby', 'tiger_cat']",
                # a CAM, a gradient, a perturbation and a sampling method: every kind of path
-               "explain.methods=['gradcam', 'integrated_gradients', 'occlusion', 'rise']"]
+               "explain.methods=['gradcam', 'integrated_gradients', 'occlusion', 'rise']",
+               "explain.quality_images=4", "explain.sanity_images=2", "explain.pattern_filters=1",
+               "explain.dream_images=0"]
 
 
 def test_photos_explained_by_a_keras_applications_classifier(tmp_path):

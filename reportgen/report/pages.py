@@ -8,8 +8,14 @@ from PIL import Image, ImageDraw
 
 from reportgen.explain.methods import REGISTRY, as_map
 from reportgen.explain.results import LayerViews
-from reportgen.figures.overlay import (colormap_lut, heatmap_overlay, magnitude_map,
-                                       signed_to_rgb, tile_grid, to_rgb)
+from reportgen.figures.overlay import (
+    colormap_lut,
+    heatmap_overlay,
+    magnitude_map,
+    signed_to_rgb,
+    tile_grid,
+    to_rgb,
+)
 from reportgen.report.assets import Assets
 from reportgen.report.gallery import describe, test_tile, true_name
 from reportgen.report.tables import Table
