@@ -146,8 +146,9 @@ class ReportConfig:
                       minimum=1)
     cache: bool = option(True, "Reuse the trained model, predictions and maps of an earlier build "
                        "with the same data and settings (stored under data.cache_dir).")
-    figure_formats: list = option(["png", "svg"], 'Files written for every figure: "png" '
-                                '(shown in the pages) plus "svg" and/or "pdf" for papers.')
+    figure_formats: list = option(["png", "svg", "pdf"], 'Files written for every figure: '
+                                '"png" (shown in the pages) plus "svg" and/or "pdf" for papers '
+                                "(text kept as text).")
 
 
 @dataclass

@@ -116,6 +116,7 @@ def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
     result = {
         "n": int(len(y_true)),
         "accuracy": float(np.mean(pred == y_true)) if len(y_true) else float("nan"),
+        "accuracy_ci95": list(wilson_interval(int(np.sum(pred == y_true)), len(y_true))),
         "loss": cross_entropy(probs, y_true),
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_normalized": normalize_rows(cm).round(6).tolist(),

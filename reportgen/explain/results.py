@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 #: Gallery sections of a class page, in page order.
-SECTIONS = ("correct", "misclassified", "confident_wrong")
+SECTIONS = ("misclassified", "confident_wrong", "correct")
 
 
 class Peaks:
@@ -121,6 +121,8 @@ class Explained:
     Attributes:
         layer: path of the explained conv layer ("" when the model has none).
         galleries: {class index: {section: [test indices]}} (sections in ``SECTIONS``).
+        gallery_counts: {class index: {section: images in it}}, the true sizes of the
+            galleries before they were cut to ``explain.gallery_size``.
         maps: {method: {test index: (H, W) float32 in [0, 1]}} for gallery images.
         pointing: {method: (N,) float64, 1 hit / 0 miss / NaN no box}.
         notes: remarks for the report (skipped methods and why).
@@ -139,6 +141,7 @@ class Explained:
 
     layer: str
     galleries: dict[int, dict[str, list[int]]]
+    gallery_counts: dict[int, dict[str, int]] = field(default_factory=dict)
     maps: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
     pointing: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -8,6 +8,8 @@ from reportgen.figures.overlay import colormap_lut, heatmap_overlay, save_image,
 from reportgen.figures.plots import (class_distribution, confusion_matrix, grouped_distribution,
                                      reliability_diagram, save_figure, training_curves)
 
-__all__ = ["class_distribution", "confusion_matrix", "grouped_distribution",
+from reportgen.figures.plots import VECTOR_TEXT
+
+__all__ = ["VECTOR_TEXT", "class_distribution", "confusion_matrix", "grouped_distribution",
            "reliability_diagram", "training_curves",
            "save_figure", "colormap_lut", "heatmap_overlay", "save_image", "tile_grid"]

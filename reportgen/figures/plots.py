@@ -183,6 +183,11 @@ def labels(names: Sequence[str]) -> list[str]:
     return [mathtext(n, 28) for n in names]
 
 
+#: Vector files keep their text as text (selectable, editable, and set in the paper's fonts by
+#: tools that substitute them): SVG <text> elements, TrueType (Type 42) fonts in PDF.
+VECTOR_TEXT = {"svg.hashsalt": "reportgen", "svg.fonttype": "none", "pdf.fonttype": 42}
+
+
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"),
                 dpi: int = 110) -> list[Path]:
     """Write ``fig`` as ``stem.<format>`` for each format; return the paths. The files depend
@@ -192,7 +197,7 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    with matplotlib.rc_context({"svg.hashsalt": "reportgen"}):
+    with matplotlib.rc_context(VECTOR_TEXT):
         for fmt in formats:
             path = stem.with_suffix(f".{fmt}")
             fig.savefig(path, dpi=dpi, metadata={"svg": {"Date": None},

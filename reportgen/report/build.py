@@ -153,10 +153,10 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
     metrics, names = inputs.metrics, inputs.ds.class_names
     k = inputs.cfg.report.top_k
     topk = f"top_{k}_accuracy" if f"top_{k}_accuracy" in metrics["test"] else None
-    headers = ["split", "images", "accuracy", "loss", "macro F1"] + (
+    headers = ["split", "images", "accuracy", "95 % CI (Wilson)", "loss", "macro F1"] + (
         [f"top-{k} accuracy"] if topk else [])
-    rows = [[s, metrics[s]["n"], metrics[s]["accuracy"], metrics[s]["loss"],
-             metrics[s]["macro_f1"]] + ([metrics[s].get(topk)] if topk else [])
+    rows = [[s, metrics[s]["n"], metrics[s]["accuracy"], _interval(metrics[s]["accuracy_ci95"]),
+             metrics[s]["loss"], metrics[s]["macro_f1"]] + ([metrics[s].get(topk)] if topk else [])
             for s in ("train", "val", "test")]
     pc = metrics["test"]["per_class"]
     counts = _counts(inputs.ds)
@@ -172,6 +172,14 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
             [[n] + [counts[sp][i] for sp in counts] + [sum(counts[sp][i] for sp in counts)]
              for i, n in enumerate(names)], "Images per class and split")),
     }
+
+
+def _interval(ci, digits: int = 3, scale: float = 1.0, unit: str = "") -> str:
+    """``lo–hi`` of a confidence interval; an en dash alone when it is undefined (n = 0)."""
+    lo, hi = ci
+    if lo is None or hi is None or lo != lo or hi != hi:
+        return "–"
+    return f"{scale * lo:.{digits}f}–{scale * hi:.{digits}f}{unit}"
 
 
 def _counts(ds) -> dict[str, list[int]]:
@@ -256,7 +264,9 @@ def _headline(test_m: dict, ds) -> list[dict]:
                  "value": f"{len(test_m['per_class'])} of {len(ds.class_names)}"},
                 {"label": "mean top-1 probability",
                  "value": f"{100 * test_m['mean_confidence']:.1f} %"}]
-    return [{"label": "test accuracy", "value": f"{100 * test_m['accuracy']:.1f} %"},
+    ci = _interval(test_m["accuracy_ci95"], 1, 100, " %")
+    return [{"label": f"test accuracy (95 % CI {ci}, Wilson, n = {test_m['n']})",
+             "value": f"{100 * test_m['accuracy']:.1f} %"},
             {"label": "test macro F1", "value": f"{test_m['macro_f1']:.3f}"},
             {"label": "test images", "value": str(test_m["n"])},
             {"label": "classes", "value": str(len(ds.class_names))}]

@@ -117,7 +117,7 @@ class Figures:
         """Queue figure ``name`` (files ``fig/<name>.<format>``); return its page data. Width
         and height are filled in by :meth:`write_into`."""
         key = hashlib.sha256(json.dumps(
-            [__version__, make.__name__, args, kwargs, self.formats, DPI],
+            [__version__, make.__name__, args, kwargs, self.formats, DPI, figs.VECTOR_TEXT],
             sort_keys=True, default=lambda o: np.asarray(o).tolist()).encode()).hexdigest()[:24]
         info = {"png": f"fig/{name}.png", "alt": alt, "caption": caption,
                 "exports": [{"href": f"fig/{name}.{fmt}", "label": fmt.upper()}

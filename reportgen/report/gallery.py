@@ -12,14 +12,15 @@ from reportgen.figures.overlay import heatmap_overlay, to_rgb
 from reportgen.report.assets import Assets
 
 SECTION_TITLES = {
-    "correct": ("Correct", "true {c}, predicted {c}; most confident first"),
     "misclassified": ("Misclassified", "true {c}, predicted another class; most confident "
-                      "wrong prediction first"),
-    "confident_wrong": ("Most confident wrong", "predicted {c} with the highest confidence, "
-                        "but the true class is another"),
+                      "wrong prediction first", "most confident"),
+    "confident_wrong": ("Wrongly predicted as {c}", "predicted {c}, but the true class is "
+                        "another; most confident first", "most confident"),
+    "correct": ("Correct", "true {c}, predicted {c}; least confident first", "least confident"),
 }
 #: The one gallery section of unlabeled photos (their labels are the predicted classes).
-UNLABELED_TITLE = ("Predicted", "the images the model assigns to {c}; most confident first")
+UNLABELED_TITLE = ("Predicted", "the photos the model assigns to {c}; least confident first",
+                   "least confident")
 THUMB = 128  # gallery tile side in pixels (files are at most 256 px)
 PAGE_TILES = 100  # gallery tiles per class page; more continue on the next page
 
@@ -91,11 +92,16 @@ def class_pages(assets: Assets, split, probs: np.ndarray, names: list[str], expl
         if name not in per_class:
             continue
         sections = []
-        for key in SECTIONS if split.labeled else SECTIONS[:1]:
-            title, desc = SECTION_TITLES[key] if split.labeled else UNLABELED_TITLE
-            sections.append({"key": key, "title": title, "description": desc.format(c=name),
+        for key in SECTIONS if split.labeled else ("correct",):
+            title, desc, which = SECTION_TITLES[key] if split.labeled else UNLABELED_TITLE
+            shown = explained.galleries[c][key]
+            count = explained.gallery_counts.get(c, {}).get(key, len(shown))
+            sections.append({"key": key, "title": title.format(c=name),
+                             "description": desc.format(c=name), "count": count,
+                             "heading": (f"{count}" if count <= len(shown) else
+                                         f"{count}; the {len(shown)} {which} shown"),
                              "tiles": [tile(assets, split, probs, names, i, maps)
-                                       for i in explained.galleries[c][key]]})
+                                       for i in shown]})
         pages.append({"index": c, "name": name, "href": f"{slug(c, name)}.html",
                       "metrics": per_class[name], "sections": sections})
     return pages

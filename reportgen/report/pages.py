@@ -97,13 +97,14 @@ def quality_table(quality: dict) -> Table | None:
     """The explanation-quality table: one row per method, in registry order."""
     if not quality:
         return None
-    rows = [[REGISTRY[m].label, q.deletion, q.insertion, q.pointing, q.energy, q.sanity,
+    rows = [[REGISTRY[m].label, q.deletion, q.insertion, q.pointing, q.energy,
+             None if q.sanity is None else abs(q.sanity),
              None if q.seconds is None else round(100 * q.seconds / max(q.n, 1), 2)]
             for m, q in quality.items()]
     n = next(iter(quality.values())).n
     return Table("explanation_quality",
                  ["method", "deletion AUC ↓", "insertion AUC ↑", "pointing game ↑",
-                  "energy in box ↑", "rank corr. after head randomization ↓",
+                  "energy in box ↑", "|rank corr.| after head randomization ↓",
                   "s per 100 images"], rows,
                  f"Explanation quality on {n} test images (predicted class)")
 

@@ -63,8 +63,59 @@ class Table:
                         disable_numparse=True)
 
     def latex(self) -> str:
-        """The table as a LaTeX booktabs tabular (needs ``\\usepackage{booktabs}``)."""
-        body = tabulate(self._cells(), headers=self.headers, tablefmt="latex_booktabs",
-                        disable_numparse=True)  # this format escapes LaTeX specials itself
-        return f"% {tex_escape(self.caption)}\n{body}\n"
+        """The table as a LaTeX float ready for ``\\input`` (needs ``\\usepackage{booktabs}``):
+        caption and ``\\label{tab:<name>}``, numeric columns right-aligned with true minus
+        signs, the best value of each column marked ↓ or ↑ in bold, and ``table*`` (both
+        columns of a two-column paper) past six columns."""
+        cells = self._cells()
+        numeric = [any(r[j] != "–" for r in cells) and
+                   all(r[j] == "–" or NUMBER.match(r[j]) for r in cells)
+                   for j in range(len(self.headers))]
+        best = _best_cells(self.headers, cells, numeric)
+
+        def cell(i: int, j: int, v: str) -> str:
+            if v == "–":
+                return "--"
+            text = tex_number(v) if numeric[j] else tex_escape(v)
+            return f"\\textbf{{{text}}}" if (i, j) in best else text
+
+        head = " & ".join(tex_header(h) for h in self.headers) + r" \\"
+        body = "\n".join(" & ".join(cell(i, j, v) for j, v in enumerate(row)) + r" \\"
+                         for i, row in enumerate(cells))
+        spec = "".join("r" if n else "l" for n in numeric)
+        env = "table*" if len(self.headers) > 6 else "table"
+        caption = tex_escape(self.caption)
+        return (f"% {caption}\n\\begin{{{env}}}[t]\n\\centering\n\\caption{{{caption}}}\n"
+                f"\\label{{tab:{self.name}}}\n\\begin{{tabular}}{{{spec}}}\n\\toprule\n{head}\n"
+                f"\\midrule\n{body}\n\\bottomrule\n\\end{{tabular}}\n\\end{{{env}}}\n")
+
+
+#: A formatted number cell: 12, -0.616, 99.5 %.
+NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?( %)?$")
+
+
+def tex_number(text: str) -> str:
+    """A number cell in LaTeX: a true minus sign ($-$), a thin space before %."""
+    sign = "$-$" if text.startswith("-") else ""
+    return sign + text.lstrip("+-").replace(" %", "\\,\\%")
+
+
+def tex_header(text: str) -> str:
+    """A header in LaTeX, its ↓ and ↑ (lower or higher is better) as math arrows."""
+    return tex_escape(text).replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
+
+
+def _best_cells(headers: list[str], cells: list[list[str]], numeric: list[bool]
+                ) -> set[tuple[int, int]]:
+    """(row, column) of the best value of each numeric column whose header ends with ↓ (the
+    lowest) or ↑ (the highest); ties are all bold."""
+    out = set()
+    for j, h in enumerate(headers):
+        if not numeric[j] or not h.rstrip().endswith(("↓", "↑")):
+            continue
+        values = {i: float(r[j].rstrip(" %")) for i, r in enumerate(cells) if r[j] != "–"}
+        if values:
+            goal = min(values.values()) if h.rstrip().endswith("↓") else max(values.values())
+            out |= {(i, j) for i, v in values.items() if v == goal}
+    return out
 

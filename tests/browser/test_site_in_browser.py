@@ -102,3 +102,49 @@ def test_comparison_page_loads_clean(site, chromium, tmp_path, width):
     assert r["noAlt"] == [] and r["images"] > 4
     assert r["scrollWidth"] <= r["innerWidth"], f"scrolls horizontally at {width} px"
     page.close()
+
+
+def test_wide_tables_scroll_in_a_focusable_box(site, chromium):
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})
+    for html in sorted(site.glob("*.html")):
+        page.goto(html.resolve().as_uri())
+        bad = page.evaluate("""() => [...document.querySelectorAll('table')].filter(t => {
+            const box = t.parentElement;
+            if (t.scrollWidth <= box.clientWidth + 1) return false;   // it fits
+            const style = getComputedStyle(box);
+            return !(box.classList.contains('table-wrap') && box.tabIndex === 0
+                     && ['auto', 'scroll'].includes(style.overflowX));
+        }).map(t => t.outerHTML.slice(0, 80))""")
+        assert bad == [], f"{html.name}: tables wider than their column, not scrollable: {bad}"
+    page.close()
+
+
+def test_dark_mode_themes_the_figures(site, chromium):
+    filters = {}
+    for scheme in ("light", "dark"):
+        page = chromium.new_page(color_scheme=scheme)
+        page.goto((site / "index.html").resolve().as_uri())
+        filters[scheme] = page.evaluate(
+            "() => getComputedStyle(document.querySelector('img.figure')).filter")
+        page.close()
+    assert filters["light"] == "none" and "invert" in filters["dark"]
+
+
+def test_gallery_headings_state_the_true_counts(site, chromium):
+    import json
+    import re
+
+    metrics = json.loads((site / "metrics.json").read_text())
+    cm = metrics["splits"]["test"]["confusion_matrix"]
+    page = chromium.new_page()
+    for c, name in enumerate(metrics["classes"]):
+        page.goto(next(site.glob(f"class-{c:02d}-*.html")).resolve().as_uri())
+        heads = dict(page.evaluate("() => [...document.querySelectorAll('h2')].map("
+                                   "h => [h.id, h.textContent])"))
+        want = {"misclassified": sum(cm[c]) - cm[c][c],
+                "confident_wrong": sum(row[c] for row in cm) - cm[c][c], "correct": cm[c][c]}
+        for key, n in want.items():
+            got = re.search(r"\((\d+)", heads[key])
+            assert got and int(got.group(1)) == n, (name, key, heads[key], n)
+        assert list(heads)[:3] == ["misclassified", "confident_wrong", "correct"]
+    page.close()

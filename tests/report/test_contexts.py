@@ -14,6 +14,7 @@ from reportgen.evaluate import split_metrics
 from reportgen.explain.results import Explained, QualityRow
 from reportgen.report import ModelInfo, ReportInputs, gather, write_site
 from reportgen.report.figjobs import Figures
+from reportgen.report.render import environment, render
 from reportgen.report.site import SiteWriter
 
 NAMES = ["a", "b"]
@@ -88,7 +89,9 @@ def test_class_pages_list_their_galleries(inputs):
     page = next(p for p in content.pages if p.rel.startswith("class-01")).context
     counts = {s["key"]: s["total"] for s in page["sections"]}
     assert counts == {"correct": 1, "misclassified": 1, "confident_wrong": 0}
-    wrong = page["sections"][1]["tiles"][0]
+    assert [s["key"] for s in page["sections"]] == ["misclassified", "confident_wrong",
+                                                    "correct"]  # errors first
+    wrong = page["sections"][0]["tiles"][0]
     assert wrong["index"] == 1 and wrong["true"] == "b" and wrong["pred"] == "a"
     assert not wrong["correct"] and wrong["thumb"] == "img/gradcam/1.jpg"
 
@@ -105,3 +108,17 @@ def test_written_site_has_every_gathered_file(inputs, tmp_path):
     assert set(metrics["explain"]["quality"]) == {"gradcam", "occlusion", "rise"}
     assert metrics["explain"]["methods"] == {"occlusion": {"patch_size": 8}}
     assert "explain" in metrics["timings_s"] and "render" in metrics["timings_s"]
+
+
+def test_gallery_headings_state_the_true_counts(inputs):
+    inputs.explained.gallery_counts = {0: {"misclassified": 0, "confident_wrong": 1,
+                                           "correct": 88},
+                                       1: {"misclassified": 1, "confident_wrong": 0,
+                                           "correct": 1}}
+    content = gather(inputs, drawn_nothing())
+    page = next(p for p in content.pages if p.rel.startswith("class-00")).context
+    heading = {s["key"]: s["heading"] for s in page["sections"]}
+    assert heading == {"misclassified": "0", "confident_wrong": "1",
+                       "correct": "88; the 2 least confident shown"}
+    html = render(environment(), "class.html", page)
+    assert "Correct (88; the 2 least confident shown)" in html

@@ -1,0 +1,59 @@
+"""Paper exports drop into a LaTeX paper unchanged: tables as floats with caption and label,
+numeric columns right-aligned, true minus signs, best values bold; figures with their text as
+text in SVG and PDF."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from reportgen.report.tables import Table
+
+
+def quality_table() -> Table:
+    return Table("explanation_quality",
+                 ["method", "deletion AUC ↓", "insertion AUC ↑", "|rank corr.| ↓", "n"],
+                 [["GradCAM", 0.246, 0.529, 0.616, 100], ["RISE", 0.2, 0.6, None, 100],
+                  ["Occ_lusion", 0.3, 0.6, 0.1, 100]], "Quality on 100 images")
+
+
+def test_latex_tables_are_floats_with_right_aligned_numbers():
+    tex = quality_table().latex()
+    assert re.search(r"\\begin\{tabular\}\{lrrrr\}", tex)
+    assert "\\caption{Quality on 100 images}" in tex and "\\label{tab:explanation_quality}" in tex
+    assert tex.count("\\begin{table}[t]") == 1 and "\\end{table}" in tex
+    assert "deletion AUC $\\downarrow$" in tex and "insertion AUC $\\uparrow$" in tex
+    assert "Occ\\_lusion" in tex and "--" in tex  # escaped text; a missing value
+
+
+def test_latex_bolds_the_best_value_of_each_ranked_column():
+    rows = {line.split(" & ")[0]: line.split(" & ") for line in quality_table().latex()
+            .splitlines() if " & " in line and not line.startswith("method")}
+    assert rows["RISE"][1] == "\\textbf{0.200}"  # lowest deletion
+    assert rows["RISE"][2] == "\\textbf{0.600}" and rows["Occ\\_lusion"][2] == "\\textbf{0.600}"
+    assert rows["Occ\\_lusion"][3] == "\\textbf{0.100}"  # lowest |rank corr.|
+    assert "textbf" not in rows["GradCAM"][4]  # n is not ranked
+
+
+def test_latex_numbers_have_true_minus_signs_and_percent():
+    tex = Table("t", ["a", "b"], [["x", -0.616], ["y", "12.5 %"]], "c").latex()
+    assert "$-$0.616" in tex and "-0.616" not in tex.replace("$-$", "")
+    assert "12.5\\,\\%" in tex
+
+
+def test_wide_tables_span_both_columns():
+    tex = Table("wide", list("abcdefg"), [[1] * 7], "seven columns").latex()
+    assert "\\begin{table*}[t]" in tex and "\\end{table*}" in tex
+
+
+def test_figures_keep_their_text_as_text(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from reportgen import figures as figs
+
+    fig = figs.confusion_matrix(np.array([[5, 1], [2, 7]]), ["cat", "dog"])
+    svg, pdf = figs.save_figure(fig, tmp_path / "cm", ["svg", "pdf"])
+    text = svg.read_text()
+    assert text.count("<text") >= 6 and ">cat<" in text.replace("</", "<")
+    assert b"/FontFile2" in pdf.read_bytes()  # TrueType (Type 42) fonts: text, not paths
