@@ -95,3 +95,15 @@ def decode_image(path: str | Path, size: tuple[int, int], channels: int = 3
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr, orig
+
+
+def decode_or_reason(path: str | Path, size: tuple[int, int], channels: int = 3
+                     ) -> tuple[np.ndarray, tuple[int, int]] | str:
+    """:func:`decode_image`, or the reason the file is skipped as a string (a decoder bug
+    included: one bad file never ends a build)."""
+    try:
+        return decode_image(path, size, channels)
+    except ImageDecodeError as e:
+        return str(e)
+    except Exception as e:
+        return f"unreadable ({type(e).__name__}: {e})"

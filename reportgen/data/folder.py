@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reportgen.data.decode import IMAGE_SUFFIXES, ImageDecodeError, decode_image
+from reportgen.data.decode import IMAGE_SUFFIXES, decode_or_reason
 from reportgen.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -276,12 +276,7 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
         all_files = [f for s in SPLITS for n in names for f in per_split[s].get(n, [])]
 
     def work(f: Path):
-        try:
-            return decode_image(f, size, channels)
-        except ImageDecodeError as e:
-            return str(e)
-        except Exception as e:  # a decoder bug must not end the build
-            return f"unreadable ({type(e).__name__}: {e})"
+        return decode_or_reason(f, size, channels)
 
     decoded: dict[Path, tuple[np.ndarray, tuple[int, int]]] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:

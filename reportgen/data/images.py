@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reportgen.data.decode import ImageDecodeError, decode_image
+from reportgen.data.decode import decode_or_reason
 from reportgen.data.folder import QUIET, Dataset, Split, image_files, load_annotations
 from reportgen.errors import DataError
 
@@ -58,12 +58,7 @@ def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[st
     boxes_by_path = load_annotations(root, annotations)
 
     def work(f: Path):
-        try:
-            return decode_image(f, size, channels)
-        except ImageDecodeError as e:
-            return str(e)
-        except Exception as e:  # a decoder bug must not end the build
-            return f"unreadable ({type(e).__name__}: {e})"
+        return decode_or_reason(f, size, channels)
 
     kept: list[tuple[Path, np.ndarray, tuple[int, int]]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:

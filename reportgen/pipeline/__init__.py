@@ -49,18 +49,21 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
     with Figures(cfg.report.figure_formats, cache.root / "figures" if cache.enabled else None,
                  warm=True) as figures:
         run = stages.Run(cfg, options, cache, figures, show=show_progress)
-        earlier = stages.cached_report(run)
+        data, earlier = stages.cached_report(run)
         if earlier is not None:
-            return _rebuild(run, out, *earlier, t_start)
-        return _full_build(run, out, t_start)
+            return _rebuild(run, out, data, earlier, t_start)
+        return _full_build(run, out, t_start, data)
 
 
-def _full_build(run: stages.Run, out: Path, t_start: float) -> BuildResult:
+def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | None
+                ) -> BuildResult:
+    """The whole build; ``read`` is the data the cache lookup read already, if any."""
     from reportgen.report import ReportInputs, metric_figures
 
     stages.start_tensorflow()
     given = stages.given_model(run)
-    data = stages.read_data(run, given.shape)
+    data = read if read is not None and read.shape == given.shape else \
+        stages.read_data(run, given.shape)
     fitted = stages.fit_model(run, given, data)
     model_notes = list(run.notes)
     bundle = stages.predict_and_explain(run, fitted, data)

@@ -244,16 +244,17 @@ def grouped(data: Data, probs: dict[str, np.ndarray]) -> Data:
                 data.shape)
 
 
-def cached_report(run: Run) -> tuple[Data, ReportBundle] | None:
+def cached_report(run: Run) -> tuple[Data | None, ReportBundle | None]:
     """The data and an earlier build's report bundle when only ``[report]`` settings changed
-    (no TensorFlow); None on a miss."""
+    (no TensorFlow). On a miss the bundle is None, and the data is what was read to look
+    (None when the image size is not known without the model), for the full build to reuse."""
     shape = run.cache.known_shape()
     if shape is None:
-        return None
+        return None, None
     data = read_data(run, shape)
     bundle = run.cache.get_report(run.cache.report_key(data.hash))
     if bundle is None:
-        return None
+        return data, None
     run.notes = list(bundle.notes)
     run.reused("the predictions and explanations", "model, data and settings", "recomputes")
     run.notes += bundle.explained.notes
