@@ -103,9 +103,10 @@ def test_galleries_match_their_definition_on_random_predictions():
     probs = rng.dirichlet(np.ones(5), 300)
     got = select_galleries(labels, probs, 5, 7)
     pred, conf = probs.argmax(1), probs.max(1)
-    order = sorted(range(300), key=lambda i: (-conf[i], i))
+    order = sorted(range(300), key=lambda i: (-conf[i], i))  # most confident first
+    doubtful = sorted(range(300), key=lambda i: (conf[i], i))  # least confident first
     for c in range(5):
-        assert got[c]["correct"] == [i for i in order if labels[i] == c == pred[i]][:7]
+        assert got[c]["correct"] == [i for i in doubtful if labels[i] == c == pred[i]][:7]
         assert got[c]["misclassified"] == [i for i in order
                                            if labels[i] == c != pred[i]][:7]
         assert got[c]["confident_wrong"] == [i for i in order

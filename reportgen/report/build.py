@@ -24,7 +24,7 @@ from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import class_page_files, class_pages, slug
 from reportgen.report.inputs import ReportInputs
 from reportgen.report.pages import layers_context, methods_context
-from reportgen.report.render import environment, render, templates_dir
+from reportgen.report.render import STATIC, environment, render, templates_dir
 from reportgen.report.tables import Table
 from reportgen.text import printable
 
@@ -343,7 +343,8 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     assets.text("predictions.csv", predictions_csv(test, probs, names))
     if ex.test_maps is not None:
         assets.file("explanations.npz", _maps_file(ex))
-    assets.copy("style.css", templates_dir() / "style.css")
+    for name in STATIC:
+        assets.copy(name, templates_dir() / name)
     assets.text(".nojekyll", "")
     content.metrics = _metrics_json(inputs, pointing)
     return content

@@ -19,7 +19,7 @@ from reportgen.report import compare as cmp
 from reportgen.report.assets import Assets
 from reportgen.report.build import Page, SiteContent, json_safe, table
 from reportgen.report.figjobs import Figures
-from reportgen.report.render import environment, render, templates_dir
+from reportgen.report.render import STATIC, environment, render, templates_dir
 from reportgen.report.tables import Table
 
 THUMB = 128
@@ -147,7 +147,8 @@ def gather_comparison(sites: list[cmp.SiteRecord], title: str, figures: Figures
     ctx = {**common, "t_models": table(assets, models_table(sites)), "pairs": pair_ctx,
            "cms": cms, "n": len(sites[0].true), "sites": [s.label for s in sites]}
     content.pages = [Page("index.html", "compare.html", ctx), Page("report.md", "compare.md", ctx)]
-    assets.copy("style.css", templates_dir() / "style.css")
+    for name in STATIC:
+        assets.copy(name, templates_dir() / name)
     assets.text(".nojekyll", "")
     content.metrics = {"title": title, "models": [
         {"label": s.label, "site": str(s.path), "accuracy": s.metrics["splits"]["test"]["accuracy"],

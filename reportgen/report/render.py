@@ -22,6 +22,10 @@ def templates_dir() -> Path:
     return Path(str(resources.files("reportgen.templates")))
 
 
+#: Files of the templates folder every site carries (its pages link to them).
+STATIC = ("style.css", "favicon.svg")
+
+
 def environment(folder: Path | None = None) -> jinja2.Environment:
     """Return the Jinja2 environment: HTML autoescaped, Markdown not (it uses ``|md``)."""
     env = jinja2.Environment(
