@@ -203,9 +203,15 @@ def table_keys(prefix: str, cls: type) -> list[tuple[str, Any, str]]:
             for f in dataclasses.fields(cls) if f.metadata.get("listed", True)]
 
 
-def _closest(name: str, candidates: list[str]) -> str:
+def did_you_mean(name: str, candidates: list[str]) -> str | None:
+    """The candidate closest to ``name`` (a likely typo of it), or None."""
     match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
-    return f"; did you mean '{match[0]}'?" if match else f"; valid: {', '.join(candidates)}"
+    return match[0] if match else None
+
+
+def _closest(name: str, candidates: list[str]) -> str:
+    match = did_you_mean(name, candidates)
+    return f"; did you mean '{match}'?" if match else f"; valid: {', '.join(candidates)}"
 
 
 def _type_name(tp: Any) -> str:

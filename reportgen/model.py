@@ -216,10 +216,10 @@ def application_model(architecture: str, *, weights: str = "none", input_size: i
 
 
 def _suggest(name: str, valid: list[str]) -> str:
-    import difflib
+    from reportgen.config import did_you_mean
 
-    match = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else "; valid: " + ", ".join(valid)
+    match = did_you_mean(name, valid)
+    return f"; did you mean {match!r}?" if match else "; valid: " + ", ".join(valid)
 
 
 class _EpochCallback(keras.callbacks.Callback):

@@ -25,6 +25,14 @@ def mkdtemp(prefix: str, dir: str | Path | None = None) -> Path:
 
 
 def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (setting it, the
+    only portable way to read it, races with other threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

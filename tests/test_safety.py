@@ -68,13 +68,19 @@ def test_paths_in_a_config_file_stay_relative_to_the_file(tmp_path, monkeypatch)
 
 def test_the_readme_example_builds_from_a_folder_in_the_working_directory(tmp_path,
                                                                           monkeypatch):
+    """... replacing a previous site, which keeps normal permissions (not mkdtemp's 0700)."""
     make_folder(tmp_path / "photos")
+    previous_site(tmp_path)
     monkeypatch.chdir(tmp_path)
     result = build(tmp_path, "data.source=folder", "data.path=photos",
                    "data.split=[0.5, 0.25, 0.25]", *LIGHT)
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "site" / "metrics.json").read_text())
     assert metrics["data"]["root"] == str(tmp_path / "photos")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for folder in (tmp_path / "site", tmp_path / "site" / "fig"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~mask, oct(folder.stat().st_mode)
 
 
 def test_out_with_dot_dot_is_the_folder_it_names(tmp_path):
@@ -151,15 +157,18 @@ def test_a_clean_data_set_has_no_hazards(tmp_path):
     assert hazards(ds) == []
 
 
-def test_hazards_are_in_the_report(tmp_path):
+def test_hazards_are_in_the_report_and_a_cache_that_cannot_be_written_is_a_warning(tmp_path):
     root = tmp_path / "data"
     make_folder(root / "train", n=6)
     make_folder(root / "test", n=2)
     (root / "test" / "red" / "copy.png").write_bytes(
         (root / "train" / "red" / "img_3.png").read_bytes())
-    result = build(tmp_path, *LIGHT, "data.source=folder",
-                   f"data.path={root}")
+    # ... with a cache that cannot be written (a file where its folder should be): a warning.
+    (tmp_path / "cache").write_text("not a folder")
+    result = build(tmp_path, *LIGHT, "data.source=folder", f"data.path={root}",
+                   f"data.cache_dir={tmp_path / 'cache'}")
     assert result.exit_code == 0, result.output
+    assert result.output.count("Warning: cannot write the cache") == 1, result.output
     assert "Warning: 3 test image(s) are exact copies of train images" in result.output
     metrics = json.loads((tmp_path / "site" / "metrics.json").read_text())
     assert any("exact copies" in n and "train/red/img_3.png = test/red/copy.png" in n
@@ -168,16 +177,6 @@ def test_hazards_are_in_the_report(tmp_path):
 
 
 # -- the machine fails, or the build is killed ---------------------------------------------------
-
-def test_a_rebuilt_site_has_normal_permissions(tmp_path):
-    previous_site(tmp_path)
-    assert build(tmp_path, *LIGHT).exit_code == 0
-    mask = os.umask(0o022)
-    os.umask(mask)
-    mode = stat.S_IMODE((tmp_path / "site").stat().st_mode)
-    assert mode == 0o777 & ~mask, oct(mode)
-    assert stat.S_IMODE((tmp_path / "site" / "fig").stat().st_mode) == 0o777 & ~mask
-
 
 def test_scratch_of_dead_builds_is_removed_and_live_ones_are_kept(tmp_path):
     dead = dead_pid()
@@ -332,12 +331,3 @@ def test_a_mount_point_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == tmp_path / "mnt" or real(p))
     result = build(tmp_path, out=tmp_path / "mnt")
     assert_one_line_error(result, 2, "mount point")
-
-
-def test_a_cache_that_cannot_be_written_is_a_warning(tmp_path):
-    (tmp_path / "cache").write_text("a file where the cache folder should be")
-    result = build(tmp_path, *LIGHT, f"data.cache_dir={tmp_path}/cache",
-                   data=make_folder(tmp_path / "data"))
-    assert result.exit_code == 0, result.output
-    assert result.output.count("Warning: cannot write the cache") == 1, result.output
-    assert (tmp_path / "site" / "index.html").is_file()

@@ -21,13 +21,7 @@ from reportgen import __version__
 from reportgen import progress as prog
 from reportgen.config import Config
 from reportgen.errors import ConfigError, ModelError
-from reportgen.pipeline.cache import (
-    BuildCache,
-    ExplainBundle,
-    ReportBundle,
-    data_hash,
-    key,
-)
+from reportgen.pipeline.cache import BuildCache, ExplainBundle, ReportBundle, data_hash, key
 from reportgen.text import printable
 
 
@@ -217,16 +211,16 @@ def unlabeled_names(cfg: Config) -> list[str]:
 def explained_classes(cfg: Config, names: list[str]) -> list[int]:
     """The class indices of ``explain.classes`` (ConfigError naming an unknown one); a name
     with underscores for spaces, as keras ``decode_predictions`` writes them, is found too."""
-    import difflib
+    from reportgen.config import did_you_mean
 
     out = []
     for name in cfg.explain.classes:
         if name not in names and name.replace("_", " ") in names:
             name = name.replace("_", " ")  # keras decode_predictions spells "tiger_cat"
         if name not in names:
-            close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            close = did_you_mean(name, names)
             raise ConfigError(f"explain.classes: {name!r} is not a class of the model"
-                              + (f"; did you mean {close[0]!r}?" if close else
+                              + (f"; did you mean {close!r}?" if close else
                                  f" ({len(names)} classes: {', '.join(names[:8])}"
                                  + (", ..." if len(names) > 8 else "") + ")"))
         out.append(names.index(name))
