@@ -21,7 +21,7 @@ from reportgen import figures as figs
 from reportgen import progress as prog
 from reportgen.report.assets import Assets
 from reportgen.report.figjobs import Figures
-from reportgen.report.gallery import class_page_files, class_pages, slug
+from reportgen.report.gallery import class_page_files, class_pages, colour_scale, slug
 from reportgen.report.inputs import ReportInputs
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.render import STATIC, environment, render, templates_dir
@@ -327,8 +327,10 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     index = _index_context(inputs, common, tables, drawn, pointing)
     model = _model_context(assets, inputs, common)
     content.pages = [Page("index.html", "index.html", index)]
+    scale = colour_scale(assets)
     content.pages += [Page(rel, "class.html", ctx) for page in pages
-                      for rel, ctx in class_page_files(page, common, ex.layer)]
+                      for rel, ctx in class_page_files(page, common, ex.layer, scale,
+                                                       ds.has_boxes)]
     content.pages += [
         Page("model.html", "model.html", model),
         Page("methods.html", "methods.html", {**common, "page_title": "Methods",

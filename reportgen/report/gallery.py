@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from reportgen.explain.results import SECTIONS
-from reportgen.figures.overlay import heatmap_overlay, to_rgb
+from reportgen.figures.overlay import colormap_lut, heatmap_overlay, to_rgb
 from reportgen.report.assets import Assets
 
 SECTION_TITLES = {
@@ -36,11 +36,21 @@ def test_tile(assets: Assets, split, i: int) -> str:
     return assets.image(f"img/test/{i}.jpg", lambda: to_rgb(split.images[i:i + 1])[0], THUMB)
 
 
+def colour_scale(assets: Assets) -> dict:
+    """Queue ``img/scale.png``, the colour scale of every map (jet, 0 to 1); return its page
+    data."""
+    def make():
+        return np.repeat(colormap_lut("jet")[None, :, :], 12, axis=0)
+    return {"src": assets.image("img/scale.png", make, fmt="PNG"),
+            "alt": "Colour scale of the maps: dark blue is 0, red is 1"}
+
+
 def gradcam_tiles(assets: Assets, split, i: int, cam: np.ndarray) -> tuple[str, str]:
-    """Queue the GradCAM overlay of test image ``i`` as a thumbnail and a full-size file;
-    return both paths."""
+    """Queue the GradCAM overlay of test image ``i`` as a thumbnail and a full-size file, with
+    its object box drawn where it has one; return both paths."""
     def overlay():  # blended for each of the two files: cheap, and nothing kept in memory
-        return heatmap_overlay(to_rgb(split.images[i:i + 1]), cam[None])[0]
+        blended = heatmap_overlay(to_rgb(split.images[i:i + 1]), cam[None])[0]
+        return with_box(blended, split.boxes[i])
 
     full_side = min(max(256, split.images.shape[2]), 512)
     return (assets.image(f"img/gradcam/{i}.jpg", overlay, THUMB),
@@ -57,6 +67,21 @@ def describe(split, probs: np.ndarray, names: list[str], i: int) -> str:
     true = true_name(split, names, i)
     pred = f"predicted {names[int(probs[i].argmax())]}, {probs[i].max():.2f}"
     return pred if true is None else f"true {true}, {pred}"
+
+
+def with_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """``image`` (H, W, 3) uint8 with ``box`` [x0, y0, x1, y1] (pixels; NaN: none) drawn as a
+    yellow rectangle on a dark outline, so it shows on any map."""
+    if not np.isfinite(box).all():
+        return image
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(image)
+    draw = ImageDraw.Draw(img)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    draw.rectangle([x0 - 1, y0 - 1, x1, y1], outline=(0, 0, 0))
+    draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=(255, 230, 0))
+    return np.asarray(img)
 
 
 def tile(assets: Assets, split, probs: np.ndarray, names: list[str], i: int,
@@ -130,7 +155,8 @@ def paginate(sections: list[dict], per_page: int = PAGE_TILES) -> list[list[dict
     return pages
 
 
-def class_page_files(page: dict, common: dict, layer: str) -> list[tuple[str, dict]]:
+def class_page_files(page: dict, common: dict, layer: str, scale: dict | None = None,
+                     has_boxes: bool = False) -> list[tuple[str, dict]]:
     """The files of one class page, split into gallery pages: [(file name, context)]."""
     parts = paginate(page["sections"])
     hrefs = [page["href"]] + [page["href"].replace(".html", f"-p{k}.html")
@@ -141,5 +167,6 @@ def class_page_files(page: dict, common: dict, layer: str) -> list[tuple[str, di
                  if len(parts) > 1 else [])
         out.append((hrefs[k], {**common, "page_title": page["name"] + (f" ({k + 1})" if k else ""),
                                "current": page["href"], "page": page, "sections": part,
-                               "pager": pager, "layer": layer}))
+                               "pager": pager, "layer": layer, "scale": scale,
+                               "has_boxes": has_boxes}))
     return out
