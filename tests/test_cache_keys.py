@@ -125,3 +125,9 @@ def test_the_data_source_is_in_the_key(project):
     folder = load_dataset(project / "data", size=(SIZE, SIZE), split=[0.5, 0.25, 0.25])
     photos = load_images(project / "data", size=(SIZE, SIZE), class_names=folder.class_names)
     assert data_hash(folder) != data_hash(photos)
+
+
+def test_an_empty_weights_setting_names_no_file(project):
+    """``model.weights = ""`` means no weights file: the working directory is not hashed."""
+    cfg = config.load(None, BASE + ["model.weights=''"])
+    assert BuildCache(cfg).files_key() is None

@@ -30,7 +30,7 @@ import numpy as np
 
 from reportgen import __version__, scratch
 from reportgen import progress as prog
-from reportgen.config import Config
+from reportgen.config import NOT_PATHS, Config
 from reportgen.errors import ReportgenError
 from reportgen.explain.results import Explained
 from reportgen.report.inputs import ModelInfo
@@ -94,7 +94,7 @@ def _software() -> dict[str, str]:
     return out
 
 
-def _hash_files(h, path: Path) -> bool:
+def _hash_files(h, path: Path) -> None:
     """Add ``path`` (a file, or every file of a folder with its relative path) to hash ``h``."""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     h.update(str(len(files)).encode())
@@ -103,7 +103,6 @@ def _hash_files(h, path: Path) -> bool:
         with open(file, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
-    return True
 
 
 def key(kind: str, **parts) -> str:
@@ -185,7 +184,7 @@ class BuildCache:
         # A report depends on the trained model and the explanations too: a change of their
         # formats (a model built differently for the same settings) is a miss here as well.
         return key("report", settings=settings, data=data_hash_,
-                   model_file=self._model_file_hash(), formats=FORMATS)
+                   model_file=self.files_key(), formats=FORMATS)
 
     def get_report(self, report_key: str) -> ReportBundle | None:
         hit = self._load("report", report_key)
@@ -205,7 +204,7 @@ class BuildCache:
             return None
         if cfg.model.source == "train":
             return (cfg.data.image_size, cfg.data.image_size, 3)
-        digest = self._model_file_hash()
+        digest = self.files_key()
         if digest is None:
             return None
         try:
@@ -214,12 +213,12 @@ class BuildCache:
             return None
 
     def remember_shape(self, shape: tuple[int, int, int]) -> None:
-        digest = self._model_file_hash()
+        digest = self.files_key()
         if self.enabled and digest:
             self._write_atomic(f"model-{digest}.json",
                                json.dumps({"shape": list(shape)}).encode())
 
-    def _model_file_hash(self) -> str | None:
+    def files_key(self) -> str | None:
         """SHA-256 of every model file the config names: ``model.path`` (a file, or every file
         of a SavedModel folder) when loading, and a ``model.weights`` file; for a
         keras.applications model, also its name and input size (which decide its shape).
@@ -229,19 +228,17 @@ class BuildCache:
             h = hashlib.sha256()
             named = False
             if cfg.model.source == "load" and cfg.resolve(cfg.model.path).exists():
-                named = _hash_files(h, cfg.resolve(cfg.model.path))
-            if cfg.weights() not in ("none", "imagenet") and Path(cfg.weights()).exists():
-                named = _hash_files(h, Path(cfg.weights()))
+                _hash_files(h, cfg.resolve(cfg.model.path))
+                named = True
+            if cfg.weights() not in NOT_PATHS and Path(cfg.weights()).exists():
+                _hash_files(h, Path(cfg.weights()))
+                named = True
             if cfg.model.source == "applications":
                 h.update(json.dumps([cfg.model.architecture, cfg.model.weights,
                                      cfg.model.input_size]).encode())
                 named = True
             self._file_hash = h.hexdigest() if named else None
         return self._file_hash
-
-    def files_key(self) -> str | None:
-        """:meth:`_model_file_hash`, for the keys of trained models."""
-        return self._model_file_hash()
 
     # -- files -------------------------------------------------------------------------------------
 

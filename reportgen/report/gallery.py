@@ -69,18 +69,19 @@ def describe(split, probs: np.ndarray, names: list[str], i: int) -> str:
     return pred if true is None else f"true {true}, {pred}"
 
 
-def with_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """``image`` (H, W, 3) uint8 with ``box`` [x0, y0, x1, y1] (pixels; NaN: none) drawn as a
-    yellow rectangle on a dark outline, so it shows on any map."""
-    if not np.isfinite(box).all():
+def with_box(image: np.ndarray, box, width: int = 1) -> np.ndarray:
+    """``image`` (H, W, 3) uint8 with ``box`` [x0, y0, x1, y1] (pixel edges; NaN: none) drawn
+    as a yellow rectangle ``width`` pixels wide on a dark outline, so it shows on any map."""
+    if not np.isfinite(np.asarray(box, np.float64)).all():
         return image
     from PIL import Image, ImageDraw
 
     img = Image.fromarray(image)
     draw = ImageDraw.Draw(img)
     x0, y0, x1, y1 = (float(v) for v in box)
-    draw.rectangle([x0 - 1, y0 - 1, x1, y1], outline=(0, 0, 0))
-    draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=(255, 230, 0))
+    for off, colour in ((1, (0, 0, 0)), (0, (255, 230, 0))):
+        draw.rectangle([x0 - off, y0 - off, x1 - 1 + off, y1 - 1 + off], outline=colour,
+                       width=width)
     return np.asarray(img)
 
 

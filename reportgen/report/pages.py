@@ -4,7 +4,7 @@ here)."""
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from reportgen.explain.methods import REGISTRY, as_map
 from reportgen.explain.results import LayerViews
@@ -17,7 +17,7 @@ from reportgen.figures.overlay import (
     to_rgb,
 )
 from reportgen.report.assets import Assets
-from reportgen.report.gallery import describe, test_tile, true_name
+from reportgen.report.gallery import describe, test_tile, true_name, with_box
 from reportgen.report.tables import Table
 
 CELL = 96  # side of a method cell in pixels
@@ -184,13 +184,9 @@ def _rf_tile(split, u) -> np.ndarray:
     img = Image.fromarray(to_rgb(split.images[u.index:u.index + 1])[0])
     scale = max(1, int(np.ceil(128 / img.width)))
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    y0, x0, y1, x1 = u.box
-    draw = ImageDraw.Draw(img)
-    for off, colour in ((1, (0, 0, 0)), (0, (255, 230, 0))):
-        draw.rectangle([x0 * scale - off, y0 * scale - off,
-                        (x1 + 1) * scale - 1 + off, (y1 + 1) * scale - 1 + off],
-                       outline=colour, width=2)
-    return np.asarray(img)
+    y0, x0, y1, x1 = u.box  # inclusive unit rows and columns
+    return with_box(np.asarray(img), [x0 * scale, y0 * scale, (x1 + 1) * scale,
+                                      (y1 + 1) * scale], width=2)
 
 
 def _receptive(assets: Assets, split, names, L: LayerViews) -> dict | None:
