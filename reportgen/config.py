@@ -121,6 +121,10 @@ class ExplainConfig:
                                "pointing game, energy in box.", minimum=0)
     quality_steps: int = option(8, "Perturbation steps of the deletion and insertion curves.",
                               minimum=2, maximum=1000)
+    tie_orders: int = option(3, "Random orders of tied pixels (equal map values) that each "
+                             "deletion/insertion AUC is averaged over (seeded by "
+                             "training.seed); 1: one order. Maps without ties take one.",
+                             minimum=1, maximum=20)
     sanity_images: int = option(16, "Test images compared before/after randomizing the head "
                               "(sanity check).", minimum=0)
     feature_map_channels: int = option(16, "Channels shown per layer on the Layers page.",

@@ -126,6 +126,10 @@ def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
             for i, name in enumerate(class_names)},
         "macro_f1": float(pc["f1"].mean()) if k else float("nan"),
     }
+    f1_ci, macro_ci = f1_bootstrap(y_true, pred, k)
+    for i, name in enumerate(class_names):
+        result["per_class"][name]["f1_ci95"] = f1_ci[i].tolist()
+    result["macro_f1_ci95"] = macro_ci
     if k > top_k:
         result[f"top_{top_k}_accuracy"] = top_k_accuracy(probs, y_true, top_k)
     if len(y_true):
@@ -170,6 +174,68 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
     centre = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+#: Resamples of every bootstrap interval of a report (seed 0).
+RESAMPLES = 1000
+
+
+def _percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]:
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail], axis=0)
+    return [lo, hi]
+
+
+def f1_bootstrap(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, *,
+                 resamples: int = RESAMPLES, seed: int = 0, level: float = 0.95
+                 ) -> tuple[np.ndarray, list[float]]:
+    """Percentile bootstrap intervals of every class's F1 and of the macro F1.
+
+    Resamples draw N image indices with replacement, ``rng.integers(0, N, size=(b, N))`` with
+    ``rng = numpy.random.default_rng(seed)``, in blocks of b = 100 resamples (the last block
+    smaller); each resample's confusion matrix gives its F1 per class (0 where undefined, as
+    :func:`per_class`) and their mean.
+
+    Returns:
+        ((K, 2) float64 [low, high] per class, [low, high] of the macro F1); NaN when N = 0.
+    """
+    y_true = np.asarray(y_true, np.int64)
+    y_pred = np.asarray(y_pred, np.int64)
+    n, k = len(y_true), n_classes
+    if n == 0 or k == 0:
+        return np.full((k, 2), np.nan), [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    cell = y_true * k + y_pred
+    f1s = []
+    for start in range(0, resamples, 100):
+        b = min(100, resamples - start)
+        idx = rng.integers(0, n, size=(b, n))
+        flat = (cell[idx] + (np.arange(b) * k * k)[:, None]).ravel()
+        cms = np.bincount(flat, minlength=b * k * k).reshape(b, k, k).astype(np.float64)
+        tp = np.diagonal(cms, axis1=1, axis2=2)
+        pred_n, true_n = cms.sum(axis=1), cms.sum(axis=2)
+        denom = pred_n + true_n  # F1 = 2 tp / (predicted + actual), 0 when both are 0
+        f1s.append(np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0))
+    f1 = np.concatenate(f1s)  # (resamples, K)
+    lo, hi = _percentile_interval(f1, level)
+    mlo, mhi = _percentile_interval(f1.mean(axis=1), level)
+    return np.stack([lo, hi], axis=1), [float(mlo), float(mhi)]
+
+
+def bootstrap_mean(values: np.ndarray, *, resamples: int = RESAMPLES, seed: int = 0,
+                   level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of the mean of ``values`` (NaN left out first): resamples
+    drawn as in :func:`f1_bootstrap`. [nan, nan] without values."""
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([v[rng.integers(0, n, size=(min(100, resamples - s), n))].mean(1)
+                            for s in range(0, resamples, 100)])
+    lo, hi = _percentile_interval(means, level)
+    return [float(lo), float(hi)]
 
 
 def mcnemar_exact(b: int, c: int) -> float:

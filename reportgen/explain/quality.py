@@ -33,15 +33,47 @@ def _perturbed_probability_function(graph):
                           tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32))
 
 
+def tied_fraction(maps: np.ndarray) -> np.ndarray:
+    """Per map (N, H, W) the share of its pixels whose value another pixel of the same map
+    has too (0 when every value is distinct), float64 in [0, 1]."""
+    m = np.asarray(maps).reshape(len(maps), -1)
+    out = np.zeros(len(m))
+    for k, row in enumerate(m):
+        _, counts = np.unique(row, return_counts=True)
+        out[k] = counts[counts > 1].sum() / row.size
+    return out
+
+
+def pixel_ranks(maps: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Rank of every pixel of each map (N, H*W), 0 for the highest value. Ties in row-major
+    order without ``rng``; with ``rng``, in a random order (one ``rng.random((N, H*W))`` draw,
+    the smaller key first)."""
+    n, hw = maps.shape
+    if rng is None:
+        order = np.argsort(-maps, axis=1, kind="stable")
+    else:
+        order = np.lexsort((rng.random((n, hw)), -maps), axis=-1)
+    ranks = np.empty((n, hw), np.int32)
+    np.put_along_axis(ranks, order, np.arange(hw, dtype=np.int32)[None, :].repeat(n, 0), axis=1)
+    return ranks
+
+
 def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
-                       batch_size=64, output_index=0, probs=None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       batch_size=64, output_index=0, probs=None, ties="position",
+                       orders=1, seed=0) -> tuple[np.ndarray, np.ndarray]:
     """Deletion and insertion AUC (Petsiuk et al., RISE) per image.
 
-    Pixels are ranked by the map, highest first (ties by position). For k = 0..steps, deletion
-    replaces the top k/steps of the pixels by ``baseline`` (default: zeros) and insertion starts
-    from the baseline and puts back the top k/steps of the pixels; each AUC is the trapezoidal
-    area under the target-class probability over the fraction 0..1.
+    Pixels are ranked by the map, highest first. For k = 0..steps, deletion replaces the top
+    k/steps of the pixels by ``baseline`` (default: zeros) and insertion starts from the
+    baseline and puts back the top k/steps of the pixels; each AUC is the trapezoidal area
+    under the target-class probability over the fraction 0..1.
+
+    Pixels of equal value (a CAM map is often flat over a fifth of the image or more) are
+    ordered by position (``ties="position"``, row-major, as the peers do), or at random
+    (``ties="random"``): then each AUC is the mean over ``orders`` random orders drawn by
+    :func:`pixel_ranks` from ``numpy.random.default_rng(seed)``, the first order for every
+    image, each further one for the images with ties only (for the others every order is the
+    same).
 
     The end points are the clean image (deletion at 0, insertion at 1) and the baseline (deletion
     at 1, insertion at 0); each is run once, not once per curve, and a baseline shared by all
@@ -71,16 +103,13 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
     n, h, w, c = x.shape
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if ties not in ("position", "random"):
+        raise ValueError(f"ties must be 'position' or 'random', got {ties!r}")
     maps = np.asarray(maps, np.float64).reshape(n, h * w)
     t = np.asarray(targets, np.int64)
     base_in = np.asarray(0.0 if baseline is None else baseline, np.float32)
     shared = base_in.ndim < 4 or base_in.shape[0] == 1  # one baseline image for all
     base = np.broadcast_to(base_in, x.shape)
-    order = np.argsort(-maps, axis=1, kind="stable")
-    ranks = np.empty((n, h * w), np.int32)
-    np.put_along_axis(ranks, order, np.arange(h * w, dtype=np.int32)[None, :].repeat(n, 0),
-                      axis=1)
-    ranks = ranks.reshape(n, h, w)
     counts = np.round(np.linspace(0, h * w, steps + 1)).astype(np.int64)
     fractions = counts / (h * w)
 
@@ -92,6 +121,28 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
                          batch_size)
     base_p = (base_p[np.zeros(n, int)] if shared else base_p)[rows, t]
 
+    rng = np.random.default_rng(seed) if ties == "random" else None
+    total = {"deletion": np.zeros(n), "insertion": np.zeros(n)}
+    runs = np.zeros(n)
+    tied = None
+    for r in range(max(1, orders) if rng is not None else 1):
+        if r == 1:
+            tied = np.flatnonzero(tied_fraction(maps) > 0)
+        idx = rows if r == 0 else tied
+        if not len(idx):
+            break
+        ranks = pixel_ranks(maps[idx], rng).reshape(len(idx), h, w)
+        curves = _curves(graph, x[idx], base[idx], ranks, t[idx], counts, batch_size,
+                         clean[idx], base_p[idx])
+        for mode in total:
+            total[mode][idx] += np.trapezoid(curves[mode], fractions, axis=1)
+        runs[idx] += 1
+    return total["deletion"] / runs, total["insertion"] / runs
+
+
+def _curves(graph, x, base, ranks, t, counts, batch_size, clean, base_p) -> dict:
+    """{"deletion", "insertion"}: (n, steps + 1) target probabilities along each curve."""
+    n, steps = len(x), len(counts) - 1
     inner = counts[1:-1].astype(np.int32)
     curves = {}
     for mode in ("deletion", "insertion"):
@@ -109,8 +160,7 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
             args = (tf.constant(ranks[sl]), tf.constant(inner), tf.constant(ti[sl]))
             curves["deletion"][sl, 1:-1] = fn(xs, bs, *args).numpy()
             curves["insertion"][sl, 1:-1] = fn(bs, xs, *args).numpy()
-    return (np.trapezoid(curves["deletion"], fractions, axis=1),
-            np.trapezoid(curves["insertion"], fractions, axis=1))
+    return curves
 
 
 def box_mask(box, height: int, width: int) -> np.ndarray | None:

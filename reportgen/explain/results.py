@@ -43,8 +43,12 @@ class Peaks:
 @dataclass
 class QualityRow:
     """One method's row of the quality table, over ``n`` test images (``n_boxes`` with an
-    object box). AUCs in [0, 1]; pointing and energy in [0, 1] or None without boxes; sanity:
-    mean rank correlation of the maps before and after randomizing the head, in [-1, 1]."""
+    object box, ``n_sanity`` in the sanity check). AUCs in [0, 1]; pointing and energy in
+    [0, 1] or None without boxes; sanity: mean rank correlation of the maps before and after
+    randomizing the head, in [-1, 1]. ``*_ci95``: 95 % intervals [low, high] over the images
+    (percentile bootstrap of the mean; Wilson for the pointing game's hit rate). ``tied``: the
+    mean share of tied pixels of the maps (:func:`~reportgen.explain.quality.tied_fraction`),
+    their order in deletion/insertion drawn at random ``tie_orders`` times."""
 
     deletion: float
     insertion: float
@@ -55,6 +59,13 @@ class QualityRow:
     n_boxes: int
     #: Wall seconds the method took on the ``n`` images.
     seconds: float | None = None
+    deletion_ci95: list | None = None
+    insertion_ci95: list | None = None
+    pointing_ci95: list | None = None
+    energy_ci95: list | None = None
+    n_sanity: int = 0
+    tied: float | None = None
+    tie_orders: int = 1
 
 
 @dataclass
@@ -89,6 +100,8 @@ class ReceptiveView:
     stride: tuple[float, float]
     offset: tuple[float, float]
     units: list[Unit]
+    #: Test images searched for the peaks (the first ones).
+    searched: int = 0
 
 
 @dataclass
@@ -136,6 +149,8 @@ class Explained:
         peaks: where each channel of ``layer`` peaks over the test set (from the GradCAM pass).
         test_maps: GradCAM of the predicted class of every test image at the layer's
             resolution, (N, h, w) float16 in [0, 1] (``reportgen compare`` reads them).
+        true_maps: {test index: GradCAM of the true class at the layer's resolution, (h, w)
+            float16 in [0, 1]} for every misclassified test image (labeled splits only).
         seconds: wall seconds per part of the work, for metrics.json and the benchmarks.
     """
 
@@ -154,4 +169,5 @@ class Explained:
     layers: LayerViews | None = None
     peaks: Peaks | None = None
     test_maps: np.ndarray | None = None
+    true_maps: dict[int, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)

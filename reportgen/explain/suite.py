@@ -14,6 +14,7 @@ import numpy as np
 
 from reportgen.config import Config
 from reportgen.errors import ConfigError
+from reportgen.evaluate import bootstrap_mean, wilson_interval
 from reportgen.explain import features, quality
 from reportgen.explain.cam import cam_maps, cam_with_peaks
 from reportgen.explain.explainer import Explainer
@@ -131,6 +132,14 @@ def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
     result.maps["gradcam"] = maps_kept
     result.pointing["gradcam"] = hits
     result.peaks = peaks
+    if split.labeled:  # what the model would have needed to see: the true class's map
+        pred = probs.argmax(axis=1)
+        wrong = np.flatnonzero((split.labels >= 0) & (pred != split.labels))
+        for start in range(0, len(wrong), CHUNK):
+            idx = wrong[start:start + CHUNK]
+            small = cam_maps(ex, "gradcam", prep(split.images[idx]), split.labels[idx],
+                             upsample=False)
+            result.true_maps.update({int(i): m.astype(np.float16) for i, m in zip(idx, small)})
     return result
 
 
@@ -230,18 +239,26 @@ def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
         maps = as_map(m, ex.run(m, xq, tq, opts))
         seconds = time.perf_counter() - t0
         with _clock(result, "quality: deletion/insertion"):
-            dele, ins = quality.deletion_insertion(ex, xq, maps, tq,
-                                                   steps=cfg.explain.quality_steps, probs=pq)
+            dele, ins = quality.deletion_insertion(
+                ex, xq, maps, tq, steps=cfg.explain.quality_steps, probs=pq, ties="random",
+                orders=cfg.explain.tie_orders, seed=cfg.training.seed)
         point = quality.pointing_game(maps, boxes)
+        energy = quality.energy_in_box(maps, boxes)
         sanity = None
         if randomized is not None:
             with _clock(result, "quality: sanity check"):
                 rand_maps = as_map(m, randomized.run(m, xq[:s_n], tq[:s_n], opts))
                 sanity = _nanmean(quality.map_change(maps[:s_n], rand_maps))
+        hits = point[np.isfinite(point)]
         result.quality[m] = QualityRow(
             deletion=float(dele.mean()), insertion=float(ins.mean()),
-            pointing=_nanmean(point), energy=_nanmean(quality.energy_in_box(maps, boxes)),
-            sanity=sanity, n=len(xq), n_boxes=int(np.isfinite(point).sum()), seconds=seconds)
+            pointing=_nanmean(point), energy=_nanmean(energy),
+            sanity=sanity, n=len(xq), n_boxes=int(np.isfinite(point).sum()), seconds=seconds,
+            deletion_ci95=bootstrap_mean(dele), insertion_ci95=bootstrap_mean(ins),
+            pointing_ci95=list(wilson_interval(int(hits.sum()), len(hits))),
+            energy_ci95=bootstrap_mean(energy), n_sanity=s_n if randomized is not None else 0,
+            tied=float(quality.tied_fraction(maps).mean()),
+            tie_orders=cfg.explain.tie_orders)
         if progress:
             progress(1)
     result.seconds["quality: maps"] = sum(r.seconds for r in result.quality.values())
@@ -289,8 +306,8 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
             steps=e.pattern_steps, value_range=vr, seed=cfg.training.seed)
     if progress:
         progress(1)
-    rf_layer = result.layer or convs[-1]
     if e.receptive_units:
+        rf_layer = receptive_layer(ex, convs)
         views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
                               result.peaks if rf_layer == result.layer else None)
     if progress:
@@ -306,21 +323,54 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
     result.layers = views
 
 
+def receptive_layer(ex: Explainer, convs: list[str]) -> str:
+    """The layer whose receptive fields the Layers page shows: the deepest conv layer whose
+    units see at most half the input's side (a box that covers the whole image shows
+    nothing), else the first conv layer. A layer the analysis cannot follow is passed over."""
+    side = min(ex.input_shape[:2])
+    best = None
+    for p in convs:
+        try:
+            size = max(receptive_field(ex, p).size)
+        except ValueError:
+            continue
+        if size <= side / 2:
+            best = p
+    return best or convs[0]
+
+
+#: Test images searched for the peaks of a layer other than the explained one (its own pass).
+RF_IMAGES = 512
+
+
 def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks | None
                ) -> ReceptiveView:
-    """The ``count`` channels of ``layer`` with the highest single activation over the test
-    set, each with the image and unit position where it peaks and that unit's receptive-field
-    box. ``peaks`` from the GradCAM pass is used when given; otherwise the test set is run
-    again."""
+    """Up to ``count`` channels of ``layer`` with the highest single activation over the test
+    set, each on a different image where there are enough (a channel peaking on an image
+    already shown is passed over), with the image and unit position where it peaks and that
+    unit's receptive-field box. ``peaks`` from the GradCAM pass is used when given; otherwise
+    the first :data:`RF_IMAGES` test images are run again."""
     rf = receptive_field(ex, layer)
+    searched = len(split)
     if peaks is None:
         peaks = Peaks(ex.graph.layer_shapes[layer][1])
-        for start in range(0, len(split), CHUNK):
-            a = features.feature_maps_of(ex, prep(split.images[start:start + CHUNK]),
+        searched = min(len(split), RF_IMAGES)
+        for start in range(0, searched, CHUNK):
+            a = features.feature_maps_of(ex, prep(split.images[start:min(start + CHUNK,
+                                                                            searched)]),
                                          [layer])[layer]
             flat = a.reshape(len(a), -1, a.shape[-1])
             peaks.add(start, flat.max(axis=1), flat.argmax(axis=1))
-    order = np.argsort(-peaks.values, kind="stable")[:count]
+    ranked = np.argsort(-peaks.values, kind="stable")
+    seen: set[int] = set()
+    order = []
+    for ch in ranked:  # one channel per image while there are images enough
+        if int(peaks.where[ch][0]) not in seen:
+            order.append(ch)
+            seen.add(int(peaks.where[ch][0]))
+        if len(order) == count:
+            break
+    order += [ch for ch in ranked if ch not in order][:count - len(order)]
     size = split.images.shape[1:3]
     units = []
     for ch in order:
@@ -328,4 +378,4 @@ def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks 
         units.append(Unit(index=idx, channel=int(ch), i=i, j=j,
                           activation=float(peaks.values[ch]), box=rf.box(i, j, size)))
     return ReceptiveView(layer=layer, size=rf.size, stride=rf.stride, offset=rf.offset,
-                         units=units)
+                         units=units, searched=searched)

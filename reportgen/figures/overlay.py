@@ -54,6 +54,14 @@ def heatmap_overlay(images: np.ndarray, maps: np.ndarray, *, alpha: float = 0.45
     return out
 
 
+def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A float map (h, w) resized to ``size`` (width, height), bilinear, float32."""
+    m = np.asarray(m, np.float32)
+    if (m.shape[1], m.shape[0]) == tuple(size):
+        return m
+    return np.asarray(Image.fromarray(m, mode="F").resize(tuple(size), Image.BILINEAR))
+
+
 def signed_to_rgb(attributions: np.ndarray, *, percentile: float = 99.0) -> np.ndarray:
     """Map raw input attributions (N, H, W, C) to viewable (N, H, W, 3) uint8: per image, divide
     by the ``percentile`` of |a|, then 0 -> grey 128, +1 -> 255, -1 -> 0 (clipped)."""
@@ -95,3 +103,28 @@ def tile_grid(images: np.ndarray, *, cols: int, pad: int = 2, fill: int = 255) -
         r, q = divmod(i, cols)
         out[r * (h + pad):r * (h + pad) + h, q * (w + pad):q * (w + pad) + w] = images[i]
     return out
+
+
+#: Height in pixels of the label strip under each tile of :func:`labelled_grid`.
+LABEL_STRIP = 13
+
+
+def labelled_grid(images: np.ndarray, *, cols: int, labels: list[str], pad: int = 6,
+                  fill: int = 255) -> np.ndarray:
+    """:func:`tile_grid` with gutters of ``pad`` pixels and each tile's label (Pillow's
+    built-in font, dark grey) in a strip of :data:`LABEL_STRIP` pixels under it."""
+    from PIL import ImageDraw, ImageFont
+
+    n, h, w, c = images.shape
+    rows = int(np.ceil(n / cols))
+    cell_h = h + LABEL_STRIP
+    out = Image.new("RGB", (cols * (w + pad) - pad, rows * (cell_h + pad) - pad),
+                    (fill, fill, fill))
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default()
+    for i in range(n):
+        r, q = divmod(i, cols)
+        x, y = q * (w + pad), r * (cell_h + pad)
+        out.paste(Image.fromarray(to_rgb(images[i:i + 1])[0]), (x, y))
+        draw.text((x + 1, y + h + 1), labels[i], fill=(60, 60, 60), font=font)
+    return np.asarray(out)

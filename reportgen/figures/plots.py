@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -12,7 +13,25 @@ from matplotlib.figure import Figure
 from reportgen.text import mathtext
 
 
-def _figure(ax: Axes | None, figsize=(6.0, 4.0)) -> tuple[Figure, Axes]:
+#: Paper sizes: a single column and a full two-column width, in inches.
+COLUMN, FULL = 3.3, 6.8
+#: Text sizes of every figure (points), as a paper's figures have them: 7-9 pt at the sizes
+#: above, so a figure drops into a column unscaled.
+STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
+         "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 9}
+
+
+def styled(plot: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Draw ``plot`` with :data:`STYLE` (matplotlib reads it as each artist is made)."""
+    @functools.wraps(plot)
+    def draw(*args, **kwargs) -> Figure:
+        import matplotlib
+        with matplotlib.rc_context(STYLE):
+            return plot(*args, **kwargs)
+    return draw
+
+
+def _figure(ax: Axes | None, figsize=(FULL, 3.0)) -> tuple[Figure, Axes]:
     if ax is None:
         fig = Figure(figsize=figsize, layout="tight")
         ax = fig.subplots()
@@ -21,6 +40,7 @@ def _figure(ax: Axes | None, figsize=(6.0, 4.0)) -> tuple[Figure, Axes]:
     return fig, ax
 
 
+@styled
 def class_distribution(counts: dict[str, Sequence[int]], class_names: Sequence[str], *,
                        title: str = "Images per class and split", ax: Axes | None = None
                        ) -> Figure:
@@ -31,25 +51,29 @@ def class_distribution(counts: dict[str, Sequence[int]], class_names: Sequence[s
         class_names: the K class names (x tick labels).
     """
     k = len(class_names)
-    fig, ax = _figure(ax, (min(max(5.0, 0.9 * k + 2), MAX_WIDTH), 3.6 if k <= 20 else 4.4))
+    bars_drawn = k * max(len(counts), 1)
+    fig_w = COLUMN if bars_drawn <= 12 else FULL if k <= 30 else min(0.12 * k + 3, MAX_WIDTH)
+    fig, ax = _figure(ax, (fig_w, 2.6 if k <= 20 else 3.6))
     names = list(counts)
     width = 0.8 / max(len(names), 1)
     x = np.arange(k)
     for i, split in enumerate(names):
         bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, counts[split], width, label=split)
         if k * len(names) <= 40:  # numbers on the bars while they fit
-            ax.bar_label(bars, fontsize=7, padding=1)
+            ax.bar_label(bars, fontsize=6, padding=1)
     ax.set_xticks(*_ticks(k, class_names), rotation=30 if k <= 20 else 90,
                   ha="right" if 6 < k <= 20 else "center", fontsize=_tick_size(k))
     if k <= 6:
         ax.tick_params(axis="x", rotation=0)
     ax.set_ylabel("images")
     ax.set_title(mathtext(title, 80))
-    ax.legend(frameon=False)
+    if len(names) > 1:  # beside the axes, where it covers no bar
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.spines[["top", "right"]].set_visible(False)
     return fig
 
 
+@styled
 def training_curves(history: dict[str, Sequence[float]], *, axes: Sequence[Axes] | None = None
                     ) -> Figure:
     """Accuracy and loss per epoch, train and validation, side by side.
@@ -59,7 +83,7 @@ def training_curves(history: dict[str, Sequence[float]], *, axes: Sequence[Axes]
             "val_loss": [...]}; missing series are left out.
     """
     if axes is None:
-        fig = Figure(figsize=(9.0, 3.4), layout="tight")
+        fig = Figure(figsize=(FULL, 2.6), layout="tight")
         axes = fig.subplots(1, 2)
     else:
         fig = axes[0].figure
@@ -77,64 +101,84 @@ def training_curves(history: dict[str, Sequence[float]], *, axes: Sequence[Axes]
     return fig
 
 
-def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, normalized: bool = False,
-                     title: str | None = None, ax: Axes | None = None) -> Figure:
-    """Confusion matrix heatmap, with a number in every cell up to :data:`CELL_TEXT` classes
-    (larger matrices are drawn as a heatmap only, the figure size capped, so the cost and the
-    legibility do not follow the square of the class count).
+@styled
+def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, title: str | None = None,
+                     ax: Axes | None = None) -> Figure:
+    """Confusion matrix of counts (row = true class), coloured by row share (recall on the
+    diagonal), each cell holding its count and its row percentage, up to :data:`CELL_TEXT`
+    classes (larger matrices are drawn as a heatmap only, the figure size capped, so the cost
+    and the legibility do not follow the square of the class count).
 
     Args:
-        cm: (K, K) counts (row = true class), or row-normalized fractions with
-            ``normalized=True`` (shown as percentages).
+        cm: (K, K) counts; rows without images are drawn empty.
     """
     k = len(class_names)
-    side = 0.6 * k + 2.0 if k <= CELL_TEXT else min(0.16 * k + 4.0, MAX_WIDTH)
-    fig, ax = _figure(ax, (max(3.6, side), max(3.2, side - 0.4)))
+    if k <= 6:
+        side = COLUMN
+    elif k <= CELL_TEXT:
+        side = FULL
+    else:
+        side = min(0.1 * k + 3.0, MAX_WIDTH)
+    fig, ax = _figure(ax, (side, side * 0.9 if k > 6 else side * 0.92))
     cm = np.asarray(cm, dtype=float)
-    vmax = 1.0 if normalized else max(cm.max(), 1.0)
-    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=vmax)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    im = ax.imshow(100 * share, cmap="Blues", vmin=0, vmax=100)
     if k <= CELL_TEXT:
+        size = 8 if k <= 6 else 7 if k <= 12 else 5.5
         for i in range(k):
             for j in range(k):
-                v = cm[i, j]
-                text = f"{100 * v:.0f}%" if normalized else f"{int(v)}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                        color="white" if v > 0.6 * vmax else "black")
+                text = f"{int(cm[i, j])}" + (f"\n{100 * share[i, j]:.0f} %" if rows[i, 0] else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=size, linespacing=1.1,
+                        color="white" if share[i, j] > 0.6 else "black")
     ax.set_xticks(*_ticks(k, class_names), rotation=45 if k <= CELL_TEXT else 90,
                   ha="right" if k <= CELL_TEXT else "center", fontsize=_tick_size(k))
+    if k <= 4:
+        ax.tick_params(axis="x", rotation=0)
+        for t in ax.get_xticklabels():
+            t.set_ha("center")
     ax.set_yticks(*_ticks(k, class_names), fontsize=_tick_size(k))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(mathtext(title, 80) if title else
-                 ("Confusion matrix (row %)" if normalized else "Confusion matrix"))
-    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_title(mathtext(title, 80) if title else "Confusion matrix")
+    bar = fig.colorbar(im, ax=ax, shrink=0.7)
+    bar.set_label("row %")
     return fig
 
 
+@styled
 def reliability_diagram(bins: Sequence[dict], *, ece: float | None = None,
                         ax: Axes | None = None) -> Figure:
     """Accuracy against mean confidence per confidence bin, with the diagonal of perfect
-    calibration.
+    calibration; each non-empty bin labelled with its image count (empty bins drawn as none).
 
     Args:
         bins: [{"lower", "upper", "count", "confidence", "accuracy"}] as
             :func:`reportgen.evaluate.calibration` returns.
     """
-    fig, ax = _figure(ax, (4.0, 4.0))
-    lows = np.array([b["lower"] for b in bins])
-    widths = np.array([b["upper"] - b["lower"] for b in bins])
-    acc = np.array([b["accuracy"] if b["accuracy"] is not None else 0.0 for b in bins])
-    ax.bar(lows, acc, widths, align="edge", edgecolor="black", alpha=0.7, label="accuracy")
+    fig, ax = _figure(ax, (COLUMN, COLUMN))
+    full = [b for b in bins if b["count"]]
+    lows = np.array([b["lower"] for b in full])
+    widths = np.array([b["upper"] - b["lower"] for b in full])
+    acc = np.array([b["accuracy"] for b in full], dtype=float)
+    bars = ax.bar(lows, acc, widths, align="edge", edgecolor="black", alpha=0.7,
+                  label="accuracy per bin")
+    ax.bar_label(bars, labels=[f"{b['count']}" for b in full], fontsize=6, padding=1)
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.08)
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
-    ax.set_title("Reliability" + (f" (ECE {ece:.3f})" if ece is not None else ""))
-    ax.legend(frameon=False, loc="upper left")
+    n = sum(b["count"] for b in bins)
+    ax.set_title("Reliability" + (f" (ECE {ece:.3f}, n = {n})" if ece is not None else
+                                  f" (n = {n})"))
+    # Outside the axes: a legend inside would cover a bar wherever it goes.
+    ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    ax.spines[["top", "right"]].set_visible(False)
     return fig
 
 
+@styled
 def grouped_distribution(values: dict[str, Sequence[float]], *, ylabel: str,
                          title: str | None = None, ax: Axes | None = None) -> Figure:
     """Box plot of one value per item, one box per group (NaN values left out), with each
@@ -144,7 +188,7 @@ def grouped_distribution(values: dict[str, Sequence[float]], *, ylabel: str,
         values: {group name: values}, in the order to draw.
     """
     names = list(values)
-    fig, ax = _figure(ax, (max(4.0, 0.8 * len(names) + 2), 3.4))
+    fig, ax = _figure(ax, (COLUMN if len(names) <= 3 else FULL, 2.6))
     data = [np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in values.values()]
     ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=True)
     ax.set_xticks(range(1, len(names) + 1),
@@ -174,7 +218,7 @@ def _ticks(k: int, names: Sequence[str]) -> tuple[list[int], list[str]]:
 
 
 def _tick_size(k: int) -> float:
-    return 9.0 if k <= 12 else max(4.0, 9.0 * 12 / k) if k > 40 else 7.0
+    return 7.0 if k <= 40 else max(4.0, 7.0 * 40 / k)
 
 
 def labels(names: Sequence[str]) -> list[str]:

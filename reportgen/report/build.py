@@ -19,9 +19,11 @@ import numpy as np
 
 from reportgen import figures as figs
 from reportgen import progress as prog
+from reportgen.evaluate import RESAMPLES
 from reportgen.report.assets import Assets
 from reportgen.report.figjobs import Figures
-from reportgen.report.gallery import class_page_files, class_pages, colour_scale, slug
+from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
+                                      errors_page, slug)
 from reportgen.report.inputs import ReportInputs
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.render import STATIC, environment, render, templates_dir
@@ -75,8 +77,9 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
                 f"{last.get('accuracy', float('nan')):.3f}, validation accuracy "
                 f"{last.get('val_accuracy', float('nan')):.3f}",
             caption="Accuracy and loss per epoch (validation dashed).")
-    cms = {split: _confusion_figures(figures, split, metrics[split], names)
-           for split in ("train", "val", "test") if metrics[split]["n"]}
+    # Test first: the split the report is about; train and val follow, folded on the page.
+    cms = {split: _confusion_figure(figures, split, metrics[split], names)
+           for split in ("test", "val", "train") if metrics[split]["n"]}
     fig_rel = None
     if "calibration" in metrics["test"]:
         cal = metrics["test"]["calibration"]
@@ -110,19 +113,19 @@ def _predicted_figure(figures: Figures, summary: dict) -> dict:
         caption=f"Photos per predicted class ({shown}; no labels, so no accuracy).")
 
 
-def _confusion_figures(figures: Figures, split: str, m: dict, names) -> list[dict]:
-    return [
-        figures.add(f"confusion_{split}", figs.confusion_matrix, m["confusion_matrix"], names,
-                    title=f"Confusion matrix, {split}",
-                    alt=f"Confusion matrix of the {split} split in counts, accuracy "
-                        f"{m['accuracy']:.3f}",
-                    caption=f"{split}: counts (row = true class)."),
-        figures.add(f"confusion_{split}_normalized", figs.confusion_matrix,
-                    m["confusion_matrix_normalized"], names, normalized=True,
-                    title=f"Confusion matrix, {split}",
-                    alt=f"Row-normalized confusion matrix of the {split} split",
-                    caption=f"{split}: row-normalized (recall on the diagonal)."),
-    ]
+def _confusion_figure(figures: Figures, split: str, m: dict, names) -> dict:
+    ci = _interval(m["accuracy_ci95"], 1, 100, " %")
+    fig = figures.add(
+        f"confusion_{split}", figs.confusion_matrix, m["confusion_matrix"], names,
+        title=f"Confusion matrix, {split} (n = {m['n']})",
+        alt=f"Confusion matrix of the {split} split: counts and row percentages, accuracy "
+            f"{100 * m['accuracy']:.1f} %",
+        caption=f"{split.capitalize()} split, n = {m['n']}, accuracy "
+                f"{100 * m['accuracy']:.1f} % (95 % CI {ci}, Wilson): each cell holds the "
+                f"image count and its share of the row (the true class), so the diagonal is "
+                f"each class's recall.")
+    fig["n"] = m["n"]
+    return fig
 
 
 def _unlabeled_tables(assets: Assets, inputs: ReportInputs) -> dict:
@@ -162,11 +165,15 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
     counts = _counts(inputs.ds)
     return {
         "t_splits": table(assets, Table("accuracy_loss", headers, rows,
-                                        "Accuracy and loss per split")),
+                                        "Accuracy and loss per split (accuracy intervals: "
+                                        "Wilson score, 95 %)")),
         "t_classes": table(assets, Table(
-            "per_class_test", ["class", "precision", "recall", "F1", "support"],
-            [[n, pc[n]["precision"], pc[n]["recall"], pc[n]["f1"], pc[n]["support"]]
-             for n in names], "Per-class metrics on the test split")),
+            "per_class_test", ["class", "precision", "recall", "F1", "F1 95 % CI (bootstrap)",
+                               "support"],
+            [[n, pc[n]["precision"], pc[n]["recall"], pc[n]["f1"],
+              _interval(pc[n]["f1_ci95"]), pc[n]["support"]] for n in names],
+            f"Per-class metrics on the test split (n = {metrics['test']['n']}; F1 intervals: "
+            f"percentile bootstrap over test images, {RESAMPLES} resamples)")),
         "t_counts": table(assets, Table(
             "class_counts", ["class"] + list(counts) + ["total"],
             [[n] + [counts[sp][i] for sp in counts] + [sum(counts[sp][i] for sp in counts)]
@@ -225,8 +232,13 @@ def _common(inputs: ReportInputs) -> dict:
     names, per_class = inputs.ds.class_names, inputs.metrics["test"]["per_class"]
     classes = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"} for i, n in enumerate(names)
                if n in per_class]
-    nav = [{"href": "index.html", "label": "Overview"},
-           {"href": "methods.html", "label": "Methods"},
+    nav = [{"href": "index.html", "label": "Overview"}]
+    if inputs.ds.labeled:
+        test = inputs.ds.splits["test"]
+        wrong = int(((test.labels >= 0) & (inputs.probs["test"].argmax(axis=1) != test.labels))
+                    .sum())
+        nav.append({"href": "errors.html", "label": f"Errors ({wrong})"})
+    nav += [{"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
     if len(classes) <= NAV_CLASSES:
         nav += [{"href": c["href"], "label": c["name"]} for c in classes]
@@ -267,7 +279,8 @@ def _headline(test_m: dict, ds) -> list[dict]:
     ci = _interval(test_m["accuracy_ci95"], 1, 100, " %")
     return [{"label": f"test accuracy (95 % CI {ci}, Wilson, n = {test_m['n']})",
              "value": f"{100 * test_m['accuracy']:.1f} %"},
-            {"label": "test macro F1", "value": f"{test_m['macro_f1']:.3f}"},
+            {"label": f"test macro F1 (95 % CI {_interval(test_m['macro_f1_ci95'])}, "
+                      f"bootstrap)", "value": f"{test_m['macro_f1']:.3f}"},
             {"label": "test images", "value": str(test_m["n"])},
             {"label": "classes", "value": str(len(ds.class_names))}]
 
@@ -280,8 +293,54 @@ def _model_context(assets: Assets, inputs: ReportInputs, common: dict) -> dict:
     config = inputs.cfg.to_dict()
     return {**common, "page_title": "Model", "current": "model.html",
             "info": dataclasses.asdict(info), "t_layers": table(assets, t_layers),
-            "config": config, "config_json": json.dumps(config, indent=2),
+            "config": config, "t_config": table(assets, _config_table(inputs)),
             "saved_model": inputs.cfg.model.source == "train"}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _config_table(inputs: ReportInputs) -> Table:
+    """Every config key with the value the build used: automatic choices (empty layer, "all"
+    methods, "auto" preprocessing, 0 = the model's size) replaced by what they resolved to,
+    and whether the value was set (by the config file or a flag) or is the default."""
+    from reportgen.config import Config
+
+    cfg, ex, ds, info = inputs.cfg, inputs.explained, inputs.ds, inputs.info
+    given, default = _flat(cfg.to_dict()), _flat(Config().to_dict())
+    used = dict(given)
+    size = ds.splits["test"].images.shape[1:3]
+    used.update({"explain.layer": ex.layer or "(no conv layer)",
+                 "explain.methods": list(inputs.method_options),
+                 "model.preprocess": info.preprocess,
+                 "data.image_size": f"{size[1]}x{size[0]}"})
+    if cfg.data.path:
+        used["data.path"] = str(ds.root)
+    if ex.layers is not None:
+        used["explain.pattern_layers"] = list(ex.layers.patterns)
+    if ex.grid_classes:
+        used["explain.classes"] = [ds.class_names[c] for c in ex.grid_classes]
+    used.pop("explain.method_options", None)
+    for m, opts in inputs.method_options.items():
+        for k, v in opts.items():
+            used[f"explain.{m}.{k}"] = v
+    rows = []
+    for key, value in used.items():
+        state = ("set" if key in given and given[key] != default.get(key) else
+                 "default" if key in given else "method default")
+        if key in given and value != given[key]:
+            state += f"; given as {json.dumps(given[key])}"
+        shown = value if isinstance(value, str) else json.dumps(value)
+        rows.append([key, shown, state])
+    return Table("config_used", ["key", "value used", "source"], rows,
+                 "Configuration used: every key, automatic values resolved")
 
 
 def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
@@ -321,7 +380,8 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     pointing = _pointing(ex)
     tables = _split_tables(assets, inputs)
     pages = class_pages(assets, test, probs, names, ex, inputs.metrics["test"]["per_class"])
-    m = methods_context(assets, test, probs, names, ex)
+    m = methods_context(assets, test, probs, names, ex, inputs.cfg.explain.tie_orders,
+                        inputs.cfg.explain.quality_steps)
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
     L = layers_context(assets, test, names, ex)
     index = _index_context(inputs, common, tables, drawn, pointing)
@@ -331,6 +391,10 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     content.pages += [Page(rel, "class.html", ctx) for page in pages
                       for rel, ctx in class_page_files(page, common, ex.layer, scale,
                                                        ds.has_boxes)]
+    errors = errors_page(assets, test, probs, names, ex)
+    if errors is not None:
+        content.pages += [Page(rel, "errors.html", ctx) for rel, ctx in
+                          class_page_files(errors, common, ex.layer, scale, ds.has_boxes)]
     content.pages += [
         Page("model.html", "model.html", model),
         Page("methods.html", "methods.html", {**common, "page_title": "Methods",

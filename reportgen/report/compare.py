@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from reportgen import evaluate as ev
 from reportgen.errors import ReportgenError
+from reportgen.figures.overlay import resize_map
 from reportgen.report.site import MARKER
 
 #: Tiles per direction of a disagreement gallery (all are counted; the most confident shown).
@@ -155,14 +155,6 @@ def map_agreement(a: SiteRecord, b: SiteRecord) -> np.ndarray:
     size = (max(a.maps.shape[2], b.maps.shape[2]), max(a.maps.shape[1], b.maps.shape[1]))
     return np.array([ev.spearman(resize_map(a.maps[i], size), resize_map(b.maps[i], size))
                      for i in range(n)])
-
-
-def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A float map resized to ``size`` (width, height), bilinear."""
-    if (m.shape[1], m.shape[0]) == size:
-        return m
-    return np.asarray(Image.fromarray(np.asarray(m, np.float32), mode="F")
-                      .resize(size, Image.BILINEAR))
 
 
 def disagreements(a: SiteRecord, b: SiteRecord) -> dict[str, list[int]]:

@@ -71,7 +71,7 @@ def _overlay(assets: Assets, sites, k: int, i: int, size: tuple[int, int]) -> st
 
     def make():
         photo = decode_or_grey(sites[0], i, size)
-        m = cmp.resize_map(s.maps[i], (size[1], size[0]))
+        m = figs.resize_map(s.maps[i], (size[1], size[0]))
         return heatmap_overlay(photo[None], np.clip(m, 0, 1)[None])[0]
     return assets.image(f"img/map{k}/{i}.jpg", make, THUMB)
 

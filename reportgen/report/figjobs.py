@@ -26,8 +26,11 @@ import numpy as np
 from reportgen import __version__, scratch
 from reportgen import figures as figs
 
-#: Pixels per inch of the PNG files (width and height in the pages follow from it).
-DPI = 110
+#: CSS pixels per inch of a figure on the pages (its width and height there follow from it).
+DPI = 150
+#: Pixels of the PNG files per CSS pixel: sharp on high-density screens, and at twice the
+#: size when opened on their own.
+DENSITY = 2
 #: Name prefix of the figure scratch folders in the system's temporary folder.
 FIGURE_SCRATCH = "reportgen-figures-"
 
@@ -35,7 +38,7 @@ FIGURE_SCRATCH = "reportgen-figures-"
 def _draw(make: Callable, args: tuple, kwargs: dict, stem: str, formats: tuple) -> list[int]:
     """Draw ``make(*args, **kwargs)`` into ``stem.<format>``; return [width, height] in px."""
     fig = make(*args, **kwargs)
-    figs.save_figure(fig, stem, formats, dpi=DPI)
+    figs.save_figure(fig, stem, formats, dpi=DPI * DENSITY)
     return [int(round(v * DPI)) for v in fig.get_size_inches()]
 
 
@@ -117,7 +120,8 @@ class Figures:
         """Queue figure ``name`` (files ``fig/<name>.<format>``); return its page data. Width
         and height are filled in by :meth:`write_into`."""
         key = hashlib.sha256(json.dumps(
-            [__version__, make.__name__, args, kwargs, self.formats, DPI, figs.VECTOR_TEXT],
+            [__version__, make.__name__, args, kwargs, self.formats, DPI, DENSITY,
+             figs.VECTOR_TEXT, figs.STYLE],
             sort_keys=True, default=lambda o: np.asarray(o).tolist()).encode()).hexdigest()[:24]
         info = {"png": f"fig/{name}.png", "alt": alt, "caption": caption,
                 "exports": [{"href": f"fig/{name}.{fmt}", "label": fmt.upper()}

@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from reportgen.explain.results import SECTIONS
-from reportgen.figures.overlay import colormap_lut, heatmap_overlay, to_rgb
+from reportgen.figures.overlay import colormap_lut, heatmap_overlay, resize_map, to_rgb
 from reportgen.report.assets import Assets
 
 SECTION_TITLES = {
@@ -45,16 +45,20 @@ def colour_scale(assets: Assets) -> dict:
             "alt": "Colour scale of the maps: dark blue is 0, red is 1"}
 
 
-def gradcam_tiles(assets: Assets, split, i: int, cam: np.ndarray) -> tuple[str, str]:
-    """Queue the GradCAM overlay of test image ``i`` as a thumbnail and a full-size file, with
-    its object box drawn where it has one; return both paths."""
+def gradcam_tiles(assets: Assets, split, i: int, cam: np.ndarray, kind: str = "") -> tuple[str, str]:
+    """Queue the GradCAM overlay ``cam`` (any resolution; resized to the image) of test image
+    ``i`` as a thumbnail and a full-size file, with its object box drawn where it has one;
+    return both paths. ``kind``: "" for the predicted class's map, "true" for the true
+    class's."""
     def overlay():  # blended for each of the two files: cheap, and nothing kept in memory
-        blended = heatmap_overlay(to_rgb(split.images[i:i + 1]), cam[None])[0]
-        return with_box(blended, split.boxes[i])
+        img = to_rgb(split.images[i:i + 1])
+        m = resize_map(cam, (img.shape[2], img.shape[1]))
+        return with_box(heatmap_overlay(img, np.clip(m, 0, 1)[None])[0], split.boxes[i])
 
     full_side = min(max(256, split.images.shape[2]), 512)
-    return (assets.image(f"img/gradcam/{i}.jpg", overlay, THUMB),
-            assets.image(f"img/gradcam/full/{i}.jpg", overlay, full_side, quality=90))
+    folder = f"img/gradcam/{kind}/" if kind else "img/gradcam/"
+    return (assets.image(f"{folder}{i}.jpg", overlay, THUMB),
+            assets.image(f"{folder}full/{i}.jpg", overlay, full_side, quality=90))
 
 
 def true_name(split, names: list[str], i: int) -> str | None:
@@ -85,25 +89,45 @@ def with_box(image: np.ndarray, box, width: int = 1) -> np.ndarray:
     return np.asarray(img)
 
 
-def tile(assets: Assets, split, probs: np.ndarray, names: list[str], i: int,
-         maps: dict[int, np.ndarray]) -> dict:
-    """The context of one gallery tile (its image jobs queued on ``assets``): the top 3
+def tile(assets: Assets, split, probs: np.ndarray, names: list[str], i: int, explained
+         ) -> dict:
+    """The context of one gallery tile (its image jobs queued on ``assets``): the image, its
+    GradCAM for the predicted class (the gallery map of ``explained``, else its
+    layer-resolution test map) and, for a misclassified image, for the true class; the top 3
     classes, or the top 5 for unlabeled photos."""
+    maps, true_maps = explained.maps.get("gradcam", {}), explained.true_maps
+    small_maps = explained.test_maps
     true, pred = true_name(split, names, i), int(probs[i].argmax())
     conf = float(probs[i].max())
     order = np.argsort(-probs[i], kind="stable")[:min(3 if split.labeled else 5, len(names))]
     desc = describe(split, probs, names, i)
     image = test_tile(assets, split, i)
-    thumb = full = image
-    if i in maps:
-        thumb, full = gradcam_tiles(assets, split, i, maps[i])
+    image_full = assets.image(f"img/test/full/{i}.jpg", lambda: to_rgb(split.images[i:i + 1])[0],
+                              min(max(256, split.images.shape[2]), 512), quality=90)
+    cam = maps.get(i)
+    if cam is None and small_maps is not None:
+        cam = small_maps[i]
+    views = [{"label": "image", "src": image, "full": image_full,
+              "alt": f"Test image {split.paths[i]}, {desc}"}]
+    if cam is not None:
+        thumb, full = gradcam_tiles(assets, split, i, cam)
+        views.append({"label": f"map: {names[pred]}", "src": thumb, "full": full,
+                      "alt": f"GradCAM for the predicted class {names[pred]}, {desc}"})
+    if true_maps and i in true_maps and true is not None and true != names[pred]:
+        thumb, full = gradcam_tiles(assets, split, i, true_maps[i], "true")
+        views.append({"label": f"map: {true}", "src": thumb, "full": full,
+                      "alt": f"GradCAM for the true class {true}, {desc}"})
     return {
         "index": i, "path": split.paths[i], "true": true, "pred": names[pred],
         "correct": true == names[pred], "confidence": conf,
         "topk": [(names[int(k)], float(probs[i][k])) for k in order],
-        "image": image, "image_alt": f"Test image {split.paths[i]}, {desc}",
-        "thumb": thumb, "full": full,
-        "alt": f"GradCAM, {desc}" if i in maps else f"Test image, {desc}", "size": THUMB,
+        "views": views, "size": THUMB,
+        # The two views Markdown shows: the map of the predicted class and its full size.
+        "thumb": views[min(1, len(views) - 1)]["src"], "full": views[min(1, len(views) - 1)]["full"],
+        "alt": views[min(1, len(views) - 1)]["alt"],
+        "caption": (f"pred {names[pred]} {100 * conf:.1f} %" if true is None else
+                    f"{'right' if true == names[pred] else 'wrong'}: true {true}, "
+                    f"pred {names[pred]} {100 * conf:.1f} %"),
     }
 
 
@@ -112,7 +136,6 @@ def class_pages(assets: Assets, split, probs: np.ndarray, names: list[str], expl
     """One context per class of ``per_class`` (every class; for unlabeled photos, every
     predicted class): its metrics (``per_class[name]``) and its gallery sections (for
     unlabeled photos, one: the images predicted as the class)."""
-    maps = explained.maps.get("gradcam", {})
     pages = []
     for c, name in enumerate(names):
         if name not in per_class:
@@ -126,11 +149,40 @@ def class_pages(assets: Assets, split, probs: np.ndarray, names: list[str], expl
                              "description": desc.format(c=name), "count": count,
                              "heading": (f"{count}" if count <= len(shown) else
                                          f"{count}; the {len(shown)} {which} shown"),
-                             "tiles": [tile(assets, split, probs, names, i, maps)
+                             "tiles": [tile(assets, split, probs, names, i, explained)
                                        for i in shown]})
+            sections[-1]["wide"] = any(len(t["views"]) > 2 for t in sections[-1]["tiles"])
         pages.append({"index": c, "name": name, "href": f"{slug(c, name)}.html",
                       "metrics": per_class[name], "sections": sections})
     return pages
+
+
+def errors_page(assets: Assets, split, probs: np.ndarray, names: list[str], explained
+                ) -> dict | None:
+    """The site-wide errors page: every misclassified test image, most confident first, with
+    its maps for the predicted and the true class, and the most frequent (true, predicted)
+    pairs. None for unlabeled photos."""
+    if not split.labeled:
+        return None
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero((split.labels >= 0) & (pred != split.labels))
+    wrong = wrong[np.argsort(-probs[wrong].max(axis=1), kind="stable")]
+    tiles = [tile(assets, split, probs, names, int(i), explained) for i in wrong]
+    pairs: dict[tuple[int, int], int] = {}
+    for i in wrong:
+        key = (int(split.labels[i]), int(pred[i]))
+        pairs[key] = pairs.get(key, 0) + 1
+    top = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+    n = int((split.labels >= 0).sum())
+    section = {"key": "errors", "title": "Misclassified test images",
+               "description": "every misclassified test image, most confident wrong "
+                              "prediction first", "count": len(wrong),
+               "heading": f"{len(wrong)} of {n}", "tiles": tiles,
+               "wide": any(len(t["views"]) > 2 for t in tiles)}
+    return {"index": -1, "name": "Errors", "href": "errors.html", "n": n,
+            "errors": len(wrong), "sections": [section],
+            "pairs": [{"true": names[t], "pred": names[q], "count": c,
+                       "true_href": f"{slug(t, names[t])}.html"} for (t, q), c in top]}
 
 
 def paginate(sections: list[dict], per_page: int = PAGE_TILES) -> list[list[dict]]:

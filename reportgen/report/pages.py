@@ -6,19 +6,21 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from reportgen.evaluate import RESAMPLES
 from reportgen.explain.methods import REGISTRY, as_map
 from reportgen.explain.results import LayerViews
 from reportgen.figures.overlay import (
+    LABEL_STRIP,
     colormap_lut,
     heatmap_overlay,
+    labelled_grid,
     magnitude_map,
     signed_to_rgb,
-    tile_grid,
     to_rgb,
 )
 from reportgen.report.assets import Assets
 from reportgen.report.gallery import describe, test_tile, true_name, with_box
-from reportgen.report.tables import Table
+from reportgen.report.tables import Table, with_interval
 
 CELL = 96  # side of a method cell in pixels
 
@@ -94,22 +96,31 @@ def _class_grid(assets: Assets, split, names, explained) -> dict | None:
 
 
 def quality_table(quality: dict) -> Table | None:
-    """The explanation-quality table: one row per method, in registry order."""
+    """The explanation-quality table: one row per method, in registry order, each mean with
+    its 95 % interval over the images."""
     if not quality:
         return None
-    rows = [[REGISTRY[m].label, q.deletion, q.insertion, q.pointing, q.energy,
+    rows = [[REGISTRY[m].label, with_interval(q.deletion, q.deletion_ci95),
+             with_interval(q.insertion, q.insertion_ci95),
+             with_interval(q.pointing, q.pointing_ci95),
+             with_interval(q.energy, q.energy_ci95),
              None if q.sanity is None else abs(q.sanity),
+             None if q.tied is None else f"{100 * q.tied:.1f} %",
              None if q.seconds is None else round(100 * q.seconds / max(q.n, 1), 2)]
             for m, q in quality.items()]
-    n = next(iter(quality.values())).n
+    q = next(iter(quality.values()))
     return Table("explanation_quality",
                  ["method", "deletion AUC ↓", "insertion AUC ↑", "pointing game ↑",
                   "energy in box ↑", "|rank corr.| after head randomization ↓",
-                  "s per 100 images"], rows,
-                 f"Explanation quality on {n} test images (predicted class)")
+                  "tied pixels", "s per 100 images"], rows,
+                 f"Explanation quality of the predicted class on n = {q.n} test images "
+                 f"({q.n_boxes} with an object box, {q.n_sanity} in the sanity check); "
+                 f"95 % intervals in brackets (percentile bootstrap over the images; Wilson "
+                 f"for the pointing game)")
 
 
-def methods_context(assets: Assets, split, probs, names, explained) -> dict:
+def methods_context(assets: Assets, split, probs, names, explained, tie_orders: int = 1,
+                    steps: int = 8) -> dict:
     """The Methods page context: the sample images across every method, the class grid, the
     quality table, and each method's description from the registry."""
     about = [{"name": m, "label": s.label, "description": s.description,
@@ -119,22 +130,36 @@ def methods_context(assets: Assets, split, probs, names, explained) -> dict:
             "rows": _method_rows(assets, split, probs, names, explained),
             "grid": _class_grid(assets, split, names, explained),
             "quality_table": quality_table(explained.quality), "quality": explained.quality,
-            "labeled": split.labeled,
+            "labeled": split.labeled, "tie_orders": tie_orders, "steps": steps,
+            "resamples": RESAMPLES,
             "about": [a for a in about if a["ran"]]}
 
 
-def _grid_png(assets: Assets, rel: str, stack: np.ndarray, side: int, cols: int) -> str:
-    """Queue a PNG of the items of ``stack`` (N, h, w[, C]), each scaled to uint8, made RGB,
-    enlarged to at least ``side`` pixels, ``cols`` to a row."""
+PAD = 6  # gutter between the tiles of a mosaic, pixels
+
+
+def _grid_png(assets: Assets, rel: str, stack: np.ndarray, side: int, cols: int,
+              labels: list[str], lut: np.ndarray | None = None) -> dict:
+    """Queue a PNG mosaic of the items of ``stack`` (N, h, w[, C]), each scaled to uint8
+    (through the colour map ``lut`` if given), made RGB, enlarged to at least ``side`` pixels,
+    ``cols`` to a row with gutters, each labelled; return {"src", "width", "height"}."""
+    f = max(1, int(np.ceil(side / stack.shape[1])))
+    cols = min(cols, len(stack))
+    rows = int(np.ceil(len(stack) / cols))
+
     def make():
         tiles = _normalize(stack)
+        if lut is not None:
+            tiles = lut[tiles]
         if tiles.ndim == 3:
             tiles = tiles[..., None]
         if tiles.shape[-1] == 1:
             tiles = np.repeat(tiles, 3, axis=-1)
         tiles = np.stack([_upscale(t, side) for t in tiles])
-        return tile_grid(tiles, cols=min(cols, len(tiles)))
-    return assets.image(rel, make, fmt="PNG")
+        return labelled_grid(tiles, cols=cols, labels=labels, pad=PAD)
+    return {"src": assets.image(rel, make, fmt="PNG"),
+            "width": cols * (stack.shape[2] * f + PAD) - PAD,
+            "height": rows * (stack.shape[1] * f + LABEL_STRIP + PAD) - PAD}
 
 
 def _upscale(a: np.ndarray, side: int) -> np.ndarray:
@@ -143,19 +168,15 @@ def _upscale(a: np.ndarray, side: int) -> np.ndarray:
 
 
 def _feature_maps(assets: Assets, L: LayerViews) -> list[dict]:
-    lut = colormap_lut("viridis")
     out = []
     for k, (p, view) in enumerate(L.feature_maps.items()):
         maps = np.moveaxis(view.maps, -1, 0)  # (C, h, w)
-
-        def make(maps=maps):
-            tiles = np.stack([_upscale(t, 48) for t in lut[_normalize(maps)]])
-            return tile_grid(tiles, cols=min(8, len(tiles)))
-        out.append({"layer": p, "src": assets.image(f"img/layers/fmap_{k}.png", make, fmt="PNG"),
-                    "shown": len(view.channels), "total": view.total,
+        grid = _grid_png(assets, f"img/layers/fmap_{k}.png", maps, 48, 8,
+                         [f"ch {c}" for c in view.channels], colormap_lut("viridis"))
+        out.append({"layer": p, **grid, "shown": len(view.channels), "total": view.total,
                     "shape": f"{maps.shape[1]}×{maps.shape[2]}",
-                    "alt": f"Feature maps of layer {p}: {len(view.channels)} most active of "
-                           f"{view.total} channels"})
+                    "alt": f"Feature maps of layer {p}: the {len(view.channels)} most active "
+                           f"of {view.total} channels, each labelled with its channel number"})
     return out
 
 
@@ -165,15 +186,17 @@ def _filters(assets: Assets, L: LayerViews) -> list[dict]:
         kk = np.moveaxis(k, -1, 0)  # (F, kh, kw, in)
         rel = f"img/layers/filters_{n}.png"
         if kk.shape[-1] == 3:  # an RGB input layer: one colour tile per filter
-            _grid_png(assets, rel, kk, 48, 16)
+            grid = _grid_png(assets, rel, kk, 36, 16, [f"f {i}" for i in range(len(kk))])
             shown, how = len(kk), "as RGB tiles"
         else:  # deeper: rows = filters, columns = input channels, one grey tile each
-            f, c = min(8, kk.shape[0]), min(16, kk.shape[-1])
+            f, c = min(8, kk.shape[0]), min(8, kk.shape[-1])
             per_channel = np.moveaxis(kk[:f, ..., :c], -1, 1).reshape(f * c, *kk.shape[1:3])
-            _grid_png(assets, rel, per_channel, 36, c)
+            grid = _grid_png(assets, rel, per_channel, 36, c,
+                             [f"f{r} c{q}" for r in range(f) for q in range(c)])
             shown, how = f, (f"per input channel (rows: filters 0-{f - 1}, columns: input "
-                             f"channels 0-{c - 1})")
-        out.append({"layer": p, "src": rel, "count": shown, "total": len(kk),
+                             f"channels 0-{c - 1}; tile f3 c5 is filter 3's weights on input "
+                             f"channel 5)")
+        out.append({"layer": p, **grid, "count": shown, "total": len(kk),
                     "size": f"{k.shape[0]}×{k.shape[1]}", "how": how,
                     "alt": f"Learned {k.shape[0]}x{k.shape[1]} filters of layer {p} {how}"})
     return out
@@ -198,7 +221,10 @@ def _receptive(assets: Assets, split, names, L: LayerViews) -> dict | None:
         kind = "class" if split.labeled else "predicted class"
         rel = assets.image(f"img/layers/rf_{u.channel}.jpg", lambda u=u: _rf_tile(split, u),
                            quality=88)
+        h, w = split.images.shape[1:3]
+        scale = max(1, int(np.ceil(128 / w)))
         units.append({**vars(u), "src": rel, "true": true, "kind": kind,
+                      "width": w * scale, "height": h * scale,
                       "alt": f"Receptive field of channel {u.channel} unit ({u.i}, {u.j}) on "
                              f"the test image of {kind} {true} that excites it most"})
     return {**vars(L.rf), "units": units}
@@ -215,10 +241,17 @@ def _dreams(assets: Assets, split, names, L: LayerViews) -> dict | None:
         items.append({"original": test_tile(assets, split, i),
                       "src": assets.image(f"img/dream/{i}.jpg", lambda k=k: pics[k], 192,
                                           quality=85),
+                      "label": describe_image(split, names, i),
                       "alt": f"Deep dream of a test image of "
                              f"{'class' if split.labeled else 'predicted class'} "
                              f"{names[int(split.labels[i])]}"})
     return {"layers": d.layers, "pictures": items}
+
+
+def describe_image(split, names, i: int) -> str:
+    """``test image 3 (true circle)``, or ``(predicted circle)`` for unlabeled photos."""
+    kind = "true" if split.labeled else "predicted"
+    return f"test image {split.paths[i]} ({kind} {names[int(split.labels[i])]})"
 
 
 def layers_context(assets: Assets, split, names, explained) -> dict | None:
@@ -228,9 +261,11 @@ def layers_context(assets: Assets, split, names, explained) -> dict | None:
         return None
     return {"fmaps": _feature_maps(assets, L), "filters": _filters(assets, L),
             "patterns": [{"layer": p, "count": len(pats),
-                          "src": _grid_png(assets, f"img/layers/patterns_{k}.png", pats, 80, 8),
+                          **_grid_png(assets, f"img/layers/patterns_{k}.png", pats, 80, 8,
+                                      [f"filter {i}" for i in range(len(pats))]),
                           "alt": f"Filter patterns of layer {p}: inputs maximizing filters 0 "
-                                 f"to {len(pats) - 1}"}
+                                 f"to {len(pats) - 1}, each labelled"}
                          for k, (p, pats) in enumerate(L.patterns.items())],
             "rf": _receptive(assets, split, names, L), "dreams": _dreams(assets, split, names, L),
-            "image": L.image}
+            "image": L.image, "image_src": test_tile(assets, split, L.image),
+            "image_desc": describe_image(split, names, L.image)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import jinja2
@@ -23,7 +25,7 @@ def templates_dir() -> Path:
 
 
 #: Files of the templates folder every site carries (its pages link to them).
-STATIC = ("style.css", "favicon.svg")
+STATIC = ("style.css", "favicon.svg", "site.js")
 
 
 def environment(folder: Path | None = None) -> jinja2.Environment:
@@ -51,5 +53,41 @@ def _printable(value):
 
 
 def render(env: jinja2.Environment, template: str, context: dict) -> str:
-    """Render ``template`` with ``context``."""
-    return env.get_template(template).render(**context)
+    """Render ``template`` with ``context``; an HTML page gets heading permalinks and, with
+    three sections or more, a table of contents (:func:`with_anchors`)."""
+    out = env.get_template(template).render(**context)
+    return with_anchors(out) if template.endswith(".html") else out
+
+
+_HEADING = re.compile(r"<h([23])(?: id=\"([^\"]*)\")?>(.*?)</h\1>", re.S)
+#: Sections (h2) a page needs for a table of contents.
+TOC_SECTIONS = 3
+
+
+def with_anchors(page: str) -> str:
+    """Give every h2 and h3 of ``page`` an id (its own, or one made from its text, unique) and
+    a permalink; insert a table of contents of the h2 sections after the h1 when there are
+    :data:`TOC_SECTIONS` or more."""
+    used: set[str] = set(re.findall(r'\bid="([^"]+)"', page))
+    toc = []
+
+    def anchor(m: re.Match) -> str:
+        level, ident, inner = m.group(1), m.group(2), m.group(3)
+        text = html.unescape(re.sub(r"<[^>]+>", "", inner)).strip()
+        if not ident:
+            base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+            ident, k = base, 2
+            while ident in used:
+                ident, k = f"{base}-{k}", k + 1
+            used.add(ident)
+        if level == "2":
+            toc.append((ident, text))
+        return (f'<h{level} id="{ident}">{inner} <a class="permalink" href="#{ident}" '
+                f'aria-label="Link to this section: {html.escape(text)}">#</a></h{level}>')
+
+    page = _HEADING.sub(anchor, page)
+    if len(toc) >= TOC_SECTIONS and "</h1>" in page:
+        items = "".join(f'<li><a href="#{i}">{html.escape(t)}</a></li>' for i, t in toc)
+        nav = f'\n<nav class="toc" aria-label="On this page"><ul>{items}</ul></nav>'
+        page = page.replace("</h1>", "</h1>" + nav, 1)
+    return page

@@ -90,14 +90,35 @@ class Table:
                 f"\\midrule\n{body}\n\\bottomrule\n\\end{{tabular}}\n\\end{{{env}}}\n")
 
 
-#: A formatted number cell: 12, -0.616, 99.5 %.
-NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?( %)?$")
+#: A formatted number cell: 12, -0.616, 99.5 %, or a number with its interval,
+#: 0.246 [0.231, 0.262] (:func:`with_interval`).
+NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?( %)?( \[[+-]?\d+(\.\d+)?, [+-]?\d+(\.\d+)?\])?$")
+
+
+def with_interval(value, ci, digits: int = 3) -> str | None:
+    """``0.246 [0.231, 0.262]``: a value and its interval in one cell (the value alone when
+    the interval is unknown; None when the value is)."""
+    if value is None or value != value:
+        return None
+    if not ci or any(v is None or v != v for v in ci):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def _tex_plain_number(text: str) -> str:
+    sign = "$-$" if text.startswith("-") else ""
+    return sign + text.lstrip("+-").replace(" %", "\\,\\%")
 
 
 def tex_number(text: str) -> str:
-    """A number cell in LaTeX: a true minus sign ($-$), a thin space before %."""
-    sign = "$-$" if text.startswith("-") else ""
-    return sign + text.lstrip("+-").replace(" %", "\\,\\%")
+    """A number cell in LaTeX: true minus signs ($-$), a thin space before %, an interval
+    set small after its value."""
+    if " [" not in text:
+        return _tex_plain_number(text)
+    value, ci = text.split(" [", 1)
+    lo, hi = ci.rstrip("]").split(", ")
+    return (f"{_tex_plain_number(value)} {{\\scriptsize [{_tex_plain_number(lo)}, "
+            f"{_tex_plain_number(hi)}]}}")
 
 
 def tex_header(text: str) -> str:
@@ -113,7 +134,8 @@ def _best_cells(headers: list[str], cells: list[list[str]], numeric: list[bool]
     for j, h in enumerate(headers):
         if not numeric[j] or not h.rstrip().endswith(("↓", "↑")):
             continue
-        values = {i: float(r[j].rstrip(" %")) for i, r in enumerate(cells) if r[j] != "–"}
+        values = {i: float(r[j].split(" [")[0].rstrip(" %")) for i, r in enumerate(cells)
+                  if r[j] != "–"}
         if values:
             goal = min(values.values()) if h.rstrip().endswith("↓") else max(values.values())
             out |= {(i, j) for i, v in values.items() if v == goal}

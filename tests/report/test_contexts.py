@@ -81,7 +81,7 @@ def test_methods_context_comes_from_the_registry(inputs):
     rows = m["quality_table"].rows
     assert [r[0] for r in rows] == ["GradCAM", "Occlusion", "RISE"]
     assert rows[1][-1] == pytest.approx(5.0)  # 0.3 s on 6 images: 5 s per 100
-    assert "on 6 test images" in m["quality_table"].caption
+    assert "on n = 6 test images" in m["quality_table"].caption
 
 
 def test_class_pages_list_their_galleries(inputs):

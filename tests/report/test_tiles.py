@@ -23,8 +23,9 @@ def test_the_object_box_is_drawn_on_its_edges():
 def test_tiles_say_right_or_wrong_in_words():
     env = environment()
     macro = env.get_template("_macros.html").module.tile
-    base = {"full": "f.jpg", "image": "i.jpg", "image_alt": "a", "thumb": "t.jpg", "alt": "b",
-            "size": 128, "topk": [("cat", 0.9)], "path": "p.png", "confidence": 0.9}
+    base = {"views": [{"label": "image", "src": "i.jpg", "full": "f.jpg", "alt": "a"}],
+            "caption": "c", "size": 128, "topk": [("cat", 0.9)], "path": "p.png",
+            "confidence": 0.9}
     right = str(macro({**base, "true": "cat", "pred": "cat", "correct": True}))
     wrong = str(macro({**base, "true": "dog", "pred": "cat", "correct": False}))
     assert "✓ right" in right and "✗ wrong" not in right
@@ -40,3 +41,57 @@ def test_one_colour_scale_from_zero_to_one():
     assert strip.shape == (12, 256, 3)
     assert (strip[:, 0] == strip[0, 0]).all() and strip[0, 0, 2] > strip[0, 0, 0]  # blue at 0
     assert strip[0, -1, 0] > strip[0, -1, 2]  # red at 1
+
+
+class Split:
+    """A labeled test split of four 8x8 images: true classes 0, 1, 1, 0."""
+
+    def __init__(self):
+        self.images = np.zeros((4, 8, 8, 3), np.uint8)
+        self.labels = np.array([0, 1, 1, 0])
+        self.paths = [f"img_{i}.png" for i in range(4)]
+        self.boxes = np.full((4, 4), np.nan, np.float32)
+        self.labeled = True
+
+
+def _explained():
+    from reportgen.explain.results import Explained
+
+    ex = Explained(layer="conv", galleries={})
+    ex.test_maps = np.random.default_rng(0).uniform(0, 1, (4, 2, 2)).astype(np.float16)
+    ex.true_maps = {1: np.ones((2, 2), np.float16), 3: np.zeros((2, 2), np.float16)}
+    return ex
+
+
+# Image 1 (true b) is predicted a at 0.9, image 3 (true a) predicted b at 0.6: two errors.
+PROBS = np.array([[0.8, 0.2], [0.9, 0.1], [0.3, 0.7], [0.4, 0.6]])
+
+
+def test_a_misclassified_tile_shows_the_maps_of_the_predicted_and_the_true_class():
+    from reportgen.report.gallery import tile
+
+    assets, split, ex = Assets(), Split(), _explained()
+    wrong = tile(assets, split, PROBS, ["a", "b"], 1, ex)
+    assert [v["label"] for v in wrong["views"]] == ["image", "map: a", "map: b"]
+    assert wrong["views"][2]["full"] == "img/gradcam/true/full/1.jpg"
+    assert "true class b" in wrong["views"][2]["alt"]
+    right = tile(assets, split, PROBS, ["a", "b"], 0, ex)
+    assert [v["label"] for v in right["views"]] == ["image", "map: a"]
+    # The true-class map file is the map of class b over the image: all ones = red everywhere.
+    pixels = assets.jobs["img/gradcam/true/1.jpg"].make()
+    assert pixels.shape == (8, 8, 3) and (pixels[..., 0] > pixels[..., 2]).all()
+
+
+def test_the_errors_page_lists_every_error_most_confident_first():
+    from reportgen.report.gallery import errors_page
+
+    page = errors_page(Assets(), Split(), PROBS, ["a", "b"], _explained())
+    tiles = page["sections"][0]["tiles"]
+    assert [t["index"] for t in tiles] == [1, 3]  # 0.9 before 0.6
+    assert page["errors"] == 2 and page["n"] == 4
+    assert page["sections"][0]["heading"] == "2 of 4"
+    assert [(p["true"], p["pred"], p["count"]) for p in page["pairs"]] == [("a", "b", 1),
+                                                                          ("b", "a", 1)]
+    unlabeled = Split()
+    unlabeled.labeled = False
+    assert errors_page(Assets(), unlabeled, PROBS, ["a", "b"], _explained()) is None
