@@ -81,3 +81,46 @@ def test_split_metrics_json_ready():
     assert m["per_class"]["b"]["f1"] == pytest.approx(0.8)
     assert m["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
     assert not math.isnan(m["loss"])
+
+
+def _f1_loop(y, p, k, resamples, seed):
+    """F1 per class and macro F1 of each resample, drawn as documented, by per_class()."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for start in range(0, resamples, 100):
+        for idx in rng.integers(0, len(y), size=(min(100, resamples - start), len(y))):
+            out.append(ev.per_class(ev.confusion_matrix(y[idx], p[idx], k))["f1"])
+    return np.array(out)
+
+
+def test_f1_bootstrap_equals_resampling_by_hand(rng):
+    y = rng.integers(0, 3, 60)
+    p = np.where(rng.uniform(size=60) < 0.7, y, rng.integers(0, 3, 60))
+    per_class, macro = ev.f1_bootstrap(y, p, 3, resamples=250, seed=4)
+    f1 = _f1_loop(y, p, 3, 250, 4)
+    np.testing.assert_allclose(per_class, np.percentile(f1, [2.5, 97.5], axis=0).T)
+    np.testing.assert_allclose(macro, np.percentile(f1.mean(1), [2.5, 97.5]))
+    f1_all = ev.per_class(ev.confusion_matrix(y, p, 3))["f1"]
+    assert ((per_class[:, 0] <= f1_all) & (f1_all <= per_class[:, 1])).all()
+    perfect, macro = ev.f1_bootstrap(y, y, 3)
+    assert (perfect == 1).all() and macro == [1.0, 1.0]
+
+
+def test_bootstrap_mean_by_hand():
+    v = np.array([0.0, 1.0, np.nan, 1.0, 1.0])
+    rng = np.random.default_rng(0)
+    clean = v[np.isfinite(v)]
+    means = clean[rng.integers(0, 4, size=(100, 4))].mean(1)
+    assert ev.bootstrap_mean(v, resamples=100) == pytest.approx(
+        list(np.percentile(means, [2.5, 97.5])))
+    assert ev.bootstrap_mean(np.full(5, 0.3)) == pytest.approx([0.3, 0.3])
+    assert all(np.isnan(ev.bootstrap_mean([np.nan])))
+
+
+def test_split_metrics_carry_f1_intervals(rng):
+    probs = rng.dirichlet(np.ones(3), 40)
+    y = rng.integers(0, 3, 40)
+    m = ev.split_metrics(probs, y, ["a", "b", "c"])
+    lo, hi = m["macro_f1_ci95"]
+    assert lo <= m["macro_f1"] <= hi
+    assert all(len(m["per_class"][c]["f1_ci95"]) == 2 for c in "abc")

@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from reportgen.text import mathtext
 
@@ -94,9 +95,11 @@ def training_curves(history: dict[str, Sequence[float]], *, axes: Sequence[Axes]
                 ax.plot(np.arange(1, len(series) + 1), series, style, marker="o", ms=3,
                         label=label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(frameon=False)
+        if ax.lines:
+            ax.legend(frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
     return fig
 

@@ -391,7 +391,7 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     content.pages += [Page(rel, "class.html", ctx) for page in pages
                       for rel, ctx in class_page_files(page, common, ex.layer, scale,
                                                        ds.has_boxes)]
-    errors = errors_page(assets, test, probs, names, ex)
+    errors = errors_page(assets, test, probs, names, ex)  # before report.md, which shows it
     if errors is not None:
         content.pages += [Page(rel, "errors.html", ctx) for rel, ctx in
                           class_page_files(errors, common, ex.layer, scale, ds.has_boxes)]
@@ -403,6 +403,7 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
         Page("layers.html", "layers.html", {**common, "page_title": "Layers",
                                             "current": "layers.html", "L": L}),
         Page("report.md", "report.md", {**index, "class_pages": pages, "m": m,
+                                        "errors": errors,
                                         "t_layers": model["t_layers"], "t_quality": t_quality,
                                         "L": L}),
     ]

@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from reportgen.report.tables import fmt, md_escape
+from reportgen.report.tables import fmt, md_escape, md_gallery
 from reportgen.text import printable
 
 
@@ -41,6 +41,7 @@ def environment(folder: Path | None = None) -> jinja2.Environment:
         finalize=_printable,
     )
     env.filters["md"] = md_escape
+    env.filters["md_gallery"] = md_gallery
     env.filters["fmt"] = fmt
     env.filters["pct"] = lambda v, d=1: "–" if v is None or v != v else f"{100 * v:.{d}f} %"
     return env

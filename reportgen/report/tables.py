@@ -24,6 +24,26 @@ _TEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{":
                 "\\": r"\textbackslash{}", "<": r"\textless{}", ">": r"\textgreater{}"}
 
 
+def md_gallery(tiles: list[dict], cols: int = 4) -> Markup:
+    """Gallery tiles as a GitHub Markdown table, ``cols`` to a row: each cell the tile's map
+    images (linked to their full size) and its caption (right or wrong, true and predicted
+    class, confidence), so the rows stay a grid on github.com. Empty for no tiles."""
+    if not tiles:
+        return Markup("")
+    cells = []
+    for t in tiles:
+        views = t["views"][1:] or t["views"]  # the maps; the plain image where there is none
+        pics = " ".join(f"[![{md_escape(v['alt'])}]({v['src']})]({v['full']})" for v in views)
+        mark = "" if t["true"] is None else ("✓ " if t["correct"] else "✗ ")
+        cells.append(f"{pics}<br>{mark}{md_escape(t['caption'])}")
+    cols = min(cols, len(cells))
+    rows = [cells[k:k + cols] + [""] * (cols - len(cells[k:k + cols]))
+            for k in range(0, len(cells), cols)]
+    head = "| " + " | ".join(rows[0]) + " |\n|" + ":-:|" * cols
+    # Markup: every cell is escaped already, and the line breaks must stay line breaks.
+    return Markup("\n".join([head] + ["| " + " | ".join(r) + " |" for r in rows[1:]]))
+
+
 def tex_escape(text) -> str:
     """Escape ``text`` for LaTeX."""
     return "".join(_TEX_SPECIAL.get(ch, ch) for ch in printable(text))

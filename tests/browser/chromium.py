@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +31,37 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+#: axe-core from the npm registry, the accessibility engine the browser tests run in each page.
+AXE_CORE = "4.14.1"
+
+
+def axe_script() -> str | None:
+    """The source of ``axe.min.js`` (axe-core :data:`AXE_CORE`), installed with npm into
+    ``~/.cache/reportgen-tests`` the first time (or read from ``$AXE_CORE_DIR``); None when
+    npm is missing."""
+    folder = Path(os.environ.get("AXE_CORE_DIR") or
+                  Path.home() / ".cache" / "reportgen-tests" / f"axe-core-{AXE_CORE}")
+    js = folder / "node_modules" / "axe-core" / "axe.min.js"
+    if not js.is_file():
+        npm = shutil.which("npm")
+        if npm is None:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--prefix", str(folder), "--no-audit", "--no-fund",
+                        f"axe-core@{AXE_CORE}"], check=True, capture_output=True, timeout=600)
+    return js.read_text(encoding="utf-8")
+
+
+def axe_violations(page, script: str) -> list[dict]:
+    """Run axe-core (every WCAG 2.x A/AA rule and best practice it has) on the loaded page;
+    return its violations as {"id", "impact", "help", "nodes": [selector, ...]}."""
+    page.add_script_tag(content=script)
+    return page.evaluate("""async () => {
+        const r = await axe.run(document, {resultTypes: ["violations"]});
+        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))})); }""")
 
 
 def check_page(page, url: str) -> dict:

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from reportgen.cli import main
-from .chromium import browser, check_page, chromium_path
+from .chromium import axe_script, axe_violations, browser, check_page, chromium_path
 
 SMOKE = Path(__file__).resolve().parents[2] / "configs" / "smoke.toml"
 
@@ -147,4 +147,43 @@ def test_gallery_headings_state_the_true_counts(site, chromium):
             got = re.search(r"\((\d+)", heads[key])
             assert got and int(got.group(1)) == n, (name, key, heads[key], n)
         assert list(heads)[:3] == ["misclassified", "confident_wrong", "correct"]
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def axe():
+    script = axe_script()
+    if script is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("CI needs npm to install axe-core for the accessibility tests")
+        pytest.skip("needs npm (axe-core is installed from the npm registry)")
+    return script
+
+
+@pytest.mark.parametrize("width,scheme", [(1280, "light"), (390, "light"), (1280, "dark")])
+def test_axe_finds_no_violation_on_any_page(site, chromium, axe, width, scheme):
+    page = chromium.new_page(viewport={"width": width, "height": 800}, color_scheme=scheme)
+    found = {}
+    for html in sorted(site.glob("*.html")):
+        page.goto(html.resolve().as_uri(), wait_until="load")
+        violations = axe_violations(page, axe)
+        if violations:
+            found[html.name] = violations
+    page.close()
+    assert found == {}, f"axe-core {width} px {scheme}: {found}"
+
+
+def test_a_click_on_a_gallery_image_opens_it_larger_with_its_labels(site, chromium):
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})
+    page.goto((site / "errors.html").resolve().as_uri(), wait_until="load")
+    link = page.locator(".tile a[data-caption]").nth(2)  # the first tile's true-class map
+    caption, href = link.get_attribute("data-caption"), link.get_attribute("href")
+    assert "true" in caption and "pred" in caption
+    link.click()
+    dialog = page.locator("dialog.lightbox")
+    assert dialog.evaluate("d => d.open")
+    assert dialog.locator("p").inner_text() == caption
+    assert dialog.locator("img").get_attribute("src") == href
+    page.keyboard.press("Escape")
+    assert not dialog.evaluate("d => d.open")
     page.close()

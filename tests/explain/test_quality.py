@@ -123,3 +123,56 @@ def test_deletion_insertion_matches_definition_on_many_images(keras, rng, per_im
     again = deletion_insertion(model, x, maps, targets, steps=5, batch_size=9, probs=probs,
                                baseline=baseline if per_image_baseline else 0.5)
     np.testing.assert_allclose(again[0], want_d, atol=1e-5)
+
+
+def test_tied_fraction_by_hand():
+    from reportgen.explain.quality import tied_fraction
+
+    maps = np.array([[[1, 1], [2, 3]], [[0, 0], [0, 0]], [[1, 2], [3, 4]]], np.float32)
+    np.testing.assert_allclose(tied_fraction(maps), [0.5, 1.0, 0.0])
+
+
+def _order_map(order: np.ndarray) -> np.ndarray:
+    """A map without ties whose pixels rank in ``order`` (highest first)."""
+    m = np.empty(len(order))
+    m[order] = np.arange(len(order), 0, -1)
+    return m
+
+
+def test_random_ties_average_the_definition_over_the_seeded_orders(keras, rng):
+    """Ties in a random order: each AUC is the mean of the definition's AUC over the orders
+    drawn as documented (one key per pixel, the first draw for every image, the further ones
+    for the images with ties only); a map without ties keeps its one order."""
+    inp = keras.Input((3, 4, 1))
+    out = keras.layers.Dense(2)(keras.layers.Flatten()(inp))
+    model = keras.Model(inp, out)
+    x = rng.normal(size=(3, 3, 4, 1)).astype(np.float32)
+    maps = np.stack([rng.integers(0, 3, (3, 4)), rng.integers(0, 2, (3, 4)),
+                     rng.normal(size=(3, 4))]).astype(np.float64)  # images 0, 1 have ties
+    targets = np.array([0, 1, 0])
+    base = np.zeros_like(x)
+    flat = maps.reshape(3, -1)
+    draw = np.random.default_rng(5)
+    want_d, want_i = np.zeros(3), np.zeros(3)
+    for r in range(4):
+        idx = [0, 1, 2] if r == 0 else [0, 1]
+        keys = draw.random((len(idx), 12))
+        for k, i in enumerate(idx):
+            order = np.lexsort((keys[k], -flat[i]))
+            d, ins = reference_curves(model, x[i:i + 1], _order_map(order).reshape(1, 3, 4),
+                                      targets[i:i + 1], 4, base[i:i + 1])
+            want_d[i] += d[0] / (4 if i < 2 else 1)
+            want_i[i] += ins[0] / (4 if i < 2 else 1)
+    got_d, got_i = deletion_insertion(model, x, maps, targets, steps=4, ties="random",
+                                      orders=4, seed=5)
+    np.testing.assert_allclose(got_d, want_d, atol=1e-5)
+    np.testing.assert_allclose(got_i, want_i, atol=1e-5)
+    # Without ties the order is the map's own, whatever the tie rule.
+    pos = deletion_insertion(model, x[2:], maps[2:], targets[2:], steps=4)
+    np.testing.assert_allclose(got_d[2], pos[0][0], atol=1e-6)
+    # A flat map scanned by position is not a flat map scanned at random.
+    flat_map = np.zeros((1, 3, 4))
+    by_position = deletion_insertion(model, x[:1], flat_map, [0], steps=4)[0][0]
+    at_random = deletion_insertion(model, x[:1], flat_map, [0], steps=4, ties="random",
+                                   orders=4, seed=5)[0][0]
+    assert by_position != pytest.approx(at_random, abs=1e-6)

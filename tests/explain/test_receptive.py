@@ -65,3 +65,36 @@ def test_same_padding_with_odd_input_and_nested(keras):
     assert rf.size == (4, 4) and rf.stride == (3, 3) and rf.offset == (-0.5, -0.5)
     assert rf.box(0, 0) == (-2, -2, 1, 1)
     assert rf.box(0, 0, (9, 9)) == (0, 0, 1, 1)  # clipped to the image
+
+
+def test_the_layers_page_shows_the_deepest_layer_seeing_at_most_half_the_image(keras):
+    from reportgen.explain.explainer import Explainer
+    from reportgen.explain.suite import receptive_layer
+
+    ex = Explainer(stack(keras, keras.layers.MaxPooling2D))
+    # Fields on the 32-px input: a 3, b 5, d 23 (see above): d sees more than half of it.
+    assert receptive_layer(ex, ["a", "b", "d"]) == "b"
+    assert receptive_layer(ex, ["d"]) == "d"  # none small enough: the first conv layer
+
+
+def test_receptive_units_are_shown_on_different_images(keras):
+    from reportgen.explain.explainer import Explainer
+    from reportgen.explain.results import Peaks
+    from reportgen.explain.suite import _top_units
+
+    class Split:
+        images = np.zeros((3, 32, 32, 1), np.uint8)
+
+        def __len__(self):
+            return 3
+
+    ex = Explainer(stack(keras, keras.layers.MaxPooling2D))
+    peaks = Peaks(14)
+    # Four channels peaking with 9, 8, 7, 6 on images 0, 0, 1, 0 (set by hand: the boxes
+    # only need layer a's geometry).
+    peaks.values = np.array([9.0, 8.0, 7.0, 6.0])
+    peaks.where = np.array([[0, 1, 1], [0, 2, 2], [1, 3, 3], [0, 4, 4]])
+    view = _top_units(ex, Split(), lambda x: x, "a", 2, peaks)
+    assert [(u.channel, u.index) for u in view.units] == [(0, 0), (2, 1)]  # 1 skipped: image 0
+    view = _top_units(ex, Split(), lambda x: x, "a", 3, peaks)
+    assert [u.channel for u in view.units] == [0, 2, 1]  # too few images: the next best

@@ -122,3 +122,15 @@ def test_gallery_headings_state_the_true_counts(inputs):
                        "correct": "88; the 2 least confident shown"}
     html = render(environment(), "class.html", page)
     assert "Correct (88; the 2 least confident shown)" in html
+
+
+def test_the_model_page_lists_the_configuration_as_used(inputs):
+    from reportgen.report.build import _config_table
+
+    table = {r[0]: r[1:] for r in _config_table(inputs).rows}
+    assert table["explain.layer"] == ["conv", 'default; given as ""']  # resolved
+    assert table["explain.methods"] == ['["occlusion"]', 'default; given as ["all"]']
+    assert table["explain.occlusion.patch_size"] == ["8", "method default"]
+    assert table["training.seed"] == ["0", "default"]
+    model = next(p for p in gather(inputs, drawn_nothing()).pages if p.rel == "model.html")
+    assert "explain.occlusion.patch_size" in model.context["t_config"]["html"]

@@ -57,3 +57,57 @@ def test_figures_keep_their_text_as_text(tmp_path):
     text = svg.read_text()
     assert text.count("<text") >= 6 and ">cat<" in text.replace("</", "<")
     assert b"/FontFile2" in pdf.read_bytes()  # TrueType (Type 42) fonts: text, not paths
+
+
+def test_values_with_intervals_stay_numeric_and_rank_by_their_value():
+    from reportgen.report.tables import with_interval
+
+    t = Table("q", ["method", "deletion AUC ↓"],
+              [["A", with_interval(0.25, [0.2, 0.3])], ["B", with_interval(-0.1, [-0.2, 0.05])],
+               ["C", with_interval(None, [0.1, 0.2])]], "c")
+    assert t.rows[0][1] == "0.250 [0.200, 0.300]" and t.rows[2][1] is None
+    tex = t.latex()
+    assert "{lr}" in tex  # still a numeric column: right-aligned
+    assert "\\textbf{$-$0.100 {\\scriptsize [$-$0.200, 0.050]}}" in tex  # lowest, true minus
+    assert "0.250 {\\scriptsize [0.200, 0.300]}" in tex
+
+
+def test_figures_are_drawn_at_paper_sizes_with_paper_text():
+    from reportgen import figures as figs
+
+    small = figs.confusion_matrix(np.eye(3) * 5, ["a", "b", "c"])
+    assert small.get_size_inches()[0] == figs.COLUMN == 3.3
+    curves = figs.training_curves({"loss": [1.0, 0.5], "val_loss": [1.1, 0.6]})
+    assert curves.get_size_inches()[0] == figs.FULL == 6.8
+    sizes = {t.get_fontsize() for ax in small.axes for t in ax.get_xticklabels() + ax.texts}
+    assert sizes and all(5 <= s <= 9 for s in sizes)
+    title = small.axes[0].title.get_fontsize()
+    assert 7 <= title <= 9
+
+
+def test_each_confusion_cell_holds_its_count_and_row_share():
+    from reportgen import figures as figs
+
+    fig = figs.confusion_matrix(np.array([[3, 1], [0, 0]]), ["cat", "dog"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["3\n75 %", "1\n25 %", "0", "0"]  # an empty row has no share
+    assert fig.axes[1].get_ylabel() == "row %"
+
+
+def test_figure_pngs_are_twice_their_size_on_the_page(tmp_path):
+    from PIL import Image
+
+    from reportgen import figures as figs
+    from reportgen.report.figjobs import DENSITY, Figures
+
+    class Site:
+        def path(self, rel):
+            p = tmp_path / "site" / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            return p
+
+    with Figures(["png"], parallel=False) as f:
+        info = f.add("cm", figs.confusion_matrix, np.eye(2), ["a", "b"], alt="a", caption="c")
+        f.write_into(Site())
+    w, h = Image.open(tmp_path / "site" / "fig" / "cm.png").size
+    assert DENSITY == 2 and abs(w - 2 * info["width"]) <= 2 and abs(h - 2 * info["height"]) <= 2
