@@ -459,6 +459,7 @@ class LayerRow:
 
     name: str
     kind: str
+    #: Per image, as height×width×channels (``any`` for a variable size).
     output_shape: str
     params: int
 
@@ -468,10 +469,9 @@ def _output_shape(layer) -> str:
         out = layer.output
     except (AttributeError, ValueError):
         return "?"
-    shapes = [tuple(t.shape) for t in keras.tree.flatten(out)]
-    text = ", ".join("(" + ", ".join("None" if d is None else str(d) for d in s) + ")"
+    shapes = [tuple(t.shape)[1:] for t in keras.tree.flatten(out)]  # per image: no batch
+    return ", ".join("×".join("any" if d is None else str(d) for d in s) or "scalar"
                      for s in shapes)
-    return text
 
 
 def summary_rows(model: keras.Model, prefix: str = "") -> list[LayerRow]:

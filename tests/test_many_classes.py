@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 from PIL import Image
+from reportgen.report.figjobs import MAX_PIXELS
 from test_bad_input import build, make_folder  # tests/ is on sys.path
 
 
@@ -40,11 +41,11 @@ def test_a_hundred_classes_build(tmp_path):
     assert len(list(out.glob("class-*.html"))) == 100
     index = (out / "index.html").read_text()
     nav = re.search(r'<nav aria-label="Pages">(.*?)</nav>', index, re.S).group(1)
-    assert nav.count("<li>") == 5 and "Classes (100)" in nav
+    assert nav.count("<li>") == 6 and "Classes (100)" in nav and "Errors (" in nav
     assert index.count('<li><a href="class-') == 100  # the full list, on the overview
     for name in ("confusion_test", "class_distribution"):
         width, height = Image.open(out / "fig" / f"{name}.png").size
-        assert width <= 16 * 110 and height <= 16 * 110
+        assert width <= MAX_PIXELS and height <= MAX_PIXELS
     methods = (out / "methods.html").read_text()
     header = re.search(r'<h2 id="classes">.*?<thead>(.*?)</thead>', methods, re.S).group(1)
     assert header.count("<img") == 12  # the class grid shows 12 classes, not 100

@@ -27,7 +27,7 @@ from reportgen.report.gallery import (class_page_files, class_pages, colour_scal
 from reportgen.report.inputs import ReportInputs
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.render import STATIC, environment, render, templates_dir
-from reportgen.report.tables import Table
+from reportgen.report.tables import Table, with_interval
 from reportgen.text import printable
 
 
@@ -156,22 +156,24 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
     metrics, names = inputs.metrics, inputs.ds.class_names
     k = inputs.cfg.report.top_k
     topk = f"top_{k}_accuracy" if f"top_{k}_accuracy" in metrics["test"] else None
-    headers = ["split", "images", "accuracy", "95 % CI (Wilson)", "loss", "macro F1"] + (
+    headers = ["split", "images", "accuracy [95 % CI]", "loss", "macro F1 [95 % CI]"] + (
         [f"top-{k} accuracy"] if topk else [])
-    rows = [[s, metrics[s]["n"], metrics[s]["accuracy"], _interval(metrics[s]["accuracy_ci95"]),
-             metrics[s]["loss"], metrics[s]["macro_f1"]] + ([metrics[s].get(topk)] if topk else [])
+    rows = [[s, metrics[s]["n"],
+             with_interval(metrics[s]["accuracy"], metrics[s]["accuracy_ci95"], 1, percent=True),
+             metrics[s]["loss"], with_interval(metrics[s]["macro_f1"], metrics[s]["macro_f1_ci95"])]
+            + ([with_interval(metrics[s].get(topk), None, 1, percent=True)] if topk else [])
             for s in ("train", "val", "test")]
     pc = metrics["test"]["per_class"]
     counts = _counts(inputs.ds)
     return {
         "t_splits": table(assets, Table("accuracy_loss", headers, rows,
-                                        "Accuracy and loss per split (accuracy intervals: "
-                                        "Wilson score, 95 %)")),
+                                        "Accuracy and loss per split (95 % intervals: Wilson "
+                                        "score for accuracy, percentile bootstrap over the "
+                                        f"images for macro F1, {RESAMPLES} resamples)")),
         "t_classes": table(assets, Table(
-            "per_class_test", ["class", "precision", "recall", "F1", "F1 95 % CI (bootstrap)",
-                               "support"],
-            [[n, pc[n]["precision"], pc[n]["recall"], pc[n]["f1"],
-              _interval(pc[n]["f1_ci95"]), pc[n]["support"]] for n in names],
+            "per_class_test", ["class", "precision", "recall", "F1 [95 % CI]", "support"],
+            [[n, pc[n]["precision"], pc[n]["recall"], with_interval(pc[n]["f1"], pc[n]["f1_ci95"]),
+              pc[n]["support"]] for n in names],
             f"Per-class metrics on the test split (n = {metrics['test']['n']}; F1 intervals: "
             f"percentile bootstrap over test images, {RESAMPLES} resamples)")),
         "t_counts": table(assets, Table(
@@ -287,7 +289,7 @@ def _headline(test_m: dict, ds) -> list[dict]:
 
 def _model_context(assets: Assets, inputs: ReportInputs, common: dict) -> dict:
     info = inputs.info
-    t_layers = Table("model_layers", ["layer", "type", "output shape", "parameters"],
+    t_layers = Table("model_layers", ["layer", "type", "output per image", "parameters"],
                      [[r["name"], r["kind"], r["output_shape"], r["params"]]
                       for r in info.summary], "Layers of the model")
     config = inputs.cfg.to_dict()

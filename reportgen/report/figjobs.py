@@ -31,6 +31,8 @@ DPI = 150
 #: Pixels of the PNG files per CSS pixel: sharp on high-density screens, and at twice the
 #: size when opened on their own.
 DENSITY = 2
+#: Widest PNG in pixels (a figure of many classes gets less than twice its page size).
+MAX_PIXELS = 2400
 #: Name prefix of the figure scratch folders in the system's temporary folder.
 FIGURE_SCRATCH = "reportgen-figures-"
 
@@ -38,7 +40,8 @@ FIGURE_SCRATCH = "reportgen-figures-"
 def _draw(make: Callable, args: tuple, kwargs: dict, stem: str, formats: tuple) -> list[int]:
     """Draw ``make(*args, **kwargs)`` into ``stem.<format>``; return [width, height] in px."""
     fig = make(*args, **kwargs)
-    figs.save_figure(fig, stem, formats, dpi=DPI * DENSITY)
+    width = fig.get_size_inches()[0]
+    figs.save_figure(fig, stem, formats, dpi=min(DPI * DENSITY, MAX_PIXELS / width))
     return [int(round(v * DPI)) for v in fig.get_size_inches()]
 
 

@@ -102,7 +102,7 @@ def quality_table(quality: dict) -> Table | None:
         return None
     rows = [[REGISTRY[m].label, with_interval(q.deletion, q.deletion_ci95),
              with_interval(q.insertion, q.insertion_ci95),
-             with_interval(q.pointing, q.pointing_ci95),
+             with_interval(q.pointing, q.pointing_ci95, 1, percent=True),
              with_interval(q.energy, q.energy_ci95),
              None if q.sanity is None else abs(q.sanity),
              None if q.tied is None else f"{100 * q.tied:.1f} %",

@@ -35,7 +35,8 @@ def md_gallery(tiles: list[dict], cols: int = 4) -> Markup:
         views = t["views"][1:] or t["views"]  # the maps; the plain image where there is none
         pics = " ".join(f"[![{md_escape(v['alt'])}]({v['src']})]({v['full']})" for v in views)
         mark = "" if t["true"] is None else ("✓ " if t["correct"] else "✗ ")
-        cells.append(f"{pics}<br>{mark}{md_escape(t['caption'])}")
+        maps = ", ".join(md_escape(v["label"]) for v in views)
+        cells.append(f"{pics}<br>{mark}{md_escape(t['caption'])}<br><sub>{maps}</sub>")
     cols = min(cols, len(cells))
     rows = [cells[k:k + cols] + [""] * (cols - len(cells[k:k + cols]))
             for k in range(0, len(cells), cols)]
@@ -115,14 +116,17 @@ class Table:
 NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?( %)?( \[[+-]?\d+(\.\d+)?, [+-]?\d+(\.\d+)?\])?$")
 
 
-def with_interval(value, ci, digits: int = 3) -> str | None:
-    """``0.246 [0.231, 0.262]``: a value and its interval in one cell (the value alone when
-    the interval is unknown; None when the value is)."""
+def with_interval(value, ci, digits: int = 3, percent: bool = False) -> str | None:
+    """``0.246 [0.231, 0.262]``: a value and its interval in one cell (``percent``: both in
+    percent, ``98.0 % [95.1, 99.2]``); the value alone when the interval is unknown; None when
+    the value is."""
     if value is None or value != value:
         return None
+    scale, unit = (100.0, " %") if percent else (1.0, "")
+    text = f"{scale * value:.{digits}f}{unit}"
     if not ci or any(v is None or v != v for v in ci):
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+        return text
+    return f"{text} [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
 
 
 def _tex_plain_number(text: str) -> str:
