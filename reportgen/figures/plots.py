@@ -128,7 +128,7 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, title: str |
     share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     im = ax.imshow(100 * share, cmap="Blues", vmin=0, vmax=100)
     if k <= CELL_TEXT:
-        size = 8 if k <= 6 else 7 if k <= 12 else 5.5
+        size = 8 if k <= 4 else 7 if k <= 12 else 5.5
         for i in range(k):
             for j in range(k):
                 text = f"{int(cm[i, j])}" + (f"\n{100 * share[i, j]:.0f} %" if rows[i, 0] else "")

@@ -112,7 +112,7 @@ def quality_table(quality: dict) -> Table | None:
     return Table("explanation_quality",
                  ["method", "deletion AUC ↓", "insertion AUC ↑", "pointing game ↑",
                   "energy in box ↑", "|rank corr.| after head randomization ↓",
-                  "tied pixels", "s per 100 images"], rows,
+                  "tied pixels", "s / 100 images"], rows,
                  f"Explanation quality of the predicted class on n = {q.n} test images "
                  f"({q.n_boxes} with an object box, {q.n_sanity} in the sanity check); "
                  f"95 % intervals in brackets (percentile bootstrap over the images; Wilson "

@@ -72,16 +72,27 @@ class Table:
     def _cells(self) -> list[list[str]]:
         return [[fmt(v) for v in row] for row in self.rows]
 
+    def numeric(self, cells: list[list[str]] | None = None) -> list[bool]:
+        """Per column: whether every cell is a number (or missing) and one is not missing."""
+        cells = self._cells() if cells is None else cells
+        return [any(r[j] != "–" for r in cells) and
+                all(r[j] == "–" or NUMBER.match(r[j]) for r in cells)
+                for j in range(len(self.headers))]
+
     def html(self) -> Markup:
-        """The table as escaped HTML."""
-        return Markup(tabulate(self._cells(), headers=self.headers, tablefmt="html",
-                               disable_numparse=True))
+        """The table as escaped HTML, numeric columns right-aligned."""
+        cells = self._cells()
+        align = ["right" if n else "left" for n in self.numeric(cells)]
+        return Markup(tabulate(cells, headers=self.headers, tablefmt="html",
+                               disable_numparse=True, colalign=align or None))
 
     def markdown(self) -> str:
         """The table as a GitHub-flavoured Markdown pipe table, cells escaped."""
-        cells = [[md_escape(c) for c in row] for row in self._cells()]
-        return tabulate(cells, headers=[md_escape(h) for h in self.headers], tablefmt="github",
-                        disable_numparse=True)
+        raw = self._cells()
+        align = ["right" if n else "left" for n in self.numeric(raw)]
+        cells = [[md_escape(c) for c in row] for row in raw]
+        return tabulate(cells, headers=[md_escape(h) for h in self.headers], tablefmt="pipe",
+                        disable_numparse=True, colalign=align or None)
 
     def latex(self) -> str:
         """The table as a LaTeX float ready for ``\\input`` (needs ``\\usepackage{booktabs}``):
@@ -89,9 +100,7 @@ class Table:
         signs, the best value of each column marked ↓ or ↑ in bold, and ``table*`` (both
         columns of a two-column paper) past six columns."""
         cells = self._cells()
-        numeric = [any(r[j] != "–" for r in cells) and
-                   all(r[j] == "–" or NUMBER.match(r[j]) for r in cells)
-                   for j in range(len(self.headers))]
+        numeric = self.numeric(cells)
         best = _best_cells(self.headers, cells, numeric)
 
         def cell(i: int, j: int, v: str) -> str:
