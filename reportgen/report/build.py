@@ -19,7 +19,7 @@ import numpy as np
 
 from reportgen import figures as figs
 from reportgen import progress as prog
-from reportgen.evaluate import RESAMPLES
+from reportgen.evaluate import RESAMPLES, wilson_interval
 from reportgen.report.assets import Assets
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
@@ -224,7 +224,8 @@ def _pointing(explained) -> dict:
     for method, hits in explained.pointing.items():
         valid = hits[np.isfinite(hits)]
         if len(valid):
-            out[method] = {"score": float(valid.mean()), "n": int(len(valid))}
+            out[method] = {"score": float(valid.mean()), "n": int(len(valid)),
+                           "ci95": list(wilson_interval(int(valid.sum()), len(valid)))}
     return out
 
 
@@ -257,8 +258,10 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
     test = ds.splits["test"]
     headline = _headline(test_m, ds)
     if "gradcam" in pointing:
-        headline.append({"label": "GradCAM pointing game",
-                         "value": f"{100 * pointing['gradcam']['score']:.1f} %"})
+        g = pointing["gradcam"]
+        headline.append({"label": f"GradCAM pointing game (95 % CI "
+                                  f"{_interval(g['ci95'], 1, 100, ' %')}, Wilson, n = {g['n']})",
+                         "value": f"{100 * g['score']:.1f} %"})
     data = {"source": cfg.data.source, "root": str(ds.root), "layout": ds.layout,
             "image_size": f"{test.images.shape[2]}x{test.images.shape[1]}",
             "skipped": ds.skipped, "dropped": ds.dropped_classes, "has_boxes": ds.has_boxes,
