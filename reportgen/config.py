@@ -121,6 +121,12 @@ class ExplainConfig:
                                "pointing game, energy in box.", minimum=0)
     quality_steps: int = option(8, "Perturbation steps of the deletion and insertion curves.",
                               minimum=2, maximum=1000)
+    budget: float = option(0.0, "Seconds of explanation work to plan for (0: 600 s). The build "
+                           "times the model first and reduces the extras (quality images and "
+                           "steps, samples, masks, patterns, dreams) until the estimate fits; "
+                           "keys you set are kept; the plan is in the report.", minimum=0.0)
+    memory_gb: float = option(0.0, "Memory to plan batch sizes for, in GiB (0: half of what is "
+                              "available, at most 2 GiB).", minimum=0.0)
     tie_orders: int = option(3, "Random orders of tied pixels (equal map values) that each "
                              "deletion/insertion AUC is averaged over (seeded by "
                              "training.seed); 1: one order. Maps without ties take one.",
@@ -164,6 +170,9 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     #: Folder the config was read from; relative paths in the config are relative to it.
     base_dir: Path = field(default_factory=Path.cwd, repr=False, compare=False)
+    #: Keys the user set (``explain.quality_images``, ``explain.smoothgrad.samples``): in the
+    #: config file given with --config or with --set; the planner never changes them.
+    given: frozenset = field(default_factory=frozenset, repr=False, compare=False)
 
     def resolve(self, path: str) -> Path:
         """Return ``path`` made absolute against the config file's folder."""
@@ -348,7 +357,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a TOML config file (the built-in demo config when None) and apply ``--set`` overrides."""
-    if path is None:
+    default = path is None
+    if default:
         path = default_config_path()
     path = Path(path)
     if path.is_dir() or not path.exists():
@@ -359,8 +369,10 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
+    given = set() if default else set(_dotted(raw))
     for item in overrides:
         parts, value = parse_override(item)
+        given.add(".".join(parts))
         value = _from_working_dir(parts, value)
         table = raw
         for depth, part in enumerate(parts[:-1]):
@@ -368,7 +380,17 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
             if not isinstance(table, dict):
                 raise ConfigError(f"{'.'.join(parts[:depth + 1])}: expected a table")
         table[parts[-1]] = value
-    return from_dict(raw, base_dir=path.resolve().parent)
+    cfg = from_dict(raw, base_dir=path.resolve().parent)
+    cfg.given = frozenset(given)
+    return cfg
+
+
+def _dotted(table: dict, prefix: str = "") -> list[str]:
+    """Every leaf key of nested ``table`` as ``a.b.c``."""
+    out = []
+    for k, v in table.items():
+        out += _dotted(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out
 
 
 #: Values of path keys that are names, not paths.

@@ -205,3 +205,25 @@ def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path, monkeypatch
     off = CliRunner().invoke(main, args + ["--out", str(tmp_path / "off"), "--set",
                                            "report.cache=false"], catch_exceptions=False)
     assert off.exit_code == 0 and "Reusing" not in off.stderr
+
+
+def test_a_build_over_its_budget_reduces_the_extras_and_says_so(smoke_site):
+    """The smoke config sets most explain keys (kept); what it leaves to the planner (the tie
+    orders, the quality table's methods) is reduced, and every page says what was done."""
+    out, _ = smoke_site
+    site = out.parent / "budget"
+    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(site),
+                                       "--set", f"data.cache_dir={out.parent / 'cache'}",
+                                       "--set", "explain.budget=0.001", "--quiet"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    plan = json.loads((site / "metrics.json").read_text())["explain"]["plan"]
+    assert plan["reduced"][0] == "explain.tie_orders 3 → 1"
+    assert "RISE left out of the quality table (shown on the samples)" in plan["reduced"]
+    assert "explain.quality_images" in plan["notes"][0]  # set in smoke.toml: kept, and said
+    quality = json.loads((site / "metrics.json").read_text())["explain"]["quality"]
+    assert "rise" not in quality and "gradcam" in quality
+    assert all(q["tie_orders"] == 1 for q in quality.values())
+    assert "planned to explain.budget = 0.001 s" in (site / "index.html").read_text()
+    methods = (site / "methods.html").read_text()
+    assert "Reduced to fit the budget" in methods and "<th scope=\"row\">RISE</th>" in methods

@@ -82,6 +82,12 @@ def modified_relu_visitor(graph: ModelGraph, mode: str):
     return visit
 
 
+def gradient_function(graph: ModelGraph, mode: str = "plain"):
+    """The graph's ``(x, targets) -> input gradient of the target logits`` (``mode`` as in
+    :func:`gradients`), one per graph and mode."""
+    return _grad_function(graph, mode)
+
+
 def _grad_function(graph: ModelGraph, mode: str):
     def make():
         visitor = None if mode == "plain" else modified_relu_visitor(graph, mode)

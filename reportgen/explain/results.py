@@ -152,6 +152,7 @@ class Explained:
         true_maps: {test index: GradCAM of the true class at the layer's resolution, (h, w)
             float16 in [0, 1]} for every misclassified test image (labeled splits only).
         seconds: wall seconds per part of the work, for metrics.json and the benchmarks.
+        plan: the measured cost, the budgets and the settings the work was planned to.
     """
 
     layer: str
@@ -171,3 +172,5 @@ class Explained:
     test_maps: np.ndarray | None = None
     true_maps: dict[int, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: The plan the work was done to (:func:`reportgen.explain.plan.make_plan`), plain data.
+    plan: dict = field(default_factory=dict)

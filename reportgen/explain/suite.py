@@ -186,12 +186,13 @@ def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
 
 
 def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dict,
-                    result: Explained, progress=None, explained: list[int] | None = None
-                    ) -> None:
+                    result: Explained, progress=None, explained: list[int] | None = None,
+                    quality_methods: list[str] | None = None) -> None:
     """Fill ``result`` with every method of ``options`` ({name: options}, from
     :func:`reportgen.explain.methods.configure`) on the sample images, the classes x images
     GradCAM grid (rows: class indices ``explained``, default the shown classes; columns: one
-    image per shown class), and the quality table over a stratified subset of the test set."""
+    image per shown class), and the quality table (of ``quality_methods``, default every
+    method) over a stratified subset of the test set."""
     n_classes = probs.shape[1]
     pred = probs.argmax(axis=1).astype(np.int32)
     options = runnable(ex, options, result)
@@ -214,8 +215,10 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
     per_class = max(1, int(np.ceil(cfg.explain.quality_images / n_classes)))
     q_idx = stratified(split.labels, per_class, n_classes)[:cfg.explain.quality_images]
     if q_idx:
+        scored = {m: o for m, o in options.items()
+                  if quality_methods is None or m in quality_methods}
         _quality_table(ex, prep(split.images[q_idx]), pred[q_idx], probs[q_idx],
-                       split.boxes[q_idx], cfg, options, result, progress)
+                       split.boxes[q_idx], cfg, scored, result, progress)
 
 
 def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,

@@ -7,6 +7,8 @@ model stages only, so a cached rebuild (:func:`cached_report`) runs without it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import platform
 import time
@@ -479,23 +481,71 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
     """GradCAM over the whole test set, every method with the quality table, the Layers page."""
     from reportgen.explain import suite
 
-    cfg, test = run.cfg, data.ds.splits["test"]
-    ex = suite.explainer_for(fitted.model, cfg, data.shape)
+    test = data.ds.splits["test"]
+    ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
     with run.timer.stage("explain"):
+        cfg, options, plan = planned(run, ex, data, fitted.prep, probs["test"])
         t0 = time.perf_counter()
         with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
             explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
                                                cfg.explain.gallery_size, progress=advance)
         explained.seconds["test set"] = time.perf_counter() - t0
         with prog.bar("Methods and quality", len(run.options) + 1, run.show) as advance:
-            suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, run.options,
+            suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, options,
                                   explained, progress=advance,
-                                  explained=explained_classes(cfg, data.ds.class_names))
+                                  explained=explained_classes(cfg, data.ds.class_names),
+                                  quality_methods=plan.get("quality_methods"))
         t0 = time.perf_counter()
         with prog.bar("Layers", 4, run.show) as advance:
             suite.explain_layers(ex, test, fitted.prep, cfg, explained, progress=advance)
         explained.seconds["layers"] = time.perf_counter() - t0
+    explained.plan = plan
     return explained
+
+
+def planned(run: Run, ex, data: Data, prep, probs: np.ndarray) -> tuple:
+    """Probe the model, plan the work to explain.budget and the memory budget, and say what
+    was reduced; return (the config with the planned explain settings, the planned method
+    options, the plan as plain data). The explainer's batch size becomes the planned one."""
+    from reportgen.explain import plan as pl
+    from reportgen.explain import suite
+    from reportgen.explain.methods import Shape
+
+    cfg, test, names = run.cfg, data.ds.splits["test"], data.ds.class_names
+    e = cfg.explain
+    if not len(test):
+        return cfg, run.options, {}
+    shown = suite.shown_classes(test.labels, len(names))
+    try:
+        channels = int(ex.graph.layer_shapes[ex.layer][-1])
+    except ValueError:
+        channels = None
+    wrong = int(((test.labels >= 0) & (probs.argmax(1) != test.labels)).sum()) \
+        if test.labeled else 0
+    keys = ("quality_images", "quality_steps", "tie_orders", "sanity_images",
+            "pattern_filters", "pattern_steps", "dream_images", "dream_octaves")
+
+    def work():
+        return pl.Work(len(test), wrong, len(suite.stratified(
+            test.labels, e.samples_per_class, len(names), shown)), len(shown),
+            len(explained_classes(cfg, names) or shown), Shape(*data.shape[:2], channels),
+            {k: getattr(e, k) for k in keys}, dict(run.options), list(run.options))
+
+    memory = pl.memory_budget(e.memory_gb)
+    batch = min(32, pl.memory_batch(pl.activation_bytes(ex.graph), memory))
+    sample = prep(test.images[:4])
+    for compiled in (False, True):  # eager timing is free and an upper bound: if it fits, done
+        w = work()
+        plan = pl.make_plan(pl.probe(ex, sample, batch, compiled=compiled), w,
+                            e.budget or pl.DEFAULT_BUDGET, memory, set(cfg.given),
+                            e.batch_size)
+        if not plan["reduced"] and not plan["notes"]:
+            break
+    ex.batch_size = plan["batch_size"]
+    for line in plan["reduced"] + plan["notes"]:
+        prog.say(f"Plan: {line}", run.show)
+    explain = dataclasses.replace(e, **w.settings, batch_size=plan["batch_size"])
+    return dataclasses.replace(cfg, explain=explain), w.options, plan
 
 
 def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:

@@ -249,7 +249,17 @@ def _common(inputs: ReportInputs) -> dict:
         nav.append({"href": "index.html#classes", "label": f"Classes ({len(classes)})"})
     return {"title": inputs.cfg.report.title, "version": inputs.info.version,
             "built": time.strftime("%Y-%m-%d %H:%M"), "nav": nav, "classes": classes,
-            "notes": inputs.notes}
+            "notes": inputs.notes + _plan_notes(inputs.explained.plan)}
+
+
+def _plan_notes(plan: dict) -> list[str]:
+    """One note when the work was reduced to fit explain.budget (the Methods page says how)."""
+    if not plan or not (plan["reduced"] or plan["notes"]):
+        return []
+    return [f"The explanations were planned to explain.budget = {plan['budget_s']:g} s on "
+            f"{plan['device']}: {len(plan['reduced'])} setting(s) reduced "
+            f"({'; '.join(plan['reduced'][:3])}{'; …' if len(plan['reduced']) > 3 else ''}). "
+            f"The Methods page lists the plan."]
 
 
 def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict,
@@ -358,6 +368,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "quality": {m: dataclasses.asdict(q) for m, q in ex.quality.items()},
                     "methods": inputs.method_options,
                     "seconds": {k: round(v, 3) for k, v in ex.seconds.items()},
+                    "plan": ex.plan,
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
@@ -388,6 +399,7 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     m = methods_context(assets, test, probs, names, ex, inputs.cfg.explain.tie_orders,
                         inputs.cfg.explain.quality_steps)
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
+    t_plan = table(assets, m["plan_table"]) if m["plan_table"] else None
     L = layers_context(assets, test, names, ex)
     index = _index_context(inputs, common, tables, drawn, pointing)
     model = _model_context(assets, inputs, common)
@@ -404,7 +416,8 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
         Page("model.html", "model.html", model),
         Page("methods.html", "methods.html", {**common, "page_title": "Methods",
                                               "current": "methods.html", "m": m,
-                                              "t_quality": t_quality, "layer": ex.layer}),
+                                              "t_quality": t_quality, "t_plan": t_plan,
+                                              "layer": ex.layer}),
         Page("layers.html", "layers.html", {**common, "page_title": "Layers",
                                             "current": "layers.html", "L": L}),
         Page("report.md", "report.md", {**index, "class_pages": pages, "m": m,

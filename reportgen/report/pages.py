@@ -119,6 +119,22 @@ def quality_table(quality: dict) -> Table | None:
                  f"for the pointing game)")
 
 
+def plan_table(plan: dict, seconds: dict) -> Table | None:
+    """The plan's parts: estimated seconds with the settings as given and as planned, and the
+    seconds each part took."""
+    if not plan:
+        return None
+    rows = []
+    for part, full in plan["estimate_full_s"].items():
+        took = seconds.get(part)
+        label = "test set (GradCAM of every image; never reduced)" if part == "test set" \
+            else part
+        rows.append([label, full, plan["estimate_s"][part],
+                     None if took is None else round(took, 1)])
+    return Table("plan", ["part", "estimated s, as set", "estimated s, planned", "took s"],
+                 rows, f"The work planned to explain.budget = {plan['budget_s']:g} s")
+
+
 def methods_context(assets: Assets, split, probs, names, explained, tie_orders: int = 1,
                     steps: int = 8) -> dict:
     """The Methods page context: the sample images across every method, the class grid, the
@@ -131,6 +147,7 @@ def methods_context(assets: Assets, split, probs, names, explained, tie_orders: 
             "grid": _class_grid(assets, split, names, explained),
             "quality_table": quality_table(explained.quality), "quality": explained.quality,
             "labeled": split.labeled, "tie_orders": tie_orders, "steps": steps,
+            "plan": explained.plan, "plan_table": plan_table(explained.plan, explained.seconds),
             "resamples": RESAMPLES,
             "about": [a for a in about if a["ran"]]}
 

@@ -1,0 +1,277 @@
+"""Plan the explanation work to a time and memory budget from the model's measured cost.
+
+:func:`probe` times one forward and one backward pass per image on this machine and device and
+counts the activation memory of one image; :func:`make_plan` estimates every part of the
+report's work from the methods' declared costs (:data:`~reportgen.explain.methods.REGISTRY`)
+and, when the estimate is over ``explain.budget``, reduces the extras step by step in a fixed
+order (:data:`REDUCTIONS`) until it fits, never touching a key the user set. The unavoidable
+work (predictions, GradCAM over the whole test set, the true-class maps of the errors, the
+galleries) is never cut. The plan is plain data: the report states it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reportgen.explain.methods import REGISTRY, Shape
+
+#: Seconds of explanation work a build plans for when ``explain.budget`` is 0.
+DEFAULT_BUDGET = 600.0
+#: Share of the available memory a build plans for when ``explain.memory_gb`` is 0, and at
+#: most :data:`MEMORY_CAP` bytes (more memory buys little speed on a CPU).
+MEMORY_SHARE = 0.5
+MEMORY_CAP = 2 * 2**30
+#: Largest batch the planner chooses (more gains nothing measurable on a CPU).
+MAX_BATCH = 128
+#: Bytes of working memory per activation byte of a backward pass (activations kept, their
+#: gradients, TensorFlow's scratch).
+BACKWARD_FACTOR = 3.0
+
+
+@dataclass
+class Probe:
+    """What one image costs on this machine: seconds of a forward pass and of a backward pass
+    (without its forward), per image in batches of ``batch``, on ``device``, timed compiled or
+    eagerly; and the float32 bytes of every layer's output for one image."""
+
+    device: str
+    forward_s: float
+    backward_s: float
+    activation_bytes: int
+    batch: int
+    compiled: bool = True
+
+    @property
+    def images_per_s(self) -> tuple[float, float]:
+        """(forward, forward + backward) images per second."""
+        return 1.0 / self.forward_s, 1.0 / (self.forward_s + self.backward_s)
+
+
+def activation_bytes(graph) -> int:
+    """Float32 bytes of the outputs of every layer of ``graph`` for one image (unknown
+    dimensions count as 1)."""
+    total = 0
+    for shape in graph.layer_shapes.values():
+        total += int(np.prod([d or 1 for d in shape]))
+    return 4 * total
+
+
+def device_name() -> str:
+    """The device Keras runs on: ``GPU`` (with its count) or ``CPU``."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return f"GPU x{len(gpus)}" if gpus else f"CPU ({os.cpu_count()} cores)"
+
+
+def memory_batch(activation: int, memory: float) -> int:
+    """The largest batch (at most :data:`MAX_BATCH`) whose backward pass fits in 80 % of
+    ``memory`` bytes, at :data:`BACKWARD_FACTOR` times ``activation`` bytes per image."""
+    return max(1, min(MAX_BATCH, int(memory * 0.8 // max(BACKWARD_FACTOR * activation, 1))))
+
+
+def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
+          compiled: bool = False) -> Probe:
+    """Time forward and backward passes of ``ex`` on a batch of ``batch`` images (``images``,
+    already preprocessed, repeated as needed): one call of each to warm up, then the best of
+    ``repeats``; per image. ``compiled``: as ``tf.function`` (as long runs execute; compiling
+    costs seconds on a large model), else eagerly (slower: an upper bound, and free)."""
+    import tensorflow as tf
+
+    from reportgen.explain.common import probability_function
+    from reportgen.explain.gradients import gradient_function
+
+    x = ex.batch(images)
+    x = tf.constant(np.ascontiguousarray(np.concatenate([x] * -(-batch // len(x)))[:batch]))
+    t = tf.zeros(batch, tf.int32)
+    fwd, grad = probability_function(ex.graph), gradient_function(ex.graph)
+    if compiled:
+        for fn in (fwd, grad):
+            fn.expect(10**6)  # compile now; the work reuses it
+    run_f, run_g = (fwd, grad) if compiled else (fwd.python, grad.python)  # eager: uncounted
+
+    def best(call) -> float:
+        call()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+        return min(times) / batch
+
+    forward = best(lambda: np.asarray(run_f(x)))
+    both = best(lambda: np.asarray(run_g(x, t)))
+    return Probe(device_name(), max(forward, 1e-6), max(both - forward, forward),
+                 activation_bytes(ex.graph), batch, compiled)
+
+
+def memory_budget(memory_gb: float) -> float:
+    """Bytes to plan batches for: ``memory_gb`` GiB, or (0) :data:`MEMORY_SHARE` of the
+    available memory, at most :data:`MEMORY_CAP`."""
+    if memory_gb:
+        return memory_gb * 2**30
+    return min(MEMORY_SHARE * available_memory(), MEMORY_CAP)
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (``MemAvailable`` of /proc/meminfo, else the physical
+    memory)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+@dataclass
+class Work:
+    """What the planner sizes: the counts of the build, with the settings as planned."""
+
+    n_test: int
+    n_errors: int
+    n_samples: int
+    n_grid: int
+    grid_classes: int
+    shape: Shape
+    settings: dict  # explain.<key>: value (quality_images, quality_steps, ...)
+    options: dict   # {method: its options dataclass}
+    quality_methods: list = field(default_factory=list)
+
+
+def _method_s(p: Probe, name: str, options, shape: Shape) -> float:
+    c = REGISTRY[name].cost(options, shape)
+    return c.forward * p.forward_s + c.backward * p.backward_s
+
+
+def estimate(p: Probe, w: Work) -> dict[str, float]:
+    """Estimated seconds of each part of the work: "test set" (GradCAM of every test image
+    and of the true class of every error: never reduced), the sample images, the class grid,
+    the quality table's maps, curves and sanity check, and the Layers page (filter patterns
+    of three layers, deep dream at 12 steps an octave)."""
+    s, cam = w.settings, p.forward_s + p.backward_s
+    methods = {m: _method_s(p, m, o, w.shape) for m, o in w.options.items()}
+    q = min(s["quality_images"], w.n_test)
+    curve = 0.0
+    for m in w.quality_methods:
+        orders = s["tie_orders"] if REGISTRY[m].output == "map" else 1
+        curve += 2 * max(s["quality_steps"] - 1, 0) * orders * p.forward_s
+    conv = w.shape.layer_channels is not None
+    return {  # named as the parts of Explained.seconds
+        "test set": (w.n_test + w.n_errors) * cam if conv else 0.0,
+        "methods on sample images": w.n_samples * sum(methods.values()),
+        "class grid": w.n_grid * w.grid_classes * cam if conv else 0.0,
+        "quality: maps": q * sum(methods[m] for m in w.quality_methods),
+        "quality: deletion/insertion": q * curve,
+        "quality: sanity check": min(s["sanity_images"], q) * sum(
+            methods[m] for m in w.quality_methods),
+        "layers": (3 * s["pattern_filters"] * s["pattern_steps"]
+                   + s["dream_images"] * s["dream_octaves"] * 12) * cam,
+    }
+
+
+def _option(w: Work, method: str, key: str, value) -> None:
+    if method in w.options:
+        w.options[method] = dataclasses.replace(w.options[method], **{key: value})
+
+
+#: The reductions, in the order they are tried: (what, how). Each returns a description of
+#: what it changed, or None when it cannot (already at its floor, or set by the user).
+REDUCTIONS = ("tie_orders", "quality_images:50", "smoothgrad.samples", "integrated_gradients"
+              ".steps", "scorecam.channels", "rise.masks", "quality_steps", "quality_images:20",
+              "pattern_steps", "dream_octaves", "drop:rise", "drop:occlusion",
+              "quality_images:10", "dream_images", "pattern_filters")
+
+#: Floors of the reducible settings: (explain key, floor, reduced value of the current one).
+_SETTINGS = {"tie_orders": (1, lambda v: 1), "quality_steps": (4, lambda v: max(4, v // 2)),
+             "pattern_steps": (10, lambda v: max(10, v // 4)),
+             "dream_octaves": (1, lambda v: 1), "dream_images": (0, lambda v: 0),
+             "pattern_filters": (0, lambda v: 0)}
+_OPTIONS = {"smoothgrad.samples": (4, lambda v: max(4, v // 2)),
+            "integrated_gradients.steps": (8, lambda v: max(8, v // 2)),
+            "scorecam.channels": (8, lambda v: max(8, v // 2)),
+            "rise.masks": (500, lambda v: max(500, v // 4))}
+
+
+#: The keys the reductions change (a key set by the user is kept as it is).
+REDUCIBLE = {"explain.methods", "explain.quality_images", "explain.sanity_images",
+             *(f"explain.{k}" for k in (*_SETTINGS, *_OPTIONS))}
+
+
+def _reduce(step: str, w: Work, given: set[str]) -> str | None:
+    s = w.settings
+    if step.startswith("quality_images:"):
+        floor = int(step.split(":")[1])
+        if "explain.quality_images" in given or min(s["quality_images"], w.n_test) <= floor:
+            return None
+        old, s["quality_images"] = s["quality_images"], floor
+        s["sanity_images"] = min(s["sanity_images"], floor)
+        return f"explain.quality_images {old} → {floor}"
+    if step.startswith("drop:"):
+        m = step.split(":")[1]
+        if m not in w.quality_methods or "explain.methods" in given:
+            return None
+        w.quality_methods.remove(m)
+        return f"{REGISTRY[m].label} left out of the quality table (shown on the samples)"
+    if step in _SETTINGS:
+        floor, smaller = _SETTINGS[step]
+        if f"explain.{step}" in given or s[step] <= floor:
+            return None
+        old, s[step] = s[step], smaller(s[step])
+        return f"explain.{step} {old} → {s[step]}"
+    method, key = step.split(".")
+    floor, smaller = _OPTIONS[step]
+    opts = w.options.get(method)
+    if opts is None or f"explain.{step}" in given or getattr(opts, key) <= floor:
+        return None
+    old = getattr(opts, key)
+    _option(w, method, key, smaller(old))
+    return f"explain.{step} {old} → {getattr(w.options[method], key)}"
+
+
+def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
+              batch_size: int) -> dict:
+    """The plan of the work ``w`` on probe ``p``: reductions in :data:`REDUCTIONS` order until
+    the estimate fits ``budget_s`` (``w`` is changed in place to the planned settings), and the
+    batch size (``batch_size`` when the user set ``explain.batch_size``, else what ``memory``
+    bytes hold). Returns it as plain data."""
+    per_image = BACKWARD_FACTOR * p.activation_bytes
+    fits = memory_batch(p.activation_bytes, memory)
+    batch = batch_size if "explain.batch_size" in given else fits
+    full = estimate(p, w)
+    reduced: list[str] = []
+    for step in REDUCTIONS:
+        if sum(estimate(p, w).values()) <= budget_s:
+            break
+        what = _reduce(step, w, given)
+        if what:
+            reduced.append(what)
+    planned = estimate(p, w)
+    notes = []
+    total = sum(planned.values())
+    if total > budget_s:
+        kept = sorted(k for k in given if k in REDUCIBLE)
+        notes.append(f"Over the budget: about {total:.0f} s of work against "
+                     f"explain.budget = {budget_s:g} s"
+                     + (f"; set by you and kept: {', '.join(kept)}" if kept else
+                        "; the unavoidable work and the smallest extras take that long"))
+    if batch > fits:
+        notes.append(f"explain.batch_size = {batch} (set by you) needs about "
+                     f"{batch * per_image / 2**30:.1f} GiB, more than the memory budget of "
+                     f"{memory / 2**30:.1f} GiB")
+    return {"device": p.device, "budget_s": budget_s, "memory_bytes": int(memory),
+            "timed": "compiled" if p.compiled else "eagerly (an upper bound)",
+            "forward_images_per_s": round(p.images_per_s[0], 2),
+            "backward_images_per_s": round(p.images_per_s[1], 2),
+            "activation_bytes_per_image": p.activation_bytes, "batch_size": int(batch),
+            "estimate_full_s": {k: round(v, 1) for k, v in full.items()},
+            "estimate_s": {k: round(v, 1) for k, v in planned.items()},
+            "reduced": reduced, "notes": notes, "settings": dict(w.settings),
+            "quality_methods": list(w.quality_methods)}

@@ -1,0 +1,112 @@
+"""The planner: estimates from the declared costs, reductions in their documented order until
+the estimate fits, keys the user set kept, batch sizes from memory, and a probe that measures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reportgen.explain import plan as pl
+from reportgen.explain.methods import REGISTRY, Shape, configure
+
+
+def work(methods=("gradcam", "smoothgrad", "rise")):
+    from reportgen.config import Config
+
+    options = {m: o for m, o in configure(Config()).items() if m in methods}
+    settings = {"quality_images": 100, "quality_steps": 8, "tie_orders": 3, "sanity_images": 16,
+                "pattern_filters": 8, "pattern_steps": 40, "dream_images": 3, "dream_octaves": 3}
+    return pl.Work(n_test=500, n_errors=20, n_samples=10, n_grid=5, grid_classes=5,
+                   shape=Shape(224, 224, 1280), settings=settings, options=options,
+                   quality_methods=list(options))
+
+
+PROBE = pl.Probe("CPU", forward_s=0.01, backward_s=0.02, activation_bytes=10**6, batch=16)
+
+
+def test_the_estimate_is_the_declared_cost_times_the_measured_seconds():
+    w = work()
+    est = pl.estimate(PROBE, w)
+    cam = 0.01 + 0.02
+    assert est["test set"] == pytest.approx(520 * cam)
+    per_image = sum(REGISTRY[m].cost(o, w.shape).forward * 0.01
+                    + REGISTRY[m].cost(o, w.shape).backward * 0.02 for m, o in w.options.items())
+    assert est["quality: maps"] == pytest.approx(100 * per_image)
+    # Deletion and insertion: 2 curves of 7 inner steps, 3 tie orders for the two maps
+    # (GradCAM, RISE), 1 for SmoothGrad's attributions.
+    assert est["quality: deletion/insertion"] == pytest.approx(100 * 2 * 7 * (3 + 3 + 1) * 0.01)
+    assert est["layers"] == pytest.approx((3 * 8 * 40 + 3 * 3 * 12) * cam)
+
+
+def test_a_cheap_model_keeps_the_full_report():
+    w = work()
+    before = dict(w.settings)
+    plan = pl.make_plan(pl.Probe("CPU", 1e-5, 1e-5, 1000, 16), w, 600, 2**30, set(), 64)
+    assert plan["reduced"] == [] and plan["notes"] == [] and w.settings == before
+    assert plan["quality_methods"] == ["gradcam", "smoothgrad", "rise"]
+
+
+def test_an_expensive_model_is_reduced_in_order_until_it_fits():
+    w = work()
+    plan = pl.make_plan(PROBE, w, 120.0, 2**30, set(), 64)
+    assert sum(plan["estimate_s"].values()) <= 120.0
+    assert plan["reduced"][:3] == ["explain.tie_orders 3 → 1", "explain.quality_images 100 → 50",
+                                   "explain.smoothgrad.samples 10 → 5"]
+    assert sum(plan["estimate_full_s"].values()) > 120.0
+    assert plan["settings"] == w.settings and plan["notes"] == []
+    # The unavoidable part is never reduced.
+    assert plan["estimate_s"]["test set"] == plan["estimate_full_s"]["test set"]
+
+
+def test_keys_the_user_set_are_kept_and_the_plan_says_so():
+    w = work()
+    given = {"explain.quality_images", "explain.tie_orders"}
+    plan = pl.make_plan(PROBE, w, 1.0, 2**30, given, 64)
+    assert w.settings["quality_images"] == 100 and w.settings["tie_orders"] == 3
+    assert not any("quality_images" in r or "tie_orders" in r for r in plan["reduced"])
+    assert len(plan["notes"]) == 1 and "explain.quality_images, explain.tie_orders" in \
+        plan["notes"][0]
+
+
+def test_the_batch_follows_the_memory_unless_set():
+    w = work()
+    # 3 x 1 MB per image in 80 % of 100 MB: 26 images.
+    assert pl.make_plan(PROBE, w, 1e9, 100 * 10**6, set(), 64)["batch_size"] == 26
+    assert pl.make_plan(PROBE, w, 1e9, 10**12, set(), 64)["batch_size"] == pl.MAX_BATCH
+    plan = pl.make_plan(PROBE, work(), 1e9, 10 * 10**6, {"explain.batch_size"}, 64)
+    assert plan["batch_size"] == 64 and "more than the memory budget" in plan["notes"][0]
+
+
+def test_the_probe_measures_time_and_counts_activations(keras, tier):
+    from reportgen.explain.explainer import Explainer
+
+    inp = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inp)
+    out = keras.layers.Dense(2, name="head")(keras.layers.Flatten(name="flat")(h))
+    ex = Explainer(keras.Model(inp, out))
+    p = pl.probe(ex, np.zeros((3, 8, 8, 1), np.float32), batch=5)
+    assert p.batch == 5 and p.forward_s > 0 and p.backward_s > 0 and not p.compiled
+    from reportgen.explain.common import probability_function
+    assert probability_function(ex.graph).eager_calls == 0  # the eager probe is not counted
+    c = pl.probe(ex, np.zeros((3, 8, 8, 1), np.float32), batch=5, compiled=True)
+    assert c.compiled
+    if tier == "compiled":  # (the eager tier of these tests never compiles)
+        assert probability_function(ex.graph).compiled is not None
+    # Outputs of conv (8 x 8 x 4), flat (256) and head (2), float32.
+    assert p.activation_bytes == pl.activation_bytes(ex.graph) == 4 * (256 + 256 + 2)
+
+
+def test_a_small_test_set_is_not_reduced_below_what_it_has():
+    w = work()
+    w.n_test = 20  # 20 photos: 100 quality images are 20 already
+    plan = pl.make_plan(PROBE, w, 1.0, 2**30, set(), 64)
+    assert not any(r.startswith("explain.quality_images 100 → 50") for r in plan["reduced"])
+    assert "explain.quality_images 100 → 10" in plan["reduced"]
+
+
+def test_the_memory_budget_is_half_of_what_is_available_at_most_2_gib(monkeypatch):
+    monkeypatch.setattr(pl, "available_memory", lambda: 3 * 2**30)
+    assert pl.memory_budget(0) == 1.5 * 2**30
+    monkeypatch.setattr(pl, "available_memory", lambda: 64 * 2**30)
+    assert pl.memory_budget(0) == 2 * 2**30
+    assert pl.memory_budget(6) == 6 * 2**30  # as set
