@@ -162,12 +162,13 @@ def overlay_benchmark(n: int) -> float:
     return r
 
 
-def make_dataset(root: Path, n_test: int, cache: Path) -> Path:
-    """A train/val/test folder set with n_test test images (shapes, symlinked from the cache)."""
+def make_dataset(root: Path, n_test: int, cache: Path, size: int = 64) -> Path:
+    """A train/val/test folder set with n_test test images (shapes at ``size`` px, symlinked
+    from the cache)."""
     from reportgen.data.shapes import CLASSES, generate
 
     per_class = n_test // len(CLASSES) + 20
-    src = generate(cache, per_class=per_class, size=64, seed=11)
+    src = generate(cache, per_class=per_class, size=size, seed=11)
     ann = json.loads((src / "annotations.json").read_text())
     out_ann = {}
     for c in CLASSES:
@@ -187,7 +188,9 @@ def run_build(data: Path, model: Path, out: Path, cache: Path, extra=()) -> dict
     """Run `reportgen build` in a fresh process; return wall time, peak RSS, stage times."""
     code = ("import resource, sys; from reportgen.cli import main\n"
             "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
-            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "u = resource.getrusage(resource.RUSAGE_SELF)\n"
+            "print('PEAK', u.ru_maxrss, file=sys.stderr)\n"
+            "print('CPU', u.ru_utime + u.ru_stime, file=sys.stderr)\n"
             "sys.exit(code)")
     args = [sys.executable, "-c", code, "build", "--quiet", "--out", str(out),
             "--set", "data.source=folder", "--set", f"data.path={data}",
@@ -200,10 +203,13 @@ def run_build(data: Path, model: Path, out: Path, cache: Path, extra=()) -> dict
         raise RuntimeError(proc.stderr[-2000:])
     peak = next(int(line.split()[1]) for line in proc.stderr.splitlines()
                 if line.startswith("PEAK"))
+    cpu = next(float(line.split()[1]) for line in proc.stderr.splitlines()
+               if line.startswith("CPU"))
     metrics = json.loads((out / "metrics.json").read_text())
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     model_size = (out / "model.keras").stat().st_size if (out / "model.keras").exists() else 0
-    return {"wall_s": wall, "peak_rss_mb": peak / 1024, "stages": metrics["timings_s"],
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak / 1024,
+            "stages": metrics["timings_s"], "plan": metrics["explain"].get("plan", {}),
             "explain_parts": metrics["explain"].get("seconds", {}),
             "site_bytes": size - model_size, "n_test": metrics["splits"]["test"]["n"]}
 

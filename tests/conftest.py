@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Builds in tests cache into a private folder, never the user's ~/.cache/reportgen.
@@ -24,3 +25,43 @@ def keras():
 
     keras.utils.set_random_seed(7)
     return keras
+
+
+#: The smoke build every end-to-end check of one site shares (the CLI and browser tests):
+#: configs/smoke.toml with a gallery large enough to hold every test image.
+SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.toml"
+SMOKE_SETS = ["--set", "explain.gallery_size=60"]
+
+
+@pytest.fixture(scope="session")
+def smoke_site(tmp_path_factory):
+    """(site folder, click result) of one smoke build; its cache is ``site/../cache``."""
+    from click.testing import CliRunner
+
+    from reportgen.cli import main
+
+    tmp = tmp_path_factory.mktemp("smoke")
+    out = tmp / "site"
+    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(out),
+                                       "--set", f"data.cache_dir={tmp / 'cache'}", "--quiet",
+                                       *SMOKE_SETS], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+@pytest.fixture(scope="session")
+def second_site(smoke_site):
+    """A second model on the smoke site's data (one epoch, another learning rate), built with
+    the same cache: the other side of every comparison."""
+    from click.testing import CliRunner
+
+    from reportgen.cli import main
+
+    out = smoke_site[0].parent / "second"
+    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(out),
+                                       "--set", f"data.cache_dir={out.parent / 'cache'}",
+                                       "--quiet", *SMOKE_SETS, "--set", "training.epochs=1",
+                                       "--set", "training.learning_rate=0.01"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out

@@ -16,6 +16,8 @@ from click.testing import CliRunner
 from reportgen.cli import main
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.toml"
+#: The settings of the shared smoke site (conftest.smoke_site) beyond configs/smoke.toml.
+SMOKE_SETS = ["--set", "explain.gallery_size=60"]
 
 
 def test_importing_cli_does_not_import_tensorflow():
@@ -72,17 +74,6 @@ class _Links(HTMLParser):
             self.imgs.append(a)
 
 
-@pytest.fixture(scope="module")
-def smoke_site(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("smoke")
-    out = tmp / "site"
-    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(out),
-                                       "--set", f"data.cache_dir={tmp / 'cache'}", "--quiet"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return out, result
-
-
 def test_smoke_build_last_line_is_index(smoke_site):
     out, result = smoke_site
     assert result.stdout.strip().splitlines()[-1] == str(out / "index.html")
@@ -137,7 +128,7 @@ def test_build_from_saved_model(smoke_site, tmp_path):
     result = CliRunner().invoke(main, [
         "build", "--config", str(SMOKE), "--out", str(tmp_path / "loaded"), "--quiet",
         "--set", f"data.cache_dir={out.parent / 'cache'}", "--set", "model.source=load",
-        "--set", f"model.path={saved}"], catch_exceptions=False)
+        "--set", f"model.path={saved}", *SMOKE_SETS], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     m = json.loads((tmp_path / "loaded" / "metrics.json").read_text())
     first = json.loads((out / "metrics.json").read_text())
@@ -156,7 +147,7 @@ def test_cached_rebuild_never_loads_tensorflow(smoke_site, tmp_path):
         "from reportgen.cli import main\n"
         f"args = ['build', '--config', {str(SMOKE)!r}, '--quiet', '--out', "
         f"{str(tmp_path / 'again')!r}, '--set', 'data.cache_dir={out.parent / 'cache'}', "
-        "'--set', 'report.title=Third']\n"
+        "'--set', 'report.title=Third', '--set', 'explain.gallery_size=60']\n"
         "try:\n    main(args)\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -168,7 +159,8 @@ def test_cached_rebuild_never_loads_tensorflow(smoke_site, tmp_path):
 def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path, monkeypatch):
     out, _ = smoke_site
     cache = out.parent / "cache"
-    args = ["build", "--config", str(SMOKE), "--quiet", "--set", f"data.cache_dir={cache}"]
+    args = ["build", "--config", str(SMOKE), "--quiet", "--set", f"data.cache_dir={cache}",
+            *SMOKE_SETS]
 
     def no_tensorflow():
         raise AssertionError("a rebuild with only report settings changed started TensorFlow")
@@ -214,7 +206,8 @@ def test_a_build_over_its_budget_reduces_the_extras_and_says_so(smoke_site):
     site = out.parent / "budget"
     result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(site),
                                        "--set", f"data.cache_dir={out.parent / 'cache'}",
-                                       "--set", "explain.budget=0.001", "--quiet"],
+                                       "--set", "explain.budget=0.001", "--quiet",
+                                       *SMOKE_SETS],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     plan = json.loads((site / "metrics.json").read_text())["explain"]["plan"]

@@ -534,9 +534,11 @@ def planned(run: Run, ex, data: Data, prep, probs: np.ndarray) -> tuple:
     memory = pl.memory_budget(e.memory_gb)
     batch = min(32, pl.memory_batch(pl.activation_bytes(ex.graph), memory))
     sample = prep(test.images[:4])
-    for compiled in (False, True):  # eager timing is free and an upper bound: if it fits, done
+    for compiled in (False, True):  # eager timing is cheap and an upper bound: if it fits, done
         w = work()
-        plan = pl.make_plan(pl.probe(ex, sample, batch, compiled=compiled), w,
+        probe = pl.probe(ex, sample, batch, compiled=True) if compiled else \
+            pl.probe(ex, sample, min(batch, 4), repeats=1)
+        plan = pl.make_plan(probe, w,
                             e.budget or pl.DEFAULT_BUDGET, memory, set(cfg.given),
                             e.batch_size)
         if not plan["reduced"] and not plan["notes"]:

@@ -5,7 +5,6 @@ scrolling at phone width, and dark mode honoured."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -13,7 +12,6 @@ from click.testing import CliRunner
 from reportgen.cli import main
 from .chromium import axe_script, axe_violations, browser, check_page, chromium_path
 
-SMOKE = Path(__file__).resolve().parents[2] / "configs" / "smoke.toml"
 
 if chromium_path() is None or not __import__("importlib").util.find_spec("playwright"):
     if os.environ.get("CI"):
@@ -22,15 +20,9 @@ if chromium_path() is None or not __import__("importlib").util.find_spec("playwr
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
-    out = tmp / "site"
-    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(out),
-                                       "--quiet", "--set", f"data.cache_dir={tmp / 'cache'}",
-                                       "--set", "explain.gallery_size=60"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return out
+def site(smoke_site):
+    """The shared smoke site (tests/conftest.py): read, never changed, by these tests."""
+    return smoke_site[0]
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +75,10 @@ def test_gallery_links_open_full_images(site, chromium):
 
 
 @pytest.mark.parametrize("width", [1280, 390])
-def test_comparison_page_loads_clean(site, chromium, tmp_path, width):
+def test_comparison_page_loads_clean(site, second_site, chromium, tmp_path, width):
     """A comparison of the smoke site with a second model on the same data, as a person would
     open it."""
-    tmp = site.parent
-    other = tmp / "other"
-    if not other.exists():
-        assert CliRunner().invoke(main, [
-            "build", "--config", str(SMOKE), "--out", str(other), "--quiet", "--set",
-            f"data.cache_dir={tmp / 'cache'}", "--set", "training.epochs=1"]).exit_code == 0
+    other = second_site
     out = tmp_path / "compare"
     result = CliRunner().invoke(main, ["compare", str(site), str(other), "--out", str(out)],
                                 catch_exceptions=False)

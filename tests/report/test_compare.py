@@ -9,7 +9,6 @@ import json
 import re
 import shutil
 from math import comb
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from reportgen import evaluate as ev
 from reportgen.cli import main
 from reportgen.report.compare import sentence
 
-SMOKE = Path(__file__).resolve().parents[2] / "configs" / "smoke.toml"
 
 
 def binomial_two_sided(b, c):
@@ -71,21 +69,10 @@ def test_the_sentence_names_the_better_model_only_when_significant():
                            "\u22121.2 points")
 
 
-def build(tmp, name, *overrides):
-    out = tmp / name
-    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(out),
-                                       "--quiet", "--set", f"data.cache_dir={tmp / 'cache'}",
-                                       *[a for o in overrides for a in ("--set", o)]],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 @pytest.fixture(scope="module")
-def two_sites(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("compare")
-    return tmp, build(tmp, "first"), build(tmp, "second", "training.epochs=1",
-                                           "training.learning_rate=0.01")
+def two_sites(tmp_path_factory, smoke_site, second_site):
+    """A folder for this module's outputs, and the two shared sites (tests/conftest.py)."""
+    return tmp_path_factory.mktemp("compare"), smoke_site[0], second_site
 
 
 def read_predictions(site):
