@@ -163,6 +163,15 @@ def prediction_summary(probs: np.ndarray, class_names: list[str], top_k: int = 5
     }
 
 
+def misclassified(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Indices of the images whose predicted class (``probs.argmax(1)``) is not their label;
+    images without a label (negative) are never misclassified."""
+    labels = np.asarray(labels)
+    if not len(labels):
+        return np.zeros(0, np.int64)
+    return np.flatnonzero((labels >= 0) & (np.asarray(probs).argmax(axis=1) != labels))
+
+
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     """The Wilson score interval of a proportion (95 % for the default z); (nan, nan) when
     n = 0. Unlike the normal approximation it stays inside [0, 1] and is sensible at 0 % and

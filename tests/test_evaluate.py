@@ -124,3 +124,9 @@ def test_split_metrics_carry_f1_intervals(rng):
     lo, hi = m["macro_f1_ci95"]
     assert lo <= m["macro_f1"] <= hi
     assert all(len(m["per_class"][c]["f1_ci95"]) == 2 for c in "abc")
+
+
+def test_misclassified_skips_images_without_labels():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    assert ev.misclassified(np.array([0, 0, 1, -1]), probs).tolist() == [1, 2]
+    assert ev.misclassified(np.zeros(0, int), np.zeros((0, 2))).tolist() == []

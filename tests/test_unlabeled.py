@@ -127,7 +127,7 @@ APPLICATION = ["data.source=images", "model.source=applications",
                # a CAM, a gradient, a perturbation and a sampling method: every kind of path
                "explain.methods=['gradcam', 'integrated_gradients', 'occlusion', 'rise']",
                "explain.quality_images=4", "explain.sanity_images=2", "explain.pattern_filters=1",
-               "explain.dream_images=0"]
+               "explain.dream_images=0", "explain.rise.masks=100"]
 
 
 def test_photos_explained_by_a_keras_applications_classifier(tmp_path):

@@ -119,6 +119,24 @@ def receptive_field(model, layer: str) -> ReceptiveField:
     graph.layer(layer)
     if len(graph.layer_shapes[layer]) != 3:
         raise ValueError(f"layer {layer!r} has no spatial output")
+    found = _walk(graph, {layer}, strict=True)
+    if layer not in found:
+        raise ValueError(f"layer {layer!r}: its field cannot be traced from the input")
+    return found[layer]
+
+
+def receptive_fields(model, layers) -> dict[str, ReceptiveField]:
+    """The receptive fields of several ``layers`` in one walk through the model (one
+    :func:`receptive_field` call each would walk it once per layer). A layer whose field
+    cannot be traced (behind an unsupported layer, or not spatial) is left out."""
+    graph = model.graph if isinstance(model, Explainer) else ModelGraph(model)
+    return _walk(graph, set(layers), strict=False)
+
+
+def _walk(graph: ModelGraph, layers: set[str], strict: bool) -> dict[str, ReceptiveField]:
+    """Trace the fields from the input through the graph; return those of ``layers``. An
+    unsupported layer raises (``strict``) or leaves its outputs, and what follows them,
+    untraced."""
     fields: dict[int, tuple[_Axis, _Axis]] = {}
     keep = []  # tensors stay referenced so ids are not reused during the walk
     result = {}
@@ -129,19 +147,22 @@ def receptive_field(model, layer: str) -> ReceptiveField:
         keep.extend(flat_in + keras.tree.flatten(out))
         known = [fields[id(t)] for t in flat_in if id(t) in fields]
         if known and len(flat_in[0].shape) == 4:
-            f = _layer_field(lyr, known, flat_in[0].shape)
-            if len(keras.tree.flatten(out)[0].shape) == 4:
+            try:
+                f = _layer_field(lyr, known, flat_in[0].shape)
+            except ValueError:
+                if strict:
+                    raise
+                f = None
+            if f is not None and len(keras.tree.flatten(out)[0].shape) == 4:
                 for t in keras.tree.flatten(out):
                     fields[id(t)] = f
-        if path == layer:
-            if id(keras.tree.flatten(out)[0]) not in fields:
-                raise ValueError(f"layer {layer!r}: its field cannot be traced from the input")
-            result["f"] = fields[id(keras.tree.flatten(out)[0])]
+        if path in layers and id(keras.tree.flatten(out)[0]) in fields:
+            (ry, jy, oy), (rx, jx, ox) = fields[id(keras.tree.flatten(out)[0])]
+            result[path] = ReceptiveField(size=(ry, rx), stride=(jy, jx), offset=(oy, ox))
         return out
 
     x = tf.zeros((1,) + graph.input_shape, tf.float32)
     keep.append(x)
     fields[id(x)] = ((1.0, 1.0, 0.0), (1.0, 1.0, 0.0))
     graph.forward(x, visit, logits=False)
-    (ry, jy, oy), (rx, jx, ox) = result["f"]
-    return ReceptiveField(size=(ry, rx), stride=(jy, jx), offset=(oy, ox))
+    return result

@@ -14,12 +14,12 @@ import numpy as np
 
 from reportgen.config import Config
 from reportgen.errors import ConfigError
-from reportgen.evaluate import bootstrap_mean, wilson_interval
+from reportgen.evaluate import bootstrap_mean, misclassified, wilson_interval
 from reportgen.explain import features, quality
 from reportgen.explain.cam import cam_maps, cam_with_peaks
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.methods import REGISTRY, as_map
-from reportgen.explain.receptive import receptive_field
+from reportgen.explain.receptive import receptive_field, receptive_fields
 from reportgen.explain.results import (SECTIONS, DreamView, Explained, FeatureMapView,
                                        LayerViews, Peaks, QualityRow, ReceptiveView, Unit)
 
@@ -133,8 +133,7 @@ def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
     result.pointing["gradcam"] = hits
     result.peaks = peaks
     if split.labeled:  # what the model would have needed to see: the true class's map
-        pred = probs.argmax(axis=1)
-        wrong = np.flatnonzero((split.labels >= 0) & (pred != split.labels))
+        wrong = misclassified(split.labels, probs)
         for start in range(0, len(wrong), CHUNK):
             idx = wrong[start:start + CHUNK]
             small = cam_maps(ex, "gradcam", prep(split.images[idx]), split.labels[idx],
@@ -331,15 +330,9 @@ def receptive_layer(ex: Explainer, convs: list[str]) -> str:
     units see at most half the input's side (a box that covers the whole image shows
     nothing), else the first conv layer. A layer the analysis cannot follow is passed over."""
     side = min(ex.input_shape[:2])
-    best = None
-    for p in convs:
-        try:
-            size = max(receptive_field(ex, p).size)
-        except ValueError:
-            continue
-        if size <= side / 2:
-            best = p
-    return best or convs[0]
+    fields = receptive_fields(ex, convs)
+    small = [p for p in convs if p in fields and max(fields[p].size) <= side / 2]
+    return small[-1] if small else convs[0]
 
 
 #: Test images searched for the peaks of a layer other than the explained one (its own pass).

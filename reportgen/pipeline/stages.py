@@ -507,6 +507,7 @@ def planned(run: Run, ex, data: Data, prep, probs: np.ndarray) -> tuple:
     """Probe the model, plan the work to explain.budget and the memory budget, and say what
     was reduced; return (the config with the planned explain settings, the planned method
     options, the plan as plain data). The explainer's batch size becomes the planned one."""
+    from reportgen.evaluate import misclassified
     from reportgen.explain import plan as pl
     from reportgen.explain import suite
     from reportgen.explain.methods import Shape
@@ -520,8 +521,7 @@ def planned(run: Run, ex, data: Data, prep, probs: np.ndarray) -> tuple:
         channels = int(ex.graph.layer_shapes[ex.layer][-1])
     except ValueError:
         channels = None
-    wrong = int(((test.labels >= 0) & (probs.argmax(1) != test.labels)).sum()) \
-        if test.labeled else 0
+    wrong = len(misclassified(test.labels, probs)) if test.labeled else 0
     keys = ("quality_images", "quality_steps", "tie_orders", "sanity_images",
             "pattern_filters", "pattern_steps", "dream_images", "dream_octaves")
 

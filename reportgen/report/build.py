@@ -19,7 +19,7 @@ import numpy as np
 
 from reportgen import figures as figs
 from reportgen import progress as prog
-from reportgen.evaluate import RESAMPLES, wilson_interval
+from reportgen.evaluate import RESAMPLES, misclassified, wilson_interval
 from reportgen.report.assets import Assets
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
@@ -237,10 +237,8 @@ def _common(inputs: ReportInputs) -> dict:
                if n in per_class]
     nav = [{"href": "index.html", "label": "Overview"}]
     if inputs.ds.labeled:
-        test = inputs.ds.splits["test"]
-        wrong = int(((test.labels >= 0) & (inputs.probs["test"].argmax(axis=1) != test.labels))
-                    .sum())
-        nav.append({"href": "errors.html", "label": f"Errors ({wrong})"})
+        wrong = misclassified(inputs.ds.splits["test"].labels, inputs.probs["test"])
+        nav.append({"href": "errors.html", "label": f"Errors ({len(wrong)})"})
     nav += [{"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
     if len(classes) <= NAV_CLASSES:

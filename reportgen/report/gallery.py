@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 
+from reportgen.evaluate import misclassified
 from reportgen.explain.results import SECTIONS
 from reportgen.figures.overlay import colormap_lut, heatmap_overlay, resize_map, to_rgb
 from reportgen.report.assets import Assets
@@ -117,14 +118,13 @@ def tile(assets: Assets, split, probs: np.ndarray, names: list[str], i: int, exp
         thumb, full = gradcam_tiles(assets, split, i, true_maps[i], "true")
         views.append({"label": f"map: {true}", "src": thumb, "full": full,
                       "alt": f"GradCAM for the true class {true}, {desc}"})
+    main = views[min(1, len(views) - 1)]  # the predicted class's map (the image without one)
     return {
         "index": i, "path": split.paths[i], "true": true, "pred": names[pred],
         "correct": true == names[pred], "confidence": conf,
         "topk": [(names[int(k)], float(probs[i][k])) for k in order],
         "views": views, "size": THUMB,
-        # The two views Markdown shows: the map of the predicted class and its full size.
-        "thumb": views[min(1, len(views) - 1)]["src"], "full": views[min(1, len(views) - 1)]["full"],
-        "alt": views[min(1, len(views) - 1)]["alt"],
+        "thumb": main["src"], "full": main["full"], "alt": main["alt"],
         "caption": (f"pred {names[pred]} {100 * conf:.1f} %" if true is None else
                     f"{'right' if true == names[pred] else 'wrong'}: true {true}, "
                     f"pred {names[pred]} {100 * conf:.1f} %"),
@@ -165,7 +165,7 @@ def errors_page(assets: Assets, split, probs: np.ndarray, names: list[str], expl
     if not split.labeled:
         return None
     pred = probs.argmax(axis=1)
-    wrong = np.flatnonzero((split.labels >= 0) & (pred != split.labels))
+    wrong = misclassified(split.labels, probs)
     wrong = wrong[np.argsort(-probs[wrong].max(axis=1), kind="stable")]
     tiles = [tile(assets, split, probs, names, int(i), explained) for i in wrong]
     pairs: dict[tuple[int, int], int] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from reportgen.explain.receptive import receptive_field
@@ -98,3 +99,20 @@ def test_receptive_units_are_shown_on_different_images(keras):
     assert [(u.channel, u.index) for u in view.units] == [(0, 0), (2, 1)]  # 1 skipped: image 0
     view = _top_units(ex, Split(), lambda x: x, "a", 3, peaks)
     assert [u.channel for u in view.units] == [0, 2, 1]  # too few images: the next best
+
+
+def test_one_walk_gives_every_layers_field_and_passes_over_what_it_cannot_trace(keras):
+    from reportgen.explain.receptive import receptive_fields
+
+    model = stack(keras, keras.layers.MaxPooling2D)
+    assert receptive_fields(model, ["a", "b", "c", "d"]) == {
+        name: receptive_field(model, name) for name in "abcd"}
+    inp = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(1, 3, name="a")(inp)
+    x = keras.layers.UpSampling2D(name="up")(x)
+    x = keras.layers.Conv2D(1, 3, name="b")(x)
+    out = keras.layers.Dense(2)(keras.layers.Flatten()(x))
+    model = keras.Model(inp, out)
+    assert list(receptive_fields(model, ["a", "b"])) == ["a"]  # b is behind the upsampling
+    with pytest.raises(ValueError, match="upsampling"):
+        receptive_field(model, "b")
