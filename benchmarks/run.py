@@ -163,7 +163,7 @@ def overlay_benchmark(n: int) -> float:
 
 
 def make_dataset(root: Path, n_test: int, cache: Path, size: int = 64) -> Path:
-    """A train/val/test folder set with n_test test images (shapes at ``size`` px, symlinked
+    """A train/val/test folder set with n_test test images (shapes at ``size`` px, hard-linked
     from the cache)."""
     from reportgen.data.shapes import CLASSES, generate
 
@@ -178,7 +178,10 @@ def make_dataset(root: Path, n_test: int, cache: Path, size: int = 64) -> Path:
             d = root / split / c
             d.mkdir(parents=True, exist_ok=True)
             for f in fs:
-                (d / f.name).symlink_to(f)
+                try:  # a hard link: a symbolic one would lead outside data.path (never read)
+                    os.link(f, d / f.name)
+                except OSError:
+                    shutil.copyfile(f, d / f.name)
                 out_ann[f"{split}/{c}/{f.name}"] = ann[f"{c}/{f.name}"]
     (root / "annotations.json").write_text(json.dumps(out_ann))
     return root

@@ -74,8 +74,9 @@ def filter_patterns_of(ex: Explainer, layer_filters: dict, steps=60, step_size=N
                        value_range=(0.0, 255.0), jitter=2, blur_every=8, seed=0
                        ) -> dict[str, np.ndarray]:
     """:func:`filter_patterns` of several layers at once: {layer: filters} -> {layer: (F, H, W,
-    C) float32}. All patterns are one batch (one compiled function, one pass per step); the
-    images are independent, each driven by its own layer and filter only."""
+    C) float32}. All patterns share one compiled function, one pass per step in batches of
+    the explainer's batch size; the images are independent, each driven by its own layer and
+    filter only (the batching changes no value)."""
     graph = ex.graph
     layers = tuple(layer_filters)
     for p in layers:
@@ -108,14 +109,17 @@ def filter_patterns_of(ex: Explainer, layer_filters: dict, steps=60, step_size=N
 
     grad_fn = graph.function(("filter-pattern", layers), make, tf.TensorSpec([None], tf.int32),
                              tf.TensorSpec([None], tf.int32))
-    grad_fn.expect(steps)
+    b = max(1, ex.batch_size)  # patterns in batches of the explainer's (memory) batch size
+    grad_fn.expect(steps * -(-len(filt) // b))
     rng = np.random.default_rng(seed)
     x = (lo + span * (0.5 + 0.05 * rng.standard_normal((len(filt), h, w, c)))).astype(np.float32)
     kernel = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 16.0
     for step in range(steps if len(filt) else 0):
         dy, dx = rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0)
         shifted = np.roll(x, (dy, dx), axis=(1, 2))
-        g = grad_fn(tf.constant(shifted), tf.constant(filt), tf.constant(which)).numpy()
+        g = np.concatenate([grad_fn(tf.constant(shifted[s:s + b]), tf.constant(filt[s:s + b]),
+                                    tf.constant(which[s:s + b])).numpy()
+                            for s in range(0, len(filt), b)])
         x = np.clip(x + step_size * np.roll(g, (-dy, -dx), axis=(1, 2)), lo, hi).astype(np.float32)
         if blur_every and (step + 1) % blur_every == 0 and step + 1 < steps:
             x = _blur3(x, kernel).astype(np.float32)

@@ -20,8 +20,11 @@ import numpy as np
 
 from reportgen.explain.methods import REGISTRY, Shape
 
-#: Seconds of explanation work a build plans for when ``explain.budget`` is 0.
-DEFAULT_BUDGET = 600.0
+#: When ``explain.budget`` is 0, a build plans for :data:`BUDGET_PASSES` predict passes over
+#: its test set (as the probe measures one), within [:data:`MIN_BUDGET`, :data:`MAX_BUDGET`]
+#: seconds: minutes on a CPU whatever the model, the full report on a small one or a GPU.
+BUDGET_PASSES = 30
+MIN_BUDGET, MAX_BUDGET = 120.0, 900.0
 #: Share of the available memory a build plans for when ``explain.memory_gb`` is 0, and at
 #: most :data:`MEMORY_CAP` bytes (more memory buys little speed on a CPU).
 MEMORY_SHARE = 0.5
@@ -108,6 +111,14 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
     both = best(lambda: np.asarray(run_g(x, t)))
     return Probe(device_name(), max(forward, 1e-6), max(both - forward, forward),
                  activation_bytes(ex.graph), batch, compiled)
+
+
+def time_budget(budget: float, p: Probe, n_test: int) -> float:
+    """Seconds to plan for: ``budget`` when set, else :data:`BUDGET_PASSES` predict passes of
+    ``n_test`` images at the probe's forward speed, clipped to [MIN_BUDGET, MAX_BUDGET]."""
+    if budget:
+        return float(budget)
+    return float(min(max(BUDGET_PASSES * n_test * p.forward_s, MIN_BUDGET), MAX_BUDGET))
 
 
 def memory_budget(memory_gb: float) -> float:

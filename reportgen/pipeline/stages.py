@@ -538,9 +538,8 @@ def planned(run: Run, ex, data: Data, prep, probs: np.ndarray) -> tuple:
         w = work()
         probe = pl.probe(ex, sample, batch, compiled=True) if compiled else \
             pl.probe(ex, sample, min(batch, 4), repeats=1)
-        plan = pl.make_plan(probe, w,
-                            e.budget or pl.DEFAULT_BUDGET, memory, set(cfg.given),
-                            e.batch_size)
+        plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
+                            set(cfg.given), e.batch_size)
         if not plan["reduced"] and not plan["notes"]:
             break
     ex.batch_size = plan["batch_size"]

@@ -108,3 +108,18 @@ def test_patterns_of_several_layers_are_independent_images(keras):
                               3)[0]
     after = _mean_activation(keras, model, "base.1/c1", both["base.1/c1"], 3)[0]
     assert after > before
+
+
+def test_filter_patterns_do_not_depend_on_the_batch_size(keras):
+    from reportgen.explain.explainer import Explainer
+    from reportgen.explain.features import filter_patterns_of
+
+    inp = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
+    h = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="c2")(h)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(h)))
+    filters = {"c1": range(4), "c2": range(3)}
+    whole = filter_patterns_of(Explainer(model, batch_size=64), filters, steps=5, seed=3)
+    parts = filter_patterns_of(Explainer(model, batch_size=2), filters, steps=5, seed=3)
+    for layer in filters:
+        np.testing.assert_allclose(parts[layer], whole[layer], rtol=1e-5, atol=1e-4)

@@ -110,3 +110,11 @@ def test_the_memory_budget_is_half_of_what_is_available_at_most_2_gib(monkeypatc
     monkeypatch.setattr(pl, "available_memory", lambda: 64 * 2**30)
     assert pl.memory_budget(0) == 2 * 2**30
     assert pl.memory_budget(6) == 6 * 2**30  # as set
+
+
+def test_the_default_budget_is_thirty_predict_passes_within_two_and_fifteen_minutes():
+    p = pl.Probe("CPU", forward_s=0.02, backward_s=0.04, activation_bytes=1, batch=4)
+    assert pl.time_budget(0, p, 500) == pytest.approx(30 * 500 * 0.02)  # 300 s
+    assert pl.time_budget(0, p, 10) == pl.MIN_BUDGET == 120  # a small test set: two minutes
+    assert pl.time_budget(0, p, 10**5) == pl.MAX_BUDGET == 900  # a huge one: fifteen
+    assert pl.time_budget(45, p, 500) == 45  # as set
