@@ -542,6 +542,7 @@ def planned(run: Run, ex, data: Data, prep, probs: np.ndarray) -> tuple:
                             set(cfg.given), e.batch_size)
         if not plan["reduced"] and not plan["notes"]:
             break
+    plan["budget_default"] = not e.budget
     ex.batch_size = plan["batch_size"]
     for line in plan["reduced"] + plan["notes"]:
         prog.say(f"Plan: {line}", run.show)
