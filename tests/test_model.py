@@ -15,20 +15,29 @@ def bn_means(model):
             if type(lyr).__name__ == "BatchNormalization"]
 
 
+def trained_mobilenet(rng, *, freeze: bool, images: int, classes: int, epochs: int,
+                      validate: bool):
+    """A 32-px MobileNetV2 from random weights trained on random images: (given model, its
+    BatchNorm means before, trained copy, history, x, y); validated on the training images
+    when ``validate``."""
+    model = transfer_model("mobilenetv2", (32, 32, 3), classes, weights="none",
+                           freeze_base=freeze)
+    before = bn_means(model)
+    x = rng.uniform(0, 255, (images, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, classes, images)
+    trained, history = train(model, x, y, *((x, y) if validate else (None, None)),
+                             epochs=epochs, batch_size=16 if validate else 8,
+                             learning_rate=1e-3, patience=epochs, seed=0)
+    return model, before, trained, history, x, y
+
+
 @pytest.fixture(scope="module")
 def from_scratch(keras):
-    """A MobileNetV2 trained from random weights (base not frozen) on 48 random 32-px images
-    of 4 classes, validated on the same images: (given model, its BatchNorm means before,
-    trained copy, history, x, y). Trained once for the tests below (the train step of a
-    MobileNetV2 takes half a minute to build)."""
-    rng = np.random.default_rng(1234)
-    model = transfer_model("mobilenetv2", (32, 32, 3), 4, weights="none", freeze_base=False)
-    before = bn_means(model)
-    x = rng.uniform(0, 255, (48, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 4, 48)
-    trained, history = train(model, x, y, x, y, epochs=4, batch_size=16, learning_rate=1e-3,
-                             patience=4, seed=0)
-    return model, before, trained, history, x, y
+    """:func:`trained_mobilenet` with its base trained on 48 images of 4 classes for 4 epochs,
+    trained once for the tests below (the train step of a MobileNetV2 takes half a minute to
+    build)."""
+    return trained_mobilenet(np.random.default_rng(1234), freeze=False, images=48, classes=4,
+                             epochs=4, validate=True)
 
 
 def test_training_updates_batchnorm_when_the_backbone_trains(from_scratch):
@@ -41,12 +50,8 @@ def test_training_updates_batchnorm_when_the_backbone_trains(from_scratch):
 
 
 def test_a_frozen_backbone_keeps_its_batchnorm_statistics(keras, rng):
-    model = transfer_model("mobilenetv2", (32, 32, 3), 3, weights="none", freeze_base=True)
-    before = bn_means(model)
-    x = rng.uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 3, 16)
-    trained, _ = train(model, x, y, None, None, epochs=1, batch_size=8, learning_rate=1e-3,
-                       patience=1, seed=0)
+    model, before, trained, _, _, _ = trained_mobilenet(rng, freeze=True, images=16, classes=3,
+                                                        epochs=1, validate=False)
     assert all(np.array_equal(a, b) for a, b in zip(before, bn_means(trained)))
     assert all(np.array_equal(a, b) for a, b in zip(before, bn_means(model)))
 

@@ -8,7 +8,6 @@ model stages only, so a cached rebuild (:func:`cached_report`) runs without it.
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import platform
 import time
@@ -490,7 +489,8 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
             explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
                                                cfg.explain.gallery_size, progress=advance)
         explained.seconds["test set"] = time.perf_counter() - t0
-        with prog.bar("Methods and quality", len(run.options) + 1, run.show) as advance:
+        scored = plan.get("quality_methods", options)
+        with prog.bar("Methods and quality", len(scored) + 1, run.show) as advance:
             suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, options,
                                   explained, progress=advance,
                                   explained=explained_classes(cfg, data.ds.class_names),
