@@ -26,6 +26,12 @@ THUMB = 128  # gallery tile side in pixels (files are at most 256 px)
 PAGE_TILES = 100  # gallery tiles per class page; more continue on the next page
 
 
+def full_side(split) -> int:
+    """Width of the full-size gallery files (what a click opens): the image's own, within
+    256-512 px."""
+    return min(max(256, split.images.shape[2]), 512)
+
+
 def slug(index: int, name: str) -> str:
     """Return a file-safe, unique page name for class ``index`` called ``name``."""
     clean = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40] or "class"
@@ -56,10 +62,9 @@ def gradcam_tiles(assets: Assets, split, i: int, cam: np.ndarray, kind: str = ""
         m = resize_map(cam, (img.shape[2], img.shape[1]))
         return with_box(heatmap_overlay(img, np.clip(m, 0, 1)[None])[0], split.boxes[i])
 
-    full_side = min(max(256, split.images.shape[2]), 512)
     folder = f"img/gradcam/{kind}/" if kind else "img/gradcam/"
     return (assets.image(f"{folder}{i}.jpg", overlay, THUMB),
-            assets.image(f"{folder}full/{i}.jpg", overlay, full_side, quality=90))
+            assets.image(f"{folder}full/{i}.jpg", overlay, full_side(split), quality=90))
 
 
 def true_name(split, names: list[str], i: int) -> str | None:
@@ -104,7 +109,7 @@ def tile(assets: Assets, split, probs: np.ndarray, names: list[str], i: int, exp
     desc = describe(split, probs, names, i)
     image = test_tile(assets, split, i)
     image_full = assets.image(f"img/test/full/{i}.jpg", lambda: to_rgb(split.images[i:i + 1])[0],
-                              min(max(256, split.images.shape[2]), 512), quality=90)
+                              full_side(split), quality=90)
     cam = maps.get(i)
     if cam is None and small_maps is not None:
         cam = small_maps[i]

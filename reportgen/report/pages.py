@@ -219,10 +219,15 @@ def _filters(assets: Assets, L: LayerViews) -> list[dict]:
     return out
 
 
+def _rf_scale(split) -> int:
+    """The whole-number enlargement that makes a receptive-field tile at least 128 px wide."""
+    return max(1, int(np.ceil(128 / split.images.shape[2])))
+
+
 def _rf_tile(split, u) -> np.ndarray:
     """Test image ``u.index`` enlarged to at least 128 px with unit ``u``'s field boxed."""
     img = Image.fromarray(to_rgb(split.images[u.index:u.index + 1])[0])
-    scale = max(1, int(np.ceil(128 / img.width)))
+    scale = _rf_scale(split)
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     y0, x0, y1, x1 = u.box  # inclusive unit rows and columns
     return with_box(np.asarray(img), [x0 * scale, y0 * scale, (x1 + 1) * scale,
@@ -239,7 +244,7 @@ def _receptive(assets: Assets, split, names, L: LayerViews) -> dict | None:
         rel = assets.image(f"img/layers/rf_{u.channel}.jpg", lambda u=u: _rf_tile(split, u),
                            quality=88)
         h, w = split.images.shape[1:3]
-        scale = max(1, int(np.ceil(128 / w)))
+        scale = _rf_scale(split)
         units.append({**vars(u), "src": rel, "true": true, "kind": kind,
                       "width": w * scale, "height": h * scale,
                       "alt": f"Receptive field of channel {u.channel} unit ({u.i}, {u.j}) on "

@@ -47,15 +47,20 @@ def test_every_page_loads_clean(site, chromium, width):
     page.close()
 
 
-def test_dark_mode_changes_colours(site, chromium):
-    colours = {}
+def in_both_schemes(site, chromium, script: str) -> dict:
+    """{"light", "dark"}: what ``script`` returns on the overview in each colour scheme."""
+    out = {}
     for scheme in ("light", "dark"):
         page = chromium.new_page(color_scheme=scheme)
         page.goto((site / "index.html").resolve().as_uri())
-        colours[scheme] = page.evaluate(
-            "() => [getComputedStyle(document.body).backgroundColor,"
-            " getComputedStyle(document.body).color]")
+        out[scheme] = page.evaluate(script)
         page.close()
+    return out
+
+
+def test_dark_mode_changes_colours(site, chromium):
+    colours = in_both_schemes(site, chromium, "() => [getComputedStyle(document.body)"
+                              ".backgroundColor, getComputedStyle(document.body).color]")
     assert colours["light"] != colours["dark"]
     assert colours["dark"][0] != "rgb(255, 255, 255)"
 
@@ -115,13 +120,8 @@ def test_wide_tables_scroll_in_a_focusable_box(site, chromium, width):
 
 
 def test_dark_mode_themes_the_figures(site, chromium):
-    filters = {}
-    for scheme in ("light", "dark"):
-        page = chromium.new_page(color_scheme=scheme)
-        page.goto((site / "index.html").resolve().as_uri())
-        filters[scheme] = page.evaluate(
-            "() => getComputedStyle(document.querySelector('img.figure')).filter")
-        page.close()
+    filters = in_both_schemes(site, chromium, "() => getComputedStyle("
+                              "document.querySelector('img.figure')).filter")
     assert filters["light"] == "none" and "invert" in filters["dark"]
 
 
