@@ -35,16 +35,21 @@ SMOKE_SETS = ["--set", "explain.gallery_size=60"]
 
 @pytest.fixture(scope="session")
 def smoke_site(tmp_path_factory):
-    """(site folder, click result) of one smoke build; its cache is ``site/../cache``."""
+    """(site folder, click result) of one smoke build; its cache is ``site/../cache``. Its
+    decoded images are kept in a temporary file (the image store of a large data set), so
+    every check of this site checks a build that reads its images from disk."""
     from click.testing import CliRunner
 
     from reportgen.cli import main
+    from reportgen.data import store
 
     tmp = tmp_path_factory.mktemp("smoke")
     out = tmp / "site"
-    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(out),
-                                       "--set", f"data.cache_dir={tmp / 'cache'}", "--quiet",
-                                       *SMOKE_SETS], catch_exceptions=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store, "IN_MEMORY_BYTES", 0)
+        result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(out),
+                                           "--set", f"data.cache_dir={tmp / 'cache'}",
+                                           "--quiet", *SMOKE_SETS], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return out, result
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from reportgen.data.decode import IMAGE_SUFFIXES, decode_or_reason
+from reportgen.data.store import Images, Store, chunks
 from reportgen.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,11 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class Split:
-    """One split's images, in memory.
+    """One split's images.
 
     Attributes:
-        images: (N, H, W, C) uint8 in [0, 255].
+        images: (N, H, W, C) uint8 in [0, 255]: a numpy array or an
+            :class:`~reportgen.data.store.Images` view (indexed alike, read on demand).
         labels: (N,) int64 class indices.
         paths: N file paths relative to the data root (POSIX separators).
         boxes: (N, 4) float32 object boxes [x0, y0, x1, y1] in pixels of ``images`` (edges, so
@@ -253,8 +255,12 @@ def order_classes(found: list[str], classes: list[str], root: Path) -> list[str]
 def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
                  split: list[float] = (0.7, 0.15, 0.15), seed: int = 0,
                  annotations: str = "annotations.json", workers: int = 4,
-                 progress=None, classes: list[str] | None = None) -> Dataset:
-    """Scan ``root``, split it, and decode every image to ``size`` (height, width).
+                 progress=None, classes: list[str] | None = None,
+                 in_memory: int | None = None) -> Dataset:
+    """Scan ``root``, split it, and decode every image to ``size`` (height, width) into one
+    :class:`~reportgen.data.store.Store` (in memory up to ``in_memory`` bytes, default
+    :data:`~reportgen.data.store.IN_MEMORY_BYTES`, else a temporary file); each split's
+    ``images`` is a view of it.
 
     Unreadable files are skipped with a warning and listed in ``Dataset.skipped``; a class left
     with no readable image is dropped (warning); fewer than two classes is an error.
@@ -278,7 +284,9 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
     def work(f: Path):
         return decode_or_reason(f, size, channels)
 
-    decoded: dict[Path, tuple[np.ndarray, tuple[int, int]]] = {}
+    # Each image is written to the store as it is decoded (never all of them in a list).
+    store = Store(len(all_files), (*size, channels), in_memory)
+    decoded: dict[Path, tuple[int, tuple[int, int]]] = {}  # file: (store row, original size)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for f, res in zip(all_files, pool.map(work, all_files)):
             if isinstance(res, str):
@@ -286,7 +294,8 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
                 log.warning("skipped %s: %s", rel, res)
                 skipped.append((rel, res))
             else:
-                decoded[f] = res
+                store.put(len(decoded), res[0])
+                decoded[f] = (len(decoded), res[1])
             if progress:
                 progress(1)
 
@@ -319,19 +328,19 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
     for s in SPLITS:
         items = assigned[s]
         h, w = size
-        images = np.zeros((len(items), h, w, channels), np.uint8)
+        rows = np.zeros(len(items), np.int64)
         labels = np.zeros(len(items), np.int64)
         boxes = np.full((len(items), 4), np.nan, np.float32)
         paths = []
         for i, (f, idx) in enumerate(items):
-            arr, (ow, oh) = decoded[f]
-            images[i] = arr
+            rows[i], (ow, oh) = decoded[f]
             labels[i] = idx
             rel = f.relative_to(root).as_posix()
             paths.append(rel)
             if rel in boxes_by_path:
                 x0, y0, x1, y1 = boxes_by_path[rel]
                 boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]
+        images = Images(store, rows)
         splits[s] = Split(images, labels, paths, boxes)
     return Dataset(root=root, class_names=names, splits=splits, skipped=skipped,
                    dropped_classes=dropped, layout=layout)
@@ -369,7 +378,8 @@ def hazards(ds: Dataset) -> list[str]:
     copies: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for name in ("train", "val", "test"):
         split = ds.splits[name]
-        for img, path in zip(split.images, split.paths):
+        imgs = (img for chunk in chunks(split.images) for img in chunk)
+        for img, path in zip(imgs, split.paths):
             digest = hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest()
             if digest in seen and seen[digest][0] != name:
                 copies.setdefault((seen[digest][0], name), []).append((seen[digest][1], path))

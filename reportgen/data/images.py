@@ -15,6 +15,7 @@ import numpy as np
 
 from reportgen.data.decode import decode_or_reason
 from reportgen.data.folder import QUIET, Dataset, Split, image_files, load_annotations
+from reportgen.data.store import Images, Store
 from reportgen.errors import DataError
 
 #: The label of an image whose class is not known.
@@ -44,12 +45,13 @@ def _scan_flat(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
 
 def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[str],
                 channels: int = 3, annotations: str = "annotations.json", workers: int = 4,
-                progress=None) -> Dataset:
+                progress=None, in_memory: int | None = None) -> Dataset:
     """Read every image under ``root`` (subfolders included, no labels) into the test split.
 
     Returns a :class:`Dataset` with ``labeled`` False, ``class_names`` (the model's outputs),
     empty train and val splits, and test labels :data:`UNLABELED`. Unreadable files are
-    skipped and listed; no readable image is an error naming ``data.path``.
+    skipped and listed; no readable image is an error naming ``data.path``. The images are
+    decoded into a :class:`~reportgen.data.store.Store` (see ``in_memory`` there).
     """
     root = Path(root)
     if not root.is_dir():
@@ -60,23 +62,25 @@ def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[st
     def work(f: Path):
         return decode_or_reason(f, size, channels)
 
-    kept: list[tuple[Path, np.ndarray, tuple[int, int]]] = []
+    store = Store(len(files), (*size, channels), in_memory)
+    kept: list[tuple[Path, tuple[int, int]]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for f, res in zip(files, pool.map(work, files)):
             if isinstance(res, str):
                 skipped.append((f.relative_to(root).as_posix(), res))
             else:
-                kept.append((f, *res))
+                store.put(len(kept), res[0])
+                kept.append((f, res[1]))
             if progress:
                 progress(1)
     if not kept:
         raise DataError(f"data.path: no readable image in {root}"
                         + (f" ({len(skipped)} file(s) skipped)" if skipped else ""))
     h, w = size
-    images = np.stack([arr for _, arr, _ in kept])
-    paths = [f.relative_to(root).as_posix() for f, _, _ in kept]
+    images = Images(store, np.arange(len(kept)))
+    paths = [f.relative_to(root).as_posix() for f, _ in kept]
     boxes = np.full((len(kept), 4), np.nan, np.float32)
-    for i, (rel, (_, _, (ow, oh))) in enumerate(zip(paths, kept)):
+    for i, (rel, (_, (ow, oh))) in enumerate(zip(paths, kept)):
         if rel in boxes_by_path:
             x0, y0, x1, y1 = boxes_by_path[rel]
             boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]

@@ -31,6 +31,7 @@ import numpy as np
 from reportgen import __version__, scratch
 from reportgen import progress as prog
 from reportgen.config import NOT_PATHS, Config
+from reportgen.data.store import chunks
 from reportgen.errors import ReportgenError
 from reportgen.explain.results import Explained
 from reportgen.report.inputs import ModelInfo
@@ -73,7 +74,8 @@ def data_hash(ds) -> str:
     for name in ("train", "val", "test"):
         s = ds.splits[name]
         h.update(name.encode())
-        h.update(np.ascontiguousarray(s.images).tobytes())
+        for chunk in chunks(s.images):  # a batch at a time: the images may be on disk
+            h.update(np.ascontiguousarray(chunk).tobytes())
         h.update(s.labels.tobytes())
         h.update("\0".join(s.paths).encode("utf-8", "surrogateescape"))
         h.update(np.ascontiguousarray(s.boxes, np.float32).tobytes())

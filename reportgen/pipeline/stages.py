@@ -105,7 +105,8 @@ def preprocessed(images: np.ndarray, mode: str) -> np.ndarray:
     """Raw uint8 images as float32 model input under preprocessing ``mode``."""
     from reportgen import model as mdl
 
-    return np.asarray(mdl.apply_preprocess(images.astype(np.float32), mode), dtype=np.float32)
+    x = np.asarray(images).astype(np.float32)  # reads an Images view whole
+    return np.asarray(mdl.apply_preprocess(x, mode), dtype=np.float32)
 
 
 def check(cfg: Config) -> dict:
