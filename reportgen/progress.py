@@ -19,6 +19,25 @@ def bar(label: str, length: int, enabled: bool = True):
         yield b.update
 
 
+def weighted(advance, weights: list[float], scale: float = 10.0):
+    """``advance`` of a bar of ``steps(weights, scale)`` units, as a callable advancing one step
+    of ``weights`` per call (``advance(n)`` advances ``n`` steps): a bar whose steps take
+    unequal time (``weights``, in seconds) shows an ETA in seconds."""
+    done = [0]
+
+    def step(n: int = 1) -> None:
+        for _ in range(n):
+            if done[0] < len(weights):
+                advance(max(1, round(weights[done[0]] * scale)))
+                done[0] += 1
+    return step
+
+
+def steps(weights: list[float], scale: float = 10.0) -> int:
+    """The length of a :func:`weighted` bar."""
+    return sum(max(1, round(w * scale)) for w in weights)
+
+
 def say(message: str, enabled: bool = True) -> None:
     """Print a status line on stderr."""
     if enabled:

@@ -86,13 +86,19 @@ def cam_maps(ex: Explainer, method: str, images, targets=None, layer: str | None
     return run_batched(fn, [x, t], ex.batch_size).astype(np.float32)
 
 
+def test_set_cam_function(ex: Explainer, layer: str | None = None):
+    """The function :func:`cam_with_peaks` runs (the planner's probe times it)."""
+    return _cam_function(ex.graph, "gradcam", ex.resolve(layer), ex.input_shape[:2],
+                         peaks=True)
+
+
 def cam_with_peaks(ex: Explainer, images, targets=None, layer: str | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`grad_cam_with_peaks` on an explainer, plus the same maps at the layer's
     resolution (N, h, w) float32 in [0, 1] as its second result."""
     x = ex.batch(images)
     t = as_targets(targets, len(x))
-    fn = _cam_function(ex.graph, "gradcam", ex.resolve(layer), ex.input_shape[:2], peaks=True)
+    fn = test_set_cam_function(ex, layer)
     maps, small, values, positions = run_batched(fn, [x, t], ex.batch_size)
     return (maps.astype(np.float32), small.astype(np.float32), values.astype(np.float32),
             positions.astype(np.int64))

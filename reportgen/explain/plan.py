@@ -48,6 +48,13 @@ class Probe:
     activation_bytes: int
     batch: int
     compiled: bool = True
+    #: Seconds per image of the test set's GradCAM (forward, and backward through the head
+    #: above the explained layer only); None without a conv layer (then forward + backward).
+    cam_s: float | None = None
+
+    @property
+    def gradcam_s(self) -> float:
+        return self.cam_s if self.cam_s is not None else self.forward_s + self.backward_s
 
     @property
     def images_per_s(self) -> tuple[float, float]:
@@ -86,6 +93,7 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
     costs seconds on a large model), else eagerly (slower: an upper bound, and free)."""
     import tensorflow as tf
 
+    from reportgen.explain.cam import test_set_cam_function
     from reportgen.explain.common import probability_function
     from reportgen.explain.gradients import gradient_function
 
@@ -93,10 +101,15 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
     x = tf.constant(np.ascontiguousarray(np.concatenate([x] * -(-batch // len(x)))[:batch]))
     t = tf.zeros(batch, tf.int32)
     fwd, grad = probability_function(ex.graph), gradient_function(ex.graph)
+    try:  # the test set's GradCAM function itself
+        cam = test_set_cam_function(ex)
+    except ValueError:  # no conv layer
+        cam = None
+    fns = [f for f in (fwd, grad, cam) if f is not None]
     if compiled:
-        for fn in (fwd, grad):
+        for fn in fns:
             fn.expect(10**6)  # compile now; the work reuses it
-    run_f, run_g = (fwd, grad) if compiled else (fwd.python, grad.python)  # eager: uncounted
+    run = [f if compiled else f.python for f in fns]  # eager: uncounted
 
     def best(call) -> float:
         call()
@@ -107,10 +120,12 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
             times.append(time.perf_counter() - t0)
         return min(times) / batch
 
-    forward = best(lambda: np.asarray(run_f(x)))
-    both = best(lambda: np.asarray(run_g(x, t)))
+    forward = best(lambda: np.asarray(run[0](x)))
+    both = best(lambda: np.asarray(run[1](x, t)))
+    cam_s = best(lambda: [np.asarray(v) for v in run[2](x, t)]) if cam is not None else None
     return Probe(device_name(), max(forward, 1e-6), max(both - forward, forward),
-                 activation_bytes(ex.graph), batch, compiled)
+                 activation_bytes(ex.graph), batch, compiled,
+                 None if cam_s is None else max(cam_s, 1e-6))
 
 
 def time_budget(budget: float, p: Probe, n_test: int) -> float:
@@ -164,10 +179,10 @@ def _method_s(p: Probe, name: str, options, shape: Shape) -> float:
 
 def estimate(p: Probe, w: Work) -> dict[str, float]:
     """Estimated seconds of each part of the work: "test set" (GradCAM of every test image
-    and of the true class of every error: never reduced), the sample images, the class grid,
-    the quality table's maps, curves and sanity check, and the Layers page (filter patterns
-    of three layers, deep dream at 12 steps an octave)."""
-    s, cam = w.settings, p.forward_s + p.backward_s
+    and of the true class of every error, at the probe's GradCAM speed: never reduced), the
+    sample images, the class grid, the quality table's maps, curves and sanity check, and the
+    Layers page (filter patterns of three layers, deep dream at 12 steps an octave)."""
+    s, cam, grad = w.settings, p.gradcam_s, p.forward_s + p.backward_s
     methods = {m: _method_s(p, m, o, w.shape) for m, o in w.options.items()}
     q = min(s["quality_images"], w.n_test)
     curve = 0.0
@@ -184,7 +199,7 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
         "quality: sanity check": min(s["sanity_images"], q) * sum(
             methods[m] for m in w.quality_methods),
         "layers": (3 * s["pattern_filters"] * s["pattern_steps"]
-                   + s["dream_images"] * s["dream_octaves"] * 12) * cam,
+                   + s["dream_images"] * s["dream_octaves"] * 12) * grad,
     }
 
 
@@ -281,8 +296,24 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
             "timed": "compiled" if p.compiled else "eagerly (an upper bound)",
             "forward_images_per_s": round(p.images_per_s[0], 2),
             "backward_images_per_s": round(p.images_per_s[1], 2),
+            "gradcam_images_per_s": round(1.0 / p.gradcam_s, 2),
             "activation_bytes_per_image": p.activation_bytes, "batch_size": int(batch),
             "estimate_full_s": {k: round(v, 1) for k, v in full.items()},
             "estimate_s": {k: round(v, 1) for k, v in planned.items()},
             "reduced": reduced, "notes": notes, "settings": dict(w.settings),
-            "quality_methods": list(w.quality_methods)}
+            "quality_methods": list(w.quality_methods),
+            "method_s": {m: round(_method_s(p, m, o, w.shape), 5) for m, o in w.options.items()}}
+
+
+def progress_steps(plan: dict, scored: list[str]) -> list[float]:
+    """The planned seconds of each step of the "Methods and quality" progress bar: the sample
+    images and class grid, then one step per method of ``scored`` (its maps, curves and
+    sanity check, each part of the estimate shared by the methods' costs per image), so the
+    bar's ETA follows the plan."""
+    est, cost = plan.get("estimate_s", {}), plan.get("method_s", {})
+    first = est.get("methods on sample images", 0.0) + est.get("class grid", 0.0)
+    quality = sum(est.get(k, 0.0) for k in ("quality: maps", "quality: deletion/insertion",
+                                            "quality: sanity check"))
+    total = sum(cost.get(m, 0.0) for m in scored)
+    return [first] + [quality * (cost.get(m, 0.0) / total if total else 1 / len(scored))
+                      for m in scored]

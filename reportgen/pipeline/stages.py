@@ -480,6 +480,7 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
 def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
     """GradCAM over the whole test set, every method with the quality table, the Layers page."""
     from reportgen.explain import suite
+    from reportgen.explain.plan import progress_steps
 
     test = data.ds.splits["test"]
     ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
@@ -490,10 +491,11 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
             explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
                                                cfg.explain.gallery_size, progress=advance)
         explained.seconds["test set"] = time.perf_counter() - t0
-        scored = plan.get("quality_methods", options)
-        with prog.bar("Methods and quality", len(scored) + 1, run.show) as advance:
+        scored = plan.get("quality_methods", list(options))
+        weights = progress_steps(plan, scored) if plan else [1.0] * (len(scored) + 1)
+        with prog.bar("Methods and quality", prog.steps(weights), run.show) as advance:
             suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, options,
-                                  explained, progress=advance,
+                                  explained, progress=prog.weighted(advance, weights),
                                   explained=explained_classes(cfg, data.ds.class_names),
                                   quality_methods=plan.get("quality_methods"))
         t0 = time.perf_counter()
@@ -547,8 +549,17 @@ def planned(run: Run, ex, data: Data, prep, probs: np.ndarray) -> tuple:
     ex.batch_size = plan["batch_size"]
     for line in plan["reduced"] + plan["notes"]:
         prog.say(f"Plan: {line}", run.show)
+    prog.say(f"Plan: explaining takes about {_minutes(sum(plan['estimate_s'].values()))} "
+             f"(explain.budget {_minutes(plan['budget_s'])}"
+             f"{', the default' if not e.budget else ''})", run.show)
     explain = dataclasses.replace(e, **w.settings, batch_size=plan["batch_size"])
     return dataclasses.replace(cfg, explain=explain), w.options, plan
+
+
+def _minutes(seconds: float) -> str:
+    """``seconds`` as "45 s" or "3 min 20 s"."""
+    s = int(round(seconds))
+    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s"
 
 
 def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:

@@ -36,6 +36,12 @@ def test_the_estimate_is_the_declared_cost_times_the_measured_seconds():
     # (GradCAM, RISE), 1 for SmoothGrad's attributions.
     assert est["quality: deletion/insertion"] == pytest.approx(100 * 2 * 7 * (3 + 3 + 1) * 0.01)
     assert est["layers"] == pytest.approx((3 * 8 * 40 + 3 * 3 * 12) * cam)
+    # With GradCAM timed by the probe (backward through the head only), the test set and the
+    # class grid cost that; the rest is unchanged.
+    timed = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, cam_s=0.012), w)
+    assert timed["test set"] == pytest.approx(520 * 0.012)
+    assert timed["class grid"] == pytest.approx(5 * 5 * 0.012)
+    assert timed["layers"] == est["layers"] and timed["quality: maps"] == est["quality: maps"]
 
 
 def test_a_cheap_model_keeps_the_full_report():
@@ -86,6 +92,7 @@ def test_the_probe_measures_time_and_counts_activations(keras, tier):
     ex = Explainer(keras.Model(inp, out))
     p = pl.probe(ex, np.zeros((3, 8, 8, 1), np.float32), batch=5)
     assert p.batch == 5 and p.forward_s > 0 and p.backward_s > 0 and not p.compiled
+    assert p.cam_s > 0
     from reportgen.explain.common import probability_function
     assert probability_function(ex.graph).eager_calls == 0  # the eager probe is not counted
     c = pl.probe(ex, np.zeros((3, 8, 8, 1), np.float32), batch=5, compiled=True)
@@ -94,6 +101,12 @@ def test_the_probe_measures_time_and_counts_activations(keras, tier):
         assert probability_function(ex.graph).compiled is not None
     # Outputs of conv (8 x 8 x 4), flat (256) and head (2), float32.
     assert p.activation_bytes == pl.activation_bytes(ex.graph) == 4 * (256 + 256 + 2)
+    # Without a conv layer there is no GradCAM to time: it is costed as forward + backward.
+    flat_in = keras.Input((8, 8, 1))
+    dense = Explainer(keras.Model(flat_in, keras.layers.Dense(2)(keras.layers.Flatten()(
+        flat_in))))
+    q = pl.probe(dense, np.zeros((2, 8, 8, 1), np.float32), batch=2)
+    assert q.cam_s is None and q.gradcam_s == q.forward_s + q.backward_s
 
 
 def test_a_small_test_set_is_not_reduced_below_what_it_has():
@@ -118,3 +131,28 @@ def test_the_default_budget_is_thirty_predict_passes_within_two_and_fifteen_minu
     assert pl.time_budget(0, p, 10) == pl.MIN_BUDGET == 120  # a small test set: two minutes
     assert pl.time_budget(0, p, 10**5) == pl.MAX_BUDGET == 900  # a huge one: fifteen
     assert pl.time_budget(45, p, 500) == 45  # as set
+
+
+def test_the_progress_bar_steps_follow_the_plan():
+    from reportgen import progress as prog
+
+    w = work()
+    plan = pl.make_plan(PROBE, w, 120.0, 2**30, set(), 64)
+    est, cost = plan["estimate_s"], plan["method_s"]
+    steps = pl.progress_steps(plan, plan["quality_methods"])
+    # The samples and grid first, then each method's share of the three quality parts by
+    # its cost per image; together they are the plan's estimate of this bar's work.
+    assert steps[0] == pytest.approx(est["methods on sample images"] + est["class grid"])
+    quality = est["quality: maps"] + est["quality: deletion/insertion"] \
+        + est["quality: sanity check"]
+    total = sum(cost[m] for m in plan["quality_methods"])
+    for m, s in zip(plan["quality_methods"], steps[1:]):
+        assert s == pytest.approx(quality * cost[m] / total)
+    assert cost["rise"] > cost["gradcam"]
+    # The bar advances by each step's tenths of a second, one step per call.
+    got = []
+    advance = prog.weighted(got.append, [0.04, 2.0, 0.35])
+    advance()
+    advance(2)
+    advance()  # past the last step: nothing
+    assert got == [1, 20, 4] and prog.steps([0.04, 2.0, 0.35]) == 25
