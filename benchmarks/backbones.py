@@ -86,7 +86,6 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="reportgen-backbones-"))
     cache = work / "cache"
-    results = []
     for arch in args.arch.split(","):
         for n in (int(v) for v in args.images.split(",")):
             data = make_dataset(work / f"data-{n}", n, cache, size=SIZE)
@@ -95,13 +94,47 @@ def main() -> None:
             shutil.rmtree(cache / "builds", ignore_errors=True)
             build = run_build(data, model, work / f"site-{arch}-{n}", cache,
                               ["--set", f"model.preprocess={PREPROCESS[arch]}"])
+            shutil.rmtree(work / f"site-{arch}-{n}", ignore_errors=True)
             row = {"arch": arch, "test_images": build["n_test"], "predict_pass_s": predict_s,
-                   **build, "ratio": build["wall_s"] / predict_s}
-            results.append(row)
+                   **build, "ratio": build["wall_s"] / predict_s,
+                   "date": time.strftime("%Y-%m-%d %H:%M")}
             print(f"{arch} {n}: {build['wall_s']:.0f} s wall ({row['ratio']:.0f}x a predict "
                   f"pass of {predict_s:.1f} s), peak {build['peak_rss_mb']:.0f} MB, reduced: "
                   f"{build['plan'].get('reduced')}", flush=True)
-    write(results)
+            write(merged(row))
+
+
+def merged(row: dict) -> list[dict]:
+    """The rows of BACKBONES.json with ``row`` in place of an earlier one of the same backbone
+    and test-set size (so backbones can be run one at a time)."""
+    path = HERE / "BACKBONES.json"
+    rows = json.loads(path.read_text()) if path.exists() else []
+    rows = [r for r in rows if (r["arch"], r["test_images"]) != (row["arch"],
+                                                                  row["test_images"])]
+    return sorted(rows + [row], key=lambda r: (list(ARCHS).index(r["arch"]), r["test_images"]))
+
+
+def marginal(rows: list[dict]) -> list[str]:
+    """Per backbone run at two test-set sizes: the wall seconds each extra test image costs, in
+    predict passes' worth of one image (the larger run's pass over its own test images), and
+    the peak memory of the larger against the smaller."""
+    out = []
+    for arch in ARCHS:
+        runs = sorted((r for r in rows if r["arch"] == arch), key=lambda r: r["test_images"])
+        if len(runs) < 2:
+            continue
+        a, b = runs[0], runs[-1]
+        extra = b["test_images"] - a["test_images"]
+        per_image = (b["wall_s"] - a["wall_s"]) / extra
+        predict_one = b["predict_pass_s"] / b["test_images"]
+        out.append(f"- {arch}: {a['test_images']} → {b['test_images']} test images: "
+                   f"{per_image * 1000:.0f} ms of wall time per extra test image = "
+                   f"{per_image / predict_one:.1f} predict passes' worth of one image "
+                   f"({predict_one * 1000:.1f} ms); peak memory {b['peak_rss_mb']:.0f} MB "
+                   f"against {a['peak_rss_mb']:.0f} MB ({b['peak_rss_mb'] / a['peak_rss_mb']:.2f}x)"
+                   f"; the plan's budget {a['plan'].get('budget_s', 0):.0f} s → "
+                   f"{b['plan'].get('budget_s', 0):.0f} s.")
+    return out
 
 
 def write(results: list[dict]) -> None:
@@ -112,20 +145,36 @@ def write(results: list[dict]) -> None:
     lines = ["# Real backbones at 224 px", "",
              f"Run on {platform.machine()}, {os.cpu_count()} cores, Python "
              f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras "
-             f"{keras.__version__}, {time.strftime('%Y-%m-%d')}. Default settings (the "
-             f"planner's budget), `model.source = \"load\"`, weights None with BatchNorm "
-             f"calibrated on the data. Reproduce: `python benchmarks/backbones.py`.", "",
-             "| backbone | test images | wall s | CPU s | peak MB | predict pass s | wall / "
-             "predict | batch | reduced by the plan |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             f"{keras.__version__}. Default settings (the planner's budget), "
+             "`model.source = \"load\"`, weights None with BatchNorm calibrated on the data; "
+             "the predict pass is reportgen's compiled forward over the same test images, "
+             "warm, in the same run (the best of two). Peak memory is the build process's "
+             "(its figure worker process apart). Reproduce: `python benchmarks/backbones.py "
+             "--arch mobilenetv2,resnet50,vgg19 --images 500` (and `--arch mobilenetv2 "
+             "--images 5000` for the marginal cost).", "",
+             "| backbone | test images | wall s | CPU s | peak MB | worker MB | predict pass s | "
+             "wall / predict | budget s | planned s | explain s | batch | run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         plan = r["plan"]
         lines.append(f"| {r['arch']} | {r['test_images']} | {r['wall_s']:.0f} | "
-                     f"{r['cpu_s']:.0f} | {r['peak_rss_mb']:.0f} | {r['predict_pass_s']:.1f} | "
-                     f"{r['ratio']:.0f}x | {plan.get('batch_size')} | "
-                     f"{'; '.join(plan.get('reduced', [])) or 'nothing'} |")
-    lines += ["", "Explain parts (s) per build:", ""]
+                     f"{r['cpu_s']:.0f} | {r['peak_rss_mb']:.0f} | "
+                     f"{r.get('worker_peak_rss_mb', 0):.0f} | {r['predict_pass_s']:.1f} | "
+                     f"{r['ratio']:.0f}x | {plan.get('budget_s', 0):.0f} | "
+                     f"{sum(plan.get('estimate_s', {}).values()):.0f} | "
+                     f"{r['stages'].get('explain', 0):.0f} | {plan.get('batch_size')} | "
+                     f"{r.get('date', '')} |")
+    lines += ["", "Marginal cost and memory against the test-set size:", ""]
+    lines += marginal(results) or ["- (run one backbone at two sizes)"]
+    lines += ["", "Reduced by the plan:", ""]
     for r in results:
-        parts = ", ".join(f"{k} {v:.0f}" for k, v in r["explain_parts"].items())
+        lines.append(f"- {r['arch']}, {r['test_images']} images: "
+                     f"{'; '.join(r['plan'].get('reduced', [])) or 'nothing'}")
+    lines += ["", "Explain parts (s) per build, measured (planned):", ""]
+    for r in results:
+        est = r["plan"].get("estimate_s", {})
+        parts = ", ".join(f"{k} {v:.0f} ({est.get(k, 0):.0f})"
+                          for k, v in r["explain_parts"].items())
         lines.append(f"- {r['arch']}, {r['test_images']} images: {parts}")
     (HERE / "BACKBONES.md").write_text("\n".join(lines) + "\n")
 

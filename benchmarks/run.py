@@ -188,11 +188,14 @@ def make_dataset(root: Path, n_test: int, cache: Path, size: int = 64) -> Path:
 
 
 def run_build(data: Path, model: Path, out: Path, cache: Path, extra=()) -> dict:
-    """Run `reportgen build` in a fresh process; return wall time, peak RSS, stage times."""
+    """Run `reportgen build` in a fresh process; return wall time, CPU time, peak RSS (of the
+    build process, and of its figure worker process apart), stage times."""
     code = ("import resource, sys; from reportgen.cli import main\n"
             "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
             "u = resource.getrusage(resource.RUSAGE_SELF)\n"
             "print('PEAK', u.ru_maxrss, file=sys.stderr)\n"
+            "print('WORKER', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
+            "file=sys.stderr)\n"
             "print('CPU', u.ru_utime + u.ru_stime, file=sys.stderr)\n"
             "sys.exit(code)")
     args = [sys.executable, "-c", code, "build", "--quiet", "--out", str(out),
@@ -208,10 +211,13 @@ def run_build(data: Path, model: Path, out: Path, cache: Path, extra=()) -> dict
                 if line.startswith("PEAK"))
     cpu = next(float(line.split()[1]) for line in proc.stderr.splitlines()
                if line.startswith("CPU"))
+    worker = next(int(line.split()[1]) for line in proc.stderr.splitlines()
+                  if line.startswith("WORKER"))
     metrics = json.loads((out / "metrics.json").read_text())
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     model_size = (out / "model.keras").stat().st_size if (out / "model.keras").exists() else 0
     return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak / 1024,
+            "worker_peak_rss_mb": worker / 1024,
             "stages": metrics["timings_s"], "plan": metrics["explain"].get("plan", {}),
             "explain_parts": metrics["explain"].get("seconds", {}),
             "site_bytes": size - model_size, "n_test": metrics["splits"]["test"]["n"]}
