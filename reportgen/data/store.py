@@ -4,7 +4,8 @@ back a batch at a time.
 A data set of 5,000 images at 224 px is 750 MB of uint8 pixels (3 GB as float32); reading,
 predicting and GradCAM only ever need one batch of it. :class:`Store` holds every decoded image
 of a build: in memory when all of them fit in :data:`IN_MEMORY_BYTES`, else in a temporary file
-(removed when the store is garbage collected or the process exits), read with ``os.pread``,
+(removed when the store is garbage collected or the process exits, and by the next build
+after a build that was killed), read with ``os.preadv``,
 so the pages stay in the operating system's file cache instead of the process.
 :class:`Images` is one split's view of it: rows of the store, indexed like a numpy array.
 """
@@ -19,9 +20,15 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from reportgen import scratch
+
 #: A build's decoded images stay in memory up to this many bytes (64 MiB: 2,800 images at
 #: 64 px, 445 at 224 px), else go to a temporary file.
 IN_MEMORY_BYTES = 64 * 2 ** 20
+
+#: Prefix of the store's temporary folder (``<prefix><pid>-<random>`` in the system's
+#: temporary folder; the next build removes those of builds that were killed).
+SCRATCH = "reportgen-images-"
 
 #: Images per read when a view is iterated or copied whole.
 CHUNK = 64
@@ -44,7 +51,8 @@ class Store:
         self._fd = -1
         if self.count * self.item > limit:
             try:
-                folder = tempfile.mkdtemp(prefix="reportgen-images-")
+                scratch.sweep(tempfile.gettempdir(), SCRATCH)  # left by killed builds
+                folder = str(scratch.mkdtemp(SCRATCH))
                 self.path = os.path.join(folder, "images.u8")
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
                 os.ftruncate(self._fd, self.count * self.item)

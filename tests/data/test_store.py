@@ -60,6 +60,22 @@ def test_the_file_is_removed_with_the_store(array):
     assert not os.path.exists(folder)
 
 
+def test_the_folder_of_a_killed_build_is_removed_by_the_next(array, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(st.tempfile, "tempdir", None)  # read TMPDIR again
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{st.SCRATCH}{dead.pid}-x"
+    stale.mkdir()
+    (stale / "images.u8").write_bytes(b"left by a killed build")
+    images = st.Images.of(array, in_memory=0)
+    assert not stale.exists()
+    assert os.path.dirname(images.store.path).startswith(str(tmp_path / st.SCRATCH))
+
+
 def test_a_data_set_on_disk_equals_it_in_memory(tmp_path):
     root = generate(tmp_path / "shapes", per_class=6, size=24, seed=3)
     mem = load_dataset(root, size=(24, 24), seed=1)
