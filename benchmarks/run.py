@@ -178,10 +178,11 @@ def make_dataset(root: Path, n_test: int, cache: Path, size: int = 64) -> Path:
             d = root / split / c
             d.mkdir(parents=True, exist_ok=True)
             for f in fs:
-                try:  # a hard link: a symbolic one would lead outside data.path (never read)
-                    os.link(f, d / f.name)
-                except OSError:
-                    shutil.copyfile(f, d / f.name)
+                if not (d / f.name).exists():  # else made by an earlier run
+                    try:  # a hard link: a symbolic one would lead outside data.path (unread)
+                        os.link(f, d / f.name)
+                    except OSError:
+                        shutil.copyfile(f, d / f.name)
                 out_ann[f"{split}/{c}/{f.name}"] = ann[f"{c}/{f.name}"]
     (root / "annotations.json").write_text(json.dumps(out_ann))
     return root
