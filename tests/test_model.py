@@ -84,3 +84,24 @@ def test_a_backbone_trained_from_scratch_predicts_as_it_trained(from_scratch):
     inference = float(np.mean(predict_outputs(trained, x).argmax(1) == y))
     assert history["accuracy"][-1] > 0.8 and inference > 0.8
     assert max(history["val_accuracy"]) > 0.8  # validation sees the calibrated model too
+
+
+def test_a_short_training_run_is_eager_and_trains_as_compiled(keras, monkeypatch):
+    """Up to EAGER_STEPS steps train eagerly (no train-step compile); the weights are those of
+    the compiled run to float rounding."""
+    from reportgen import model as mdl
+
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, (24, 16, 16, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 24)
+    base = mdl.small_cnn((16, 16, 3), 3)
+
+    def run():  # 24 images in batches of 8 for 2 epochs: 6 steps
+        return train(base, x, y, None, None, epochs=2, batch_size=8, learning_rate=1e-3,
+                     patience=2, seed=0)[0]
+    eager = run()
+    monkeypatch.setattr(mdl, "EAGER_STEPS", 5)
+    compiled = run()
+    assert eager.run_eagerly and not compiled.run_eagerly
+    for a, b in zip(eager.get_weights(), compiled.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
