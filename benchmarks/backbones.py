@@ -148,18 +148,17 @@ def write(results: list[dict]) -> None:
              f"{keras.__version__}. Default settings (the planner's budget), "
              "`model.source = \"load\"`, weights None with BatchNorm calibrated on the data; "
              "the predict pass is reportgen's compiled forward over the same test images, "
-             "warm, in the same run (the best of two). Peak memory is the build process's "
-             "(its figure worker process apart). Reproduce: `python benchmarks/backbones.py "
+             "warm, in the same run (the best of two). Peak memory is the build process's own "
+             "high-water mark (VmHWM; its figure worker process apart). Reproduce: `python benchmarks/backbones.py "
              "--arch mobilenetv2,resnet50,vgg19 --images 500` (and `--arch mobilenetv2 "
              "--images 5000` for the marginal cost).", "",
-             "| backbone | test images | wall s | CPU s | peak MB | worker MB | predict pass s | "
+             "| backbone | test images | wall s | CPU s | peak MB | predict pass s | "
              "wall / predict | budget s | planned s | explain s | batch | run |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         plan = r["plan"]
         lines.append(f"| {r['arch']} | {r['test_images']} | {r['wall_s']:.0f} | "
-                     f"{r['cpu_s']:.0f} | {r['peak_rss_mb']:.0f} | "
-                     f"{r.get('worker_peak_rss_mb', 0):.0f} | {r['predict_pass_s']:.1f} | "
+                     f"{r['cpu_s']:.0f} | {r['peak_rss_mb']:.0f} | {r['predict_pass_s']:.1f} | "
                      f"{r['ratio']:.0f}x | {plan.get('budget_s', 0):.0f} | "
                      f"{sum(plan.get('estimate_s', {}).values()):.0f} | "
                      f"{r['stages'].get('explain', 0):.0f} | {plan.get('batch_size')} | "
@@ -177,6 +176,9 @@ def write(results: list[dict]) -> None:
                           for k, v in r["explain_parts"].items())
         lines.append(f"- {r['arch']}, {r['test_images']} images: {parts}")
     (HERE / "BACKBONES.md").write_text("\n".join(lines) + "\n")
+    if (HERE / "RESULTS.json").exists():  # RESULTS.md sums the targets up
+        from run import write_results
+        write_results(json.loads((HERE / "RESULTS.json").read_text()), HERE / "RESULTS.md")
 
 
 if __name__ == "__main__":
