@@ -106,7 +106,9 @@ class TrainingConfig:
 class ExplainConfig:
     layer: str = option("", "Conv layer to explain; nested layers as outer/inner; empty picks the "
                       "last 4-D layer larger than 1x1.")
-    batch_size: int = option(64, "Batch size for explanations.", minimum=1, maximum=65536)
+    batch_size: int = option(64, "Batch size of the predictions and explanations when set; "
+                             "not set, the build plans them from explain.memory_gb (used only "
+                             "for a model the planner cannot walk).", minimum=1, maximum=65536)
     gallery_size: int = option(24, "Images per gallery section on each class page.",
                              minimum=0, maximum=100000)
     methods: list = option(["all"], 'Methods on the Methods page and in the quality table: '

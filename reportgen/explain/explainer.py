@@ -3,6 +3,8 @@ shares (which output holds the class scores, the batch size, the explained layer
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from reportgen.explain.common import (as_batch, as_targets, logits_function,
@@ -40,6 +42,9 @@ class Explainer:
         self.model = model
         self.output_index = output_index
         self.batch_size = batch_size
+        #: Per-method batch sizes ({method or "curves": images}) that replace ``batch_size``
+        #: while that method runs (the planner gives forward-only work larger batches).
+        self.batch_sizes: dict[str, int] = {}
         self.graph = ModelGraph(model, output_index, input_shape)
         self._layer = layer or None
         if self._layer:
@@ -109,5 +114,16 @@ class Explainer:
 
         spec = get(method)
         self.graph.refresh_twins()  # weights changed since the last call are seen
-        return spec.run(self, self.batch(images), targets,
-                        options if options is not None else spec.options())
+        with self.batched(self.batch_sizes.get(method)):
+            return spec.run(self, self.batch(images), targets,
+                            options if options is not None else spec.options())
+
+    @contextmanager
+    def batched(self, size: int | None):
+        """Run the block with ``batch_size`` = ``size`` (None: as it is)."""
+        saved = self.batch_size
+        self.batch_size = size or saved
+        try:
+            yield self
+        finally:
+            self.batch_size = saved

@@ -34,6 +34,8 @@ MAX_BATCH = 128
 #: Bytes of working memory per activation byte of a backward pass (activations kept, their
 #: gradients, TensorFlow's scratch).
 BACKWARD_FACTOR = 3.0
+#: The same for a forward pass alone (no tape: at most every layer's output at once).
+FORWARD_FACTOR = 1.0
 
 
 @dataclass
@@ -79,10 +81,11 @@ def device_name() -> str:
     return f"GPU x{len(gpus)}" if gpus else f"CPU ({os.cpu_count()} cores)"
 
 
-def memory_batch(activation: int, memory: float) -> int:
+def memory_batch(activation: int, memory: float, factor: float = BACKWARD_FACTOR) -> int:
     """The largest batch (at most :data:`MAX_BATCH`) whose backward pass fits in 80 % of
-    ``memory`` bytes, at :data:`BACKWARD_FACTOR` times ``activation`` bytes per image."""
-    return max(1, min(MAX_BATCH, int(memory * 0.8 // max(BACKWARD_FACTOR * activation, 1))))
+    ``memory`` bytes, at ``factor`` (:data:`BACKWARD_FACTOR`; :data:`FORWARD_FACTOR` for a
+    forward pass alone) times ``activation`` bytes per image."""
+    return max(1, min(MAX_BATCH, int(memory * 0.8 // max(factor * activation, 1))))
 
 
 def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
@@ -266,11 +269,14 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
               batch_size: int) -> dict:
     """The plan of the work ``w`` on probe ``p``: reductions in :data:`REDUCTIONS` order until
     the estimate fits ``budget_s`` (``w`` is changed in place to the planned settings), and the
-    batch size (``batch_size`` when the user set ``explain.batch_size``, else what ``memory``
-    bytes hold). Returns it as plain data."""
+    batch sizes (``batch_size`` when the user set ``explain.batch_size``, else what ``memory``
+    bytes hold: of a backward pass, and of a forward pass alone for the methods without one
+    and the deletion/insertion curves). Returns it as plain data."""
     per_image = BACKWARD_FACTOR * p.activation_bytes
     fits = memory_batch(p.activation_bytes, memory)
-    batch = batch_size if "explain.batch_size" in given else fits
+    user = "explain.batch_size" in given
+    batch = batch_size if user else fits
+    forward = batch if user else memory_batch(p.activation_bytes, memory, FORWARD_FACTOR)
     full = estimate(p, w)
     reduced: list[str] = []
     for step in REDUCTIONS:
@@ -298,6 +304,9 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
             "backward_images_per_s": round(p.images_per_s[1], 2),
             "gradcam_images_per_s": round(1.0 / p.gradcam_s, 2),
             "activation_bytes_per_image": p.activation_bytes, "batch_size": int(batch),
+            "forward_batch_size": int(forward),
+            "batch_sizes": {m: int(forward if REGISTRY[m].cost(o, w.shape).backward == 0
+                                   else batch) for m, o in w.options.items()},
             "estimate_full_s": {k: round(v, 1) for k, v in full.items()},
             "estimate_s": {k: round(v, 1) for k, v in planned.items()},
             "reduced": reduced, "notes": notes, "settings": dict(w.settings),

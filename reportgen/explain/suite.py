@@ -236,11 +236,13 @@ def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
                                                                 seed=cfg.training.seed),
                                    ex.output_index, ex.batch_size, result.layer or None,
                                    ex.input_shape)
+            randomized.batch_sizes = dict(ex.batch_sizes)
     for m, opts in options.items():
         t0 = time.perf_counter()
         maps = as_map(m, ex.run(m, xq, tq, opts))
         seconds = time.perf_counter() - t0
-        with _clock(result, "quality: deletion/insertion"):
+        with _clock(result, "quality: deletion/insertion"), \
+                ex.batched(ex.batch_sizes.get("curves")):
             dele, ins = quality.deletion_insertion(
                 ex, xq, maps, tq, steps=cfg.explain.quality_steps, probs=pq, ties="random",
                 orders=cfg.explain.tie_orders, seed=cfg.training.seed)

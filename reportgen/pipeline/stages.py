@@ -455,12 +455,28 @@ def predict(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
     probs = {}
     with run.timer.stage("predict"), \
             prog.bar("Predicting", sum(len(s) for s in splits.values()), run.show) as advance:
+        batch = predict_batch(cfg, fitted.model, data.shape)
         for name, split in splits.items():
             raw = mdl.predict_outputs(fitted.model, split.images, preprocess=fitted.prep,
-                                      batch_size=cfg.explain.batch_size,
+                                      batch_size=batch,
                                       output_index=cfg.model.output_index, progress=advance)
             probs[name] = ev.to_probabilities(raw, fitted.head)
     return probs
+
+
+def predict_batch(cfg: Config, model, shape: tuple[int, int, int]) -> int:
+    """The batch of the predictions: ``explain.batch_size`` when set, else what the memory
+    budget holds for a forward pass (:func:`reportgen.explain.plan.memory_batch`)."""
+    from reportgen.explain import plan as pl
+    from reportgen.explain.graph import ModelGraph
+
+    if "explain.batch_size" in cfg.given:
+        return cfg.explain.batch_size
+    try:
+        act = pl.activation_bytes(ModelGraph(model, cfg.model.output_index, shape))
+    except (TypeError, ValueError):  # a model the graph walk cannot follow
+        return cfg.explain.batch_size
+    return pl.memory_batch(act, pl.memory_budget(cfg.explain.memory_gb), pl.FORWARD_FACTOR)
 
 
 def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -547,6 +563,7 @@ def planned(run: Run, ex, data: Data, prep, probs: np.ndarray) -> tuple:
             break
     plan["budget_default"] = not e.budget
     ex.batch_size = plan["batch_size"]
+    ex.batch_sizes = {**plan["batch_sizes"], "curves": plan["forward_batch_size"]}
     for line in plan["reduced"] + plan["notes"]:
         prog.say(f"Plan: {line}", run.show)
     prog.say(f"Plan: explaining takes about {_minutes(sum(plan['estimate_s'].values()))} "

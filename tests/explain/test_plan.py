@@ -76,11 +76,40 @@ def test_keys_the_user_set_are_kept_and_the_plan_says_so():
 
 def test_the_batch_follows_the_memory_unless_set():
     w = work()
-    # 3 x 1 MB per image in 80 % of 100 MB: 26 images.
-    assert pl.make_plan(PROBE, w, 1e9, 100 * 10**6, set(), 64)["batch_size"] == 26
+    # 3 x 1 MB per image in 80 % of 100 MB: 26 images; a forward pass alone, 1 MB: 80.
+    plan = pl.make_plan(PROBE, w, 1e9, 100 * 10**6, set(), 64)
+    assert plan["batch_size"] == 26 and plan["forward_batch_size"] == 80
+    # RISE has no backward pass: it gets the forward batch; SmoothGrad and GradCAM do not.
+    assert plan["batch_sizes"] == {"gradcam": 26, "smoothgrad": 26, "rise": 80}
+    given = pl.make_plan(PROBE, work(), 1e9, 100 * 10**6, {"explain.batch_size"}, 64)
+    assert given["forward_batch_size"] == 64 and set(given["batch_sizes"].values()) == {64}
     assert pl.make_plan(PROBE, w, 1e9, 10**12, set(), 64)["batch_size"] == pl.MAX_BATCH
     plan = pl.make_plan(PROBE, work(), 1e9, 10 * 10**6, {"explain.batch_size"}, 64)
     assert plan["batch_size"] == 64 and "more than the memory budget" in plan["notes"][0]
+
+
+def test_a_method_runs_at_its_planned_batch(keras):
+    from reportgen.explain.explainer import Explainer
+
+    inp = keras.Input((8, 8, 1))
+    out = keras.layers.Dense(2)(keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inp)))
+    ex = Explainer(keras.Model(inp, out), batch_size=3)
+    seen = []
+    spec = REGISTRY["saliency"]
+    original = spec.run
+
+    def spy(e, *args):
+        seen.append(e.batch_size)
+        return original(e, *args)
+    try:
+        object.__setattr__(spec, "run", spy)
+        ex.batch_sizes = {"saliency": 7}
+        ex.run("saliency", np.zeros((2, 8, 8, 1), np.float32))
+        ex.batch_sizes = {}
+        ex.run("saliency", np.zeros((2, 8, 8, 1), np.float32))
+    finally:
+        object.__setattr__(spec, "run", original)
+    assert seen == [7, 3] and ex.batch_size == 3
 
 
 def test_the_probe_measures_time_and_counts_activations(keras, tier):
