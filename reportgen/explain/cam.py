@@ -50,14 +50,19 @@ _COMBINE = {"gradcam": _weights_gradcam, "gradcam++": _weights_gradcam_pp,
 
 
 def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to,
-                  peaks: bool = False):
+                  peaks: bool = False, second: bool = False):
+    """The CAM of ``targets``; with ``peaks``, also the maps at the layer's resolution and
+    each channel's peak; with ``second``, also the layer-resolution map of a second target per
+    image (``fn(x, targets, others)``) from the same forward pass."""
     combine = _COMBINE[method]
 
     def make():
-        def fn(x, targets):
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
+        def fn(x, targets, others=None):
+            with tf.GradientTape(watch_accessed_variables=False, persistent=second) as tape:
                 logits, captured = graph.forward_capture(x, [layer_path], tape=tape)
                 score = class_score(logits, pick_targets(logits, targets))
+                if second:
+                    other = class_score(logits, pick_targets(logits, others))
             acts = captured[layer_path]
             grads = tape.gradient(score, acts)
             small = minmax(tf.nn.relu(combine(acts, grads)))
@@ -67,12 +72,15 @@ def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to,
             if not peaks:
                 return cam
             flat = tf.reshape(acts, [tf.shape(acts)[0], -1, tf.shape(acts)[-1]])
-            return (cam, small, tf.reduce_max(flat, axis=1),
-                    tf.argmax(flat, axis=1, output_type=tf.int32))
+            out = (cam, small, tf.reduce_max(flat, axis=1),
+                   tf.argmax(flat, axis=1, output_type=tf.int32))
+            if second:  # the backward pass through the head only, once more
+                out += (minmax(tf.nn.relu(combine(acts, tape.gradient(other, acts)))),)
+            return out
         return fn
 
-    return graph.function(("cam", method, layer_path, upsample_to, peaks), make,
-                          tf.TensorSpec([None], tf.int32))
+    specs = [tf.TensorSpec([None], tf.int32)] * (2 if second else 1)
+    return graph.function(("cam", method, layer_path, upsample_to, peaks, second), make, *specs)
 
 
 def cam_maps(ex: Explainer, method: str, images, targets=None, layer: str | None = None,
@@ -87,21 +95,32 @@ def cam_maps(ex: Explainer, method: str, images, targets=None, layer: str | None
 
 
 def test_set_cam_function(ex: Explainer, layer: str | None = None):
-    """The function :func:`cam_with_peaks` runs (the planner's probe times it)."""
+    """The function :func:`cam_with_peaks` runs with ``others`` (the test set's pass; the
+    planner's probe times it)."""
     return _cam_function(ex.graph, "gradcam", ex.resolve(layer), ex.input_shape[:2],
-                         peaks=True)
+                         peaks=True, second=True)
 
 
-def cam_with_peaks(ex: Explainer, images, targets=None, layer: str | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def cam_with_peaks(ex: Explainer, images, targets=None, layer: str | None = None,
+                   others=None) -> tuple[np.ndarray, ...]:
     """:func:`grad_cam_with_peaks` on an explainer, plus the same maps at the layer's
-    resolution (N, h, w) float32 in [0, 1] as its second result."""
+    resolution (N, h, w) float32 in [0, 1] as its second result. With ``others`` (a class per
+    image, -1 for the predicted one), a fifth result: the GradCAM of those classes at the
+    layer's resolution, from the same forward pass (the true class of each test image)."""
     x = ex.batch(images)
     t = as_targets(targets, len(x))
-    fn = test_set_cam_function(ex, layer)
-    maps, small, values, positions = run_batched(fn, [x, t], ex.batch_size)
+    if others is None:
+        fn = _cam_function(ex.graph, "gradcam", ex.resolve(layer), ex.input_shape[:2],
+                           peaks=True)
+        maps, small, values, positions = run_batched(fn, [x, t], ex.batch_size)
+        extra = ()
+    else:
+        fn = test_set_cam_function(ex, layer)
+        maps, small, values, positions, second = run_batched(
+            fn, [x, t, as_targets(others, len(x))], ex.batch_size)
+        extra = (second.astype(np.float32),)
     return (maps.astype(np.float32), small.astype(np.float32), values.astype(np.float32),
-            positions.astype(np.int64))
+            positions.astype(np.int64)) + extra
 
 
 def grad_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,

@@ -125,7 +125,7 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
 
     forward = best(lambda: np.asarray(run[0](x)))
     both = best(lambda: np.asarray(run[1](x, t)))
-    cam_s = best(lambda: [np.asarray(v) for v in run[2](x, t)]) if cam is not None else None
+    cam_s = best(lambda: [np.asarray(v) for v in run[2](x, t, t)]) if cam is not None else None
     return Probe(device_name(), max(forward, 1e-6), max(both - forward, forward),
                  activation_bytes(ex.graph), batch, compiled,
                  None if cam_s is None else max(cam_s, 1e-6))
@@ -165,7 +165,6 @@ class Work:
     """What the planner sizes: the counts of the build, with the settings as planned."""
 
     n_test: int
-    n_errors: int
     n_samples: int
     n_grid: int
     grid_classes: int
@@ -181,8 +180,9 @@ def _method_s(p: Probe, name: str, options, shape: Shape) -> float:
 
 
 def estimate(p: Probe, w: Work) -> dict[str, float]:
-    """Estimated seconds of each part of the work: "test set" (GradCAM of every test image
-    and of the true class of every error, at the probe's GradCAM speed: never reduced), the
+    """Estimated seconds of each part of the work: "test set" (GradCAM of every test image,
+    and of the true class from the same forward pass, at the probe's speed of that function:
+    never reduced), the
     sample images, the class grid, the quality table's maps, curves and sanity check, and the
     Layers page (filter patterns of three layers, deep dream at 12 steps an octave)."""
     s, cam, grad = w.settings, p.gradcam_s, p.forward_s + p.backward_s
@@ -194,7 +194,7 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
         curve += 2 * max(s["quality_steps"] - 1, 0) * orders * p.forward_s
     conv = w.shape.layer_channels is not None
     return {  # named as the parts of Explained.seconds
-        "test set": (w.n_test + w.n_errors) * cam if conv else 0.0,
+        "test set": w.n_test * cam if conv else 0.0,  # the errors' true maps come with it
         "methods on sample images": w.n_samples * sum(methods.values()),
         "class grid": w.n_grid * w.grid_classes * cam if conv else 0.0,
         "quality: maps": q * sum(methods[m] for m in w.quality_methods),

@@ -115,10 +115,14 @@ def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
     hits = np.full(len(split), np.nan)
     peaks = Peaks(ex.graph.layer_shapes[layer][1])
     wanted_set = {i for g in galleries.values() for lst in g.values() for i in lst}
+    # What the model would have needed to see: the true class's map of every error, from the
+    # same forward pass (the head's backward pass once more).
+    wrong = set(misclassified(split.labels, probs).tolist()) if split.labeled else set()
     for start in range(0, len(split), CHUNK):
         stop = min(start + CHUNK, len(split))
         x = prep(split.images[start:stop])
-        cams, small, values, positions = cam_with_peaks(ex, x)
+        cams, small, values, positions, true_small = cam_with_peaks(
+            ex, x, others=split.labels[start:stop])
         if start == 0:
             result.test_maps = np.zeros((len(split),) + small.shape[1:], np.float16)
         result.test_maps[start:stop] = small
@@ -127,18 +131,13 @@ def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
         for i in range(start, stop):
             if i in wanted_set:
                 maps_kept[i] = cams[i - start]
+            if i in wrong:
+                result.true_maps[i] = true_small[i - start].astype(np.float16)
         if progress:
             progress(stop - start)
     result.maps["gradcam"] = maps_kept
     result.pointing["gradcam"] = hits
     result.peaks = peaks
-    if split.labeled:  # what the model would have needed to see: the true class's map
-        wrong = misclassified(split.labels, probs)
-        for start in range(0, len(wrong), CHUNK):
-            idx = wrong[start:start + CHUNK]
-            small = cam_maps(ex, "gradcam", prep(split.images[idx]), split.labels[idx],
-                             upsample=False)
-            result.true_maps.update({int(i): m.astype(np.float16) for i, m in zip(idx, small)})
     return result
 
 

@@ -501,7 +501,7 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
     test = data.ds.splits["test"]
     ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
     with run.timer.stage("explain"):
-        cfg, options, plan = planned(run, ex, data, fitted.prep, probs["test"])
+        cfg, options, plan = planned(run, ex, data, fitted.prep)
         t0 = time.perf_counter()
         with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
             explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
@@ -522,11 +522,10 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
     return explained
 
 
-def planned(run: Run, ex, data: Data, prep, probs: np.ndarray) -> tuple:
+def planned(run: Run, ex, data: Data, prep) -> tuple:
     """Probe the model, plan the work to explain.budget and the memory budget, and say what
     was reduced; return (the config with the planned explain settings, the planned method
     options, the plan as plain data). The explainer's batch size becomes the planned one."""
-    from reportgen.evaluate import misclassified
     from reportgen.explain import plan as pl
     from reportgen.explain import suite
     from reportgen.explain.methods import Shape
@@ -540,12 +539,11 @@ def planned(run: Run, ex, data: Data, prep, probs: np.ndarray) -> tuple:
         channels = int(ex.graph.layer_shapes[ex.layer][-1])
     except ValueError:
         channels = None
-    wrong = len(misclassified(test.labels, probs)) if test.labeled else 0
     keys = ("quality_images", "quality_steps", "tie_orders", "sanity_images",
             "pattern_filters", "pattern_steps", "dream_images", "dream_octaves")
 
     def work():
-        return pl.Work(len(test), wrong, len(suite.stratified(
+        return pl.Work(len(test), len(suite.stratified(
             test.labels, e.samples_per_class, len(names), shown)), len(shown),
             len(explained_classes(cfg, names) or shown), Shape(*data.shape[:2], channels),
             {k: getattr(e, k) for k in keys}, dict(run.options), list(run.options))

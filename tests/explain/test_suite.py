@@ -34,3 +34,45 @@ def test_top_units_from_the_gradcam_pass_equal_a_separate_pass(keras, rng, monke
     best = fused.units[0]
     assert best.activation == np.float32(acts.max())
     assert acts[best.index, best.i, best.j, best.channel] == np.float32(acts.max())
+
+
+def test_the_true_class_maps_of_the_errors_come_from_the_same_pass(keras, rng, monkeypatch):
+    """The test-set pass gives, for every misclassified image, the GradCAM of its true class:
+    equal to GradCAM by hand (a GradientTape on the layer's output, alpha the spatial mean of
+    the gradient, ReLU, min-max per image), at the layer's resolution."""
+    import tensorflow as tf
+
+    inp = keras.Input((12, 12, 3))
+    h = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="conv")(inp)
+    out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inp, out)
+    n = 11
+    labels = np.arange(n) % 3
+    split = Split(images=rng.integers(0, 256, (n, 12, 12, 3), dtype=np.uint8), labels=labels,
+                  paths=[f"{i}.png" for i in range(n)], boxes=np.full((n, 4), np.nan, np.float32))
+    probs = np.tile([0.6, 0.3, 0.1], (n, 1))  # every image predicted class 0
+    monkeypatch.setattr(suite, "CHUNK", 4)
+    prep = lambda im: im.astype(np.float32) / 255.0  # noqa: E731
+    ex = suite.explainer_for(model, Config())
+    result = suite.explain_test_set(ex, split, prep, probs, 4)
+    assert sorted(result.true_maps) == [i for i in range(n) if labels[i] != 0]
+
+    split_model = keras.Model(inp, [h, out])
+    x = tf.constant(prep(split.images))
+
+    def by_hand(classes):
+        with tf.GradientTape() as tape:
+            acts, logits = split_model(x)
+            score = tf.gather(logits, classes, axis=1, batch_dims=1)
+        grads = tape.gradient(score, acts).numpy()
+        cam = np.maximum((acts.numpy() * grads.mean(axis=(1, 2))[:, None, None]).sum(-1), 0)
+        lo = cam.min(axis=(1, 2), keepdims=True)
+        span = cam.max(axis=(1, 2), keepdims=True) - lo
+        return np.where(span > 1e-12, (cam - lo) / np.where(span > 0, span, 1), 0)
+
+    true = by_hand(tf.constant(labels, tf.int32))
+    for i, m in result.true_maps.items():
+        np.testing.assert_allclose(m.astype(np.float32), true[i], atol=2e-3)
+    predicted = np.asarray(model(x)).argmax(1).astype(np.int32)
+    np.testing.assert_allclose(result.test_maps.astype(np.float32),
+                               by_hand(tf.constant(predicted)), atol=2e-3)
