@@ -97,8 +97,9 @@ def gallery_counts(labels: np.ndarray, probs: np.ndarray, n_classes: int
 def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
                      probs: np.ndarray, gallery_size: int,
                      progress: Callable[[int], None] | None = None) -> Explained:
-    """Compute GradCAM for every test image (predicted class), keep the gallery maps, and score
-    each map with the pointing game where the image has an object box."""
+    """Compute GradCAM for every test image (predicted class), keep the gallery maps, score
+    each map with the pointing game where the image has an object box, and keep the true
+    class's map (at the layer's resolution) of every misclassified image, all in one pass."""
     n_classes = probs.shape[1]
     galleries = select_galleries(split.labels, probs, n_classes, gallery_size)
     result = Explained(layer="", galleries=galleries,

@@ -525,7 +525,7 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
 def planned(run: Run, ex, data: Data, prep) -> tuple:
     """Probe the model, plan the work to explain.budget and the memory budget, and say what
     was reduced; return (the config with the planned explain settings, the planned method
-    options, the plan as plain data). The explainer's batch size becomes the planned one."""
+    options, the plan as plain data). The explainer's batch sizes become the planned ones."""
     from reportgen.explain import plan as pl
     from reportgen.explain import suite
     from reportgen.explain.methods import Shape
