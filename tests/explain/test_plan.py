@@ -76,11 +76,11 @@ def test_keys_the_user_set_are_kept_and_the_plan_says_so():
 
 def test_the_batch_follows_the_memory_unless_set():
     w = work()
-    # 3 x 1 MB per image in 80 % of 100 MB: 26 images; a forward pass alone, 1 MB: 80.
+    # 3 x 1 MB per image in 80 % of 100 MB: 26 images; a forward pass alone, 2 MB: 40.
     plan = pl.make_plan(PROBE, w, 1e9, 100 * 10**6, set(), 64)
-    assert plan["batch_size"] == 26 and plan["forward_batch_size"] == 80
+    assert plan["batch_size"] == 26 and plan["forward_batch_size"] == 40
     # RISE has no backward pass: it gets the forward batch; SmoothGrad and GradCAM do not.
-    assert plan["batch_sizes"] == {"gradcam": 26, "smoothgrad": 26, "rise": 80}
+    assert plan["batch_sizes"] == {"gradcam": 26, "smoothgrad": 26, "rise": 40}
     given = pl.make_plan(PROBE, work(), 1e9, 100 * 10**6, {"explain.batch_size"}, 64)
     assert given["forward_batch_size"] == 64 and set(given["batch_sizes"].values()) == {64}
     assert pl.make_plan(PROBE, w, 1e9, 10**12, set(), 64)["batch_size"] == pl.MAX_BATCH
