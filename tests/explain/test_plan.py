@@ -185,3 +185,23 @@ def test_the_progress_bar_steps_follow_the_plan():
     advance(2)
     advance()  # past the last step: nothing
     assert got == [1, 20, 4] and prog.steps([0.04, 2.0, 0.35]) == 25
+
+
+def test_the_predictions_batch_is_planned_from_memory_unless_set(keras):
+    import dataclasses
+
+    from reportgen.config import Config
+    from reportgen.explain.graph import ModelGraph
+    from reportgen.pipeline.stages import predict_batch
+
+    inp = keras.Input((8, 8, 1))
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(
+        keras.layers.Conv2D(4, 3, padding="same")(inp))))
+    act = pl.activation_bytes(ModelGraph(model))
+    assert act == 4 * (256 + 256 + 2)
+    cfg = Config()
+    cfg = dataclasses.replace(cfg, explain=dataclasses.replace(cfg.explain, memory_gb=1e-4))
+    # 80 % of 1e-4 GiB over 2 bytes per activation byte of a forward pass alone.
+    assert predict_batch(cfg, model, (8, 8, 1)) == int(0.8 * 1e-4 * 2**30 // (2 * act)) == 20
+    cfg.given = frozenset({"explain.batch_size"})
+    assert predict_batch(cfg, model, (8, 8, 1)) == cfg.explain.batch_size == 64
