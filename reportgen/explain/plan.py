@@ -218,7 +218,8 @@ def _option(w: Work, method: str, key: str, value) -> None:
 REDUCTIONS = ("tie_orders", "quality_images:50", "smoothgrad.samples", "integrated_gradients"
               ".steps", "scorecam.channels", "rise.masks", "quality_steps", "quality_images:20",
               "pattern_steps", "dream_octaves", "drop:rise", "drop:occlusion",
-              "quality_images:10", "dream_images", "pattern_filters")
+              "quality_images:10", "dream_images", "pattern_filters", "samples_per_class",
+              "omit:rise", "omit:occlusion")
 
 #: Floors of the reducible settings: (explain key, floor, reduced value of the current one).
 _SETTINGS = {"tie_orders": (1, lambda v: 1), "quality_steps": (4, lambda v: max(4, v // 2)),
@@ -233,6 +234,7 @@ _OPTIONS = {"smoothgrad.samples": (4, lambda v: max(4, v // 2)),
 
 #: The keys the reductions change (a key set by the user is kept as it is).
 REDUCIBLE = {"explain.methods", "explain.quality_images", "explain.sanity_images",
+             "explain.samples_per_class",
              *(f"explain.{k}" for k in (*_SETTINGS, *_OPTIONS))}
 
 
@@ -245,6 +247,21 @@ def _reduce(step: str, w: Work, given: set[str]) -> str | None:
         old, s["quality_images"] = s["quality_images"], floor
         s["sanity_images"] = min(s["sanity_images"], floor)
         return f"explain.quality_images {old} → {floor}"
+    if step.startswith("omit:"):  # the last resort: not even on the sample images
+        m = step.split(":")[1]
+        if m not in w.options or "explain.methods" in given:
+            return None
+        del w.options[m]
+        if m in w.quality_methods:
+            w.quality_methods.remove(m)
+        return (f"{REGISTRY[m].label} left out (over the budget on the sample images alone; "
+                "name it in explain.methods to keep it)")
+    if step == "samples_per_class":
+        if step not in s or "explain.samples_per_class" in given or s[step] <= 1 \
+                or w.n_samples <= w.n_grid:
+            return None
+        old, s[step], w.n_samples = s[step], 1, w.n_grid  # one image of each shown class
+        return f"explain.samples_per_class {old} → 1"
     if step.startswith("drop:"):
         m = step.split(":")[1]
         if m not in w.quality_methods or "explain.methods" in given:

@@ -540,7 +540,8 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
     except ValueError:
         channels = None
     keys = ("quality_images", "quality_steps", "tie_orders", "sanity_images",
-            "pattern_filters", "pattern_steps", "dream_images", "dream_octaves")
+            "pattern_filters", "pattern_steps", "dream_images", "dream_octaves",
+            "samples_per_class")
 
     def work():
         return pl.Work(len(test), len(suite.stratified(

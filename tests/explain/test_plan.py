@@ -15,7 +15,8 @@ def work(methods=("gradcam", "smoothgrad", "rise")):
 
     options = {m: o for m, o in configure(Config()).items() if m in methods}
     settings = {"quality_images": 100, "quality_steps": 8, "tie_orders": 3, "sanity_images": 16,
-                "pattern_filters": 8, "pattern_steps": 40, "dream_images": 3, "dream_octaves": 3}
+                "pattern_filters": 8, "pattern_steps": 40, "dream_images": 3, "dream_octaves": 3,
+                "samples_per_class": 2}
     return pl.Work(n_test=500, n_samples=10, n_grid=5, grid_classes=5,
                    shape=Shape(224, 224, 1280), settings=settings, options=options,
                    quality_methods=list(options))
@@ -62,6 +63,28 @@ def test_an_expensive_model_is_reduced_in_order_until_it_fits():
     assert plan["settings"] == w.settings and plan["notes"] == []
     # The unavoidable part is never reduced.
     assert plan["estimate_s"]["test set"] == plan["estimate_full_s"]["test set"]
+
+
+def test_a_model_too_slow_for_its_sample_images_loses_them_last():
+    w = work(("gradcam", "rise", "occlusion"))
+    # RISE alone on the 10 sample images is 10 x 501 forward passes: 501 s at 0.1 s a pass.
+    slow = pl.Probe("CPU", forward_s=0.1, backward_s=0.2, activation_bytes=10**6, batch=16)
+    plan = pl.make_plan(slow, w, 300.0, 2**30, set(), 64)
+    # The last two steps, taken only after every other: one sample image a class, then RISE
+    # left out altogether; occlusion then fits on the samples (out of the quality table).
+    assert plan["reduced"][-2:] == [
+        "explain.samples_per_class 2 → 1",
+        "RISE left out (over the budget on the sample images alone; name it in "
+        "explain.methods to keep it)"]
+    assert list(w.options) == ["gradcam", "occlusion"] and plan["quality_methods"] == ["gradcam"]
+    assert w.settings["samples_per_class"] == 1 and w.n_samples == w.n_grid == 5
+    assert sum(plan["estimate_s"].values()) <= 300.0
+    # Each step was needed: the sample images at 2 a class with RISE alone are over 300 s.
+    assert plan["estimate_full_s"]["methods on sample images"] > 300
+    # Methods the user named are never left out.
+    kept = pl.make_plan(slow, work(("gradcam", "rise")), 300.0, 2**30, {"explain.methods"}, 64)
+    assert "rise" in kept["quality_methods"] and not any("left out" in r
+                                                          for r in kept["reduced"])
 
 
 def test_keys_the_user_set_are_kept_and_the_plan_says_so():
