@@ -213,10 +213,16 @@ def test_a_build_over_its_budget_reduces_the_extras_and_says_so(smoke_site):
     plan = json.loads((site / "metrics.json").read_text())["explain"]["plan"]
     assert plan["reduced"][0] == "explain.tie_orders 3 → 1"
     assert "RISE left out of the quality table (shown on the samples)" in plan["reduced"]
+    # At 0.001 s even the sample images are over: RISE, then occlusion, are left out last.
+    gone = [r for r in plan["reduced"] if "over the budget on the sample images alone" in r]
+    assert [r.split()[0] for r in gone] == ["RISE", "Occlusion"]
+    assert plan["reduced"][-2:] == gone
     assert "explain.quality_images" in plan["notes"][0]  # set in smoke.toml: kept, and said
     quality = json.loads((site / "metrics.json").read_text())["explain"]["quality"]
     assert "rise" not in quality and "gradcam" in quality
     assert all(q["tie_orders"] == 1 for q in quality.values())
     assert "planned to explain.budget = 0.001 s" in (site / "index.html").read_text()
     methods = (site / "methods.html").read_text()
-    assert "Reduced to fit the budget" in methods and "<th scope=\"row\">RISE</th>" in methods
+    assert "Reduced to fit the budget" in methods and "RISE left out (over the budget" in methods
+    assert "<th scope=\"row\">RISE</th>" not in methods and \
+        "<th scope=\"row\">GradCAM</th>" in methods
