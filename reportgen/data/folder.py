@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from reportgen.data.decode import IMAGE_SUFFIXES, decode_or_reason
-from reportgen.data.store import Images, Store, chunks
+from reportgen.data.store import Images, Store
 from reportgen.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -378,8 +378,7 @@ def hazards(ds: Dataset) -> list[str]:
     copies: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for name in ("train", "val", "test"):
         split = ds.splits[name]
-        imgs = (img for chunk in chunks(split.images) for img in chunk)
-        for img, path in zip(imgs, split.paths):
+        for img, path in zip(split.images, split.paths):  # an Images view reads in chunks
             digest = hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest()
             if digest in seen and seen[digest][0] != name:
                 copies.setdefault((seen[digest][0], name), []).append((seen[digest][1], path))

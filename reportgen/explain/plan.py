@@ -184,9 +184,9 @@ def _method_s(p: Probe, name: str, options, shape: Shape) -> float:
 def estimate(p: Probe, w: Work) -> dict[str, float]:
     """Estimated seconds of each part of the work: "test set" (GradCAM of every test image,
     and of the true class from the same forward pass, at the probe's speed of that function:
-    never reduced), the
-    sample images, the class grid, the quality table's maps, curves and sanity check, and the
-    Layers page (filter patterns of three layers, deep dream at 12 steps an octave)."""
+    never reduced), the sample images, the class grid, the quality table's maps, curves and
+    sanity check, and the Layers page (filter patterns of three layers, deep dream at 12 steps
+    an octave)."""
     s, cam, grad = w.settings, p.gradcam_s, p.forward_s + p.backward_s
     methods = {m: _method_s(p, m, o, w.shape) for m, o in w.options.items()}
     q = min(s["quality_images"], w.n_test)
