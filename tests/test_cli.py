@@ -199,6 +199,47 @@ def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path, monkeypatch
     assert off.exit_code == 0 and "Reusing" not in off.stderr
 
 
+def test_a_build_slower_than_its_probe_re_plans_the_quality_table(smoke_site, monkeypatch):
+    """A probe that measures the model a thousand times too fast plans the full report into
+    1 s; the test set and the sample images then take far longer, and the quality table is
+    re-planned at the measured speed (the methods' options stay as planned)."""
+    import dataclasses
+
+    from reportgen.explain import plan as pl
+
+    real = pl.probe
+
+    def optimistic(*args, **kwargs):
+        p = real(*args, **kwargs)
+        return dataclasses.replace(p, forward_s=p.forward_s / 1000, backward_s=p.backward_s
+                                   / 1000, cam_s=p.cam_s and p.cam_s / 1000,
+                                   trace_s=p.trace_s / 1000)
+
+    monkeypatch.setattr(pl, "probe", optimistic)
+    out, _ = smoke_site
+    site = out.parent / "replan"
+    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--out", str(site),
+                                       "--set", f"data.cache_dir={out.parent / 'cache'}",
+                                       "--set", "explain.budget=1", *SMOKE_SETS],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((site / "metrics.json").read_text())["explain"]
+    plan = metrics["plan"]
+    first = [r for r in plan["reduced"] if "re-planned" not in r]
+    late = [r for r in plan["reduced"] if "re-planned" in r]
+    assert first == [] and late[0].startswith("explain.tie_orders 3 → 1 (re-planned: the "
+                                              "sample images took ")
+    assert plan["replan"]["ratio"] > 1 and plan["replan"]["left_s"] < 1
+    assert "RISE left out of the quality table" in " ".join(late)
+    assert "rise" not in metrics["quality"] and "rise" in metrics["methods"]
+    assert all(q["tie_orders"] == 1 for q in metrics["quality"].values())
+    assert plan["settings"]["tie_orders"] == 1
+    assert "Plan: explain.tie_orders 3 → 1 (re-planned" in result.stderr
+    methods = (site / "methods.html").read_text()
+    assert "Re-planned once the test set, the sample images and the class grid were done" \
+        in methods and "(re-planned: the sample images took" in methods
+
+
 def test_a_build_over_its_budget_reduces_the_extras_and_says_so(smoke_site):
     """The smoke config sets most explain keys (kept); what it leaves to the planner (the tie
     orders, the quality table's methods) is reduced, and every page says what was done."""

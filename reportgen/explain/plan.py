@@ -55,6 +55,11 @@ class Probe:
     #: Seconds per image of the test set's GradCAM (forward, and backward through the head
     #: above the explained layer only); None without a conv layer (then forward + backward).
     cam_s: float | None = None
+    #: Seconds to trace one compiled function of this model (the mean over the probe's
+    #: functions of the first call's time less a later call's); 0 when timed eagerly. Every
+    #: method traces its function once per model: seconds on a large model, which a plan for
+    #: a few images must count.
+    trace_s: float = 0.0
 
     @property
     def gradcam_s(self) -> float:
@@ -116,13 +121,18 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
             fn.expect(10**6)  # compile now; the work reuses it
     run = [f if compiled else f.python for f in fns]  # eager: uncounted
 
+    traces = []
+
     def best(call) -> float:
+        t0 = time.perf_counter()
         call()
+        first = time.perf_counter() - t0
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             call()
             times.append(time.perf_counter() - t0)
+        traces.append(max(first - min(times), 0.0))
         return min(times) / batch
 
     forward = best(lambda: np.asarray(run[0](x)))
@@ -130,7 +140,8 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
     cam_s = best(lambda: [np.asarray(v) for v in run[2](x, t, t)]) if cam is not None else None
     return Probe(device_name(), max(forward, 1e-6), max(both - forward, forward),
                  activation_bytes(ex.graph), batch, compiled,
-                 None if cam_s is None else max(cam_s, 1e-6))
+                 None if cam_s is None else max(cam_s, 1e-6),
+                 float(np.mean(traces)) if compiled else 0.0)
 
 
 def time_budget(budget: float, p: Probe, n_test: int) -> float:
@@ -174,6 +185,9 @@ class Work:
     settings: dict  # explain.<key>: value (quality_images, quality_steps, ...)
     options: dict   # {method: its options dataclass}
     quality_methods: list = field(default_factory=list)
+    #: Test images the Layers page runs again to find its receptive-field units (0 when the
+    #: GradCAM pass over the test set finds them: the explained layer is the one shown).
+    rf_images: int = 0
 
 
 def _method_s(p: Probe, name: str, options, shape: Shape) -> float:
@@ -185,26 +199,35 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
     """Estimated seconds of each part of the work: "test set" (GradCAM of every test image,
     and of the true class from the same forward pass, at the probe's speed of that function:
     never reduced), the sample images, the class grid, the quality table's maps, curves and
-    sanity check, and the Layers page (filter patterns of three layers, deep dream at 12 steps
-    an octave)."""
+    sanity check, and the Layers page (feature maps, filter patterns of three layers, the
+    receptive-field search over ``w.rf_images`` test images, deep dream at 12 steps an
+    octave). Each part also counts the tracing of the functions it is first to run
+    (``p.trace_s`` each): every method's on the sample images, again on the sanity check's
+    randomized model, the curves' forward pass, and the Layers page's four."""
     s, cam, grad = w.settings, p.gradcam_s, p.forward_s + p.backward_s
     methods = {m: _method_s(p, m, o, w.shape) for m, o in w.options.items()}
     q = min(s["quality_images"], w.n_test)
+    sanity = min(s["sanity_images"], q)
     curve = 0.0
     for m in w.quality_methods:
         orders = s["tie_orders"] if REGISTRY[m].output == "map" else 1
         curve += 2 * max(s["quality_steps"] - 1, 0) * orders * p.forward_s
     conv = w.shape.layer_channels is not None
+    quality = bool(q and w.quality_methods)
+    layer_traces = (1 + bool(s["pattern_filters"]) + bool(s["dream_images"])
+                    + bool(w.rf_images)) if conv else 0
     return {  # named as the parts of Explained.seconds
         "test set": w.n_test * cam if conv else 0.0,  # the errors' true maps come with it
-        "methods on sample images": w.n_samples * sum(methods.values()),
+        "methods on sample images": w.n_samples * sum(methods.values())
+        + len(w.options) * p.trace_s,
         "class grid": w.n_grid * w.grid_classes * cam if conv else 0.0,
         "quality: maps": q * sum(methods[m] for m in w.quality_methods),
-        "quality: deletion/insertion": q * curve,
-        "quality: sanity check": min(s["sanity_images"], q) * sum(
-            methods[m] for m in w.quality_methods),
+        "quality: deletion/insertion": q * curve + quality * p.trace_s,
+        "quality: sanity check": sanity * sum(methods[m] for m in w.quality_methods)
+        + bool(sanity and quality) * len(w.quality_methods) * p.trace_s,
         "layers": (3 * s["pattern_filters"] * s["pattern_steps"]
-                   + s["dream_images"] * s["dream_octaves"] * 12) * grad,
+                   + s["dream_images"] * s["dream_octaves"] * 12) * grad
+        + (w.rf_images * p.forward_s + layer_traces * p.trace_s if conv else 0.0),
     }
 
 
@@ -331,6 +354,60 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
             "reduced": reduced, "notes": notes, "settings": dict(w.settings),
             "quality_methods": list(w.quality_methods),
             "method_s": {m: round(_method_s(p, m, o, w.shape), 5) for m, o in w.options.items()}}
+
+
+#: The reductions a re-plan may still take once the sample images are explained: the quality
+#: table's and the Layers page's sizes only (the methods' options stay as the sample images
+#: used them, so every map of a method is made alike).
+LATE_REDUCTIONS = ("tie_orders", "quality_images:50", "quality_steps", "quality_images:20",
+                   "pattern_steps", "dream_octaves", "drop:rise", "drop:occlusion",
+                   "quality_images:10", "dream_images", "pattern_filters")
+#: The parts of the estimate still to run when the re-plan is made.
+LATE_PARTS = ("quality: maps", "quality: deletion/insertion", "quality: sanity check", "layers")
+#: The parts the re-plan measures the plan by.
+EARLY_PARTS = ("test set", "methods on sample images", "class grid")
+
+
+def replan(plan: dict, p: Probe, w: Work, measured: dict[str, float], given: set[str]) -> list:
+    """Re-plan the rest of the work after the early parts ran: when they took longer than
+    planned (``measured`` seconds of :data:`EARLY_PARTS` against the plan's estimate), every
+    later part is assumed slower by that ratio too, and :data:`LATE_REDUCTIONS` are taken in
+    order until the rest fits what is left of the budget. ``w`` (the planned work) and
+    ``plan`` change in place: its settings, quality methods, estimate of the later parts
+    (at the measured speed) and reductions, each marked as made on re-planning, and
+    ``plan["replan"]`` (the ratio and the seconds left). Returns the new reductions; none when
+    the early parts were on time."""
+    first = estimate(p, w)
+    planned = sum(first[k] for k in EARLY_PARTS)
+    spent = sum(measured.get(k, 0.0) for k in EARLY_PARTS)
+    ratio = spent / max(planned, 1e-9)
+    left = plan["budget_s"] - spent
+    plan["replan"] = {"ratio": round(ratio, 3), "early_s": round(spent, 1),
+                      "left_s": round(left, 1)}
+    if ratio <= 1.0:
+        return []
+    slow = dataclasses.replace(p, forward_s=p.forward_s * ratio, backward_s=p.backward_s * ratio,
+                               cam_s=None if p.cam_s is None else p.cam_s * ratio,
+                               trace_s=p.trace_s * ratio)
+
+    def rest() -> float:
+        est = estimate(slow, w)
+        return sum(est[k] for k in LATE_PARTS)
+
+    reduced = []
+    for step in LATE_REDUCTIONS:
+        if rest() <= left:
+            break
+        what = _reduce(step, w, given)
+        if what:
+            reduced.append(f"{what} (re-planned: the sample images took {ratio:.2f}x "
+                           "their estimate)")
+    est = estimate(slow, w)
+    plan["estimate_s"].update({k: round(est[k], 1) for k in LATE_PARTS})
+    plan["reduced"] += reduced
+    plan["settings"] = dict(w.settings)
+    plan["quality_methods"] = list(w.quality_methods)
+    return reduced
 
 
 def progress_steps(plan: dict, scored: list[str]) -> list[float]:

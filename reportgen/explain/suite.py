@@ -131,7 +131,7 @@ def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
         hits[start:stop] = quality.pointing_game(cams, split.boxes[start:stop])
         for i in range(start, stop):
             if i in wanted_set:
-                maps_kept[i] = cams[i - start]
+                maps_kept[i] = cams[i - start].copy()  # not a view: it would keep the chunk
             if i in wrong:
                 result.true_maps[i] = true_small[i - start].astype(np.float16)
         if progress:
@@ -186,12 +186,14 @@ def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
 
 def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dict,
                     result: Explained, progress=None, explained: list[int] | None = None,
-                    quality_methods: list[str] | None = None) -> None:
+                    quality_methods: list[str] | None = None, replan=None) -> None:
     """Fill ``result`` with every method of ``options`` ({name: options}, from
     :func:`reportgen.explain.methods.configure`) on the sample images, the classes x images
     GradCAM grid (rows: class indices ``explained``, default the shown classes; columns: one
     image per shown class), and the quality table (of ``quality_methods``, default every
-    method) over a stratified subset of the test set."""
+    method) over a stratified subset of the test set. ``replan``, when given, is called
+    between the two with ``result.seconds`` and returns the (config, quality methods) the
+    quality table runs with."""
     n_classes = probs.shape[1]
     pred = probs.argmax(axis=1).astype(np.int32)
     options = runnable(ex, options, result)
@@ -211,6 +213,8 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
                                           for c in result.grid_classes], axis=1)
     if progress:
         progress(1)
+    if replan is not None:
+        cfg, quality_methods = replan(dict(result.seconds))
     per_class = max(1, int(np.ceil(cfg.explain.quality_images / n_classes)))
     q_idx = stratified(split.labels, per_class, n_classes)[:cfg.explain.quality_images]
     if q_idx:
@@ -339,6 +343,16 @@ def receptive_layer(ex: Explainer, convs: list[str]) -> str:
 
 #: Test images searched for the peaks of a layer other than the explained one (its own pass).
 RF_IMAGES = 512
+
+
+def rf_search_images(ex: Explainer, n_test: int, units: int) -> int:
+    """How many of ``n_test`` test images the Layers page runs again to find ``units``
+    receptive-field units: 0 when the layer shown is the explained one (the GradCAM pass
+    found its peaks) or there is none, else up to :data:`RF_IMAGES`."""
+    convs = ex.graph.conv_layers()
+    if not units or not convs or not n_test:
+        return 0
+    return 0 if receptive_layer(ex, convs) == ex.layer_or_none() else min(n_test, RF_IMAGES)
 
 
 def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks | None

@@ -501,7 +501,7 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
     test = data.ds.splits["test"]
     ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
     with run.timer.stage("explain"):
-        cfg, options, plan = planned(run, ex, data, fitted.prep)
+        cfg, options, plan, late = planned(run, ex, data, fitted.prep)
         t0 = time.perf_counter()
         with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
             explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
@@ -513,7 +513,8 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
             suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, options,
                                   explained, progress=prog.weighted(advance, weights),
                                   explained=explained_classes(cfg, data.ds.class_names),
-                                  quality_methods=plan.get("quality_methods"))
+                                  quality_methods=plan.get("quality_methods"), replan=late)
+        cfg = late.cfg
         t0 = time.perf_counter()
         with prog.bar("Layers", 4, run.show) as advance:
             suite.explain_layers(ex, test, fitted.prep, cfg, explained, progress=advance)
@@ -522,10 +523,32 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
     return explained
 
 
+class LatePlan:
+    """The re-plan of the quality table and the Layers page once the early parts ran
+    (:func:`reportgen.explain.plan.replan`): called with the measured seconds of the parts,
+    it says any new reduction and returns (the config, the quality table's methods);
+    :attr:`cfg` is then the config the rest of the build runs with."""
+
+    def __init__(self, run: Run, cfg: Config, plan: dict, probe=None, work=None):
+        self.run, self.cfg, self.plan, self.probe, self.work = run, cfg, plan, probe, work
+
+    def __call__(self, seconds: dict[str, float]) -> tuple[Config, list[str] | None]:
+        from reportgen.explain import plan as pl
+
+        if self.work is None:
+            return self.cfg, self.plan.get("quality_methods")
+        for line in pl.replan(self.plan, self.probe, self.work, seconds, set(self.cfg.given)):
+            prog.say(f"Plan: {line}", self.run.show)
+        explain = dataclasses.replace(self.cfg.explain, **self.work.settings)
+        self.cfg = dataclasses.replace(self.cfg, explain=explain)
+        return self.cfg, list(self.work.quality_methods)
+
+
 def planned(run: Run, ex, data: Data, prep) -> tuple:
     """Probe the model, plan the work to explain.budget and the memory budget, and say what
     was reduced; return (the config with the planned explain settings, the planned method
-    options, the plan as plain data). The explainer's batch sizes become the planned ones."""
+    options, the plan as plain data, the :class:`LatePlan` that re-plans the rest once the
+    early parts ran). The explainer's batch sizes become the planned ones."""
     from reportgen.explain import plan as pl
     from reportgen.explain import suite
     from reportgen.explain.methods import Shape
@@ -533,7 +556,7 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
     cfg, test, names = run.cfg, data.ds.splits["test"], data.ds.class_names
     e = cfg.explain
     if not len(test):
-        return cfg, run.options, {}
+        return cfg, run.options, {}, LatePlan(run, cfg, {})
     shown = suite.shown_classes(test.labels, len(names))
     try:
         channels = int(ex.graph.layer_shapes[ex.layer][-1])
@@ -543,11 +566,14 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
             "pattern_filters", "pattern_steps", "dream_images", "dream_octaves",
             "samples_per_class")
 
+    rf_images = suite.rf_search_images(ex, len(test), e.receptive_units)
+
     def work():
         return pl.Work(len(test), len(suite.stratified(
             test.labels, e.samples_per_class, len(names), shown)), len(shown),
             len(explained_classes(cfg, names) or shown), Shape(*data.shape[:2], channels),
-            {k: getattr(e, k) for k in keys}, dict(run.options), list(run.options))
+            {k: getattr(e, k) for k in keys}, dict(run.options), list(run.options),
+            rf_images)
 
     memory = pl.memory_budget(e.memory_gb)
     batch = min(32, pl.memory_batch(pl.activation_bytes(ex.graph), memory))
@@ -569,7 +595,8 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
              f"(explain.budget {_minutes(plan['budget_s'])}"
              f"{', the default' if not e.budget else ''})", run.show)
     explain = dataclasses.replace(e, **w.settings, batch_size=plan["batch_size"])
-    return dataclasses.replace(cfg, explain=explain), w.options, plan
+    cfg = dataclasses.replace(cfg, explain=explain)
+    return cfg, w.options, plan, LatePlan(run, cfg, plan, probe, w)
 
 
 def _minutes(seconds: float) -> str:

@@ -45,6 +45,27 @@ def test_the_estimate_is_the_declared_cost_times_the_measured_seconds():
     assert timed["layers"] == est["layers"] and timed["quality: maps"] == est["quality: maps"]
 
 
+def test_the_estimate_counts_tracing_and_the_receptive_field_search():
+    w = work()
+    base = pl.estimate(PROBE, w)
+    w.rf_images = 100
+    traced = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
+    extra = {k: traced[k] - base[k] for k in base}
+    # One trace per method on the samples (3), the curves' forward pass (1), each method again
+    # on the sanity check's randomized model (3); the Layers page's feature maps, patterns,
+    # deep dream and receptive-field search (4), and that search's 100 forward passes.
+    assert extra == pytest.approx({"test set": 0, "methods on sample images": 3 * 2.0,
+                                   "class grid": 0, "quality: maps": 0,
+                                   "quality: deletion/insertion": 1 * 2.0,
+                                   "quality: sanity check": 3 * 2.0,
+                                   "layers": 4 * 2.0 + 100 * 0.01})
+    # Without patterns, dreams or a sanity check, their traces go too.
+    w.settings.update(pattern_filters=0, dream_images=0, sanity_images=0)
+    bare = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
+    assert bare["layers"] == pytest.approx(2 * 2.0 + 100 * 0.01)
+    assert bare["quality: sanity check"] == 0
+
+
 def test_a_cheap_model_keeps_the_full_report():
     w = work()
     before = dict(w.settings)
@@ -148,9 +169,10 @@ def test_the_probe_measures_time_and_counts_activations(keras, tier):
     from reportgen.explain.common import probability_function
     assert probability_function(ex.graph).eager_calls == 0  # the eager probe is not counted
     c = pl.probe(ex, np.zeros((3, 8, 8, 1), np.float32), batch=5, compiled=True)
-    assert c.compiled
+    assert c.compiled and p.trace_s == 0 and c.trace_s >= 0
     if tier == "compiled":  # (the eager tier of these tests never compiles)
         assert probability_function(ex.graph).compiled is not None
+        assert c.trace_s > 0  # the first call of a tf.function traces it
     # Outputs of conv (8 x 8 x 4), flat (256) and head (2), float32.
     assert p.activation_bytes == pl.activation_bytes(ex.graph) == 4 * (256 + 256 + 2)
     # Without a conv layer there is no GradCAM to time: it is costed as forward + backward.
@@ -228,3 +250,49 @@ def test_the_predictions_batch_is_planned_from_memory_unless_set(keras):
     assert predict_batch(cfg, model, (8, 8, 1)) == int(0.8 * 1e-4 * 2**30 // (2 * act)) == 20
     cfg.given = frozenset({"explain.batch_size"})
     assert predict_batch(cfg, model, (8, 8, 1)) == cfg.explain.batch_size == 64
+
+
+def test_a_slow_start_re_plans_the_quality_table_and_layers_only():
+    w = work()
+    plan = pl.make_plan(PROBE, w, 400.0, 2**30, set(), 64)
+    assert sum(plan["estimate_s"].values()) <= 400.0
+    options_before = dict(w.options)
+    early = {k: v for k, v in pl.estimate(PROBE, w).items() if k in pl.EARLY_PARTS}
+    # On time: nothing changes.
+    assert pl.replan(plan, PROBE, w, early, set()) == []
+    assert plan["replan"]["ratio"] == 1.0 and w.options == options_before
+    # Twice as slow as planned: the rest is re-planned at twice the probe's times, into what
+    # is left of the budget, with the late reductions only.
+    slow = {k: 2 * v for k, v in early.items()}
+    left = 400.0 - sum(slow.values())
+    new = pl.replan(plan, PROBE, w, slow, set())
+    assert new and all(r.endswith("(re-planned: the sample images took 2.00x their estimate)")
+                       for r in new)
+    # Each is a late reduction, in LATE_REDUCTIONS order (what make_plan had left to take).
+    keys = {"explain.tie_orders": "tie_orders", "explain.quality_steps": "quality_steps",
+            "explain.pattern_steps": "pattern_steps", "explain.dream_octaves": "dream_octaves",
+            "explain.dream_images": "dream_images",
+            "explain.pattern_filters": "pattern_filters"}
+    steps = []
+    for r in new:
+        head = r.split(" (re-planned")[0]
+        if head.startswith("explain.quality_images"):
+            steps.append("quality_images:" + head.split(" → ")[1])
+        elif head.startswith("RISE left out of the quality table"):
+            steps.append("drop:rise")
+        else:
+            steps.append(keys[head.split(" ")[0]])
+    order = [pl.LATE_REDUCTIONS.index(st) for st in steps]
+    assert order == sorted(order) and len(set(order)) == len(order)
+    assert w.options == options_before  # the methods' options stay as the samples used them
+    doubled = pl.Probe("CPU", 0.02, 0.04, 10**6, 16)
+    est = pl.estimate(doubled, w)
+    assert sum(est[k] for k in pl.LATE_PARTS) <= left
+    assert plan["estimate_s"]["quality: maps"] == pytest.approx(est["quality: maps"], abs=0.05)
+    assert plan["settings"] == w.settings and plan["replan"]["ratio"] == 2.0
+    assert plan["replan"]["left_s"] == pytest.approx(left, abs=0.05)
+    # A key the user set is kept on re-planning too.
+    w2 = work()
+    plan2 = pl.make_plan(PROBE, w2, 400.0, 2**30, {"explain.quality_images"}, 64)
+    pl.replan(plan2, PROBE, w2, slow, {"explain.quality_images"})
+    assert w2.settings["quality_images"] == 100

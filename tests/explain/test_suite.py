@@ -76,3 +76,24 @@ def test_the_true_class_maps_of_the_errors_come_from_the_same_pass(keras, rng, m
     predicted = np.asarray(model(x)).argmax(1).astype(np.int32)
     np.testing.assert_allclose(result.test_maps.astype(np.float32),
                                by_hand(tf.constant(predicted)), atol=2e-3)
+
+
+def test_the_kept_gallery_maps_hold_only_themselves(keras, rng, monkeypatch):
+    """The gallery maps kept from the test-set pass are their own arrays: a view of a chunk's
+    maps would keep the whole chunk (CHUNK x H x W float32) alive, and memory would grow with
+    the test set."""
+    inp = keras.Input((12, 12, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h)))
+    n = 12
+    split = Split(images=rng.integers(0, 256, (n, 12, 12, 3), dtype=np.uint8),
+                  labels=np.arange(n) % 2, paths=[f"{i}.png" for i in range(n)],
+                  boxes=np.full((n, 4), np.nan, np.float32))
+    probs = np.tile([0.7, 0.3], (n, 1))
+    monkeypatch.setattr(suite, "CHUNK", 6)
+    prep = lambda im: im.astype(np.float32) / 255.0  # noqa: E731
+    ex = suite.explainer_for(model, Config())
+    result = suite.explain_test_set(ex, split, prep, probs, 2)
+    kept = result.maps["gradcam"]
+    assert len(kept) >= 4
+    assert all(m.base is None and m.nbytes == 12 * 12 * 4 for m in kept.values())
