@@ -124,7 +124,7 @@ class ExplainConfig:
     quality_steps: int = option(8, "Perturbation steps of the deletion and insertion curves.",
                               minimum=2, maximum=1000)
     budget: float = option(0.0, "Seconds of explanation work to plan for (0: 30 predict passes "
-                           "of the test set as measured, within 120-900 s). The build "
+                           "of the test set as measured, within 180-900 s). The build "
                            "times the model first and reduces the extras (quality images and "
                            "steps, samples, masks, patterns, dreams) until the estimate fits; "
                            "keys you set are kept; the plan is in the report.", minimum=0.0)

@@ -228,7 +228,7 @@ def test_a_build_slower_than_its_probe_re_plans_the_quality_table(smoke_site, mo
     first = [r for r in plan["reduced"] if "re-planned" not in r]
     late = [r for r in plan["reduced"] if "re-planned" in r]
     assert first == [] and late[0].startswith("explain.tie_orders 3 → 1 (re-planned: the "
-                                              "sample images took ")
+                                              "work so far took ")
     assert plan["replan"]["ratio"] > 1 and plan["replan"]["left_s"] < 1
     assert "RISE left out of the quality table" in " ".join(late)
     assert "rise" not in metrics["quality"] and "rise" in metrics["methods"]
@@ -237,7 +237,7 @@ def test_a_build_slower_than_its_probe_re_plans_the_quality_table(smoke_site, mo
     assert "Plan: explain.tie_orders 3 → 1 (re-planned" in result.stderr
     methods = (site / "methods.html").read_text()
     assert "Re-planned once the test set, the sample images and the class grid were done" \
-        in methods and "(re-planned: the sample images took" in methods
+        in methods and "(re-planned: the work so far took" in methods
 
 
 def test_a_build_over_its_budget_reduces_the_extras_and_says_so(smoke_site):

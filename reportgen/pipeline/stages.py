@@ -581,12 +581,14 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
     for compiled in (False, True):  # eager timing is cheap and an upper bound: if it fits, done
         w = work()
         probe = pl.probe(ex, sample, batch, compiled=True) if compiled else \
-            pl.probe(ex, sample, min(batch, 4), repeats=1)
+            pl.probe(ex, sample, min(batch, 4), repeats=1, min_seconds=0.0)
         plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
                             set(cfg.given), e.batch_size)
         if not plan["reduced"] and not plan["notes"]:
             break
     plan["budget_default"] = not e.budget
+    plan["budget_passes"], plan["budget_range"] = pl.BUDGET_PASSES, [pl.MIN_BUDGET,
+                                                                     pl.MAX_BUDGET]
     ex.batch_size = plan["batch_size"]
     ex.batch_sizes = {**plan["batch_sizes"], "curves": plan["forward_batch_size"]}
     for line in plan["reduced"] + plan["notes"]:
