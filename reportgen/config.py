@@ -142,6 +142,9 @@ class ExplainConfig:
                                 "a middle and the last conv layer.")
     pattern_filters: int = option(8, "Filters per layer drawn as patterns.", minimum=0)
     pattern_steps: int = option(40, "Gradient-ascent steps per filter pattern.", minimum=1)
+    receptive_images: int = option(512, "Test images searched for those units when their layer "
+                                   "is not the explained one (the GradCAM pass finds the "
+                                   "explained layer's over every test image).", minimum=1)
     receptive_units: int = option(6, "Most active last-layer units shown with their receptive "
                                 "field.", minimum=0)
     dream_images: int = option(3, "Images given the deep-dream treatment (0 turns it off).",

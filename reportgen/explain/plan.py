@@ -194,9 +194,10 @@ class Work:
     settings: dict  # explain.<key>: value (quality_images, quality_steps, ...)
     options: dict   # {method: its options dataclass}
     quality_methods: list = field(default_factory=list)
-    #: Test images the Layers page runs again to find its receptive-field units (0 when the
-    #: GradCAM pass over the test set finds them: the explained layer is the one shown).
-    rf_images: int = 0
+    #: Whether the Layers page runs test images again (``settings["receptive_images"]`` of
+    #: them) to find its receptive-field units; not when the GradCAM pass over the test set
+    #: finds them (the explained layer is the one shown).
+    rf_search: bool = False
 
 
 def _method_s(p: Probe, name: str, options, shape: Shape) -> float:
@@ -209,7 +210,7 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
     and of the true class from the same forward pass, at the probe's speed of that function:
     never reduced), the sample images, the class grid, the quality table's maps, curves and
     sanity check, and the Layers page (feature maps, filter patterns of three layers, the
-    receptive-field search over ``w.rf_images`` test images, deep dream at 12 steps an
+    receptive-field search over ``receptive_images`` test images, deep dream at 12 steps an
     octave). Each part also counts the tracing of the functions it is first to run
     (``p.trace_s`` each): every method's on the sample images, again on the sanity check's
     randomized model, the curves' forward pass, and the Layers page's four."""
@@ -223,8 +224,9 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
         curve += 2 * max(s["quality_steps"] - 1, 0) * orders * p.forward_s
     conv = w.shape.layer_channels is not None
     quality = bool(q and w.quality_methods)
+    rf_images = min(s.get("receptive_images", 0), w.n_test) if w.rf_search else 0
     layer_traces = (1 + bool(s["pattern_filters"]) + bool(s["dream_images"])
-                    + bool(w.rf_images)) if conv else 0
+                    + bool(rf_images)) if conv else 0
     return {  # named as the parts of Explained.seconds
         "test set": w.n_test * cam if conv else 0.0,  # the errors' true maps come with it
         "methods on sample images": w.n_samples * sum(methods.values())
@@ -236,7 +238,7 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
         + bool(sanity and quality) * len(w.quality_methods) * p.trace_s,
         "layers": (3 * s["pattern_filters"] * s["pattern_steps"]
                    + s["dream_images"] * s["dream_octaves"] * 12) * grad
-        + (w.rf_images * p.forward_s + layer_traces * p.trace_s if conv else 0.0),
+        + (rf_images * p.forward_s + layer_traces * p.trace_s if conv else 0.0),
     }
 
 
@@ -249,14 +251,15 @@ def _option(w: Work, method: str, key: str, value) -> None:
 #: what it changed, or None when it cannot (already at its floor, or set by the user).
 REDUCTIONS = ("tie_orders", "quality_images:50", "smoothgrad.samples", "integrated_gradients"
               ".steps", "scorecam.channels", "rise.masks", "quality_steps", "quality_images:20",
-              "pattern_steps", "dream_octaves", "drop:rise", "drop:occlusion",
-              "quality_images:10", "dream_images", "pattern_filters", "samples_per_class",
-              "omit:rise", "omit:occlusion")
+              "pattern_steps", "dream_octaves", "receptive_images", "drop:rise",
+              "drop:occlusion", "quality_images:10", "dream_images", "pattern_filters",
+              "samples_per_class", "omit:rise", "omit:occlusion", "quality_images:5")
 
 #: Floors of the reducible settings: (explain key, floor, reduced value of the current one).
 _SETTINGS = {"tie_orders": (1, lambda v: 1), "quality_steps": (4, lambda v: max(4, v // 2)),
              "pattern_steps": (10, lambda v: max(10, v // 4)),
              "dream_octaves": (1, lambda v: 1), "dream_images": (0, lambda v: 0),
+             "receptive_images": (64, lambda v: max(64, v // 8)),
              "pattern_filters": (0, lambda v: 0)}
 _OPTIONS = {"smoothgrad.samples": (4, lambda v: max(4, v // 2)),
             "integrated_gradients.steps": (8, lambda v: max(8, v // 2)),
@@ -300,6 +303,8 @@ def _reduce(step: str, w: Work, given: set[str]) -> str | None:
             return None
         w.quality_methods.remove(m)
         return f"{REGISTRY[m].label} left out of the quality table (shown on the samples)"
+    if step == "receptive_images" and (not w.rf_search or w.n_test <= _SETTINGS[step][0]):
+        return None  # no search, or one over so few images that fewer save nothing
     if step in _SETTINGS:
         floor, smaller = _SETTINGS[step]
         if f"explain.{step}" in given or s[step] <= floor:
@@ -370,8 +375,9 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
 #: table's and the Layers page's sizes only (the methods' options stay as the sample images
 #: used them, so every map of a method is made alike).
 LATE_REDUCTIONS = ("tie_orders", "quality_images:50", "quality_steps", "quality_images:20",
-                   "pattern_steps", "dream_octaves", "drop:rise", "drop:occlusion",
-                   "quality_images:10", "dream_images", "pattern_filters")
+                   "pattern_steps", "dream_octaves", "receptive_images", "drop:rise",
+                   "drop:occlusion", "quality_images:10", "dream_images", "pattern_filters",
+                   "quality_images:5")
 #: The parts of the estimate still to run when the re-plan is made.
 LATE_PARTS = ("quality: maps", "quality: deletion/insertion", "quality: sanity check", "layers")
 #: The parts the re-plan measures the plan by.

@@ -317,7 +317,8 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
     if e.receptive_units:
         rf_layer = receptive_layer(ex, convs)
         views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
-                              result.peaks if rf_layer == result.layer else None)
+                              result.peaks if rf_layer == result.layer else None,
+                              e.receptive_images)
     if progress:
         progress(1)
     if e.dream_images:
@@ -341,32 +342,28 @@ def receptive_layer(ex: Explainer, convs: list[str]) -> str:
     return small[-1] if small else convs[0]
 
 
-#: Test images searched for the peaks of a layer other than the explained one (its own pass).
-RF_IMAGES = 512
-
-
-def rf_search_images(ex: Explainer, n_test: int, units: int) -> int:
-    """How many of ``n_test`` test images the Layers page runs again to find ``units``
-    receptive-field units: 0 when the layer shown is the explained one (the GradCAM pass
-    found its peaks) or there is none, else up to :data:`RF_IMAGES`."""
+def rf_search(ex: Explainer, n_test: int, units: int) -> bool:
+    """Whether the Layers page runs test images again to find ``units`` receptive-field
+    units: not when the layer shown is the explained one (the GradCAM pass found its peaks),
+    nor without units, conv layers or test images."""
     convs = ex.graph.conv_layers()
     if not units or not convs or not n_test:
-        return 0
-    return 0 if receptive_layer(ex, convs) == ex.layer_or_none() else min(n_test, RF_IMAGES)
+        return False
+    return receptive_layer(ex, convs) != ex.layer_or_none()
 
 
-def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks | None
-               ) -> ReceptiveView:
+def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks | None,
+               images: int = 512) -> ReceptiveView:
     """Up to ``count`` channels of ``layer`` with the highest single activation over the test
     set, each on a different image where there are enough (a channel peaking on an image
     already shown is passed over), with the image and unit position where it peaks and that
     unit's receptive-field box. ``peaks`` from the GradCAM pass is used when given; otherwise
-    the first :data:`RF_IMAGES` test images are run again."""
+    the first ``images`` test images (``explain.receptive_images``) are run again."""
     rf = receptive_field(ex, layer)
     searched = len(split)
     if peaks is None:
         peaks = Peaks(ex.graph.layer_shapes[layer][1])
-        searched = min(len(split), RF_IMAGES)
+        searched = min(len(split), images)
         for start in range(0, searched, CHUNK):
             a = features.feature_maps_of(ex, prep(split.images[start:min(start + CHUNK,
                                                                             searched)]),

@@ -564,16 +564,15 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
         channels = None
     keys = ("quality_images", "quality_steps", "tie_orders", "sanity_images",
             "pattern_filters", "pattern_steps", "dream_images", "dream_octaves",
-            "samples_per_class")
+            "samples_per_class", "receptive_images")
 
-    rf_images = suite.rf_search_images(ex, len(test), e.receptive_units)
+    rf = suite.rf_search(ex, len(test), e.receptive_units)
 
     def work():
         return pl.Work(len(test), len(suite.stratified(
             test.labels, e.samples_per_class, len(names), shown)), len(shown),
             len(explained_classes(cfg, names) or shown), Shape(*data.shape[:2], channels),
-            {k: getattr(e, k) for k in keys}, dict(run.options), list(run.options),
-            rf_images)
+            {k: getattr(e, k) for k in keys}, dict(run.options), list(run.options), rf)
 
     memory = pl.memory_budget(e.memory_gb)
     batch = min(32, pl.memory_batch(pl.activation_bytes(ex.graph), memory))

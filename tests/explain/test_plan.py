@@ -16,7 +16,7 @@ def work(methods=("gradcam", "smoothgrad", "rise")):
     options = {m: o for m, o in configure(Config()).items() if m in methods}
     settings = {"quality_images": 100, "quality_steps": 8, "tie_orders": 3, "sanity_images": 16,
                 "pattern_filters": 8, "pattern_steps": 40, "dream_images": 3, "dream_octaves": 3,
-                "samples_per_class": 2}
+                "samples_per_class": 2, "receptive_images": 512}
     return pl.Work(n_test=500, n_samples=10, n_grid=5, grid_classes=5,
                    shape=Shape(224, 224, 1280), settings=settings, options=options,
                    quality_methods=list(options))
@@ -48,7 +48,7 @@ def test_the_estimate_is_the_declared_cost_times_the_measured_seconds():
 def test_the_estimate_counts_tracing_and_the_receptive_field_search():
     w = work()
     base = pl.estimate(PROBE, w)
-    w.rf_images = 100
+    w.rf_search, w.settings["receptive_images"] = True, 100
     traced = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
     extra = {k: traced[k] - base[k] for k in base}
     # One trace per method on the samples (3), the curves' forward pass (1), each method again
@@ -271,7 +271,7 @@ def test_a_slow_start_re_plans_the_quality_table_and_layers_only():
     # Each is a late reduction, in LATE_REDUCTIONS order (what make_plan had left to take).
     keys = {"explain.tie_orders": "tie_orders", "explain.quality_steps": "quality_steps",
             "explain.pattern_steps": "pattern_steps", "explain.dream_octaves": "dream_octaves",
-            "explain.dream_images": "dream_images",
+            "explain.dream_images": "dream_images", "explain.receptive_images": "receptive_images",
             "explain.pattern_filters": "pattern_filters"}
     steps = []
     for r in new:
@@ -337,3 +337,28 @@ def test_the_probe_takes_the_median_of_a_second_of_calls(keras, monkeypatch):
     assert p.forward_s == pytest.approx(0.25 / 5) and p.cam_s == pytest.approx(0.25 / 5)
     assert p.backward_s == pytest.approx(0.25 / 5)  # never counted faster than the forward
     assert p.trace_s == pytest.approx(4.75)
+
+
+def test_when_even_the_sample_images_fit_the_quality_table_and_search_shrink_last():
+    """A VGG19-like case: after every other reduction the quality table of 10 images and a
+    search of 512 test images for the receptive-field units are still over; the search was
+    cut to 64 images earlier, and the last step is a quality table of 5 images."""
+    w = work(("gradcam", "smoothgrad"))
+    w.rf_search = True
+    slow = pl.Probe("CPU", forward_s=0.3, backward_s=0.6, activation_bytes=10**6, batch=8)
+    before = pl.estimate(slow, w)["layers"]
+    plan = pl.make_plan(slow, w, 150.0, 2**30, set(), 64)
+    assert "explain.receptive_images 512 → 64" in plan["reduced"]
+    assert plan["reduced"].index("explain.receptive_images 512 → 64") < plan["reduced"].index(
+        "explain.quality_images 20 → 10")
+    assert plan["reduced"][-1] == "explain.quality_images 10 → 5"
+    assert w.settings["quality_images"] == w.settings["sanity_images"] == 5
+    # The Layers page then costs the search of 64 test images (and its traces, none here).
+    assert plan["estimate_s"]["layers"] == pytest.approx(64 * 0.3, abs=0.05)
+    assert before > 500 * 0.3
+    # A key the user set is kept: the search stays at 512.
+    w2 = work(("gradcam", "smoothgrad"))
+    w2.rf_search = True
+    plan2 = pl.make_plan(slow, w2, 150.0, 2**30, {"explain.receptive_images"}, 64)
+    assert w2.settings["receptive_images"] == 512 and not any(
+        "receptive_images" in r for r in plan2["reduced"])
