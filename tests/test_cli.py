@@ -238,6 +238,7 @@ def test_a_build_slower_than_its_probe_re_plans_the_quality_table(smoke_site, mo
     methods = (site / "methods.html").read_text()
     assert "Re-planned once the test set, the sample images and the class grid were done" \
         in methods and "(re-planned: the work so far took" in methods
+    assert "nothing more was reduced" not in methods and plan["replan"]["reduced"] == len(late)
 
 
 def test_a_build_over_its_budget_reduces_the_extras_and_says_so(smoke_site):

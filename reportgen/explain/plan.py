@@ -421,6 +421,7 @@ def replan(plan: dict, p: Probe, w: Work, measured: dict[str, float], given: set
     est = estimate(slow, w)
     plan["estimate_s"].update({k: round(est[k], 1) for k in LATE_PARTS})
     plan["reduced"] += reduced
+    plan["replan"]["reduced"] = len(reduced)
     plan["settings"] = dict(w.settings)
     plan["quality_methods"] = list(w.quality_methods)
     return reduced

@@ -290,6 +290,7 @@ def test_a_slow_start_re_plans_the_quality_table_and_layers_only():
     assert sum(est[k] for k in pl.LATE_PARTS) <= left
     assert plan["estimate_s"]["quality: maps"] == pytest.approx(est["quality: maps"], abs=0.05)
     assert plan["settings"] == w.settings and plan["replan"]["ratio"] == 2.0
+    assert plan["replan"]["reduced"] == len(new)
     assert plan["replan"]["left_s"] == pytest.approx(left, abs=0.05)
     # A key the user set is kept on re-planning too.
     w2 = work()
