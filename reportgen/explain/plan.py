@@ -321,6 +321,19 @@ def _reduce(step: str, w: Work, given: set[str]) -> str | None:
     return f"explain.{step} {old} → {getattr(w.options[method], key)}"
 
 
+def _reduce_until(steps, w: Work, given: set[str], cost, limit: float) -> list[str]:
+    """Take ``steps`` (see :func:`_reduce`) in order while ``cost()`` is over ``limit``;
+    return what each step that changed something did."""
+    reduced = []
+    for step in steps:
+        if cost() <= limit:
+            break
+        what = _reduce(step, w, given)
+        if what:
+            reduced.append(what)
+    return reduced
+
+
 def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
               batch_size: int) -> dict:
     """The plan of the work ``w`` on probe ``p``: reductions in :data:`REDUCTIONS` order until
@@ -334,13 +347,8 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
     batch = batch_size if user else fits
     forward = batch if user else memory_batch(p.activation_bytes, memory, FORWARD_FACTOR)
     full = estimate(p, w)
-    reduced: list[str] = []
-    for step in REDUCTIONS:
-        if sum(estimate(p, w).values()) <= budget_s:
-            break
-        what = _reduce(step, w, given)
-        if what:
-            reduced.append(what)
+    reduced = _reduce_until(REDUCTIONS, w, given, lambda: sum(estimate(p, w).values()),
+                            budget_s)
     planned = estimate(p, w)
     notes = []
     total = sum(planned.values())
@@ -407,17 +415,10 @@ def replan(plan: dict, p: Probe, w: Work, measured: dict[str, float], given: set
                                trace_s=p.trace_s * ratio)
 
     def rest() -> float:
-        est = estimate(slow, w)
-        return sum(est[k] for k in LATE_PARTS)
+        return sum(estimate(slow, w)[k] for k in LATE_PARTS)
 
-    reduced = []
-    for step in LATE_REDUCTIONS:
-        if rest() <= left:
-            break
-        what = _reduce(step, w, given)
-        if what:
-            reduced.append(f"{what} (re-planned: the work so far took {ratio:.2f}x its "
-                           "estimate)")
+    reduced = [f"{what} (re-planned: the work so far took {ratio:.2f}x its estimate)"
+               for what in _reduce_until(LATE_REDUCTIONS, w, given, rest, left)]
     est = estimate(slow, w)
     plan["estimate_s"].update({k: round(est[k], 1) for k in LATE_PARTS})
     plan["reduced"] += reduced
