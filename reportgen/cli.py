@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from reportgen import __version__
-from reportgen.errors import ReportgenError
+from reportgen.errors import PartsFailed, ReportgenError
 
 
 def _fail(err: ReportgenError, debug: bool) -> None:
@@ -56,9 +56,12 @@ def main() -> None:
               help="Override a config key; the value is read as TOML, else as a string. "
                    "Repeatable.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--strict", is_flag=True,
+              help="Fail (exit 1, the previous site left as it was) when any part of the "
+                   "report fails, instead of leaving it out with a note (for CI).")
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
 def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet: bool,
-          debug: bool) -> None:
+          strict: bool, debug: bool) -> None:
     """Train or load a model, evaluate and explain it, and write the report site.
 
     \b
@@ -69,6 +72,9 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
       reportgen build --set model.source=load --set model.path=model.keras \\
                       --set data.source=folder --set data.path=photos
 
+    A part that fails on the model (a Layers view, a method, a figure) is left out: the
+    page notes it where it would have been, metrics.json lists it under "failures", a
+    warning line says so at the end, and the exit status stays 0 (with --strict: 1).
     The last line printed is the path of the report's index.html.
     """
     import signal
@@ -80,7 +86,10 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
         cfg = cfgmod.load(config_path, overrides)
         from reportgen.pipeline import build as run_build
 
-        result = run_build(cfg, out, show_progress=not quiet)
+        result = run_build(cfg, out, show_progress=not quiet, strict=strict)
+    except PartsFailed as e:
+        _warn_failed(e.failures)
+        _fail(e, debug)
     except ReportgenError as e:
         _fail(e, debug)
     except OSError as e:
@@ -90,7 +99,15 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
                    "left as it was.", err=True)
         sys.exit(143 if isinstance(e, Terminated) else 130)
     click.echo(f"Built in {result.timings.get('total', 0):.1f} s", err=True)
+    _warn_failed(result.failures)
     click.echo(str(result.index))
+
+
+def _warn_failed(failures: list) -> None:
+    """One warning line per part that failed (``reportgen.guard.Failure``), on stderr."""
+    for f in failures:
+        click.echo(f"Warning: {f.line()}; left out of the report, noted where it would have "
+                   "been and in metrics.json", err=True)
 
 
 @main.command()

@@ -40,3 +40,15 @@ class OutputError(ReportgenError):
     """The output folder cannot be written safely; the message names it."""
 
     exit_code = 2
+
+
+class PartsFailed(ReportgenError):
+    """``--strict``: parts of the report failed (each a ``reportgen.guard.Failure`` in
+    ``failures``), so the new site was not written and the previous one was left as it was."""
+
+    exit_code = 1
+
+    def __init__(self, failures: list, out):
+        self.failures = list(failures)
+        super().__init__(f"{len(self.failures)} part(s) of the report failed and --strict is "
+                         f"set: {out} was left as it was (the warnings above say which)")

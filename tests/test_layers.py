@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "reportgen"
-ORDER = ["errors", "text", "config", "progress", "scratch", "data", "model", "evaluate", "explain", "figures",
+ORDER = ["errors", "text", "guard", "config", "progress", "scratch", "data", "model", "evaluate", "explain", "figures",
          "report", "pipeline", "cli"]
 FORBIDDEN = {
     "explain": {"matplotlib", "jinja2"},

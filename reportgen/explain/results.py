@@ -13,6 +13,11 @@ import numpy as np
 #: Gallery sections of a class page, in page order.
 SECTIONS = ("misclassified", "confident_wrong", "correct")
 
+#: The views of the Layers page, in page order: the names a failure of one is recorded under
+#: (:func:`reportgen.guard.optional_part`), each noted in its own section of the page.
+LAYER_VIEWS = ("feature maps", "learned filters", "filter patterns", "receptive fields",
+               "deep dream")
+
 
 class Peaks:
     """The largest activation of every channel of a layer over a stream of image chunks, and
@@ -153,6 +158,8 @@ class Explained:
             float16 in [0, 1]} for every misclassified test image (labeled splits only).
         seconds: wall seconds per part of the work, for metrics.json and the benchmarks.
         plan: the measured cost, the budgets and the settings the work was planned to.
+        failures: the parts that failed and were left out
+            (:class:`reportgen.guard.Failure`), in the order they ran.
     """
 
     layer: str
@@ -174,3 +181,4 @@ class Explained:
     seconds: dict[str, float] = field(default_factory=dict)
     #: The plan the work was done to (:func:`reportgen.explain.plan.make_plan`), plain data.
     plan: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)

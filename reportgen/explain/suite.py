@@ -22,6 +22,7 @@ from reportgen.explain.methods import REGISTRY, as_map
 from reportgen.explain.receptive import receptive_field, receptive_fields
 from reportgen.explain.results import (SECTIONS, DreamView, Explained, FeatureMapView,
                                        LayerViews, Peaks, QualityRow, ReceptiveView, Unit)
+from reportgen.guard import optional_part
 
 __all__ = ["CHUNK", "SECTIONS", "Explained", "explainer_for", "select_galleries",
            "explain_test_set", "explain_methods", "explain_layers", "stratified",
@@ -112,7 +113,19 @@ def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
             progress(len(split))
         return result
     result.layer = layer
+    with optional_part("GradCAM of the test set", layer):
+        _gradcam_pass(ex, split, prep, probs, result, progress)
+    return result
+
+
+def _gradcam_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explained,
+                  progress) -> None:
+    """The test-set pass of :func:`explain_test_set`; ``result`` gets its maps, pointing game
+    and peaks only once every chunk is done (a failure leaves none of them)."""
+    layer, galleries = result.layer, result.galleries
     maps_kept: dict[int, np.ndarray] = {}
+    true_maps: dict[int, np.ndarray] = {}
+    test_maps = None
     hits = np.full(len(split), np.nan)
     peaks = Peaks(ex.graph.layer_shapes[layer][1])
     wanted_set = {i for g in galleries.values() for lst in g.values() for i in lst}
@@ -125,21 +138,20 @@ def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
         cams, small, values, positions, true_small = cam_with_peaks(
             ex, x, others=split.labels[start:stop])
         if start == 0:
-            result.test_maps = np.zeros((len(split),) + small.shape[1:], np.float16)
-        result.test_maps[start:stop] = small
+            test_maps = np.zeros((len(split),) + small.shape[1:], np.float16)
+        test_maps[start:stop] = small
         peaks.add(start, values, positions)
         hits[start:stop] = quality.pointing_game(cams, split.boxes[start:stop])
         for i in range(start, stop):
             if i in wanted_set:
                 maps_kept[i] = cams[i - start].copy()  # not a view: it would keep the chunk
             if i in wrong:
-                result.true_maps[i] = true_small[i - start].astype(np.float16)
+                true_maps[i] = true_small[i - start].astype(np.float16)
         if progress:
             progress(stop - start)
+    result.test_maps, result.true_maps, result.peaks = test_maps, true_maps, peaks
     result.maps["gradcam"] = maps_kept
     result.pointing["gradcam"] = hits
-    result.peaks = peaks
-    return result
 
 
 #: Classes shown with sample images on the Methods page (and in its class grid) at most.
@@ -203,14 +215,17 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
         xs = prep(split.images[result.samples])
         with _clock(result, "methods on sample images"):
             for m, opts in options.items():
-                result.method_outputs[m] = ex.run(m, xs, pred[result.samples], opts)
+                with optional_part(f"{REGISTRY[m].label} on the sample images",
+                                   _layer_of(m, result)):
+                    result.method_outputs[m] = ex.run(m, xs, pred[result.samples], opts)
     if result.layer:
-        with _clock(result, "class grid"):
-            result.grid_indices = stratified(split.labels, 1, n_classes, shown)
-            result.grid_classes = list(explained) if explained else shown
-            xg = prep(split.images[result.grid_indices])
+        with _clock(result, "class grid"), optional_part("GradCAM per class", result.layer):
+            indices = stratified(split.labels, 1, n_classes, shown)
+            classes = list(explained) if explained else shown
+            xg = prep(split.images[indices])
             result.class_grid = np.stack([cam_maps(ex, "gradcam", xg, np.full(len(xg), c))
-                                          for c in result.grid_classes], axis=1)
+                                          for c in classes], axis=1)
+            result.grid_indices, result.grid_classes = indices, classes
     if progress:
         progress(1)
     if replan is not None:
@@ -224,52 +239,77 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
                        split.boxes[q_idx], cfg, scored, result, progress)
 
 
-def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
-                   result: Explained, progress) -> None:
-    """One :class:`QualityRow` per method on the quality images ``xq`` (targets ``tq``, clean
-    probabilities ``pq``)."""
-    s_n = min(cfg.explain.sanity_images, len(xq))
+def _layer_of(method: str, result: Explained) -> str | None:
+    """The layer a method explains at: the explained layer for the CAM family, else None."""
+    return result.layer or None if REGISTRY[method].needs_conv else None
+
+
+def _randomized(ex: Explainer, cfg: Config, result: Explained, s_n: int) -> Explainer | None:
+    """The explainer of the model with its head randomized, for the sanity check of ``s_n``
+    images (None without one, or when the copy failed: noted)."""
     if s_n and ex.graph.opaque:
         result.notes.append("Sanity check skipped: the model's head is inside a SavedModel, "
                             "whose weights cannot be randomized.")
-        s_n = 0
-    randomized = None
-    if s_n:
-        with _clock(result, "quality: sanity check"):
-            randomized = Explainer(quality.randomized_head_copy(ex.model,
-                                                                seed=cfg.training.seed),
-                                   ex.output_index, ex.batch_size, result.layer or None,
-                                   ex.input_shape)
-            randomized.batch_sizes = dict(ex.batch_sizes)
+        return None
+    if not s_n:
+        return None
+    with _clock(result, "quality: sanity check"), \
+            optional_part("sanity check (randomized head)", result.layer or None):
+        randomized = Explainer(quality.randomized_head_copy(ex.model, seed=cfg.training.seed),
+                               ex.output_index, ex.batch_size, result.layer or None,
+                               ex.input_shape)
+        randomized.batch_sizes = dict(ex.batch_sizes)
+        return randomized
+    return None
+
+
+def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
+                   result: Explained, progress) -> None:
+    """One :class:`QualityRow` per method on the quality images ``xq`` (targets ``tq``, clean
+    probabilities ``pq``); a method that fails has no row (noted)."""
+    s_n = min(cfg.explain.sanity_images, len(xq))
+    randomized = _randomized(ex, cfg, result, s_n)
     for m, opts in options.items():
-        t0 = time.perf_counter()
-        maps = as_map(m, ex.run(m, xq, tq, opts))
-        seconds = time.perf_counter() - t0
-        with _clock(result, "quality: deletion/insertion"), \
-                ex.batched(ex.batch_sizes.get("curves")):
-            dele, ins = quality.deletion_insertion(
-                ex, xq, maps, tq, steps=cfg.explain.quality_steps, probs=pq, ties="random",
-                orders=cfg.explain.tie_orders, seed=cfg.training.seed)
-        point = quality.pointing_game(maps, boxes)
-        energy = quality.energy_in_box(maps, boxes)
-        sanity = None
-        if randomized is not None:
-            with _clock(result, "quality: sanity check"):
-                rand_maps = as_map(m, randomized.run(m, xq[:s_n], tq[:s_n], opts))
-                sanity = _nanmean(quality.map_change(maps[:s_n], rand_maps))
-        hits = point[np.isfinite(point)]
-        result.quality[m] = QualityRow(
-            deletion=float(dele.mean()), insertion=float(ins.mean()),
-            pointing=_nanmean(point), energy=_nanmean(energy),
-            sanity=sanity, n=len(xq), n_boxes=int(np.isfinite(point).sum()), seconds=seconds,
-            deletion_ci95=bootstrap_mean(dele), insertion_ci95=bootstrap_mean(ins),
-            pointing_ci95=list(wilson_interval(int(hits.sum()), len(hits))),
-            energy_ci95=bootstrap_mean(energy), n_sanity=s_n if randomized is not None else 0,
-            tied=float(quality.tied_fraction(maps).mean()),
-            tie_orders=cfg.explain.tie_orders)
+        with optional_part(f"{REGISTRY[m].label} in the quality table", _layer_of(m, result)):
+            _quality_row(ex, (xq, tq, pq, boxes), m, opts, cfg, result,
+                         randomized, s_n)
         if progress:
             progress(1)
     result.seconds["quality: maps"] = sum(r.seconds for r in result.quality.values())
+
+
+def _quality_row(ex: Explainer, data: tuple, m: str, opts, cfg: Config, result: Explained,
+                 randomized: Explainer | None, s_n: int) -> None:
+    """``result.quality[m]``: method ``m`` on the quality images ``data`` = (xq, tq, pq,
+    boxes); its sanity check runs on its own (a failure there leaves the row without it)."""
+    xq, tq, pq, boxes = data
+    t0 = time.perf_counter()
+    maps = as_map(m, ex.run(m, xq, tq, opts))
+    seconds = time.perf_counter() - t0
+    with _clock(result, "quality: deletion/insertion"), \
+            ex.batched(ex.batch_sizes.get("curves")):
+        dele, ins = quality.deletion_insertion(
+            ex, xq, maps, tq, steps=cfg.explain.quality_steps, probs=pq, ties="random",
+            orders=cfg.explain.tie_orders, seed=cfg.training.seed)
+    point = quality.pointing_game(maps, boxes)
+    energy = quality.energy_in_box(maps, boxes)
+    sanity, checked = None, 0
+    if randomized is not None:
+        with _clock(result, "quality: sanity check"), \
+                optional_part(f"sanity check of {REGISTRY[m].label}", _layer_of(m, result)):
+            rand_maps = as_map(m, randomized.run(m, xq[:s_n], tq[:s_n], opts))
+            sanity = _nanmean(quality.map_change(maps[:s_n], rand_maps))
+            checked = s_n
+    hits = point[np.isfinite(point)]
+    result.quality[m] = QualityRow(
+        deletion=float(dele.mean()), insertion=float(ins.mean()),
+        pointing=_nanmean(point), energy=_nanmean(energy),
+        sanity=sanity, n=len(xq), n_boxes=int(np.isfinite(point).sum()), seconds=seconds,
+        deletion_ci95=bootstrap_mean(dele), insertion_ci95=bootstrap_mean(ins),
+        pointing_ci95=list(wilson_interval(int(hits.sum()), len(hits))),
+        energy_ci95=bootstrap_mean(energy), n_sanity=checked,
+        tied=float(quality.tied_fraction(maps).mean()),
+        tie_orders=cfg.explain.tie_orders)
 
 
 def _nanmean(v: np.ndarray) -> float | None:
@@ -288,48 +328,56 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
                    progress=None) -> None:
     """Fill ``result.layers``: feature maps of the first, a middle and the last conv layer for
     one test image; learned filters of the first and a middle conv layer; filter patterns; the
-    most active units of the explained layer with their receptive fields; deep dream."""
+    most active units of the explained layer with their receptive fields; deep dream. Each
+    view of each layer runs on its own (:func:`~reportgen.guard.optional_part`): one that
+    fails is left out, the others are shown."""
     convs = ex.graph.conv_layers()
     if not convs or not len(split):
         return
     e = cfg.explain
     chosen = list(dict.fromkeys([convs[0], convs[len(convs) // 2], convs[-1]]))
     img_idx = result.samples[0] if result.samples else 0
-    fmaps = features.feature_maps_of(ex, prep(split.images[img_idx:img_idx + 1]), chosen)
     views = LayerViews(image=img_idx)
+    result.layers = views
+    x = prep(split.images[img_idx:img_idx + 1])
     for p in chosen:
-        a = fmaps[p][0]
-        top = np.argsort(-a.reshape(-1, a.shape[-1]).mean(0), kind="stable")
-        top = top[:e.feature_map_channels]
-        views.feature_maps[p] = FeatureMapView(a[..., top], top.tolist(), int(a.shape[-1]))
+        with optional_part("feature maps", p):
+            a = features.feature_maps_of(ex, x, [p])[p][0]
+            top = np.argsort(-a.reshape(-1, a.shape[-1]).mean(0), kind="stable")
+            top = top[:e.feature_map_channels]
+            views.feature_maps[p] = FeatureMapView(a[..., top], top.tolist(), int(a.shape[-1]))
     for p in dict.fromkeys([convs[0], convs[len(convs) // 2]]):
-        views.filters[p] = features.learned_filters(ex, p)
+        with optional_part("learned filters", p):
+            views.filters[p] = features.learned_filters(ex, p)
     if progress:
         progress(1)
     vr = _value_range(prep)
     if e.pattern_filters:
-        views.patterns = features.filter_patterns_of(
-            ex, {p: range(min(e.pattern_filters, int(ex.graph.layer_shapes[p][-1])))
-                 for p in e.pattern_layers or chosen},
-            steps=e.pattern_steps, value_range=vr, seed=cfg.training.seed)
+        wanted = e.pattern_layers or chosen
+        with optional_part("filter patterns", ", ".join(wanted)):
+            views.patterns = features.filter_patterns_of(
+                ex, {p: range(min(e.pattern_filters, int(ex.graph.layer_shapes[p][-1])))
+                     for p in wanted},
+                steps=e.pattern_steps, value_range=vr, seed=cfg.training.seed)
     if progress:
         progress(1)
     if e.receptive_units:
-        rf_layer = receptive_layer(ex, convs)
-        views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
-                              result.peaks if rf_layer == result.layer else None,
-                              e.receptive_images)
+        with optional_part("receptive fields") as part:
+            part.layer = rf_layer = receptive_layer(ex, convs)
+            views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
+                                  result.peaks if rf_layer == result.layer else None,
+                                  e.receptive_images)
     if progress:
         progress(1)
     if e.dream_images:
         d_idx = result.samples[:e.dream_images] or list(range(min(e.dream_images, len(split))))
         d_layers = list(dict.fromkeys([convs[len(convs) // 2], convs[-1]]))
-        dreams = features.deep_dream_of(ex, prep(split.images[d_idx]), d_layers,
-                                        octaves=e.dream_octaves, value_range=vr)
-        views.dreams = DreamView(d_idx, d_layers, dreams, vr)
+        with optional_part("deep dream", ", ".join(d_layers)):
+            dreams = features.deep_dream_of(ex, prep(split.images[d_idx]), d_layers,
+                                            octaves=e.dream_octaves, value_range=vr)
+            views.dreams = DreamView(d_idx, d_layers, dreams, vr)
     if progress:
         progress(1)
-    result.layers = views
 
 
 def receptive_layer(ex: Explainer, convs: list[str]) -> str:

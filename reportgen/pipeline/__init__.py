@@ -19,20 +19,27 @@ from reportgen.pipeline.cache import BuildCache, ReportBundle
 
 @dataclass
 class BuildResult:
-    """What a build produced: the site folder, its index page and per-stage wall times."""
+    """What a build produced: the site folder, its index page, per-stage wall times, the
+    metrics, and the parts that failed and were left out (:class:`reportgen.guard.Failure`,
+    each noted in the site and in its metrics.json)."""
 
     out: Path
     index: Path
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)
 
 
-def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildResult:
-    """Run the whole build for ``cfg`` and write the site into ``out``.
+def build(cfg: Config, out: str | Path, *, show_progress: bool = True,
+          strict: bool = False) -> BuildResult:
+    """Run the whole build for ``cfg`` and write the site into ``out``. A part that fails
+    (a Layers view, a method, a figure) is left out and noted (``BuildResult.failures``);
+    with ``strict`` it fails the build instead, leaving ``out`` as it was.
 
     Raises:
         ReportgenError: a user mistake (config, data, model, output folder), with a one-line
             message naming the key or file.
+        PartsFailed: ``strict`` and a part failed (the site was not written).
     """
     from reportgen.report import Figures
     from reportgen.report.site import check_output, check_writable, output_path
@@ -48,7 +55,7 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
     # now, so that its matplotlib import overlaps TensorFlow's.
     with Figures(cfg.report.figure_formats, cache.root / "figures" if cache.enabled else None,
                  warm=True) as figures:
-        run = stages.Run(cfg, options, cache, figures, show=show_progress)
+        run = stages.Run(cfg, options, cache, figures, show=show_progress, strict=strict)
         data, earlier = stages.cached_report(run)
         if earlier is not None:
             return _rebuild(run, out, data, earlier, t_start)
@@ -77,9 +84,10 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
     index = stages.write(run, out, inputs, drawn, stages.model_file_job(run, fitted))
     run.cache.remember_shape(data.shape)
     cached_model = run.cache.model_file(fitted.train_key) if fitted.train_key else None
-    run.cache.put_report(run.cache.report_key(data.hash), ReportBundle(
-        bundle.probs, bundle.explained, info, fitted.history, model_notes, inputs.method_options,
-        str(cached_model) if cached_model else None))
+    if not bundle.explained.failures:  # a failed part is tried again by the next build
+        run.cache.put_report(run.cache.report_key(data.hash), ReportBundle(
+            bundle.probs, bundle.explained, info, fitted.history, model_notes,
+            inputs.method_options, str(cached_model) if cached_model else None))
     return _result(run, out, index, metrics, t_start)
 
 
@@ -111,7 +119,8 @@ def _options_data(run: stages.Run) -> dict[str, dict]:
 def _result(run: stages.Run, out: Path, index: Path, metrics: dict, t_start: float
             ) -> BuildResult:
     run.timer.times["total"] = time.perf_counter() - t_start
-    return BuildResult(out=out, index=index, timings=dict(run.timer.times), metrics=metrics)
+    return BuildResult(out=out, index=index, timings=dict(run.timer.times), metrics=metrics,
+                       failures=list(run.failures))
 
 
 __all__ = ["build", "BuildResult", "ReportgenError"]

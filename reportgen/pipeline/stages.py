@@ -21,7 +21,8 @@ import numpy as np
 from reportgen import __version__
 from reportgen import progress as prog
 from reportgen.config import Config
-from reportgen.errors import ConfigError, ModelError
+from reportgen.errors import ConfigError, ModelError, PartsFailed
+from reportgen.guard import collecting, optional_part
 from reportgen.pipeline.cache import BuildCache, ExplainBundle, ReportBundle, data_hash, key
 from reportgen.text import printable
 
@@ -45,7 +46,8 @@ class Timer:
 @dataclass
 class Run:
     """What every stage of one build shares: its config, the checked method options
-    ({method: options}), the cache, the figure queue, the timer and whether to show progress."""
+    ({method: options}), the cache, the figure queue, the timer, whether to show progress,
+    and whether a failed part fails the build (``strict``)."""
 
     cfg: Config
     options: dict
@@ -54,6 +56,10 @@ class Run:
     timer: Timer = field(default_factory=Timer)
     show: bool = True
     notes: list[str] = field(default_factory=list)
+    #: ``--strict``: a failed part ends the build before the site is swapped in.
+    strict: bool = False
+    #: The parts that failed (:class:`reportgen.guard.Failure`), once the site is written.
+    failures: list = field(default_factory=list)
 
     def reused(self, what: str, why: str, undo: str) -> None:
         """Say on stderr, and note in the report, that ``what`` came from the cache."""
@@ -500,8 +506,8 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
 
     test = data.ds.splits["test"]
     ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
-    with run.timer.stage("explain"):
-        cfg, options, plan, late = planned(run, ex, data, fitted.prep)
+    with run.timer.stage("explain"), collecting() as failures:
+        cfg, options, plan, late = guarded_plan(run, ex, data, fitted.prep)
         t0 = time.perf_counter()
         with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
             explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
@@ -520,7 +526,16 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
             suite.explain_layers(ex, test, fitted.prep, cfg, explained, progress=advance)
         explained.seconds["layers"] = time.perf_counter() - t0
     explained.plan = plan
+    explained.failures = failures
     return explained
+
+
+def guarded_plan(run: Run, ex, data: Data, prep) -> tuple:
+    """:func:`planned`, or, where probing the model fails (a failure noted like any other
+    part's), the settings as configured with no plan."""
+    with optional_part("planning (timing the model)", ex.layer_or_none()):
+        return planned(run, ex, data, prep)
+    return run.cfg, run.options, {}, LatePlan(run, run.cfg, {})
 
 
 class LatePlan:
@@ -617,7 +632,8 @@ def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
         return hit
     probs = predict(run, fitted, data)
     bundle = ExplainBundle(probs, explain(run, fitted, grouped(data, probs), probs))
-    run.cache.put_explained(entry, bundle)
+    if not bundle.explained.failures:  # a failed part is tried again by the next build
+        run.cache.put_explained(entry, bundle)
     return bundle
 
 
@@ -655,7 +671,9 @@ def model_file_job(run: Run, fitted: Fitted) -> Callable[[Path], object] | None:
 
 
 def write(run: Run, out: Path, inputs, drawn: dict, model_file: Callable | None) -> Path:
-    """Gather the report, then write it into ``out`` atomically; return the index path."""
+    """Gather the report, then write it into ``out`` atomically; return the index path.
+    ``run.failures`` becomes the parts that failed; with ``run.strict``, any ends the build
+    (:class:`~reportgen.errors.PartsFailed`) before the site replaces ``out``."""
     from reportgen import report
     from reportgen.report.site import SiteWriter
 
@@ -664,5 +682,8 @@ def write(run: Run, out: Path, inputs, drawn: dict, model_file: Callable | None)
         content.assets.file("model.keras", model_file)
     with run.timer.stage("write"), SiteWriter(out) as site:
         index = report.write_site(site, content, run.figures, run.timer.times, run.show)
+        run.failures = list(content.failures)
+        if run.strict and run.failures:
+            raise PartsFailed(run.failures, out)
         site.commit({"config": run.cfg.to_dict()})
     return site.out / index.name

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from reportgen.figures.overlay import save_image
+from reportgen.guard import optional_part
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,14 @@ class Assets:
         return rel in self.jobs
 
     def write(self, site, progress: Callable[[int], None] | None = None) -> None:
-        """Run every job into ``site`` (a :class:`~reportgen.report.site.SiteWriter`)."""
+        """Run every job into ``site`` (a :class:`~reportgen.report.site.SiteWriter`); an
+        image that cannot be made is left out (:func:`~reportgen.guard.optional_part`)."""
         for job in self.jobs.values():
             path = site.path(job.rel)
             if isinstance(job, ImageJob):
-                save_image(job.make(), path, side=job.side, fmt=job.fmt, quality=job.quality)
+                with optional_part(f"image {job.rel}"):
+                    save_image(job.make(), path, side=job.side, fmt=job.fmt,
+                               quality=job.quality)
             else:
                 job.write(path)
             if progress:

@@ -20,6 +20,8 @@ import numpy as np
 from reportgen import figures as figs
 from reportgen import progress as prog
 from reportgen.evaluate import RESAMPLES, misclassified, wilson_interval
+from reportgen.explain.results import LAYER_VIEWS
+from reportgen.guard import Failure, collecting
 from reportgen.report.assets import Assets
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
@@ -42,12 +44,41 @@ class Page:
 
 @dataclass
 class SiteContent:
-    """A whole site before writing: its pages, its other files as jobs, and the data of
-    metrics.json (without the stage timings, added when it is written)."""
+    """A whole site before writing: its pages, its other files as jobs, the data of
+    metrics.json (without the stage timings, added when it is written), and the parts that
+    failed (:class:`~reportgen.guard.Failure`: the explanations' first, then any page
+    context, figure or image that fails while gathered or written)."""
 
     pages: list[Page] = field(default_factory=list)
     assets: Assets = field(default_factory=Assets)
     metrics: dict = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+
+
+#: Where the pages note a failed part: {section: parts}, a part ending in a key's suffix
+#: (" on the sample images") or starting with its prefix ("sanity check") included.
+SECTIONS_OF_PARTS = {
+    "test set": ("GradCAM of the test set",), "grid": ("GradCAM per class",),
+    "samples": ("* on the sample images",), "plan": ("planning*",),
+    "quality": ("* in the quality table", "sanity check*"),
+    **{view: (view,) for view in LAYER_VIEWS},
+}
+
+
+def _matches(part: str, pattern: str) -> bool:
+    if pattern.startswith("*"):
+        return part.endswith(pattern[1:])
+    if pattern.endswith("*"):
+        return part.startswith(pattern[:-1])
+    return part == pattern
+
+
+def failures_by_section(failures: list[Failure]) -> dict[str, list[dict]]:
+    """{section of a page: its failures as {part, layer, error, line}} (every section of
+    :data:`SECTIONS_OF_PARTS` present, most of them empty)."""
+    return {section: [{**f.as_dict(), "line": f.line()} for f in failures
+                      if any(_matches(f.part, p) for p in patterns)]
+            for section, patterns in SECTIONS_OF_PARTS.items()}
 
 
 def table(assets: Assets, t: Table) -> dict:
@@ -384,10 +415,18 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
 
 
 def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
-    """Every page context and file job of the report (nothing is written).
+    """Every page context and file job of the report (nothing is written); a view whose
+    context fails is left out and recorded in ``failures`` after the explanations' own.
 
     ``drawn``: the metric figures' page data from :func:`metric_figures`."""
-    content = SiteContent()
+    content = SiteContent(failures=list(inputs.explained.failures))
+    with collecting(content.failures):
+        _gather(inputs, drawn, content)
+    return content
+
+
+def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
+    """Fill ``content`` with the pages, file jobs and metrics of :func:`gather`."""
     assets, ds, ex = content.assets, inputs.ds, inputs.explained
     test, probs, names = ds.splits["test"], inputs.probs["test"], ds.class_names
     common = _common(inputs)
@@ -430,25 +469,31 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
         assets.copy(name, templates_dir() / name)
     assets.text(".nojekyll", "")
     content.metrics = _metrics_json(inputs, pointing)
-    return content
 
 
 def write_site(site, content: SiteContent, figures: Figures, timings: dict,
                show_progress: bool = True) -> Path:
     """Write ``content`` into ``site`` (a SiteWriter): the figures of ``figures``, every file
     job, every page, and metrics.json with ``timings`` (wall seconds per stage, completed with
-    this stage's own as it goes). Return the path of index.html inside the site."""
+    this stage's own as it goes) and ``failures`` (a figure or image that fails to be made is
+    left out and added to ``content.failures``). Return the path of index.html inside the
+    site."""
     t0 = time.perf_counter()
-    with prog.bar("Writing images", len(content.assets.jobs), show_progress) as advance:
+    with prog.bar("Writing images", len(content.assets.jobs), show_progress) as advance, \
+            collecting(content.failures):
         figures.write_into(site)
         content.assets.write(site, advance)
     timings["figures"] = timings.get("figures", 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
     env = environment()
+    failed = {"failures": [{**f.as_dict(), "line": f.line()} for f in content.failures],
+              "failed_in": failures_by_section(content.failures)}
     for page in content.pages:
-        site.path(page.rel).write_text(render(env, page.template, page.context), "utf-8")
+        site.path(page.rel).write_text(render(env, page.template, {**page.context, **failed}),
+                                       "utf-8")
     timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t0
-    data = {**content.metrics, "timings_s": {k: round(v, 3) for k, v in timings.items()}}
+    data = {**content.metrics, "failures": [f.as_dict() for f in content.failures],
+            "timings_s": {k: round(v, 3) for k, v in timings.items()}}
     site.path("metrics.json").write_text(json.dumps(json_safe(data), indent=1, allow_nan=False),
                                          "utf-8")
     return site.path("index.html")

@@ -25,6 +25,7 @@ import numpy as np
 
 from reportgen import __version__, scratch
 from reportgen import figures as figs
+from reportgen.guard import optional_part
 
 #: CSS pixels per inch of a figure on the pages (its width and height there follow from it).
 DPI = 150
@@ -144,27 +145,33 @@ class Figures:
                 future = pool.submit(_draw, *job)
             except (BrokenProcessPool, RuntimeError):
                 future = None
-        if future is None:
-            (src / "size.json").write_text(json.dumps(_draw(*job)))
-        self._jobs.append((name, src, info, future, job))
+        self._jobs.append((name, src, info, future, job))  # no worker: drawn when written
         return info
 
     def write_into(self, site) -> None:
         """Wait for every queued figure, copy its files into ``site`` (a SiteWriter) and into
-        the figure cache, and fill in the sizes of the page data."""
+        the figure cache, and fill in the sizes of the page data. A figure that fails to
+        draw is left out (:func:`~reportgen.guard.optional_part`): its page data gets
+        ``failed``, the one-line reason, and the page notes it in its place."""
         for name, src, info, future, job in self._jobs:
-            if future is not None:
-                try:
-                    size = future.result()
-                except BrokenProcessPool:  # the worker died: draw it here
-                    size = _draw(*job)
-                (src / "size.json").write_text(json.dumps(size))
-            for fmt in self.formats:
-                shutil.copyfile(src / f"fig.{fmt}", site.path(f"fig/{name}.{fmt}"))
-            info["width"], info["height"] = json.loads((src / "size.json").read_text())
-            if self.cache_dir is not None and src.parent == self._tmp:
-                self._store(src)
+            with optional_part(f"figure {name}") as part:
+                self._write_one(site, name, src, info, future, job)
+            if part.failure is not None:
+                info["failed"] = part.failure.error
         self._jobs = []
+
+    def _write_one(self, site, name: str, src: Path, info: dict, future, job) -> None:
+        if not (src / "size.json").is_file():
+            try:
+                size = future.result() if future is not None else _draw(*job)
+            except BrokenProcessPool:  # the worker died: draw it here
+                size = _draw(*job)
+            (src / "size.json").write_text(json.dumps(size))
+        for fmt in self.formats:
+            shutil.copyfile(src / f"fig.{fmt}", site.path(f"fig/{name}.{fmt}"))
+        info["width"], info["height"] = json.loads((src / "size.json").read_text())
+        if self.cache_dir is not None and src.parent == self._tmp:
+            self._store(src)
 
     def _store(self, src: Path) -> None:
         dest = self.cache_dir / src.name

@@ -8,7 +8,7 @@ from PIL import Image
 
 from reportgen.evaluate import RESAMPLES
 from reportgen.explain.methods import REGISTRY, as_map
-from reportgen.explain.results import LayerViews
+from reportgen.explain.results import LAYER_VIEWS, LayerViews
 from reportgen.figures.overlay import (
     LABEL_STRIP,
     colormap_lut,
@@ -18,6 +18,7 @@ from reportgen.figures.overlay import (
     signed_to_rgb,
     to_rgb,
 )
+from reportgen.guard import optional_part
 from reportgen.report.assets import Assets
 from reportgen.report.gallery import describe, test_tile, true_name, with_box
 from reportgen.report.tables import Table, with_interval
@@ -49,13 +50,17 @@ def display(name: str, images: np.ndarray, out: np.ndarray) -> np.ndarray:
     return signed_to_rgb(out)
 
 
-def _method_rows(assets: Assets, split, probs, names, explained) -> list[dict]:
-    """Rows of the methods table: each sample image and its cell per method."""
-    methods = list(explained.method_outputs)
+def _method_rows(assets: Assets, split, probs, names, explained) -> tuple[list[str], list[dict]]:
+    """The methods shown and the rows of the methods table: each sample image and its cell
+    per method (a method whose output cannot be drawn is left out, noted)."""
     if not explained.samples:
-        return []
+        return [], []
     imgs = to_rgb(split.images[explained.samples])
-    views = {m: display(m, imgs, explained.method_outputs[m]) for m in methods}
+    views = {}
+    for m, out in explained.method_outputs.items():
+        with optional_part(f"{REGISTRY[m].label} on the sample images"):
+            views[m] = display(m, imgs, out)
+    methods = list(views)
     rows = []
     for r, i in enumerate(explained.samples):
         true, pred = true_name(split, names, i), names[int(probs[i].argmax())]
@@ -67,7 +72,7 @@ def _method_rows(assets: Assets, split, probs, names, explained) -> list[dict]:
             cells.append({"src": rel, "alt": f"{REGISTRY[m].label}, {desc}"})
         rows.append({"index": i, "true": true, "pred": pred,
                      "confidence": float(probs[i].max()), "cells": cells})
-    return rows
+    return methods, rows
 
 
 def _class_grid(assets: Assets, split, names, explained) -> dict | None:
@@ -142,8 +147,8 @@ def methods_context(assets: Assets, split, probs, names, explained, tie_orders: 
     about = [{"name": m, "label": s.label, "description": s.description,
               "reference": s.reference, "ran": m in explained.method_outputs
               or m in explained.quality} for m, s in REGISTRY.items()]
-    return {"methods": [REGISTRY[m].label for m in explained.method_outputs],
-            "rows": _method_rows(assets, split, probs, names, explained),
+    methods, rows = _method_rows(assets, split, probs, names, explained)
+    return {"methods": [REGISTRY[m].label for m in methods], "rows": rows,
             "grid": _class_grid(assets, split, names, explained),
             "quality_table": quality_table(explained.quality), "quality": explained.quality,
             "labeled": split.labeled, "tie_orders": tie_orders, "steps": steps,
@@ -276,18 +281,28 @@ def describe_image(split, names, i: int) -> str:
     return f"test image {split.paths[i]} ({kind} {names[int(split.labels[i])]})"
 
 
+def _patterns(assets: Assets, L: LayerViews) -> list[dict]:
+    return [{"layer": p, "count": len(pats),
+             **_grid_png(assets, f"img/layers/patterns_{k}.png", pats, 80, 8,
+                         [f"filter {i}" for i in range(len(pats))]),
+             "alt": f"Filter patterns of layer {p}: inputs maximizing filters 0 "
+                    f"to {len(pats) - 1}, each labelled"}
+            for k, (p, pats) in enumerate(L.patterns.items())]
+
+
 def layers_context(assets: Assets, split, names, explained) -> dict | None:
-    """The Layers page context (None without conv layers)."""
+    """The Layers page context (None without conv layers); a view whose context fails is
+    left out, recorded under its name in :data:`~reportgen.explain.results.LAYER_VIEWS`."""
     L = explained.layers
     if L is None:
         return None
-    return {"fmaps": _feature_maps(assets, L), "filters": _filters(assets, L),
-            "patterns": [{"layer": p, "count": len(pats),
-                          **_grid_png(assets, f"img/layers/patterns_{k}.png", pats, 80, 8,
-                                      [f"filter {i}" for i in range(len(pats))]),
-                          "alt": f"Filter patterns of layer {p}: inputs maximizing filters 0 "
-                                 f"to {len(pats) - 1}, each labelled"}
-                         for k, (p, pats) in enumerate(L.patterns.items())],
-            "rf": _receptive(assets, split, names, L), "dreams": _dreams(assets, split, names, L),
-            "image": L.image, "image_src": test_tile(assets, split, L.image),
+    out = {"fmaps": [], "filters": [], "patterns": [], "rf": None, "dreams": None}
+    makers = {"fmaps": lambda: _feature_maps(assets, L), "filters": lambda: _filters(assets, L),
+              "patterns": lambda: _patterns(assets, L),
+              "rf": lambda: _receptive(assets, split, names, L),
+              "dreams": lambda: _dreams(assets, split, names, L)}
+    for (key, make), view in zip(makers.items(), LAYER_VIEWS):
+        with optional_part(view):
+            out[key] = make()
+    return {**out, "image": L.image, "image_src": test_tile(assets, split, L.image),
             "image_desc": describe_image(split, names, L.image)}
