@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from reportgen.config import Config
 from reportgen.data.folder import Split
@@ -97,3 +98,131 @@ def test_the_kept_gallery_maps_hold_only_themselves(keras, rng, monkeypatch):
     kept = result.maps["gradcam"]
     assert len(kept) >= 4
     assert all(m.base is None and m.nbytes == 12 * 12 * 4 for m in kept.values())
+
+
+def _layers_model(keras):
+    inp = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
+    h = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="c2")(h)
+    h = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c3")(h)
+    return keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h)))
+
+
+def _layers_run(keras, rng):
+    n = 4
+    split = Split(images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
+                  labels=np.arange(n) % 2, paths=[f"{i}.png" for i in range(n)],
+                  boxes=np.full((n, 4), np.nan, np.float32))
+    cfg = Config()
+    for k, v in {"pattern_filters": 2, "pattern_steps": 2, "receptive_units": 2,
+                 "dream_images": 1, "dream_octaves": 1}.items():
+        setattr(cfg.explain, k, v)
+    prep = lambda im: im.astype(np.float32) / 255.0  # noqa: E731
+    ex = suite.explainer_for(_layers_model(keras), cfg)
+    result = suite.explain_test_set(ex, split, prep, np.full((n, 2), 0.5), 2)
+    return ex, split, prep, cfg, result
+
+
+def test_a_failing_layers_view_leaves_the_other_views_and_is_recorded(keras, rng, monkeypatch):
+    """Learned filters made to fail on purpose (as a SeparableConv2D's did): both its layers
+    are recorded, and feature maps, patterns, receptive fields and dreams are all still
+    computed."""
+    from reportgen.explain import features
+    from reportgen.guard import Failure, collecting
+
+    def no_kernel(ex, layer):
+        raise ValueError(f"layer {layer!r} has no 2-D convolution kernel")
+
+    monkeypatch.setattr(features, "learned_filters", no_kernel)
+    ex, split, prep, cfg, result = _layers_run(keras, rng)
+    with collecting() as failures:
+        suite.explain_layers(ex, split, prep, cfg, result)
+    assert failures == [Failure("learned filters", p,
+                                f"ValueError: layer {p!r} has no 2-D convolution kernel")
+                        for p in ("c1", "c2")]
+    views = result.layers
+    assert views.filters == {}
+    assert list(views.feature_maps) == ["c1", "c2", "c3"]
+    assert {p: len(v) for p, v in views.patterns.items()} == {"c1": 2, "c2": 2, "c3": 2}
+    assert views.rf is not None and len(views.rf.units) == 2
+    assert views.dreams is not None and views.dreams.images.shape == (1, 16, 16, 3)
+
+
+def test_every_layers_view_fails_on_its_own(keras, rng, monkeypatch):
+    """Each view made to fail in turn: exactly that view is missing, under its own name (the
+    names the Layers page sorts its notes by), with the layer it was computing; outside a
+    build (no collection) the failure propagates. (The receptive-field search runs the
+    feature maps of its layer, c2, which is not the explained one: it fails with them.)"""
+    from reportgen.explain import features
+    from reportgen.explain.results import LAYER_VIEWS
+    from reportgen.guard import collecting
+
+    ex, split, prep, cfg, result = _layers_run(keras, rng)
+    targets = {"feature maps": (features, "feature_maps_of"),
+               "learned filters": (features, "learned_filters"),
+               "filter patterns": (features, "filter_patterns_of"),
+               "receptive fields": (suite, "receptive_field"),
+               "deep dream": (features, "deep_dream_of")}
+    assert tuple(targets) == LAYER_VIEWS
+    layers_of = {"feature maps": ["c1", "c2", "c3"], "learned filters": ["c1", "c2"],
+                 "filter patterns": ["c1, c2, c3"], "receptive fields": ["c2"],
+                 "deep dream": ["c2, c3"]}
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    for view, (module, name) in targets.items():
+        with monkeypatch.context() as m:
+            m.setattr(module, name, boom)
+            with collecting() as failures:
+                suite.explain_layers(ex, split, prep, cfg, result)
+            also = [("receptive fields", "c2")] if view == "feature maps" else []
+            assert [(f.part, f.layer, f.error) for f in failures] == \
+                [(v, p, "RuntimeError: boom") for v, p in
+                 [(view, p) for p in layers_of[view]] + also], view
+            views = result.layers
+            shown = {"feature maps": bool(views.feature_maps), "learned filters":
+                     bool(views.filters), "filter patterns": bool(views.patterns),
+                     "receptive fields": views.rf is not None,
+                     "deep dream": views.dreams is not None}
+            assert shown == {v: v != view and (v, "c2") not in also for v in LAYER_VIEWS}, view
+            with pytest.raises(RuntimeError, match="boom"):
+                suite.explain_layers(ex, split, prep, cfg, result)
+
+
+def test_a_failing_method_and_a_failing_sanity_check_leave_the_rest(keras, rng, monkeypatch):
+    """A method that raises is missing from the sample images and the quality table (one
+    failure each) while the others run; a sanity check that raises leaves its row without
+    a sanity value (n_sanity 0) and the other numbers of the row as they are."""
+    from reportgen.explain import quality
+    from reportgen.explain.explainer import Explainer
+    from reportgen.explain.methods import configure
+    from reportgen.guard import collecting
+
+    ex, split, prep, cfg, result = _layers_run(keras, rng)
+    cfg.explain.quality_images, cfg.explain.quality_steps, cfg.explain.sanity_images = 4, 2, 2
+    options = {m: o for m, o in configure(cfg).items() if m in ("gradcam", "saliency")}
+    real = Explainer.run
+
+    def run(self, method, *args, **kwargs):
+        if method == "saliency":
+            raise ValueError("no gradient")
+        return real(self, method, *args, **kwargs)
+
+    def no_change(*args, **kwargs):
+        raise FloatingPointError("NaN in the randomized maps")
+
+    monkeypatch.setattr(Explainer, "run", run)
+    monkeypatch.setattr(quality, "map_change", no_change)
+    probs = np.tile([0.6, 0.4], (len(split), 1))
+    with collecting() as failures:
+        suite.explain_methods(ex, split, prep, probs, cfg, options, result)
+    assert [(f.part, f.layer, f.error) for f in failures] == [
+        ("Saliency on the sample images", None, "ValueError: no gradient"),
+        ("sanity check of GradCAM", "c3", "FloatingPointError: NaN in the randomized maps"),
+        ("Saliency in the quality table", None, "ValueError: no gradient")]
+    assert list(result.method_outputs) == ["gradcam"] and list(result.quality) == ["gradcam"]
+    row = result.quality["gradcam"]
+    assert row.sanity is None and row.n_sanity == 0 and row.n == 4
+    assert 0 <= row.deletion <= 1 and 0 <= row.insertion <= 1
+    assert result.class_grid is not None  # the class grid ran too
