@@ -268,3 +268,51 @@ def test_a_build_over_its_budget_reduces_the_extras_and_says_so(smoke_site):
     assert "Reduced to fit the budget" in methods and "RISE left out (over the budget" in methods
     assert "<th scope=\"row\">RISE</th>" not in methods and \
         "<th scope=\"row\">GradCAM</th>" in methods
+
+
+@pytest.mark.slow
+def test_a_failing_layers_view_never_loses_the_build_and_strict_keeps_the_old_site(
+        tmp_path, monkeypatch):
+    """Learned filters made to fail on purpose in a whole build: the site is written with
+    the note on the Layers page, metrics.json lists the failure, the terminal ends with the
+    warning, exit 0; the same build with --strict exits 1 and leaves that site byte for
+    byte, nothing added, removed or rewritten."""
+    import hashlib
+
+    from reportgen.explain import features
+
+    def no_kernel(ex, layer):
+        raise ValueError(f"layer {layer!r} has no 2-D convolution kernel")
+
+    monkeypatch.setattr(features, "learned_filters", no_kernel)
+    out = tmp_path / "site"
+    args = ["build", "--config", str(SMOKE), "--out", str(out), "--quiet",
+            "--set", f"data.cache_dir={tmp_path / 'cache'}"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    failed = metrics["failures"]
+    assert [(f["part"], f["error"]) for f in failed] == [
+        ("learned filters", f"ValueError: layer {f['layer']!r} has no 2-D convolution kernel")
+        for f in failed] and len(failed) == 2
+    layers = (out / "layers.html").read_text()
+    filters = layers[layers.index('id="filters"'):layers.index('id="patterns"')]
+    assert f"Learned filters of layer <code>{failed[0]['layer']}</code> failed" in filters
+    assert 'src="img/layers/fmap_0.png"' in layers  # the other views are there
+    warnings = result.stderr.strip().splitlines()[-2:]
+    assert [w.startswith(f"Warning: learned filters of layer {f['layer']!r} failed: "
+                         "ValueError") for w, f in zip(warnings, failed)] == [True, True]
+    assert result.stdout.strip().splitlines()[-1] == str(out / "index.html")
+
+    def snapshot():
+        return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                if p.is_file() else "dir" for p in sorted(out.rglob("*"))}
+
+    before = snapshot()
+    strict = CliRunner().invoke(main, args + ["--strict"], catch_exceptions=False)
+    assert strict.exit_code == 1, strict.output
+    assert "Warning: learned filters of layer" in strict.stderr
+    assert strict.stderr.strip().splitlines()[-1].startswith(
+        f"Error: 2 part(s) of the report failed and --strict is set: {out} was left as it was")
+    assert snapshot() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "site"]
