@@ -226,3 +226,34 @@ def test_a_failing_method_and_a_failing_sanity_check_leave_the_rest(keras, rng, 
     assert row.sanity is None and row.n_sanity == 0 and row.n == 4
     assert 0 <= row.deletion <= 1 and 0 <= row.insertion <= 1
     assert result.class_grid is not None  # the class grid ran too
+
+
+def test_a_failing_test_set_pass_leaves_no_half_maps(keras, rng, monkeypatch):
+    """GradCAM of the test set failing in its second chunk: recorded once, and the result
+    holds no map, pointing game or peaks of the chunk that ran (the galleries show images
+    without maps); the layer stays named."""
+    from reportgen.guard import Failure, collecting
+
+    calls = []
+    real = suite.cam_with_peaks
+
+    def second_chunk_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("out of memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(suite, "cam_with_peaks", second_chunk_fails)
+    monkeypatch.setattr(suite, "CHUNK", 2)
+    n = 4
+    split = Split(images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
+                  labels=np.arange(n) % 2, paths=[f"{i}.png" for i in range(n)],
+                  boxes=np.full((n, 4), np.nan, np.float32))
+    ex = suite.explainer_for(_layers_model(keras), Config())
+    prep = lambda im: im.astype(np.float32) / 255.0  # noqa: E731
+    with collecting() as failures:
+        result = suite.explain_test_set(ex, split, prep, np.full((n, 2), 0.5), 2)
+    assert failures == [Failure("GradCAM of the test set", "c3", "MemoryError: out of memory")]
+    assert result.layer == "c3" and len(calls) == 2
+    assert result.test_maps is None and result.peaks is None and result.true_maps == {}
+    assert result.maps == {} and result.pointing == {}
