@@ -95,9 +95,10 @@ def _class_grid(assets: Assets, split, names, explained) -> dict | None:
             "chosen": list(explained.grid_classes) != shown}
 
 
-def quality_table(quality: dict) -> Table | None:
+def quality_table(quality: dict, settings: dict | None = None) -> Table | None:
     """The explanation-quality table: one row per method, in registry order, each mean with
-    its 95 % interval over the images."""
+    its 95 % interval over the images; its caption states the deletion/insertion steps and
+    tie orders as run (``settings``: the explain settings as run)."""
     if not quality:
         return None
     rows = [[REGISTRY[m].label, with_interval(q.deletion, q.deletion_ci95),
@@ -109,44 +110,58 @@ def quality_table(quality: dict) -> Table | None:
              None if q.seconds is None else round(100 * q.seconds / max(q.n, 1), 2)]
             for m, q in quality.items()]
     q = next(iter(quality.values()))
+    curves = "" if settings is None else (
+        f"; deletion/insertion in {settings['quality_steps']} steps, tied pixels "
+        f"{_orders(settings['tie_orders'])}")
     return Table("explanation_quality",
                  ["method", "deletion AUC ↓", "insertion AUC ↑", "pointing game ↑",
                   "energy in box ↑", "|rank corr.| after head randomization ↓",
                   "tied pixels", "s / 100 images"], rows,
                  f"Explanation quality of the predicted class on n = {q.n} test images "
-                 f"({q.n_boxes} with an object box, {q.n_sanity} in the sanity check); "
+                 f"({q.n_boxes} with an object box, {q.n_sanity} in the sanity check{curves}); "
                  f"95 % intervals in brackets (percentile bootstrap over the images; Wilson "
                  f"for the pointing game)")
 
 
-def plan_table(plan: dict, seconds: dict) -> Table | None:
-    """The plan's parts: estimated seconds with the settings as given and as planned, and the
+def _orders(n: int) -> str:
+    """How the ties were ordered: ``in 1 seeded random order`` or ``averaged over 3 seeded
+    random orders``."""
+    return "in 1 seeded random order" if n == 1 else f"averaged over {n} seeded random orders"
+
+
+def plan_table(plan, seconds: dict) -> Table | None:
+    """The plan's parts: estimated seconds with the settings as asked and as planned, and the
     seconds each part took."""
-    if not plan:
+    if plan is None:
         return None
     rows = []
-    for part, full in plan["estimate_full_s"].items():
+    for part, full in plan.estimate_full_s.items():
         took = seconds.get(part)
         label = "test set (GradCAM of every image; never reduced)" if part == "test set" \
             else part
-        rows.append([label, full, plan["estimate_s"][part],
+        rows.append([label, full, plan.estimate_s[part],
                      None if took is None else round(took, 1)])
-    return Table("plan", ["part", "estimated s, as set", "estimated s, planned", "took s"],
-                 rows, f"The work planned to explain.budget = {plan['budget_s']:g} s")
+    return Table("plan", ["part", "estimated s, as asked", "estimated s, planned", "took s"],
+                 rows, f"The work planned to explain.budget = {plan.budget_s:g} s")
 
 
-def methods_context(assets: Assets, split, probs, names, explained, tie_orders: int = 1,
-                    steps: int = 8) -> dict:
+def methods_context(assets: Assets, split, probs, names, explained, settings: dict,
+                    method_options: dict) -> dict:
     """The Methods page context: the sample images across every method, the class grid, the
-    quality table, and each method's description from the registry."""
+    quality table, each method's description from the registry with its options as run
+    (``method_options``: {method: {key: value}}), and the explain ``settings`` as run."""
     about = [{"name": m, "label": s.label, "description": s.description,
               "reference": s.reference, "ran": m in explained.method_outputs
-              or m in explained.quality} for m, s in REGISTRY.items()]
+              or m in explained.quality,
+              "options": ", ".join(f"{k} = {v}" for k, v in method_options.get(m, {}).items())}
+             for m, s in REGISTRY.items()]
     return {"methods": [REGISTRY[m].label for m in explained.method_outputs],
             "rows": _method_rows(assets, split, probs, names, explained),
             "grid": _class_grid(assets, split, names, explained),
-            "quality_table": quality_table(explained.quality), "quality": explained.quality,
-            "labeled": split.labeled, "tie_orders": tie_orders, "steps": steps,
+            "quality_table": quality_table(explained.quality, settings),
+            "quality": explained.quality, "labeled": split.labeled,
+            "tie_orders": settings["tie_orders"], "orders": _orders(settings["tie_orders"]),
+            "steps": settings["quality_steps"],
             "plan": explained.plan, "plan_table": plan_table(explained.plan, explained.seconds),
             "resamples": RESAMPLES,
             "about": [a for a in about if a["ran"]]}

@@ -16,7 +16,8 @@ from importlib import import_module
 import numpy as np
 
 from reportgen.errors import ConfigError
-from reportgen.explain.methods.spec import OUTPUT_KINDS, Cost, MethodSpec, NoOptions, Shape
+from reportgen.explain.methods.spec import (OUTPUT_KINDS, Cost, MethodSpec, NoOptions, OptionCut,
+                                            Reductions, Shape)
 
 REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
     import_module(f"{__name__}.{module}").SPEC for module in (
@@ -114,5 +115,6 @@ def options_dict(options) -> dict:
     return dataclasses.asdict(options)
 
 
-__all__ = ["REGISTRY", "MethodSpec", "Cost", "Shape", "NoOptions", "OUTPUT_KINDS", "get",
+__all__ = ["REGISTRY", "MethodSpec", "Cost", "Shape", "NoOptions", "OptionCut", "Reductions",
+           "OUTPUT_KINDS", "get",
            "selected", "configure", "option_keys", "options_dict", "as_map"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reportgen.config import option
-from reportgen.explain.methods.spec import Cost, MethodSpec
+from reportgen.explain.methods.spec import Cost, MethodSpec, Reductions
 
 
 @dataclass
@@ -154,4 +154,5 @@ SPEC = MethodSpec(
     cost=cost,
     run=run,
     reference="https://arxiv.org/abs/1311.2901",
+    reductions=Reductions(optional=True),
 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reportgen.config import option
-from reportgen.explain.methods.spec import Cost, MethodSpec
+from reportgen.explain.methods.spec import Cost, MethodSpec, OptionCut, Reductions
 
 
 @dataclass
@@ -140,4 +140,5 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=1 + options.masks),
     run=run,
     reference="https://arxiv.org/abs/1806.07421",
+    reductions=Reductions(options=(OptionCut("masks", floor=500, divide=4),), optional=True),
 )

@@ -40,6 +40,32 @@ class Cost:
 
 
 @dataclass(frozen=True)
+class OptionCut:
+    """A method option the planner may reduce when the work is over ``explain.budget``:
+    ``option`` (a field of the method's options, an int) divided by ``divide`` at each step,
+    never below ``floor``; never when the user set it."""
+
+    option: str
+    floor: int
+    divide: int = 2
+
+    def smaller(self, value: int) -> int:
+        """The next reduced value of ``value`` (``value`` itself at the floor)."""
+        return max(self.floor, value // self.divide)
+
+
+@dataclass(frozen=True)
+class Reductions:
+    """What the planner may reduce of one method, in the planner's order: its ``options``
+    (each :class:`OptionCut` in turn, after the quality table's first cut), and, when
+    ``optional``, the method itself: out of the quality table late, and out of the report as
+    the last resort (the costliest optional method first, never one the user named)."""
+
+    options: tuple[OptionCut, ...] = ()
+    optional: bool = False
+
+
+@dataclass(frozen=True)
 class NoOptions:
     """A method without options of its own."""
 
@@ -62,6 +88,7 @@ class MethodSpec:
         run: ``run(explainer, images, targets, options) -> np.ndarray`` (float32 batch as the
             model expects; targets (N,) int or None for the predicted class).
         reference: the paper.
+        reductions: what the planner may reduce of it (:class:`Reductions`).
     """
 
     name: str
@@ -74,6 +101,7 @@ class MethodSpec:
     run: Callable
     reference: str = ""
     needs_relu: bool = False
+    reductions: Reductions = Reductions()
 
     def __post_init__(self):
         if self.output not in OUTPUT_KINDS:
