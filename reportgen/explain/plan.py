@@ -636,7 +636,8 @@ def replan(plan: Plan, measured: dict[str, float], given: set[str]) -> Plan:
                             lambda v: sum(estimate(slow, v)[k] for k in LATE_PARTS),
                             plan.budget_s - spent)
     why = f"re-planned: the work so far took {ratio:.2f}x its estimate"
-    made = tuple(dataclasses.replace(r, why=why) if r.why == TO_FIT else r for r in made)
+    made = tuple(dataclasses.replace(r, why=why if r.why == TO_FIT else f"{r.why}; {why}")
+                 for r in made)
     est = estimate(slow, w)
     return dataclasses.replace(
         plan, work=w, reductions=plan.reductions + made,

@@ -348,8 +348,8 @@ def _config_table(inputs: ReportInputs) -> Table:
         change = plan_change(plan, key)
         asked = "" if change is None else f"{_shown(change[0])} ({change[1]})"
         rows.append([key, _shown(value), state, asked])
-    return Table("config_used", ["key", "value run", "source", "asked for, where the plan "
-                                 "changed it"], rows,
+    headers = ["key", "value run", "source", "asked for, where the plan changed it"]
+    return Table("config_used", headers, rows,
                  "Configuration run: every key, automatic values resolved, values the plan "
                  "reduced beside the value asked for")
 
@@ -396,6 +396,9 @@ def _resolved(inputs: ReportInputs) -> dict:
         used["explain.pattern_layers"] = list(ex.layers.patterns)
     if ex.grid_classes:
         used["explain.classes"] = [ds.class_names[c] for c in ex.grid_classes]
+    for key in _written(inputs.cfg):  # the options of a method that did not run
+        if key.count(".") == 2 and key.split(".")[1] not in inputs.method_options:
+            used[key] = "(not run)"
     for m, opts in inputs.method_options.items():
         for k, v in opts.items():
             used[f"explain.{m}.{k}"] = v

@@ -278,9 +278,8 @@ def test_a_slow_start_re_plans_the_quality_table_and_layers_only():
     new = late.reductions[len(plan.reductions):]
     assert late.reductions[:len(plan.reductions)] == plan.reductions and plan.replan is None
     why = "re-planned: the work so far took 2.00x its estimate"
-    assert new and all(r.why in (why, pl.AT_MOST_QUALITY) for r in new)
-    assert all(s.endswith(f"({why})") for r, s in zip(new, late.reduced[-len(new):])
-               if r.why == why)
+    assert new and all(r.why in (why, f"{pl.AT_MOST_QUALITY}; {why}") for r in new)
+    assert all(line.endswith(f"{why})") for line in late.reduced[-len(new):])
     # Each is a late reduction, in LATE_REDUCTIONS order (what make_plan had left to take).
     steps = []
     for r in new:
@@ -373,3 +372,22 @@ def test_when_even_the_sample_images_fit_the_quality_table_and_search_shrink_las
     plan2 = pl.make_plan(slow, w2, 150.0, 2**30, {"explain.receptive_images"}, 64)
     assert plan2.settings["receptive_images"] == 512 and not any(
         "receptive_images" in r for r in plan2.reduced)
+
+
+def test_the_late_plan_hands_the_rest_of_the_build_the_re_planned_settings():
+    from types import SimpleNamespace
+
+    from reportgen.config import Config
+    from reportgen.pipeline.stages import LatePlan, with_settings
+
+    plan = pl.make_plan(PROBE, work(), 400.0, 2**30, set(), 64)
+    cfg = with_settings(Config(), plan.settings)
+    late = LatePlan(SimpleNamespace(show=False), cfg, plan)
+    early = {k: 2 * v for k, v in pl.estimate(PROBE, plan.work).items() if k in pl.EARLY_PARTS}
+    run_cfg, quality = late(early)
+    assert late.plan is not plan and late.plan.replan.ratio == 2.0 and plan.replan is None
+    assert len(late.plan.reductions) > len(plan.reductions)
+    assert run_cfg is late.cfg and quality == late.plan.quality_methods
+    assert {k: getattr(run_cfg.explain, k) for k in late.plan.settings} == late.plan.settings
+    # Without test images there is no plan: the config runs as it is.
+    assert LatePlan(SimpleNamespace(show=False), cfg)(early) == (cfg, None)
