@@ -94,12 +94,14 @@ def occlusion_maps(ex, images, targets=None, patch_size: int = 8, stride: int = 
     return heat.reshape(n, h, w).astype(np.float32)
 
 
-def occlusion(model, images, targets=None, patch_size=8, stride=8, baseline=0.0,
-              batch_size=64) -> np.ndarray:
+def occlusion(model, images, targets=None, patch_size: int = OcclusionOptions.patch_size,
+              stride: int = OcclusionOptions.stride,
+              baseline: float = OcclusionOptions.baseline, batch_size=64) -> np.ndarray:
     """Occlusion sensitivity: for each pixel, the mean over the patches covering it of the drop
     in the target's **logit** when the patch is set to ``baseline``.
 
-    Patches are ``patch_size`` squares at every ``stride`` pixels while they fit, plus one
+    Patches are ``patch_size`` squares (0, the default as in the build: an eighth of the image
+    side, rounded up) at every ``stride`` pixels (0: the patch size) while they fit, plus one
     flush with the far edge when the last would leave it uncovered (pixels no patch covers,
     possible with ``stride > patch_size``, get 0). Raw and unnormalized: positive where covering
     the pixel lowers the class logit. On a linear model with ``stride == patch_size`` each
@@ -124,7 +126,8 @@ def occlusion(model, images, targets=None, patch_size=8, stride=8, baseline=0.0,
     from reportgen.explain.explainer import Explainer
 
     ex = Explainer.of(model, images, batch_size=batch_size)
-    return occlusion_maps(ex, images, targets, patch_size, stride, baseline)
+    patch, step = OcclusionOptions(patch_size, stride).resolved(*ex.input_shape[:2])
+    return occlusion_maps(ex, images, targets, patch, step, baseline)
 
 
 def run(explainer, images, targets, options):
