@@ -280,7 +280,7 @@ LEFT_OUT = {"explain.methods": "left out",
 @dataclass(frozen=True)
 class Reduction:
     """One change the plan made to what was asked: ``key`` (``explain.tie_orders``,
-    ``explain.smoothgrad.samples``; ``explain.methods`` for methods left out of the report,
+    ``explain.<method>.<option>``; ``explain.methods`` for methods left out of the report,
     ``quality_methods`` for methods left out of the quality table) from ``asked`` to ``used``
     (for those two, tuples of method names), and ``why``."""
 

@@ -391,3 +391,34 @@ def test_the_late_plan_hands_the_rest_of_the_build_the_re_planned_settings():
     assert {k: getattr(run_cfg.explain, k) for k in late.plan.settings} == late.plan.settings
     # Without test images there is no plan: the config runs as it is.
     assert LatePlan(SimpleNamespace(show=False), cfg)(early) == (cfg, None)
+
+
+def test_a_new_method_brings_its_own_two_reductions(monkeypatch):
+    """A method with two reductions is one spec (and one registry line): the planner cuts
+    both of its options, in its order, and can leave it out, without a change of its own."""
+    from reportgen.explain.methods import Cost, MethodSpec, OptionCut, Reductions
+
+    @dataclasses.dataclass
+    class ToyOptions:
+        probes: int = 64
+        rounds: int = 32
+
+    toy = MethodSpec(name="toy", label="Toy", description="", output="map", needs_conv=False,
+                     options=ToyOptions, run=None,
+                     cost=lambda o, shape: Cost(forward=o.probes * o.rounds),
+                     reductions=Reductions((OptionCut("probes", 16), OptionCut("rounds", 2, 4)),
+                                           optional=True))
+    monkeypatch.setitem(REGISTRY, "toy", toy)
+    w = dataclasses.replace(work(("gradcam",)), options={**work(("gradcam",)).options,
+                                                          "toy": ToyOptions()},
+                            quality_methods=("gradcam", "toy"))
+    plan = pl.make_plan(PROBE, w, 60.0, 2**30, set(), 64)
+    assert "explain.toy.probes 64 → 32" in plan.reduced
+    assert "explain.toy.rounds 32 → 8" in plan.reduced
+    assert plan.reduced.index("explain.toy.probes 64 → 32") < plan.reduced.index(
+        "explain.toy.rounds 32 → 8")
+    assert "Toy left out of the quality table (shown on the samples)" in plan.reduced
+    assert plan.options["toy"] == ToyOptions(32, 8) and plan.quality_methods == ["gradcam"]
+    # Set by the user: kept.
+    kept = pl.make_plan(PROBE, w, 60.0, 2**30, {"explain.toy.probes"}, 64)
+    assert kept.options["toy"].probes == 64 and "explain.toy.rounds 32 → 8" in kept.reduced
