@@ -228,6 +228,16 @@ def _method_s(p: Probe, name: str, options, shape: Shape) -> float:
     return c.forward * p.forward_s + c.backward * p.backward_s
 
 
+#: The compiled functions the probe traces before the work (no method pays for them again).
+PROBED = frozenset({"probabilities", "input gradient"})
+
+
+def traces(methods, traced: frozenset = frozenset()) -> int:
+    """How many compiled functions ``methods`` run between them, but those ``traced``
+    already (each method's spec names its functions: several share one)."""
+    return len({f for m in methods for f in REGISTRY[m].functions} - traced)
+
+
 def estimate(p: Probe, w: Work) -> dict[str, float]:
     """Estimated seconds of each part of the work: "test set" (GradCAM of every test image,
     and of the true class from the same forward pass, at the probe's speed of that function:
@@ -235,8 +245,9 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
     sanity check, and the Layers page (feature maps, filter patterns of three layers, the
     receptive-field search over ``receptive_images`` test images, deep dream at 12 steps an
     octave). Each part also counts the tracing of the functions it is first to run
-    (``p.trace_s`` each): every method's on the sample images, again on the sanity check's
-    randomized model, the curves' forward pass, and the Layers page's four."""
+    (``p.trace_s`` each, :func:`traces`): the methods' on the sample images (but those the
+    probe compiled), all of them again on the sanity check's randomized model, the curves'
+    forward pass, and the Layers page's four."""
     s, cam, grad = w.settings, p.gradcam_s, p.forward_s + p.backward_s
     methods = {m: _method_s(p, m, o, w.shape) for m, o in w.options.items()}
     q = min(s["quality_images"], w.n_test)
@@ -253,12 +264,13 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
     return {  # named as the parts of Explained.seconds
         "test set": w.n_test * cam if conv else 0.0,  # the errors' true maps come with it
         "methods on sample images": w.n_samples * sum(methods.values())
-        + len(w.options) * p.trace_s,
+        + bool(w.n_samples) * traces(w.options, PROBED) * p.trace_s,
         "class grid": w.n_grid * w.grid_classes * cam if conv else 0.0,
-        "quality: maps": q * sum(methods[m] for m in w.quality_methods),
+        "quality: maps": q * sum(methods[m] for m in w.quality_methods)
+        + bool(q and not w.n_samples) * traces(w.quality_methods, PROBED) * p.trace_s,
         "quality: deletion/insertion": q * curve + quality * p.trace_s,
         "quality: sanity check": sanity * sum(methods[m] for m in w.quality_methods)
-        + bool(sanity and quality) * len(w.quality_methods) * p.trace_s,
+        + bool(sanity and quality) * traces(w.quality_methods) * p.trace_s,
         "layers": (3 * s["pattern_filters"] * s["pattern_steps"]
                    + s["dream_images"] * s["dream_octaves"] * 12) * grad
         + (rf_images * p.forward_s + layer_traces * p.trace_s if conv else 0.0),

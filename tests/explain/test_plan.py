@@ -53,16 +53,24 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search():
     w = dataclasses.replace(w, rf_search=True).with_settings(receptive_images=100)
     traced = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
     extra = {k: traced[k] - base[k] for k in base}
-    # One trace per method on the samples (3), the curves' forward pass (1), each method again
-    # on the sanity check's randomized model (3); the Layers page's feature maps, patterns,
-    # deep dream and receptive-field search (4), and that search's 100 forward passes.
-    assert extra == pytest.approx({"test set": 0, "methods on sample images": 3 * 2.0,
+    # One trace per compiled function on the samples: GradCAM's and RISE's (SmoothGrad runs
+    # the input gradient the probe compiled), the curves' forward pass (1), each method's
+    # function again on the sanity check's randomized model (3); the Layers page's feature
+    # maps, patterns, deep dream and receptive-field search (4), and that search's 100
+    # forward passes.
+    assert extra == pytest.approx({"test set": 0, "methods on sample images": 2 * 2.0,
                                    "class grid": 0, "quality: maps": 0,
                                    "quality: deletion/insertion": 1 * 2.0,
                                    "quality: sanity check": 3 * 2.0,
                                    "layers": 4 * 2.0 + 100 * 0.01})
     # Without patterns, dreams or a sanity check, their traces go too.
     w = w.with_settings(pattern_filters=0, dream_images=0, sanity_images=0)
+    # Methods sharing a function trace it once: saliency, SmoothGrad and Integrated
+    # Gradients run the input gradient (compiled by the probe); Guided GradCAM runs guided
+    # backprop's gradient and GradCAM's map.
+    assert pl.traces(["saliency", "smoothgrad", "integrated_gradients"], pl.PROBED) == 0
+    assert pl.traces(["gradcam", "guided_backprop", "guided_gradcam"]) == 2
+    assert pl.traces(["saliency", "occlusion", "rise"]) == 3
     bare = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
     assert bare["layers"] == pytest.approx(2 * 2.0 + 100 * 0.01)
     assert bare["quality: sanity check"] == 0

@@ -89,6 +89,9 @@ class MethodSpec:
             model expects; targets (N,) int or None for the predicted class).
         reference: the paper.
         reductions: what the planner may reduce of it (:class:`Reductions`).
+        compiles: the compiled functions it runs, by name, shared between methods ("input
+            gradient" for the plain gradient of saliency, SmoothGrad, Integrated Gradients);
+            empty: one of its own. The planner counts each one's tracing once per model.
     """
 
     name: str
@@ -102,6 +105,12 @@ class MethodSpec:
     reference: str = ""
     needs_relu: bool = False
     reductions: Reductions = Reductions()
+    compiles: tuple[str, ...] = ()
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The names of the compiled functions it runs (:attr:`compiles`, or its own)."""
+        return self.compiles or (self.name,)
 
     def __post_init__(self):
         if self.output not in OUTPUT_KINDS:
