@@ -37,9 +37,10 @@ MEMORY_SHARE = 0.5
 MEMORY_CAP = 2 * 2**30
 #: The probe times each function for at least this many seconds (at most
 #: :data:`PROBE_CALLS` calls) and takes the median: the best of two 0.1 s calls of a
-#: MobileNetV2 at 224 px varied from 42 to 77 images per second between builds.
+#: MobileNetV2 at 224 px varied from 42 to 77 images per second between builds, and twelve
+#: 15 ms calls of the demo's CNN (0.2 s) from 0.5 to 1.7 ms per image on a shared machine.
 PROBE_SECONDS = 1.0
-PROBE_CALLS = 12
+PROBE_CALLS = 100
 #: Largest batch the planner chooses (more gains nothing measurable on a CPU).
 MAX_BATCH = 128
 #: Bytes of working memory per activation byte of a backward pass (activations kept, their

@@ -584,15 +584,13 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
                 Shape(*data.shape[:2], channels), {k: getattr(e, k) for k in PLANNED_KEYS},
                 run.options, tuple(run.options), rf)
     memory = pl.memory_budget(e.memory_gb)
-    batch = min(32, pl.memory_batch(pl.activation_bytes(ex.graph), memory))
-    sample = prep(test.images[:4])
-    for compiled in (False, True):  # eager timing is cheap and an upper bound: if it fits, done
-        probe = pl.probe(ex, sample, batch, compiled=True) if compiled else \
-            pl.probe(ex, sample, min(batch, 4), repeats=1, min_seconds=0.0)
-        plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
-                            set(cfg.given), e.batch_size, budget_default=not e.budget)
-        if plan.fits_as_asked:
-            break
+    # Timed compiled, at the batch the work runs at: an eager timing (an upper bound) made
+    # estimates several times too high, a batch of 32 those of work in batches of 128 too.
+    batch = e.batch_size if "explain.batch_size" in cfg.given else \
+        pl.memory_batch(pl.activation_bytes(ex.graph), memory)
+    probe = pl.probe(ex, prep(test.images[:4]), min(batch, pl.MAX_BATCH), compiled=True)
+    plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
+                        set(cfg.given), e.batch_size, budget_default=not e.budget)
     ex.batch_size = plan.batch_size
     ex.batch_sizes = {**plan.batch_sizes, "curves": plan.forward_batch_size}
     for line in plan.reduced + list(plan.notes):
