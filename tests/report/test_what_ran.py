@@ -166,6 +166,10 @@ def test_every_page_states_every_reduced_value_and_none_the_value_asked(inputs, 
     assert f"batches of {plan.batch_size} " in prose["methods.html"]
     # Every reduction is listed, in the Methods page and report.md alike.
     markdown = re.sub(r"\\(.)", r"\1", prose["report.md"])  # escapes (explain\_methods)
+    # Each method that ran with options says them in its own item of report.md's list.
+    runs = [line for line in markdown.splitlines() if "Run with" in line]
+    assert len(runs) == sum(bool(dataclasses.fields(o)) for o in plan.options.values())
+    assert all(line.startswith("- **") and line.count("Run with") == 1 for line in runs)
     for line in plan.reduced:
         assert line in prose["methods.html"] and line in markdown, line
 
