@@ -362,7 +362,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a TOML config file (the built-in demo config when None) and apply ``--set`` overrides."""
+    """Read a TOML config file (the built-in demo config when None) and apply ``--set``
+    overrides."""
     default = path is None
     if default:
         path = default_config_path()

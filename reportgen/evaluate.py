@@ -159,7 +159,8 @@ def prediction_summary(probs: np.ndarray, class_names: list[str], top_k: int = 5
         "per_class": {class_names[c]: {"predicted": int(counts[c]),
                                        "mean_confidence": float(conf[pred == c].mean())}
                       for c in order},
-        "top": [[[class_names[int(c)], float(p[c])] for c in row] for row, p in zip(top, probs)],
+        "top": [[[class_names[int(c)], float(p[c])] for c in row]
+                for row, p in zip(top, probs, strict=True)],
     }
 
 

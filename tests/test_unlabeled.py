@@ -145,7 +145,8 @@ def test_photos_explained_by_a_keras_applications_classifier(tmp_path):
     assert all(r[1] == "" for r in rows[1:])
     summary = metrics["splits"]["test"]
     assert "accuracy" not in summary and metrics["splits"]["train"] == {"n": 0, "labeled": False}
-    for p, top in zip(probs, summary["top"]):  # the top 5 by name, from the shipped list
+    # the top 5 by name, from the shipped list
+    for p, top in zip(probs, summary["top"], strict=True):
         assert [n for n, _ in top] == [names[k] for k in np.argsort(-p, kind="stable")[:5]]
         np.testing.assert_allclose([q for _, q in top], np.sort(p)[::-1][:5], atol=1e-5)
     predicted = {names[k] for k in probs.argmax(1)}
