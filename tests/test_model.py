@@ -40,6 +40,7 @@ def from_scratch(keras):
                              epochs=4, validate=True)
 
 
+@pytest.mark.slow
 def test_training_updates_batchnorm_when_the_backbone_trains(from_scratch):
     model, before, trained, _, _, _ = from_scratch
     changed = [not np.array_equal(a, b) for a, b in zip(before, bn_means(trained), strict=True)]
@@ -49,6 +50,7 @@ def test_training_updates_batchnorm_when_the_backbone_trains(from_scratch):
     assert all(np.array_equal(a, b) for a, b in zip(before, bn_means(model), strict=True))
 
 
+@pytest.mark.slow
 def test_a_frozen_backbone_keeps_its_batchnorm_statistics(keras, rng):
     model, before, trained, _, _, _ = trained_mobilenet(rng, freeze=True, images=16, classes=3,
                                                         epochs=1, validate=False)
@@ -75,6 +77,7 @@ def test_calibrated_statistics_are_the_mean_and_variance_of_the_batchnorm_input(
     assert bn.momentum == 0.999  # restored
 
 
+@pytest.mark.slow
 def test_a_backbone_trained_from_scratch_predicts_as_it_trained(from_scratch):
     """Without calibration its inference statistics stay near their initial values and it
     predicts about one class (validation at chance while training accuracy climbs)."""
