@@ -83,27 +83,100 @@ def test_split_metrics_json_ready():
     assert not math.isnan(m["loss"])
 
 
-def _f1_loop(y, p, k, resamples, seed):
-    """F1 per class and macro F1 of each resample, drawn as documented, by per_class()."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for start in range(0, resamples, 100):
-        for idx in rng.integers(0, len(y), size=(min(100, resamples - start), len(y))):
-            out.append(ev.per_class(ev.confusion_matrix(y[idx], p[idx], k))["f1"])
-    return np.array(out)
+def _wilson_by_quadratic(k: int, n: int, z: float = 1.959963984540054) -> list[float]:
+    """The Wilson bounds as the roots p of (k/n - p)^2 = z^2 p (1 - p) / n."""
+    ph = k / n
+    # (1 + z^2/n) p^2 - (2 ph + z^2/n) p + ph^2 = 0
+    roots = np.roots([1 + z * z / n, -(2 * ph + z * z / n), ph * ph])
+    return sorted(float(np.real(r)) for r in roots)
 
 
-def test_f1_bootstrap_equals_resampling_by_hand(rng):
-    y = rng.integers(0, 3, 60)
-    p = np.where(rng.uniform(size=60) < 0.7, y, rng.integers(0, 3, 60))
-    per_class, macro = ev.f1_bootstrap(y, p, 3, resamples=250, seed=4)
-    f1 = _f1_loop(y, p, 3, 250, 4)
-    np.testing.assert_allclose(per_class, np.percentile(f1, [2.5, 97.5], axis=0).T)
-    np.testing.assert_allclose(macro, np.percentile(f1.mean(1), [2.5, 97.5]))
-    f1_all = ev.per_class(ev.confusion_matrix(y, p, 3))["f1"]
-    assert ((per_class[:, 0] <= f1_all) & (f1_all <= per_class[:, 1])).all()
-    perfect, macro = ev.f1_bootstrap(y, y, 3)
-    assert (perfect == 1).all() and macro == [1.0, 1.0]
+@pytest.mark.parametrize("k,n", [(0, 27), (27, 27), (1, 27), (13, 27), (8, 10), (3, 200)])
+def test_wilson_interval_equals_the_roots_of_its_quadratic(k, n):
+    assert ev.wilson_interval(k, n) == pytest.approx(_wilson_by_quadratic(k, n), abs=1e-9)
+
+
+def test_wilson_keeps_its_coverage_at_the_boundary():
+    """Exact coverage (a sum over every outcome k of the binomial) near 0 and 1 and on average,
+    where a percentile bootstrap ([k/n, k/n] at k = 0 or n) covers only when k is not 0 or n."""
+    from math import comb
+
+    def coverage(p, n=27):
+        return sum(comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(n + 1)
+                   if ev.wilson_interval(k, n)[0] <= p <= ev.wilson_interval(k, n)[1])
+    assert coverage(0.01) > 0.95 and coverage(0.99) > 0.95
+    assert coverage(0.03) > 0.9 and coverage(0.97) > 0.9
+    grid = np.linspace(0.01, 0.99, 99)
+    assert np.mean([coverage(p) for p in grid]) == pytest.approx(0.95, abs=0.01)
+
+
+def test_per_class_precision_and_recall_intervals_are_wilson():
+    m = ev.split_metrics(P, Y, ["a", "b", "c"])
+    # class b: tp 2 of 3 predicted, 2 of 2 actual
+    assert m["per_class"]["b"]["precision_ci95"] == pytest.approx(_wilson_by_quadratic(2, 3))
+    assert m["per_class"]["b"]["recall_ci95"] == pytest.approx(_wilson_by_quadratic(2, 2))
+    assert m["per_class"]["b"]["recall_ci95"][0] < 1
+    for key in ("accuracy", "precision", "recall", "f1", "macro_f1"):
+        assert m["interval_methods"][key]
+    assert "Wilson" in m["interval_methods"]["recall"]
+    assert "Bayesian" in m["interval_methods"]["f1"]
+
+
+def test_a_perfect_class_of_27_gets_an_f1_interval_below_1():
+    cm = np.array([[27, 0, 0], [0, 20, 5], [0, 3, 22]])
+    f1, _ = ev.f1_posterior(cm)
+    assert f1[0, 0] < 0.99 and f1[0, 1] <= 1.0  # not the bootstrap's [1, 1]
+    assert ev.per_class(cm)["f1"][0] == 1.0
+    m = ev.split_metrics(np.eye(3)[np.repeat([0, 1, 2], 27)], np.repeat([0, 1, 2], 27),
+                         ["a", "b", "c"])
+    assert m["per_class"]["a"]["f1"] == 1.0 and m["per_class"]["a"]["f1_ci95"][0] < 0.99
+    assert m["macro_f1"] == 1.0 and m["macro_f1_ci95"][0] < 0.99
+    assert m["accuracy_ci95"][0] < 0.99
+
+
+@pytest.mark.parametrize("cm", [[[27, 0], [0, 30]], [[10, 4], [2, 7]], [[0, 3], [0, 5]]])
+def test_f1_posterior_matches_its_closed_form(cm):
+    """For class k, F1 = 2U / (2U + S) with U ~ Gamma(tp + 1/2), S = FP + FN ~ Gamma(fp + fn
+    + 1), so X = U / (U + S) ~ Beta(tp + 1/2, fp + fn + 1) and F1 = 2X / (1 + X), increasing
+    in X: its quantiles are 2q / (1 + q) of the Beta quantiles q (scipy, independent)."""
+    from scipy.stats import beta
+
+    cm = np.array(cm)
+    f1, _ = ev.f1_posterior(cm, draws=20000, seed=3)
+    for k in range(2):
+        tp, fp, fn = cm[k, k], cm[1 - k, k], cm[k, 1 - k]
+        q = beta.ppf([0.025, 0.975], tp + 0.5, fp + fn + 1.0)
+        np.testing.assert_allclose(f1[k], 2 * q / (1 + q), atol=0.01)
+
+
+def test_f1_posterior_macro_is_the_mean_of_the_same_draws():
+    """Three classes: the macro interval lies between the per-class ones' extremes and holds
+    the observed macro F1; the same seed gives the same intervals."""
+    cm = np.array([[8, 1, 1], [0, 9, 1], [2, 0, 8]])
+    f1, macro = ev.f1_posterior(cm)
+    obs = ev.per_class(cm)["f1"]
+    assert ((f1[:, 0] <= obs) & (obs <= f1[:, 1])).all()
+    assert f1[:, 0].min() < macro[0] < obs.mean() < macro[1] < f1[:, 1].max()
+    again, macro2 = ev.f1_posterior(cm)
+    np.testing.assert_array_equal(f1, again)
+    assert macro == macro2
+    nan, mnan = ev.f1_posterior(np.zeros((2, 2)))
+    assert np.isnan(nan).all() and all(np.isnan(mnan))
+
+
+@pytest.mark.parametrize("probs", [(0.45, 0.05, 0.05, 0.45), (0.49, 0.005, 0.005, 0.5),
+                                   (0.2, 0.1, 0.1, 0.6)])
+def test_f1_interval_covers_about_95_percent(probs):
+    """Seeded simulation: 300 test sets of 27 images from known cell probabilities (tp, fp,
+    fn, tn of class 0); the interval holds the true F1 in about 95 % of them, near 1 too."""
+    p_tp, p_fp, p_fn, p_tn = probs
+    true_f1 = 2 * p_tp / (2 * p_tp + p_fp + p_fn)
+    rng = np.random.default_rng(7)
+    hits = []
+    for r, (tp, fn, fp, tn) in enumerate(rng.multinomial(27, [p_tp, p_fn, p_fp, p_tn], 300)):
+        lo, hi = ev.f1_posterior(np.array([[tp, fn], [fp, tn]]), draws=1000, seed=r)[0][0]
+        hits.append(lo <= true_f1 <= hi)
+    assert 0.9 <= np.mean(hits) <= 0.995
 
 
 def test_bootstrap_mean_by_hand():
