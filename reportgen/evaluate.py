@@ -292,6 +292,54 @@ def bootstrap_mean(values: np.ndarray, *, resamples: int = RESAMPLES, seed: int 
     return [float(lo), float(hi)]
 
 
+def paired_best(values: dict[str, np.ndarray], lower_is_better: bool, *, absolute: bool = False,
+                resamples: int = RESAMPLES, seed: int = 0, level: float = 0.95) -> dict | None:
+    """Which methods are best on the same images, by a paired bootstrap of the differences.
+
+    ``values`` holds each method's per-image scores over the same N images (NaN where a score
+    is undefined; images without a finite score for every method are left out first). The
+    statistic is the mean (``absolute``: the absolute value of the mean). The best method has
+    the best statistic on all images; another method is *separated* from it when the
+    ``level`` percentile interval of (its statistic minus the best's, worse-signed) over the
+    resamples lies above 0. Resamples draw image indices as :func:`bootstrap_mean`, the same
+    indices for every method (so the comparison is paired).
+
+    Returns:
+        None with fewer than two methods or no image; else {"best": the best method,
+        "tied": the best and every method not separated from it, in ``values`` order,
+        "separated": whether every other method is separated, "n": images compared,
+        "difference_ci95": {method: [low, high] of its worse-signed difference to the
+        best}}.
+    """
+    names = list(values)
+    if len(names) < 2:
+        return None
+    v = np.stack([np.asarray(values[m], np.float64).ravel() for m in names])  # (M, N)
+    v = v[:, np.isfinite(v).all(axis=0)]
+    n = v.shape[1]
+    if n == 0:
+        return None
+
+    def stat(x):
+        mean = x.mean(axis=-1)
+        return np.abs(mean) if absolute else mean
+    sign = 1.0 if lower_is_better else -1.0
+    full = sign * stat(v)
+    best = int(np.argmin(full))
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for start in range(0, resamples, 100):
+        idx = rng.integers(0, n, size=(min(100, resamples - start), n))
+        s = sign * stat(v[:, idx])  # (M, b)
+        diffs.append(s - s[best])
+    d = np.concatenate(diffs, axis=1)
+    lo, hi = _percentile_interval(d.T, level)
+    tied = [m for k, m in enumerate(names) if k == best or not lo[k] > 0]
+    return {"best": names[best], "tied": tied, "separated": len(tied) == 1, "n": int(n),
+            "difference_ci95": {m: [float(lo[k]), float(hi[k])] for k, m in enumerate(names)
+                                if k != best}}
+
+
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar test: the discordant pairs ``b`` (first model right, second
     wrong) and ``c`` (the reverse) under H0 are Binomial(b + c, 1/2); p = min(1, 2 P(X <=

@@ -116,6 +116,12 @@ def test_smoke_metrics_and_exports(smoke_site):
         assert sum(map(sum, s["confusion_matrix"])) == s["n"]
     assert (out / "fig" / "confusion_test.svg").is_file()
     assert (out / "tables" / "per_class_test.tex").read_text().count("\\toprule") == 1
+    quality = m["explain"]["quality"]
+    for q in quality.values():  # each sanity score with its verdict beside it
+        assert q["sanity_verdict"] in ("passes", "fails", "inconclusive") if q["n_sanity"] \
+            else q["sanity_verdict"] is None
+    ranked = m["explain"]["quality_ranking"]
+    assert len(quality) < 2 or ranked["deletion"]["best"] in quality
     assert (out / ".nojekyll").exists()
     assert (out / "model.keras").is_file()
     assert not any(out.parent.glob(".site.reportgen-*")), "temporary folders left behind"

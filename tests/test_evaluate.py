@@ -179,6 +179,48 @@ def test_f1_interval_covers_about_95_percent(probs):
     assert 0.9 <= np.mean(hits) <= 0.995
 
 
+def test_paired_best_separates_a_constant_shift_and_ties_noise(rng):
+    base = rng.uniform(0.0, 1.0, 50)
+    # B is A + 0.1 on every image: the paired difference is 0.1 in every resample.
+    r = ev.paired_best({"a": base, "b": base + 0.1}, lower_is_better=True)
+    assert r["best"] == "a" and r["separated"] and r["tied"] == ["a"] and r["n"] == 50
+    assert r["difference_ci95"]["b"] == pytest.approx([0.1, 0.1])
+    # Higher is better: the same data makes b the separated best.
+    r = ev.paired_best({"a": base, "b": base + 0.1}, lower_is_better=False)
+    assert r["best"] == "b" and r["tied"] == ["b"]
+    # Two independent draws of one distribution: not separated, both in the tied group.
+    r = ev.paired_best({"a": rng.uniform(size=30), "b": rng.uniform(size=30)}, True)
+    assert not r["separated"] and set(r["tied"]) == {"a", "b"}
+    assert ev.paired_best({"a": base}, True) is None
+    assert ev.paired_best({"a": [np.nan], "b": [1.0]}, True) is None
+
+
+def test_paired_best_sees_what_overlapping_intervals_hide(rng):
+    """Images differ far more than methods do: the methods' own intervals overlap, yet B is
+    worse than A on every image by 0.01 to 0.03, and the paired test says so."""
+    a = rng.uniform(0.0, 1.0, 60)
+    b = a + rng.uniform(0.01, 0.03, 60)
+    ia, ib = ev.bootstrap_mean(a), ev.bootstrap_mean(b)
+    assert ib[0] < ia[1]  # the intervals overlap
+    r = ev.paired_best({"a": a, "b": b}, lower_is_better=True)
+    assert r["separated"] and r["best"] == "a"
+
+
+def test_paired_best_resamples_as_documented():
+    v = {"x": np.array([0.1, 0.5, 0.2, 0.9]), "y": np.array([0.3, 0.4, 0.6, 0.8]),
+         "z": np.array([0.9, 0.9, 0.8, 0.7])}
+    r = ev.paired_best(v, lower_is_better=False, absolute=True, resamples=150, seed=2)
+    # By hand: |mean| per resample, worse-signed difference to the best (z) for x and y.
+    rng = np.random.default_rng(2)
+    idx = np.concatenate([rng.integers(0, 4, size=(min(100, 150 - s), 4))
+                          for s in range(0, 150, 100)])
+    best = np.abs(v["z"][idx].mean(1))
+    for m in ("x", "y"):
+        d = best - np.abs(v[m][idx].mean(1))
+        assert r["difference_ci95"][m] == pytest.approx(list(np.percentile(d, [2.5, 97.5])))
+    assert r["best"] == "z"
+
+
 def test_bootstrap_mean_by_hand():
     v = np.array([0.0, 1.0, np.nan, 1.0, 1.0])
     rng = np.random.default_rng(0)
