@@ -87,7 +87,9 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
             "reliability", figs.reliability_diagram, cal["bins"], ece=cal["ece"],
             alt=f"Reliability diagram of the test split, expected calibration error "
                 f"{cal['ece']:.3f}",
-            caption="Test-set calibration: accuracy against confidence per bin.")
+            caption="Test-set calibration: accuracy against confidence per bin, with its 95 % "
+                    "Wilson interval; the number over each bin is its image count (a bin of "
+                    "one image is a full or empty bar that says little).")
     return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel}
 
 

@@ -69,6 +69,46 @@ def test_the_sentence_names_the_better_model_only_when_significant():
                            "\u22121.2 points")
 
 
+def _record(maps: np.ndarray, label: str):
+    from reportgen.report.compare import SiteRecord
+
+    n = len(maps)
+    return SiteRecord(path=None, label=label, metrics={"classes": ["a", "b"]},
+                      files=[f"{i}.png" for i in range(n)], true=np.arange(n) % 2,
+                      probs=np.full((n, 2), 0.5), maps=maps.astype(np.float32))
+
+
+def test_map_agreement_baseline_pairs_mismatched_images_as_documented():
+    """Image i's map is a left-to-right ramp for even i, right-to-left for odd i: two maps
+    correlate +1 when their images have the same parity, -1 otherwise."""
+    from reportgen.report.compare import map_agreement, map_agreement_baseline
+
+    ramp = np.tile(np.arange(8, dtype=np.float32), (8, 1))
+    maps = np.stack([ramp if i % 2 == 0 else ramp[:, ::-1] for i in range(9)])
+    a, b = _record(maps, "A"), _record(maps, "B")
+    assert (map_agreement(a, b) == 1).all()
+    other = (np.arange(9) + np.random.default_rng(0).integers(1, 9, size=9)) % 9
+    assert (other != np.arange(9)).all()
+    want = np.where(other % 2 == np.arange(9) % 2, 1.0, -1.0)
+    np.testing.assert_allclose(map_agreement_baseline(a, b), want, atol=1e-12)
+    assert np.isnan(map_agreement_baseline(_record(maps[:1], "A"), _record(maps[:1], "B"))).all()
+
+
+def test_a_centre_prior_shows_in_the_baseline(rng):
+    """Maps that are mostly one centre blob agree across different images too: the baseline
+    is high, so a high matched agreement alone says little."""
+    from reportgen.report.compare import map_agreement, map_agreement_baseline
+
+    yy, xx = np.mgrid[:12, :12]
+    blob = np.exp(-((yy - 5.5) ** 2 + (xx - 5.5) ** 2) / 20.0)
+    own = rng.uniform(0, 0.2, (30, 12, 12))  # each image's own part
+    a = _record(blob + own, "A")
+    b = _record(blob + own + rng.uniform(0, 0.05, (30, 12, 12)), "B")
+    matched = np.median(map_agreement(a, b))
+    baseline = np.median(map_agreement_baseline(a, b))
+    assert matched > 0.95 and 0.5 < baseline < matched
+
+
 @pytest.fixture(scope="module")
 def two_sites(tmp_path_factory, smoke_site, second_site):
     """A folder for this module's outputs, and the two shared sites (tests/conftest.py)."""
@@ -101,6 +141,9 @@ def test_compare_two_models_end_to_end(two_sites):
     assert pair["accuracy_difference"] == pytest.approx(d.mean())
     assert pair["accuracy_difference_ci"] == pytest.approx(list(np.percentile(means,
                                                                               [2.5, 97.5])))
+    # The map agreement has its mismatched-image baseline beside it, page and metrics.
+    assert -1 <= pair["map_rank_correlation_mismatched_median"] <= 1
+    assert "mismatched" in pair["map_rank_correlation_mismatched"]
     # The disagreement gallery lists exactly the disagreeing images, each direction.
     html = (out / "index.html").read_text()
     a_only = html.split('id="pair-1-a_only"')[1].split('id="pair-1-b_only"')[0]
@@ -112,6 +155,7 @@ def test_compare_two_models_end_to_end(two_sites):
     for rel in re.findall(r'src="([^"]+)"', html):
         assert (out / rel).is_file(), rel
     assert (out / "report.md").is_file() and (out / "tables" / "models.tex").is_file()
+    assert f"Baseline: <b>{pair['map_rank_correlation_mismatched_median']:.2f}</b>" in html
     assert list((out / "fig").glob("*.pdf")) and list((out / "fig").glob("*.svg"))
 
 
