@@ -8,16 +8,21 @@ import json
 
 import numpy as np
 import pytest
+from test_contexts import drawn_nothing, inputs  # noqa: F401 (a fixture)
 
 from reportgen.evaluate import bootstrap_mean
-from reportgen.explain.results import (SANITY_THRESHOLD, QualityRow, absolute_interval,
-                                       rank_methods, sanity_verdict)
+from reportgen.explain.results import (
+    SANITY_THRESHOLD,
+    QualityRow,
+    absolute_interval,
+    rank_methods,
+    sanity_verdict,
+)
 from reportgen.report import gather, write_site
 from reportgen.report.figjobs import Figures
 from reportgen.report.pages import quality_table
 from reportgen.report.render import environment, render
 from reportgen.report.site import SiteWriter
-from test_contexts import drawn_nothing, inputs  # noqa: F401 (a fixture)
 
 METHODS = ("gradcam", "gradcam++", "layercam", "rise")
 
