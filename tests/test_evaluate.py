@@ -96,6 +96,11 @@ def test_wilson_interval_equals_the_roots_of_its_quadratic(k, n):
     assert ev.wilson_interval(k, n) == pytest.approx(_wilson_by_quadratic(k, n), abs=1e-9)
 
 
+def test_wilson_bounds_are_exact_at_0_and_n():
+    for n in range(1, 200):  # the float sum missed 1 by 1e-16 at n = 10, 13, 25, 27, ...
+        assert ev.wilson_interval(n, n)[1] == 1.0 and ev.wilson_interval(0, n)[0] == 0.0
+
+
 def test_wilson_keeps_its_coverage_at_the_boundary():
     """Exact coverage (a sum over every outcome k of the binomial) near 0 and 1 and on average,
     where a percentile bootstrap ([k/n, k/n] at k = 0 or n) covers only when k is not 0 or n."""

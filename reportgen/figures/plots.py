@@ -173,7 +173,8 @@ def reliability_diagram(bins: Sequence[dict], *, ece: float | None = None,
     if full:
         ci = np.array([wilson_interval(round(b["accuracy"] * b["count"]), b["count"])
                        for b in full])
-        ax.errorbar(lows + widths / 2, acc, yerr=[acc - ci[:, 0], ci[:, 1] - acc], fmt="none",
+        yerr = np.clip([acc - ci[:, 0], ci[:, 1] - acc], 0.0, None)
+        ax.errorbar(lows + widths / 2, acc, yerr=yerr, fmt="none",
                     ecolor="black", elinewidth=0.8, capsize=2, label="95 % interval (Wilson)")
     for lo, w, b in zip(lows, widths, full):
         ax.text(lo + w / 2, 1.03, f"{b['count']}", ha="center", va="bottom", fontsize=6)

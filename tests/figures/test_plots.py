@@ -41,6 +41,14 @@ def test_reliability_diagram_shows_each_bins_count_and_interval():
     assert ev.wilson_interval(1, 1)[0] == pytest.approx(wilson(1, 1)[0])
 
 
+def test_reliability_diagram_draws_a_perfect_bin_of_any_size():
+    bins = _bins()
+    bins[8].update(count=27, accuracy=1.0)  # 27 of 27 right: its interval ends at 1 exactly
+    ax = figs.reliability_diagram(bins).axes[0]
+    tops = sorted(float(s[:, 1].max()) for s in ax.collections[0].get_segments())
+    assert tops == [1.0, 1.0]
+
+
 def test_reliability_diagram_without_images_draws_no_bar():
     empty = [{"lower": k / 10, "upper": (k + 1) / 10, "count": 0, "confidence": None,
               "accuracy": None} for k in range(10)]
