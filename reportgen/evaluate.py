@@ -217,9 +217,11 @@ INTERVAL_METHODS = {
     "f1": (f"Bayesian interval (Goutte & Gaussier 2005): posterior of the confusion counts "
            f"with a Jeffreys prior ({F1_PRIOR:g} pseudo-count of each class's true "
            f"positives, false positives and false negatives), central 95 % of "
-           f"{F1_DRAWS} seeded Monte Carlo draws"),
+           f"{F1_DRAWS} seeded Monte Carlo draws, widened where needed to hold the observed "
+           f"F1 (0 for a class never right, 1 for a class without errors)"),
     "macro_f1": (f"Bayesian interval: the same posterior over the whole confusion matrix, "
-                 f"central 95 % of {F1_DRAWS} seeded Monte Carlo draws of the macro F1"),
+                 f"central 95 % of {F1_DRAWS} seeded Monte Carlo draws of the macro F1, "
+                 f"widened where needed to hold the observed macro F1"),
 }
 
 
@@ -238,7 +240,7 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
     posterior is Gamma(tp + prior), Gamma(fp + prior), Gamma(fn + prior) and F1 =
     2 TP / (2 TP + FP + FN) (a ratio, so the Dirichlet's normalization drops out). Unlike a
     bootstrap it does not collapse to a point when a class has no error: with 27 images all
-    right and no false positive the interval of its F1 is about [0.93, 1.00], not [1, 1].
+    right and no false positive the interval of its F1 is about [0.93, 1], not [1, 1].
 
     Draws come from ``numpy.random.default_rng(seed)`` in blocks of 500: each block draws the
     off-diagonal cells (row-major order of the non-zero ones), then the diagonal, then the
@@ -250,7 +252,12 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
 
     Returns:
         ((K, 2) float64 [low, high] per class, [low, high] of the macro F1): the central
-        ``level`` interval of the draws (linear interpolation); NaN without images.
+        ``level`` interval of the draws (linear interpolation), widened where needed to hold
+        the observed F1 (:func:`per_class`): a class never right gets 0 as its lower bound, a
+        class without errors 1 as its upper (as the Jeffreys interval of a proportion does at
+        0 and n, Brown, Cai & DasGupta 2001), and where few images leave the prior pulling
+        the posterior away from the observed value the bound on its side moves to it.
+        Widening only raises the coverage. NaN without images.
     """
     cm = np.asarray(cm, np.float64)
     k = len(cm)
@@ -272,9 +279,11 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
         fn += np.bincount((rows + shift).ravel(), g_off.ravel(), b * k).reshape(b, k)
         f1s.append(2 * tp / (2 * tp + fp + fn))
     f1 = np.concatenate(f1s)  # (draws, K)
+    obs = per_class(cm)["f1"]
     lo, hi = _percentile_interval(f1, level)
     mlo, mhi = _percentile_interval(f1.mean(axis=1), level)
-    return np.stack([lo, hi], axis=1), [float(mlo), float(mhi)]
+    per = np.stack([np.minimum(lo, obs), np.maximum(hi, obs)], axis=1)
+    return per, [float(min(mlo, obs.mean())), float(max(mhi, obs.mean()))]
 
 
 def bootstrap_mean(values: np.ndarray, *, resamples: int = RESAMPLES, seed: int = 0,

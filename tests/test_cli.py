@@ -118,8 +118,13 @@ def test_smoke_metrics_and_exports(smoke_site):
     assert (out / "tables" / "per_class_test.tex").read_text().count("\\toprule") == 1
     quality = m["explain"]["quality"]
     for q in quality.values():  # each sanity score with its verdict beside it
-        assert q["sanity_verdict"] in ("passes", "fails", "inconclusive") if q["n_sanity"] \
-            else q["sanity_verdict"] is None
+        if not q["n_sanity"]:
+            assert q["sanity_verdict"] is None
+        elif q["sanity"] is None:  # every map constant: no correlation, no verdict
+            assert q["sanity_verdict"] == "undefined"
+        else:
+            assert q["sanity_verdict"] == ("passes" if q["sanity_ci95"][1] < 0.5 else "fails"
+                                           if q["sanity_ci95"][0] >= 0.5 else "inconclusive")
     ranked = m["explain"]["quality_ranking"]
     assert len(quality) < 2 or ranked["deletion"]["best"] in quality
     assert (out / ".nojekyll").exists()

@@ -276,7 +276,8 @@ def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
             energy_ci95=bootstrap_mean(energy), n_sanity=s_n if randomized is not None else 0,
             tied=float(quality.tied_fraction(maps).mean()),
             tie_orders=cfg.explain.tie_orders, sanity_ci95=sanity_ci,
-            sanity_verdict=sanity_verdict(sanity_ci))
+            sanity_verdict=sanity_verdict(sanity_ci) if sanity is not None else
+            "undefined" if randomized is not None else None)
         if progress:
             progress(1)
     result.seconds["quality: maps"] = sum(r.seconds for r in result.quality.values())

@@ -24,9 +24,9 @@ from reportgen.report.tables import Table
 
 THUMB = 128
 #: How the baseline of the map agreement is made, as metrics.json states it.
-MISMATCHED = ("median Spearman rank correlation of model A's GradCAM of test image i against "
-              "model B's of image j != i (j = (i + s) mod N, s seeded uniform in 1..N-1, seed 0): "
-              "the agreement of maps that do not show the same image")
+MISMATCHED = ("median Spearman rank correlation over mismatched images: model A's GradCAM of "
+              "test image i against model B's of image j != i (j = (i + s) mod N, s seeded "
+              "uniform in 1..N-1, seed 0), the agreement of maps that do not show the same image")
 
 
 def _accuracy_ci(s: cmp.SiteRecord) -> str:

@@ -118,7 +118,7 @@ def quality_table(quality: dict, ranking: dict | None = None) -> Table | None:
     q = next(iter(quality.values()))
     return Table("explanation_quality",
                  ["method"] + [RANKED[c][0] for c in columns] + [
-                     f"sanity verdict (|rank corr.| < {SANITY_THRESHOLD:g})", "tied pixels",
+                     f"sanity verdict (passes below {SANITY_THRESHOLD:g})", "tied pixels",
                      "s / 100 images"], rows,
                  f"Explanation quality of the predicted class on n = {q.n} test images "
                  f"({q.n_boxes} with an object box, {q.n_sanity} in the sanity check); "
@@ -163,6 +163,10 @@ def sanity_sentence(quality: dict) -> str:
                    ("passes", "Pass")):
         if named(v):
             text += f" {how}: {', '.join(named(v))}."
+    if named("undefined"):
+        text += (f" No verdict: {', '.join(named('undefined'))} (a map before or after "
+                 f"randomization was constant on every sanity image, so no rank correlation "
+                 f"exists).")
     return text
 
 

@@ -94,7 +94,10 @@ def test_the_table_says_in_words_which_methods_fail_the_sanity_check(rng):
     assert verdicts["GradCAM++"] == verdicts["LayerCAM"] == "fails"
     assert "Fail: GradCAM++, LayerCAM." in t.caption and "below 0.5" in t.caption
     assert "Pass: GradCAM" in t.caption
-    assert "< 0.5" in t.headers[6]
+    assert "below 0.5" in t.headers[6]
+    quality["gradcam"].sanity, quality["gradcam"].sanity_verdict = None, "undefined"
+    t = quality_table(quality, ranking)
+    assert "No verdict: GradCAM (a map before or after randomization was constant" in t.caption
 
 
 @pytest.fixture
