@@ -165,7 +165,8 @@ def gather_comparison(sites: list[cmp.SiteRecord], title: str, figures: Figures
         for s in sites],
         "pairs": [{**p["stats"], "map_rank_correlation_median": p["rho_median"],
                    "map_rank_correlation_mismatched_median": p["rho_baseline_median"],
-                   "map_rank_correlation_mismatched": MISMATCHED} for p in pair_ctx], "test_hash": sites[0].metrics["data"]["test_hash"]}
+                   "map_rank_correlation_mismatched": MISMATCHED} for p in pair_ctx],
+        "test_hash": sites[0].metrics["data"]["test_hash"]}
     return content
 
 

@@ -99,7 +99,7 @@ def quality_table(quality: dict, ranking: dict | None = None) -> Table | None:
     """The explanation-quality table: one row per method, in registry order, each mean with
     its 95 % interval over the images, in bold the best method of each ranked column and
     every method a paired bootstrap does not separate from it (``ranking``: the build's
-    ``quality_ranking``, :func:`reportgen.explain.suite.rank_methods`)."""
+    ``quality_ranking``, :func:`reportgen.explain.results.rank_methods`)."""
     if not quality:
         return None
     rows = [[REGISTRY[m].label, with_interval(q.deletion, q.deletion_ci95),
@@ -123,11 +123,11 @@ def quality_table(quality: dict, ranking: dict | None = None) -> Table | None:
                  f"Explanation quality of the predicted class on n = {q.n} test images "
                  f"({q.n_boxes} with an object box, {q.n_sanity} in the sanity check); "
                  f"95 % intervals in brackets (percentile bootstrap over the images; Wilson "
-                 f"for the pointing game). {ranking_sentence(ranking or {}, quality)} "
+                 f"for the pointing game). {ranking_sentence(ranking or {})} "
                  f"{sanity_sentence(quality)}", marks=marks)
 
 
-def ranking_sentence(ranking: dict, quality: dict) -> str:
+def ranking_sentence(ranking: dict) -> str:
     """What the bold cells of the quality table mean, and per column whether the best
     method is separated from the others or tied with them."""
     if not ranking:
@@ -199,7 +199,7 @@ def methods_context(assets: Assets, split, probs, names, explained, tie_orders: 
             "quality_table": quality_table(explained.quality, explained.quality_ranking),
             "quality": explained.quality,
             "sanity_text": sanity_sentence(explained.quality) if explained.quality else "",
-            "ranking_text": ranking_sentence(explained.quality_ranking, explained.quality)
+            "ranking_text": ranking_sentence(explained.quality_ranking)
             if explained.quality else "", "sanity_threshold": SANITY_THRESHOLD,
             "labeled": split.labeled, "tie_orders": tie_orders, "steps": steps,
             "plan": explained.plan, "plan_table": plan_table(explained.plan, explained.seconds),
