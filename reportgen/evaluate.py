@@ -136,7 +136,10 @@ def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
     result["macro_f1_ci95"] = macro_ci
     result["interval_methods"] = dict(INTERVAL_METHODS)
     if k > top_k:
-        result[f"top_{top_k}_accuracy"] = top_k_accuracy(probs, y_true, top_k)
+        top = top_k_accuracy(probs, y_true, top_k)
+        result[f"top_{top_k}_accuracy"] = top
+        result[f"top_{top_k}_accuracy_ci95"] = list(
+            wilson_interval(round(top * len(y_true)) if len(y_true) else 0, len(y_true)))
     if len(y_true):
         result["calibration"] = calibration(probs, y_true)
     return result
@@ -212,6 +215,7 @@ F1_PRIOR = 0.5
 #: metrics.json (``splits.<split>.interval_methods``).
 INTERVAL_METHODS = {
     "accuracy": "Wilson score interval",
+    "top_k_accuracy": "Wilson score interval",
     "precision": "Wilson score interval",
     "recall": "Wilson score interval",
     "f1": (f"Bayesian interval (Goutte & Gaussier 2005): posterior of the confusion counts "

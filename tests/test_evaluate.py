@@ -78,6 +78,8 @@ def test_split_metrics_json_ready():
     m = ev.split_metrics(P, Y, ["a", "b", "c"], top_k=2)
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["top_2_accuracy"] == pytest.approx(1.0)
+    assert m["top_2_accuracy_ci95"] == pytest.approx(_wilson_by_quadratic(6, 6))
+    assert m["top_2_accuracy_ci95"][1] == 1.0 and m["top_2_accuracy_ci95"][0] < 0.7
     assert m["per_class"]["b"]["f1"] == pytest.approx(0.8)
     assert m["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
     assert not math.isnan(m["loss"])

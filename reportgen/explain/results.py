@@ -107,9 +107,9 @@ class QualityRow:
     ``sanity_ci95`` is the interval of the absolute value (:func:`absolute_interval`) and
     ``sanity_verdict`` its verdict (:func:`sanity_verdict`, threshold ``sanity_threshold``;
     "undefined" when the check ran but a map was constant on every image, so no rank
-    correlation exists; None when it did not run). ``tied``: the mean share of tied pixels of the maps
-    (:func:`~reportgen.explain.quality.tied_fraction`), their order in deletion/insertion
-    drawn at random ``tie_orders`` times."""
+    correlation exists; None when it did not run). ``tied``: the mean share of tied pixels
+    of the maps (:func:`~reportgen.explain.quality.tied_fraction`), their order in
+    deletion/insertion drawn at random ``tie_orders`` times."""
 
     deletion: float
     insertion: float

@@ -164,18 +164,20 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
     k = inputs.cfg.report.top_k
     topk = f"top_{k}_accuracy" if f"top_{k}_accuracy" in metrics["test"] else None
     headers = ["split", "images", "accuracy [95 % CI]", "loss", "macro F1 [95 % CI]"] + (
-        [f"top-{k} accuracy"] if topk else [])
+        [f"top-{k} accuracy [95 % CI]"] if topk else [])
     rows = [[s, metrics[s]["n"],
              with_interval(metrics[s]["accuracy"], metrics[s]["accuracy_ci95"], 1, percent=True),
              metrics[s]["loss"], with_interval(metrics[s]["macro_f1"], metrics[s]["macro_f1_ci95"])]
-            + ([with_interval(metrics[s].get(topk), None, 1, percent=True)] if topk else [])
+            + ([with_interval(metrics[s].get(topk), metrics[s].get(f"{topk}_ci95"), 1,
+                              percent=True)] if topk else [])
             for s in ("train", "val", "test")]
     pc = metrics["test"]["per_class"]
     counts = _counts(inputs.ds)
     return {
         "t_splits": table(assets, Table("accuracy_loss", headers, rows,
                                         "Accuracy and loss per split (95 % intervals: Wilson "
-                                        f"score for accuracy; macro F1: {F1_INTERVAL})")),
+                                        f"score for accuracy{' and top-k accuracy' if topk else ''}"
+                                        f"; macro F1: {F1_INTERVAL})")),
         "t_classes": table(assets, Table(
             "per_class_test", ["class", "precision [95 % CI]", "recall [95 % CI]",
                                "F1 [95 % CI]", "support"],

@@ -38,7 +38,8 @@ def models_table(sites: list[cmp.SiteRecord]) -> Table:
     """One row per model: accuracy with its Wilson 95 % interval and the other headline
     numbers of its site."""
     rows = []
-    keys = sorted({k for s in sites for k in s.metrics["splits"]["test"] if k.startswith("top_")})
+    keys = sorted({k for s in sites for k in s.metrics["splits"]["test"]
+                   if k.startswith("top_") and k.endswith("_accuracy")})
     topk_key = keys[0] if keys else None  # "top_3_accuracy"
     for s in sites:
         m, model, ex = s.metrics["splits"]["test"], s.metrics["model"], s.metrics["explain"]
