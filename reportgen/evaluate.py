@@ -370,31 +370,49 @@ def mcnemar_exact(b: int, c: int) -> float:
     return float(min(Fraction(1), 2 * tail))
 
 
-def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, *, resamples: int = 10000,
-                     seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """Paired bootstrap of the accuracy difference B - A on the same images.
+def paired_difference(correct_a: np.ndarray, correct_b: np.ndarray,
+                      z: float = 1.959963984540054) -> tuple[float, float, float]:
+    """The accuracy difference B - A on the same images with Newcombe's hybrid score interval
+    for paired proportions (Newcombe 1998, method 10; recommended by Fagerland, Lydersen &
+    Laake 2013). With n images, a both right, b only B right, c only A right, d both wrong,
+    p_B = (a + b) / n and p_A = (a + c) / n with Wilson intervals (l_B, u_B), (l_A, u_A), and
+    the correlation estimate phi = (ad - bc - n/2) / sqrt((a + b)(c + d)(a + c)(b + d)) when
+    ad - bc > n/2, (ad - bc) / sqrt(...) when ad - bc < 0, else 0 (and 0 when the product
+    is 0), as Fagerland, Lydersen & Laake give it:
 
-    Each of ``resamples`` resamples draws N image indices with replacement
-    (``numpy.random.default_rng(seed).integers(0, N, size=N)``, one resample after another)
-    and takes the difference of the two accuracies on them; the interval is the percentile
-    interval (linear interpolation) at ``level``.
+        low  = D - sqrt((p_B - l_B)^2 - 2 phi (p_B - l_B)(u_A - p_A) + (u_A - p_A)^2)
+        high = D + sqrt((u_B - p_B)^2 - 2 phi (u_B - p_B)(p_A - l_A) + (p_A - l_A)^2)
+
+    with D = p_B - p_A. Built from Wilson intervals, it keeps its coverage where a bootstrap
+    collapses: two models right on every image get about [-0.04, 0.04] at n = 100, not [0, 0].
+
+    Args:
+        correct_a, correct_b: (N,) bool, whether each model is right on each image.
 
     Returns:
-        (difference on all images, interval low, interval high), as fractions.
+        (difference, interval low, interval high), as fractions; NaN without images.
     """
-    a = np.asarray(correct_a, np.float64)
-    b = np.asarray(correct_b, np.float64)
-    n = len(a)
+    ra = np.asarray(correct_a, bool)
+    rb = np.asarray(correct_b, bool)
+    n = len(ra)
     if n == 0:
         return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    d = b - a
-    diffs = np.empty(resamples)
-    for r in range(resamples):
-        diffs[r] = d[rng.integers(0, n, size=n)].mean()
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(diffs, [tail, 100 - tail])
-    return float(d.mean()), float(lo), float(hi)
+    a, b = int(np.sum(ra & rb)), int(np.sum(rb & ~ra))
+    c, d = int(np.sum(ra & ~rb)), int(np.sum(~ra & ~rb))
+    pb, pa = (a + b) / n, (a + c) / n
+    lb, ub = wilson_interval(a + b, n, z)
+    la, ua = wilson_interval(a + c, n, z)
+    prod = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    # The correlation estimate with Newcombe's continuity correction: 0 for 0 <= cross <= n/2.
+    phi = (0.0 if not prod else (cross - n / 2) / np.sqrt(prod) if cross > n / 2
+           else min(cross, 0) / np.sqrt(prod))
+    diff = pb - pa
+    low = diff - np.sqrt(max(0.0, (pb - lb) ** 2 - 2 * phi * (pb - lb) * (ua - pa)
+                             + (ua - pa) ** 2))
+    high = diff + np.sqrt(max(0.0, (ub - pb) ** 2 - 2 * phi * (ub - pb) * (pa - la)
+                              + (pa - la) ** 2))
+    return float(diff), float(max(-1.0, low)), float(min(1.0, high))
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

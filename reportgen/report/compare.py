@@ -6,8 +6,9 @@ of every test image at the explained layer's resolution) and, in ``metrics.json`
 hash of the test files. Sites are compared only when their test sets and classes are the same.
 
 Statistics (``reportgen.evaluate``): accuracy with a Wilson 95 % interval; per pair of models
-the exact McNemar test on the discordant images and a paired bootstrap interval (10,000
-resamples, seed 0) of the accuracy difference; per image the Spearman rank correlation of the
+the exact McNemar test on the discordant images and Newcombe's hybrid score interval for
+paired proportions of the accuracy difference (from Wilson intervals, so it does not collapse
+when both models are right on every image); per image the Spearman rank correlation of the
 two GradCAM maps, both resized bilinearly to the finer of the two resolutions, beside the same
 statistic for mismatched images (A's map of one image against B's map of another, seeded) as
 its baseline.
@@ -112,16 +113,18 @@ def check_comparable(sites: list[SiteRecord]) -> None:
 
 
 def pair_statistics(a: SiteRecord, b: SiteRecord) -> dict:
-    """McNemar and the paired bootstrap for models ``a`` and ``b``, with the sentence a
+    """McNemar and Newcombe's paired interval for models ``a`` and ``b``, with the sentence a
     reader needs. ``mcnemar_statistic`` is the exact test's statistic, min(b, c) of the
     discordant counts b (a right, b wrong) and c (the reverse)."""
     b_count = int(np.sum(a.correct & ~b.correct))  # a right, b wrong
     c_count = int(np.sum(~a.correct & b.correct))  # a wrong, b right
     p = ev.mcnemar_exact(b_count, c_count)
-    diff, lo, hi = ev.paired_bootstrap(a.correct, b.correct)
+    diff, lo, hi = ev.paired_difference(a.correct, b.correct)
     return {"a": a.label, "b": b.label, "a_right_b_wrong": b_count, "b_right_a_wrong": c_count,
             "mcnemar_statistic": min(b_count, c_count), "mcnemar_p": p,
             "accuracy_difference": diff, "accuracy_difference_ci": [lo, hi],
+            "accuracy_difference_ci_method": "Newcombe hybrid score interval for paired "
+                                             "proportions (Newcombe 1998, method 10)",
             "sentence": sentence(a.label, b.label, diff, (lo, hi), p)}
 
 
