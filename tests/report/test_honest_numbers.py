@@ -118,7 +118,12 @@ def test_pages_and_metrics_state_the_methods_and_verdicts(honest, tmp_path):
     report = render(env, "report.md", pages["report.md"].context)
     assert "Fail: GradCAM\\+\\+, LayerCAM." in report and "Bayesian" in report
     index = render(env, "index.html", pages["index.html"].context)
-    assert "Bayesian" in index and "Wilson" in index
+    caption = index.split('<p class="muted">Per-class metrics on the test split')[1]
+    caption = caption.split("</p>")[0]  # visible under the table, not only in its aria-label
+    assert "Wilson score for precision and recall; F1: Bayesian interval" in caption
+    assert "Goutte &amp; Gaussier" in caption
+    assert '<p class="muted">Accuracy and loss per split (95 % intervals: Wilson' in index
+    assert "Wilson score for precision and recall; F1: Bayesian interval" in report
     cls = render(env, "class.html", pages["class-00-a.html"].context)
     assert "Bayesian, Goutte &amp; Gaussier" in cls and "Wilson" in cls
     with Figures(["png"], parallel=False) as figures, SiteWriter(tmp_path / "site") as site:
