@@ -80,7 +80,8 @@ def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to,
         return fn
 
     specs = [tf.TensorSpec([None], tf.int32)] * (2 if second else 1)
-    return graph.function(("cam", method, layer_path, upsample_to, peaks, second), make, *specs)
+    return graph.function(("cam", method, layer_path, upsample_to, peaks, second), make, *specs,
+                          tape=True)
 
 
 def cam_maps(ex: Explainer, method: str, images, targets=None, layer: str | None = None,

@@ -83,7 +83,8 @@ def _grad_function(graph: ModelGraph, mode: str):
             return tape.gradient(score, x)
         return fn
 
-    return graph.function(("input-grad", mode), make, tf.TensorSpec([None], tf.int32))
+    return graph.function(("input-grad", mode), make, tf.TensorSpec([None], tf.int32),
+                          tape=True)
 
 
 def gradients(ex: Explainer, mode: str, x: np.ndarray, t: np.ndarray, repeats: int = 1
