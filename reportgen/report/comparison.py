@@ -23,6 +23,10 @@ from reportgen.report.render import STATIC, environment, render, templates_dir
 from reportgen.report.tables import Table
 
 THUMB = 128
+#: How the baseline of the map agreement is made, as metrics.json states it.
+MISMATCHED = ("median Spearman rank correlation over mismatched images: model A's GradCAM of "
+              "test image i against model B's of image j != i (j = (i + s) mod N, s seeded "
+              "uniform in 1..N-1, seed 0), the agreement of maps that do not show the same image")
 
 
 def _accuracy_ci(s: cmp.SiteRecord) -> str:
@@ -34,7 +38,8 @@ def models_table(sites: list[cmp.SiteRecord]) -> Table:
     """One row per model: accuracy with its Wilson 95 % interval and the other headline
     numbers of its site."""
     rows = []
-    keys = sorted({k for s in sites for k in s.metrics["splits"]["test"] if k.startswith("top_")})
+    keys = sorted({k for s in sites for k in s.metrics["splits"]["test"]
+                   if k.startswith("top_") and k.endswith("_accuracy")})
     topk_key = keys[0] if keys else None  # "top_3_accuracy"
     for s in sites:
         m, model, ex = s.metrics["splits"]["test"], s.metrics["model"], s.metrics["explain"]
@@ -106,6 +111,7 @@ def _pair_context(assets: Assets, figures: Figures, sites, ia: int, ib: int) -> 
     stats = cmp.pair_statistics(a, b)
     gone = cmp.disagreements(a, b)
     rho = cmp.map_agreement(a, b)
+    base = cmp.map_agreement_baseline(a, b)
     agree = np.flatnonzero(a.pred == b.pred)
     apart = agree[np.isfinite(rho[agree])]
     apart = apart[np.argsort(rho[apart], kind="stable")][:cmp.LOOK_APART]
@@ -124,9 +130,13 @@ def _pair_context(assets: Assets, figures: Figures, sites, ia: int, ib: int) -> 
     return {"a": a.label, "b": b.label, "stats": stats,
             "t_deltas": table(assets, class_deltas(a, b, f"class_deltas_{ia}_{ib}")),
             "sections": sections, "fig_agreement": fig,
-        "rho_median": None if np.isnan(rho).all() else float(np.nanmedian(rho)),
+        "rho_median": _nanmedian(rho), "rho_baseline_median": _nanmedian(base),
         "apart": [tile(assets, sites, (ia, ib), int(i), f"ρ = {rho[i]:.2f}") for i in apart],
         "n_agree": len(agree)}
+
+
+def _nanmedian(v: np.ndarray) -> float | None:
+    return None if np.isnan(v).all() else float(np.nanmedian(v))
 
 
 def gather_comparison(sites: list[cmp.SiteRecord], title: str, figures: Figures
@@ -154,8 +164,10 @@ def gather_comparison(sites: list[cmp.SiteRecord], title: str, figures: Figures
         {"label": s.label, "site": str(s.path), "accuracy": s.metrics["splits"]["test"]["accuracy"],
          "accuracy_ci": list(wilson_interval(int(s.correct.sum()), len(s.true)))}
         for s in sites],
-        "pairs": [{**p["stats"], "map_rank_correlation_median": p["rho_median"]}
-                  for p in pair_ctx], "test_hash": sites[0].metrics["data"]["test_hash"]}
+        "pairs": [{**p["stats"], "map_rank_correlation_median": p["rho_median"],
+                   "map_rank_correlation_mismatched_median": p["rho_baseline_median"],
+                   "map_rank_correlation_mismatched": MISMATCHED} for p in pair_ctx],
+        "test_hash": sites[0].metrics["data"]["test_hash"]}
     return content
 
 
