@@ -91,7 +91,8 @@ def test_keys_lists_every_method_option():
 #: The Python API's function of each method with options, and its parameters named otherwise
 #: than the option ({option: parameter}).
 FUNCTIONS = {"scorecam": ("score_cam", {"channels": "max_channels"}),
-             "smoothgrad": ("smooth_grad", {}), "integrated_gradients": ("integrated_gradients", {}),
+             "smoothgrad": ("smooth_grad", {}),
+             "integrated_gradients": ("integrated_gradients", {}),
              "occlusion": ("occlusion", {}), "rise": ("rise", {})}
 
 
@@ -137,3 +138,18 @@ def test_every_method_returns_its_declared_output(tiny, rng, name):
     m = as_map(name, out)
     assert m.shape == (3, 16, 16) and m.min() >= 0 and m.max() <= 1
     np.testing.assert_array_equal(x, before)
+
+
+def test_options_as_run_resolve_automatic_sizes():
+    """Occlusion's patch size 0 (an eighth of the side) is stated as the size it ran at."""
+    from reportgen.explain.methods import options_dict
+
+    occlusion = REGISTRY["occlusion"].options()
+    assert options_dict(occlusion) == {"patch_size": 0, "stride": 0, "baseline": 0.0}
+    assert options_dict(occlusion, (64, 64)) == {"patch_size": 8, "stride": 8, "baseline": 0.0}
+    assert options_dict(occlusion, (224, 200))["patch_size"] == 25  # ceil(200 / 8)
+    set_by_user = dataclasses.replace(occlusion, patch_size=5)
+    assert options_dict(set_by_user, (64, 64)) == {"patch_size": 5, "stride": 5,
+                                                   "baseline": 0.0}
+    rise = REGISTRY["rise"].options()
+    assert options_dict(rise, (64, 64)) == dataclasses.asdict(rise)

@@ -110,8 +110,12 @@ def option_keys() -> list[tuple[str, object, str]]:
             for row in table_keys(f"explain.{name}", spec.options)]
 
 
-def options_dict(options) -> dict:
-    """A method's options as plain data (for the cache key and metrics.json)."""
+def options_dict(options, size: tuple[int, int] | None = None) -> dict:
+    """A method's options as plain data (metrics.json, the pages): with the image ``size``
+    (H, W), as run, automatic values resolved by the options' ``as_run(height, width)`` where
+    they have one (occlusion's patch size 0: an eighth of the side)."""
+    if size is not None and hasattr(options, "as_run"):
+        return options.as_run(*size)
     return dataclasses.asdict(options)
 
 

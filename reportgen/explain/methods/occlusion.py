@@ -24,6 +24,11 @@ class OcclusionOptions:
         """(patch size, stride) in pixels for an image of ``height`` x ``width``."""
         patch = self.patch_size or max(1, -(-min(height, width) // 8))  # ceil: 8 per side
         return patch, self.stride or patch
+
+    def as_run(self, height: int, width: int) -> dict:
+        """The options as run on an image of ``height`` x ``width``, sizes resolved."""
+        patch, stride = self.resolved(height, width)
+        return {"patch_size": patch, "stride": stride, "baseline": self.baseline}
     baseline: float = option(0.0, "Value the covered pixels are set to (in the model's input "
                              "scale).")
 
