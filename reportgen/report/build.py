@@ -353,9 +353,9 @@ def _config_table(inputs: ReportInputs) -> Table:
     for key, value in used.items():
         state = ("set" if key in given and given[key] != default.get(key) else
                  "default" if key in given else "method default")
-        if key in given and value != given[key] and plan_change(plan, key) is None:
-            state += f"; given as {json.dumps(given[key])}"
         change = plan_change(plan, key)
+        if key in given and value != given[key] and change is None:
+            state += f"; given as {json.dumps(given[key])}"
         asked = "" if change is None else f"{_shown(change[0])} ({change[1]})"
         rows.append([key, _shown(value), state, asked])
     headers = ["key", "value run", "source", "asked for, where the plan changed it"]
