@@ -607,7 +607,8 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
     w, clamp = _clamped_sanity(w)
     w, reduced = _reduce_until(REDUCTIONS, w, given, lambda v: sum(estimate(p, v).values()),
                                budget_s)
-    w = w.with_settings(batch_size=int(batch), methods=list(w.options))
+    w = w.with_settings(batch_size=int(batch), methods=list(w.options), budget=budget_s,
+                        memory_gb=round(memory / 2**30, 3))  # automatic values resolved
     planned = estimate(p, w)
     return Plan(p, w, budget_s, int(memory), int(batch), int(forward), _rounded(full),
                 _rounded(planned), clamp + reduced,

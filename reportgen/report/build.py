@@ -393,9 +393,6 @@ def _resolved(inputs: ReportInputs) -> dict:
     size = ds.splits["test"].images.shape[1:3]
     used = {f"explain.{k}": v for k, v in ran_settings(inputs).items()
             if k != "method_options"}
-    if plan is not None:
-        used.update({"explain.budget": plan.budget_s,
-                     "explain.memory_gb": round(plan.memory_bytes / 2**30, 3)})
     used.update({"explain.layer": ex.layer or "(no conv layer)",
                  "explain.methods": list(inputs.method_options),
                  "model.preprocess": info.preprocess,
