@@ -389,7 +389,7 @@ def plan_change(plan, key: str) -> tuple[object, str] | None:
 def _resolved(inputs: ReportInputs) -> dict:
     """{key: the value run} of the keys whose value run is not the one written: the plan's
     settings and options, and automatic choices resolved."""
-    ex, ds, info, plan = inputs.explained, inputs.ds, inputs.info, inputs.explained.plan
+    ex, ds, info = inputs.explained, inputs.ds, inputs.info
     size = ds.splits["test"].images.shape[1:3]
     used = {f"explain.{k}": v for k, v in ran_settings(inputs).items()
             if k != "method_options"}
