@@ -25,6 +25,7 @@ from reportgen.report.render import environment, render
 from reportgen.report.site import SiteWriter
 
 METHODS = ("gradcam", "gradcam++", "layercam", "rise")
+LABELS = ("GradCAM", "GradCAM++", "LayerCAM", "RISE")
 
 
 def _row(dele, change=None) -> QualityRow:
@@ -61,6 +62,9 @@ def test_overlapping_methods_are_a_tied_group_not_a_best(rng):
     bold = _bold_rows(t, 1)
     assert len(bold) > 1 and "RISE" in bold  # the tied group, not RISE alone
     assert "no single best" in t.caption and "paired bootstrap" in t.caption
+    best = ranking["deletion"]["best"]
+    assert f"deletion AUC: no single best ({dict(zip(METHODS, LABELS))[best]} has the best" \
+        in t.caption
     tex = t.latex()
     assert tex.count("\\textbf{") == len(bold) + len(_bold_rows(t, 5))
     assert "paired bootstrap" in tex
