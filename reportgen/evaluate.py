@@ -95,11 +95,10 @@ def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:
     for b in range(bins):
         sel = idx == b
         n = int(sel.sum())
-        if n:
-            c, a = float(conf[sel].mean()), float(correct[sel].mean())
+        c = float(conf[sel].mean()) if n else None
+        a = float(correct[sel].mean()) if n else None
+        if c is not None and a is not None:
             ece += n / len(conf) * abs(a - c)
-        else:
-            c = a = None
         out.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": n,
                     "confidence": c, "accuracy": a})
     return {"ece": float(ece) if len(conf) else float("nan"), "bins": out}
@@ -167,7 +166,8 @@ def prediction_summary(probs: np.ndarray, class_names: list[str], top_k: int = 5
         "per_class": {class_names[c]: {"predicted": int(counts[c]),
                                        "mean_confidence": float(conf[pred == c].mean())}
                       for c in order},
-        "top": [[[class_names[int(c)], float(p[c])] for c in row] for row, p in zip(top, probs)],
+        "top": [[[class_names[int(c)], float(p[c])] for c in row]
+                for row, p in zip(top, probs, strict=True)],
     }
 
 

@@ -41,7 +41,8 @@ def test_keys_lists_every_key():
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--set", "data.image_sise=32"], "unknown key data.image_sise; did you mean 'data.image_size'"),
+    (["--set", "data.image_sise=32"],
+     "unknown key data.image_sise; did you mean 'data.image_size'"),
     (["--set", "training.epochs=-2"], "training.epochs: -2 is below the minimum 1"),
     (["--config", "missing.toml"], "config file not found: missing.toml"),
     (["--set", "explain.occlusion.patch_size=-1"],

@@ -208,7 +208,7 @@ def grouped_distribution(values: dict[str, Sequence[float]], *, ylabel: str,
     data = [np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in values.values()]
     ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=True)
     ax.set_xticks(range(1, len(names) + 1),
-                  [f"{mathtext(n)}\n(n = {len(d)})" for n, d in zip(names, data)],
+                  [f"{mathtext(n)}\n(n = {len(d)})" for n, d in zip(names, data, strict=True)],
                   rotation=30 if len(names) > 6 else 0)
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="gray", lw=0.8, ls=":")

@@ -148,7 +148,7 @@ def _unlabeled_tables(assets: Assets, inputs: ReportInputs) -> dict:
         "t_top": table(assets, Table(
             "top_predictions", ["photo"] + [f"#{r + 1}" for r in range(k)],
             [[p] + [f"{n} ({100 * q:.1f} %)" for n, q in top]
-             for p, top in zip(paths[:TOP_ROWS], summary["top"])],
+             for p, top in zip(paths[:TOP_ROWS], summary["top"], strict=False)],
             f"Top-{k} classes per photo" + (
                 f" (the first {TOP_ROWS} of {len(paths)}; every photo in predictions.csv)"
                 if len(paths) > TOP_ROWS else ""))),
@@ -213,7 +213,7 @@ def predictions_csv(split, probs: np.ndarray, names: list[str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["file", "true", "predicted", *map(printable, names)])
-    for path, label, p in zip(split.paths, split.labels, probs):
+    for path, label, p in zip(split.paths, split.labels, probs, strict=True):
         writer.writerow([printable(path), printable(names[int(label)]) if split.labeled else "",
                          printable(names[int(p.argmax())]), *(f"{v:.6g}" for v in p)])
     return out.getvalue()

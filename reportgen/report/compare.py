@@ -192,10 +192,10 @@ def load_sites(paths: list[Path]) -> list[SiteRecord]:
     """Load and check the sites; labels are the folder names (made unique)."""
     if len(paths) < 2:
         raise CompareError("compare needs at least two sites")
-    labels = []
+    labels: list[str] = []
     for p in paths:
         name = Path(p).absolute().name
         labels.append(name if name not in labels else f"{name} ({len(labels) + 1})")
-    sites = [load_site(Path(p), label) for p, label in zip(paths, labels)]
+    sites = [load_site(Path(p), label) for p, label in zip(paths, labels, strict=True)]
     check_comparable(sites)
     return sites

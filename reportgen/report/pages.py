@@ -284,7 +284,7 @@ def _rf_tile(split, u) -> np.ndarray:
     """Test image ``u.index`` enlarged to at least 128 px with unit ``u``'s field boxed."""
     img = Image.fromarray(to_rgb(split.images[u.index:u.index + 1])[0])
     scale = _rf_scale(split)
-    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
     y0, x0, y1, x1 = u.box  # inclusive unit rows and columns
     return with_box(np.asarray(img), [x0 * scale, y0 * scale, (x1 + 1) * scale,
                                       (y1 + 1) * scale], width=2)

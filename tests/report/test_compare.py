@@ -185,8 +185,9 @@ def test_compare_two_models_end_to_end(two_sites):
     b_only = html.split('id="pair-1-b_only"')[1].split("<h3>")[0]
     shown_a = re.findall(r'<div class="path">(.*?)</div>', a_only)
     shown_b = re.findall(r'<div class="path">(.*?)</div>', b_only)
-    assert sorted(shown_a) == sorted(f for f, x, y in zip(files, right_a, right_b) if x and not y)
-    assert sorted(shown_b) == sorted(f for f, x, y in zip(files, right_a, right_b) if y and not x)
+    rows = list(zip(files, right_a, right_b, strict=True))
+    assert sorted(shown_a) == sorted(f for f, x, y in rows if x and not y)
+    assert sorted(shown_b) == sorted(f for f, x, y in rows if y and not x)
     for rel in re.findall(r'src="([^"]+)"', html):
         assert (out / rel).is_file(), rel
     assert (out / "report.md").is_file() and (out / "tables" / "models.tex").is_file()
