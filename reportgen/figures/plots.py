@@ -176,7 +176,7 @@ def reliability_diagram(bins: Sequence[dict], *, ece: float | None = None,
         yerr = np.clip([acc - ci[:, 0], ci[:, 1] - acc], 0.0, None)
         ax.errorbar(lows + widths / 2, acc, yerr=yerr, fmt="none",
                     ecolor="black", elinewidth=0.8, capsize=2, label="95 % interval (Wilson)")
-    for lo, w, b in zip(lows, widths, full):
+    for lo, w, b in zip(lows, widths, full, strict=True):
         ax.text(lo + w / 2, 1.03, f"{b['count']}", ha="center", va="bottom", fontsize=6)
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     ax.set_xlim(0, 1)

@@ -63,8 +63,8 @@ def test_overlapping_methods_are_a_tied_group_not_a_best(rng):
     assert len(bold) > 1 and "RISE" in bold  # the tied group, not RISE alone
     assert "no single best" in t.caption and "paired bootstrap" in t.caption
     best = ranking["deletion"]["best"]
-    assert f"deletion AUC: no single best ({dict(zip(METHODS, LABELS))[best]} has the best" \
-        in t.caption
+    label = dict(zip(METHODS, LABELS, strict=True))[best]
+    assert f"deletion AUC: no single best ({label} has the best" in t.caption
     tex = t.latex()
     assert tex.count("\\textbf{") == len(bold) + len(_bold_rows(t, 5))
     assert "paired bootstrap" in tex
