@@ -349,7 +349,8 @@ def paired_best(values: dict[str, np.ndarray], lower_is_better: bool, *, absolut
         s = sign * stat(v[:, idx])  # (M, b)
         diffs.append(s - s[best])
     d = np.concatenate(diffs, axis=1)
-    lo, hi = _percentile_interval(d.T, level)
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(d, [tail, 100 - tail], axis=1)  # (M,) each
     tied = [m for k, m in enumerate(names) if k == best or not lo[k] > 0]
     return {"best": names[best], "tied": tied, "separated": len(tied) == 1, "n": int(n),
             "difference_ci95": {m: [float(lo[k]), float(hi[k])] for k, m in enumerate(names)

@@ -196,12 +196,16 @@ def reliability_diagram(bins: Sequence[dict], *, ece: float | None = None,
 
 @styled
 def grouped_distribution(values: dict[str, Sequence[float]], *, ylabel: str,
-                         title: str | None = None, ax: Axes | None = None) -> Figure:
+                         title: str | None = None, ax: Axes | None = None,
+                         reference: float | None = None, reference_label: str = ""
+                         ) -> Figure:
     """Box plot of one value per item, one box per group (NaN values left out), with each
     group's count under its label.
 
     Args:
         values: {group name: values}, in the order to draw.
+        reference: a level to read the boxes against (say, a baseline), drawn as a dashed
+            line across the plot and named ``reference_label`` in a legend; None for none.
     """
     names = list(values)
     fig, ax = _figure(ax, (COLUMN if len(names) <= 3 else FULL, 2.6))
@@ -212,6 +216,10 @@ def grouped_distribution(values: dict[str, Sequence[float]], *, ylabel: str,
                   rotation=30 if len(names) > 6 else 0)
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="gray", lw=0.8, ls=":")
+    if reference is not None and np.isfinite(reference):
+        ax.axhline(reference, color="tab:red", lw=1.0, ls="--",
+                   label=mathtext(reference_label or f"reference {reference:.2f}", 80))
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     if title:
         ax.set_title(mathtext(title, 80))
     ax.spines[["top", "right"]].set_visible(False)

@@ -116,13 +116,19 @@ def _pair_context(assets: Assets, figures: Figures, sites, ia: int, ib: int) -> 
     apart = agree[np.isfinite(rho[agree])]
     apart = apart[np.argsort(rho[apart], kind="stable")][:cmp.LOOK_APART]
     by_class = {n: rho[a.true == c] for c, n in enumerate(a.classes)}
+    baseline = _nanmedian(base)
     fig = None if np.isnan(rho).all() else figures.add(
         f"map_agreement_{ia}_{ib}", figs.grouped_distribution, by_class,
         ylabel="Spearman ρ of the GradCAM maps", title=f"{a.label} vs {b.label}",
+        reference=baseline,
+        reference_label="" if baseline is None else
+        f"mismatched images (baseline), median {baseline:.2f}",
         alt=f"Box plot per class of the rank correlation between the GradCAM maps of "
-            f"{a.label} and {b.label}; median {np.nanmedian(rho):.2f}",
+            f"{a.label} and {b.label}; median {np.nanmedian(rho):.2f}"
+            + ("" if baseline is None else f", against {baseline:.2f} for mismatched images"),
         caption="Per test image, rank correlation of the two models' GradCAM maps (1: the "
-                "same order of importance), by true class.")
+                "same order of importance), by true class; the dashed line is the median for "
+                "mismatched images, the baseline.")
     sections = [{"key": key, "title": title, "total": len(gone[key]),
                  "tiles": [tile(assets, sites, (ia, ib), i) for i in gone[key][:cmp.GALLERY]]}
                 for key, title in (("a_only", f"{a.label} right, {b.label} wrong"),
@@ -130,7 +136,7 @@ def _pair_context(assets: Assets, figures: Figures, sites, ia: int, ib: int) -> 
     return {"a": a.label, "b": b.label, "stats": stats,
             "t_deltas": table(assets, class_deltas(a, b, f"class_deltas_{ia}_{ib}")),
             "sections": sections, "fig_agreement": fig,
-        "rho_median": _nanmedian(rho), "rho_baseline_median": _nanmedian(base),
+        "rho_median": _nanmedian(rho), "rho_baseline_median": baseline,
         "apart": [tile(assets, sites, (ia, ib), int(i), f"ρ = {rho[i]:.2f}") for i in apart],
         "n_agree": len(agree)}
 

@@ -145,8 +145,9 @@ def ranking_sentence(ranking: dict) -> str:
             parts.append(f"{label}: {REGISTRY[r['best']].label} is best, separated from "
                          f"every other method")
         else:
-            parts.append(f"{label}: no single best, {len(r['tied'])} tied ("
-                         + ", ".join(REGISTRY[m].label for m in r["tied"]) + ")")
+            others = [REGISTRY[m].label for m in r["tied"] if m != r["best"]]
+            parts.append(f"{label}: no single best ({REGISTRY[r['best']].label} has the best "
+                         f"value; {', '.join(others)} not separated from it)")
     return (f"Bold: in each column with an arrow (lower or higher is better) the best method "
             f"and every method not separated from it by a paired bootstrap over the same images "
             f"({RESAMPLES} resamples, seed 0; separated when the 95 % interval of the "

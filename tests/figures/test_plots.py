@@ -54,3 +54,16 @@ def test_reliability_diagram_without_images_draws_no_bar():
               "accuracy": None} for k in range(10)]
     ax = figs.reliability_diagram(empty).axes[0]
     assert len(ax.containers[0]) == 0 and not ax.texts
+
+
+def test_grouped_distribution_draws_its_reference_line():
+    values = {"a": [0.8, 0.9, 0.85], "b": [0.7, np.nan, 0.75]}
+    ax = figs.grouped_distribution(values, ylabel="ρ", reference=0.33,
+                                   reference_label="mismatched images, median 0.33").axes[0]
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 1 and list(dashed[0].get_ydata()) == [0.33, 0.33]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "mismatched images, median 0.33"]
+    plain = figs.grouped_distribution(values, ylabel="ρ").axes[0]
+    assert plain.get_legend() is None
+    assert not [ln for ln in plain.get_lines() if ln.get_linestyle() == "--"]

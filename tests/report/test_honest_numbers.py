@@ -24,6 +24,7 @@ from reportgen.report.render import environment, render
 from reportgen.report.site import SiteWriter
 
 METHODS = ("gradcam", "gradcam++", "layercam", "rise")
+LABELS = ("GradCAM", "GradCAM++", "LayerCAM", "RISE")
 
 
 def _row(dele, change=None) -> QualityRow:
@@ -60,6 +61,9 @@ def test_overlapping_methods_are_a_tied_group_not_a_best(rng):
     bold = _bold_rows(t, 1)
     assert len(bold) > 1 and "RISE" in bold  # the tied group, not RISE alone
     assert "no single best" in t.caption and "paired bootstrap" in t.caption
+    best = ranking["deletion"]["best"]
+    label = dict(zip(METHODS, LABELS, strict=True))[best]
+    assert f"deletion AUC: no single best ({label} has the best" in t.caption
     tex = t.latex()
     assert tex.count("\\textbf{") == len(bold) + len(_bold_rows(t, 5))
     assert "paired bootstrap" in tex
