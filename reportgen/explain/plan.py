@@ -592,7 +592,7 @@ def _rounded(est: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 1) for k, v in est.items()}
 
 
-def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
+def make_plan(p: Probe, w: Work, budget_s: float, memory: float, given: set[str],
               batch_size: int, budget_default: bool = False) -> Plan:
     """The plan of the work ``w`` on probe ``p``: reductions in :data:`REDUCTIONS` order until
     the estimate fits ``budget_s``, and the batch sizes (``batch_size`` when the user set
@@ -617,7 +617,7 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
 
 
 def _notes(total: float, budget_s: float, given: set[str], batch: int, fits: int,
-           memory: int, p: Probe) -> tuple[str, ...]:
+           memory: float, p: Probe) -> tuple[str, ...]:
     """What the plan could not do: fit the budget, or the user's batch in the memory."""
     notes = []
     if total > budget_s:
