@@ -206,3 +206,4 @@ def test_a_savedmodel_folder_builds_with_every_method(keras, tmp_path):
     assert "need a conv layer" not in notes and "no ReLU of the model is visible" not in notes
     assert "use the class probabilities" not in notes  # the graph's softmax was cut off
     assert "Sanity check skipped" in notes and "The Layers page was not made" in notes
+    assert "serving graph was opened at" in notes and "final softmax was cut off" in notes

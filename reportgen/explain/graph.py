@@ -386,13 +386,17 @@ class ModelGraph:
     def opened(self) -> bool:
         """Whether the model's final SavedModel was opened at a convolution (see
         :mod:`reportgen.explain.savedmodel`)."""
+        return self.opening() is not None
+
+    def opening(self):
+        """The :class:`~reportgen.explain.savedmodel.Split` of the model's final SavedModel,
+        or None (no SavedModel, or one that cannot be opened: :attr:`closed` says why)."""
         if not self.opaque:
-            return False
+            return None
         try:
-            savedmodel.split(self._final[-1])
+            return savedmodel.split(self._final[-1])
         except savedmodel.SavedModelError:
-            return False
-        return True
+            return None
 
     def has_relus(self) -> bool:
         """Whether any layer the graph walk sees applies a ReLU (guided backprop and deconvnet
