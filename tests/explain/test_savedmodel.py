@@ -55,6 +55,16 @@ SCRIPT = textwrap.dedent("""
     out["relus"] = ex.graph.has_relus()
     out["probs"] = float(np.abs(ex.probabilities(x) - np.asarray(model(x))).max())
 
+    one = keras.Model(inp, L.Dense(1, activation="sigmoid")(L.GlobalAveragePooling2D()(h)))
+    one.export(tmp / "binary", verbose=False)  # one sigmoid unit: class 0 explained by -z
+    binary = load_saved_model(tmp / "binary")
+    out["binary_head"] = Explainer(binary).graph.head
+    out["binary_diff"] = max(float(np.abs(rx.grad_cam(one, x, targets=[c] * 5)
+                                          - rx.grad_cam(binary, x, targets=[c] * 5)).max())
+                             for c in (0, 1))
+    out["binary_probs"] = float(np.abs(Explainer(binary).probabilities(x)[:, 1]
+                                       - np.asarray(one(x))[:, 0]).max())
+
     dense = keras.Sequential([keras.Input((16, 16, 3)), L.Flatten(), L.Dense(3)])
     dense.export(tmp / "dense", verbose=False)
     point = keras.Model(inp, L.Flatten()(L.Conv2D(3, 16, name="whole")(inp)))
@@ -91,6 +101,11 @@ def test_the_cam_family_on_a_savedmodel_equals_the_keras_model_it_was_exported_f
     for name in ("grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam"):
         assert found["size"][name] > 0.5, name  # maps in [0, 1], not all zero
         assert found["diff"][name] < 1e-5, name
+
+
+def test_a_savedmodel_with_one_sigmoid_unit_is_explained_by_its_logit(found):
+    assert found["binary_head"] == "binary"  # its final Sigmoid op cut off
+    assert found["binary_diff"] < 1e-5 and found["binary_probs"] < 1e-6
 
 
 def test_guided_backprop_and_deconvnet_change_the_relus_inside_a_savedmodel(found):
