@@ -114,7 +114,7 @@ def cam_with_peaks(ex: Explainer, images, targets=None, layer: str | None = None
         fn = _cam_function(ex.graph, "gradcam", ex.resolve(layer), ex.input_shape[:2],
                            peaks=True)
         maps, small, values, positions = run_batched(fn, [x, t], ex.batch_size)
-        extra = ()
+        extra: tuple[np.ndarray, ...] = ()
     else:
         fn = test_set_cam_function(ex, layer)
         maps, small, values, positions, second = run_batched(

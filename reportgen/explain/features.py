@@ -38,7 +38,7 @@ def feature_maps_of(ex: Explainer, images, layers) -> dict[str, np.ndarray]:
     x = ex.batch(images)
     paths = tuple([layers] if isinstance(layers, str) else layers)
     outs = run_batched(_capture_function(ex.graph, paths), [x], ex.batch_size)
-    return {p: out.astype(np.float32) for p, out in zip(paths, outs)}
+    return {p: out.astype(np.float32) for p, out in zip(paths, outs, strict=True)}
 
 
 def learned_filters(model, layer: str) -> np.ndarray:

@@ -52,6 +52,25 @@ def _activation_name(layer) -> str | None:
     return name.lower()
 
 
+def relu_kind(layer) -> float | None:
+    """Return the ReLU cap of ``layer`` (inf for a plain ReLU, 6 for ReLU6), or None when the
+    layer applies no plain ReLU (leaky or thresholded ReLUs count as none)."""
+    if isinstance(layer, keras.layers.ReLU):
+        if float(getattr(layer, "negative_slope", 0) or 0) != 0:
+            return None
+        if float(getattr(layer, "threshold", 0) or 0) != 0:
+            return None
+        cap = getattr(layer, "max_value", None)
+        return float("inf") if cap is None else float(cap)
+    if isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.Model):
+        name = _activation_name(layer)
+        if name == "relu":
+            return float("inf")
+        if name == "relu6":
+            return 6.0
+    return None
+
+
 def is_softmax_layer(layer) -> bool:
     """True for ``Softmax`` layers and ``Activation("softmax")``."""
     if isinstance(layer, keras.layers.Softmax):
@@ -221,7 +240,7 @@ class ModelGraph:
             shape = compat.build_input_shape(self.model)
         if len(shape) == 4 and self._given_shape is not None:
             given = self._given_shape
-            if any(d is not None and d != g for d, g in zip(shape[1:], given)):
+            if any(d is not None and d != g for d, g in zip(shape[1:], given, strict=False)):
                 raise ValueError(f"images of shape {given} do not fit the model input {shape}")
             shape = (shape[0],) + tuple(given)
         if len(shape) != 4 or any(d is None for d in shape[1:]):
@@ -401,8 +420,6 @@ class ModelGraph:
     def has_relus(self) -> bool:
         """Whether any layer the graph walk sees applies a ReLU (guided backprop and deconvnet
         change those; without them they would only be the plain gradient)."""
-        from reportgen.explain.gradients import relu_kind
-
         if self._layers is None:
             self._trace_shapes()
         return any(relu_kind(layer) is not None or getattr(layer, "relus", 0)

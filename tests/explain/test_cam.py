@@ -182,7 +182,7 @@ def test_inputs_and_model_not_mutated(keras, rng):
     grad_cam(model, x)
     layer_cam(model, x)
     np.testing.assert_array_equal(x, x_copy)
-    for a, b in zip(model.get_weights(), weights):
+    for a, b in zip(model.get_weights(), weights, strict=True):
         np.testing.assert_array_equal(a, b)
     assert model.get_layer("head").activation.__name__ == "softmax"
     assert len(model.layers) == 4

@@ -226,7 +226,7 @@ def test_the_progress_bar_steps_follow_the_plan():
     quality = est["quality: maps"] + est["quality: deletion/insertion"] \
         + est["quality: sanity check"]
     total = sum(cost[m] for m in plan["quality_methods"])
-    for m, s in zip(plan["quality_methods"], steps[1:]):
+    for m, s in zip(plan["quality_methods"], steps[1:], strict=True):
         assert s == pytest.approx(quality * cost[m] / total)
     assert cost["rise"] > cost["gradcam"]
     # The bar advances by each step's tenths of a second, one step per call.
