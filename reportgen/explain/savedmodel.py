@@ -82,8 +82,11 @@ class Part:
         self._fns = fns  # mode -> the pruned function with that mode's ReLU gradients
 
     def __call__(self, *args, mode: str = "plain"):
-        """The part on ``args``; ``mode`` "guided" or "deconv" changes its ReLU gradients."""
-        return self._fns(mode)(*args)
+        """The part on ``args`` (cast to the graph's dtypes: a mixed-precision graph runs in
+        float16), as float32; ``mode`` "guided" or "deconv" changes its ReLU gradients."""
+        fn = self._fns(mode)
+        cast = [tf.cast(a, t.dtype) for a, t in zip(args, fn.inputs, strict=True)]
+        return tf.cast(fn(*cast), tf.float32)
 
 
 class Split:

@@ -65,6 +65,16 @@ SCRIPT = textwrap.dedent("""
     out["binary_probs"] = float(np.abs(Explainer(binary).probabilities(x)[:, 1]
                                        - np.asarray(one(x))[:, 0]).max())
 
+    keras.mixed_precision.set_global_policy("mixed_float16")  # a float16 serving graph
+    mixed = keras.Model(inp, L.Activation("softmax", dtype="float32")(L.Dense(3)(
+        L.GlobalAveragePooling2D()(L.Conv2D(4, 3, padding="same", activation="relu")(inp)))))
+    keras.mixed_precision.set_global_policy("float32")
+    mixed.export(tmp / "mixed", verbose=False)
+    half = load_saved_model(tmp / "mixed")
+    cam = rx.grad_cam(half, x)
+    out["mixed"] = [str(cam.dtype), float(cam.max()), float(np.abs(
+        Explainer(half).probabilities(x) - np.asarray(mixed(x))).max())]
+
     dense = keras.Sequential([keras.Input((16, 16, 3)), L.Flatten(), L.Dense(3)])
     dense.export(tmp / "dense", verbose=False)
     point = keras.Model(inp, L.Flatten()(L.Conv2D(3, 16, name="whole")(inp)))
@@ -106,6 +116,11 @@ def test_the_cam_family_on_a_savedmodel_equals_the_keras_model_it_was_exported_f
 def test_a_savedmodel_with_one_sigmoid_unit_is_explained_by_its_logit(found):
     assert found["binary_head"] == "binary"  # its final Sigmoid op cut off
     assert found["binary_diff"] < 1e-5 and found["binary_probs"] < 1e-6
+
+
+def test_a_mixed_precision_savedmodel_is_explained_in_float32(found):
+    dtype, top, probs = found["mixed"]
+    assert dtype == "float32" and top == pytest.approx(1.0) and probs < 1e-3
 
 
 def test_guided_backprop_and_deconvnet_change_the_relus_inside_a_savedmodel(found):
