@@ -541,10 +541,6 @@ class Plan:
         cut) and nothing is noted."""
         return not self.notes and all(r.why == AT_MOST_QUALITY for r in self.reductions)
 
-    def asked(self, key: str):
-        """The value of ``key`` asked for, where the plan changed it (else None)."""
-        return next((r.asked for r in self.reductions if r.key == key), None)
-
     @property
     def batch_sizes(self) -> dict[str, int]:
         """{method: its batch}: the forward batch for methods without a backward pass."""
