@@ -106,13 +106,26 @@ def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:
 
 
 def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
-                  top_k: int = 3) -> dict:
-    """Return every metric of one split as JSON-ready plain data."""
+                  top_k: int = 3, present: list[int] | None = None) -> dict:
+    """Return every metric of one split as JSON-ready plain data.
+
+    Args:
+        probs: (N, K) probabilities over the K classes of ``class_names``.
+        y_true: (N,) true class indices.
+        present: the classes with images in the data set (None: all K). The per-class
+            metrics and the macro F1 cover these only; the confusion matrix is
+            (len(present), K): a row per present true class (``confusion_rows``), a column
+            for every class the model can predict. Every class stays predictable, so an
+            image predicted as a class without images counts as an error.
+    """
     y_true = np.asarray(y_true, np.int64)
     k = len(class_names)
+    rows = list(range(k)) if present is None else [int(c) for c in present]
     pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
-    cm = confusion_matrix(y_true, pred, k)
-    pc = per_class(cm)
+    full = confusion_matrix(y_true, pred, k)
+    pc = per_class(full)
+    cm = full[rows]
+    shown = {c: class_names[c] for c in rows}
     result = {
         "n": int(len(y_true)),
         "accuracy": float(np.mean(pred == y_true)) if len(y_true) else float("nan"),
@@ -123,11 +136,14 @@ def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
         "per_class": {
             name: {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]),
                    "f1": float(pc["f1"][i]), "support": int(pc["support"][i])}
-            for i, name in enumerate(class_names)},
-        "macro_f1": float(pc["f1"].mean()) if k else float("nan"),
+            for i, name in shown.items()},
+        "macro_f1": float(pc["f1"][rows].mean()) if rows else float("nan"),
     }
-    f1_ci, macro_ci = f1_bootstrap(y_true, pred, k)
-    for i, name in enumerate(class_names):
+    if len(rows) < k:
+        result["confusion_rows"] = list(shown.values())
+        result["absent_classes"] = [n for i, n in enumerate(class_names) if i not in shown]
+    f1_ci, macro_ci = f1_bootstrap(y_true, pred, k, classes=rows)
+    for i, name in enumerate(shown.values()):
         result["per_class"][name]["f1_ci95"] = f1_ci[i].tolist()
     result["macro_f1_ci95"] = macro_ci
     if k > top_k:
@@ -196,23 +212,25 @@ def _percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]
 
 
 def f1_bootstrap(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, *,
-                 resamples: int = RESAMPLES, seed: int = 0, level: float = 0.95
-                 ) -> tuple[np.ndarray, list[float]]:
+                 resamples: int = RESAMPLES, seed: int = 0, level: float = 0.95,
+                 classes: list[int] | None = None) -> tuple[np.ndarray, list[float]]:
     """Percentile bootstrap intervals of every class's F1 and of the macro F1.
 
     Resamples draw N image indices with replacement, ``rng.integers(0, N, size=(b, N))`` with
     ``rng = numpy.random.default_rng(seed)``, in blocks of b = 100 resamples (the last block
     smaller); each resample's confusion matrix gives its F1 per class (0 where undefined, as
-    :func:`per_class`) and their mean.
+    :func:`per_class`) and their mean over ``classes`` (None: all ``n_classes``).
 
     Returns:
-        ((K, 2) float64 [low, high] per class, [low, high] of the macro F1); NaN when N = 0.
+        ((C, 2) float64 [low, high] per class of ``classes`` (C = K when None), [low, high]
+        of the macro F1); NaN when N = 0.
     """
     y_true = np.asarray(y_true, np.int64)
     y_pred = np.asarray(y_pred, np.int64)
     n, k = len(y_true), n_classes
-    if n == 0 or k == 0:
-        return np.full((k, 2), np.nan), [float("nan"), float("nan")]
+    cols = list(range(k)) if classes is None else list(classes)
+    if n == 0 or not cols:
+        return np.full((len(cols), 2), np.nan), [float("nan"), float("nan")]
     rng = np.random.default_rng(seed)
     cell = y_true * k + y_pred
     f1s = []
@@ -225,7 +243,7 @@ def f1_bootstrap(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, *,
         pred_n, true_n = cms.sum(axis=1), cms.sum(axis=2)
         denom = pred_n + true_n  # F1 = 2 tp / (predicted + actual), 0 when both are 0
         f1s.append(np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0))
-    f1 = np.concatenate(f1s)  # (resamples, K)
+    f1 = np.concatenate(f1s)[:, cols]  # (resamples, C)
     lo, hi = _percentile_interval(f1, level)
     mlo, mhi = _percentile_interval(f1.mean(axis=1), level)
     return np.stack([lo, hi], axis=1), [float(mlo), float(mhi)]

@@ -23,6 +23,7 @@ import numpy as np
 from reportgen.data.decode import IMAGE_SUFFIXES, decode_or_reason
 from reportgen.data.store import Images, Store
 from reportgen.errors import DataError
+from reportgen.text import quoted
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,14 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     dropped_classes: list[str] = field(default_factory=list)
     layout: str = "split by fractions"
+    #: Classes of ``class_names`` (a loaded model's outputs, ``data.classes``) with no image
+    #: in the data: no folder, an empty one, or none readable. They can still be predicted.
+    absent_classes: list[str] = field(default_factory=list)
+
+    @property
+    def present(self) -> list[int]:
+        """Indices of the classes with images (every class but :attr:`absent_classes`)."""
+        return [i for i, n in enumerate(self.class_names) if n not in self.absent_classes]
 
     @property
     def labeled(self) -> bool:
@@ -215,7 +224,9 @@ def _assign(names: list[str], per_split: dict, split: list[float], seed: int, ro
     if "all" in per_split:
         by_name = sorted(names)  # the split of a class does not depend on the class order
         for idx, name in enumerate(names):
-            files = per_split["all"][name]
+            files = per_split["all"].get(name, [])
+            if not files:
+                continue  # a class of the model's outputs without images (absent_ok)
             n_train, n_val, n_test = split_counts(len(files), split)
             if n_train < 1:
                 raise DataError(f"{root / name}: {len(files)} image(s) is too few for "
@@ -232,19 +243,26 @@ def _assign(names: list[str], per_split: dict, split: list[float], seed: int, ro
     return out
 
 
-def order_classes(found: list[str], classes: list[str], root: Path) -> list[str]:
+def order_classes(found: list[str], classes: list[str], root: Path, *,
+                  absent_ok: bool = False) -> list[str]:
     """The class order: ``classes`` (``data.classes``, the order of the model's outputs) when
     given, each matched to a folder of the same name; else the folders sorted by name.
 
+    Args:
+        absent_ok: a name of ``classes`` may have no folder (a loaded model scored on the
+            classes that have images).
+
     Raises:
-        DataError: a name of ``classes`` with no folder, or a folder not in ``classes``.
+        DataError: a name of ``classes`` with no folder (unless ``absent_ok``), or a folder not
+            in ``classes``.
     """
     if not classes:
         return found
     missing = [c for c in classes if c not in found]
-    if missing:
-        raise DataError(f"data.classes: {', '.join(map(repr, missing))} has no folder in "
-                        f"{root} (folders: {', '.join(found)})")
+    if missing and not absent_ok:
+        raise DataError(f"data.classes: {quoted(missing)} {'has' if len(missing) == 1 else 'have'}"
+                        f" no folder in {root} (folders: {', '.join(found)}); a model trained "
+                        "here needs images of every class")
     extra = [f for f in found if f not in classes]
     if extra:
         raise DataError(f"data.classes: folder {extra[0]!r} in {root} is not in data.classes; "
@@ -252,11 +270,33 @@ def order_classes(found: list[str], classes: list[str], root: Path) -> list[str]
     return list(classes)
 
 
+def check_listing(root: str | Path, classes: list[str], *, absent_ok: bool) -> list[str]:
+    """Check the class folders of ``root`` against ``classes`` from the folder listing alone
+    (no image is decoded, so a build refuses in a second, before TensorFlow loads); return
+    the names of ``classes`` that have no image file (no folder, or an empty one).
+
+    Raises:
+        DataError: as :func:`scan` and :func:`order_classes`, and fewer than two classes with
+            image files (one, when ``absent_ok`` and ``classes`` are given).
+    """
+    root = Path(root)
+    found, per_split, _, _ = scan(root)
+    names = order_classes(found, list(classes), root, absent_ok=absent_ok)
+    counts = {n: sum(len(files.get(n, [])) for files in per_split.values()) for n in names}
+    empty = [n for n in names if not counts[n]]
+    if len(names) - len(empty) < (1 if absent_ok and classes else 2):
+        with_images = [n for n in names if counts[n]]
+        raise DataError(f"data.path: {root} needs at least "
+                        f"{'one class' if absent_ok and classes else 'two classes'} with "
+                        f"image files (found: {', '.join(with_images) or 'none'})")
+    return empty
+
+
 def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
                  split: list[float] = (0.7, 0.15, 0.15), seed: int = 0,
                  annotations: str = "annotations.json", workers: int = 4,
                  progress=None, classes: list[str] | None = None,
-                 in_memory: int | None = None) -> Dataset:
+                 in_memory: int | None = None, absent_ok: bool = False) -> Dataset:
     """Scan ``root``, split it, and decode every image to ``size`` (height, width) into one
     :class:`~reportgen.data.store.Store` (in memory up to ``in_memory`` bytes, default
     :data:`~reportgen.data.store.IN_MEMORY_BYTES`, else a temporary file); each split's
@@ -269,15 +309,19 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
         progress: optional callable ``progress(n_done)`` advanced as files are decoded.
         classes: the class order (the model's outputs), matched to the folders by name; None
             or empty: the folders sorted by name.
+        absent_ok: with ``classes``, a class may have no folder, an empty one or no readable
+            image: it stays a class (the model can predict it) and is listed in
+            ``Dataset.absent_classes``; at least one class needs images.
     """
     root = Path(root)
     names, per_split, skipped, layout = scan(root)
-    names = order_classes(names, list(classes or []), root)
+    absent_ok = bool(absent_ok and classes)
+    names = order_classes(names, list(classes or []), root, absent_ok=absent_ok)
     boxes_by_path = load_annotations(root, annotations)
 
     # Decode everything once, so a class whose files are all unreadable is known before splitting.
     if "all" in per_split:
-        all_files = [f for n in names for f in per_split["all"][n]]
+        all_files = [f for n in names for f in per_split["all"].get(n, [])]
     else:
         all_files = [f for s in SPLITS for n in names for f in per_split[s].get(n, [])]
 
@@ -305,20 +349,20 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
 
     for s in per_split:
         per_split[s] = {n: keep(fs) for n, fs in per_split[s].items()}
-    dropped = []
-    for n in list(names):
-        total = sum(len(per_split[s].get(n, [])) for s in per_split)
-        if total == 0:
-            log.warning("class folder %s has no readable image; class dropped", n)
-            dropped.append(n)
+    empty = [n for n in names if not sum(len(per_split[s].get(n, [])) for s in per_split)]
+    dropped, absent = ([], empty) if absent_ok else (empty, [])
+    for n in dropped:
+        log.warning("class folder %s has no readable image; class dropped", n)
     if dropped and classes:
         raise DataError(f"data.classes: class folder {dropped[0]!r} in {root} has no readable "
-                        "image; the model's outputs need every class of data.classes")
+                        "image; a model trained here needs images of every class of "
+                        "data.classes")
     names = [n for n in names if n not in dropped]
-    if len(names) < 2:
-        found = ", ".join(names) or "none"
-        raise DataError(f"data.path: {root} needs at least two classes with readable images "
-                        f"(found: {found})")
+    with_images = [n for n in names if n not in absent]
+    if len(with_images) < (1 if absent_ok else 2):
+        least = "one class" if absent_ok else "two classes"
+        raise DataError(f"data.path: {root} needs at least {least} with readable images "
+                        f"(found: {', '.join(with_images) or 'none'})")
     assigned = _assign(names, per_split, list(split), seed, root)
     if not assigned["train"] or not assigned["test"]:
         raise DataError(f"data.path: {root} has no {'train' if not assigned['train'] else 'test'}"
@@ -343,7 +387,7 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
         images = Images(store, rows)
         splits[s] = Split(images, labels, paths, boxes)
     return Dataset(root=root, class_names=names, splits=splits, skipped=skipped,
-                   dropped_classes=dropped, layout=layout)
+                   dropped_classes=dropped, layout=layout, absent_classes=absent)
 
 
 def count_files(root: str | Path) -> int:
@@ -390,7 +434,7 @@ def hazards(ds: Dataset) -> list[str]:
     if not ds.labeled:
         return out
     train = np.bincount(ds.splits["train"].labels, minlength=len(ds.class_names))
-    empty = [n for n, c in zip(ds.class_names, train) if c == 0]
+    empty = [n for n, c in zip(ds.class_names, train) if c == 0 and n not in ds.absent_classes]
     if empty:
         out.append(f"No training images for class(es) {', '.join(empty)}: the model cannot "
                    "learn them.")

@@ -41,6 +41,7 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
     check_output(out)  # refuse a foreign folder before hours of work
     check_writable(out)
     stages.check_paths(cfg, out)
+    stages.check_data(cfg)  # the class folders, from their listing: refused in a second
     t_start = time.perf_counter()
     options = stages.check(cfg)
     cache = BuildCache(cfg)

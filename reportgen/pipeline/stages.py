@@ -186,7 +186,7 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
                 ds = load_dataset(root, size=shape[:2], channels=shape[2],
                                   split=list(cfg.data.split), seed=cfg.training.seed,
                                   annotations=cfg.data.annotations, progress=advance,
-                                  classes=cfg.data.classes)
+                                  classes=cfg.data.classes, absent_ok=absent_ok(cfg))
     if ds.skipped:
         prog.say(f"Warning: skipped {len(ds.skipped)} file(s) (unreadable, not images, hidden, "
                  "or links leading outside data.path), listed in the report: "
@@ -195,11 +195,41 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
     if ds.dropped_classes:
         prog.say("Warning: class folder(s) with no readable image dropped: "
                  + ", ".join(ds.dropped_classes))
+    if ds.absent_classes:
+        note = absent_note(ds.absent_classes, len(ds.class_names))
+        prog.say(f"Note: {note}")
+        run.notes.append(note)
     explained_classes(cfg, ds.class_names)  # a typo in explain.classes ends the build now
     for hazard in hazards(ds):
         prog.say(f"Warning: {hazard}")
         run.notes.append(hazard)
     return Data(ds, data_hash(ds), shape)
+
+
+def absent_ok(cfg: Config) -> bool:
+    """True when a class of ``data.classes`` may have no images: a loaded model is scored on
+    the classes that have them (a model trained here needs every class)."""
+    return cfg.model.source == "load"
+
+
+def absent_note(absent: list[str], total: int) -> str:
+    """The overview's sentence on the classes of the model that had no images."""
+    from reportgen.text import plural, quoted
+
+    n = len(absent)
+    return (f"No images of {plural(n, 'class', 'classes')} of the model's {total}: "
+            f"{quoted(absent)} (no folder, an empty one, or none readable). Accuracy and the "
+            f"per-class metrics cover the {total - n} classes with images; the confusion matrix "
+            "has a row for each of them and a column for every class the model can predict.")
+
+
+def check_data(cfg: Config) -> None:
+    """Check the class folders against ``data.classes`` from the folder listing, before
+    TensorFlow loads (DataError naming the key or folder)."""
+    from reportgen.data.folder import check_listing
+
+    if cfg.data.source == "folder":
+        check_listing(cfg.resolve(cfg.data.path), cfg.data.classes, absent_ok=absent_ok(cfg))
 
 
 def unlabeled_names(cfg: Config) -> list[str]:
@@ -488,8 +518,9 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
         return {name: (ev.prediction_summary(probs[name], ds.class_names)
                        if len(ds.splits[name]) else {"n": 0, "labeled": False})
                 for name in ds.splits}
+    present = ds.present if ds.absent_classes else None
     return {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
-                                   run.cfg.report.top_k)
+                                   run.cfg.report.top_k, present)
             for name in ds.splits}
 
 

@@ -117,13 +117,16 @@ def _confusion_figure(figures: Figures, split: str, m: dict, names) -> dict:
     ci = _interval(m["accuracy_ci95"], 1, 100, " %")
     fig = figures.add(
         f"confusion_{split}", figs.confusion_matrix, m["confusion_matrix"], names,
-        title=f"Confusion matrix, {split} (n = {m['n']})",
+        row_names=m.get("confusion_rows"), title=f"Confusion matrix, {split} (n = {m['n']})",
         alt=f"Confusion matrix of the {split} split: counts and row percentages, accuracy "
             f"{100 * m['accuracy']:.1f} %",
         caption=f"{split.capitalize()} split, n = {m['n']}, accuracy "
                 f"{100 * m['accuracy']:.1f} % (95 % CI {ci}, Wilson): each cell holds the "
                 f"image count and its share of the row (the true class), so the diagonal is "
-                f"each class's recall.")
+                f"each class's recall." + (
+                    f" Rows: the {len(m['confusion_rows'])} classes with images; columns: "
+                    f"all {len(names)} classes the model can predict."
+                    if "confusion_rows" in m else ""))
     fig["n"] = m["n"]
     return fig
 
@@ -173,7 +176,7 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
         "t_classes": table(assets, Table(
             "per_class_test", ["class", "precision", "recall", "F1 [95 % CI]", "support"],
             [[n, pc[n]["precision"], pc[n]["recall"], with_interval(pc[n]["f1"], pc[n]["f1_ci95"]),
-              pc[n]["support"]] for n in names],
+              pc[n]["support"]] for n in names if n in pc],
             f"Per-class metrics on the test split (n = {metrics['test']['n']}; F1 intervals: "
             f"percentile bootstrap over test images, {RESAMPLES} resamples)")),
         "t_counts": table(assets, Table(
@@ -273,6 +276,7 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
     data = {"source": cfg.data.source, "root": str(ds.root), "layout": ds.layout,
             "image_size": f"{test.images.shape[2]}x{test.images.shape[1]}",
             "skipped": ds.skipped, "dropped": ds.dropped_classes, "has_boxes": ds.has_boxes,
+            "absent": ds.absent_classes,
             "labeled": ds.labeled}
     return {**common, **tables, "page_title": "Overview", "current": "index.html",
             "headline": headline, "data": data, "fig_dist": drawn["dist"],
@@ -370,7 +374,8 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
-        "dropped_classes": ds.dropped_classes, "notes": inputs.notes,
+        "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
+        "notes": inputs.notes,
         "data": {"root": str(ds.root), "test_hash": info.test_hash,
                  "test_images": len(ds.splits["test"]),
                  "image_size": list(ds.splits["test"].images.shape[1:3])},

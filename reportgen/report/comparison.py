@@ -55,7 +55,7 @@ def class_deltas(a: cmp.SiteRecord, b: cmp.SiteRecord, name: str) -> Table:
     """Per class, B's precision, recall and F1 minus A's."""
     pa, pb = a.metrics["splits"]["test"]["per_class"], b.metrics["splits"]["test"]["per_class"]
     rows = [[n, pb[n]["precision"] - pa[n]["precision"], pb[n]["recall"] - pa[n]["recall"],
-             pb[n]["f1"] - pa[n]["f1"], pa[n]["support"]] for n in a.classes]
+             pb[n]["f1"] - pa[n]["f1"], pa[n]["support"]] for n in a.classes if n in pa]
     return Table(name, ["class", "Δ precision", "Δ recall", "Δ F1", "support"],
                  rows, f"Per-class change, {b.label} minus {a.label} (test)")
 
@@ -138,6 +138,7 @@ def gather_comparison(sites: list[cmp.SiteRecord], title: str, figures: Figures
                 for ia, ib in combinations(range(len(sites)), 2)]
     cms = [figures.add(f"confusion_{k}", figs.confusion_matrix,
                        s.metrics["splits"]["test"]["confusion_matrix"], s.classes,
+                       row_names=s.metrics["splits"]["test"].get("confusion_rows"),
                        title=s.label, alt=f"Test confusion matrix of {s.label}",
                        caption=f"{s.label}: test counts (row = true class).")
            for k, s in enumerate(sites)]
