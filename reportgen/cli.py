@@ -146,9 +146,13 @@ def compare(sites: tuple[Path, ...], out: Path, title: str | None, debug: bool) 
 @click.option("--overwrite-branch", metavar="BRANCH",
               help="Replace the files of BRANCH (the --branch) although its tip was not "
                    "published by reportgen.")
+@click.option("--include-model", is_flag=True,
+              help="Publish the trained weights (model.keras) too, when the site holds them "
+                   "(report.include_model = true); left out otherwise.")
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
 def publish(site: Path, branch: str, remote: str, push: bool, message: str | None,
-            cname: str | None, overwrite_branch: str | None, debug: bool) -> None:
+            cname: str | None, overwrite_branch: str | None, include_model: bool,
+            debug: bool) -> None:
     """Commit the site as the whole content of a branch (gh-pages), keeping its history.
 
     Run it inside your git repository. Your working tree, index and current branch are not
@@ -166,7 +170,7 @@ def publish(site: Path, branch: str, remote: str, push: bool, message: str | Non
     try:
         done = run_publish(site, options=PublishOptions(
             branch=branch, remote=remote, push=push, message=message, cname=cname,
-            overwrite=overwrite_branch))
+            overwrite=overwrite_branch, include_model=include_model))
     except ReportgenError as e:
         _fail(e, debug)
     except OSError as e:
@@ -179,9 +183,16 @@ def publish(site: Path, branch: str, remote: str, push: bool, message: str | Non
         click.echo(f"Warning: the new {done.branch} tip no longer has {len(done.dropped)} "
                    f"file(s) of the previous one: {', '.join(done.dropped[:5])}"
                    + (" ..." if len(done.dropped) > 5 else ""), err=True)
-    click.echo(f"Committed {site} to {done.branch} as {done.commit[:10]}"
-               + (f" and pushed to {remote}" if done.pushed else " (not pushed; add --push)"),
-               err=True)
+    for rel in done.withheld:
+        click.echo(f"Left out {rel} (the trained weights; add --include-model to publish "
+                   "them)", err=True)
+    pushed = f" and pushed to {remote}" if done.pushed else " (not pushed; add --push)"
+    if done.unchanged:
+        click.echo(f"Nothing changed: {done.branch} already holds this site at "
+                   f"{done.commit[:10]}; no commit made" + pushed, err=True)
+    else:
+        click.echo(f"Committed {site} to {done.branch} as {done.commit[:10]}" + pushed,
+                   err=True)
     if done.url:
         click.echo(f"GitHub Pages will serve it at {done.url} (set Pages to deploy from the "
                    f"{done.branch} branch)", err=True)

@@ -64,6 +64,11 @@ def test_paths_in_a_config_file_stay_relative_to_the_file(tmp_path, monkeypatch)
     absolute = str(tmp_path / "elsewhere")
     assert config.load(SMOKE, ["data.source=folder", f"data.path={absolute}"]).data.path \
         == absolute
+    cfg = config.load(tmp_path / "proj" / "c.toml", [f"data.path={absolute}"])
+    assert cfg.public(cfg.resolve("photos")) == "photos"  # inside the config's folder
+    assert cfg.public("sub/photos") == "sub/photos"
+    assert cfg.public(absolute) == "elsewhere"  # outside it: the name alone
+    assert cfg.public("imagenet") == "imagenet" and cfg.public("") == ""
 
 
 def test_the_readme_example_builds_from_a_folder_in_the_working_directory(tmp_path,
@@ -76,7 +81,16 @@ def test_the_readme_example_builds_from_a_folder_in_the_working_directory(tmp_pa
                    "data.split=[0.5, 0.25, 0.25]", *LIGHT)
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "site" / "metrics.json").read_text())
-    assert metrics["data"]["root"] == str(tmp_path / "photos")
+    # Published files name the data folder, never its absolute local path (issue 26); the
+    # marker, which stays on this machine, keeps it for reportgen compare.
+    assert metrics["data"]["root"] == "photos"
+    site = tmp_path / "site"
+    for f in site.rglob("*"):
+        if f.suffix in (".html", ".md", ".json", ".tex", ".csv", ".js"):
+            assert str(tmp_path) not in f.read_text(encoding="utf-8"), f
+    assert "data.path & photos" in (site / "tables" / "config_used.tex").read_text()
+    assert json.loads((site / ".reportgen-site").read_text())["data_root"] \
+        == str(tmp_path / "photos")
     mask = os.umask(0o022)
     os.umask(mask)
     for folder in (tmp_path / "site", tmp_path / "site" / "fig"):

@@ -691,9 +691,10 @@ def write(run: Run, out: Path, inputs, drawn: dict, model_file: Callable | None)
     from reportgen.report.site import SiteWriter
 
     content = report.gather(inputs, drawn)
-    if model_file is not None:
+    if model_file is not None and run.cfg.report.include_model:
         content.assets.file("model.keras", model_file)
     with run.timer.stage("write"), SiteWriter(out) as site:
         index = report.write_site(site, content, run.figures, run.timer.times, run.show)
-        site.commit({"config": run.cfg.to_dict()})
+        # The marker stays on this machine (never published): compare reads the images here.
+        site.commit({"config": run.cfg.to_dict(), "data_root": str(inputs.ds.root)})
     return site.out / index.name

@@ -19,6 +19,7 @@ import numpy as np
 
 from reportgen import figures as figs
 from reportgen import progress as prog
+from reportgen.config import PATH_KEYS
 from reportgen.evaluate import RESAMPLES, misclassified, wilson_interval
 from reportgen.report.assets import Assets
 from reportgen.report.figjobs import Figures
@@ -273,7 +274,7 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
         headline.append({"label": f"GradCAM pointing game (95 % CI "
                                   f"{_interval(g['ci95'], 1, 100, ' %')}, Wilson, n = {g['n']})",
                          "value": f"{100 * g['score']:.1f} %"})
-    data = {"source": cfg.data.source, "root": str(ds.root), "layout": ds.layout,
+    data = {"source": cfg.data.source, "root": cfg.public(ds.root), "layout": ds.layout,
             "image_size": f"{test.images.shape[2]}x{test.images.shape[1]}",
             "skipped": ds.skipped, "dropped": ds.dropped_classes, "has_boxes": ds.has_boxes,
             "absent": ds.absent_classes,
@@ -283,6 +284,7 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
             "fig_curves": drawn["curves"], "cms": drawn["cms"], "fig_rel": drawn["rel"],
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
+            "model_file": model_file_included(cfg),
             "info": dataclasses.asdict(inputs.info)}
 
 
@@ -311,7 +313,14 @@ def _model_context(assets: Assets, inputs: ReportInputs, common: dict) -> dict:
     return {**common, "page_title": "Model", "current": "model.html",
             "info": dataclasses.asdict(info), "t_layers": table(assets, t_layers),
             "config": config, "t_config": table(assets, _config_table(inputs)),
-            "saved_model": inputs.cfg.model.source == "train"}
+            "trained": inputs.cfg.model.source == "train",
+            "model_file": model_file_included(inputs.cfg)}
+
+
+def model_file_included(cfg) -> bool:
+    """True when the site holds ``model.keras``: a model trained here, with
+    ``report.include_model`` (weights are shared only when asked)."""
+    return cfg.model.source == "train" and cfg.report.include_model
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -338,8 +347,9 @@ def _config_table(inputs: ReportInputs) -> Table:
                  "explain.methods": list(inputs.method_options),
                  "model.preprocess": info.preprocess,
                  "data.image_size": f"{size[1]}x{size[0]}"})
-    if cfg.data.path:
-        used["data.path"] = str(ds.root)
+    for key in PATH_KEYS:  # published: never an absolute local path
+        if used.get(key):
+            used[key] = cfg.public(used[key])
     if ex.layers is not None:
         used["explain.pattern_layers"] = list(ex.layers.patterns)
     if ex.grid_classes:
@@ -352,7 +362,7 @@ def _config_table(inputs: ReportInputs) -> Table:
     for key, value in used.items():
         state = ("set" if key in given and given[key] != default.get(key) else
                  "default" if key in given else "method default")
-        if key in given and value != given[key]:
+        if key in given and value != given[key] and key not in PATH_KEYS:
             state += f"; given as {json.dumps(given[key])}"
         shown = value if isinstance(value, str) else json.dumps(value)
         rows.append([key, shown, state])
@@ -376,7 +386,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
         "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
         "notes": inputs.notes,
-        "data": {"root": str(ds.root), "test_hash": info.test_hash,
+        "data": {"root": inputs.cfg.public(ds.root), "test_hash": info.test_hash,
                  "test_images": len(ds.splits["test"]),
                  "image_size": list(ds.splits["test"].images.shape[1:3])},
         "compare": {"predictions": "predictions.csv",

@@ -80,7 +80,7 @@ def decode_or_grey(site: cmp.SiteRecord, i: int, size: tuple[int, int]) -> np.nd
     """Test image ``i`` decoded from the site's data folder at ``size`` (height, width); a
     grey tile when the folder moved (the tile's labels still say what it shows)."""
     try:
-        return decode_image(Path(site.metrics["data"]["root"]) / site.files[i], size, 3)[0]
+        return decode_image(site.data_root / site.files[i], size, 3)[0]
     except Exception:  # any decoding failure of one thumbnail must not end the comparison
         return np.full(size + (3,), 128, np.uint8)
 
