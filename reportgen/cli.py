@@ -1,4 +1,4 @@
-"""Command line: ``reportgen build``, ``reportgen keys``, ``reportgen publish``.
+"""Command line: ``reportgen build``, ``keys``, ``compare``, ``publish`` and ``cache``.
 
 Thin: each command reads its options, calls one library function, and turns a
 :class:`~reportgen.errors.ReportgenError` into a one-line message and its exit code. Importing
@@ -197,6 +197,61 @@ def publish(site: Path, branch: str, remote: str, push: bool, message: str | Non
         click.echo(f"GitHub Pages will serve it at {done.url} (set Pages to deploy from the "
                    f"{done.branch} branch)", err=True)
     click.echo(done.commit)
+
+
+@main.command()
+@click.option("--dir", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The cache folder (data.cache_dir; default: $XDG_CACHE_HOME/reportgen or "
+                   "~/.cache/reportgen).")
+@click.option("--clear", is_flag=True, help="Remove every entry.")
+@click.option("--max-size", metavar="SIZE",
+              help="Remove the least recently used entries until the cache holds at most SIZE "
+                   "(500M, 2G, 300MiB).")
+@click.option("--list", "listing", is_flag=True, help="List every entry, least recently used "
+                                                      "first.")
+def cache(cache_dir: Path | None, clear: bool, max_size: str | None, listing: bool) -> None:
+    """Show how large the build cache is and what it holds; prune or clear it.
+
+    \b
+    Examples:
+      reportgen cache                    # size and entries per kind
+      reportgen cache --max-size 500M    # keep the most recently used 500 MB
+      reportgen cache --clear
+
+    Only reportgen's own entries are counted and removed: shapes demo data, trained models,
+    predictions and explanations, reports, figures. A build that needs a removed entry
+    recomputes it.
+    """
+    import time
+
+    from reportgen.data.shapes import default_cache_dir
+    from reportgen.pipeline import cache as store
+
+    if clear and max_size is not None:
+        raise click.UsageError("--clear and --max-size: give one of them")
+    limit = 0 if clear else None
+    if max_size is not None:
+        try:
+            limit = store.parse_size(max_size)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--max-size") from None
+    base = cache_dir or default_cache_dir()
+    if limit is not None:
+        removed = store.prune(base, limit)
+        click.echo(f"Removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}, "
+                   f"{store.human_size(sum(e.size for e in removed))}")
+    entries = store.cache_entries(base)
+    click.echo(f"Cache {base}: {store.human_size(sum(e.size for e in entries))} in "
+               f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+    kinds: dict[str, list] = {}
+    for e in entries:
+        kinds.setdefault(e.kind, []).append(e)
+    for kind, group in kinds.items():
+        click.echo(f"  {kind}: {len(group)}, {store.human_size(sum(e.size for e in group))}")
+    if listing:
+        for e in entries:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.used))
+            click.echo(f"{when}  {store.human_size(e.size):>9}  {e.path.relative_to(base)}")
 
 
 if __name__ == "__main__":  # pragma: no cover
