@@ -14,6 +14,7 @@ import click
 
 from reportgen import __version__
 from reportgen.errors import ReportgenError
+from reportgen.text import duration
 
 
 def _fail(err: ReportgenError, debug: bool) -> None:
@@ -89,7 +90,7 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
         click.echo(f"{'Terminated' if isinstance(e, Terminated) else 'Interrupted'}; {out} was "
                    "left as it was.", err=True)
         sys.exit(143 if isinstance(e, Terminated) else 130)
-    click.echo(f"Built in {result.timings.get('total', 0):.1f} s", err=True)
+    click.echo(f"Built in {duration(result.timings.get('total', 0))}", err=True)
     click.echo(str(result.index))
 
 
@@ -181,7 +182,8 @@ def publish(site: Path, branch: str, remote: str, push: bool, message: str | Non
         click.echo(f"Warning: left out {rel} (reportgen did not write it)", err=True)
     if done.dropped:
         click.echo(f"Warning: the new {done.branch} tip no longer has {len(done.dropped)} "
-                   f"file(s) of the previous one: {', '.join(done.dropped[:5])}"
+                   f"file{'' if len(done.dropped) == 1 else 's'} of the previous one: "
+                   f"{', '.join(done.dropped[:5])}"
                    + (" ..." if len(done.dropped) > 5 else ""), err=True)
     for rel in done.withheld:
         click.echo(f"Left out {rel} (the trained weights; add --include-model to publish "

@@ -141,7 +141,7 @@ def test_links_leading_out_of_the_data_are_listed_and_never_read(tmp_path):
     skipped = dict(ds.skipped)
     for rel in ("red/escape.png", "green/folder", "proc/"):
         assert "outside data.path" in skipped[rel], skipped
-    assert "hidden folder" in skipped[".thumbnails/"] and "1 file(s)" in skipped[".thumbnails/"]
+    assert "hidden folder" in skipped[".thumbnails/"] and "1 file not read" in skipped[".thumbnails/"]
     assert ds.class_names == ["blue", "green", "red"]  # no class "proc", no ".thumbnails"
     paths = [p for s in ds.splits.values() for p in s.paths]
     assert "blue/inside.png" in paths  # a link inside the data is read
@@ -161,7 +161,7 @@ def test_duplicates_across_splits_empty_classes_and_imbalance_are_stated(tmp_pat
     ds = load_dataset(root, size=(SIZE, SIZE))
     text = " ".join(hazards(ds))
     assert "exact copies of train images" in text and "test/a/img_0.png" in text
-    assert "No training images for class(es) c" in text
+    assert "No training images for class c" in text
     assert "imbalance" in text and "a has 20 images, b 2 (10x)" in text
 
 
@@ -183,7 +183,7 @@ def test_hazards_are_in_the_report_and_a_cache_that_cannot_be_written_is_a_warni
                    f"data.cache_dir={tmp_path / 'cache'}")
     assert result.exit_code == 0, result.output
     assert result.output.count("Warning: cannot write the cache") == 1, result.output
-    assert "Warning: 3 test image(s) are exact copies of train images" in result.output
+    assert "Warning: 3 test images are exact copies of train images" in result.output
     metrics = json.loads((tmp_path / "site" / "metrics.json").read_text())
     assert any("exact copies" in n and "train/red/img_3.png = test/red/copy.png" in n
                for n in metrics["notes"]), metrics["notes"]

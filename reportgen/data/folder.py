@@ -23,7 +23,7 @@ import numpy as np
 from reportgen.data.decode import IMAGE_SUFFIXES, decode_or_reason
 from reportgen.data.store import Images, Store
 from reportgen.errors import DataError
-from reportgen.text import quoted
+from reportgen.text import plural, quoted
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _scan_class_dirs(root: Path, skipped: list[tuple[str, str]], rel_to: Path
         if _is_hidden(entry):
             n = sum(1 for f in entry.rglob("*") if f.is_file())
             skipped.append((rel + "/", f"hidden folder, not a class (name starts with a dot; "
-                                       f"{n} file(s) not read)"))
+                                       f"{plural(n, 'file')} not read)"))
             continue
         classes[entry.name] = image_files(entry, rel_to, skipped)
     return classes
@@ -229,7 +229,8 @@ def _assign(names: list[str], per_split: dict, split: list[float], seed: int, ro
                 continue  # a class of the model's outputs without images (absent_ok)
             n_train, n_val, n_test = split_counts(len(files), split)
             if n_train < 1:
-                raise DataError(f"{root / name}: {len(files)} image(s) is too few for "
+                raise DataError(f"{root / name}: {plural(len(files), 'image')} "
+                                f"{'is' if len(files) == 1 else 'are'} too few for "
                                 f"data.split = {split} (needs one train and one test image)")
             order = np.random.default_rng([seed, by_name.index(name)]).permutation(len(files))
             chosen = [files[i] for i in order]
@@ -429,14 +430,17 @@ def hazards(ds: Dataset) -> list[str]:
             seen.setdefault(digest, (name, path))
     for (a, b), pairs in copies.items():
         shown = "; ".join(f"{p} = {q}" for p, q in pairs[:3]) + (" ..." if len(pairs) > 3 else "")
-        out.append(f"{len(pairs)} {b} image(s) are exact copies of {a} images (leakage: "
+        copy = (f"image is an exact copy of a {a} image" if len(pairs) == 1 else
+                f"images are exact copies of {a} images")
+        out.append(f"{len(pairs)} {b} {copy} (leakage: "
                    f"{b} results overstate the model): {shown}.")
     if not ds.labeled:
         return out
     train = np.bincount(ds.splits["train"].labels, minlength=len(ds.class_names))
     empty = [n for n, c in zip(ds.class_names, train) if c == 0 and n not in ds.absent_classes]
     if empty:
-        out.append(f"No training images for class(es) {', '.join(empty)}: the model cannot "
+        out.append(f"No training images for {'class' if len(empty) == 1 else 'classes'} "
+                   f"{', '.join(empty)}: the model cannot "
                    "learn them.")
     present = np.where(train > 0, train, np.iinfo(np.int64).max)
     if len(train) and train.max() >= IMBALANCE * present.min():

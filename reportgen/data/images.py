@@ -17,6 +17,7 @@ from reportgen.data.decode import decode_or_reason
 from reportgen.data.folder import QUIET, Dataset, Split, image_files, load_annotations
 from reportgen.data.store import Images, Store
 from reportgen.errors import DataError
+from reportgen.text import plural
 
 #: The label of an image whose class is not known.
 UNLABELED = -1
@@ -75,7 +76,7 @@ def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[st
                 progress(1)
     if not kept:
         raise DataError(f"data.path: no readable image in {root}"
-                        + (f" ({len(skipped)} file(s) skipped)" if skipped else ""))
+                        + (f" ({plural(len(skipped), 'file')} skipped)" if skipped else ""))
     h, w = size
     images = Images(store, np.arange(len(kept)))
     paths = [f.relative_to(root).as_posix() for f, _ in kept]

@@ -23,7 +23,7 @@ from reportgen import progress as prog
 from reportgen.config import Config
 from reportgen.errors import ConfigError, ModelError
 from reportgen.pipeline.cache import BuildCache, ExplainBundle, ReportBundle, data_hash, key
-from reportgen.text import printable
+from reportgen.text import duration, plural, printable
 
 
 class Timer:
@@ -188,12 +188,12 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
                                   annotations=cfg.data.annotations, progress=advance,
                                   classes=cfg.data.classes, absent_ok=absent_ok(cfg))
     if ds.skipped:
-        prog.say(f"Warning: skipped {len(ds.skipped)} file(s) (unreadable, not images, hidden, "
+        prog.say(f"Warning: skipped {plural(len(ds.skipped), 'file')} (unreadable, not images, hidden, "
                  "or links leading outside data.path), listed in the report: "
                  + "; ".join(f"{p} ({r})" for p, r in ds.skipped[:5])
                  + (" ..." if len(ds.skipped) > 5 else ""))
     if ds.dropped_classes:
-        prog.say("Warning: class folder(s) with no readable image dropped: "
+        prog.say("Warning: class folders with no readable image dropped: "
                  + ", ".join(ds.dropped_classes))
     if ds.absent_classes:
         note = absent_note(ds.absent_classes, len(ds.class_names))
@@ -214,7 +214,7 @@ def absent_ok(cfg: Config) -> bool:
 
 def absent_note(absent: list[str], total: int) -> str:
     """The overview's sentence on the classes of the model that had no images."""
-    from reportgen.text import plural, quoted
+    from reportgen.text import quoted
 
     n = len(absent)
     return (f"No images of {plural(n, 'class', 'classes')} of the model's {total}: "
@@ -623,18 +623,12 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
     ex.batch_sizes = {**plan["batch_sizes"], "curves": plan["forward_batch_size"]}
     for line in plan["reduced"] + plan["notes"]:
         prog.say(f"Plan: {line}", run.show)
-    prog.say(f"Plan: explaining takes about {_minutes(sum(plan['estimate_s'].values()))} "
-             f"(explain.budget {_minutes(plan['budget_s'])}"
+    prog.say(f"Plan: explaining takes about {duration(sum(plan['estimate_s'].values()))} "
+             f"(explain.budget {duration(plan['budget_s'])}"
              f"{', the default' if not e.budget else ''})", run.show)
     explain = dataclasses.replace(e, **w.settings, batch_size=plan["batch_size"])
     cfg = dataclasses.replace(cfg, explain=explain)
     return cfg, w.options, plan, LatePlan(run, cfg, plan, probe, w)
-
-
-def _minutes(seconds: float) -> str:
-    """``seconds`` as "45 s" or "3 min 20 s"."""
-    s = int(round(seconds))
-    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s"
 
 
 def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:

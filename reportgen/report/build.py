@@ -29,7 +29,7 @@ from reportgen.report.inputs import ReportInputs
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.render import STATIC, environment, render, templates_dir
 from reportgen.report.tables import Table, with_interval
-from reportgen.text import printable
+from reportgen.text import duration, plural, printable
 
 
 @dataclass
@@ -258,8 +258,8 @@ def _plan_notes(plan: dict) -> list[str]:
     """One note when the work was reduced to fit explain.budget (the Methods page says how)."""
     if not plan or not (plan["reduced"] or plan["notes"]):
         return []
-    return [f"The explanations were planned to explain.budget = {plan['budget_s']:g} s on "
-            f"{plan['device']}: {len(plan['reduced'])} setting(s) reduced "
+    return [f"The explanations were planned to explain.budget = {duration(plan['budget_s'])} on "
+            f"{plan['device']}: {plural(len(plan['reduced']), 'setting')} reduced "
             f"({'; '.join(plan['reduced'][:3])}{'; …' if len(plan['reduced']) > 3 else ''}). "
             f"The Methods page lists the plan."]
 

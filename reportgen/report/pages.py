@@ -20,6 +20,7 @@ from reportgen.figures.overlay import (
 )
 from reportgen.report.assets import Assets
 from reportgen.report.gallery import describe, test_tile, true_name, with_box
+from reportgen.text import duration
 from reportgen.report.tables import Table, with_interval
 
 CELL = 96  # side of a method cell in pixels
@@ -129,10 +130,10 @@ def plan_table(plan: dict, seconds: dict) -> Table | None:
         took = seconds.get(part)
         label = "test set (GradCAM of every image; never reduced)" if part == "test set" \
             else part
-        rows.append([label, full, plan["estimate_s"][part],
-                     None if took is None else round(took, 1)])
-    return Table("plan", ["part", "estimated s, as set", "estimated s, planned", "took s"],
-                 rows, f"The work planned to explain.budget = {plan['budget_s']:g} s")
+        rows.append([label, duration(full), duration(plan["estimate_s"][part]),
+                     None if took is None else duration(took)])
+    return Table("plan", ["part", "estimated, as set", "estimated, planned", "took"],
+                 rows, f"The work planned to explain.budget = {duration(plan['budget_s'])}")
 
 
 def methods_context(assets: Assets, split, probs, names, explained, tie_orders: int = 1,
