@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reportgen.data.decode import IMAGE_SUFFIXES, decode_or_reason
+from reportgen.data.decode import GRAY_MODES, IMAGE_SUFFIXES, decode_or_reason, probe_image
 from reportgen.data.store import Images, Store
 from reportgen.errors import DataError
 from reportgen.text import plural, quoted
@@ -68,6 +68,8 @@ class Dataset:
     #: Classes of ``class_names`` (a loaded model's outputs, ``data.classes``) with no image
     #: in the data: no folder, an empty one, or none readable. They can still be predicted.
     absent_classes: list[str] = field(default_factory=list)
+    #: The files as stored (sizes, channels) before they were resized; None if unknown.
+    sources: SourceInfo | None = None
 
     @property
     def present(self) -> list[int]:
@@ -82,6 +84,73 @@ class Dataset:
     @property
     def has_boxes(self) -> bool:
         return bool(np.isfinite(self.splits["test"].boxes).all(axis=1).any())
+
+
+@dataclass
+class SourceInfo:
+    """The image files as stored, before any resizing: their sizes and channels, from the
+    headers of up to :data:`PROBED` files spread evenly over the data set.
+
+    Attributes:
+        files: image files in the data set; probed: how many headers were read.
+        width, height: (smallest, largest) in pixels; side: the median shorter side.
+        gray: probed files stored as grayscale (Pillow modes L, LA, 1, I, F); colour: the rest.
+    """
+
+    files: int
+    probed: int
+    width: tuple[int, int]
+    height: tuple[int, int]
+    side: int
+    gray: int
+    colour: int
+
+    @property
+    def all_gray(self) -> bool:
+        return self.probed > 0 and self.colour == 0
+
+    def describe(self) -> str:
+        """"8×8 px, grayscale", "from 320×200 to 640×480 px, colour (RGB)", ..."""
+        (w0, w1), (h0, h1) = self.width, self.height
+        size = f"{w0}×{h0} px" if (w0, h0) == (w1, h1) else \
+            f"from {w0}×{h0} to {w1}×{h1} px" if (w0 <= w1 and h0 <= h1) else \
+            f"{w0}-{w1} px wide, {h0}-{h1} px high"
+        kind = ("grayscale" if self.all_gray else "colour (RGB)" if not self.gray else
+                f"{self.gray:,} grayscale and {self.colour:,} colour")
+        sample = "" if self.probed == self.files else \
+            f" (from {self.probed:,} of the {self.files:,} files)"
+        return f"{size}, {kind}{sample}"
+
+    def to_dict(self) -> dict:
+        return {"files": self.files, "probed": self.probed, "width": list(self.width),
+                "height": list(self.height), "median_side": self.side, "grayscale": self.gray,
+                "colour": self.colour, "described": self.describe()}
+
+
+#: Files whose headers :func:`source_info` reads at most.
+PROBED = 1000
+
+
+def source_info(files: list[Path], limit: int = PROBED) -> SourceInfo | None:
+    """The :class:`SourceInfo` of ``files`` (headers of ``limit`` of them, evenly spread);
+    None when none can be read."""
+    picked = files if len(files) <= limit else \
+        [files[int(i)] for i in np.linspace(0, len(files) - 1, limit)]
+    probes = [p for p in map(probe_image, picked) if p is not None]
+    if not probes:
+        return None
+    w = np.array([p[0] for p in probes])
+    h = np.array([p[1] for p in probes])
+    gray = sum(p[2] in GRAY_MODES for p in probes)
+    return SourceInfo(len(files), len(probes), (int(w.min()), int(w.max())),
+                      (int(h.min()), int(h.max())), int(np.median(np.minimum(w, h))),
+                      gray, len(probes) - gray)
+
+
+def listed_files(root: str | Path) -> list[Path]:
+    """The image files of a class-folder data set at ``root`` (any layout), from its listing."""
+    _, per_split, _, _ = scan(root)
+    return [f for files in per_split.values() for fs in files.values() for f in fs]
 
 
 def _is_hidden(p: Path) -> bool:
@@ -388,7 +457,8 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
         images = Images(store, rows)
         splits[s] = Split(images, labels, paths, boxes)
     return Dataset(root=root, class_names=names, splits=splits, skipped=skipped,
-                   dropped_classes=dropped, layout=layout, absent_classes=absent)
+                   dropped_classes=dropped, layout=layout, absent_classes=absent,
+                   sources=source_info(list(decoded)))
 
 
 def count_files(root: str | Path) -> int:

@@ -6,6 +6,7 @@ the build explains what a pretrained classifier predicts on them and reports no 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -14,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from reportgen.data.decode import decode_or_reason
-from reportgen.data.folder import QUIET, Dataset, Split, image_files, load_annotations
+from reportgen.data.folder import (QUIET, Dataset, Split, image_files, load_annotations,
+                                   source_info)
 from reportgen.data.store import Images, Store
 from reportgen.errors import DataError
 from reportgen.text import plural
@@ -90,7 +92,7 @@ def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[st
                   np.zeros((0, 4), np.float32), labeled=False)
     return Dataset(root=root, class_names=list(class_names),
                    splits={"train": empty, "val": empty, "test": test}, skipped=skipped,
-                   layout="unlabeled images")
+                   layout="unlabeled images", sources=source_info([f for f, _ in kept]))
 
 
 def grouped_by_prediction(ds: Dataset, predicted: np.ndarray) -> Dataset:
@@ -102,6 +104,4 @@ def grouped_by_prediction(ds: Dataset, predicted: np.ndarray) -> Dataset:
     test = ds.splits["test"]
     grouped = Split(test.images, np.asarray(predicted, np.int64), test.paths, test.boxes,
                     labeled=False)
-    return Dataset(root=ds.root, class_names=ds.class_names,
-                   splits={**ds.splits, "test": grouped}, skipped=ds.skipped,
-                   dropped_classes=ds.dropped_classes, layout=ds.layout)
+    return dataclasses.replace(ds, splits={**ds.splits, "test": grouped})

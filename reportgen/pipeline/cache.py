@@ -118,13 +118,15 @@ def key(kind: str, **parts) -> str:
 class BuildCache:
     """The cache of one build's config (``report.cache``, under ``data.cache_dir``)."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, train_shape: tuple[int, int, int] | None = None):
         from reportgen.data.shapes import default_cache_dir
 
         base = cfg.resolve(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
         self.root = base / "builds"
         self.enabled = cfg.report.cache
         self.cfg = cfg
+        #: The input shape of a model trained here (chosen from the data before the build).
+        self.train_shape = train_shape or (cfg.data.image_size, cfg.data.image_size, 3)
         self._file_hash: str | None | bool = False  # False: not computed yet
         self.write_failed = False
 
@@ -210,7 +212,7 @@ class BuildCache:
         if not self.enabled:
             return None
         if cfg.model.source == "train":
-            return (cfg.data.image_size, cfg.data.image_size, 3)
+            return tuple(self.train_shape)
         digest = self.files_key()
         if digest is None:
             return None

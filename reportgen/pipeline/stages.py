@@ -54,6 +54,8 @@ class Run:
     timer: Timer = field(default_factory=Timer)
     show: bool = True
     notes: list[str] = field(default_factory=list)
+    #: The input (H, W, C) of a model trained here (:func:`train_input`).
+    train_shape: tuple[int, int, int] | None = None
 
     def reused(self, what: str, why: str, undo: str) -> None:
         """Say on stderr, and note in the report, that ``what`` came from the cache."""
@@ -188,8 +190,8 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
                                   annotations=cfg.data.annotations, progress=advance,
                                   classes=cfg.data.classes, absent_ok=absent_ok(cfg))
     if ds.skipped:
-        prog.say(f"Warning: skipped {plural(len(ds.skipped), 'file')} (unreadable, not images, hidden, "
-                 "or links leading outside data.path), listed in the report: "
+        prog.say(f"Warning: skipped {plural(len(ds.skipped), 'file')} (unreadable, not "
+                 "images, hidden, or links leading outside data.path), listed in the report: "
                  + "; ".join(f"{p} ({r})" for p, r in ds.skipped[:5])
                  + (" ..." if len(ds.skipped) > 5 else ""))
     if ds.dropped_classes:
@@ -230,6 +232,59 @@ def check_data(cfg: Config) -> None:
 
     if cfg.data.source == "folder":
         check_listing(cfg.resolve(cfg.data.path), cfg.data.classes, absent_ok=absent_ok(cfg))
+
+
+#: Smallest input side a trained architecture takes: the small CNN's last conv layer is at 1/8
+#: of its input (16 px: 2x2); keras.applications backbones need 32 px, a few more.
+MIN_SIDE = {"small_cnn": 16, "inceptionv3": 75, "inceptionresnetv2": 75, "xception": 71}
+#: Backbones not listed in :data:`MIN_SIDE` take at least this side.
+MIN_BACKBONE_SIDE = 32
+
+
+@dataclass
+class TrainInput:
+    """The input of a model trained here: its shape (H, W, C) and, when chosen from the data
+    rather than set, the sentence that says so (None otherwise)."""
+
+    shape: tuple[int, int, int]
+    note: str | None = None
+
+
+def train_input(cfg: Config) -> TrainInput:
+    """The input a model trained here takes, decided from the image files' headers before
+    TensorFlow loads: ``data.image_size`` when the user set it; not set, the data's own median
+    shorter side rounded up to a multiple of 8, within the architecture's smallest input and
+    ``data.image_size`` (64: never upsampled far beyond the data). One channel for the small
+    CNN when every file is stored as grayscale (its filters and patterns are then gray too)."""
+    from reportgen.data.folder import listed_files, source_info
+
+    size = cfg.data.image_size
+    if cfg.model.source != "train" or cfg.data.source != "folder":
+        return TrainInput((size, size, 3))
+    info = source_info(listed_files(cfg.resolve(cfg.data.path)))
+    if info is None:
+        return TrainInput((size, size, 3))
+    arch = cfg.model.architecture.lower().replace("_", "").replace("-", "")
+    arch = "small_cnn" if arch == "smallcnn" else arch
+    gray = info.all_gray and arch == "small_cnn"
+    channels = 1 if gray else 3
+    notes = []
+    if "data.image_size" not in cfg.given:
+        least = MIN_SIDE.get(arch, MIN_BACKBONE_SIDE)
+        own = -(-info.side // 8) * 8
+        chosen = max(least, min(size, own))
+        if chosen != size:
+            why = ("the smallest input the model takes" if chosen == least and own < least
+                   else "their own size rounded up to a multiple of 8" if own != info.side
+                   else "their own size")
+            notes.append(f"data.image_size was not set: the images ({info.describe()}) were "
+                         f"read at {chosen}×{chosen} px, {why}, rather than upsampled to "
+                         f"{size} px; set data.image_size to choose another size.")
+            size = chosen
+    if gray:
+        notes.append("Every image file is grayscale, so the small CNN was trained on one "
+                     "channel (its filters, filter patterns and deep dreams are gray).")
+    return TrainInput((size, size, channels), " ".join(notes) or None)
 
 
 def unlabeled_names(cfg: Config) -> list[str]:
@@ -297,7 +352,7 @@ def given_model(run: Run) -> Given:
     if cfg.model.source == "applications":
         return application(run)
     if cfg.model.source != "load":
-        return Given(None, (size, size, 3))
+        return Given(None, run.train_shape or (size, size, 3))
     with run.timer.stage("load"):
         loaded = mdl.load_model(cfg.resolve(cfg.model.path), safe_mode=cfg.model.safe_mode)
         loaded, renamed = mdl.with_runnable_names(loaded)

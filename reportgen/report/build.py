@@ -278,6 +278,7 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
             "image_size": f"{test.images.shape[2]}x{test.images.shape[1]}",
             "skipped": ds.skipped, "dropped": ds.dropped_classes, "has_boxes": ds.has_boxes,
             "absent": ds.absent_classes,
+            "sources": ds.sources.describe() if ds.sources else None,
             "labeled": ds.labeled}
     return {**common, **tables, "page_title": "Overview", "current": "index.html",
             "headline": headline, "data": data, "fig_dist": drawn["dist"],
@@ -313,6 +314,7 @@ def _model_context(assets: Assets, inputs: ReportInputs, common: dict) -> dict:
     return {**common, "page_title": "Model", "current": "model.html",
             "info": dataclasses.asdict(info), "t_layers": table(assets, t_layers),
             "config": config, "t_config": table(assets, _config_table(inputs)),
+            "sources": inputs.ds.sources.describe() if inputs.ds.sources else None,
             "trained": inputs.cfg.model.source == "train",
             "model_file": model_file_included(inputs.cfg)}
 
@@ -331,6 +333,12 @@ def _flat(d: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def _size_chosen(cfg, size) -> bool:
+    """True when a model trained here read the images at a size chosen from the data."""
+    return (cfg.model.source == "train" and "data.image_size" not in cfg.given
+            and tuple(size) != (cfg.data.image_size,) * 2)
 
 
 def _config_table(inputs: ReportInputs) -> Table:
@@ -362,7 +370,9 @@ def _config_table(inputs: ReportInputs) -> Table:
     for key, value in used.items():
         state = ("set" if key in given and given[key] != default.get(key) else
                  "default" if key in given else "method default")
-        if key in given and value != given[key] and key not in PATH_KEYS:
+        if key == "data.image_size" and _size_chosen(cfg, size):
+            state = "chosen from the data (the overview says why)"
+        elif key in given and value != given[key] and key not in PATH_KEYS:
             state += f"; given as {json.dumps(given[key])}"
         shown = value if isinstance(value, str) else json.dumps(value)
         rows.append([key, shown, state])
@@ -388,7 +398,9 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
         "notes": inputs.notes,
         "data": {"root": inputs.cfg.public(ds.root), "test_hash": info.test_hash,
                  "test_images": len(ds.splits["test"]),
-                 "image_size": list(ds.splits["test"].images.shape[1:3])},
+                 "image_size": list(ds.splits["test"].images.shape[1:3]),
+                 "channels": int(ds.splits["test"].images.shape[3]),
+                 "source_images": ds.sources.to_dict() if ds.sources else None},
         "compare": {"predictions": "predictions.csv",
                     "maps": "explanations.npz" if ex.test_maps is not None else None},
         "model": {k: getattr(info, k) for k in ("model_name", "model_hash", "data_hash",
@@ -413,7 +425,7 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
                         inputs.cfg.explain.quality_steps)
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
     t_plan = table(assets, m["plan_table"]) if m["plan_table"] else None
-    L = layers_context(assets, test, names, ex)
+    L = layers_context(assets, test, names, ex, gray=bool(ds.sources and ds.sources.all_gray))
     index = _index_context(inputs, common, tables, drawn, pointing)
     model = _model_context(assets, inputs, common)
     content.pages = [Page("index.html", "index.html", index)]
