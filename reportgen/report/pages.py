@@ -149,8 +149,13 @@ def methods_context(assets: Assets, split, probs, names, explained, tie_orders: 
             "quality_table": quality_table(explained.quality), "quality": explained.quality,
             "labeled": split.labeled, "tie_orders": tie_orders, "steps": steps,
             "plan": explained.plan, "plan_table": plan_table(explained.plan, explained.seconds),
-            "resamples": RESAMPLES,
+            "resamples": RESAMPLES, "per_table": GRID_COLUMNS,
             "about": [a for a in about if a["ran"]]}
+
+
+#: Image columns per table of the Methods page's grids: more images continue in another
+#: table below, so a grid fits a 1280 px window without scrolling sideways.
+GRID_COLUMNS = 8
 
 
 PAD = 6  # gutter between the tiles of a mosaic, pixels
