@@ -72,10 +72,10 @@ def quoted(names, limit: int = 8) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A time for a reader: "0.42 s", "12.3 s", "45 s", "3 min 19 s", "2 h 05 min"."""
+    """A time for a reader: "0.42 s", "0.001 s", "12.3 s", "45 s", "3 min 19 s", "2 h 05 min"."""
     s = float(seconds)
     if s < 1:
-        return f"{s:.2f} s"
+        return f"{s:.2g} s"  # two significant digits: "0.42 s", "0.001 s"
     if s < 20:
         return f"{s:.1f} s"
     if round(s) < 60:

@@ -17,7 +17,7 @@ from reportgen.cli import main
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.toml"
 #: The settings of the shared smoke site (conftest.smoke_site) beyond configs/smoke.toml.
-SMOKE_SETS = ["--set", "explain.gallery_size=60"]
+SMOKE_SETS = ["--set", "explain.gallery_size=60", "--set", "report.include_model=true"]
 
 
 def test_importing_cli_does_not_import_tensorflow():

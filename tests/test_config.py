@@ -89,5 +89,5 @@ def test_plural_quoted_and_duration_read_as_english():
     assert quoted(["angry", "disgust"]) == "'angry' and 'disgust'"
     assert quoted(["a", "b", "c"]) == "'a', 'b' and 'c'"
     assert quoted(list("abcdefghij"), limit=3) == "'a', 'b', 'c' and 7 more"
-    assert [duration(s) for s in (0.123, 12.34, 45.4, 198.838, 3725.2)] == [
-        "0.12 s", "12.3 s", "45 s", "3 min 19 s", "1 h 02 min"]
+    assert [duration(s) for s in (0.001, 0.123, 12.34, 45.4, 198.838, 3725.2)] == [
+        "0.001 s", "0.12 s", "12.3 s", "45 s", "3 min 19 s", "1 h 02 min"]

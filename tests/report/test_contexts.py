@@ -183,5 +183,5 @@ def test_the_plan_table_gives_readable_durations():
             "estimate_s": {"test set": 198.838, "quality": 0.4}, "budget_s": 900.0}
     t = plan_table(plan, {"test set": 3725.2})
     assert t.rows[0][1:] == ["3 min 19 s", "3 min 19 s", "1 h 02 min"]
-    assert t.rows[1][1:] == ["12.3 s", "0.40 s", None]
+    assert t.rows[1][1:] == ["12.3 s", "0.4 s", None]
     assert t.caption == "The work planned to explain.budget = 15 min 0 s"
