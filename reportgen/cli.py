@@ -115,7 +115,7 @@ def keys() -> None:
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
 def compare(sites: tuple[Path, ...], out: Path, title: str | None, debug: bool) -> None:
     """Compare models built by `reportgen build` on the same test set: accuracy with 95 %
-    intervals, McNemar's exact test and a paired bootstrap interval per pair, per-class
+    intervals, McNemar's exact test and Newcombe's paired interval per pair, per-class
     deltas, the images where one model is right and the other wrong, and whether their GradCAM
     maps agree.
 
@@ -235,25 +235,26 @@ def cache(cache_dir: Path | None, clear: bool, max_size: str | None, listing: bo
     if max_size is not None:
         try:
             limit = store.parse_size(max_size)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--max-size") from None
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--max-size") from None
     base = cache_dir or default_cache_dir()
     if limit is not None:
         removed = store.prune(base, limit)
         click.echo(f"Removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}, "
-                   f"{store.human_size(sum(e.size for e in removed))}")
+                   f"{store.human_size(sum(r.size for r in removed))}")
     entries = store.cache_entries(base)
-    click.echo(f"Cache {base}: {store.human_size(sum(e.size for e in entries))} in "
+    click.echo(f"Cache {base}: {store.human_size(sum(x.size for x in entries))} in "
                f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     kinds: dict[str, list] = {}
-    for e in entries:
-        kinds.setdefault(e.kind, []).append(e)
+    for entry in entries:
+        kinds.setdefault(entry.kind, []).append(entry)
     for kind, group in kinds.items():
-        click.echo(f"  {kind}: {len(group)}, {store.human_size(sum(e.size for e in group))}")
+        click.echo(f"  {kind}: {len(group)}, {store.human_size(sum(x.size for x in group))}")
     if listing:
-        for e in entries:
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.used))
-            click.echo(f"{when}  {store.human_size(e.size):>9}  {e.path.relative_to(base)}")
+        for entry in entries:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.used))
+            click.echo(f"{when}  {store.human_size(entry.size):>9}  "
+                       f"{entry.path.relative_to(base)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

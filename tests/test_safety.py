@@ -71,6 +71,7 @@ def test_paths_in_a_config_file_stay_relative_to_the_file(tmp_path, monkeypatch)
     assert cfg.public("imagenet") == "imagenet" and cfg.public("") == ""
 
 
+@pytest.mark.slow
 def test_the_readme_example_builds_from_a_folder_in_the_working_directory(tmp_path,
                                                                           monkeypatch):
     """... replacing a previous site, which keeps normal permissions (not mkdtemp's 0700)."""
@@ -141,7 +142,8 @@ def test_links_leading_out_of_the_data_are_listed_and_never_read(tmp_path):
     skipped = dict(ds.skipped)
     for rel in ("red/escape.png", "green/folder", "proc/"):
         assert "outside data.path" in skipped[rel], skipped
-    assert "hidden folder" in skipped[".thumbnails/"] and "1 file not read" in skipped[".thumbnails/"]
+    hidden = skipped[".thumbnails/"]
+    assert "hidden folder" in hidden and "1 file not read" in hidden
     assert ds.class_names == ["blue", "green", "red"]  # no class "proc", no ".thumbnails"
     paths = [p for s in ds.splits.values() for p in s.paths]
     assert "blue/inside.png" in paths  # a link inside the data is read
@@ -171,6 +173,7 @@ def test_a_clean_data_set_has_no_hazards(tmp_path):
     assert hazards(ds) == []
 
 
+@pytest.mark.slow
 def test_hazards_are_in_the_report_and_a_cache_that_cannot_be_written_is_a_warning(tmp_path):
     root = tmp_path / "data"
     make_folder(root / "train", n=6)
@@ -289,6 +292,7 @@ def kill_while_writing(tmp_path, tag, sig, title):
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+@pytest.mark.slow
 def test_a_killed_build_leaves_the_site_and_the_next_cleans_up(tmp_path):
     tag = uuid.uuid4().hex
     index = previous_site(tmp_path)
@@ -311,6 +315,7 @@ def test_a_killed_build_leaves_the_site_and_the_next_cleans_up(tmp_path):
     assert [p.name for p in (tmp_path / "tmp").iterdir()] == []
 
 
+@pytest.mark.slow
 def test_a_full_disk_ends_in_one_line_and_keeps_the_previous_site(tmp_path):
     tag = uuid.uuid4().hex
     previous_site(tmp_path)

@@ -38,7 +38,7 @@ from reportgen.report.inputs import ModelInfo
 
 #: Per kind of entry, bumped whenever what it stores changes shape, so older entries are never
 #: read (a trained model's files have not changed: its entries survive new result types).
-FORMATS = {"train": 3, "explain": 9, "report": 10}
+FORMATS = {"train": 3, "explain": 10, "report": 11}
 
 
 @dataclass
@@ -126,7 +126,8 @@ class BuildCache:
         self.enabled = cfg.report.cache
         self.cfg = cfg
         #: The input shape of a model trained here (chosen from the data before the build).
-        self.train_shape = train_shape or (cfg.data.image_size, cfg.data.image_size, 3)
+        self.train_shape: tuple[int, int, int] = \
+            train_shape or (cfg.data.image_size, cfg.data.image_size, 3)
         self._file_hash: str | None | bool = False  # False: not computed yet
         self.write_failed = False
 
@@ -212,7 +213,7 @@ class BuildCache:
         if not self.enabled:
             return None
         if cfg.model.source == "train":
-            return tuple(self.train_shape)
+            return self.train_shape
         digest = self.files_key()
         if digest is None:
             return None
