@@ -52,9 +52,15 @@ class SiteContent:
 
 
 def table(assets: Assets, t: Table) -> dict:
-    """A table's page data (HTML, Markdown, caption), its LaTeX export queued."""
+    """A table's page data (HTML, Markdown, caption, whether it has many columns), its LaTeX
+    export queued."""
     return {"html": t.html(), "md": t.markdown(),
-            "tex": assets.text(f"tables/{t.name}.tex", t.latex()), "caption": t.caption}
+            "tex": assets.text(f"tables/{t.name}.tex", t.latex()), "caption": t.caption,
+            "many": len(t.headers) > MANY_COLUMNS}
+
+
+#: Tables with more columns are set smaller, so they fit a 1280 px window whole.
+MANY_COLUMNS = 6
 
 
 def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> dict:
