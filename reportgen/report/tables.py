@@ -84,10 +84,10 @@ class Table:
 
     def html(self) -> Markup:
         """The table as escaped HTML, numeric columns right-aligned, marked cells in
-        ``<strong>``."""
+        ``<strong>`` (a missing value, "–", never: as in Markdown and LaTeX)."""
         raw = self._cells()
         align = ["right" if n else "left" for n in self.numeric(raw)]
-        cells = [[_strong(escape(c)) if (i, j) in self.marks else escape(c)
+        cells = [[_strong(escape(c)) if (i, j) in self.marks and c != "–" else escape(c)
                   for j, c in enumerate(row)] for i, row in enumerate(raw)]
         return Markup(tabulate(cells, headers=[escape(h) for h in self.headers],
                                tablefmt="unsafehtml", disable_numparse=True,
