@@ -112,13 +112,12 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
 def _options_data(run: stages.Run, explained, size: tuple[int, int]) -> dict[str, dict]:
     """{method: its options as run on images of ``size`` (H, W)} of the methods that ran: the
     plan's (the options the user asked for, reduced where the plan reduced them, automatic
-    sizes resolved)."""
+    sizes resolved). Empty when none ran: no method's options are stated as run."""
     from reportgen.explain.methods import options_dict
 
     options = explained.plan.options if explained.plan is not None else run.options
     ran = set(explained.method_outputs) | set(explained.quality)
-    return {name: options_dict(o, size) for name, o in options.items()
-            if name in ran or not ran}
+    return {name: options_dict(o, size) for name, o in options.items() if name in ran}
 
 
 def _result(run: stages.Run, out: Path, index: Path, metrics: dict, t_start: float

@@ -221,3 +221,18 @@ def test_the_re_plan_is_what_the_pages_state(inputs, tmp_path, rng, late):
         if key.count(".") == 1 and key != "explain.methods":
             assert metrics["explain"]["plan"]["settings"][key[8:]] == used
             assert rows[key][0] == json.dumps(used)
+
+
+def test_only_the_options_of_methods_that_ran_are_recorded():
+    from types import SimpleNamespace
+
+    from reportgen.explain.methods.occlusion import OcclusionOptions
+    from reportgen.explain.methods.rise import RiseOptions
+    from reportgen.pipeline import _options_data
+
+    run = SimpleNamespace(options={"occlusion": OcclusionOptions(), "rise": RiseOptions()})
+    none_ran = SimpleNamespace(plan=None, method_outputs={}, quality={})
+    assert _options_data(run, none_ran, (64, 64)) == {}
+    rise_ran = SimpleNamespace(plan=None, method_outputs={}, quality={"rise": object()})
+    data = _options_data(run, rise_ran, (64, 64))
+    assert list(data) == ["rise"] and data["rise"]["masks"] == 500
