@@ -450,3 +450,23 @@ def test_a_new_method_brings_its_own_two_reductions(monkeypatch):
     # Set by the user: kept.
     kept = pl.make_plan(PROBE, w, 60.0, 2**30, {"explain.toy.probes"}, 64)
     assert kept.options["toy"].probes == 64 and "explain.toy.rounds 32 → 8" in kept.reduced
+
+
+def test_every_declared_option_cut_can_fire_and_the_readme_names_each():
+    # A cut's floor at or above the option's default never fires in a build (a value the user
+    # set is kept as set), so the README would promise a reduction that cannot happen.
+    import re
+    from pathlib import Path
+
+    from reportgen.config import Config
+
+    defaults = configure(Config())
+    declared = set()
+    for m, spec in REGISTRY.items():
+        for cut in spec.reductions.options:
+            assert getattr(defaults[m], cut.option) > cut.floor, (m, cut)
+            declared.add(f"{spec.label} {cut.option}")
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    listed = re.search(r"the options each method declares it may cut \(([^)]*)\)", readme)
+    named = {n.strip() for n in listed.group(1).split(",")}
+    assert named == {d.replace("_", " ") for d in declared}

@@ -36,7 +36,7 @@ def forced_plan(cfg: Config, budget: float = 0.0, given=frozenset()) -> pl.Plan:
 
 
 def asked_config() -> Config:
-    # RISE asked for 2,000 masks (its floor is 500: the planner can cut it from there).
+    # RISE asked for 2,000 masks (no cut declared: the plan leaves RISE out instead).
     return from_dict({"explain": {"methods": METHODS, "rise": {"masks": 2000}}})
 
 
