@@ -352,14 +352,19 @@ def paired_best(values: dict[str, np.ndarray], lower_is_better: bool, *, absolut
         None with fewer than two methods or no image; else {"best": the best method,
         "tied": the best and every method not separated from it, in ``values`` order,
         "separated": whether every other method is separated, "n": images compared,
-        "difference_ci95": {method: [low, high] of its worse-signed difference to the
-        best}}.
+        "scored": images where at least one method has a score (more than ``n`` when some
+        method lacks a score where another has one: each method's own mean then covers
+        other images than those compared), "means": {method: its statistic on the ``n``
+        images compared}, "difference_ci95": {method: [low, high] of its worse-signed
+        difference to the best}}.
     """
     names = list(values)
     if len(names) < 2:
         return None
     v = np.stack([np.asarray(values[m], np.float64).ravel() for m in names])  # (M, N)
-    v = v[:, np.isfinite(v).all(axis=0)]
+    finite = np.isfinite(v)
+    scored = int(finite.any(axis=0).sum())
+    v = v[:, finite.all(axis=0)]
     n = v.shape[1]
     if n == 0:
         return None
@@ -379,6 +384,8 @@ def paired_best(values: dict[str, np.ndarray], lower_is_better: bool, *, absolut
     lo, hi = np.percentile(d, [tail, 100 - tail], axis=1)  # (M,) each
     tied = [m for k, m in enumerate(names) if k == best or not lo[k] > 0]
     return {"best": names[best], "tied": tied, "separated": len(tied) == 1, "n": int(n),
+            "scored": scored,
+            "means": {m: float(sign * full[k]) for k, m in enumerate(names)},
             "difference_ci95": {m: [float(lo[k]), float(hi[k])] for k, m in enumerate(names)
                                 if k != best}}
 

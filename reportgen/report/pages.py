@@ -141,7 +141,7 @@ def ranking_sentence(ranking: dict) -> str:
         return "No column ranks two or more methods, so none is marked."
     parts = []
     for column, r in ranking.items():
-        label = RANKED[column][0].rstrip(" ↓↑")
+        label = RANKED[column][0].rstrip(" ↓↑") + _compared_on(r)
         if r["separated"]:
             parts.append(f"{label}: {REGISTRY[r['best']].label} is best, separated from "
                          f"every other method")
@@ -154,6 +154,17 @@ def ranking_sentence(ranking: dict) -> str:
             f"({RESAMPLES} resamples, seed 0; separated when the 95 % interval of the "
             f"difference excludes 0); a column with one bold value has a separated best. "
             + "; ".join(parts) + ".")
+
+
+def _compared_on(r: dict) -> str:
+    """Where a paired ranking ``r`` (:func:`~reportgen.evaluate.paired_best`) compared fewer
+    images than the column's values cover (a method without a score where another has one),
+    the images it compared and each method's mean on them; else nothing."""
+    if r["n"] >= r.get("scored", r["n"]):
+        return ""
+    means = ", ".join(f"{REGISTRY[m].label} {v:.3f}" for m, v in r["means"].items())
+    return (f" (compared on the {r['n']} of {r['scored']} images where every method has a "
+            f"score; means there: {means})")
 
 
 def sanity_sentence(quality: dict) -> str:
