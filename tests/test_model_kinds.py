@@ -211,4 +211,11 @@ def test_a_savedmodel_folder_builds_with_every_method(keras, tmp_path):
     assert "need a conv layer" not in notes and "no ReLU of the model is visible" not in notes
     assert "use the class probabilities" not in notes  # the graph's softmax was cut off
     assert "Sanity check skipped" in notes and "The Layers page was not made" in notes
+    # Planned as 0 images with the reason, so nothing states the check as run.
+    plan = metrics["explain"]["plan"]
+    assert plan["settings"]["sanity_images"] == 0
+    assert plan["estimate_s"]["quality: sanity check"] == 0
+    assert [(r["used"], "SavedModel" in r["why"]) for r in plan["reductions"]
+            if r["key"] == "explain.sanity_images"] == [(0, True)]
+    assert all(q["n_sanity"] == 0 for q in metrics["explain"]["quality"].values())
     assert "serving graph was opened at" in notes and "final softmax was cut off" in notes

@@ -292,6 +292,8 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
 TO_FIT = "to fit explain.budget"
 #: Why explain.sanity_images follows explain.quality_images down.
 AT_MOST_QUALITY = "at most explain.quality_images"
+#: Why explain.sanity_images is 0 for a model whose head cannot be randomized.
+OPAQUE_HEAD = "the model's head is inside a SavedModel, whose weights cannot be randomized"
 #: Why a method is left out of the report (the last resort).
 OVER_ON_SAMPLES = ("over the budget on the sample images alone; name it in explain.methods to "
                    "keep it")
@@ -330,6 +332,16 @@ class Reduction:
 def _method_cost(w: Work, m: str) -> float:
     """Method ``m``'s cost per image in forward passes (the costliest is left out first)."""
     return REGISTRY[m].cost(w.options[m], w.shape).forward_equivalents
+
+
+def _without_sanity(w: Work, why: str | None) -> tuple[Work, tuple[Reduction, ...]]:
+    """``w`` with explain.sanity_images 0 and the reduction that says ``why``, where the
+    check cannot run (``why`` not None) and was asked for; else ``w`` as it is."""
+    asked = w.settings["sanity_images"]
+    if why is None or not asked:
+        return w, ()
+    return w.with_settings(sanity_images=0), (Reduction("explain.sanity_images", asked, 0,
+                                                        why),)
 
 
 def _clamped_sanity(w: Work) -> tuple[Work, tuple[Reduction, ...]]:
@@ -537,9 +549,10 @@ class Plan:
 
     @property
     def fits_as_asked(self) -> bool:
-        """Whether nothing had to be cut (a sanity check held to the quality images is no
-        cut) and nothing is noted."""
-        return not self.notes and all(r.why == AT_MOST_QUALITY for r in self.reductions)
+        """Whether nothing had to be cut (a sanity check held to the quality images, or off
+        where it cannot run, is no cut) and nothing is noted."""
+        return not self.notes and all(r.why in (AT_MOST_QUALITY, OPAQUE_HEAD)
+                                      for r in self.reductions)
 
     @property
     def batch_sizes(self) -> dict[str, int]:
@@ -589,18 +602,24 @@ def _rounded(est: dict[str, float]) -> dict[str, float]:
 
 
 def make_plan(p: Probe, w: Work, budget_s: float, memory: float, given: set[str],
-              batch_size: int, budget_default: bool = False) -> Plan:
+              batch_size: int, budget_default: bool = False,
+              no_sanity: str | None = None) -> Plan:
     """The plan of the work ``w`` on probe ``p``: reductions in :data:`REDUCTIONS` order until
     the estimate fits ``budget_s``, and the batch sizes (``batch_size`` when the user set
     ``explain.batch_size``, else what ``memory`` bytes hold: of a backward pass, and of a
     forward pass alone for the methods without one and the deletion/insertion curves).
-    ``budget_default``: whether the budget is the default one (explain.budget = 0)."""
+    ``budget_default``: whether the budget is the default one (explain.budget = 0).
+    ``no_sanity``: why the sanity check cannot run on this model (:data:`OPAQUE_HEAD`), or
+    None: then explain.sanity_images is 0 from the start, said so, and no time is planned
+    for it."""
     fits = memory_batch(p.activation_bytes, memory)
     user = "explain.batch_size" in given
     batch = batch_size if user else fits
     forward = batch if user else memory_batch(p.activation_bytes, memory, FORWARD_FACTOR)
+    w, off = _without_sanity(w, no_sanity)
     full = estimate(p, w)
     w, clamp = _clamped_sanity(w)
+    clamp = off + clamp
     w, reduced = _reduce_until(REDUCTIONS, w, given, lambda v: sum(estimate(p, v).values()),
                                budget_s)
     w = w.with_settings(batch_size=int(batch), methods=list(w.options), budget=budget_s,

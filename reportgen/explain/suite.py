@@ -19,6 +19,7 @@ from reportgen.explain import features, quality
 from reportgen.explain.cam import cam_maps, cam_with_peaks
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.methods import REGISTRY, as_map
+from reportgen.explain.plan import OPAQUE_HEAD
 from reportgen.explain.receptive import receptive_field, receptive_fields
 from reportgen.explain.results import (RANKED, SECTIONS, DreamView, Explained,
                                        FeatureMapView, LayerViews, Peaks, QualityRow,
@@ -193,9 +194,8 @@ def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
     """One :class:`QualityRow` per method on the quality images ``xq`` (targets ``tq``, clean
     probabilities ``pq``)."""
     s_n = min(cfg.explain.sanity_images, len(xq))
-    if s_n and ex.graph.opaque:
-        result.notes.append("Sanity check skipped: the model's head is inside a SavedModel, "
-                            "whose weights cannot be randomized.")
+    if s_n and ex.graph.opaque:  # unplanned (the plan sets it to 0 and says why)
+        result.notes.append(f"Sanity check skipped: {OPAQUE_HEAD}.")
         s_n = 0
     randomized = None
     if s_n:

@@ -593,7 +593,7 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
     """GradCAM over the whole test set, every method with the quality table, the Layers page;
     the results carry the plan they ran to (as re-planned)."""
     from reportgen.explain import suite
-    from reportgen.explain.plan import progress_steps
+    from reportgen.explain.plan import OPAQUE_HEAD, progress_steps
 
     test = data.ds.splits["test"]
     ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
@@ -604,6 +604,8 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
             explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
                                                cfg.explain.gallery_size, progress=advance)
         explained.seconds["test set"] = time.perf_counter() - t0
+        explained.notes += [f"Sanity check skipped: {r.why}." for r in
+                            (plan.reductions if plan else ()) if r.why == OPAQUE_HEAD]
         scored = plan.quality_methods if plan else list(options)
         weights = progress_steps(plan, scored)
         with prog.bar("Methods and quality", prog.steps(weights), run.show) as advance:
@@ -686,7 +688,8 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
         pl.memory_batch(pl.activation_bytes(ex.graph), memory)
     probe = pl.probe(ex, prep(test.images[:4]), min(batch, pl.MAX_BATCH), compiled=True)
     plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
-                        set(cfg.given), e.batch_size, budget_default=not e.budget)
+                        set(cfg.given), e.batch_size, budget_default=not e.budget,
+                        no_sanity=pl.OPAQUE_HEAD if ex.graph.opaque else None)
     ex.batch_size = plan.batch_size
     ex.batch_sizes = {**plan.batch_sizes, "curves": plan.forward_batch_size}
     for line in plan.reduced + list(plan.notes):

@@ -470,3 +470,23 @@ def test_every_declared_option_cut_can_fire_and_the_readme_names_each():
     listed = re.search(r"the options each method declares it may cut \(([^)]*)\)", readme)
     named = {n.strip() for n in listed.group(1).split(",")}
     assert named == {d.replace("_", " ") for d in declared}
+
+
+def test_a_sanity_check_that_cannot_run_is_planned_as_0_images_and_said_why():
+    w = work()
+    # The budget holds all the work but the sanity check's 16 images (half a second more).
+    budget = sum(pl.estimate(PROBE, w.with_settings(sanity_images=0)).values()) + 0.5
+    assert pl.estimate(PROBE, w)["quality: sanity check"] > 0.5
+    assert pl.make_plan(PROBE, w, budget, 2**30, set(), 64).reductions  # cut to fit, needlessly
+    for given in (set(), {"explain.sanity_images"}):  # a value set cannot run either
+        plan = pl.make_plan(PROBE, w, budget, 2**30, given, 64, no_sanity=pl.OPAQUE_HEAD)
+        assert plan.reductions == (pl.Reduction("explain.sanity_images", 16, 0, pl.OPAQUE_HEAD),)
+        assert plan.reduced == ["explain.sanity_images 16 → 0 (the model's head is inside a "
+                                "SavedModel, whose weights cannot be randomized)"]
+        assert plan.settings["sanity_images"] == 0 and plan.notes == () and plan.fits_as_asked
+        assert plan.estimate_s["quality: sanity check"] == 0
+        assert plan.estimate_full_s["quality: sanity check"] == 0  # never part of the work
+    # Nothing asked, nothing said.
+    none = w.with_settings(sanity_images=0)
+    assert pl.make_plan(PROBE, none, budget, 2**30, set(), 64,
+                        no_sanity=pl.OPAQUE_HEAD).reductions == ()
