@@ -93,7 +93,9 @@ class Unit:
 
 @dataclass
 class ReceptiveView:
-    """The most active units of ``layer`` with the analytic receptive field of its units."""
+    """The most active units of ``layer`` with the analytic receptive field of its units
+    (see :class:`~reportgen.explain.receptive.ReceptiveField`: after upsampling or resizing,
+    ``size`` is the largest field and ``stride`` may be a fraction of a pixel)."""
 
     layer: str
     size: tuple[float, float]
@@ -102,6 +104,8 @@ class ReceptiveView:
     units: list[Unit]
     #: Test images searched for the peaks (the first ones).
     searched: int = 0
+    #: Whether every unit's field has the same size (False after upsampling or resizing).
+    uniform: bool = True
 
 
 @dataclass

@@ -387,4 +387,4 @@ def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks 
         units.append(Unit(index=idx, channel=int(ch), i=i, j=j,
                           activation=float(peaks.values[ch]), box=rf.box(i, j, size)))
     return ReceptiveView(layer=layer, size=rf.size, stride=rf.stride, offset=rf.offset,
-                         units=units, searched=searched)
+                         units=units, searched=searched, uniform=rf.spans is None)
