@@ -256,8 +256,13 @@ class ModelGraph:
                 and not isinstance(self._layers[p], keras.Model)]
 
     def default_layer(self) -> str:
-        """Return the path of the last layer with a 4-D output larger than 1x1 (searching nested
-        models; never a layer before the first convolution).
+        """Return the path of the explained layer when none is given: the output of the last
+        convolution after its activation (searching nested models). From the last layer with
+        a convolution kernel and a 4-D output larger than 1x1, the layers that follow it on
+        the same grid (batch normalization, activations, a residual Add, ...) are taken up to,
+        never including, a pooling layer or a layer that changes the grid: VGG16 is explained
+        at ``block5_conv3`` (14x14 at 224 px), not ``block5_pool``; a conv -> BatchNorm ->
+        ReLU -> pooling block at the ReLU's output.
 
         Raises:
             ValueError: the model has no convolutional layer.
@@ -266,7 +271,17 @@ class ModelGraph:
         if not candidates:
             raise ValueError(f"model {self.model.name!r} has no conv layer (no layer with a "
                              "4-D output larger than 1x1 after a convolution)")
-        return candidates[-1]
+        convs = [k for k, p in enumerate(candidates)
+                 if hasattr(self._layers[p], "kernel_size")]
+        if not convs:
+            return candidates[-1]
+        chosen = candidates[convs[-1]]
+        grid = self.layer_shapes[chosen][:2]
+        for p in candidates[convs[-1] + 1:]:
+            if self.layer_shapes[p][:2] != grid or hasattr(self._layers[p], "pool_size"):
+                break
+            chosen = p
+        return chosen
 
     def conv_layers(self) -> list[str]:
         """Paths of the layers with convolution kernels and a 4-D output larger than 1x1."""
