@@ -33,6 +33,15 @@ def _default_visitor(layer, path, call, inputs):
     return call()
 
 
+def _float32(t):
+    """``t`` cast to float32 when it is a tensor of another float type (mixed precision),
+    else ``t`` itself."""
+    dtype = getattr(t, "dtype", None)
+    if isinstance(dtype, tf.DType) and dtype.is_floating and dtype != tf.float32:
+        return tf.cast(t, tf.float32)
+    return t
+
+
 def _is_graph_model(layer) -> bool:
     return isinstance(layer, keras.Model) and (
         isinstance(layer, keras.Sequential) or compat.is_functional(layer))
@@ -330,12 +339,13 @@ class ModelGraph:
                 logits of the two classes are [-z, z].
 
         Returns:
-            The selected output (``output_index``), (N, classes) for a classifier (two
-            columns for a binary one).
+            The selected output (``output_index``) as float32 (a mixed-precision model's
+            float16 output is cast), (N, classes) for a classifier (two columns for a binary
+            one).
         """
         visitor = visitor or _default_visitor
         final = self._final[-1] if (logits and self._final) else None
-        out = self._output(self._run(self.model, x, visitor, "", final))
+        out = _float32(self._output(self._run(self.model, x, visitor, "", final)))
         if logits and self.head in ("binary", "binary_logit"):
             return tf.concat([-out, out], axis=-1)  # class 0 is explained by -z
         return out
@@ -379,7 +389,10 @@ class ModelGraph:
                 with respect to activations).
 
         Returns:
-            (model output as :meth:`forward`, {path: that layer's output}).
+            (model output as :meth:`forward`, {path: that layer's output as float32}). A layer
+            computing in another float type (mixed precision: float16) is captured as its
+            float32 copy, and the model goes on from that copy cast back (exactly), so
+            gradients with respect to the capture are float32 too.
         """
         wanted = set(paths)
         captured = {}
@@ -387,9 +400,12 @@ class ModelGraph:
         def visit(layer, path, call, inputs):
             out = call()
             if path in wanted:
+                wide = _float32(out)
                 if tape is not None:
-                    tape.watch(out)
-                captured[path] = out
+                    tape.watch(wide)
+                captured[path] = wide
+                if wide is not out:
+                    out = tf.cast(wide, out.dtype)
             return out
 
         return self.forward(x, visit, logits=logits), captured

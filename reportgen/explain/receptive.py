@@ -102,7 +102,7 @@ class _Axis:
         a, b = a * self.scale + self.lo, b * self.scale + self.hi
         return (a, b) if self.base is None else self.base(a, b)
 
-    def then(self, s: int, lo: int, hi: int) -> "_Axis":
+    def then(self, s: int, lo: int, hi: int) -> _Axis:
         """The axis of a tensor whose units a..b read units a s + lo .. b s + hi of this one."""
         return _Axis(self.scale * s, self.lo + lo * self.scale, self.hi + hi * self.scale,
                      self.base, self.stride * s)

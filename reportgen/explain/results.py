@@ -121,11 +121,14 @@ class DreamView:
 @dataclass
 class LayerViews:
     """The Layers page: feature maps of test image ``image`` per layer; learned filters
-    {layer: (kh, kw, in, F)}; filter patterns {layer: (F, H, W, C)}; receptive fields; dreams."""
+    {layer: (kh, kw, in, F)} and their kind {layer: "conv", "depthwise" or "transposed"} (see
+    :func:`~reportgen.explain.features.learned_filters`); filter patterns {layer: (F, H, W,
+    C)}; receptive fields; dreams."""
 
     image: int
     feature_maps: dict[str, FeatureMapView] = field(default_factory=dict)
     filters: dict[str, np.ndarray] = field(default_factory=dict)
+    filter_kinds: dict[str, str] = field(default_factory=dict)
     patterns: dict[str, np.ndarray] = field(default_factory=dict)
     rf: ReceptiveView | None = None
     dreams: DreamView | None = None
@@ -157,6 +160,9 @@ class Explained:
             float16 in [0, 1]} for every misclassified test image (labeled splits only).
         seconds: wall seconds per part of the work, for metrics.json and the benchmarks.
         plan: the measured cost, the budgets and the settings the work was planned to.
+        relus: whether the model applies a ReLU the graph walk sees (None: not checked);
+            without one, guided backprop would be the plain gradient (it is skipped) and
+            Guided GradCAM is saliency x GradCAM.
     """
 
     layer: str
@@ -178,3 +184,4 @@ class Explained:
     seconds: dict[str, float] = field(default_factory=dict)
     #: The plan the work was done to (:func:`reportgen.explain.plan.make_plan`), plain data.
     plan: dict = field(default_factory=dict)
+    relus: bool | None = None

@@ -170,8 +170,8 @@ def shown_classes(labels: np.ndarray, n_classes: int, limit: int = SHOWN_CLASSES
 def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
     """The methods of ``options`` that can run on the model: those needing a conv layer only
     when there is one, those changing ReLU gradients only when the graph walk sees ReLUs (the
-    others are noted in ``result``)."""
-    relus = ex.graph.has_relus()
+    others are noted in ``result``, and ``result.relus`` records whether it does)."""
+    relus = result.relus = ex.graph.has_relus()
     keep = dict(options)
     for need, ok, why in (("needs_conv", bool(result.layer), "they need a conv layer"),
                           ("needs_relu", relus, "they change ReLU gradients and no ReLU of "
@@ -287,7 +287,8 @@ def _value_range(prep) -> tuple[float, float]:
 def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
                    progress=None) -> None:
     """Fill ``result.layers``: feature maps of the first, a middle and the last conv layer for
-    one test image; learned filters of the first and a middle conv layer; filter patterns; the
+    one test image; learned filters of the first and a middle conv layer with a 2-D kernel
+    (depthwise kernels for separable convolutions); filter patterns; the
     most active units of the explained layer with their receptive fields; deep dream."""
     convs = ex.graph.conv_layers()
     if not convs or not len(split):
@@ -302,8 +303,10 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
         top = np.argsort(-a.reshape(-1, a.shape[-1]).mean(0), kind="stable")
         top = top[:e.feature_map_channels]
         views.feature_maps[p] = FeatureMapView(a[..., top], top.tolist(), int(a.shape[-1]))
-    for p in dict.fromkeys([convs[0], convs[len(convs) // 2]]):
-        views.filters[p] = features.learned_filters(ex, p)
+    kinds = {p: k for p in convs if (k := features.kernel_kind(ex.graph.layer(p)))}
+    with_kernel = list(kinds)  # a conv layer without a 2-D kernel (a custom one) is passed over
+    for p in dict.fromkeys(with_kernel[:1] + with_kernel[len(with_kernel) // 2:][:1]):
+        views.filters[p], views.filter_kinds[p] = features.learned_filters(ex, p), kinds[p]
     if progress:
         progress(1)
     vr = _value_range(prep)

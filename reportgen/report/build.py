@@ -366,7 +366,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "quality": {m: dataclasses.asdict(q) for m, q in ex.quality.items()},
                     "methods": inputs.method_options,
                     "seconds": {k: round(v, 3) for k, v in ex.seconds.items()},
-                    "plan": ex.plan,
+                    "plan": ex.plan, "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],

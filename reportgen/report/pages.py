@@ -148,7 +148,7 @@ def methods_context(assets: Assets, split, probs, names, explained, tie_orders: 
             "quality_table": quality_table(explained.quality), "quality": explained.quality,
             "labeled": split.labeled, "tie_orders": tie_orders, "steps": steps,
             "plan": explained.plan, "plan_table": plan_table(explained.plan, explained.seconds),
-            "resamples": RESAMPLES,
+            "resamples": RESAMPLES, "relus": getattr(explained, "relus", None),
             "about": [a for a in about if a["ran"]]}
 
 
@@ -199,12 +199,21 @@ def _feature_maps(assets: Assets, L: LayerViews) -> list[dict]:
 
 def _filters(assets: Assets, L: LayerViews) -> list[dict]:
     out = []
+    kinds = getattr(L, "filter_kinds", {})  # absent from a cache written before they were kept
     for n, (p, k) in enumerate(L.filters.items()):
         kk = np.moveaxis(k, -1, 0)  # (F, kh, kw, in)
         rel = f"img/layers/filters_{n}.png"
         if kk.shape[-1] == 3:  # an RGB input layer: one colour tile per filter
             grid = _grid_png(assets, rel, kk, 36, 16, [f"f {i}" for i in range(len(kk))])
             shown, how = len(kk), "as RGB tiles"
+        elif kk.shape[-1] == 1:  # one input channel (depthwise, grey input): one tile each
+            shown = min(32, len(kk))
+            grid = _grid_png(assets, rel, kk[:shown, ..., 0], 36, 8,
+                             [f"f {i}" for i in range(shown)])
+            how = ("as grey tiles" if kinds.get(p) != "depthwise" else
+                   "as grey tiles: the depthwise kernels, one spatial filter per input channel "
+                   "(the 1x1 pointwise kernel of a separable convolution, which mixes the "
+                   "channels, is not shown)")
         else:  # deeper: rows = filters, columns = input channels, one grey tile each
             f, c = min(8, kk.shape[0]), min(8, kk.shape[-1])
             per_channel = np.moveaxis(kk[:f, ..., :c], -1, 1).reshape(f * c, *kk.shape[1:3])

@@ -134,3 +134,33 @@ def test_the_model_page_lists_the_configuration_as_used(inputs):
     assert table["training.seed"] == ["0", "default"]
     model = next(p for p in gather(inputs, drawn_nothing()).pages if p.rel == "model.html")
     assert "explain.occlusion.patch_size" in model.context["t_config"]["html"]
+
+
+@pytest.mark.parametrize("relus", [False, True, None])
+def test_the_methods_page_says_when_the_model_has_no_relu(inputs, relus):
+    inputs.explained.relus = relus
+    inputs.explained.method_outputs["guided_gradcam"] = np.zeros((2, 16, 16, 3), np.float32)
+    content = gather(inputs, drawn_nothing())
+    page = next(p for p in content.pages if p.rel == "methods.html")
+    html = render(environment(), page.template, page.context)
+    said = ("This model has no ReLU" in html
+            and "Guided GradCAM equals saliency × GradCAM" in html)
+    assert said == (relus is False)
+    assert content.metrics["explain"]["relus"] is relus
+
+
+def test_depthwise_kernels_are_shown_one_tile_each_and_named(inputs):
+    from reportgen.explain.results import LayerViews
+
+    views = LayerViews(image=0)
+    views.filters = {"sep": np.arange(3 * 3 * 12, dtype=np.float32).reshape(3, 3, 1, 12),
+                     "conv": np.ones((3, 3, 4, 5), np.float32)}
+    views.filter_kinds = {"sep": "depthwise", "conv": "conv"}
+    inputs.explained.layers = views
+    content = gather(inputs, drawn_nothing())
+    page = next(p for p in content.pages if p.rel == "layers.html")
+    sep, conv = page.context["L"]["filters"]
+    assert sep["count"] == 12 and sep["total"] == 12 and "depthwise kernels" in sep["how"]
+    assert conv["count"] == 5 and conv["how"].startswith("per input channel")
+    html = render(environment(), page.template, page.context)
+    assert "12 of 12 filters of 3×3 as grey tiles: the depthwise kernels" in html
