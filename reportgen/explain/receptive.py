@@ -199,7 +199,7 @@ def _moves_pixels(op) -> bool:
     name = type(op).__name__
     if name == "Transpose":
         axes = getattr(op, "axes", None)
-        return axes is not None and tuple(axes[:3]) != (0, 1, 2)
+        return axes is None or tuple(axes[:3]) != (0, 1, 2)
     return name in ("Swapaxes", "Moveaxis", "Flip", "Roll", "Rot90")
 
 
@@ -237,12 +237,12 @@ def _layer_field(layer, known: list[tuple[_Field, tuple]], out_grid: tuple) -> _
                     _resize(fx, grid[1], out_grid[1], method))
         except ValueError as e:
             raise ValueError(f"{layer.name}: {e}") from None
-    if out_grid != grid:
+    same = [f for f, g in known if g == out_grid]  # a broadcast 1x1 input is global context
+    if not same:
         raise ValueError(f"{layer.name} changes the spatial grid from {grid[0]}x{grid[1]} "
                          f"to {out_grid[0]}x{out_grid[1]}")
     if _moves_pixels(layer):
         raise ValueError(f"{layer.name} moves pixels across the spatial grid")
-    same = [f for f, g in known if g == grid]  # a broadcast 1x1 input is global context
     return _union([f[0] for f in same]), _union([f[1] for f in same])
 
 

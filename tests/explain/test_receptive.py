@@ -241,6 +241,7 @@ def test_a_squeeze_excitation_branch_is_global_context(keras):
     se = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
     se = keras.layers.Conv2D(4, 1, activation="sigmoid", name="se")(se)
     x = keras.layers.Multiply(name="scaled")([x, se])
-    x = keras.layers.Conv2D(4, 3, name="d")(x)
+    whole = keras.layers.Conv2D(4, 16, name="whole")(x)  # 1x1, traced: sees every pixel
+    x = keras.layers.Conv2D(4, 3, name="d")(whole + x)  # broadcast: global context too
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
-    assert receptive_field(model, "d").size == (5, 5)
+    assert receptive_field(model, "d").size == (5, 5)  # c's 3 + 2, as if without the branch
