@@ -164,3 +164,18 @@ def test_depthwise_kernels_are_shown_one_tile_each_and_named(inputs):
     assert conv["count"] == 5 and conv["how"].startswith("per input channel")
     html = render(environment(), page.template, page.context)
     assert "12 of 12 filters of 3×3 as grey tiles: the depthwise kernels" in html
+
+
+@pytest.mark.parametrize("uniform,said", [
+    (True, "each unit sees 7×7 input pixels, units are 2 pixels apart ("),
+    (False, "each unit sees at most 4×4 input pixels, units are 0.5 pixels apart on average")])
+def test_the_receptive_field_after_upsampling_is_stated_as_such(inputs, uniform, said):
+    from reportgen.explain.results import LayerViews, ReceptiveView, Unit
+
+    size, stride = ((7.0, 7.0), (2.0, 2.0)) if uniform else ((4.0, 4.0), (0.5, 0.5))
+    views = LayerViews(image=0)
+    views.rf = ReceptiveView("b", size, stride, (1.0, 1.0),
+                             [Unit(0, 1, 2, 3, 0.5, (0, 0, 3, 3))], 6, uniform=uniform)
+    inputs.explained.layers = views
+    page = next(p for p in gather(inputs, drawn_nothing()).pages if p.rel == "layers.html")
+    assert said in render(environment(), page.template, page.context)
