@@ -268,10 +268,11 @@ class ModelGraph:
         """Return the path of the explained layer when none is given: the output of the last
         convolution after its activation (searching nested models). From the last layer with
         a convolution kernel and a 4-D output larger than 1x1, the layers that follow it on
-        the same grid (batch normalization, activations, a residual Add, ...) are taken up to,
-        never including, a pooling layer or a layer that changes the grid: VGG16 is explained
-        at ``block5_conv3`` (14x14 at 224 px), not ``block5_pool``; a conv -> BatchNorm ->
-        ReLU -> pooling block at the ReLU's output.
+        the same grid (batch normalization, activations, a residual Add, a cell's
+        concatenation, ...) are followed up to the first that changes the grid, and the last
+        of them that is not a pooling layer is taken: VGG16 is explained at ``block5_conv3``
+        (14x14 at 224 px), not ``block5_pool``; a conv -> BatchNorm -> ReLU -> pooling block
+        at the ReLU's output; NASNet at its last cell's output.
 
         Raises:
             ValueError: the model has no convolutional layer.
@@ -287,9 +288,10 @@ class ModelGraph:
         chosen = candidates[convs[-1]]
         grid = self.layer_shapes[chosen][:2]
         for p in candidates[convs[-1] + 1:]:
-            if self.layer_shapes[p][:2] != grid or hasattr(self._layers[p], "pool_size"):
+            if self.layer_shapes[p][:2] != grid:
                 break
-            chosen = p
+            if not hasattr(self._layers[p], "pool_size"):  # a pooling branch of a cell
+                chosen = p                                   # (NASNet) on the grid: passed
         return chosen
 
     def conv_layers(self) -> list[str]:

@@ -166,7 +166,8 @@ def test_default_layer_skips_1x1_outputs(keras):
 
 def test_default_layer_is_the_last_conv_output_after_its_activation(keras):
     """VGG-like: the last conv (ReLU inside) before its pooling; conv -> BN -> ReLU -> pool:
-    the ReLU; a residual Add and its ReLU count; a pooling layer or a grid change stops."""
+    the ReLU; a residual Add and its ReLU count; a cell's stride-1 pooling branch is passed
+    (never chosen); a grid change stops."""
     L = keras.layers
 
     def vgg(top):
@@ -192,7 +193,14 @@ def test_default_layer_is_the_last_conv_output_after_its_activation(keras):
         x = L.Conv2D(4, 3, padding="same", activation="relu", name="block2_conv1")(x)
         return L.MaxPooling2D(name="block2_pool")(x)
 
+    def cell(x):  # NASNet-like: a stride-1 pooling branch on the grid, concatenated
+        a = L.SeparableConv2D(4, 3, padding="same", name="sep")(x)
+        b = L.AveragePooling2D(3, strides=1, padding="same", name="branch_pool")(a)
+        y = L.Concatenate(name="cell_concat")([a, L.Add(name="branch_add")([b, x])])
+        return L.MaxPooling2D(name="pool")(L.ReLU(name="cell_out")(y))
+
     assert Explainer(vgg(conv_pool)).layer == "block2_conv1"
+    assert Explainer(vgg(cell)).layer == "cell_out"
     assert Explainer(vgg(conv_bn_relu_pool)).layer == "relu"
     assert Explainer(vgg(residual)).layer == "act"
     assert Explainer(vgg(conv_pool)).graph.layer_shapes["block2_conv1"][:2] == (16, 16)
