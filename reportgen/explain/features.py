@@ -58,7 +58,7 @@ def learned_filters(model, layer: str) -> np.ndarray:
     if kind is None:
         raise ValueError(f"layer {layer!r} has no 2-D convolution kernel")
     k = np.asarray(_kernel(lyr), dtype=np.float32)
-    if kind == "depthwise":  # (kh, kw, C, m) -> (kh, kw, 1, C m), filter c m + j
+    if kind in ("depthwise", "separable"):  # (kh, kw, C, m) -> (kh, kw, 1, C m), filter c m + j
         return k.reshape(k.shape[0], k.shape[1], 1, -1)
     return np.swapaxes(k, 2, 3) if kind == "transposed" else k  # transposed: (kh, kw, out, in)
 
@@ -70,12 +70,16 @@ def _kernel(layer):
 
 
 def kernel_kind(layer) -> str | None:
-    """What :func:`learned_filters` shows of ``layer``: "conv", "depthwise" (depthwise and
-    separable convolutions), "transposed", or None when it has no 2-D convolution kernel."""
+    """What :func:`learned_filters` shows of ``layer``: "conv", "separable" (its depthwise
+    kernels), "depthwise" (a depthwise convolution, or a grouped one with one input channel per
+    group, as ConvNeXt's), "transposed", or None when it has no 2-D convolution kernel."""
     kernel = _kernel(layer)
     if kernel is None or len(kernel.shape) != 4:
         return None
-    if hasattr(layer, "depthwise_kernel") or isinstance(layer, keras.layers.DepthwiseConv2D):
+    if hasattr(layer, "depthwise_kernel"):
+        return "separable"
+    if isinstance(layer, keras.layers.DepthwiseConv2D) or (
+            getattr(layer, "groups", 1) > 1 and kernel.shape[2] == 1):
         return "depthwise"
     return "transposed" if isinstance(layer, keras.layers.Conv2DTranspose) else "conv"
 

@@ -121,7 +121,8 @@ class DreamView:
 @dataclass
 class LayerViews:
     """The Layers page: feature maps of test image ``image`` per layer; learned filters
-    {layer: (kh, kw, in, F)} and their kind {layer: "conv", "depthwise" or "transposed"} (see
+    {layer: (kh, kw, in, F)} and their kind {layer: "conv", "separable", "depthwise" or
+    "transposed"} (see
     :func:`~reportgen.explain.features.learned_filters`); filter patterns {layer: (F, H, W,
     C)}; receptive fields; dreams."""
 

@@ -210,10 +210,12 @@ def _filters(assets: Assets, L: LayerViews) -> list[dict]:
             shown = min(32, len(kk))
             grid = _grid_png(assets, rel, kk[:shown, ..., 0], 36, 8,
                              [f"f {i}" for i in range(shown)])
-            how = ("as grey tiles" if kinds.get(p) != "depthwise" else
-                   "as grey tiles: the depthwise kernels, one spatial filter per input channel "
-                   "(the 1x1 pointwise kernel of a separable convolution, which mixes the "
-                   "channels, is not shown)")
+            how = "as grey tiles"
+            if kinds.get(p) in ("depthwise", "separable"):
+                how += ": the depthwise kernels, one spatial filter per input channel"
+            if kinds.get(p) == "separable":
+                how += (" (the separable convolution's 1x1 pointwise kernel, which mixes the "
+                        "channels, is not shown)")
         else:  # deeper: rows = filters, columns = input channels, one grey tile each
             f, c = min(8, kk.shape[0]), min(8, kk.shape[-1])
             per_channel = np.moveaxis(kk[:f, ..., :c], -1, 1).reshape(f * c, *kk.shape[1:3])

@@ -132,20 +132,27 @@ def test_depthwise_and_separable_layers_show_their_depthwise_kernels(keras):
     inp = keras.Input((16, 16, 3))
     x = keras.layers.SeparableConv2D(4, 3, depth_multiplier=2, name="sep")(inp)
     x = keras.layers.DepthwiseConv2D(3, depth_multiplier=3, name="dw")(x)
+    x = keras.layers.Conv2D(24, 3, groups=6, name="grouped")(x)
+    x = keras.layers.Conv2D(24, 3, groups=24, name="group_dw")(x)  # ConvNeXt's depthwise
     x = keras.layers.Conv2DTranspose(5, 3, name="up")(x)
     x = keras.layers.BatchNormalization(name="bn")(x)
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
     sep, dw = model.get_layer("sep"), model.get_layer("dw")
-    for name, depthwise, m in (("sep", sep.depthwise_kernel, 2), ("dw", dw.kernel, 3)):
+    for name, depthwise, m, kind in (("sep", sep.depthwise_kernel, 2, "separable"),
+                                     ("dw", dw.kernel, 3, "depthwise")):
         got = learned_filters(model, name)
         k = np.asarray(depthwise)
-        assert got.shape == (3, 3, 1, k.shape[2] * m) and kernel_kind(model.get_layer(name)) \
-            == "depthwise"
+        assert got.shape == (3, 3, 1, k.shape[2] * m)
+        assert kernel_kind(model.get_layer(name)) == kind
         for c in range(k.shape[2]):  # output channel c * m + j is input channel c's filter j
             for j in range(m):
                 np.testing.assert_array_equal(got[:, :, 0, c * m + j], k[:, :, c, j])
-    up = np.asarray(model.get_layer("up").kernel)  # (kh, kw, out 5, in 12)
+    up = np.asarray(model.get_layer("up").kernel)  # (kh, kw, out 5, in 24)
     np.testing.assert_array_equal(learned_filters(model, "up"), up.transpose(0, 1, 3, 2))
+    assert kernel_kind(model.get_layer("grouped")) == "conv"  # 2 input channels a group
+    assert kernel_kind(model.get_layer("group_dw")) == "depthwise"  # one: filter f reads f
+    np.testing.assert_array_equal(learned_filters(model, "group_dw"),
+                                  np.asarray(model.get_layer("group_dw").kernel))
     assert kernel_kind(model.get_layer("bn")) is None
     with pytest.raises(ValueError, match="'bn' has no 2-D convolution kernel"):
         learned_filters(model, "bn")
@@ -184,7 +191,7 @@ def test_the_layers_views_of_a_separable_model_show_filters_and_never_raise(isol
                           "dreams": list(v.dreams.images.shape)}))
     """)
     assert got["layer"] == "relu2"  # the last conv's output after BN and ReLU, not the pool
-    assert got["kinds"] == {"stem": "conv", "sep1": "depthwise"}
+    assert got["kinds"] == {"stem": "conv", "sep1": "separable"}
     assert got["shapes"] == {"stem": [3, 3, 3, 8], "sep1": [3, 3, 1, 8]}
     assert got["patterns"] == ["sep1", "sep2", "stem"] and got["rf"]  # first, middle, last
     assert got["dreams"] == [1, 32, 32, 3]

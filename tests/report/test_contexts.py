@@ -155,7 +155,7 @@ def test_depthwise_kernels_are_shown_one_tile_each_and_named(inputs):
     views = LayerViews(image=0)
     views.filters = {"sep": np.arange(3 * 3 * 12, dtype=np.float32).reshape(3, 3, 1, 12),
                      "conv": np.ones((3, 3, 4, 5), np.float32)}
-    views.filter_kinds = {"sep": "depthwise", "conv": "conv"}
+    views.filter_kinds = {"sep": "separable", "conv": "conv"}
     inputs.explained.layers = views
     content = gather(inputs, drawn_nothing())
     page = next(p for p in content.pages if p.rel == "layers.html")
@@ -164,6 +164,7 @@ def test_depthwise_kernels_are_shown_one_tile_each_and_named(inputs):
     assert conv["count"] == 5 and conv["how"].startswith("per input channel")
     html = render(environment(), page.template, page.context)
     assert "12 of 12 filters of 3×3 as grey tiles: the depthwise kernels" in html
+    assert "1x1 pointwise kernel, which mixes the channels, is not shown" in html
 
 
 @pytest.mark.parametrize("uniform,said", [
