@@ -290,8 +290,8 @@ class ModelGraph:
         for p in candidates[convs[-1] + 1:]:
             if self.layer_shapes[p][:2] != grid:
                 break
-            if not hasattr(self._layers[p], "pool_size"):  # a pooling branch of a cell
-                chosen = p                                   # (NASNet) on the grid: passed
+            if not hasattr(self._layers[p], "pool_size"):  # a stride-1 pooling branch of a
+                chosen = p                                   # NASNet cell is passed over
         return chosen
 
     def conv_layers(self) -> list[str]:

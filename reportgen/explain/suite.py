@@ -288,8 +288,8 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
                    progress=None) -> None:
     """Fill ``result.layers``: feature maps of the first, a middle and the last conv layer for
     one test image; learned filters of the first and a middle conv layer with a 2-D kernel
-    (depthwise kernels for separable convolutions); filter patterns; the
-    most active units of the explained layer with their receptive fields; deep dream."""
+    (depthwise kernels for separable convolutions); filter patterns; the most active units of
+    the explained layer with their receptive fields; deep dream."""
     convs = ex.graph.conv_layers()
     if not convs or not len(split):
         return
@@ -303,9 +303,10 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
         top = np.argsort(-a.reshape(-1, a.shape[-1]).mean(0), kind="stable")
         top = top[:e.feature_map_channels]
         views.feature_maps[p] = FeatureMapView(a[..., top], top.tolist(), int(a.shape[-1]))
+    # A conv layer without a 2-D kernel (a custom layer) is passed over.
     kinds = {p: k for p in convs if (k := features.kernel_kind(ex.graph.layer(p)))}
-    with_kernel = list(kinds)  # a conv layer without a 2-D kernel (a custom one) is passed over
-    for p in dict.fromkeys(with_kernel[:1] + with_kernel[len(with_kernel) // 2:][:1]):
+    shown = list(kinds)
+    for p in dict.fromkeys([shown[0], shown[len(shown) // 2]] if shown else []):
         views.filters[p], views.filter_kinds[p] = features.learned_filters(ex, p), kinds[p]
     if progress:
         progress(1)

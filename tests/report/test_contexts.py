@@ -178,5 +178,18 @@ def test_the_receptive_field_after_upsampling_is_stated_as_such(inputs, uniform,
     views.rf = ReceptiveView("b", size, stride, (1.0, 1.0),
                              [Unit(0, 1, 2, 3, 0.5, (0, 0, 3, 3))], 6, uniform=uniform)
     inputs.explained.layers = views
-    page = next(p for p in gather(inputs, drawn_nothing()).pages if p.rel == "layers.html")
+    pages = {p.rel: p for p in gather(inputs, drawn_nothing()).pages}
+    page = pages["layers.html"]
     assert said in render(environment(), page.template, page.context)
+    md = render(environment(), pages["report.md"].template, pages["report.md"].context)
+    assert ("at most 4×4 input pixels with a stride of 0.5 on average" in md) is not uniform
+    assert ("sees 7×7 input pixels with a stride of 2." in md) is uniform
+
+
+def test_a_model_without_readable_kernels_says_why_no_filters_are_shown(inputs):
+    from reportgen.explain.results import LayerViews
+
+    inputs.explained.layers = LayerViews(image=0)
+    page = next(p for p in gather(inputs, drawn_nothing()).pages if p.rel == "layers.html")
+    html = render(environment(), page.template, page.context)
+    assert "Not shown: no convolutional layer of this model holds a 2-D kernel" in html
