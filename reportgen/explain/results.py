@@ -133,6 +133,8 @@ class LayerViews:
     patterns: dict[str, np.ndarray] = field(default_factory=dict)
     rf: ReceptiveView | None = None
     dreams: DreamView | None = None
+    #: Why a view is not shown (a receptive field that cannot be followed), for the page.
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -319,10 +319,14 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
     if progress:
         progress(1)
     if e.receptive_units:
-        rf_layer = receptive_layer(ex, convs)
-        views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
-                              result.peaks if rf_layer == result.layer else None,
-                              e.receptive_images)
+        try:
+            rf_layer = receptive_layer(ex, convs)
+        except ValueError as err:  # the feature maps, filters and dreams are still shown
+            views.notes.append(f"Receptive fields are not shown: {err}.")
+        else:
+            views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
+                                  result.peaks if rf_layer == result.layer else None,
+                                  e.receptive_images)
     if progress:
         progress(1)
     if e.dream_images:
@@ -339,21 +343,32 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
 def receptive_layer(ex: Explainer, convs: list[str]) -> str:
     """The layer whose receptive fields the Layers page shows: the deepest conv layer whose
     units see at most half the input's side (a box that covers the whole image shows
-    nothing), else the first conv layer. A layer the analysis cannot follow is passed over."""
+    nothing), else the first conv layer whose field is known. A layer the analysis cannot
+    follow is passed over.
+
+    Raises:
+        ValueError: no conv layer's field can be followed (the message says why).
+    """
     side = min(ex.input_shape[:2])
     fields = receptive_fields(ex, convs)
-    small = [p for p in convs if p in fields and max(fields[p].size) <= side / 2]
-    return small[-1] if small else convs[0]
+    traced = [p for p in convs if p in fields]
+    if not traced:
+        receptive_field(ex, convs[0])  # raises, naming the operation on the way
+    small = [p for p in traced if max(fields[p].size) <= side / 2]
+    return small[-1] if small else traced[0]
 
 
 def rf_search(ex: Explainer, n_test: int, units: int) -> bool:
     """Whether the Layers page runs test images again to find ``units`` receptive-field
     units: not when the layer shown is the explained one (the GradCAM pass found its peaks),
-    nor without units, conv layers or test images."""
+    nor without units, conv layers, test images or a conv layer whose field is known."""
     convs = ex.graph.conv_layers()
     if not units or not convs or not n_test:
         return False
-    return receptive_layer(ex, convs) != ex.layer_or_none()
+    try:
+        return receptive_layer(ex, convs) != ex.layer_or_none()
+    except ValueError:  # no field to show: nothing to search
+        return False
 
 
 def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks | None,

@@ -300,5 +300,6 @@ def layers_context(assets: Assets, split, names, explained) -> dict | None:
                                  f"to {len(pats) - 1}, each labelled"}
                          for k, (p, pats) in enumerate(L.patterns.items())],
             "rf": _receptive(assets, split, names, L), "dreams": _dreams(assets, split, names, L),
+            "notes": getattr(L, "notes", []),
             "image": L.image, "image_src": test_tile(assets, split, L.image),
             "image_desc": describe_image(split, names, L.image)}

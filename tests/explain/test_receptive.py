@@ -245,3 +245,32 @@ def test_a_squeeze_excitation_branch_is_global_context(keras):
     x = keras.layers.Conv2D(4, 3, name="d")(whole + x)  # broadcast: global context too
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
     assert receptive_field(model, "d").size == (5, 5)  # c's 3 + 2, as if without the branch
+
+
+def test_a_field_that_cannot_be_followed_leaves_the_other_layer_views(keras, rng):
+    from reportgen.config import Config
+    from reportgen.data.folder import Split
+    from reportgen.explain import suite
+    from reportgen.explain.results import Explained
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2DTranspose(4, 3, name="decode")(inp)  # 18x18: not followed
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c2")(x)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    n = 3
+    split = Split(images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
+                  labels=np.arange(n) % 2, paths=[f"{i}.png" for i in range(n)],
+                  boxes=np.full((n, 4), np.nan, np.float32))
+    cfg = Config()
+    cfg.explain.pattern_filters = cfg.explain.dream_images = 0  # forward passes only
+    cfg.explain.receptive_units = 2
+    ex = suite.explainer_for(model, cfg)
+    result = Explained(layer=ex.layer, galleries={}, samples=[0])
+    suite.explain_layers(ex, split, lambda im: im.astype(np.float32) / 255, cfg, result)
+    views = result.layers
+    assert views.rf is None and set(views.feature_maps) == {"decode", "c1", "c2"}
+    assert views.notes == ["Receptive fields are not shown: layer 'decode': its field cannot "
+                           "be traced from the input (decode: transposed convolutions are not "
+                           "supported)."]
+    assert not suite.rf_search(ex, n, 2)

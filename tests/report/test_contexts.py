@@ -189,7 +189,8 @@ def test_the_receptive_field_after_upsampling_is_stated_as_such(inputs, uniform,
 def test_a_model_without_readable_kernels_says_why_no_filters_are_shown(inputs):
     from reportgen.explain.results import LayerViews
 
-    inputs.explained.layers = LayerViews(image=0)
+    inputs.explained.layers = LayerViews(image=0, notes=["Receptive fields are not shown: x."])
     page = next(p for p in gather(inputs, drawn_nothing()).pages if p.rel == "layers.html")
     html = render(environment(), page.template, page.context)
     assert "Not shown: no convolutional layer of this model holds a 2-D kernel" in html
+    assert '<p class="note">Receptive fields are not shown: x.</p>' in html
