@@ -123,9 +123,6 @@ def _based(span: Span, stride: float) -> _Axis:
 
 
 _INPUT = _Axis()
-_MERGE = (keras.layers.Add, keras.layers.Concatenate, keras.layers.Multiply,
-          keras.layers.Average, keras.layers.Maximum, keras.layers.Minimum,
-          keras.layers.Subtract)
 
 
 def _pair(v) -> tuple[int, int]:
