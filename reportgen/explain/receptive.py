@@ -113,7 +113,7 @@ class _Axis:
         lo, hi = self.span(0, 0)
         size = hi - lo + 1
         if not self.affine:
-            size = max(h - l + 1 for l, h in (self.span(i, i) for i in range(n)))
+            size = max(top - low + 1 for low, top in (self.span(i, i) for i in range(n)))
         return float(size), float(self.stride), (lo + hi) / 2
 
 
@@ -173,8 +173,8 @@ def _union(axes: list[_Axis]) -> _Axis:
                      first.base, first.stride)
 
     def span(a, b):
-        los, his = zip(*(ax.span(a, b) for ax in axes))
-        return min(los), max(his)
+        spans = [ax.span(a, b) for ax in axes]
+        return min(lo for lo, _ in spans), max(hi for _, hi in spans)
 
     return _based(span, first.stride)
 
