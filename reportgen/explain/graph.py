@@ -319,8 +319,7 @@ class ModelGraph:
         if not candidates:
             raise ValueError(f"model {self.model.name!r} has no conv layer (no layer with a "
                              "4-D output larger than 1x1 after a convolution)")
-        convs = [k for k, p in enumerate(candidates)
-                 if hasattr(self._layers[p], "kernel_size")]
+        convs = [k for k, p in enumerate(candidates) if hasattr(self.layer(p), "kernel_size")]
         if not convs:
             return candidates[-1]
         chosen = candidates[convs[-1]]
@@ -328,7 +327,7 @@ class ModelGraph:
         for p in candidates[convs[-1] + 1:]:
             if self.layer_shapes[p][:2] != grid:
                 break
-            if not hasattr(self._layers[p], "pool_size"):  # a stride-1 pooling branch of a
+            if not hasattr(self.layer(p), "pool_size"):  # a stride-1 pooling branch of a
                 chosen = p                                   # NASNet cell is passed over
         return chosen
 
