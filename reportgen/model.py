@@ -422,8 +422,9 @@ def with_runnable_names(model: keras.Model) -> tuple[keras.Model, dict[str, str]
 def load_saved_model(path: Path) -> keras.Model:
     """A TensorFlow SavedModel folder (what ``model.export()`` and TF Serving use) as a Keras
     model for inference: its input, then ``keras.layers.TFSMLayer`` on the ``serve`` endpoint
-    (``serving_default`` when there is none). Its layers stay inside the SavedModel: methods
-    that need a conv layer or the ReLUs cannot see them.
+    (``serving_default`` when there is none). Its layers stay inside the SavedModel; the
+    explanations open its serving graph at the last convolution (see
+    ``reportgen.explain.savedmodel``).
 
     Raises:
         ModelError: the SavedModel cannot be read, or does not take one image batch and

@@ -18,6 +18,7 @@ from reportgen.explain.cam import cam_maps
 from reportgen.explain.common import as_targets, class_score, pick_targets, run_batched
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.graph import ModelGraph, relu_kind
+from reportgen.explain.savedmodel import Part
 
 
 def has_relus(model) -> bool:
@@ -54,12 +55,16 @@ def modified_relu_visitor(graph: ModelGraph, mode: str):
     ``mode="guided"``: gradient ``dy * (dy > 0) * (x > 0)`` (the layer's own ReLU keeps the
     ``x > 0`` factor, a gate after it adds ``dy > 0``). ``mode="deconv"``: gradient
     ``dy * (dy > 0)``: the ReLU is computed without its own gradient (a linear twin of the layer
-    followed by a ReLU whose gradient ignores the input's sign).
+    followed by a ReLU whose gradient ignores the input's sign). Inside a SavedModel opened at a
+    convolution (:mod:`reportgen.explain.savedmodel`), its ``Relu``/``Relu6`` ops take the same
+    gradients.
     """
     if mode not in ("guided", "deconv"):
         raise ValueError(mode)
 
     def visit(layer, path, call, inputs):
+        if isinstance(layer, Part):  # inside a SavedModel: its ReLU ops' gradients changed
+            return layer(*inputs, mode=mode)
         cap = relu_kind(layer)
         if cap is None:
             return call()

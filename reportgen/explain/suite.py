@@ -175,7 +175,11 @@ def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
     others are noted in ``result``, and ``result.relus`` records whether it does)."""
     relus = result.relus = ex.graph.has_relus()
     keep = dict(options)
-    for need, ok, why in (("needs_conv", bool(result.layer), "they need a conv layer"),
+    conv_why = "they need a conv layer"
+    if not result.layer and ex.graph.closed:  # a SavedModel: say why it was not opened
+        conv_why += "; " + "; ".join(f"the SavedModel {p!r} cannot be opened at one: {why}"
+                                     for p, why in ex.graph.closed.items())
+    for need, ok, why in (("needs_conv", bool(result.layer), conv_why),
                           ("needs_relu", relus, "they change ReLU gradients and no ReLU of "
                                                 "the model is visible")):
         skipped = [m for m in keep if getattr(REGISTRY[m], need) and not ok]
@@ -303,6 +307,10 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
     (depthwise kernels for separable convolutions); filter patterns; the most active units of
     the explained layer with their receptive fields; deep dream."""
     convs = ex.graph.conv_layers()
+    if not convs and ex.graph.opaque:
+        result.notes.append("The Layers page was not made: the model's layers are inside a "
+                            "SavedModel, whose feature maps, filters and receptive fields "
+                            "need its Keras layers.")
     if not convs or not len(split):
         return
     e = cfg.explain

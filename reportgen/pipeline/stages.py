@@ -396,9 +396,15 @@ def _head(run: Run, model, names: list[str], shape: tuple) -> str:
     from reportgen.explain.graph import ModelGraph
 
     try:
-        head = ModelGraph(model, run.cfg.model.output_index, shape).head
+        graph = ModelGraph(model, run.cfg.model.output_index, shape)
     except (TypeError, ValueError):  # not walkable: read its outputs as probabilities/logits
         return "softmax"
+    head, cut = graph.head, graph.opening()
+    if cut is not None:
+        run.notes.append(f"The SavedModel's serving graph was opened at {cut.tensor!r}, its "
+                         "last convolution-like tensor, which the CAM methods explain"
+                         + (f"; its final {cut.activation} was cut off, so explanations use "
+                            "the logits." if cut.activation else "."))
     if head.startswith("binary") and len(names) == 2:
         run.notes.append(f"The model has one {'sigmoid' if head == 'binary' else 'logit'} "
                          f"output for two classes: p is the probability of class 1, "

@@ -221,7 +221,8 @@ def predictions_csv(split, probs: np.ndarray, names: list[str]) -> str:
 
 def _maps_file(explained):
     """Write ``explanations.npz``: the GradCAM of every test image at the layer's
-    resolution (``gradcam``, (N, h, w) float16 in [0, 1]) and the layer's path."""
+    resolution (``gradcam``, (N, h, w) float16 in [0, 1]) and the layer's path (of a
+    SavedModel, ``saved_model/<tensor of its serving graph>``)."""
     def write(path):
         with open(path, "wb") as f:
             np.savez_compressed(f, gradcam=explained.test_maps, layer=np.array(explained.layer))

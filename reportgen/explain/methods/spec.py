@@ -56,7 +56,8 @@ class MethodSpec:
         output: a key of :data:`OUTPUT_KINDS`.
         needs_conv: whether it needs a conv layer (skipped, with a note, for models without).
         needs_relu: whether it works by changing the ReLUs' gradients (skipped where the walk
-            sees none, as inside a SavedModel: it would only repeat the plain gradient).
+            sees none, as inside a SavedModel whose graph could not be opened: it would only
+            repeat the plain gradient).
         options: dataclass of its documented options (its defaults are the report's).
         cost: ``cost(options, shape) -> Cost`` per image.
         run: ``run(explainer, images, targets, options) -> np.ndarray`` (float32 batch as the
