@@ -7,10 +7,14 @@ reads these types, and the cached rebuild unpickles them, without importing Tens
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reportgen.evaluate import paired_best
+
+if TYPE_CHECKING:
+    from reportgen.explain.plan import Plan
 
 #: Gallery sections of a class page, in page order.
 SECTIONS = ("misclassified", "confident_wrong", "correct")
@@ -226,7 +230,8 @@ class Explained:
         true_maps: {test index: GradCAM of the true class at the layer's resolution, (h, w)
             float16 in [0, 1]} for every misclassified test image (labeled splits only).
         seconds: wall seconds per part of the work, for metrics.json and the benchmarks.
-        plan: the measured cost, the budgets and the settings the work was planned to.
+        plan: the plan the work ran to (:class:`reportgen.explain.plan.Plan`: every setting
+            and method option as run, and what was reduced); None without test images.
         quality_ranking: {QualityRow field of :data:`RANKED`: the paired comparison of the
             methods on it (:func:`reportgen.evaluate.paired_best`)}; a column with fewer
             than two scored methods is absent.
@@ -252,7 +257,6 @@ class Explained:
     test_maps: np.ndarray | None = None
     true_maps: dict[int, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    #: The plan the work was done to (:func:`reportgen.explain.plan.make_plan`), plain data.
-    plan: dict = field(default_factory=dict)
+    plan: Plan | None = None
     quality_ranking: dict = field(default_factory=dict)
     relus: bool | None = None

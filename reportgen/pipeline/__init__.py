@@ -73,7 +73,7 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
     info = stages.describe(fitted, data)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, fitted.history,
                           bundle.explained, info, run.notes + bundle.explained.notes,
-                          _options_data(run))
+                          _options_data(run, bundle.explained, data.shape[:2]))
     index = stages.write(run, out, inputs, drawn, stages.model_file_job(run, fitted))
     run.cache.remember_shape(data.shape)
     cached_model = run.cache.model_file(fitted.train_key) if fitted.train_key else None
@@ -102,10 +102,16 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
     return _result(run, out, index, metrics, t_start)
 
 
-def _options_data(run: stages.Run) -> dict[str, dict]:
+def _options_data(run: stages.Run, explained, size: tuple[int, int]) -> dict[str, dict]:
+    """{method: its options as run on images of ``size`` (H, W)} of the methods that ran: the
+    plan's (the options the user asked for, reduced where the plan reduced them, automatic
+    sizes resolved)."""
     from reportgen.explain.methods import options_dict
 
-    return {name: options_dict(o) for name, o in run.options.items()}
+    options = explained.plan.options if explained.plan is not None else run.options
+    ran = set(explained.method_outputs) | set(explained.quality)
+    return {name: options_dict(o, size) for name, o in options.items()
+            if name in ran or not ran}
 
 
 def _result(run: stages.Run, out: Path, index: Path, metrics: dict, t_start: float

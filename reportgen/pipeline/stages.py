@@ -20,7 +20,7 @@ import numpy as np
 
 from reportgen import __version__
 from reportgen import progress as prog
-from reportgen.config import Config
+from reportgen.config import Config, ExplainConfig
 from reportgen.errors import ConfigError, ModelError
 from reportgen.pipeline.cache import BuildCache, ExplainBundle, ReportBundle, data_hash, key
 from reportgen.text import printable
@@ -504,7 +504,8 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
 
 
 def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
-    """GradCAM over the whole test set, every method with the quality table, the Layers page."""
+    """GradCAM over the whole test set, every method with the quality table, the Layers page;
+    the results carry the plan they ran to (as re-planned)."""
     from reportgen.explain import suite
     from reportgen.explain.plan import progress_steps
 
@@ -517,19 +518,20 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
             explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
                                                cfg.explain.gallery_size, progress=advance)
         explained.seconds["test set"] = time.perf_counter() - t0
-        scored = plan.get("quality_methods", list(options))
-        weights = progress_steps(plan, scored) if plan else [1.0] * (len(scored) + 1)
+        scored = plan.quality_methods if plan else list(options)
+        weights = progress_steps(plan, scored)
         with prog.bar("Methods and quality", prog.steps(weights), run.show) as advance:
             suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, options,
                                   explained, progress=prog.weighted(advance, weights),
                                   explained=explained_classes(cfg, data.ds.class_names),
-                                  quality_methods=plan.get("quality_methods"), replan=late)
+                                  quality_methods=plan.quality_methods if plan else None,
+                                  replan=late)
         cfg = late.cfg
         t0 = time.perf_counter()
         with prog.bar("Layers", 4, run.show) as advance:
             suite.explain_layers(ex, test, fitted.prep, cfg, explained, progress=advance)
         explained.seconds["layers"] = time.perf_counter() - t0
-    explained.plan = plan
+    explained.plan = late.plan
     return explained
 
 
@@ -537,28 +539,41 @@ class LatePlan:
     """The re-plan of the quality table and the Layers page once the early parts ran
     (:func:`reportgen.explain.plan.replan`): called with the measured seconds of the parts,
     it says any new reduction and returns (the config, the quality table's methods);
-    :attr:`cfg` is then the config the rest of the build runs with."""
+    :attr:`cfg` is then the config the rest of the build runs with, :attr:`plan` the plan
+    (None without test images)."""
 
-    def __init__(self, run: Run, cfg: Config, plan: dict, probe=None, work=None):
-        self.run, self.cfg, self.plan, self.probe, self.work = run, cfg, plan, probe, work
+    def __init__(self, run: Run, cfg: Config, plan=None):
+        self.run, self.cfg, self.plan = run, cfg, plan
 
     def __call__(self, seconds: dict[str, float]) -> tuple[Config, list[str] | None]:
         from reportgen.explain import plan as pl
 
-        if self.work is None:
-            return self.cfg, self.plan.get("quality_methods")
-        for line in pl.replan(self.plan, self.probe, self.work, seconds, set(self.cfg.given)):
+        if self.plan is None:
+            return self.cfg, None
+        before = len(self.plan.reductions)
+        self.plan = pl.replan(self.plan, seconds, set(self.cfg.given))
+        for line in self.plan.reduced[before:]:
             prog.say(f"Plan: {line}", self.run.show)
-        explain = dataclasses.replace(self.cfg.explain, **self.work.settings)
-        self.cfg = dataclasses.replace(self.cfg, explain=explain)
-        return self.cfg, list(self.work.quality_methods)
+        self.cfg = with_settings(self.cfg, self.plan.settings)
+        return self.cfg, self.plan.quality_methods
+
+
+def with_settings(cfg: Config, settings: dict) -> Config:
+    """``cfg`` with the explain ``settings`` (a plan's, as run)."""
+    return dataclasses.replace(cfg, explain=dataclasses.replace(cfg.explain, **settings))
+
+
+#: The keys of [explain] the plan carries (the method tables are its options).
+PLANNED_KEYS = tuple(f.name for f in dataclasses.fields(ExplainConfig)
+                     if f.name != "method_options")
 
 
 def planned(run: Run, ex, data: Data, prep) -> tuple:
     """Probe the model, plan the work to explain.budget and the memory budget, and say what
     was reduced; return (the config with the planned explain settings, the planned method
-    options, the plan as plain data, the :class:`LatePlan` that re-plans the rest once the
-    early parts ran). The explainer's batch sizes become the planned ones."""
+    options, the :class:`~reportgen.explain.plan.Plan` (None without test images), the
+    :class:`LatePlan` that re-plans the rest once the early parts ran). The explainer's
+    batch sizes become the planned ones."""
     from reportgen.explain import plan as pl
     from reportgen.explain import suite
     from reportgen.explain.methods import Shape
@@ -566,48 +581,35 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
     cfg, test, names = run.cfg, data.ds.splits["test"], data.ds.class_names
     e = cfg.explain
     if not len(test):
-        return cfg, run.options, {}, LatePlan(run, cfg, {})
+        return cfg, run.options, None, LatePlan(run, cfg)
     shown = suite.shown_classes(test.labels, len(names))
     try:
         channels = int(ex.graph.layer_shapes[ex.layer][-1])
     except ValueError:
         channels = None
-    keys = ("quality_images", "quality_steps", "tie_orders", "sanity_images",
-            "pattern_filters", "pattern_steps", "dream_images", "dream_octaves",
-            "samples_per_class", "receptive_images")
-
     rf = suite.rf_search(ex, len(test), e.receptive_units)
-
-    def work():
-        return pl.Work(len(test), len(suite.stratified(
-            test.labels, e.samples_per_class, len(names), shown)), len(shown),
-            len(explained_classes(cfg, names) or shown), Shape(*data.shape[:2], channels),
-            {k: getattr(e, k) for k in keys}, dict(run.options), list(run.options), rf)
-
+    w = pl.Work(len(test), len(suite.stratified(test.labels, e.samples_per_class, len(names),
+                                                shown)),
+                len(shown), len(explained_classes(cfg, names) or shown),
+                Shape(*data.shape[:2], channels), {k: getattr(e, k) for k in PLANNED_KEYS},
+                run.options, tuple(run.options), rf)
     memory = pl.memory_budget(e.memory_gb)
-    batch = min(32, pl.memory_batch(pl.activation_bytes(ex.graph), memory))
-    sample = prep(test.images[:4])
-    for compiled in (False, True):  # eager timing is cheap and an upper bound: if it fits, done
-        w = work()
-        probe = pl.probe(ex, sample, batch, compiled=True) if compiled else \
-            pl.probe(ex, sample, min(batch, 4), repeats=1, min_seconds=0.0)
-        plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
-                            set(cfg.given), e.batch_size)
-        if not plan["reduced"] and not plan["notes"]:
-            break
-    plan["budget_default"] = not e.budget
-    plan["budget_passes"], plan["budget_range"] = pl.BUDGET_PASSES, [pl.MIN_BUDGET,
-                                                                     pl.MAX_BUDGET]
-    ex.batch_size = plan["batch_size"]
-    ex.batch_sizes = {**plan["batch_sizes"], "curves": plan["forward_batch_size"]}
-    for line in plan["reduced"] + plan["notes"]:
+    # Timed compiled, at the batch the work runs at: an eager timing (an upper bound) made
+    # estimates several times too high, a batch of 32 those of work in batches of 128 too.
+    batch = e.batch_size if "explain.batch_size" in cfg.given else \
+        pl.memory_batch(pl.activation_bytes(ex.graph), memory)
+    probe = pl.probe(ex, prep(test.images[:4]), min(batch, pl.MAX_BATCH), compiled=True)
+    plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
+                        set(cfg.given), e.batch_size, budget_default=not e.budget)
+    ex.batch_size = plan.batch_size
+    ex.batch_sizes = {**plan.batch_sizes, "curves": plan.forward_batch_size}
+    for line in plan.reduced + list(plan.notes):
         prog.say(f"Plan: {line}", run.show)
-    prog.say(f"Plan: explaining takes about {_minutes(sum(plan['estimate_s'].values()))} "
-             f"(explain.budget {_minutes(plan['budget_s'])}"
+    prog.say(f"Plan: explaining takes about {_minutes(sum(plan.estimate_s.values()))} "
+             f"(explain.budget {_minutes(plan.budget_s)}"
              f"{', the default' if not e.budget else ''})", run.show)
-    explain = dataclasses.replace(e, **w.settings, batch_size=plan["batch_size"])
-    cfg = dataclasses.replace(cfg, explain=explain)
-    return cfg, w.options, plan, LatePlan(run, cfg, plan, probe, w)
+    cfg = with_settings(cfg, plan.settings)
+    return cfg, plan.options, plan, LatePlan(run, cfg, plan)
 
 
 def _minutes(seconds: float) -> str:

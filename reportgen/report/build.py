@@ -261,14 +261,22 @@ def _common(inputs: ReportInputs) -> dict:
             "notes": inputs.notes + _plan_notes(inputs.explained.plan)}
 
 
-def _plan_notes(plan: dict) -> list[str]:
+def _plan_notes(plan) -> list[str]:
     """One note when the work was reduced to fit explain.budget (the Methods page says how)."""
-    if not plan or not (plan["reduced"] or plan["notes"]):
+    if plan is None or plan.fits_as_asked:
         return []
-    return [f"The explanations were planned to explain.budget = {plan['budget_s']:g} s on "
-            f"{plan['device']}: {len(plan['reduced'])} setting(s) reduced "
-            f"({'; '.join(plan['reduced'][:3])}{'; …' if len(plan['reduced']) > 3 else ''}). "
+    reduced = plan.reduced
+    return [f"The explanations were planned to explain.budget = {plan.budget_s:g} s on "
+            f"{plan.device}: {len(reduced)} setting(s) reduced "
+            f"({'; '.join(reduced[:3])}{'; …' if len(reduced) > 3 else ''}). "
             f"The Methods page lists the plan."]
+
+
+def ran_settings(inputs: ReportInputs) -> dict:
+    """The explain settings as run ({key: value}): the plan's, or (no test images, nothing
+    planned) the config's."""
+    plan = inputs.explained.plan
+    return plan.settings if plan is not None else dataclasses.asdict(inputs.cfg.explain)
 
 
 def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict,
@@ -332,39 +340,77 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def _config_table(inputs: ReportInputs) -> Table:
-    """Every config key with the value the build used: automatic choices (empty layer, "all"
-    methods, "auto" preprocessing, 0 = the model's size) replaced by what they resolved to,
-    and whether the value was set (by the config file or a flag) or is the default."""
+    """Every config key with the value the build ran: the plan's settings and method options,
+    automatic choices (empty layer, "all" methods, "auto" preprocessing, 0 = the model's size,
+    0 = the default budget) replaced by what they resolved to, whether the value was set (by
+    the config file or a flag) or is the default, and, where the plan changed it, the value
+    asked for and why."""
     from reportgen.config import Config
 
-    cfg, ex, ds, info = inputs.cfg, inputs.explained, inputs.ds, inputs.info
-    given, default = _flat(cfg.to_dict()), _flat(Config().to_dict())
-    used = dict(given)
+    cfg, plan = inputs.cfg, inputs.explained.plan
+    given, default = _written(cfg), _written(Config())
+    used = {**given, **_resolved(inputs)}
+    rows = []
+    for key, value in used.items():
+        state = ("set" if key in given and given[key] != default.get(key) else
+                 "default" if key in given else "method default")
+        change = plan_change(plan, key)
+        if key in given and value != given[key] and change is None:
+            state += f"; given as {json.dumps(given[key])}"
+        asked = "" if change is None else f"{_shown(change[0])} ({change[1]})"
+        rows.append([key, _shown(value), state, asked])
+    headers = ["key", "value run", "source", "asked for, where the plan changed it"]
+    return Table("config_used", headers, rows,
+                 "Configuration run: every key, automatic values resolved, values the plan "
+                 "reduced beside the value asked for")
+
+
+def _written(cfg) -> dict:
+    """{key: value} of every key of ``cfg`` as written, method options as
+    ``explain.<method>.<key>``."""
+    flat = _flat(cfg.to_dict())
+    return {k.replace("explain.method_options.", "explain."): v for k, v in flat.items()
+            if k != "explain.method_options"}
+
+
+def _shown(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def plan_change(plan, key: str) -> tuple[object, str] | None:
+    """(the value asked for, why it changed) of ``key`` where ``plan`` changed it, else None."""
+    found = [r for r in (plan.reductions if plan is not None else ()) if r.key == key]
+    if not found:
+        return None
+    asked = found[0].asked
+    return (list(asked) if isinstance(asked, tuple) else asked,
+            "; ".join(dict.fromkeys(r.why for r in found)))
+
+
+def _resolved(inputs: ReportInputs) -> dict:
+    """{key: the value run} of the keys whose value run is not the one written: the plan's
+    settings and options, and automatic choices resolved."""
+    ex, ds, info = inputs.explained, inputs.ds, inputs.info
     size = ds.splits["test"].images.shape[1:3]
+    used = {f"explain.{k}": v for k, v in ran_settings(inputs).items()
+            if k != "method_options"}
     used.update({"explain.layer": ex.layer or "(no conv layer)",
                  "explain.methods": list(inputs.method_options),
                  "model.preprocess": info.preprocess,
                  "data.image_size": f"{size[1]}x{size[0]}"})
-    if cfg.data.path:
+    if inputs.cfg.data.path:
         used["data.path"] = str(ds.root)
     if ex.layers is not None:
         used["explain.pattern_layers"] = list(ex.layers.patterns)
     if ex.grid_classes:
         used["explain.classes"] = [ds.class_names[c] for c in ex.grid_classes]
-    used.pop("explain.method_options", None)
+    for key in _written(inputs.cfg):  # the options of a method that did not run
+        if key.count(".") == 2 and key.split(".")[1] not in inputs.method_options:
+            used[key] = "(not run)"
     for m, opts in inputs.method_options.items():
         for k, v in opts.items():
             used[f"explain.{m}.{k}"] = v
-    rows = []
-    for key, value in used.items():
-        state = ("set" if key in given and given[key] != default.get(key) else
-                 "default" if key in given else "method default")
-        if key in given and value != given[key]:
-            state += f"; given as {json.dumps(given[key])}"
-        shown = value if isinstance(value, str) else json.dumps(value)
-        rows.append([key, shown, state])
-    return Table("config_used", ["key", "value used", "source"], rows,
-                 "Configuration used: every key, automatic values resolved")
+    return used
 
 
 def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
@@ -378,7 +424,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "quality_ranking": ex.quality_ranking,
                     "methods": inputs.method_options,
                     "seconds": {k: round(v, 3) for k, v in ex.seconds.items()},
-                    "plan": ex.plan, "relus": getattr(ex, "relus", None),
+                    "plan": _plan_data(ex), "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
@@ -395,6 +441,18 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
     }
 
 
+def _plan_data(ex) -> dict | None:
+    """The plan for metrics.json, with each part's estimate beside the seconds it took
+    (``parts``: {part: {"estimate_s", "actual_s"}})."""
+    if ex.plan is None:
+        return None
+    data = ex.plan.as_dict()
+    data["parts"] = {part: {"estimate_s": est, "actual_s": (round(ex.seconds[part], 2)
+                                                          if part in ex.seconds else None)}
+                     for part, est in ex.plan.estimate_s.items()}
+    return data
+
+
 def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     """Every page context and file job of the report (nothing is written).
 
@@ -406,8 +464,8 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     pointing = _pointing(ex)
     tables = _split_tables(assets, inputs)
     pages = class_pages(assets, test, probs, names, ex, inputs.metrics["test"]["per_class"])
-    m = methods_context(assets, test, probs, names, ex, inputs.cfg.explain.tie_orders,
-                        inputs.cfg.explain.quality_steps)
+    m = methods_context(assets, test, probs, names, ex, ran_settings(inputs),
+                        inputs.method_options)
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
     t_plan = table(assets, m["plan_table"]) if m["plan_table"] else None
     L = layers_context(assets, test, names, ex)

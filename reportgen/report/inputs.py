@@ -50,7 +50,7 @@ class ReportInputs:
         explained: the explanation results.
         info: the model and software.
         notes: remarks shown at the top of the overview.
-        method_options: {method: its options as plain data} (metrics.json).
+        method_options: {method: its options as run, plain data} (the plan's; metrics.json).
         timings: wall seconds per build stage so far.
     """
 

@@ -95,11 +95,14 @@ def _class_grid(assets: Assets, split, names, explained) -> dict | None:
             "chosen": list(explained.grid_classes) != shown}
 
 
-def quality_table(quality: dict, ranking: dict | None = None) -> Table | None:
+def quality_table(quality: dict, ranking: dict | None = None,
+                  settings: dict | None = None) -> Table | None:
     """The explanation-quality table: one row per method, in registry order, each mean with
     its 95 % interval over the images, in bold the best method of each ranked column and
     every method a paired bootstrap does not separate from it (``ranking``: the build's
-    ``quality_ranking``, :func:`reportgen.explain.results.rank_methods`)."""
+    ``quality_ranking``, :func:`reportgen.explain.results.rank_methods`); its caption states
+    the deletion/insertion steps and tie orders as run (``settings``: the explain settings as
+    run)."""
     if not quality:
         return None
     rows = [[REGISTRY[m].label, with_interval(q.deletion, q.deletion_ci95),
@@ -116,12 +119,15 @@ def quality_table(quality: dict, ranking: dict | None = None) -> Table | None:
     marks = {(methods.index(m), 1 + columns.index(c)) for c, r in (ranking or {}).items()
              for m in r["tied"] if m in quality}
     q = next(iter(quality.values()))
+    curves = "" if settings is None else (
+        f"; deletion/insertion in {settings['quality_steps']} steps, tied pixels "
+        f"{_orders(settings['tie_orders'])}")
     return Table("explanation_quality",
                  ["method"] + [RANKED[c][0] for c in columns] + [
                      f"sanity verdict (passes below {SANITY_THRESHOLD:g})", "tied pixels",
                      "s / 100 images"], rows,
                  f"Explanation quality of the predicted class on n = {q.n} test images "
-                 f"({q.n_boxes} with an object box, {q.n_sanity} in the sanity check); "
+                 f"({q.n_boxes} with an object box, {q.n_sanity} in the sanity check{curves}); "
                  f"95 % intervals in brackets (percentile bootstrap over the images; Wilson "
                  f"for the pointing game). {ranking_sentence(ranking or {})} "
                  f"{sanity_sentence(quality)}", marks=marks)
@@ -171,38 +177,50 @@ def sanity_sentence(quality: dict) -> str:
     return text
 
 
-def plan_table(plan: dict, seconds: dict) -> Table | None:
-    """The plan's parts: estimated seconds with the settings as given and as planned, and the
+def _orders(n: int) -> str:
+    """How the ties were ordered: ``in 1 seeded random order`` or ``averaged over 3 seeded
+    random orders``."""
+    return "in 1 seeded random order" if n == 1 else f"averaged over {n} seeded random orders"
+
+
+def plan_table(plan, seconds: dict) -> Table | None:
+    """The plan's parts: estimated seconds with the settings as asked and as planned, and the
     seconds each part took."""
-    if not plan:
+    if plan is None:
         return None
     rows = []
-    for part, full in plan["estimate_full_s"].items():
+    for part, full in plan.estimate_full_s.items():
         took = seconds.get(part)
         label = "test set (GradCAM of every image; never reduced)" if part == "test set" \
             else part
-        rows.append([label, full, plan["estimate_s"][part],
+        rows.append([label, full, plan.estimate_s[part],
                      None if took is None else round(took, 1)])
-    return Table("plan", ["part", "estimated s, as set", "estimated s, planned", "took s"],
-                 rows, f"The work planned to explain.budget = {plan['budget_s']:g} s")
+    return Table("plan", ["part", "estimated s, as asked", "estimated s, planned", "took s"],
+                 rows, f"The work planned to explain.budget = {plan.budget_s:g} s")
 
 
-def methods_context(assets: Assets, split, probs, names, explained, tie_orders: int = 1,
-                    steps: int = 8) -> dict:
+def methods_context(assets: Assets, split, probs, names, explained, settings: dict,
+                    method_options: dict) -> dict:
     """The Methods page context: the sample images across every method, the class grid, the
-    quality table, and each method's description from the registry."""
+    quality table, each method's description from the registry with its options as run
+    (``method_options``: {method: {key: value}}), and the explain ``settings`` as run."""
     about = [{"name": m, "label": s.label, "description": s.description,
               "reference": s.reference, "ran": m in explained.method_outputs
-              or m in explained.quality} for m, s in REGISTRY.items()]
+              or m in explained.quality,
+              "options": ", ".join(f"{k} = {v}" for k, v in method_options.get(m, {}).items())}
+             for m, s in REGISTRY.items()]
     return {"methods": [REGISTRY[m].label for m in explained.method_outputs],
             "rows": _method_rows(assets, split, probs, names, explained),
             "grid": _class_grid(assets, split, names, explained),
-            "quality_table": quality_table(explained.quality, explained.quality_ranking),
+            "quality_table": quality_table(explained.quality, explained.quality_ranking,
+                                           settings),
             "quality": explained.quality,
             "sanity_text": sanity_sentence(explained.quality) if explained.quality else "",
             "ranking_text": ranking_sentence(explained.quality_ranking)
             if explained.quality else "", "sanity_threshold": SANITY_THRESHOLD,
-            "labeled": split.labeled, "tie_orders": tie_orders, "steps": steps,
+            "labeled": split.labeled,
+            "tie_orders": settings["tie_orders"], "orders": _orders(settings["tie_orders"]),
+            "steps": settings["quality_steps"],
             "plan": explained.plan, "plan_table": plan_table(explained.plan, explained.seconds),
             "resamples": RESAMPLES, "f1_draws": F1_DRAWS,
             "relus": getattr(explained, "relus", None),

@@ -5,65 +5,18 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from reportgen.config import Config
-from reportgen.data.folder import Dataset, Split
-from reportgen.evaluate import split_metrics
-from reportgen.explain.results import Explained, QualityRow
-from reportgen.report import ModelInfo, ReportInputs, gather, write_site
+from reportgen.report import gather, write_site
 from reportgen.report.figjobs import Figures
 from reportgen.report.render import environment, render
 from reportgen.report.site import SiteWriter
 
-NAMES = ["a", "b"]
 
-
-def split(rng, n):
-    return Split(images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
-                 labels=np.arange(n) % 2, paths=[f"x/{i}.png" for i in range(n)],
-                 boxes=np.full((n, 4), np.nan, np.float32))
-
-
-@pytest.fixture
-def inputs(rng, tmp_path):
-    ds = Dataset(root=tmp_path, class_names=NAMES,
-                 splits={"train": split(rng, 6), "val": split(rng, 4), "test": split(rng, 6)})
-    probs = {}
-    for name, s in ds.splits.items():
-        p = np.full((len(s), 2), 0.2)
-        p[np.arange(len(s)), s.labels] = 0.8
-        probs[name] = p
-    probs["test"][1] = [0.9, 0.1]  # test image 1 (class b) is misclassified as a
-    metrics = {k: split_metrics(probs[k], s.labels, NAMES, 3) for k, s in ds.splits.items()}
-    ex = Explained(layer="conv", galleries={0: {"correct": [0, 2], "misclassified": [],
-                                                "confident_wrong": [1]},
-                                            1: {"correct": [3], "misclassified": [1],
-                                                "confident_wrong": []}})
-    ex.maps["gradcam"] = {i: rng.uniform(0, 1, (16, 16)).astype(np.float32) for i in range(4)}
-    ex.samples = [0, 1]
-    ex.method_outputs = {"gradcam": rng.uniform(0, 1, (2, 16, 16)).astype(np.float32),
-                         "occlusion": rng.normal(size=(2, 16, 16)).astype(np.float32),
-                         "saliency": rng.normal(size=(2, 16, 16, 3)).astype(np.float32)}
-    for m in ("gradcam", "occlusion", "rise"):
-        ex.quality[m] = QualityRow(0.2, 0.6, 1.0, 0.5, 0.1, n=6, n_boxes=0, seconds=0.3)
-    info = ModelInfo("0", "3.11", "tf", "k", "np", "m" * 8, "d" * 8, (10, 8),
-                     [{"name": "conv", "kind": "Conv2D", "output_shape": "(None, 8, 8, 4)",
-                       "params": 10}], [16, 16, 3], "tiny", "none")
-    return ReportInputs(Config(), ds, probs, metrics, {}, ex, info, ["a note"],
-                        {"occlusion": {"patch_size": 8}})
-
-
-def drawn_nothing():
-    return {"dist": {"png": "fig/d.png", "alt": "d", "caption": "", "exports": [],
-                     "width": 1, "height": 1}, "curves": None, "cms": {}, "rel": None}
-
-
-def test_gather_writes_nothing_and_holds_every_page(inputs, tmp_path, monkeypatch):
+def test_gather_writes_nothing_and_holds_every_page(drawn, inputs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = sorted(tmp_path.rglob("*"))
-    content = gather(inputs, drawn_nothing())
+    content = gather(inputs, drawn)
     assert sorted(tmp_path.rglob("*")) == before  # no file written while gathering
     rels = [p.rel for p in content.pages]
     assert rels[0] == "index.html" and "methods.html" in rels and "report.md" in rels
@@ -73,8 +26,8 @@ def test_gather_writes_nothing_and_holds_every_page(inputs, tmp_path, monkeypatc
     assert "img/gradcam/full/3.jpg" in jobs and "img/gradcam/5.jpg" not in jobs
 
 
-def test_methods_context_comes_from_the_registry(inputs):
-    content = gather(inputs, drawn_nothing())
+def test_methods_context_comes_from_the_registry(drawn, inputs):
+    content = gather(inputs, drawn)
     m = next(p for p in content.pages if p.rel == "methods.html").context["m"]
     assert m["methods"] == ["GradCAM", "Occlusion", "Saliency"]
     assert [a["name"] for a in m["about"]] == ["gradcam", "saliency", "occlusion", "rise"]
@@ -84,8 +37,8 @@ def test_methods_context_comes_from_the_registry(inputs):
     assert "on n = 6 test images" in m["quality_table"].caption
 
 
-def test_class_pages_list_their_galleries(inputs):
-    content = gather(inputs, drawn_nothing())
+def test_class_pages_list_their_galleries(drawn, inputs):
+    content = gather(inputs, drawn)
     page = next(p for p in content.pages if p.rel.startswith("class-01")).context
     counts = {s["key"]: s["total"] for s in page["sections"]}
     assert counts == {"correct": 1, "misclassified": 1, "confident_wrong": 0}
@@ -96,8 +49,8 @@ def test_class_pages_list_their_galleries(inputs):
     assert not wrong["correct"] and wrong["thumb"] == "img/gradcam/1.jpg"
 
 
-def test_written_site_has_every_gathered_file(inputs, tmp_path):
-    content = gather(inputs, drawn_nothing())
+def test_written_site_has_every_gathered_file(drawn, inputs, tmp_path):
+    content = gather(inputs, drawn)
     with Figures(["png"], parallel=False) as figures, SiteWriter(tmp_path / "site") as site:
         write_site(site, content, figures, {"explain": 1.0}, show_progress=False)
         site.commit()
@@ -110,12 +63,12 @@ def test_written_site_has_every_gathered_file(inputs, tmp_path):
     assert "explain" in metrics["timings_s"] and "render" in metrics["timings_s"]
 
 
-def test_gallery_headings_state_the_true_counts(inputs):
+def test_gallery_headings_state_the_true_counts(drawn, inputs):
     inputs.explained.gallery_counts = {0: {"misclassified": 0, "confident_wrong": 1,
                                            "correct": 88},
                                        1: {"misclassified": 1, "confident_wrong": 0,
                                            "correct": 1}}
-    content = gather(inputs, drawn_nothing())
+    content = gather(inputs, drawn)
     page = next(p for p in content.pages if p.rel.startswith("class-00")).context
     heading = {s["key"]: s["heading"] for s in page["sections"]}
     assert heading == {"misclassified": "0", "confident_wrong": "1",
@@ -124,15 +77,15 @@ def test_gallery_headings_state_the_true_counts(inputs):
     assert "Correct (88; the 2 least confident shown)" in html
 
 
-def test_the_model_page_lists_the_configuration_as_used(inputs):
+def test_the_model_page_lists_the_configuration_as_used(drawn, inputs):
     from reportgen.report.build import _config_table
 
     table = {r[0]: r[1:] for r in _config_table(inputs).rows}
-    assert table["explain.layer"] == ["conv", 'default; given as ""']  # resolved
-    assert table["explain.methods"] == ['["occlusion"]', 'default; given as ["all"]']
-    assert table["explain.occlusion.patch_size"] == ["8", "method default"]
-    assert table["training.seed"] == ["0", "default"]
-    model = next(p for p in gather(inputs, drawn_nothing()).pages if p.rel == "model.html")
+    assert table["explain.layer"] == ["conv", 'default; given as ""', ""]  # resolved
+    assert table["explain.methods"] == ['["occlusion"]', 'default; given as ["all"]', ""]
+    assert table["explain.occlusion.patch_size"] == ["8", "method default", ""]
+    assert table["training.seed"] == ["0", "default", ""]
+    model = next(p for p in gather(inputs, drawn).pages if p.rel == "model.html")
     assert "explain.occlusion.patch_size" in model.context["t_config"]["html"]
 
 
