@@ -541,7 +541,7 @@ def output_count(model: keras.Model, output_index: int = 0) -> int:
     outs = model.outputs
     if output_index >= len(outs):
         raise ModelError(f"model.output_index: {output_index} is out of range; the model has "
-                         f"{len(outs)} output(s)")
+                         f"{len(outs)} output{'' if len(outs) == 1 else 's'}")
     return int(outs[output_index].shape[-1])
 
 

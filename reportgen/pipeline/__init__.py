@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reportgen import progress as prog
 from reportgen.config import Config
 from reportgen.errors import ReportgenError
 from reportgen.pipeline import stages
@@ -41,14 +42,20 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
     check_output(out)  # refuse a foreign folder before hours of work
     check_writable(out)
     stages.check_paths(cfg, out)
+    stages.check_data(cfg)  # the class folders, from their listing: refused in a second
     t_start = time.perf_counter()
     options = stages.check(cfg)
-    cache = BuildCache(cfg)
+    trained = stages.train_input(cfg)  # from the files' headers, before TensorFlow
+    cache = BuildCache(cfg, trained.shape)
     # A worker process draws the figures of the metrics while the explanations run; it starts
     # now, so that its matplotlib import overlaps TensorFlow's.
     with Figures(cfg.report.figure_formats, cache.root / "figures" if cache.enabled else None,
                  warm=True) as figures:
-        run = stages.Run(cfg, options, cache, figures, show=show_progress)
+        run = stages.Run(cfg, options, cache, figures, show=show_progress,
+                         train_shape=trained.shape)
+        if trained.note:
+            prog.say(f"Note: {trained.note}", show_progress)
+            run.notes.append(trained.note)
         data, earlier = stages.cached_report(run)
         if earlier is not None:
             return _rebuild(run, out, data, earlier, t_start)

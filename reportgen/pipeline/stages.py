@@ -23,7 +23,7 @@ from reportgen import progress as prog
 from reportgen.config import Config, ExplainConfig
 from reportgen.errors import ConfigError, ModelError
 from reportgen.pipeline.cache import BuildCache, ExplainBundle, ReportBundle, data_hash, key
-from reportgen.text import printable
+from reportgen.text import duration, plural, printable
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
@@ -58,6 +58,8 @@ class Run:
     timer: Timer = field(default_factory=Timer)
     show: bool = True
     notes: list[str] = field(default_factory=list)
+    #: The input (H, W, C) of a model trained here (:func:`train_input`).
+    train_shape: tuple[int, int, int] | None = None
 
     def reused(self, what: str, why: str, undo: str) -> None:
         """Say on stderr, and note in the report, that ``what`` came from the cache."""
@@ -190,20 +192,103 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
                 ds = load_dataset(root, size=shape[:2], channels=shape[2],
                                   split=list(cfg.data.split), seed=cfg.training.seed,
                                   annotations=cfg.data.annotations, progress=advance,
-                                  classes=cfg.data.classes)
+                                  classes=cfg.data.classes, absent_ok=absent_ok(cfg))
     if ds.skipped:
-        prog.say(f"Warning: skipped {len(ds.skipped)} file(s) (unreadable, not images, hidden, "
-                 "or links leading outside data.path), listed in the report: "
+        prog.say(f"Warning: skipped {plural(len(ds.skipped), 'file')} (unreadable, not "
+                 "images, hidden, or links leading outside data.path), listed in the report: "
                  + "; ".join(f"{p} ({r})" for p, r in ds.skipped[:5])
                  + (" ..." if len(ds.skipped) > 5 else ""))
     if ds.dropped_classes:
-        prog.say("Warning: class folder(s) with no readable image dropped: "
+        prog.say("Warning: class folders with no readable image dropped: "
                  + ", ".join(ds.dropped_classes))
+    if ds.absent_classes:
+        note = absent_note(ds.absent_classes, len(ds.class_names))
+        prog.say(f"Note: {note}")
+        run.notes.append(note)
     explained_classes(cfg, ds.class_names)  # a typo in explain.classes ends the build now
     for hazard in hazards(ds):
         prog.say(f"Warning: {hazard}")
         run.notes.append(hazard)
     return Data(ds, data_hash(ds), shape)
+
+
+def absent_ok(cfg: Config) -> bool:
+    """True when a class of ``data.classes`` may have no images: a loaded model is scored on
+    the classes that have them (a model trained here needs every class)."""
+    return cfg.model.source == "load"
+
+
+def absent_note(absent: list[str], total: int) -> str:
+    """The overview's sentence on the classes of the model that had no images."""
+    from reportgen.text import quoted
+
+    n = len(absent)
+    return (f"No images of {plural(n, 'class', 'classes')} of the model's {total}: "
+            f"{quoted(absent)} (no folder, an empty one, or none readable). Accuracy and the "
+            f"per-class metrics cover the {total - n} classes with images; the confusion matrix "
+            "has a row for each of them and a column for every class the model can predict.")
+
+
+def check_data(cfg: Config) -> None:
+    """Check the class folders against ``data.classes`` from the folder listing, before
+    TensorFlow loads (DataError naming the key or folder)."""
+    from reportgen.data.folder import check_listing
+
+    if cfg.data.source == "folder":
+        check_listing(cfg.resolve(cfg.data.path), cfg.data.classes, absent_ok=absent_ok(cfg))
+
+
+#: Smallest input side a trained architecture takes: the small CNN's last conv layer is at 1/8
+#: of its input (16 px: 2x2); keras.applications backbones need 32 px, a few more.
+MIN_SIDE = {"small_cnn": 16, "inceptionv3": 75, "inceptionresnetv2": 75, "xception": 71}
+#: Backbones not listed in :data:`MIN_SIDE` take at least this side.
+MIN_BACKBONE_SIDE = 32
+
+
+@dataclass
+class TrainInput:
+    """The input of a model trained here: its shape (H, W, C) and, when chosen from the data
+    rather than set, the sentence that says so (None otherwise)."""
+
+    shape: tuple[int, int, int]
+    note: str | None = None
+
+
+def train_input(cfg: Config) -> TrainInput:
+    """The input a model trained here takes, decided from the image files' headers before
+    TensorFlow loads: ``data.image_size`` when the user set it; not set, the data's own median
+    shorter side rounded up to a multiple of 8, within the architecture's smallest input and
+    ``data.image_size`` (64: never upsampled far beyond the data). One channel for the small
+    CNN when every file is stored as grayscale (its filters and patterns are then gray too)."""
+    from reportgen.data.folder import listed_files, source_info
+
+    size = cfg.data.image_size
+    if cfg.model.source != "train" or cfg.data.source != "folder":
+        return TrainInput((size, size, 3))
+    info = source_info(listed_files(cfg.resolve(cfg.data.path)))
+    if info is None:
+        return TrainInput((size, size, 3))
+    arch = cfg.model.architecture.lower().replace("_", "").replace("-", "")
+    arch = "small_cnn" if arch == "smallcnn" else arch
+    gray = info.all_gray and arch == "small_cnn"
+    channels = 1 if gray else 3
+    notes = []
+    if "data.image_size" not in cfg.given:
+        least = MIN_SIDE.get(arch, MIN_BACKBONE_SIDE)
+        own = -(-info.side // 8) * 8
+        chosen = max(least, min(size, own))
+        if chosen != size:
+            why = ("the smallest input the model takes" if chosen == least and own < least
+                   else "their own size rounded up to a multiple of 8" if own != info.side
+                   else "their own size")
+            notes.append(f"data.image_size was not set: the images ({info.describe()}) were "
+                         f"read at {chosen}×{chosen} px, {why}, rather than upsampled to "
+                         f"{size} px; set data.image_size to choose another size.")
+            size = chosen
+    if gray:
+        notes.append("Every image file is grayscale, so the small CNN was trained on one "
+                     "channel (its filters, filter patterns and deep dreams are gray).")
+    return TrainInput((size, size, channels), " ".join(notes) or None)
 
 
 def unlabeled_names(cfg: Config) -> list[str]:
@@ -271,7 +356,7 @@ def given_model(run: Run) -> Given:
     if cfg.model.source == "applications":
         return application(run)
     if cfg.model.source != "load":
-        return Given(None, (size, size, 3))
+        return Given(None, run.train_shape or (size, size, 3))
     with run.timer.stage("load"):
         loaded = mdl.load_model(cfg.resolve(cfg.model.path), safe_mode=cfg.model.safe_mode)
         loaded, renamed = mdl.with_runnable_names(loaded)
@@ -498,8 +583,9 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
         return {name: (ev.prediction_summary(probs[name], ds.class_names)
                        if len(ds.splits[name]) else {"n": 0, "labeled": False})
                 for name in ds.splits}
+    present = ds.present if ds.absent_classes else None
     return {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
-                                   run.cfg.report.top_k)
+                                   run.cfg.report.top_k, present)
             for name in ds.splits}
 
 
@@ -605,17 +691,11 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
     ex.batch_sizes = {**plan.batch_sizes, "curves": plan.forward_batch_size}
     for line in plan.reduced + list(plan.notes):
         prog.say(f"Plan: {line}", run.show)
-    prog.say(f"Plan: explaining takes about {_minutes(sum(plan.estimate_s.values()))} "
-             f"(explain.budget {_minutes(plan.budget_s)}"
+    prog.say(f"Plan: explaining takes about {duration(sum(plan.estimate_s.values()))} "
+             f"(explain.budget {duration(plan.budget_s)}"
              f"{', the default' if not e.budget else ''})", run.show)
     cfg = with_settings(cfg, plan.settings)
     return cfg, plan.options, plan, LatePlan(run, cfg, plan)
-
-
-def _minutes(seconds: float) -> str:
-    """``seconds`` as "45 s" or "3 min 20 s"."""
-    s = int(round(seconds))
-    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s"
 
 
 def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
@@ -672,9 +752,10 @@ def write(run: Run, out: Path, inputs, drawn: dict, model_file: Callable | None)
     from reportgen.report.site import SiteWriter
 
     content = report.gather(inputs, drawn)
-    if model_file is not None:
+    if model_file is not None and run.cfg.report.include_model:
         content.assets.file("model.keras", model_file)
     with run.timer.stage("write"), SiteWriter(out) as site:
         index = report.write_site(site, content, run.figures, run.timer.times, run.show)
-        site.commit({"config": run.cfg.to_dict()})
+        # The marker stays on this machine (never published): compare reads the images here.
+        site.commit({"config": run.cfg.to_dict(), "data_root": str(inputs.ds.root)})
     return site.out / index.name

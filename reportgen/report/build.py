@@ -19,6 +19,7 @@ import numpy as np
 
 from reportgen import figures as figs
 from reportgen import progress as prog
+from reportgen.config import PATH_KEYS
 from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, wilson_interval
 from reportgen.report.assets import Assets
 from reportgen.report.figjobs import Figures
@@ -28,7 +29,7 @@ from reportgen.report.inputs import ReportInputs
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.render import STATIC, environment, render, templates_dir
 from reportgen.report.tables import Table, with_interval
-from reportgen.text import printable
+from reportgen.text import duration, plural, printable
 
 
 @dataclass
@@ -51,9 +52,15 @@ class SiteContent:
 
 
 def table(assets: Assets, t: Table) -> dict:
-    """A table's page data (HTML, Markdown, caption), its LaTeX export queued."""
+    """A table's page data (HTML, Markdown, caption, whether it has many columns), its LaTeX
+    export queued."""
     return {"html": t.html(), "md": t.markdown(),
-            "tex": assets.text(f"tables/{t.name}.tex", t.latex()), "caption": t.caption}
+            "tex": assets.text(f"tables/{t.name}.tex", t.latex()), "caption": t.caption,
+            "many": len(t.headers) > MANY_COLUMNS}
+
+
+#: Tables with more columns are set smaller, so they fit a 1280 px window whole.
+MANY_COLUMNS = 6
 
 
 def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> dict:
@@ -96,7 +103,8 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
 #: The F1 intervals' method in a caption.
 F1_INTERVAL = (f"Bayesian interval of the confusion counts (Goutte & Gaussier 2005), Jeffreys "
                f"prior of {F1_PRIOR:g} per class's true positives, false positives and false "
-               f"negatives, {F1_DRAWS} seeded Monte Carlo draws")
+               f"negatives, {F1_DRAWS} seeded Monte Carlo draws, widened where needed to "
+               f"hold the observed F1")
 
 #: Classes linked from the navigation bar at most (more: one link to the overview's list).
 NAV_CLASSES = 12
@@ -124,13 +132,16 @@ def _confusion_figure(figures: Figures, split: str, m: dict, names) -> dict:
     ci = _interval(m["accuracy_ci95"], 1, 100, " %")
     fig = figures.add(
         f"confusion_{split}", figs.confusion_matrix, m["confusion_matrix"], names,
-        title=f"Confusion matrix, {split} (n = {m['n']})",
+        row_names=m.get("confusion_rows"), title=f"Confusion matrix, {split} (n = {m['n']})",
         alt=f"Confusion matrix of the {split} split: counts and row percentages, accuracy "
             f"{100 * m['accuracy']:.1f} %",
         caption=f"{split.capitalize()} split, n = {m['n']}, accuracy "
                 f"{100 * m['accuracy']:.1f} % (95 % CI {ci}, Wilson): each cell holds the "
                 f"image count and its share of the row (the true class), so the diagonal is "
-                f"each class's recall.")
+                f"each class's recall." + (
+                    f" Rows: the {len(m['confusion_rows'])} classes with images; columns: "
+                    f"all {len(names)} classes the model can predict."
+                    if "confusion_rows" in m else ""))
     fig["n"] = m["n"]
     return fig
 
@@ -183,7 +194,8 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
                                "F1 [95 % CI]", "support"],
             [[n, with_interval(pc[n]["precision"], pc[n].get("precision_ci95")),
               with_interval(pc[n]["recall"], pc[n].get("recall_ci95")),
-              with_interval(pc[n]["f1"], pc[n]["f1_ci95"]), pc[n]["support"]] for n in names],
+              with_interval(pc[n]["f1"], pc[n]["f1_ci95"]), pc[n]["support"]]
+             for n in names if n in pc],
             f"Per-class metrics on the test split (n = {metrics['test']['n']}; 95 % intervals: "
             f"Wilson score for precision and recall; F1: {F1_INTERVAL})")),
         "t_counts": table(assets, Table(
@@ -266,8 +278,8 @@ def _plan_notes(plan) -> list[str]:
     if plan is None or plan.fits_as_asked:
         return []
     reduced = plan.reduced
-    return [f"The explanations were planned to explain.budget = {plan.budget_s:g} s on "
-            f"{plan.device}: {len(reduced)} setting(s) reduced "
+    return [f"The explanations were planned to explain.budget = {duration(plan.budget_s)} on "
+            f"{plan.device}: {plural(len(reduced), 'setting')} reduced "
             f"({'; '.join(reduced[:3])}{'; …' if len(reduced) > 3 else ''}). "
             f"The Methods page lists the plan."]
 
@@ -289,15 +301,18 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
         headline.append({"label": f"GradCAM pointing game (95 % CI "
                                   f"{_interval(g['ci95'], 1, 100, ' %')}, Wilson, n = {g['n']})",
                          "value": f"{100 * g['score']:.1f} %"})
-    data = {"source": cfg.data.source, "root": str(ds.root), "layout": ds.layout,
+    data = {"source": cfg.data.source, "root": cfg.public(ds.root), "layout": ds.layout,
             "image_size": f"{test.images.shape[2]}x{test.images.shape[1]}",
             "skipped": ds.skipped, "dropped": ds.dropped_classes, "has_boxes": ds.has_boxes,
+            "absent": ds.absent_classes,
+            "sources": ds.sources.describe() if ds.sources else None,
             "labeled": ds.labeled}
     return {**common, **tables, "page_title": "Overview", "current": "index.html",
             "headline": headline, "data": data, "fig_dist": drawn["dist"],
             "fig_curves": drawn["curves"], "cms": drawn["cms"], "fig_rel": drawn["rel"],
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
+            "model_file": model_file_included(cfg),
             "info": dataclasses.asdict(inputs.info)}
 
 
@@ -326,7 +341,15 @@ def _model_context(assets: Assets, inputs: ReportInputs, common: dict) -> dict:
     return {**common, "page_title": "Model", "current": "model.html",
             "info": dataclasses.asdict(info), "t_layers": table(assets, t_layers),
             "config": config, "t_config": table(assets, _config_table(inputs)),
-            "saved_model": inputs.cfg.model.source == "train"}
+            "sources": inputs.ds.sources.describe() if inputs.ds.sources else None,
+            "trained": inputs.cfg.model.source == "train",
+            "model_file": model_file_included(inputs.cfg)}
+
+
+def model_file_included(cfg) -> bool:
+    """True when the site holds ``model.keras``: a model trained here, with
+    ``report.include_model`` (weights are shared only when asked)."""
+    return cfg.model.source == "train" and cfg.report.include_model
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -339,6 +362,12 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _size_chosen(cfg, size) -> bool:
+    """True when a model trained here read the images at a size chosen from the data."""
+    return (cfg.model.source == "train" and "data.image_size" not in cfg.given
+            and tuple(size) != (cfg.data.image_size,) * 2)
+
+
 def _config_table(inputs: ReportInputs) -> Table:
     """Every config key with the value the build ran: the plan's settings and method options,
     automatic choices (empty layer, "all" methods, "auto" preprocessing, 0 = the model's size,
@@ -348,6 +377,7 @@ def _config_table(inputs: ReportInputs) -> Table:
     from reportgen.config import Config
 
     cfg, plan = inputs.cfg, inputs.explained.plan
+    size = inputs.ds.splits["test"].images.shape[1:3]
     given, default = _written(cfg), _written(Config())
     used = {**given, **_resolved(inputs)}
     rows = []
@@ -355,7 +385,10 @@ def _config_table(inputs: ReportInputs) -> Table:
         state = ("set" if key in given and given[key] != default.get(key) else
                  "default" if key in given else "method default")
         change = plan_change(plan, key)
-        if key in given and value != given[key] and change is None:
+        if key == "data.image_size" and _size_chosen(cfg, size):
+            state = "chosen from the data (the overview says why)"
+        elif key in given and value != given[key] and change is None \
+                and key not in PATH_KEYS:
             state += f"; given as {json.dumps(given[key])}"
         asked = "" if change is None else f"{_shown(change[0])} ({change[1]})"
         rows.append([key, _shown(value), state, asked])
@@ -398,8 +431,10 @@ def _resolved(inputs: ReportInputs) -> dict:
                  "explain.methods": list(inputs.method_options),
                  "model.preprocess": info.preprocess,
                  "data.image_size": f"{size[1]}x{size[0]}"})
-    if inputs.cfg.data.path:
-        used["data.path"] = str(ds.root)
+    written = _written(inputs.cfg)
+    for key in PATH_KEYS:  # published: never an absolute local path
+        if written.get(key):
+            used[key] = inputs.cfg.public(written[key])
     if ex.layers is not None:
         used["explain.pattern_layers"] = list(ex.layers.patterns)
     if ex.grid_classes:
@@ -428,10 +463,13 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
-        "dropped_classes": ds.dropped_classes, "notes": inputs.notes,
-        "data": {"root": str(ds.root), "test_hash": info.test_hash,
+        "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
+        "notes": inputs.notes,
+        "data": {"root": inputs.cfg.public(ds.root), "test_hash": info.test_hash,
                  "test_images": len(ds.splits["test"]),
-                 "image_size": list(ds.splits["test"].images.shape[1:3])},
+                 "image_size": list(ds.splits["test"].images.shape[1:3]),
+                 "channels": int(ds.splits["test"].images.shape[3]),
+                 "source_images": ds.sources.to_dict() if ds.sources else None},
         "compare": {"predictions": "predictions.csv",
                     "maps": "explanations.npz" if ex.test_maps is not None else None},
         "model": {k: getattr(info, k) for k in ("model_name", "model_hash", "data_hash",
@@ -468,7 +506,7 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
                         inputs.method_options)
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
     t_plan = table(assets, m["plan_table"]) if m["plan_table"] else None
-    L = layers_context(assets, test, names, ex)
+    L = layers_context(assets, test, names, ex, gray=bool(ds.sources and ds.sources.all_gray))
     index = _index_context(inputs, common, tables, drawn, pointing)
     model = _model_context(assets, inputs, common)
     content.pages = [Page("index.html", "index.html", index)]

@@ -20,6 +20,7 @@ from reportgen.figures.overlay import (
 )
 from reportgen.report.assets import Assets
 from reportgen.report.gallery import describe, test_tile, true_name, with_box
+from reportgen.text import duration
 from reportgen.report.tables import Table, with_interval
 
 CELL = 96  # side of a method cell in pixels
@@ -193,10 +194,10 @@ def plan_table(plan, seconds: dict) -> Table | None:
         took = seconds.get(part)
         label = "test set (GradCAM of every image; never reduced)" if part == "test set" \
             else part
-        rows.append([label, full, plan.estimate_s[part],
-                     None if took is None else round(took, 1)])
-    return Table("plan", ["part", "estimated s, as asked", "estimated s, planned", "took s"],
-                 rows, f"The work planned to explain.budget = {plan.budget_s:g} s")
+        rows.append([label, duration(full), duration(plan.estimate_s[part]),
+                     None if took is None else duration(took)])
+    return Table("plan", ["part", "estimated, as asked", "estimated, planned", "took"],
+                 rows, f"The work planned to explain.budget = {duration(plan.budget_s)}")
 
 
 def methods_context(assets: Assets, split, probs, names, explained, settings: dict,
@@ -222,9 +223,14 @@ def methods_context(assets: Assets, split, probs, names, explained, settings: di
             "tie_orders": settings["tie_orders"], "orders": _orders(settings["tie_orders"]),
             "steps": settings["quality_steps"],
             "plan": explained.plan, "plan_table": plan_table(explained.plan, explained.seconds),
-            "resamples": RESAMPLES, "f1_draws": F1_DRAWS,
+            "resamples": RESAMPLES, "f1_draws": F1_DRAWS, "per_table": GRID_COLUMNS,
             "relus": getattr(explained, "relus", None),
             "about": [a for a in about if a["ran"]]}
+
+
+#: Image columns per table of the Methods page's grids: more images continue in another
+#: table below, so a grid fits a 1280 px window without scrolling sideways.
+GRID_COLUMNS = 8
 
 
 PAD = 6  # gutter between the tiles of a mosaic, pixels
@@ -272,20 +278,33 @@ def _feature_maps(assets: Assets, L: LayerViews) -> list[dict]:
     return out
 
 
-def _filters(assets: Assets, L: LayerViews) -> list[dict]:
+def gray_of(stack: np.ndarray, gray: bool, *, total: bool = False) -> np.ndarray:
+    """``stack`` (..., C) with its 3 colour channels made one gray channel when ``gray`` (a
+    model that only ever saw grayscale images, as 3 equal channels): their mean, or with
+    ``total`` their sum (a first-layer filter's effective weights on a gray input)."""
+    if not gray or stack.shape[-1] != 3:
+        return stack
+    return stack.sum(-1, keepdims=True) if total else stack.mean(-1, keepdims=True)
+
+
+def _filters(assets: Assets, L: LayerViews, gray: bool = False) -> list[dict]:
     out = []
     kinds = getattr(L, "filter_kinds", {})  # absent from a cache written before they were kept
     for n, (p, k) in enumerate(L.filters.items()):
         kk = np.moveaxis(k, -1, 0)  # (F, kh, kw, in)
         rel = f"img/layers/filters_{n}.png"
-        if kk.shape[-1] == 3:  # an RGB input layer: one colour tile per filter
+        if gray and kk.shape[-1] == 3:  # gray images as 3 equal channels: one gray tile
+            grid = _grid_png(assets, rel, gray_of(kk, gray, total=True)[..., 0], 36, 16,
+                             [f"f {i}" for i in range(len(kk))])
+            shown, how = len(kk), "as gray tiles (the sum over the input's equal channels)"
+        elif kk.shape[-1] == 3:  # an RGB input layer: one colour tile per filter
             grid = _grid_png(assets, rel, kk, 36, 16, [f"f {i}" for i in range(len(kk))])
             shown, how = len(kk), "as RGB tiles"
-        elif kk.shape[-1] == 1:  # one input channel (depthwise, grey input): one tile each
+        elif kk.shape[-1] == 1:  # one input channel (depthwise, gray input): one tile each
             shown = min(32, len(kk))
             grid = _grid_png(assets, rel, kk[:shown, ..., 0], 36, 8,
                              [f"f {i}" for i in range(shown)])
-            how = "as grey tiles"
+            how = "as gray tiles"
             if kinds.get(p) in ("depthwise", "separable"):
                 how += ": the depthwise kernels, one spatial filter per input channel"
             if kinds.get(p) == "separable":
@@ -338,12 +357,13 @@ def _receptive(assets: Assets, split, names, L: LayerViews) -> dict | None:
     return {**vars(L.rf), "units": units}
 
 
-def _dreams(assets: Assets, split, names, L: LayerViews) -> dict | None:
+def _dreams(assets: Assets, split, names, L: LayerViews, gray: bool = False) -> dict | None:
     if L.dreams is None:
         return None
     d = L.dreams
     lo, hi = d.value_range
-    pics = to_rgb(np.clip((d.images - lo) / (hi - lo) * 255, 0, 255).round().astype(np.uint8))
+    pics = to_rgb(np.clip((gray_of(d.images, gray) - lo) / (hi - lo) * 255, 0, 255)
+                  .round().astype(np.uint8))
     items = []
     for k, i in enumerate(d.indices):
         items.append({"original": test_tile(assets, split, i),
@@ -362,19 +382,25 @@ def describe_image(split, names, i: int) -> str:
     return f"test image {split.paths[i]} ({kind} {names[int(split.labels[i])]})"
 
 
-def layers_context(assets: Assets, split, names, explained) -> dict | None:
-    """The Layers page context (None without conv layers)."""
+def layers_context(assets: Assets, split, names, explained, gray: bool = False
+                   ) -> dict | None:
+    """The Layers page context (None without conv layers). ``gray``: every image the model
+    saw was grayscale, so colour in its filters, patterns and dreams means nothing: they are
+    drawn gray (a model with one input channel draws them gray anyway)."""
     L = explained.layers
     if L is None:
         return None
-    return {"fmaps": _feature_maps(assets, L), "filters": _filters(assets, L),
+    return {"fmaps": _feature_maps(assets, L), "filters": _filters(assets, L, gray),
+            "gray": gray or split.images.shape[-1] == 1,
             "patterns": [{"layer": p, "count": len(pats),
-                          **_grid_png(assets, f"img/layers/patterns_{k}.png", pats, 80, 8,
+                          **_grid_png(assets, f"img/layers/patterns_{k}.png",
+                                      gray_of(pats, gray), 80, 8,
                                       [f"filter {i}" for i in range(len(pats))]),
                           "alt": f"Filter patterns of layer {p}: inputs maximizing filters 0 "
                                  f"to {len(pats) - 1}, each labelled"}
                          for k, (p, pats) in enumerate(L.patterns.items())],
-            "rf": _receptive(assets, split, names, L), "dreams": _dreams(assets, split, names, L),
+            "rf": _receptive(assets, split, names, L),
+            "dreams": _dreams(assets, split, names, L, gray),
             "notes": getattr(L, "notes", []),
             "image": L.image, "image_src": test_tile(assets, split, L.image),
             "image_desc": describe_image(split, names, L.image)}

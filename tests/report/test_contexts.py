@@ -90,6 +90,60 @@ def test_the_model_page_lists_the_configuration_as_used(drawn, inputs):
     assert "explain.occlusion.patch_size" in model.context["t_config"]["html"]
 
 
+def test_a_few_hidden_images_are_shown_and_many_are_linked(drawn, inputs):
+    # Class 0 has three correct test images (0, 2, 4, all at 0.8); the gallery kept two.
+    inputs.explained.gallery_counts = {0: {"misclassified": 0, "confident_wrong": 1,
+                                           "correct": 3},
+                                       1: {"misclassified": 1, "confident_wrong": 0,
+                                           "correct": 1}}
+    page = next(p for p in gather(inputs, drawn).pages
+                if p.rel.startswith("class-00")).context
+    correct = next(s for s in page["sections"] if s["key"] == "correct")
+    assert [t["index"] for t in correct["tiles"]] == [0, 2, 4]  # none hidden
+    assert correct["heading"] == "3" and correct["rest"] == 0
+    html = render(environment(), "class.html", page)
+    assert "Correct (3)" in html and "predictions.csv" not in html
+    # Many more than the gallery: the rest are named and linked.
+    inputs.explained.gallery_counts[0]["correct"] = 88
+    page = next(p for p in gather(inputs, drawn).pages
+                if p.rel.startswith("class-00")).context
+    html = render(environment(), "class.html", page)
+    assert "The other 86 images of this section are listed" in html
+    assert '<a href="predictions.csv">predictions.csv</a>' in html
+
+
+def test_unlabeled_class_pages_speak_of_photos_and_predictions(drawn, inputs):
+    from reportgen.evaluate import prediction_summary
+
+    test = inputs.ds.splits["test"]
+    test.labeled = False
+    inputs.metrics["test"] = prediction_summary(inputs.probs["test"],
+                                                inputs.ds.class_names)
+    page = next(p for p in gather(inputs, drawn).pages
+                if p.rel.startswith("class-00")).context
+    html = " ".join(render(environment(), "class.html", page).split())
+    assert "true class" not in html and "misclassified" not in html.lower()
+    assert "Predicted for <b>4 photos</b> (no labels)" in html  # 0, 1, 2 and 4
+    assert "%</b>. Each tile shows the photo" in html  # "99.7 %.Each" no more
+    md = render(environment(), "report.md", {
+        **next(p for p in gather(inputs, drawn).pages if p.rel == "report.md")
+        .context})
+    assert "photo(s)" not in md and "Predicted for 4 photos" in md
+
+
+def test_the_plan_table_gives_readable_durations():
+    from reportgen.report.pages import plan_table
+
+    from types import SimpleNamespace
+
+    plan = SimpleNamespace(estimate_full_s={"test set": 198.838, "quality": 12.34},
+                           estimate_s={"test set": 198.838, "quality": 0.4}, budget_s=900.0)
+    t = plan_table(plan, {"test set": 3725.2})
+    assert t.rows[0][1:] == ["3 min 19 s", "3 min 19 s", "1 h 02 min"]
+    assert t.rows[1][1:] == ["12.3 s", "0.4 s", None]
+    assert t.caption == "The work planned to explain.budget = 15 min 0 s"
+
+
 @pytest.mark.parametrize("relus", [False, True, None])
 def test_the_methods_page_says_when_the_model_has_no_relu(drawn, inputs, relus):
     inputs.explained.relus = relus
@@ -117,7 +171,7 @@ def test_depthwise_kernels_are_shown_one_tile_each_and_named(drawn, inputs):
     assert sep["count"] == 12 and sep["total"] == 12 and "depthwise kernels" in sep["how"]
     assert conv["count"] == 5 and conv["how"].startswith("per input channel")
     html = render(environment(), page.template, page.context)
-    assert "12 of 12 filters of 3×3 as grey tiles: the depthwise kernels" in html
+    assert "12 of 12 filters of 3×3 as gray tiles: the depthwise kernels" in html
     assert "1x1 pointwise kernel, which mixes the channels, is not shown" in html
 
 
