@@ -107,7 +107,8 @@ class TrainingConfig:
 @dataclass
 class ExplainConfig:
     layer: str = option("", "Conv layer to explain; nested layers as outer/inner; empty picks the "
-                      "last 4-D layer larger than 1x1.")
+                      "last convolution's output after its activation (batch norm, activation, "
+                      "residual add; never a pooling layer), larger than 1x1.")
     batch_size: int = option(64, "Batch size of the predictions and explanations when set; "
                              "not set, the build plans them from explain.memory_gb (used only "
                              "for a model the planner cannot walk).", minimum=1, maximum=65536)

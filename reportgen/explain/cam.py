@@ -138,7 +138,7 @@ def grad_cam(model, images, targets=None, layer=None, batch_size=64, upsample=Tr
         images: (N, H, W, C) float32, preprocessed as the model expects (not modified).
         targets: class per image (N,), a single class, or None for the predicted class.
         layer: path of the layer to explain (``outer/inner`` inside nested models); None picks
-            the last layer with a 4-D output larger than 1x1.
+            the last convolution's output after its activation, never a pooling layer.
         batch_size: images per forward/backward pass.
         upsample: resize maps to (H, W) (bilinear); False keeps the layer's (h, w).
         output_index: which output of a multi-output model holds the class scores.

@@ -30,7 +30,8 @@ class Explainer:
         output_index: which model output holds the class scores (multi-output models).
         batch_size: images per forward/backward pass.
         layer: the conv layer the CAM methods explain (``outer/inner`` inside nested models);
-            None picks the last layer with a 4-D output larger than 1x1.
+            None picks the last convolution's output after its activation (see
+            :meth:`~reportgen.explain.graph.ModelGraph.default_layer`).
         input_shape: (H, W, C) of the images, needed when the model's input size is
             variable.
 

@@ -23,6 +23,15 @@ from reportgen.explain.methods.options import SmoothGradOptions
 from reportgen.explain.savedmodel import Part
 
 
+def has_relus(model) -> bool:
+    """Whether ``model`` (or an :class:`~reportgen.explain.explainer.Explainer`) applies any
+    ReLU or ReLU6 the graph walk sees: the activations guided backprop and deconvnet change.
+    Without one (EfficientNet and ConvNeXt use swish and GELU), guided backprop is the plain
+    gradient and Guided GradCAM is saliency x GradCAM."""
+    graph = model.graph if isinstance(model, Explainer) else ModelGraph(model)
+    return graph.has_relus()
+
+
 @tf.custom_gradient
 def _guided_gate(y):
     """Identity whose gradient passes only positive incoming gradients (guided backprop)."""

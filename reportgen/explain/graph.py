@@ -34,6 +34,15 @@ def _default_visitor(layer, path, call, inputs):
     return call()
 
 
+def _float32(t):
+    """``t`` cast to float32 when it is a tensor of another float type (mixed precision),
+    else ``t`` itself."""
+    dtype = getattr(t, "dtype", None)
+    if isinstance(dtype, tf.DType) and dtype.is_floating and dtype != tf.float32:
+        return tf.cast(t, tf.float32)
+    return t
+
+
 def _is_conv(layer) -> bool:
     """A conv layer, or the part of a SavedModel's serving graph that ends in a convolution."""
     return hasattr(layer, "kernel_size") or isinstance(layer, savedmodel.Part) and layer.conv
@@ -306,8 +315,14 @@ class ModelGraph:
                 and not isinstance(self._layers[p], keras.Model)]
 
     def default_layer(self) -> str:
-        """Return the path of the last layer with a 4-D output larger than 1x1 (searching nested
-        models; never a layer before the first convolution).
+        """Return the path of the explained layer when none is given: the output of the last
+        convolution after its activation (searching nested models). From the last layer with
+        a convolution kernel and a 4-D output larger than 1x1, the layers that follow it on
+        the same grid (batch normalization, activations, a residual Add, a cell's
+        concatenation, ...) are followed up to the first that changes the grid, and the last
+        of them that is not a pooling layer is taken: VGG16 is explained at ``block5_conv3``
+        (14x14 at 224 px), not ``block5_pool``; a conv -> BatchNorm -> ReLU -> pooling block
+        at the ReLU's output; NASNet at its last cell's output.
 
         Raises:
             ValueError: the model has no convolutional layer.
@@ -319,7 +334,17 @@ class ModelGraph:
         if not candidates:
             raise ValueError(f"model {self.model.name!r} has no conv layer (no layer with a "
                              "4-D output larger than 1x1 after a convolution)")
-        return candidates[-1]
+        convs = [k for k, p in enumerate(candidates) if _is_conv(self.layer(p))]
+        if not convs:
+            return candidates[-1]
+        chosen = candidates[convs[-1]]
+        grid = self.layer_shapes[chosen][:2]
+        for p in candidates[convs[-1] + 1:]:
+            if self.layer_shapes[p][:2] != grid:
+                break
+            if not hasattr(self.layer(p), "pool_size"):  # a stride-1 pooling branch of a
+                chosen = p                                   # NASNet cell is passed over
+        return chosen
 
     def conv_layers(self) -> list[str]:
         """Paths of the layers with convolution kernels and a 4-D output larger than 1x1."""
@@ -368,12 +393,13 @@ class ModelGraph:
                 logits of the two classes are [-z, z].
 
         Returns:
-            The selected output (``output_index``), (N, classes) for a classifier (two
-            columns for a binary one).
+            The selected output (``output_index``) as float32 (a mixed-precision model's
+            float16 output is cast), (N, classes) for a classifier (two columns for a binary
+            one).
         """
         visitor = visitor or _default_visitor
         final = self._final[-1] if (logits and self._final) else None
-        out = self._output(self._run(self.model, x, visitor, "", final))
+        out = _float32(self._output(self._run(self.model, x, visitor, "", final)))
         if logits and self.head in ("binary", "binary_logit"):
             return tf.concat([-out, out], axis=-1)  # class 0 is explained by -z
         return out
@@ -433,7 +459,10 @@ class ModelGraph:
                 with respect to activations).
 
         Returns:
-            (model output as :meth:`forward`, {path: that layer's output}).
+            (model output as :meth:`forward`, {path: that layer's output as float32}). A layer
+            computing in another float type (mixed precision: float16) is captured as its
+            float32 copy, and the model goes on from that copy cast back (exactly), so
+            gradients with respect to the capture are float32 too.
         """
         wanted = set(paths)
         captured = {}
@@ -441,9 +470,12 @@ class ModelGraph:
         def visit(layer, path, call, inputs):
             out = call()
             if path in wanted:
+                wide = _float32(out)
                 if tape is not None:
-                    tape.watch(out)
-                captured[path] = out
+                    tape.watch(wide)
+                captured[path] = wide
+                if wide is not out:
+                    out = tf.cast(wide, out.dtype)
             return out
 
         return self.forward(x, visit, logits=logits), captured

@@ -161,7 +161,9 @@ class Unit:
 
 @dataclass
 class ReceptiveView:
-    """The most active units of ``layer`` with the analytic receptive field of its units."""
+    """The most active units of ``layer`` with the analytic receptive field of its units
+    (see :class:`~reportgen.explain.receptive.ReceptiveField`: after upsampling or resizing,
+    ``size`` is the largest field and ``stride`` may be a fraction of a pixel)."""
 
     layer: str
     size: tuple[float, float]
@@ -170,6 +172,8 @@ class ReceptiveView:
     units: list[Unit]
     #: Test images searched for the peaks (the first ones).
     searched: int = 0
+    #: Whether every unit's field has the same size (False after upsampling or resizing).
+    uniform: bool = True
 
 
 @dataclass
@@ -185,14 +189,20 @@ class DreamView:
 @dataclass
 class LayerViews:
     """The Layers page: feature maps of test image ``image`` per layer; learned filters
-    {layer: (kh, kw, in, F)}; filter patterns {layer: (F, H, W, C)}; receptive fields; dreams."""
+    {layer: (kh, kw, in, F)} and their kind {layer: "conv", "separable", "depthwise" or
+    "transposed"} (see
+    :func:`~reportgen.explain.features.learned_filters`); filter patterns {layer: (F, H, W,
+    C)}; receptive fields; dreams."""
 
     image: int
     feature_maps: dict[str, FeatureMapView] = field(default_factory=dict)
     filters: dict[str, np.ndarray] = field(default_factory=dict)
+    filter_kinds: dict[str, str] = field(default_factory=dict)
     patterns: dict[str, np.ndarray] = field(default_factory=dict)
     rf: ReceptiveView | None = None
     dreams: DreamView | None = None
+    #: Why a view is not shown (a receptive field that cannot be followed), for the page.
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -225,6 +235,9 @@ class Explained:
         quality_ranking: {QualityRow field of :data:`RANKED`: the paired comparison of the
             methods on it (:func:`reportgen.evaluate.paired_best`)}; a column with fewer
             than two scored methods is absent.
+        relus: whether the model applies a ReLU the graph walk sees (None: not checked);
+            without one, guided backprop would be the plain gradient (it is skipped) and
+            Guided GradCAM is saliency x GradCAM.
     """
 
     layer: str
@@ -246,6 +259,7 @@ class Explained:
     seconds: dict[str, float] = field(default_factory=dict)
     plan: Plan | None = None
     quality_ranking: dict = field(default_factory=dict)
+    relus: bool | None = None
 
 
 def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size: int

@@ -459,7 +459,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "quality_ranking": ex.quality_ranking,
                     "methods": inputs.method_options,
                     "seconds": {k: round(v, 3) for k, v in ex.seconds.items()},
-                    "plan": _plan_data(ex),
+                    "plan": _plan_data(ex), "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],

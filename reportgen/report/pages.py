@@ -235,6 +235,7 @@ def methods_context(assets: Assets, split, probs, names, explained, settings: di
             "steps": settings["quality_steps"],
             "plan": explained.plan, "plan_table": plan_table(explained.plan, explained.seconds),
             "resamples": RESAMPLES, "f1_draws": F1_DRAWS, "per_table": GRID_COLUMNS,
+            "relus": getattr(explained, "relus", None),
             "about": [a for a in about if a["ran"]]}
 
 
@@ -299,6 +300,7 @@ def gray_of(stack: np.ndarray, gray: bool, *, total: bool = False) -> np.ndarray
 
 def _filters(assets: Assets, L: LayerViews, gray: bool = False) -> list[dict]:
     out = []
+    kinds = getattr(L, "filter_kinds", {})  # absent from a cache written before they were kept
     for n, (p, k) in enumerate(L.filters.items()):
         kk = np.moveaxis(k, -1, 0)  # (F, kh, kw, in)
         rel = f"img/layers/filters_{n}.png"
@@ -309,6 +311,16 @@ def _filters(assets: Assets, L: LayerViews, gray: bool = False) -> list[dict]:
         elif kk.shape[-1] == 3:  # an RGB input layer: one colour tile per filter
             grid = _grid_png(assets, rel, kk, 36, 16, [f"f {i}" for i in range(len(kk))])
             shown, how = len(kk), "as RGB tiles"
+        elif kk.shape[-1] == 1:  # one input channel (depthwise, gray input): one tile each
+            shown = min(32, len(kk))
+            grid = _grid_png(assets, rel, kk[:shown, ..., 0], 36, 8,
+                             [f"f {i}" for i in range(shown)])
+            how = "as gray tiles"
+            if kinds.get(p) in ("depthwise", "separable"):
+                how += ": the depthwise kernels, one spatial filter per input channel"
+            if kinds.get(p) == "separable":
+                how += (" (the separable convolution's 1x1 pointwise kernel, which mixes the "
+                        "channels, is not shown)")
         else:  # deeper: rows = filters, columns = input channels, one grey tile each
             f, c = min(8, kk.shape[0]), min(8, kk.shape[-1])
             per_channel = np.moveaxis(kk[:f, ..., :c], -1, 1).reshape(f * c, *kk.shape[1:3])
@@ -400,5 +412,6 @@ def layers_context(assets: Assets, split, names, explained, gray: bool = False
                          for k, (p, pats) in enumerate(L.patterns.items())],
             "rf": _receptive(assets, split, names, L),
             "dreams": _dreams(assets, split, names, L, gray),
+            "notes": getattr(L, "notes", []),
             "image": L.image, "image_src": test_tile(assets, split, L.image),
             "image_desc": describe_image(split, names, L.image)}

@@ -175,3 +175,53 @@ def test_the_functional_api_reuses_one_explainer_per_model(keras, rng):
     assert not np.allclose(after, before)
     other = keras.models.clone_model(model)
     assert Explainer.of(other, x) is not first  # another model: a new explainer, kept alone
+
+
+def swish_model(keras, act="swish"):
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation=act, name="c1")(inp)
+    x = keras.layers.Conv2D(5, 3, padding="same", name="c2")(x)
+    x = keras.layers.Activation("gelu" if act == "swish" else act, name="act")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+
+
+def test_a_model_without_relu_is_told_apart(keras):
+    from reportgen.config import Config
+    from reportgen.explain import Explainer, has_relus
+    from reportgen.explain.methods import configure
+    from reportgen.explain.results import Explained
+    from reportgen.explain.suite import runnable
+
+    assert not has_relus(swish_model(keras))
+    assert has_relus(swish_model(keras, "relu")) and has_relus(relu_zoo(keras))
+    leaky = swish_model(keras, "leaky_relu")  # guided backprop gates plain ReLUs only
+    assert not has_relus(leaky)
+    for model, relus in ((swish_model(keras), False), (swish_model(keras, "relu"), True)):
+        result = Explained(layer="act", galleries={})
+        kept = runnable(Explainer(model), configure(Config()), result)
+        assert result.relus is relus
+        assert ("guided_backprop" in kept) is relus and "guided_gradcam" in kept
+
+
+def test_without_relu_guided_backprop_is_the_gradient_and_guided_gradcam_saliency_x_gradcam(
+        isolated):
+    got = isolated("""
+        from reportgen.explain import Explainer
+        inp = keras.Input((16, 16, 3))
+        x = keras.layers.Conv2D(4, 3, padding="same", activation="swish", name="c1")(inp)
+        x = keras.layers.Conv2D(5, 3, padding="same", activation="gelu", name="c2")(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+        ex = Explainer(model)
+        x = np.random.default_rng(0).uniform(0, 1, (3, 16, 16, 3)).astype(np.float32)
+        t = np.array([0, 1, 2])
+        sal = ex.run("saliency", x, t)
+        gb = ex.run("guided_backprop", x, t)
+        ggc = ex.run("guided_gradcam", x, t)
+        cam = ex.run("gradcam", x, t)
+        scale = float(np.abs(sal).max())
+        print(json.dumps({"gb": float(np.abs(gb - sal).max()) / scale,
+                          "ggc": float(np.abs(ggc - sal * cam[..., None]).max()) / scale}))
+    """)
+    assert got["gb"] < 1e-5 and got["ggc"] < 1e-5

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from reportgen.report import gather, write_site
@@ -141,3 +142,63 @@ def test_the_plan_table_gives_readable_durations():
     assert t.rows[0][1:] == ["3 min 19 s", "3 min 19 s", "1 h 02 min"]
     assert t.rows[1][1:] == ["12.3 s", "0.4 s", None]
     assert t.caption == "The work planned to explain.budget = 15 min 0 s"
+
+
+@pytest.mark.parametrize("relus", [False, True, None])
+def test_the_methods_page_says_when_the_model_has_no_relu(drawn, inputs, relus):
+    inputs.explained.relus = relus
+    inputs.explained.method_outputs["guided_gradcam"] = np.zeros((2, 16, 16, 3), np.float32)
+    content = gather(inputs, drawn)
+    page = next(p for p in content.pages if p.rel == "methods.html")
+    html = render(environment(), page.template, page.context)
+    said = ("This model has no ReLU" in html
+            and "Guided GradCAM equals saliency × GradCAM" in html)
+    assert said == (relus is False)
+    assert content.metrics["explain"]["relus"] is relus
+
+
+def test_depthwise_kernels_are_shown_one_tile_each_and_named(drawn, inputs):
+    from reportgen.explain.results import LayerViews
+
+    views = LayerViews(image=0)
+    views.filters = {"sep": np.arange(3 * 3 * 12, dtype=np.float32).reshape(3, 3, 1, 12),
+                     "conv": np.ones((3, 3, 4, 5), np.float32)}
+    views.filter_kinds = {"sep": "separable", "conv": "conv"}
+    inputs.explained.layers = views
+    content = gather(inputs, drawn)
+    page = next(p for p in content.pages if p.rel == "layers.html")
+    sep, conv = page.context["L"]["filters"]
+    assert sep["count"] == 12 and sep["total"] == 12 and "depthwise kernels" in sep["how"]
+    assert conv["count"] == 5 and conv["how"].startswith("per input channel")
+    html = render(environment(), page.template, page.context)
+    assert "12 of 12 filters of 3×3 as gray tiles: the depthwise kernels" in html
+    assert "1x1 pointwise kernel, which mixes the channels, is not shown" in html
+
+
+@pytest.mark.parametrize("uniform,said", [
+    (True, "each unit sees 7×7 input pixels, units are 2 pixels apart ("),
+    (False, "each unit sees at most 4×4 input pixels, units are 0.5 pixels apart on average")])
+def test_the_receptive_field_after_upsampling_is_stated_as_such(drawn, inputs, uniform, said):
+    from reportgen.explain.results import LayerViews, ReceptiveView, Unit
+
+    size, stride = ((7.0, 7.0), (2.0, 2.0)) if uniform else ((4.0, 4.0), (0.5, 0.5))
+    views = LayerViews(image=0)
+    views.rf = ReceptiveView("b", size, stride, (1.0, 1.0),
+                             [Unit(0, 1, 2, 3, 0.5, (0, 0, 3, 3))], 6, uniform=uniform)
+    inputs.explained.layers = views
+    pages = {p.rel: p for p in gather(inputs, drawn).pages}
+    page = pages["layers.html"]
+    assert said in render(environment(), page.template, page.context)
+    md = render(environment(), pages["report.md"].template, pages["report.md"].context)
+    assert ("at most 4×4 input pixels with a stride of 0.5 on average" in md) is not uniform
+    assert ("sees 7×7 input pixels with a stride of 2." in md) is uniform
+
+
+def test_a_model_without_readable_kernels_says_why_no_filters_are_shown(drawn, inputs):
+    from reportgen.explain.results import LayerViews
+
+    inputs.explained.layers = LayerViews(image=0, notes=["Receptive fields are not shown: x."])
+    page = next(p for p in gather(inputs, drawn).pages if p.rel == "layers.html")
+    html = render(environment(), page.template, page.context)
+    assert "Not shown: no convolutional layer of this model holds a 2-D kernel" in html
+    assert '<p class="note">Receptive fields are not shown: x.</p>' in html
