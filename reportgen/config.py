@@ -14,7 +14,9 @@ import difflib
 import math
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ def option(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
     meta = {"doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum,
             "listed": listed, "path": path}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+        return field(default_factory=partial(type(default), default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -105,7 +107,8 @@ class TrainingConfig:
 @dataclass
 class ExplainConfig:
     layer: str = option("", "Conv layer to explain; nested layers as outer/inner; empty picks the "
-                      "last 4-D layer larger than 1x1.")
+                      "last convolution's output after its activation (batch norm, activation, "
+                      "residual add; never a pooling layer), larger than 1x1.")
     batch_size: int = option(64, "Batch size of the predictions and explanations when set; "
                              "not set, the build plans them from explain.memory_gb (used only "
                              "for a model the planner cannot walk).", minimum=1, maximum=65536)
@@ -162,6 +165,10 @@ class ReportConfig:
                       minimum=1)
     cache: bool = option(True, "Reuse the trained model, predictions and maps of an earlier build "
                        "with the same data and settings (stored under data.cache_dir).")
+    include_model: bool = option(False, "Put the trained model, model.keras (its weights), "
+                                 "into the site; off: the site, and what reportgen publish "
+                                 "commits, hold no weights (publish also needs "
+                                 "--include-model).")
     figure_formats: list = option(["png", "svg", "pdf"], 'Files written for every figure: '
                                 '"png" (shown in the pages) plus "svg" and/or "pdf" for papers '
                                 "(text kept as text).")
@@ -185,6 +192,19 @@ class Config:
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p).resolve()
 
+    def public(self, path: str | Path) -> str:
+        """``path`` as a published report may show it, never an absolute local path: relative
+        to the config file's folder when inside it, else the file or folder name alone
+        ("" and names that are not paths, such as "imagenet", as they are)."""
+        text = str(path)
+        if text in NOT_PATHS:
+            return text
+        p = self.resolve(text)
+        try:
+            return p.relative_to(self.base_dir.resolve()).as_posix() or "."
+        except ValueError:
+            return p.name
+
     def weights(self) -> str:
         """``model.weights``: "none", "imagenet", or the weights file made absolute."""
         w = self.model.weights
@@ -207,6 +227,10 @@ SECTIONS: dict[str, type] = {
     "explain": ExplainConfig,
     "report": ReportConfig,
 }
+
+#: Keys holding a file or folder path (published relative to the config, or by name only).
+PATH_KEYS = frozenset(f"{section}.{f.name}" for section, cls in SECTIONS.items()
+                      for f in dataclasses.fields(cls) if f.metadata.get("path"))
 
 
 def all_keys() -> list[tuple[str, Any, str]]:
@@ -238,7 +262,7 @@ def _type_name(tp: Any) -> str:
             list: "list"}.get(tp, str(tp))
 
 
-def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
+def _coerce(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
     """Check ``value`` against the field type and bounds; return it converted."""
     ok = (
         (tp is bool and isinstance(value, bool))
@@ -362,11 +386,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a TOML config file (the built-in demo config when None) and apply ``--set`` overrides."""
+    """Read a TOML config file (the built-in demo config when None) and apply ``--set``
+    overrides."""
     default = path is None
-    if default:
-        path = default_config_path()
-    path = Path(path)
+    path = default_config_path() if path is None else Path(path)
     if path.is_dir() or not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:

@@ -17,7 +17,7 @@ from reportgen.cli import main
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.toml"
 #: The settings of the shared smoke site (conftest.smoke_site) beyond configs/smoke.toml.
-SMOKE_SETS = ["--set", "explain.gallery_size=60"]
+SMOKE_SETS = ["--set", "explain.gallery_size=60", "--set", "report.include_model=true"]
 
 
 def test_importing_cli_does_not_import_tensorflow():
@@ -41,7 +41,8 @@ def test_keys_lists_every_key():
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--set", "data.image_sise=32"], "unknown key data.image_sise; did you mean 'data.image_size'"),
+    (["--set", "data.image_sise=32"],
+     "unknown key data.image_sise; did you mean 'data.image_size'"),
     (["--set", "training.epochs=-2"], "training.epochs: -2 is below the minimum 1"),
     (["--config", "missing.toml"], "config file not found: missing.toml"),
     (["--set", "explain.occlusion.patch_size=-1"],
@@ -116,6 +117,17 @@ def test_smoke_metrics_and_exports(smoke_site):
         assert sum(map(sum, s["confusion_matrix"])) == s["n"]
     assert (out / "fig" / "confusion_test.svg").is_file()
     assert (out / "tables" / "per_class_test.tex").read_text().count("\\toprule") == 1
+    quality = m["explain"]["quality"]
+    for q in quality.values():  # each sanity score with its verdict beside it
+        if not q["n_sanity"]:
+            assert q["sanity_verdict"] is None
+        elif q["sanity"] is None:  # every map constant: no correlation, no verdict
+            assert q["sanity_verdict"] == "undefined"
+        else:
+            assert q["sanity_verdict"] == ("passes" if q["sanity_ci95"][1] < 0.5 else "fails"
+                                           if q["sanity_ci95"][0] >= 0.5 else "inconclusive")
+    ranked = m["explain"]["quality_ranking"]
+    assert len(quality) < 2 or ranked["deletion"]["best"] in quality
     assert (out / ".nojekyll").exists()
     assert (out / "model.keras").is_file()
     assert not any(out.parent.glob(".site.reportgen-*")), "temporary folders left behind"
@@ -154,6 +166,12 @@ def test_cached_rebuild_never_loads_tensorflow(smoke_site, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
     assert "Third" in (tmp_path / "again" / "index.html").read_text()
+    # Without report.include_model the site holds no weights, and the Model page says so.
+    assert not (tmp_path / "again" / "model.keras").exists()
+    assert (out / "model.keras").is_file()
+    page = (tmp_path / "again" / "model.html").read_text()
+    assert "is not included in this site" in page and 'href="model.keras"' not in page
+    assert 'href="model.keras"' in (out / "model.html").read_text()
 
 
 def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path, monkeypatch):

@@ -130,6 +130,7 @@ APPLICATION = ["data.source=images", "model.source=applications",
                "explain.dream_images=0", "explain.rise.masks=100"]
 
 
+@pytest.mark.slow
 def test_photos_explained_by_a_keras_applications_classifier(tmp_path):
     data = photos(tmp_path / "photos", n=6)
     result = build(tmp_path, *APPLICATION, f"data.path={data}")
@@ -145,7 +146,8 @@ def test_photos_explained_by_a_keras_applications_classifier(tmp_path):
     assert all(r[1] == "" for r in rows[1:])
     summary = metrics["splits"]["test"]
     assert "accuracy" not in summary and metrics["splits"]["train"] == {"n": 0, "labeled": False}
-    for p, top in zip(probs, summary["top"]):  # the top 5 by name, from the shipped list
+    # the top 5 by name, from the shipped list
+    for p, top in zip(probs, summary["top"], strict=True):
         assert [n for n, _ in top] == [names[k] for k in np.argsort(-p, kind="stable")[:5]]
         np.testing.assert_allclose([q for _, q in top], np.sort(p)[::-1][:5], atol=1e-5)
     predicted = {names[k] for k in probs.argmax(1)}
@@ -172,6 +174,7 @@ def test_photos_explained_by_a_keras_applications_classifier(tmp_path):
     assert any("came from an earlier build" in n for n in metrics2["notes"])
 
 
+@pytest.mark.slow
 def test_photos_explained_by_your_own_model_and_class_names(keras, tmp_path):
     colours = [(220, 30, 30), (30, 200, 40), (30, 40, 210)]
     data = photos(tmp_path / "photos", n=6, size=(16, 16), colours=colours)

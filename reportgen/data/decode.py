@@ -67,13 +67,13 @@ def decode_image(path: str | Path, size: tuple[int, int], channels: int = 3
             raise ImageDecodeError("empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
+            with Image.open(path) as opened:
+                w, h = opened.size
                 if w * h > MAX_PIXELS:
                     raise ImageDecodeError(f"{w}x{h} pixels is over the limit of {MAX_PIXELS:,} "
                                            "(possible decompression bomb)")
-                img.load()
-                img = ImageOps.exif_transpose(img)
+                opened.load()
+                img = ImageOps.exif_transpose(opened)
                 orig = img.size
                 img = _to_8bit_rgb(img)
                 if channels == 1:
@@ -81,7 +81,7 @@ def decode_image(path: str | Path, size: tuple[int, int], channels: int = 3
                 elif channels != 3:
                     raise ImageDecodeError(f"unsupported channel count {channels}")
                 if img.size != (size[1], size[0]):
-                    img = img.resize((size[1], size[0]), Image.BILINEAR)
+                    img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
                 arr = np.asarray(img, dtype=np.uint8)
     except ImageDecodeError:
         raise
@@ -107,3 +107,17 @@ def decode_or_reason(path: str | Path, size: tuple[int, int], channels: int = 3
         return str(e)
     except Exception as e:
         return f"unreadable ({type(e).__name__}: {e})"
+
+
+#: Pillow modes of images stored as grayscale (one channel, with or without alpha).
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
+
+
+def probe_image(path: str | Path) -> tuple[int, int, str] | None:
+    """(width, height, Pillow mode) of an image file from its header alone (nothing is
+    decoded; EXIF rotation not applied); None when it cannot be read."""
+    try:
+        with Image.open(path) as img:
+            return img.size[0], img.size[1], img.mode
+    except Exception:  # any unreadable file is only left out of the summary
+        return None

@@ -20,6 +20,7 @@ from reportgen.explain.common import (as_targets, class_score, minmax, pick_targ
 from reportgen.explain.common import upsample as resize_maps
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.graph import ModelGraph
+from reportgen.explain.methods.options import ScoreCamOptions
 
 
 def _weights_gradcam(acts, grads):
@@ -80,7 +81,8 @@ def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to,
         return fn
 
     specs = [tf.TensorSpec([None], tf.int32)] * (2 if second else 1)
-    return graph.function(("cam", method, layer_path, upsample_to, peaks, second), make, *specs)
+    return graph.function(("cam", method, layer_path, upsample_to, peaks, second), make, *specs,
+                          tape=True)
 
 
 def cam_maps(ex: Explainer, method: str, images, targets=None, layer: str | None = None,
@@ -113,7 +115,7 @@ def cam_with_peaks(ex: Explainer, images, targets=None, layer: str | None = None
         fn = _cam_function(ex.graph, "gradcam", ex.resolve(layer), ex.input_shape[:2],
                            peaks=True)
         maps, small, values, positions = run_batched(fn, [x, t], ex.batch_size)
-        extra = ()
+        extra: tuple[np.ndarray, ...] = ()
     else:
         fn = test_set_cam_function(ex, layer)
         maps, small, values, positions, second = run_batched(
@@ -136,7 +138,7 @@ def grad_cam(model, images, targets=None, layer=None, batch_size=64, upsample=Tr
         images: (N, H, W, C) float32, preprocessed as the model expects (not modified).
         targets: class per image (N,), a single class, or None for the predicted class.
         layer: path of the layer to explain (``outer/inner`` inside nested models); None picks
-            the last layer with a 4-D output larger than 1x1.
+            the last convolution's output after its activation, never a pooling layer.
         batch_size: images per forward/backward pass.
         upsample: resize maps to (H, W) (bilinear); False keeps the layer's (h, w).
         output_index: which output of a multi-output model holds the class scores.
@@ -190,7 +192,7 @@ def layer_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
 
 
 def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
-              output_index=0, max_channels=32) -> np.ndarray:
+              output_index=0, max_channels: int = ScoreCamOptions.channels) -> np.ndarray:
     """ScoreCAM: channel maps used as input masks, weighted by the class probability of the
     masked input; ReLU(sum_k p_k A_k).
 
@@ -209,7 +211,8 @@ def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
 
 
 def score_cam_maps(ex: Explainer, images, targets=None, layer: str | None = None,
-                   upsample: bool = True, max_channels: int = 32) -> np.ndarray:
+                   upsample: bool = True,
+                   max_channels: int = ScoreCamOptions.channels) -> np.ndarray:
     """:func:`score_cam` on an explainer."""
     graph, batch_size = ex.graph, ex.batch_size
     x = ex.batch(images)

@@ -1,14 +1,20 @@
 """What the explanation stages of a build produce, as plain typed data.
 
-Only numpy and the standard library: the report reads these types, and the cached rebuild
-unpickles them, without importing TensorFlow.
+Only numpy, the standard library and :mod:`reportgen.evaluate` (numpy only): the report
+reads these types, and the cached rebuild unpickles them, without importing TensorFlow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from reportgen.evaluate import paired_best
+
+if TYPE_CHECKING:
+    from reportgen.explain.plan import Plan
 
 #: Gallery sections of a class page, in page order.
 SECTIONS = ("misclassified", "confident_wrong", "correct")
@@ -45,15 +51,74 @@ class Peaks:
         self.values = np.where(better, val, self.values)
 
 
+#: The sanity check's verdict threshold: a method passes when the absolute mean Spearman rank
+#: correlation between its maps before and after the head is randomized is below it. At 0.5
+#: the two maps share at most a quarter of their rank variance (rho^2 = 0.25): a map above it
+#: keeps most of its order of importance without what the head learned, so it shows the input
+#: and the untouched layers more than the model's decision (Adebayo et al. 2018 give no
+#: number; methods that pass their test fall near 0, Guided Backprop stays near 1).
+SANITY_THRESHOLD = 0.5
+
+
+def sanity_verdict(abs_ci95: list | None) -> str | None:
+    """"passes" when the whole 95 % interval of the absolute mean rank correlation
+    ([low, high] in [0, 1]) is below :data:`SANITY_THRESHOLD`, "fails" when it is all at or
+    above it, "inconclusive" when it straddles it; None without an interval."""
+    if not abs_ci95 or any(v is None or v != v for v in abs_ci95):
+        return None
+    if abs_ci95[1] < SANITY_THRESHOLD:
+        return "passes"
+    return "fails" if abs_ci95[0] >= SANITY_THRESHOLD else "inconclusive"
+
+
+def absolute_interval(ci95: list | None) -> list | None:
+    """The interval of |x| from an interval [low, high] of x: [low, high] when x > 0 on it,
+    [-high, -low] when x < 0, [0, max(-low, high)] when it holds 0."""
+    if not ci95 or any(v is None or v != v for v in ci95):
+        return None
+    lo, hi = ci95
+    if lo >= 0:
+        return [lo, hi]
+    if hi <= 0:
+        return [-hi, -lo]
+    return [0.0, max(-lo, hi)]
+
+
+#: The quality table's ranked columns: {QualityRow field: (header, lower is better,
+#: ranked on the absolute value)}.
+RANKED = {"deletion": ("deletion AUC ↓", True, False),
+          "insertion": ("insertion AUC ↑", False, False),
+          "pointing": ("pointing game ↑", False, False),
+          "energy": ("energy in box ↑", False, False),
+          "sanity": ("|rank corr.| after head randomization ↓", True, True)}
+
+
+def rank_methods(per_image: dict[str, dict[str, np.ndarray]]) -> dict:
+    """{column: :func:`~reportgen.evaluate.paired_best` of its methods} for each column of
+    :data:`RANKED` with at least two methods, from ``per_image`` ({column: {method: (n,)
+    float per-image scores}}); the sanity column is ranked on the absolute mean
+    correlation."""
+    out = {}
+    for column, (_, lower, absolute) in RANKED.items():
+        ranked = paired_best(per_image.get(column, {}), lower, absolute=absolute)
+        if ranked is not None:
+            out[column] = ranked
+    return out
+
+
 @dataclass
 class QualityRow:
     """One method's row of the quality table, over ``n`` test images (``n_boxes`` with an
     object box, ``n_sanity`` in the sanity check). AUCs in [0, 1]; pointing and energy in
     [0, 1] or None without boxes; sanity: mean rank correlation of the maps before and after
     randomizing the head, in [-1, 1]. ``*_ci95``: 95 % intervals [low, high] over the images
-    (percentile bootstrap of the mean; Wilson for the pointing game's hit rate). ``tied``: the
-    mean share of tied pixels of the maps (:func:`~reportgen.explain.quality.tied_fraction`),
-    their order in deletion/insertion drawn at random ``tie_orders`` times."""
+    (percentile bootstrap of the mean; Wilson for the pointing game's hit rate);
+    ``sanity_ci95`` is the interval of the absolute value (:func:`absolute_interval`) and
+    ``sanity_verdict`` its verdict (:func:`sanity_verdict`, threshold ``sanity_threshold``;
+    "undefined" when the check ran but a map was constant on every image, so no rank
+    correlation exists; None when it did not run). ``tied``: the mean share of tied pixels
+    of the maps (:func:`~reportgen.explain.quality.tied_fraction`), their order in
+    deletion/insertion drawn at random ``tie_orders`` times."""
 
     deletion: float
     insertion: float
@@ -71,6 +136,9 @@ class QualityRow:
     n_sanity: int = 0
     tied: float | None = None
     tie_orders: int = 1
+    sanity_ci95: list | None = None
+    sanity_verdict: str | None = None
+    sanity_threshold: float = SANITY_THRESHOLD
 
 
 @dataclass
@@ -98,7 +166,9 @@ class Unit:
 
 @dataclass
 class ReceptiveView:
-    """The most active units of ``layer`` with the analytic receptive field of its units."""
+    """The most active units of ``layer`` with the analytic receptive field of its units
+    (see :class:`~reportgen.explain.receptive.ReceptiveField`: after upsampling or resizing,
+    ``size`` is the largest field and ``stride`` may be a fraction of a pixel)."""
 
     layer: str
     size: tuple[float, float]
@@ -107,6 +177,8 @@ class ReceptiveView:
     units: list[Unit]
     #: Test images searched for the peaks (the first ones).
     searched: int = 0
+    #: Whether every unit's field has the same size (False after upsampling or resizing).
+    uniform: bool = True
 
 
 @dataclass
@@ -122,14 +194,20 @@ class DreamView:
 @dataclass
 class LayerViews:
     """The Layers page: feature maps of test image ``image`` per layer; learned filters
-    {layer: (kh, kw, in, F)}; filter patterns {layer: (F, H, W, C)}; receptive fields; dreams."""
+    {layer: (kh, kw, in, F)} and their kind {layer: "conv", "separable", "depthwise" or
+    "transposed"} (see
+    :func:`~reportgen.explain.features.learned_filters`); filter patterns {layer: (F, H, W,
+    C)}; receptive fields; dreams."""
 
     image: int
     feature_maps: dict[str, FeatureMapView] = field(default_factory=dict)
     filters: dict[str, np.ndarray] = field(default_factory=dict)
+    filter_kinds: dict[str, str] = field(default_factory=dict)
     patterns: dict[str, np.ndarray] = field(default_factory=dict)
     rf: ReceptiveView | None = None
     dreams: DreamView | None = None
+    #: Why a view is not shown (a receptive field that cannot be followed), for the page.
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -157,7 +235,14 @@ class Explained:
         true_maps: {test index: GradCAM of the true class at the layer's resolution, (h, w)
             float16 in [0, 1]} for every misclassified test image (labeled splits only).
         seconds: wall seconds per part of the work, for metrics.json and the benchmarks.
-        plan: the measured cost, the budgets and the settings the work was planned to.
+        plan: the plan the work ran to (:class:`reportgen.explain.plan.Plan`: every setting
+            and method option as run, and what was reduced); None without test images.
+        quality_ranking: {QualityRow field of :data:`RANKED`: the paired comparison of the
+            methods on it (:func:`reportgen.evaluate.paired_best`)}; a column with fewer
+            than two scored methods is absent.
+        relus: whether the model applies a ReLU the graph walk sees (None: not checked);
+            without one, guided backprop would be the plain gradient (it is skipped) and
+            Guided GradCAM is saliency x GradCAM.
         failures: the parts that failed and were left out
             (:class:`reportgen.guard.Failure`), in the order they ran.
     """
@@ -179,6 +264,50 @@ class Explained:
     test_maps: np.ndarray | None = None
     true_maps: dict[int, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    #: The plan the work was done to (:func:`reportgen.explain.plan.make_plan`), plain data.
-    plan: dict = field(default_factory=dict)
+    plan: Plan | None = None
+    quality_ranking: dict = field(default_factory=dict)
+    relus: bool | None = None
     failures: list = field(default_factory=list)
+
+
+def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size: int
+                     ) -> dict[int, dict[str, list[int]]]:
+    """Pick the gallery images of every class from the test predictions.
+
+    * misclassified: true c, predicted another class; most confident (wrong) first;
+    * confident_wrong: predicted c with the highest confidence while the true class is another;
+    * correct: true c, predicted c; least confident first (the doubtful ones teach more than
+      a row of 100 % tiles).
+
+    Ties keep test-set order. Each list holds at most ``size`` indices
+    (:func:`gallery_counts` gives the full sizes).
+    """
+    pred = probs.argmax(axis=1)
+    conf = probs.max(axis=1)
+    out: dict[int, dict[str, list[int]]] = {c: {key: [] for key in SECTIONS}
+                                            for c in range(n_classes)}
+    for i in np.argsort(-conf, kind="stable"):  # one pass: linear in images and classes
+        t, p = int(labels[i]), int(pred[i])
+        if t != p:
+            for c, key in ((t, "misclassified"), (p, "confident_wrong")):
+                if 0 <= c < n_classes and len(out[c][key]) < size:
+                    out[c][key].append(int(i))
+    for i in np.argsort(conf, kind="stable"):
+        c = int(labels[i])
+        if c == int(pred[i]) and 0 <= c < n_classes and len(out[c]["correct"]) < size:
+            out[c]["correct"].append(int(i))
+    return out
+
+
+def gallery_counts(labels: np.ndarray, probs: np.ndarray, n_classes: int
+                   ) -> dict[int, dict[str, int]]:
+    """The full size of every gallery section of :func:`select_galleries`, per class."""
+    pred = probs.argmax(axis=1)
+    labels = np.asarray(labels)
+    right = labels == pred
+    known = (labels >= 0) & (labels < n_classes)
+    correct = np.bincount(labels[right & known], minlength=n_classes)
+    missed = np.bincount(labels[~right & known], minlength=n_classes)
+    false_pos = np.bincount(pred[~right & known], minlength=n_classes)
+    return {c: {"misclassified": int(missed[c]), "confident_wrong": int(false_pos[c]),
+                "correct": int(correct[c])} for c in range(n_classes)}

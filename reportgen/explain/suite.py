@@ -19,9 +19,12 @@ from reportgen.explain import features, quality
 from reportgen.explain.cam import cam_maps, cam_with_peaks
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.methods import REGISTRY, as_map
+from reportgen.explain.plan import OPAQUE_HEAD
 from reportgen.explain.receptive import receptive_field, receptive_fields
-from reportgen.explain.results import (SECTIONS, DreamView, Explained, FeatureMapView,
-                                       LayerViews, Peaks, QualityRow, ReceptiveView, Unit)
+from reportgen.explain.results import (RANKED, SECTIONS, DreamView, Explained,
+                                       FeatureMapView, LayerViews, Peaks, QualityRow,
+                                       ReceptiveView, Unit, absolute_interval, gallery_counts,
+                                       rank_methods, sanity_verdict, select_galleries)
 from reportgen.guard import optional_part
 
 __all__ = ["CHUNK", "SECTIONS", "Explained", "explainer_for", "select_galleries",
@@ -51,48 +54,6 @@ def explainer_for(model, cfg: Config, input_shape: tuple | None = None) -> Expla
                          cfg.explain.layer or None, input_shape)
     except ValueError as e:
         raise ConfigError(f"explain.layer: {e}") from None
-
-
-def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size: int
-                     ) -> dict[int, dict[str, list[int]]]:
-    """Pick the gallery images of every class from the test predictions.
-
-    * misclassified: true c, predicted another class; most confident (wrong) first;
-    * confident_wrong: predicted c with the highest confidence while the true class is another;
-    * correct: true c, predicted c; least confident first (the doubtful ones teach more than
-      a row of 100 % tiles).
-
-    Ties keep test-set order. Each list holds at most ``size`` indices
-    (:func:`gallery_counts` gives the full sizes).
-    """
-    pred = probs.argmax(axis=1)
-    conf = probs.max(axis=1)
-    out = {c: {key: [] for key in SECTIONS} for c in range(n_classes)}
-    for i in np.argsort(-conf, kind="stable"):  # one pass: linear in images and classes
-        t, p = int(labels[i]), int(pred[i])
-        if t != p:
-            for c, key in ((t, "misclassified"), (p, "confident_wrong")):
-                if 0 <= c < n_classes and len(out[c][key]) < size:
-                    out[c][key].append(int(i))
-    for i in np.argsort(conf, kind="stable"):
-        c = int(labels[i])
-        if c == int(pred[i]) and 0 <= c < n_classes and len(out[c]["correct"]) < size:
-            out[c]["correct"].append(int(i))
-    return out
-
-
-def gallery_counts(labels: np.ndarray, probs: np.ndarray, n_classes: int
-                   ) -> dict[int, dict[str, int]]:
-    """The full size of every gallery section of :func:`select_galleries`, per class."""
-    pred = probs.argmax(axis=1)
-    labels = np.asarray(labels)
-    right = labels == pred
-    known = (labels >= 0) & (labels < n_classes)
-    correct = np.bincount(labels[right & known], minlength=n_classes)
-    missed = np.bincount(labels[~right & known], minlength=n_classes)
-    false_pos = np.bincount(pred[~right & known], minlength=n_classes)
-    return {c: {"misclassified": int(missed[c]), "confident_wrong": int(false_pos[c]),
-                "correct": int(correct[c])} for c in range(n_classes)}
 
 
 def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
@@ -182,10 +143,14 @@ def shown_classes(labels: np.ndarray, n_classes: int, limit: int = SHOWN_CLASSES
 def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
     """The methods of ``options`` that can run on the model: those needing a conv layer only
     when there is one, those changing ReLU gradients only when the graph walk sees ReLUs (the
-    others are noted in ``result``)."""
-    relus = ex.graph.has_relus()
+    others are noted in ``result``, and ``result.relus`` records whether it does)."""
+    relus = result.relus = ex.graph.has_relus()
     keep = dict(options)
-    for need, ok, why in (("needs_conv", bool(result.layer), "they need a conv layer"),
+    conv_why = "they need a conv layer"
+    if not result.layer and ex.graph.closed:  # a SavedModel: say why it was not opened
+        conv_why += "; " + "; ".join(f"the SavedModel {p!r} cannot be opened at one: {why}"
+                                     for p, why in ex.graph.closed.items())
+    for need, ok, why in (("needs_conv", bool(result.layer), conv_why),
                           ("needs_relu", relus, "they change ReLU gradients and no ReLU of "
                                                 "the model is visible")):
         skipped = [m for m in keep if getattr(REGISTRY[m], need) and not ok]
@@ -247,9 +212,8 @@ def _layer_of(method: str, result: Explained) -> str | None:
 def _randomized(ex: Explainer, cfg: Config, result: Explained, s_n: int) -> Explainer | None:
     """The explainer of the model with its head randomized, for the sanity check of ``s_n``
     images (None without one, or when the copy failed: noted)."""
-    if s_n and ex.graph.opaque:
-        result.notes.append("Sanity check skipped: the model's head is inside a SavedModel, "
-                            "whose weights cannot be randomized.")
+    if s_n and ex.graph.opaque:  # unplanned (the plan sets it to 0 and says why)
+        result.notes.append(f"Sanity check skipped: {OPAQUE_HEAD}.")
         return None
     if not s_n:
         return None
@@ -269,20 +233,26 @@ def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
     probabilities ``pq``); a method that fails has no row (noted)."""
     s_n = min(cfg.explain.sanity_images, len(xq))
     randomized = _randomized(ex, cfg, result, s_n)
+    per_image: dict[str, dict[str, np.ndarray]] = {c: {} for c in RANKED}
     for m, opts in options.items():
         with optional_part(f"{REGISTRY[m].label} in the quality table", _layer_of(m, result)):
-            _quality_row(ex, (xq, tq, pq, boxes), m, opts, cfg, result,
-                         randomized, s_n)
+            for column, v in _quality_row(ex, (xq, tq, pq, boxes), m, opts, cfg, result,
+                                          (randomized, s_n)).items():
+                per_image[column][m] = v
         if progress:
             progress(1)
     result.seconds["quality: maps"] = sum(r.seconds for r in result.quality.values())
+    result.quality_ranking = rank_methods(per_image)
 
 
 def _quality_row(ex: Explainer, data: tuple, m: str, opts, cfg: Config, result: Explained,
-                 randomized: Explainer | None, s_n: int) -> None:
+                 sanity_check: tuple) -> dict[str, np.ndarray]:
     """``result.quality[m]``: method ``m`` on the quality images ``data`` = (xq, tq, pq,
-    boxes); its sanity check runs on its own (a failure there leaves the row without it)."""
+    boxes), with the sanity check of ``sanity_check`` = (the randomized explainer or None,
+    its image count), which runs on its own (a failure there leaves the row without it).
+    Returns the row's per-image values {column of RANKED: (n,)} for the paired ranking."""
     xq, tq, pq, boxes = data
+    randomized, s_n = sanity_check
     t0 = time.perf_counter()
     maps = as_map(m, ex.run(m, xq, tq, opts))
     seconds = time.perf_counter() - t0
@@ -293,13 +263,14 @@ def _quality_row(ex: Explainer, data: tuple, m: str, opts, cfg: Config, result: 
             orders=cfg.explain.tie_orders, seed=cfg.training.seed)
     point = quality.pointing_game(maps, boxes)
     energy = quality.energy_in_box(maps, boxes)
-    sanity, checked = None, 0
+    change = None
     if randomized is not None:
         with _clock(result, "quality: sanity check"), \
                 optional_part(f"sanity check of {REGISTRY[m].label}", _layer_of(m, result)):
             rand_maps = as_map(m, randomized.run(m, xq[:s_n], tq[:s_n], opts))
-            sanity = _nanmean(quality.map_change(maps[:s_n], rand_maps))
-            checked = s_n
+            change = quality.map_change(maps[:s_n], rand_maps)
+    sanity = _nanmean(change) if change is not None else None
+    sanity_ci = absolute_interval(bootstrap_mean(change)) if sanity is not None else None
     hits = point[np.isfinite(point)]
     result.quality[m] = QualityRow(
         deletion=float(dele.mean()), insertion=float(ins.mean()),
@@ -307,10 +278,15 @@ def _quality_row(ex: Explainer, data: tuple, m: str, opts, cfg: Config, result: 
         sanity=sanity, n=len(xq), n_boxes=int(np.isfinite(point).sum()), seconds=seconds,
         deletion_ci95=bootstrap_mean(dele), insertion_ci95=bootstrap_mean(ins),
         pointing_ci95=list(wilson_interval(int(hits.sum()), len(hits))),
-        energy_ci95=bootstrap_mean(energy), n_sanity=checked,
+        energy_ci95=bootstrap_mean(energy), n_sanity=s_n if change is not None else 0,
         tied=float(quality.tied_fraction(maps).mean()),
-        tie_orders=cfg.explain.tie_orders)
-
+        tie_orders=cfg.explain.tie_orders, sanity_ci95=sanity_ci,
+        sanity_verdict=sanity_verdict(sanity_ci) if sanity is not None else
+        "undefined" if change is not None else None)
+    return {column: v for column, v in (("deletion", dele), ("insertion", ins),
+                                        ("pointing", point), ("energy", energy),
+                                        ("sanity", change))
+            if v is not None and np.isfinite(v).any()}
 
 def _nanmean(v: np.ndarray) -> float | None:
     v = np.asarray(v, np.float64)
@@ -327,11 +303,16 @@ def _value_range(prep) -> tuple[float, float]:
 def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
                    progress=None) -> None:
     """Fill ``result.layers``: feature maps of the first, a middle and the last conv layer for
-    one test image; learned filters of the first and a middle conv layer; filter patterns; the
-    most active units of the explained layer with their receptive fields; deep dream. Each
-    view of each layer runs on its own (:func:`~reportgen.guard.optional_part`): one that
-    fails is left out, the others are shown."""
+    one test image; learned filters of the first and a middle conv layer with a 2-D kernel
+    (depthwise kernels for separable convolutions); filter patterns; the most active units of
+    the explained layer with their receptive fields; deep dream. Each view of each layer
+    runs on its own (:func:`~reportgen.guard.optional_part`): one that fails is left out,
+    the others are shown."""
     convs = ex.graph.conv_layers()
+    if not convs and ex.graph.opaque:
+        result.notes.append("The Layers page was not made: the model's layers are inside a "
+                            "SavedModel, whose feature maps, filters and receptive fields "
+                            "need its Keras layers.")
     if not convs or not len(split):
         return
     e = cfg.explain
@@ -346,9 +327,12 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
             top = np.argsort(-a.reshape(-1, a.shape[-1]).mean(0), kind="stable")
             top = top[:e.feature_map_channels]
             views.feature_maps[p] = FeatureMapView(a[..., top], top.tolist(), int(a.shape[-1]))
-    for p in dict.fromkeys([convs[0], convs[len(convs) // 2]]):
+    # A conv layer without a 2-D kernel (a custom layer) is passed over.
+    kinds = {p: k for p in convs if (k := features.kernel_kind(ex.graph.layer(p)))}
+    shown = list(kinds)
+    for p in dict.fromkeys([shown[0], shown[len(shown) // 2]] if shown else []):
         with optional_part("learned filters", p):
-            views.filters[p] = features.learned_filters(ex, p)
+            views.filters[p], views.filter_kinds[p] = features.learned_filters(ex, p), kinds[p]
     if progress:
         progress(1)
     vr = _value_range(prep)
@@ -363,10 +347,14 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
         progress(1)
     if e.receptive_units:
         with optional_part("receptive fields") as part:
-            part.layer = rf_layer = receptive_layer(ex, convs)
-            views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
-                                  result.peaks if rf_layer == result.layer else None,
-                                  e.receptive_images)
+            try:
+                part.layer = rf_layer = receptive_layer(ex, convs)
+            except ValueError as err:  # a limitation stated, not a failure
+                views.notes.append(f"Receptive fields are not shown: {err}.")
+            else:
+                views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
+                                      result.peaks if rf_layer == result.layer else None,
+                                      e.receptive_images)
     if progress:
         progress(1)
     if e.dream_images:
@@ -383,21 +371,32 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
 def receptive_layer(ex: Explainer, convs: list[str]) -> str:
     """The layer whose receptive fields the Layers page shows: the deepest conv layer whose
     units see at most half the input's side (a box that covers the whole image shows
-    nothing), else the first conv layer. A layer the analysis cannot follow is passed over."""
+    nothing), else the first conv layer whose field is known. A layer the analysis cannot
+    follow is passed over.
+
+    Raises:
+        ValueError: no conv layer's field can be followed (the message says why).
+    """
     side = min(ex.input_shape[:2])
     fields = receptive_fields(ex, convs)
-    small = [p for p in convs if p in fields and max(fields[p].size) <= side / 2]
-    return small[-1] if small else convs[0]
+    traced = [p for p in convs if p in fields]
+    if not traced:
+        receptive_field(ex, convs[0])  # raises, naming the operation on the way
+    small = [p for p in traced if max(fields[p].size) <= side / 2]
+    return small[-1] if small else traced[0]
 
 
 def rf_search(ex: Explainer, n_test: int, units: int) -> bool:
     """Whether the Layers page runs test images again to find ``units`` receptive-field
     units: not when the layer shown is the explained one (the GradCAM pass found its peaks),
-    nor without units, conv layers or test images."""
+    nor without units, conv layers, test images or a conv layer whose field is known."""
     convs = ex.graph.conv_layers()
     if not units or not convs or not n_test:
         return False
-    return receptive_layer(ex, convs) != ex.layer_or_none()
+    try:
+        return receptive_layer(ex, convs) != ex.layer_or_none()
+    except ValueError:  # no field to show: nothing to search
+        return False
 
 
 def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks | None,
@@ -435,4 +434,4 @@ def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks 
         units.append(Unit(index=idx, channel=int(ch), i=i, j=j,
                           activation=float(peaks.values[ch]), box=rf.box(i, j, size)))
     return ReceptiveView(layer=layer, size=rf.size, stride=rf.stride, offset=rf.offset,
-                         units=units, searched=searched)
+                         units=units, searched=searched, uniform=rf.spans is None)

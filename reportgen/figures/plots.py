@@ -106,30 +106,36 @@ def training_curves(history: dict[str, Sequence[float]], *, axes: Sequence[Axes]
 
 @styled
 def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, title: str | None = None,
-                     ax: Axes | None = None) -> Figure:
+                     ax: Axes | None = None, row_names: Sequence[str] | None = None) -> Figure:
     """Confusion matrix of counts (row = true class), coloured by row share (recall on the
     diagonal), each cell holding its count and its row percentage, up to :data:`CELL_TEXT`
     classes (larger matrices are drawn as a heatmap only, the figure size capped, so the cost
     and the legibility do not follow the square of the class count).
 
     Args:
-        cm: (K, K) counts; rows without images are drawn empty.
+        cm: (R, K) counts: rows the true classes ``row_names`` (None: R = K, the
+            ``class_names``), columns the K predicted classes; rows without images are drawn
+            empty.
     """
     k = len(class_names)
+    rows_names = list(class_names) if row_names is None else list(row_names)
+    r = len(rows_names)
     if k <= 6:
         side = COLUMN
     elif k <= CELL_TEXT:
         side = FULL
     else:
         side = min(0.1 * k + 3.0, MAX_WIDTH)
-    fig, ax = _figure(ax, (side, side * 0.9 if k > 6 else side * 0.92))
+    height = side * 0.9 if k > 6 else side * 0.92
+    fig, ax = _figure(ax, (side, height if r == k else max(0.35 * height,
+                                                           height * (r + 1.5) / (k + 1.5))))
     cm = np.asarray(cm, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     im = ax.imshow(100 * share, cmap="Blues", vmin=0, vmax=100)
     if k <= CELL_TEXT:
         size = 8 if k <= 4 else 7 if k <= 12 else 5.5
-        for i in range(k):
+        for i in range(r):
             for j in range(k):
                 text = f"{int(cm[i, j])}" + (f"\n{100 * share[i, j]:.0f} %" if rows[i, 0] else "")
                 ax.text(j, i, text, ha="center", va="center", fontsize=size, linespacing=1.1,
@@ -140,7 +146,7 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, title: str |
         ax.tick_params(axis="x", rotation=0)
         for t in ax.get_xticklabels():
             t.set_ha("center")
-    ax.set_yticks(*_ticks(k, class_names), fontsize=_tick_size(k))
+    ax.set_yticks(*_ticks(r, rows_names), fontsize=_tick_size(max(r, k)))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(mathtext(title, 80) if title else "Confusion matrix")
@@ -153,28 +159,41 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, title: str |
 def reliability_diagram(bins: Sequence[dict], *, ece: float | None = None,
                         ax: Axes | None = None) -> Figure:
     """Accuracy against mean confidence per confidence bin, with the diagonal of perfect
-    calibration; each non-empty bin labelled with its image count (empty bins drawn as none).
+    calibration. Each non-empty bin is a bar of its accuracy with the 95 % Wilson interval of
+    that accuracy as an error bar (so a bin of one image shows how little it says), and its
+    image count written above the plot area over the bin; empty bins are drawn as none.
 
     Args:
         bins: [{"lower", "upper", "count", "confidence", "accuracy"}] as
             :func:`reportgen.evaluate.calibration` returns.
     """
+    from reportgen.evaluate import wilson_interval
+
     fig, ax = _figure(ax, (COLUMN, COLUMN))
     full = [b for b in bins if b["count"]]
     lows = np.array([b["lower"] for b in full])
     widths = np.array([b["upper"] - b["lower"] for b in full])
     acc = np.array([b["accuracy"] for b in full], dtype=float)
-    bars = ax.bar(lows, acc, widths, align="edge", edgecolor="black", alpha=0.7,
-                  label="accuracy per bin")
-    ax.bar_label(bars, labels=[f"{b['count']}" for b in full], fontsize=6, padding=1)
+    ax.bar(lows, acc, widths, align="edge", edgecolor="black", alpha=0.7,
+           label="accuracy per bin")
+    if full:
+        ci = np.array([wilson_interval(round(b["accuracy"] * b["count"]), b["count"])
+                       for b in full])
+        yerr = np.clip([acc - ci[:, 0], ci[:, 1] - acc], 0.0, None)
+        ax.errorbar(lows + widths / 2, acc, yerr=yerr, fmt="none",
+                    ecolor="black", elinewidth=0.8, capsize=2, label="95 % interval (Wilson)")
+    for lo, w, b in zip(lows, widths, full, strict=True):
+        ax.text(lo + w / 2, 1.03, f"{b['count']}", ha="center", va="bottom", fontsize=6)
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.08)
+    ax.set_ylim(0, 1.12)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     n = sum(b["count"] for b in bins)
     ax.set_title("Reliability" + (f" (ECE {ece:.3f}, n = {n})" if ece is not None else
-                                  f" (n = {n})"))
+                                  f" (n = {n})") + "\nimages per bin above the bars",
+                 fontsize=8)
     # Outside the axes: a legend inside would cover a bar wherever it goes.
     ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax.spines[["top", "right"]].set_visible(False)
@@ -183,22 +202,30 @@ def reliability_diagram(bins: Sequence[dict], *, ece: float | None = None,
 
 @styled
 def grouped_distribution(values: dict[str, Sequence[float]], *, ylabel: str,
-                         title: str | None = None, ax: Axes | None = None) -> Figure:
+                         title: str | None = None, ax: Axes | None = None,
+                         reference: float | None = None, reference_label: str = ""
+                         ) -> Figure:
     """Box plot of one value per item, one box per group (NaN values left out), with each
     group's count under its label.
 
     Args:
         values: {group name: values}, in the order to draw.
+        reference: a level to read the boxes against (say, a baseline), drawn as a dashed
+            line across the plot and named ``reference_label`` in a legend; None for none.
     """
     names = list(values)
     fig, ax = _figure(ax, (COLUMN if len(names) <= 3 else FULL, 2.6))
     data = [np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in values.values()]
     ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=True)
     ax.set_xticks(range(1, len(names) + 1),
-                  [f"{mathtext(n)}\n(n = {len(d)})" for n, d in zip(names, data)],
+                  [f"{mathtext(n)}\n(n = {len(d)})" for n, d in zip(names, data, strict=True)],
                   rotation=30 if len(names) > 6 else 0)
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="gray", lw=0.8, ls=":")
+    if reference is not None and np.isfinite(reference):
+        ax.axhline(reference, color="tab:red", lw=1.0, ls="--",
+                   label=mathtext(reference_label or f"reference {reference:.2f}", 80))
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     if title:
         ax.set_title(mathtext(title, 80))
     ax.spines[["top", "right"]].set_visible(False)

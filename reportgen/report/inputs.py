@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reportgen.config import Config
 from reportgen.explain.results import Explained
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from reportgen.data.folder import Dataset
 
 
 @dataclass
@@ -46,12 +50,12 @@ class ReportInputs:
         explained: the explanation results.
         info: the model and software.
         notes: remarks shown at the top of the overview.
-        method_options: {method: its options as plain data} (metrics.json).
+        method_options: {method: its options as run, plain data} (the plan's; metrics.json).
         timings: wall seconds per build stage so far.
     """
 
     cfg: Config
-    ds: object
+    ds: Dataset
     probs: dict[str, np.ndarray]
     metrics: dict[str, dict]
     history: dict[str, list[float]]
