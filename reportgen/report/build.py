@@ -530,7 +530,16 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     content = SiteContent(failures=list(inputs.explained.failures))
     with collecting(content.failures):
         _gather(inputs, drawn, content)
+    for page in content.pages:  # as known now; write_site adds the figures' and images'
+        page.context.update(failure_context(content.failures))
     return content
+
+
+def failure_context(failures: list[Failure]) -> dict:
+    """What the pages read of the failed parts: ``failures`` (each {part, layer, error,
+    line}) and ``failed_in`` (:func:`failures_by_section`)."""
+    return {"failures": [{**f.as_dict(), "line": f.line()} for f in failures],
+            "failed_in": failures_by_section(failures)}
 
 
 def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
@@ -594,8 +603,7 @@ def write_site(site, content: SiteContent, figures: Figures, timings: dict,
     timings["figures"] = timings.get("figures", 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
     env = environment()
-    failed = {"failures": [{**f.as_dict(), "line": f.line()} for f in content.failures],
-              "failed_in": failures_by_section(content.failures)}
+    failed = failure_context(content.failures)
     for page in content.pages:
         site.path(page.rel).write_text(render(env, page.template, {**page.context, **failed}),
                                        "utf-8")

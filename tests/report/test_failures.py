@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-from test_contexts import drawn_nothing, inputs  # noqa: F401  tests/report is on sys.path
 
 from reportgen.errors import PartsFailed
 from reportgen.explain.results import FeatureMapView, LayerViews
@@ -24,7 +23,7 @@ NO_KERNEL = Failure("learned filters", "conv",
 NO_SALIENCY = Failure("Saliency on the sample images", None, "RuntimeError: half tensor")
 
 
-def with_layers(inputs, failures):  # noqa: F811
+def with_layers(inputs, failures):
     fmap = np.arange(16 * 16 * 2, dtype=np.float32).reshape(16, 16, 2)
     inputs.explained.layers = LayerViews(image=0, feature_maps={
         "conv": FeatureMapView(fmap, [1, 0], 2)})
@@ -44,8 +43,9 @@ def section(page: str, start: str, end: str) -> str:
     return page[page.index(f'id="{start}"'):page.index(f'id="{end}"')]
 
 
-def test_a_failed_view_is_noted_in_its_section_and_listed_everywhere(inputs, tmp_path):  # noqa: F811
-    content = gather(with_layers(inputs, [NO_KERNEL, NO_SALIENCY]), drawn_nothing())
+def test_a_failed_view_is_noted_in_its_section_and_listed_everywhere(drawn, inputs,
+                                                                   tmp_path):
+    content = gather(with_layers(inputs, [NO_KERNEL, NO_SALIENCY]), drawn)
     out = write(content, tmp_path / "site")
     layers = (out / "layers.html").read_text()
     filters = section(layers, "filters", "patterns")
@@ -69,20 +69,20 @@ def test_a_failed_view_is_noted_in_its_section_and_listed_everywhere(inputs, tmp
          "error": "RuntimeError: half tensor"}]
 
 
-def test_no_failure_no_note(inputs, tmp_path):  # noqa: F811
-    out = write(gather(with_layers(inputs, []), drawn_nothing()), tmp_path / "site")
+def test_no_failure_no_note(drawn, inputs, tmp_path):
+    out = write(gather(with_layers(inputs, []), drawn), tmp_path / "site")
     assert json.loads((out / "metrics.json").read_text())["failures"] == []
     for page in ("index.html", "layers.html", "methods.html", "report.md"):
         assert "failed" not in (out / page).read_text(), page
 
 
-def test_a_view_whose_page_context_fails_is_left_out_alone(inputs, monkeypatch):  # noqa: F811
-    def broken(assets, L):
+def test_a_view_whose_page_context_fails_is_left_out_alone(drawn, inputs, monkeypatch):
+    def broken(assets, L, gray=False):
         raise IndexError("tuple index out of range")
 
     monkeypatch.setattr(pages, "_filters", broken)
     with_layers(inputs, []).explained.layers.filters["conv"] = np.zeros((3, 3, 3, 4))
-    content = gather(inputs, drawn_nothing())
+    content = gather(inputs, drawn)
     L = next(p for p in content.pages if p.rel == "layers.html").context["L"]
     assert L["filters"] == [] and len(L["fmaps"]) == 1
     assert content.failures == [Failure("learned filters", None,
@@ -93,7 +93,7 @@ def broken_figure(values):
     raise ValueError("x and y must have same first dimension")
 
 
-def test_a_figure_that_fails_to_draw_is_noted_in_its_place(inputs, tmp_path):  # noqa: F811
+def test_a_figure_that_fails_to_draw_is_noted_in_its_place(drawn, inputs, tmp_path):
     from reportgen import figures as figs
 
     figures = Figures(["png"], parallel=False)
@@ -101,7 +101,7 @@ def test_a_figure_that_fails_to_draw_is_noted_in_its_place(inputs, tmp_path):  #
     good = figures.add("reliability", figs.reliability_diagram,
                        inputs.metrics["test"]["calibration"]["bins"], ece=0.1,
                        alt="r", caption="Calibration.")
-    drawn = {**drawn_nothing(), "dist": bad, "rel": good}
+    drawn = {**drawn, "dist": bad, "rel": good}
     out = write(gather(with_layers(inputs, []), drawn), tmp_path / "site", figures)
     assert bad["failed"] == "ValueError: x and y must have same first dimension"
     assert not (out / "fig/class_distribution.png").exists()
@@ -119,18 +119,18 @@ def snapshot(folder) -> dict[str, str]:
             if p.is_file() else "dir" for p in sorted(folder.rglob("*"))}
 
 
-def test_strict_leaves_the_previous_site_byte_for_byte(inputs, tmp_path):  # noqa: F811
+def test_strict_leaves_the_previous_site_byte_for_byte(drawn, inputs, tmp_path):
     out = tmp_path / "site"
     with Figures(["png"], parallel=False) as figures:
         run = stages.Run(inputs.cfg, {}, None, figures, show=False)
-        stages.write(run, out, with_layers(inputs, [NO_KERNEL]), drawn_nothing(), None)
+        stages.write(run, out, with_layers(inputs, [NO_KERNEL]), drawn, None)
     assert run.failures == [NO_KERNEL]  # written: a note, not an error
     before = snapshot(out)
     assert "layers.html" in before
     with Figures(["png"], parallel=False) as figures:
         strict = stages.Run(inputs.cfg, {}, None, figures, show=False, strict=True)
         with pytest.raises(PartsFailed, match="1 part"):
-            stages.write(strict, out, with_layers(inputs, [NO_SALIENCY]), drawn_nothing(),
+            stages.write(strict, out, with_layers(inputs, [NO_SALIENCY]), drawn,
                          None)
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no scratch left beside
