@@ -558,22 +558,31 @@ def count_params(model: keras.Model) -> tuple[int, int]:
     return int(model.count_params()), trainable
 
 
-def predict_outputs(model: keras.Model, images: np.ndarray, *, batch_size: int = 64,
-                    output_index: int = 0, progress: Callable[[int], None] | None = None,
-                    preprocess: Callable[[np.ndarray], np.ndarray] | None = None
-                    ) -> np.ndarray:
-    """Return the model's output ``output_index`` on ``images`` (float32 (N, K)), in batches
-    under one compiled function (training=False). ``preprocess`` is applied batch by batch, so
-    only one batch is ever held as float32."""
+def forward_function(model: keras.Model, shape: tuple[int, int, int], output_index: int = 0):
+    """The compiled forward pass of ``model`` (training=False) on float32 batches of images of
+    ``shape`` (H, W, C), returning output ``output_index``: one trace, however many batches
+    and arrays it is called on (a ``tf.function`` made per call would trace the model again)."""
     import tensorflow as tf
 
-    h, w, c = images.shape[1:]
-
-    @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)], autograph=False)
+    @tf.function(input_signature=[tf.TensorSpec([None, *shape], tf.float32)], autograph=False)
     def run(x):
         out = keras.tree.flatten(model(x, training=False))
         return out[output_index]
 
+    return run
+
+
+def predict_outputs(model: keras.Model, images: np.ndarray, *, batch_size: int = 64,
+                    output_index: int = 0, progress: Callable[[int], None] | None = None,
+                    preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+                    forward=None) -> np.ndarray:
+    """Return the model's output ``output_index`` on ``images`` (float32 (N, K)), in batches
+    under one compiled function (training=False). ``preprocess`` is applied batch by batch, so
+    only one batch is ever held as float32. ``forward``: the :func:`forward_function` of this
+    model, shape and output to reuse (several arrays, one trace); None makes one."""
+    import tensorflow as tf
+
+    run = forward or forward_function(model, tuple(images.shape[1:]), output_index)
     outs = []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]

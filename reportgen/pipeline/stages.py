@@ -460,9 +460,10 @@ def predict(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
     with run.timer.stage("predict"), \
             prog.bar("Predicting", sum(len(s) for s in splits.values()), run.show) as advance:
         batch = predict_batch(cfg, fitted.model, data.shape)
-        for name, split in splits.items():
+        forward = mdl.forward_function(fitted.model, data.shape, cfg.model.output_index)
+        for name, split in splits.items():  # one trace for every split
             raw = mdl.predict_outputs(fitted.model, split.images, preprocess=fitted.prep,
-                                      batch_size=batch,
+                                      batch_size=batch, forward=forward,
                                       output_index=cfg.model.output_index, progress=advance)
             probs[name] = ev.to_probabilities(raw, fitted.head)
     return probs
