@@ -235,6 +235,13 @@ class _EpochCallback(keras.callbacks.Callback):
 #: step costs about 20 s on a MobileNetV2 at 32 px on 2 cores, more than 16 eager steps of it.
 EAGER_STEPS = 16
 
+#: Early stopping keeps the best epoch from this one on (0-based): the weights of the first
+#: epochs, barely trained, are never the ones kept, however their validation loss compares.
+KEEP_FROM_EPOCH = 2
+
+#: Training images (a seeded random sample) the BatchNorm statistics are estimated from.
+CALIBRATION_IMAGES = 256
+
 
 def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
           x_val: np.ndarray | None, y_val: np.ndarray | None, *, epochs: int, batch_size: int,
@@ -243,12 +250,15 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     """Train a copy of ``model`` with Adam and sparse cross-entropy; return (copy, history).
 
     Early stopping watches the validation loss (the training loss without a val split) and
-    restores the best weights. A run of at most :data:`EAGER_STEPS` training steps runs
-    eagerly (compiling the train step takes longer than such a run). When a nested backbone
-    trains, its BatchNorm statistics are
-    recalibrated on the training images before each validation and at the end
-    (:func:`calibrate_batchnorm`). ``history`` maps metric names ("loss", "accuracy", "val_loss",
-    "val_accuracy") to per-epoch lists of floats.
+    restores the best weights of epoch :data:`KEEP_FROM_EPOCH` (0-based) or later
+    (:func:`kept_epoch`). A run of at most :data:`EAGER_STEPS` training steps runs eagerly
+    (compiling the train step takes longer than such a run). When any BatchNorm layer trains
+    (the small CNN's, a backbone's that is not frozen), its statistics are re-estimated on
+    :data:`CALIBRATION_IMAGES` training images before each validation and at the end
+    (:func:`calibrate_batchnorm`): with few steps an epoch, the moving averages are still near
+    their initial values, and in inference the model would be a different network from the one
+    trained (it predicts one class). ``history`` maps metric names ("loss", "accuracy",
+    "val_loss", "val_accuracy") to per-epoch lists of floats.
     """
     keras.utils.set_random_seed(seed)
     trained = keras.models.clone_model(model)
@@ -260,12 +270,14 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     has_val = x_val is not None and len(x_val) > 0
     callbacks = [keras.callbacks.TerminateOnNaN(), keras.callbacks.EarlyStopping(
         monitor="val_loss" if has_val else "loss", patience=patience,
-        restore_best_weights=True)]
+        restore_best_weights=True, start_from_epoch=KEEP_FROM_EPOCH)]
     if on_epoch:
         callbacks.append(_EpochCallback(on_epoch))
-    backbone = _trains_a_backbone(trained)
-    if backbone:
-        callbacks.append(_CalibrateBeforeValidation(x_train))
+    sample = None
+    if _trained_batchnorms(trained):
+        pick = np.random.default_rng(seed).permutation(len(x_train))[:CALIBRATION_IMAGES]
+        sample = np.asarray(x_train[np.sort(pick)], np.float32)
+        callbacks.append(CalibrateBeforeValidation(sample))
     hist = trained.fit(
         x_train.astype(np.float32), y_train, batch_size=batch_size, epochs=epochs,
         validation_data=(x_val.astype(np.float32), y_val) if has_val else None,
@@ -276,14 +288,25 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
         raise ModelError(f"training.learning_rate: training diverged (loss "
                          f"{history.get('loss', ['nan'])[bad or 0]} in epoch {(bad or 0) + 1}); "
                          f"lower training.learning_rate (now {learning_rate:g})")
-    if backbone:
-        calibrate_batchnorm(trained, x_train)
+    if sample is not None:
+        calibrate_batchnorm(trained, sample)
     return trained, history
 
 
-class _CalibrateBeforeValidation(keras.callbacks.Callback):
-    """Recalibrate BatchNorm statistics (:func:`calibrate_batchnorm`) before each validation,
-    so validation metrics and early stopping see the model as it will predict."""
+def kept_epoch(history: dict) -> int:
+    """The 0-based epoch whose weights :func:`train` kept: the first with the lowest
+    validation loss (training loss without validation) from :data:`KEEP_FROM_EPOCH` on, or
+    the last epoch of a shorter run."""
+    losses = history.get("val_loss") or history.get("loss") or []
+    if len(losses) <= KEEP_FROM_EPOCH:
+        return max(len(losses) - 1, 0)
+    return KEEP_FROM_EPOCH + int(np.argmin(losses[KEEP_FROM_EPOCH:]))
+
+
+class CalibrateBeforeValidation(keras.callbacks.Callback):
+    """Re-estimate BatchNorm statistics (:func:`calibrate_batchnorm`) on ``images`` before
+    each validation, so validation metrics and early stopping see the model as it will
+    predict (and the weights early stopping keeps carry those statistics)."""
 
     def __init__(self, images: np.ndarray):
         super().__init__()
@@ -303,10 +326,19 @@ def _batchnorms(model) -> list:
     return out
 
 
-def _trains_a_backbone(model) -> bool:
-    """True when a nested backbone with BatchNorm layers was trained (not frozen)."""
-    return any(isinstance(lyr, keras.Model) and lyr.trainable and _batchnorms(lyr)
-               for lyr in model.layers)
+def _trained_batchnorms(model) -> list:
+    """The BatchNorm layers of ``model`` that run in training mode while it trains: trainable
+    ones inside trainable (nested) models. A frozen layer or backbone keeps its statistics
+    (Keras runs a non-trainable BatchNorm in inference mode)."""
+    if not model.trainable:
+        return []
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out += _trained_batchnorms(layer)
+        elif isinstance(layer, layers.BatchNormalization) and layer.trainable:
+            out.append(layer)
+    return out
 
 
 def calibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 32,
