@@ -98,6 +98,9 @@ class TrainingConfig:
     batch_size: int = option(32, "Training batch size.", minimum=1, maximum=65536)
     learning_rate: float = option(0.001, "Adam learning rate.", minimum=0.0)
     patience: int = option(3, "Early-stopping patience in epochs (validation loss).", minimum=0)
+    min_epochs: int = option(3, "Early stopping neither stops before this epoch nor keeps the "
+                             "weights of an earlier one (barely trained); the best validation "
+                             "loss from this epoch on is kept.", minimum=1, maximum=10000)
     seed: int = option(0, "Seed for data generation, splits, weight init and shuffling.",
                        minimum=0, maximum=2**32 - 1)
 

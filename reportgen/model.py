@@ -82,18 +82,26 @@ def apply_preprocess(x, mode: str):
     raise ValueError(mode)
 
 
+#: The small CNN's first conv layer has stride 2 for inputs of at least this side in pixels
+#: (its last conv layer at 1/8 of the input, at least 4x4); smaller inputs keep stride 1 (a
+#: 16-px image would be 2x2 at the last layer, too coarse to learn a texture from).
+STRIDE_FROM = 32
+
+
 def small_cnn(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
     """Return the small CNN: six 3x3 conv layers (conv, batch norm, ReLU), the first with stride
-    2, max pooling after the 2nd and 4th (16-32-32-64-64-96 channels), global average pooling,
-    dropout and a softmax head. About 18 M multiply-adds per 64x64 image; the last conv layer is
-    at 1/8 of the input resolution.
+    2 (stride 1 for inputs under :data:`STRIDE_FROM` px), max pooling after the 2nd and 4th
+    (16-32-32-64-64-96 channels), global average pooling, dropout and a softmax head. About
+    18 M multiply-adds per 64x64 image; the last conv layer is at 1/8 of the input resolution
+    (1/4 under :data:`STRIDE_FROM` px).
 
     Input: raw pixels (H, W, C) float32 in [0, 255] (a Rescaling layer divides by 255).
     """
     inp = keras.Input(input_shape, name="image")
     x = layers.Rescaling(1 / 255.0, name="rescale")(inp)
     for n, width in enumerate((16, 32, 32, 64, 64, 96), start=1):
-        x = layers.Conv2D(width, 3, strides=2 if n == 1 else 1, padding="same", use_bias=False,
+        stride = 2 if n == 1 and min(input_shape[:2]) >= STRIDE_FROM else 1
+        x = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False,
                           name=f"conv{n}")(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"conv{n}_bn")(x)
         x = layers.ReLU(name=f"conv{n}_relu")(x)
@@ -235,24 +243,21 @@ class _EpochCallback(keras.callbacks.Callback):
 #: step costs about 20 s on a MobileNetV2 at 32 px on 2 cores, more than 16 eager steps of it.
 EAGER_STEPS = 16
 
-#: Early stopping keeps the best epoch from this one on (0-based): the weights of the first
-#: epochs, barely trained, are never the ones kept, however their validation loss compares.
-KEEP_FROM_EPOCH = 2
-
 #: Training images (a seeded random sample) the BatchNorm statistics are estimated from.
 CALIBRATION_IMAGES = 256
 
 
 def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
           x_val: np.ndarray | None, y_val: np.ndarray | None, *, epochs: int, batch_size: int,
-          learning_rate: float, patience: int, seed: int,
+          learning_rate: float, patience: int, seed: int, min_epochs: int = 3,
           on_epoch: Callable[[int, dict], None] | None = None) -> tuple[keras.Model, dict]:
     """Train a copy of ``model`` with Adam and sparse cross-entropy; return (copy, history).
 
     Early stopping watches the validation loss (the training loss without a val split) and
-    restores the best weights of epoch :data:`KEEP_FROM_EPOCH` (0-based) or later
-    (:func:`kept_epoch`). A run of at most :data:`EAGER_STEPS` training steps runs eagerly
-    (compiling the train step takes longer than such a run). When any BatchNorm layer trains
+    restores the best weights of epoch ``min_epochs`` (1-based) or later, never stopping
+    before it (:func:`reportgen.evaluate.kept_epoch` says which): the first epochs, barely
+    trained, are never the ones kept. A run of at most :data:`EAGER_STEPS` training steps runs
+    eagerly (compiling the train step takes longer than such a run). When any BatchNorm layer trains
     (the small CNN's, a backbone's that is not frozen), its statistics are re-estimated on
     :data:`CALIBRATION_IMAGES` training images before each validation and at the end
     (:func:`calibrate_batchnorm`): with few steps an epoch, the moving averages are still near
@@ -270,7 +275,7 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     has_val = x_val is not None and len(x_val) > 0
     callbacks = [keras.callbacks.TerminateOnNaN(), keras.callbacks.EarlyStopping(
         monitor="val_loss" if has_val else "loss", patience=patience,
-        restore_best_weights=True, start_from_epoch=KEEP_FROM_EPOCH)]
+        restore_best_weights=True, start_from_epoch=min_epochs - 1)]
     if on_epoch:
         callbacks.append(_EpochCallback(on_epoch))
     sample = None
@@ -291,16 +296,6 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     if sample is not None:
         calibrate_batchnorm(trained, sample)
     return trained, history
-
-
-def kept_epoch(history: dict) -> int:
-    """The 0-based epoch whose weights :func:`train` kept: the first with the lowest
-    validation loss (training loss without validation) from :data:`KEEP_FROM_EPOCH` on, or
-    the last epoch of a shorter run."""
-    losses = history.get("val_loss") or history.get("loss") or []
-    if len(losses) <= KEEP_FROM_EPOCH:
-        return max(len(losses) - 1, 0)
-    return KEEP_FROM_EPOCH + int(np.argmin(losses[KEEP_FROM_EPOCH:]))
 
 
 class CalibrateBeforeValidation(keras.callbacks.Callback):

@@ -247,7 +247,8 @@ def _common(inputs: ReportInputs) -> dict:
         nav.append({"href": "index.html#classes", "label": f"Classes ({len(classes)})"})
     return {"title": inputs.cfg.report.title, "version": inputs.info.version,
             "built": time.strftime("%Y-%m-%d %H:%M"), "nav": nav, "classes": classes,
-            "notes": inputs.notes + _plan_notes(inputs.explained.plan)}
+            "notes": inputs.notes + _plan_notes(inputs.explained.plan),
+            "warnings": inputs.warnings}
 
 
 def _plan_notes(plan: dict) -> list[str]:
@@ -370,7 +371,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
-        "dropped_classes": ds.dropped_classes, "notes": inputs.notes,
+        "dropped_classes": ds.dropped_classes, "notes": inputs.warnings + inputs.notes,
         "data": {"root": str(ds.root), "test_hash": info.test_hash,
                  "test_images": len(ds.splits["test"]),
                  "image_size": list(ds.splits["test"].images.shape[1:3])},
