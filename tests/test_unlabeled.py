@@ -130,7 +130,7 @@ APPLICATION = ["data.source=images", "model.source=applications",
                "explain.dream_images=0", "explain.rise.masks=100"]
 
 
-def test_photos_explained_by_a_keras_applications_classifier(tmp_path):
+def test_photos_explained_by_a_keras_applications_classifier(tmp_path, md_tables):
     data = photos(tmp_path / "photos", n=6)
     result = build(tmp_path, *APPLICATION, f"data.path={data}")
     assert result.exit_code == 0, result.output
@@ -163,6 +163,9 @@ def test_photos_explained_by_a_keras_applications_classifier(tmp_path):
         assert z["gradcam"].shape[0] == 6
     md = (out / "report.md").read_text()
     assert "## Predictions" in md and "Evaluation" not in md
+    tables = {t[0][0]: t for t in md_tables(md)}
+    assert len(tables["photo"]) == 1 + 6 and len(tables["photo"][0]) == 1 + 5  # top 5
+    assert sum(int(r[1]) for r in tables["predicted class"][1:]) == 6
 
     # A new report setting rebuilds from the cache, without TensorFlow's work.
     again = build(tmp_path, *APPLICATION, f"data.path={data}", "report.title='Trip'")

@@ -171,7 +171,7 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
             cache = cfg.resolve(cfg.data.cache_dir) if cfg.data.cache_dir else None
             with prog.bar("Generating shapes", n, run.show) as advance:
                 root = generate_shapes(cache, per_class=cfg.data.shapes_per_class,
-                                       size=cfg.data.image_size, seed=cfg.training.seed,
+                                       size=cfg.data.image_size, seed=cfg.data.split_seed,
                                        progress=advance)
         else:
             root = cfg.resolve(cfg.data.path)
@@ -184,7 +184,7 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
                                  annotations=cfg.data.annotations, progress=advance)
             else:
                 ds = load_dataset(root, size=shape[:2], channels=shape[2],
-                                  split=list(cfg.data.split), seed=cfg.training.seed,
+                                  split=list(cfg.data.split), seed=cfg.data.split_seed,
                                   annotations=cfg.data.annotations, progress=advance,
                                   classes=cfg.data.classes)
     if ds.skipped:

@@ -245,10 +245,25 @@ def _common(inputs: ReportInputs) -> dict:
         nav += [{"href": c["href"], "label": c["name"]} for c in classes]
     else:  # a bar of 100 class links is no navigation: one link to the list of classes
         nav.append({"href": "index.html#classes", "label": f"Classes ({len(classes)})"})
-    return {"title": inputs.cfg.report.title, "version": inputs.info.version,
+    return {"title": report_title(inputs), "version": inputs.info.version,
             "built": time.strftime("%Y-%m-%d %H:%M"), "nav": nav, "classes": classes,
             "notes": inputs.notes + _plan_notes(inputs.explained.plan),
             "warnings": inputs.warnings}
+
+
+def report_title(inputs: ReportInputs) -> str:
+    """``report.title``, or when it is empty a title made from the data and the model:
+    "photos: small_cnn trained here", "holiday: keras.applications vgg19",
+    "faces: emotions.keras"."""
+    cfg = inputs.cfg
+    if cfg.report.title.strip():
+        return cfg.report.title
+    data = "Shapes demo" if cfg.data.source == "shapes" else (
+        Path(cfg.data.path).name or Path(str(inputs.ds.root)).name or "images")
+    model = {"train": f"{inputs.info.model_name} trained here",
+             "applications": f"keras.applications {inputs.info.model_name}"}.get(
+        cfg.model.source, Path(cfg.model.path).name or inputs.info.model_name)
+    return f"{data}: {model}"
 
 
 def _plan_notes(plan: dict) -> list[str]:
@@ -321,6 +336,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+#: Keys that apply to the generated shapes demo only.
+DEMO_KEYS = ("data.shapes_per_class",)
+
+
 def _config_table(inputs: ReportInputs) -> Table:
     """Every config key with the value the build used: automatic choices (empty layer, "all"
     methods, "auto" preprocessing, 0 = the model's size) replaced by what they resolved to,
@@ -337,6 +356,10 @@ def _config_table(inputs: ReportInputs) -> Table:
                  "data.image_size": f"{size[1]}x{size[0]}"})
     if cfg.data.path:
         used["data.path"] = str(ds.root)
+    used["report.title"] = report_title(inputs)
+    if cfg.data.source != "shapes":
+        for key in DEMO_KEYS:  # no setting of the demo data in a user's report
+            used.pop(key, None)
     if ex.layers is not None:
         used["explain.pattern_layers"] = list(ex.layers.patterns)
     if ex.grid_classes:
@@ -360,7 +383,7 @@ def _config_table(inputs: ReportInputs) -> Table:
 def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
     ex, ds, info = inputs.explained, inputs.ds, inputs.info
     return {
-        "title": inputs.cfg.report.title, "classes": ds.class_names, "labeled": ds.labeled,
+        "title": report_title(inputs), "classes": ds.class_names, "labeled": ds.labeled,
         "splits": inputs.metrics,
         "history": inputs.history,
         "explain": {"layer": ex.layer, "pointing_game": pointing,

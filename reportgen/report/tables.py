@@ -86,13 +86,14 @@ class Table:
         return Markup(tabulate(cells, headers=self.headers, tablefmt="html",
                                disable_numparse=True, colalign=align or None))
 
-    def markdown(self) -> str:
-        """The table as a GitHub-flavoured Markdown pipe table, cells escaped."""
+    def markdown(self) -> Markup:
+        """The table as a GitHub-flavoured Markdown pipe table, cells escaped; Markup, so the
+        page's ``finalize`` (:func:`reportgen.text.printable`) keeps its line breaks."""
         raw = self._cells()
         align = ["right" if n else "left" for n in self.numeric(raw)]
         cells = [[md_escape(c) for c in row] for row in raw]
-        return tabulate(cells, headers=[md_escape(h) for h in self.headers], tablefmt="pipe",
-                        disable_numparse=True, colalign=align or None)
+        return Markup(tabulate(cells, headers=[md_escape(h) for h in self.headers],
+                               tablefmt="pipe", disable_numparse=True, colalign=align or None))
 
     def latex(self) -> str:
         """The table as a LaTeX float ready for ``\\input`` (needs ``\\usepackage{booktabs}``):

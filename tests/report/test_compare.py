@@ -81,7 +81,7 @@ def read_predictions(site):
     return [r["file"] for r in rows], np.array([r["true"] == r["predicted"] for r in rows])
 
 
-def test_compare_two_models_end_to_end(two_sites):
+def test_compare_two_models_end_to_end(two_sites, md_tables):
     tmp, first, second = two_sites
     out = tmp / "cmp"
     result = CliRunner().invoke(main, ["compare", str(first), str(second), "--out", str(out)],
@@ -112,6 +112,9 @@ def test_compare_two_models_end_to_end(two_sites):
     for rel in re.findall(r'src="([^"]+)"', html):
         assert (out / rel).is_file(), rel
     assert (out / "report.md").is_file() and (out / "tables" / "models.tex").is_file()
+    tables = md_tables((out / "report.md").read_text(encoding="utf-8"))
+    models = next(t for t in tables if t[0][0] == "model")
+    assert len(models) == 1 + 2  # a row per model
     assert list((out / "fig").glob("*.pdf")) and list((out / "fig").glob("*.svg"))
 
 
