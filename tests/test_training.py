@@ -129,3 +129,16 @@ def test_inference_accuracy_far_below_training_accuracy_is_flagged():
     assert "reached 90.0 % in epoch 3" in out[0]
     # Counted from epoch 1, the kept epoch is the first (0.5): no gap to flag.
     assert model_warnings(probs, {"train": y}, list("abcd"), history, min_epochs=1) == []
+
+
+def test_the_report_says_which_epoch_was_kept():
+    from reportgen.config import Config
+    from reportgen.pipeline.stages import _early_stopping_notes
+
+    cfg = Config()  # 12 epochs, min_epochs 3
+    history = {"loss": [2, 1, 0.5, 0.4, 0.3, 0.2], "val_loss": [1.0, 1.1, 0.9, 0.95, 1.0, 1.2]}
+    assert _early_stopping_notes(history, cfg) == [
+        "Training ran 6 of 12 epochs (early stopping); the weights of epoch 3, the lowest "
+        "validation loss from epoch 3 (training.min_epochs) on, were kept."]
+    full = {"loss": list(range(12, 0, -1)), "val_loss": list(range(12, 0, -1))}
+    assert _early_stopping_notes(full, cfg) == []  # all epochs run, the last one kept

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from reportgen import evaluate as ev
 from reportgen.cli import main
+from reportgen.report import MARKER
 from reportgen.report.compare import sentence
 
 
@@ -104,7 +105,7 @@ def test_compare_two_models_end_to_end(two_sites, md_tables):
     # The disagreement gallery lists exactly the disagreeing images, each direction.
     html = (out / "index.html").read_text()
     a_only = html.split('id="pair-1-a_only"')[1].split('id="pair-1-b_only"')[0]
-    b_only = html.split('id="pair-1-b_only"')[1].split("<h3>")[0]
+    b_only = html.split('id="pair-1-b_only"')[1].split("<h3")[0]  # to the next h3
     shown_a = re.findall(r'<div class="path">(.*?)</div>', a_only)
     shown_b = re.findall(r'<div class="path">(.*?)</div>', b_only)
     assert sorted(shown_a) == sorted(f for f, x, y in zip(files, right_a, right_b) if x and not y)
@@ -126,11 +127,17 @@ def test_compare_refuses_different_test_sets_in_one_line(two_sites):
         metrics = json.loads((other / "metrics.json").read_text())
         metrics["data"]["test_hash"] = hashlib.sha256(b"other test files").hexdigest()
         (other / "metrics.json").write_text(json.dumps(metrics))
+        marker = json.loads((other / MARKER).read_text())
+        marker["config"]["data"]["split_seed"] = 5  # smoke.toml's is 1
+        (other / MARKER).write_text(json.dumps(marker))
     result = CliRunner().invoke(main, ["compare", str(first), str(other), "--out",
                                        str(tmp / "bad")])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "different test sets" in lines[0]
+    # ... and says how to share one: the data setting that differs, and the rule.
+    assert "they differ in data.split_seed 1 vs 5; build both with the same" in lines[0]
+    assert "(training.seed does not move the split)" in lines[0]
     assert str(first) in lines[0] and str(other) in lines[0]
     assert not (tmp / "bad").exists()
 

@@ -172,3 +172,13 @@ def test_a_users_report_is_titled_from_its_data_and_model_without_demo_keys(inpu
     assert not any("shapes" in k for k in rows)  # the demo's key is not the user's
     inputs.cfg.report.title = "Mine"
     assert gather(inputs, drawn_nothing()).metrics["title"] == "Mine"
+
+
+def test_a_warning_comes_first_on_the_overview_and_in_metrics_notes(inputs):
+    inputs.warnings = ["The model predicts 'a' for 95.0 % of the 16 labelled images."]
+    content = gather(inputs, drawn_nothing())
+    page = next(p for p in content.pages if p.rel == "index.html")
+    html = render(environment(), page.template, page.context)
+    warning = html.index('<p class="warning" role="alert"><b>Warning:</b> The model predicts')
+    assert warning < html.index('class="headline"') < html.index("a note")
+    assert content.metrics["notes"][:2] == [inputs.warnings[0], "a note"]
