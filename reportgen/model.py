@@ -282,7 +282,7 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     if _trained_batchnorms(trained):
         pick = np.random.default_rng(seed).permutation(len(x_train))[:CALIBRATION_IMAGES]
         sample = np.asarray(x_train[np.sort(pick)], np.float32)
-        callbacks.append(CalibrateBeforeValidation(sample))
+        callbacks.append(_CalibrateBeforeValidation(sample))
     hist = trained.fit(
         x_train.astype(np.float32), y_train, batch_size=batch_size, epochs=epochs,
         validation_data=(x_val.astype(np.float32), y_val) if has_val else None,
@@ -298,7 +298,7 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     return trained, history
 
 
-class CalibrateBeforeValidation(keras.callbacks.Callback):
+class _CalibrateBeforeValidation(keras.callbacks.Callback):
     """Re-estimate BatchNorm statistics (:func:`calibrate_batchnorm`) on ``images`` before
     each validation, so validation metrics and early stopping see the model as it will
     predict (and the weights early stopping keeps carry those statistics)."""
