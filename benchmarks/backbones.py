@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from costs import extras_s, marginal_cost  # noqa: E402
 from run import make_dataset, run_build  # noqa: E402
 
 SIZE = 224
@@ -114,27 +115,6 @@ def merged(row: dict) -> list[dict]:
     return sorted(rows + [row], key=lambda r: (list(ARCHS).index(r["arch"]), r["test_images"]))
 
 
-def extras_s(row: dict) -> float:
-    """Seconds of a build's planned extras: every explain part but the test set's GradCAM
-    (the sample images, class grid, quality table, Layers page), which the default budget
-    lets grow with the test set."""
-    return sum(v for k, v in row["explain_parts"].items() if k != "test set")
-
-
-def marginal_cost(a: dict, b: dict) -> dict:
-    """What each extra test image of run ``b`` over run ``a`` costs: wall seconds in all, and
-    without the planned extras (predicting, GradCAM, the pointing game, the galleries and
-    errors page, reading and writing), each also in predict passes' worth of one image (the
-    larger run's pass over its own test images)."""
-    extra = b["test_images"] - a["test_images"]
-    predict_one = b["predict_pass_s"] / b["test_images"]
-    total = (b["wall_s"] - a["wall_s"]) / extra
-    work = ((b["wall_s"] - extras_s(b)) - (a["wall_s"] - extras_s(a))) / extra
-    return {"per_image_s": total, "passes": total / predict_one, "work_s": work,
-            "work_passes": work / predict_one, "predict_one_s": predict_one,
-            "memory_ratio": b["peak_rss_mb"] / a["peak_rss_mb"]}
-
-
 def marginal(rows: list[dict]) -> list[str]:
     """Per backbone run at two test-set sizes: the cost of each extra test image and the
     peak memory of the larger run against the smaller."""
@@ -148,8 +128,9 @@ def marginal(rows: list[dict]) -> list[str]:
         out.append(f"- {arch}, {a['test_images']} → {b['test_images']} test images: each extra "
                    f"test image costs {m['work_s'] * 1000:.0f} ms = {m['work_passes']:.1f} "
                    f"predict passes' worth of one image ({m['predict_one_s'] * 1000:.1f} ms) in "
-                   f"predicting, GradCAM, the galleries and the pages; {m['per_image_s'] * 1000:.0f}"
-                   f" ms ({m['passes']:.1f}) with the extras, which the default budget lets grow "
+                   f"predicting, GradCAM, the galleries and the pages; "
+                   f"{m['per_image_s'] * 1000:.0f} ms ({m['passes']:.1f}) with the extras, "
+                   f"which the default budget lets grow "
                    f"with the test set ({a['plan'].get('budget_s', 0):.0f} s → "
                    f"{b['plan'].get('budget_s', 0):.0f} s: {extras_s(a):.0f} s → "
                    f"{extras_s(b):.0f} s of extras). Peak memory {b['peak_rss_mb']:.0f} MB "
@@ -169,7 +150,8 @@ def write(results: list[dict]) -> None:
              "`model.source = \"load\"`, weights None with BatchNorm calibrated on the data; "
              "the predict pass is reportgen's compiled forward over the same test images, "
              "warm, in the same run (the best of two). Peak memory is the build process's own "
-             "high-water mark (VmHWM; its figure worker process apart). Reproduce: `python benchmarks/backbones.py "
+             "high-water mark (VmHWM; its figure worker process apart). Reproduce: "
+             "`python benchmarks/backbones.py "
              "--arch mobilenetv2,resnet50,vgg19 --images 500` (and `--arch mobilenetv2 "
              "--images 5000` for the marginal cost).", "",
              "| backbone | test images | wall s | CPU s | peak MB | predict pass s | "

@@ -24,6 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from costs import marginal_cost  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -85,8 +86,8 @@ def method_benchmarks(n: int, batch: int) -> dict:
         k = int(min(n, max(4, 8 * n // max(cost.forward_equivalents, 1))))
         xs = x[:k]
         label = f"{name} ({cost.forward:g} forward + {cost.backward:g} backward passes/image)"
-        rows[label] = (rate(lambda: ex.run(name, xs, None, opts), k,
-                            warmups=4 if k == n else 1), spec.label)
+        rows[label] = (rate(lambda name=name, xs=xs, opts=opts: ex.run(name, xs, None, opts),
+                            k, warmups=4 if k == n else 1), spec.label)
         memory[label] = peak_rss_mb()
     rows["feature_maps (3 layers)"] = (rate(lambda: features.feature_maps(
         model, x, ["conv1_relu", "conv3_relu", "conv6_relu"], batch_size=batch), n),
@@ -458,7 +459,6 @@ def backbone_section() -> list[str]:
                          f"plan | explaining {explain:.0f} s against a budget of {budget:.0f} s "
                          f"({len(r['plan'].get('reduced', []))} reductions stated) | "
                          f"{ok(explain <= budget)} |")
-    from backbones import marginal_cost
     for arch in ("mobilenetv2", "resnet50", "vgg19"):
         runs = sorted((r for (a, _), r in rows.items() if a == arch),
                       key=lambda r: r["test_images"])

@@ -115,7 +115,7 @@ def keys() -> None:
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
 def compare(sites: tuple[Path, ...], out: Path, title: str | None, debug: bool) -> None:
     """Compare models built by `reportgen build` on the same test set: accuracy with 95 %
-    intervals, McNemar's exact test and a paired bootstrap interval per pair, per-class
+    intervals, McNemar's exact test and Newcombe's paired interval per pair, per-class
     deltas, the images where one model is right and the other wrong, and whether their GradCAM
     maps agree.
 

@@ -14,7 +14,9 @@ import difflib
 import math
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ def option(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
     meta = {"doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum,
             "listed": listed, "path": path, "names": names}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+        return field(default_factory=partial(type(default), default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -251,7 +253,7 @@ def _type_name(tp: Any) -> str:
             list: "list"}.get(tp, str(tp))
 
 
-def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
+def _coerce(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
     """Check ``value`` against the field type and bounds; return it converted."""
     if tp is list and isinstance(value, str) and meta.get("names"):
         value = [value]
@@ -386,9 +388,7 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
     demo config applies to the demo data (data.source = "shapes"); for other data the
     defaults do, so no demo setting (its title) reaches a user's report."""
     default = path is None
-    if default:
-        path = default_config_path()
-    path = Path(path)
+    path = default_config_path() if path is None else Path(path)
     if path.is_dir() or not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:

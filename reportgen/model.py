@@ -356,7 +356,7 @@ def calibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int 
                 bn.momentum = k / (k + 1)
             model(x[start:start + batch_size], training=True)
     finally:
-        for bn, m in zip(bns, saved):
+        for bn, m in zip(bns, saved, strict=True):
             bn.momentum = m
     return len(bns)
 

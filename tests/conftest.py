@@ -14,6 +14,28 @@ import numpy as np
 import pytest
 
 
+#: Fixtures that run a whole build: every test that uses one (directly or through another
+#: fixture) is marked slow, as is every browser test, so plain ``pytest`` stays the fast layer.
+WHOLE_BUILDS = {"smoke_site", "second_site"}
+BROWSER = Path(__file__).resolve().parent / "browser"
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if WHOLE_BUILDS & set(getattr(item, "fixturenames", ())) or \
+                BROWSER in Path(item.path).parents:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Every test starts with an empty cache of its own ($XDG_CACHE_HOME: the shapes data and
+    the build cache), so no test reuses what another left and the results do not depend on the
+    order the tests run in. The shared smoke builds name their own ``data.cache_dir``."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -148,6 +148,7 @@ def test_non_image_files_skipped(folder):
     assert skipped_of(folder)[0]["green/labels.csv"] == "not an image file (.csv)"
 
 
+@pytest.mark.slow
 def test_skipped_files_listed_in_report(folder, tmp_path, keras, saved):
     (folder / "red" / "zero.png").write_bytes(b"")
     m = saved(tiny_model(keras))
@@ -246,6 +247,7 @@ def test_missing_data_folder(tmp_path):
     assert_one_line_error(result, 2, "data.path", "nowhere")
 
 
+@pytest.mark.slow
 def test_class_with_no_readable_image_dropped_with_warning(tmp_path, keras, saved):
     root = make_folder(tmp_path / "d")
     (root / "zz_broken").mkdir()
@@ -270,6 +272,7 @@ def test_too_few_images_for_fractions(tmp_path):
     assert_one_line_error(build(tmp_path, data=root), 2, "blue", "too few", "data.split")
 
 
+@pytest.mark.slow
 def test_html_in_class_names_escaped_everywhere(tmp_path, keras, saved):
     evil = '<b>&"x"'
     root = make_folder(tmp_path / "d", classes={evil: (200, 0, 0), "plain": (0, 200, 0),
@@ -337,6 +340,7 @@ def test_output_count_differs_from_classes(tmp_path, folder, keras, saved):
                           "predicts 5 classes", "the data has 3")
 
 
+@pytest.mark.slow
 def test_input_size_differs_images_resized(tmp_path, folder, keras, saved):
     m = saved(tiny_model(keras, size=24))
     result = build(tmp_path, *load_model_args(m), data=folder)
@@ -346,6 +350,7 @@ def test_input_size_differs_images_resized(tmp_path, folder, keras, saved):
     assert any("resized to the model's input, 24x24" in n for n in metrics["notes"])
 
 
+@pytest.mark.slow
 def test_model_without_conv_layer_skips_gradcam_builds_rest(tmp_path, folder, keras, saved):
     m = saved(tiny_model(keras, conv=False))
     result = build(tmp_path, *load_model_args(m), data=folder)
@@ -357,6 +362,7 @@ def test_model_without_conv_layer_skips_gradcam_builds_rest(tmp_path, folder, ke
     assert (site / "fig" / "confusion_test.png").is_file()
 
 
+@pytest.mark.slow
 def test_multi_output_model_says_which_output(tmp_path, folder, keras, saved):
     m = saved(tiny_model(keras, outputs=2))
     result = build(tmp_path, *load_model_args(m), "model.output_index=1", data=folder)
@@ -407,6 +413,7 @@ def snapshot(folder: Path) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_previous_site_and_rerun_works(tmp_path, folder, keras, saved, monkeypatch):
     m = saved(tiny_model(keras))
     assert build(tmp_path, *load_model_args(m), data=folder).exit_code == 0

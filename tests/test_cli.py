@@ -41,7 +41,8 @@ def test_keys_lists_every_key():
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--set", "data.image_sise=32"], "unknown key data.image_sise; did you mean 'data.image_size'"),
+    (["--set", "data.image_sise=32"],
+     "unknown key data.image_sise; did you mean 'data.image_size'"),
     (["--set", "training.epochs=-2"], "training.epochs: -2 is below the minimum 1"),
     (["--config", "missing.toml"], "config file not found: missing.toml"),
     (["--set", "explain.occlusion.patch_size=-1"],
@@ -135,6 +136,17 @@ def test_smoke_metrics_and_exports(smoke_site):
         assert sum(map(sum, s["confusion_matrix"])) == s["n"]
     assert (out / "fig" / "confusion_test.svg").is_file()
     assert (out / "tables" / "per_class_test.tex").read_text().count("\\toprule") == 1
+    quality = m["explain"]["quality"]
+    for q in quality.values():  # each sanity score with its verdict beside it
+        if not q["n_sanity"]:
+            assert q["sanity_verdict"] is None
+        elif q["sanity"] is None:  # every map constant: no correlation, no verdict
+            assert q["sanity_verdict"] == "undefined"
+        else:
+            assert q["sanity_verdict"] == ("passes" if q["sanity_ci95"][1] < 0.5 else "fails"
+                                           if q["sanity_ci95"][0] >= 0.5 else "inconclusive")
+    ranked = m["explain"]["quality_ranking"]
+    assert len(quality) < 2 or ranked["deletion"]["best"] in quality
     assert (out / ".nojekyll").exists()
     assert (out / "model.keras").is_file()
     assert not any(out.parent.glob(".site.reportgen-*")), "temporary folders left behind"

@@ -130,6 +130,7 @@ def hostile_folder(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_build_with_hostile_names_everywhere(tmp_path):
     data = hostile_folder(tmp_path / "data")
     out = tmp_path / "site"
@@ -159,6 +160,7 @@ def test_a_build_with_hostile_names_everywhere(tmp_path):
         assert Image.open(f).size[0] > 100  # every figure was drawn
 
 
+@pytest.mark.slow
 def test_a_model_with_layer_names_tensorflow_cannot_run_is_explained(keras, tmp_path):
     import csv
 

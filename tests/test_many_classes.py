@@ -8,6 +8,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 from PIL import Image
 from reportgen.report.figjobs import MAX_PIXELS
 from test_bad_input import build, make_folder  # tests/ is on sys.path
@@ -29,6 +30,7 @@ def test_large_confusion_matrices_have_no_per_cell_text_and_bounded_size():
     assert bars.get_size_inches()[0] <= figs.plots.MAX_WIDTH and not bars.axes[0].texts
 
 
+@pytest.mark.slow
 def test_a_hundred_classes_build(tmp_path):
     rng = np.random.default_rng(0)
     colours = {f"class {k:03d}": tuple(int(v) for v in rng.integers(0, 255, 3))

@@ -40,20 +40,22 @@ def from_scratch(keras):
                              epochs=4, validate=True)
 
 
+@pytest.mark.slow
 def test_training_updates_batchnorm_when_the_backbone_trains(from_scratch):
     model, before, trained, _, _, _ = from_scratch
-    changed = [not np.array_equal(a, b) for a, b in zip(before, bn_means(trained))]
+    changed = [not np.array_equal(a, b) for a, b in zip(before, bn_means(trained), strict=True)]
     # (the last one may see a zero batch mean on 1x1 features at this size)
     assert sum(changed) >= 0.9 * len(changed)
     # train() works on a copy: the given model keeps its statistics.
-    assert all(np.array_equal(a, b) for a, b in zip(before, bn_means(model)))
+    assert all(np.array_equal(a, b) for a, b in zip(before, bn_means(model), strict=True))
 
 
+@pytest.mark.slow
 def test_a_frozen_backbone_keeps_its_batchnorm_statistics(keras, rng):
     model, before, trained, _, _, _ = trained_mobilenet(rng, freeze=True, images=16, classes=3,
                                                         epochs=1, validate=False)
-    assert all(np.array_equal(a, b) for a, b in zip(before, bn_means(trained)))
-    assert all(np.array_equal(a, b) for a, b in zip(before, bn_means(model)))
+    assert all(np.array_equal(a, b) for a, b in zip(before, bn_means(trained), strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(before, bn_means(model), strict=True))
 
 
 def test_calibrated_statistics_are_the_mean_and_variance_of_the_batchnorm_input(keras, rng):
@@ -75,6 +77,7 @@ def test_calibrated_statistics_are_the_mean_and_variance_of_the_batchnorm_input(
     assert bn.momentum == 0.999  # restored
 
 
+@pytest.mark.slow
 def test_a_backbone_trained_from_scratch_predicts_as_it_trained(from_scratch):
     """Without calibration its inference statistics stay near their initial values and it
     predicts about one class (validation at chance while training accuracy climbs)."""
@@ -103,5 +106,5 @@ def test_a_short_training_run_is_eager_and_trains_as_compiled(keras, monkeypatch
     monkeypatch.setattr(mdl, "EAGER_STEPS", 5)
     compiled = run()
     assert eager.run_eagerly and not compiled.run_eagerly
-    for a, b in zip(eager.get_weights(), compiled.get_weights()):
+    for a, b in zip(eager.get_weights(), compiled.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -29,6 +29,7 @@ def read_site(out):
     return json.loads((out / "metrics.json").read_text()), rows
 
 
+@pytest.mark.slow
 def test_binary_sigmoid_model_end_to_end(keras, tmp_path):
     data = make_folder(tmp_path / "data", classes=TWO, n=12)
     model = sigmoid_model(keras)
@@ -69,6 +70,7 @@ def test_binary_sigmoid_model_end_to_end(keras, tmp_path):
     assert pred.min() == 0 and pred.max() == 1, "the check needs both classes predicted"
 
 
+@pytest.mark.slow
 def test_independent_sigmoids_are_reported_as_such(keras, tmp_path):
     data = make_folder(tmp_path / "data", n=6)
     model = sigmoid_model(keras, units=3)
@@ -98,6 +100,7 @@ def colour_model(keras, order):
     return model
 
 
+@pytest.mark.slow
 def test_data_classes_give_the_order_of_the_outputs(keras, tmp_path):
     data = make_folder(tmp_path / "data", n=6)
     order = ["red", "green", "blue"]  # not the folders' sorted order (blue, green, red)
@@ -131,6 +134,7 @@ def test_data_classes_that_do_not_match_end_in_one_line(keras, tmp_path, classes
     assert_one_line_error(result, 2, "data.classes", needle)
 
 
+@pytest.mark.slow
 def test_a_model_of_any_input_size_reads_images_at_data_image_size(keras, tmp_path):
     data = make_folder(tmp_path / "data", n=4)
     inp = keras.Input((None, None, 3))
@@ -178,6 +182,7 @@ def test_models_reportgen_cannot_explain_end_in_one_line(keras, tmp_path, make, 
     assert_one_line_error(result, 2, "model.path", *needles)
 
 
+@pytest.mark.slow
 def test_a_savedmodel_folder_builds_with_the_gradient_and_perturbation_methods(keras,
                                                                                tmp_path):
     data = make_folder(tmp_path / "data", n=6)

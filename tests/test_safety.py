@@ -66,6 +66,7 @@ def test_paths_in_a_config_file_stay_relative_to_the_file(tmp_path, monkeypatch)
         == absolute
 
 
+@pytest.mark.slow
 def test_the_readme_example_builds_from_a_folder_in_the_working_directory(tmp_path,
                                                                           monkeypatch):
     """... replacing a previous site, which keeps normal permissions (not mkdtemp's 0700)."""
@@ -157,6 +158,7 @@ def test_a_clean_data_set_has_no_hazards(tmp_path):
     assert hazards(ds) == []
 
 
+@pytest.mark.slow
 def test_hazards_are_in_the_report_and_a_cache_that_cannot_be_written_is_a_warning(tmp_path):
     root = tmp_path / "data"
     make_folder(root / "train", n=6)
@@ -275,6 +277,7 @@ def kill_while_writing(tmp_path, tag, sig, title):
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+@pytest.mark.slow
 def test_a_killed_build_leaves_the_site_and_the_next_cleans_up(tmp_path):
     tag = uuid.uuid4().hex
     index = previous_site(tmp_path)
@@ -297,6 +300,7 @@ def test_a_killed_build_leaves_the_site_and_the_next_cleans_up(tmp_path):
     assert [p.name for p in (tmp_path / "tmp").iterdir()] == []
 
 
+@pytest.mark.slow
 def test_a_full_disk_ends_in_one_line_and_keeps_the_previous_site(tmp_path):
     tag = uuid.uuid4().hex
     previous_site(tmp_path)

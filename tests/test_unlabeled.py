@@ -130,6 +130,7 @@ APPLICATION = ["data.source=images", "model.source=applications",
                "explain.dream_images=0", "explain.rise.masks=100"]
 
 
+@pytest.mark.slow
 def test_photos_explained_by_a_keras_applications_classifier(tmp_path, md_tables):
     data = photos(tmp_path / "photos", n=6)
     result = build(tmp_path, *APPLICATION, f"data.path={data}")
@@ -145,7 +146,8 @@ def test_photos_explained_by_a_keras_applications_classifier(tmp_path, md_tables
     assert all(r[1] == "" for r in rows[1:])
     summary = metrics["splits"]["test"]
     assert "accuracy" not in summary and metrics["splits"]["train"] == {"n": 0, "labeled": False}
-    for p, top in zip(probs, summary["top"]):  # the top 5 by name, from the shipped list
+    # the top 5 by name, from the shipped list
+    for p, top in zip(probs, summary["top"], strict=True):
         assert [n for n, _ in top] == [names[k] for k in np.argsort(-p, kind="stable")[:5]]
         np.testing.assert_allclose([q for _, q in top], np.sort(p)[::-1][:5], atol=1e-5)
     predicted = {names[k] for k in probs.argmax(1)}
@@ -175,7 +177,8 @@ def test_photos_explained_by_a_keras_applications_classifier(tmp_path, md_tables
     assert any("came from an earlier build" in n for n in metrics2["notes"])
 
 
-def test_photos_explained_by_your_own_model_and_class_names(keras, tmp_path):
+@pytest.mark.slow
+def test_photos_explained_by_your_own_model_and_class_names(keras, tmp_path, md_tables):
     colours = [(220, 30, 30), (30, 200, 40), (30, 40, 210)]
     data = photos(tmp_path / "photos", n=6, size=(16, 16), colours=colours)
     model = tiny_model(keras)
@@ -192,6 +195,9 @@ def test_photos_explained_by_your_own_model_and_class_names(keras, tmp_path):
     assert [r[2] for r in rows[1:]] == [names[k] for k in want.argmax(1)]
     assert metrics["classes"] == names and rows[0][3:] == names
     assert [len(t) for t in metrics["splits"]["test"]["top"]] == [3] * 6
+    tables = {t[0][0]: t for t in md_tables((tmp_path / "site" / "report.md").read_text())}
+    assert [r[0] for r in tables["photo"][1:]] == [r[0] for r in rows[1:]]  # every photo
+    assert tables["photo"][0] == ["photo", "#1", "#2", "#3"]
 
 
 @pytest.mark.parametrize("settings,needles", [

@@ -106,6 +106,7 @@ def test_a_valid_annotations_file_gives_boxes(tmp_path, folder):
         load_dataset(folder, size=(16, 16), split=[0.5, 0.25, 0.25])
 
 
+@pytest.mark.slow
 def test_a_new_or_changed_annotations_file_is_never_served_from_the_cache(keras, tmp_path,
                                                                           folder, saved):
     """The cache stays on: the pointing game must follow the boxes."""

@@ -67,13 +67,13 @@ def decode_image(path: str | Path, size: tuple[int, int], channels: int = 3
             raise ImageDecodeError("empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
+            with Image.open(path) as opened:
+                w, h = opened.size
                 if w * h > MAX_PIXELS:
                     raise ImageDecodeError(f"{w}x{h} pixels is over the limit of {MAX_PIXELS:,} "
                                            "(possible decompression bomb)")
-                img.load()
-                img = ImageOps.exif_transpose(img)
+                opened.load()
+                img = ImageOps.exif_transpose(opened)
                 orig = img.size
                 img = _to_8bit_rgb(img)
                 if channels == 1:
@@ -81,7 +81,7 @@ def decode_image(path: str | Path, size: tuple[int, int], channels: int = 3
                 elif channels != 3:
                     raise ImageDecodeError(f"unsupported channel count {channels}")
                 if img.size != (size[1], size[0]):
-                    img = img.resize((size[1], size[0]), Image.BILINEAR)
+                    img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
                 arr = np.asarray(img, dtype=np.uint8)
     except ImageDecodeError:
         raise

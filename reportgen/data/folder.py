@@ -44,7 +44,7 @@ class Split:
             -1, or the predicted classes once the model has run (galleries by predicted class).
     """
 
-    images: np.ndarray
+    images: np.ndarray | Images
     labels: np.ndarray
     paths: list[str]
     boxes: np.ndarray
@@ -288,7 +288,7 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
     store = Store(len(all_files), (*size, channels), in_memory)
     decoded: dict[Path, tuple[int, tuple[int, int]]] = {}  # file: (store row, original size)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for f, res in zip(all_files, pool.map(work, all_files)):
+        for f, res in zip(all_files, pool.map(work, all_files), strict=True):
             if isinstance(res, str):
                 rel = f.relative_to(root).as_posix()
                 log.warning("skipped %s: %s", rel, res)
@@ -359,7 +359,7 @@ def files_hash(root: str | Path, split: Split, class_names: list[str]) -> str:
     sizes share it."""
     root = Path(root)
     h = hashlib.sha256()
-    for rel, label in zip(split.paths, split.labels):
+    for rel, label in zip(split.paths, split.labels, strict=True):
         digest = hashlib.sha256((root / rel).read_bytes()).hexdigest()
         name = class_names[int(label)] if split.labeled else ""
         h.update(f"{rel}\0{name}\0{digest}\n".encode("utf-8", "surrogateescape"))
@@ -378,7 +378,8 @@ def hazards(ds: Dataset) -> list[str]:
     copies: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for name in ("train", "val", "test"):
         split = ds.splits[name]
-        for img, path in zip(split.images, split.paths):  # an Images view reads in chunks
+        # an Images view reads in chunks
+        for img, path in zip(split.images, split.paths, strict=True):
             digest = hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest()
             if digest in seen and seen[digest][0] != name:
                 copies.setdefault((seen[digest][0], name), []).append((seen[digest][1], path))
@@ -390,7 +391,7 @@ def hazards(ds: Dataset) -> list[str]:
     if not ds.labeled:
         return out
     train = np.bincount(ds.splits["train"].labels, minlength=len(ds.class_names))
-    empty = [n for n, c in zip(ds.class_names, train) if c == 0]
+    empty = [n for n, c in zip(ds.class_names, train, strict=True) if c == 0]
     if empty:
         out.append(f"No training images for class(es) {', '.join(empty)}: the model cannot "
                    "learn them.")

@@ -65,7 +65,7 @@ def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[st
     store = Store(len(files), (*size, channels), in_memory)
     kept: list[tuple[Path, tuple[int, int]]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for f, res in zip(files, pool.map(work, files)):
+        for f, res in zip(files, pool.map(work, files), strict=True):
             if isinstance(res, str):
                 skipped.append((f.relative_to(root).as_posix(), res))
             else:
@@ -80,7 +80,7 @@ def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[st
     images = Images(store, np.arange(len(kept)))
     paths = [f.relative_to(root).as_posix() for f, _ in kept]
     boxes = np.full((len(kept), 4), np.nan, np.float32)
-    for i, (rel, (_, (ow, oh))) in enumerate(zip(paths, kept)):
+    for i, (rel, (_, (ow, oh))) in enumerate(zip(paths, kept, strict=True)):
         if rel in boxes_by_path:
             x0, y0, x1, y1 = boxes_by_path[rel]
             boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]

@@ -71,7 +71,8 @@ def render(kind: str, size: int, rng: np.random.Generator, *, with_mask: bool = 
     ramp = (np.cos(theta) * xx + np.sin(theta) * yy)
     ramp = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-9)
     bg = c0[None, None, :] * (1 - ramp[..., None]) + c1[None, None, :] * ramp[..., None]
-    bg_img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8)).resize((big, big), Image.BILINEAR)
+    bg_img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8))
+    bg_img = bg_img.resize((big, big), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(bg_img)
 
     # Clutter: thin lines and small dots that are not shapes.
@@ -107,13 +108,13 @@ def render(kind: str, size: int, rng: np.random.Generator, *, with_mask: bool = 
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         box = [min(xs), min(ys), max(xs), max(ys)]
     bg_img.paste(Image.new("RGB", (big, big), tuple(int(v) for v in fg)), (0, 0), mask)
-    img = np.asarray(bg_img.resize((size, size), Image.BOX), dtype=np.float64)
+    img = np.asarray(bg_img.resize((size, size), Image.Resampling.BOX), dtype=np.float64)
     img += rng.normal(0, 8, size=img.shape)
     box = [float(np.clip(v, 0, size)) for v in box]
     img = np.clip(np.round(img), 0, 255).astype(np.uint8)
     if with_mask:
-        cover = np.asarray(mask.resize((size, size), Image.BOX), dtype=np.float64) / 255.0
-        return img, box, cover
+        small = mask.resize((size, size), Image.Resampling.BOX)
+        return img, box, np.asarray(small, dtype=np.float64) / 255.0
     return img, box
 
 

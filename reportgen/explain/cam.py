@@ -80,7 +80,8 @@ def _cam_function(graph: ModelGraph, method: str, layer_path: str, upsample_to,
         return fn
 
     specs = [tf.TensorSpec([None], tf.int32)] * (2 if second else 1)
-    return graph.function(("cam", method, layer_path, upsample_to, peaks, second), make, *specs)
+    return graph.function(("cam", method, layer_path, upsample_to, peaks, second), make, *specs,
+                          tape=True)
 
 
 def cam_maps(ex: Explainer, method: str, images, targets=None, layer: str | None = None,
@@ -113,7 +114,7 @@ def cam_with_peaks(ex: Explainer, images, targets=None, layer: str | None = None
         fn = _cam_function(ex.graph, "gradcam", ex.resolve(layer), ex.input_shape[:2],
                            peaks=True)
         maps, small, values, positions = run_batched(fn, [x, t], ex.batch_size)
-        extra = ()
+        extra: tuple[np.ndarray, ...] = ()
     else:
         fn = test_set_cam_function(ex, layer)
         maps, small, values, positions, second = run_batched(

@@ -94,5 +94,5 @@ def run_batched(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int):
     if not outs:
         raise ValueError("no images given")
     if isinstance(outs[0], tuple):
-        return tuple(np.concatenate(group, axis=0) for group in zip(*outs))
+        return tuple(np.concatenate(group, axis=0) for group in zip(*outs, strict=True))
     return np.concatenate(outs, axis=0)

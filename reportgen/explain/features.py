@@ -38,7 +38,7 @@ def feature_maps_of(ex: Explainer, images, layers) -> dict[str, np.ndarray]:
     x = ex.batch(images)
     paths = tuple([layers] if isinstance(layers, str) else layers)
     outs = run_batched(_capture_function(ex.graph, paths), [x], ex.batch_size)
-    return {p: out.astype(np.float32) for p, out in zip(paths, outs)}
+    return {p: out.astype(np.float32) for p, out in zip(paths, outs, strict=True)}
 
 
 def learned_filters(model, layer: str) -> np.ndarray:
@@ -108,7 +108,7 @@ def filter_patterns_of(ex: Explainer, layer_filters: dict, steps=60, step_size=N
         return grad_fn
 
     grad_fn = graph.function(("filter-pattern", layers), make, tf.TensorSpec([None], tf.int32),
-                             tf.TensorSpec([None], tf.int32))
+                             tf.TensorSpec([None], tf.int32), tape=True)
     b = max(1, ex.batch_size)  # patterns in batches of the explainer's (memory) batch size
     grad_fn.expect(steps * -(-len(filt) // b))
     rng = np.random.default_rng(seed)
@@ -180,7 +180,7 @@ def deep_dream_of(ex: Explainer, images, layers, octaves=3, octave_scale=1.4, st
                         + 1e-12)
         return grad_fn
 
-    grad_fn = graph.function(("dream", paths), make)
+    grad_fn = graph.function(("dream", paths), make, tape=True)
     grad_fn.expect(octaves * steps)
     for k in reversed(range(octaves)):
         scale = octave_scale ** k

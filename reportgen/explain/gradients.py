@@ -17,26 +17,7 @@ import tensorflow as tf
 from reportgen.explain.cam import cam_maps
 from reportgen.explain.common import as_targets, class_score, pick_targets, run_batched
 from reportgen.explain.explainer import Explainer
-from reportgen.explain.graph import ModelGraph, _activation_name
-
-
-def relu_kind(layer) -> float | None:
-    """Return the ReLU cap of ``layer`` (inf for a plain ReLU, 6 for ReLU6), or None when the
-    layer applies no plain ReLU (leaky or thresholded ReLUs count as none)."""
-    if isinstance(layer, keras.layers.ReLU):
-        if float(getattr(layer, "negative_slope", 0) or 0) != 0:
-            return None
-        if float(getattr(layer, "threshold", 0) or 0) != 0:
-            return None
-        cap = getattr(layer, "max_value", None)
-        return float("inf") if cap is None else float(cap)
-    if isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.Model):
-        name = _activation_name(layer)
-        if name == "relu":
-            return float("inf")
-        if name == "relu6":
-            return 6.0
-    return None
+from reportgen.explain.graph import ModelGraph, relu_kind
 
 
 @tf.custom_gradient
@@ -102,7 +83,8 @@ def _grad_function(graph: ModelGraph, mode: str):
             return tape.gradient(score, x)
         return fn
 
-    return graph.function(("input-grad", mode), make, tf.TensorSpec([None], tf.int32))
+    return graph.function(("input-grad", mode), make, tf.TensorSpec([None], tf.int32),
+                          tape=True)
 
 
 def gradients(ex: Explainer, mode: str, x: np.ndarray, t: np.ndarray, repeats: int = 1
@@ -202,7 +184,7 @@ def integrated_gradient_maps(ex: Explainer, images, targets=None, steps: int = 3
     weights = np.full(steps + 1, 1.0 / steps, np.float32)
     weights[[0, -1]] *= 0.5
     total = np.zeros_like(x)
-    for a, wgt in zip(alphas, weights):
+    for a, wgt in zip(alphas, weights, strict=True):
         total += wgt * gradients(ex, "plain", base + a * (x - base), t, repeats=steps + 1)
     return ((x - base) * total).astype(np.float32)
 

@@ -22,7 +22,8 @@ from reportgen.explain import compat
 
 #: Calls run eagerly before a function is compiled. Tracing a function through the graph costs
 #: about as much as this many eager calls' Python overhead, so short runs (a few sample images, the
-#: sanity check's 16) never pay for a trace and long runs pay for one.
+#: sanity check's 16) never pay for a trace and long runs pay for one. Functions that take
+#: gradients never run eagerly (see :class:`TieredFunction`).
 COMPILE_AFTER = 6
 
 #: visitor(layer, path, call, inputs) -> output. ``call()`` runs the layer as the model would.
@@ -44,6 +45,25 @@ def _activation_name(layer) -> str | None:
         return None
     name = getattr(act, "__name__", None) or type(act).__name__
     return name.lower()
+
+
+def relu_kind(layer) -> float | None:
+    """Return the ReLU cap of ``layer`` (inf for a plain ReLU, 6 for ReLU6), or None when the
+    layer applies no plain ReLU (leaky or thresholded ReLUs count as none)."""
+    if isinstance(layer, keras.layers.ReLU):
+        if float(getattr(layer, "negative_slope", 0) or 0) != 0:
+            return None
+        if float(getattr(layer, "threshold", 0) or 0) != 0:
+            return None
+        cap = getattr(layer, "max_value", None)
+        return float("inf") if cap is None else float(cap)
+    if isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.Model):
+        name = _activation_name(layer)
+        if name == "relu":
+            return float("inf")
+        if name == "relu6":
+            return 6.0
+    return None
 
 
 def is_softmax_layer(layer) -> bool:
@@ -96,20 +116,37 @@ class TieredFunction:
     Python over a fixed structure). Both tiers run the same code, so results agree to float
     rounding.
 
+    A function that takes gradients (``tape=True``) is compiled from its first call and never
+    runs eagerly: TensorFlow 2.21 with oneDNN (its default on CPUs) crashes the process (a
+    segmentation fault or abort) in the filter gradient (``Conv2DBackpropFilter``) of a 1x1,
+    stride-2 convolution with few channels, which an eager tape computes even when only the
+    input gradient is asked for; a compiled function prunes it (nothing asks for a kernel's
+    gradient). Setting ``TF_ENABLE_ONEDNN_OPTS=0`` would come too late when the caller imported
+    TensorFlow before reportgen.
+
     Args:
         fn: the Python function (tensors in, tensors out).
         signature: the ``tf.TensorSpec`` list of its arguments.
+        tape: whether ``fn`` takes gradients (then it is never called eagerly).
     """
 
-    def __init__(self, fn: Callable, signature: list):
+    def __init__(self, fn: Callable, signature: list, tape: bool = False):
         self.python = fn
         self.signature = signature
+        self.tape = tape
         self.compiled = None
         self.eager_calls = 0
+        #: Seconds its trace took, as the planner's probe measured it (None: not measured).
+        self.trace_s: float | None = None
+
+    @property
+    def eager(self) -> bool:
+        """Whether this function may run eagerly (it takes no gradients)."""
+        return not self.tape
 
     def expect(self, calls: int) -> None:
         """Compile now when ``calls`` more calls would pass the eager allowance."""
-        if self.compiled is None and self.eager_calls + calls > COMPILE_AFTER:
+        if self.compiled is None and (self.tape or self.eager_calls + calls > COMPILE_AFTER):
             self._compile()
 
     def _compile(self) -> None:
@@ -118,7 +155,7 @@ class TieredFunction:
 
     def __call__(self, *args):
         if self.compiled is None:
-            if self.eager_calls < COMPILE_AFTER:
+            if self.eager and self.eager_calls < COMPILE_AFTER:
                 self.eager_calls += 1
                 return self.python(*args)
             self._compile()
@@ -154,14 +191,15 @@ class ModelGraph:
         self.functions: dict = {}
         self._trace_shapes()
 
-    def function(self, key, make: Callable[[], Callable], *extra_specs) -> TieredFunction:
+    def function(self, key, make: Callable[[], Callable], *extra_specs,
+                 tape: bool = False) -> TieredFunction:
         """Return the :class:`TieredFunction` stored under ``key``, creating it from ``make()``
         on first use. Its signature is the input batch (None, H, W, C) float32 followed by
-        ``extra_specs``."""
+        ``extra_specs``; ``tape``: the function takes gradients (it is always compiled)."""
         if key not in self.functions:
             h, w, c = self.input_shape
             spec = [tf.TensorSpec([None, h, w, c], tf.float32), *extra_specs]
-            self.functions[key] = TieredFunction(make(), spec)
+            self.functions[key] = TieredFunction(make(), spec, tape)
         return self.functions[key]
 
     # -- structure ------------------------------------------------------------------------------
@@ -189,7 +227,7 @@ class ModelGraph:
             shape = compat.build_input_shape(self.model)
         if len(shape) == 4 and self._given_shape is not None:
             given = self._given_shape
-            if any(d is not None and d != g for d, g in zip(shape[1:], given)):
+            if any(d is not None and d != g for d, g in zip(shape[1:], given, strict=False)):
                 raise ValueError(f"images of shape {given} do not fit the model input {shape}")
             shape = (shape[0],) + tuple(given)
         if len(shape) != 4 or any(d is None for d in shape[1:]):
@@ -350,8 +388,6 @@ class ModelGraph:
     def has_relus(self) -> bool:
         """Whether any layer the graph walk sees applies a ReLU (guided backprop and deconvnet
         change those; without them they would only be the plain gradient)."""
-        from reportgen.explain.gradients import relu_kind
-
         if self._layers is None:
             self._trace_shapes()
         return any(relu_kind(layer) is not None for layer in self._layers.values())

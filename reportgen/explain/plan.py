@@ -50,7 +50,9 @@ FORWARD_FACTOR = 2.0
 class Probe:
     """What one image costs on this machine: seconds of a forward pass and of a backward pass
     (without its forward), per image in batches of ``batch``, on ``device``, timed compiled or
-    eagerly; and the float32 bytes of every layer's output for one image."""
+    (the forward pass) eagerly; and the float32 bytes of every layer's output for one image.
+    Gradients are always timed compiled: they never run eagerly (see
+    :class:`~reportgen.explain.graph.TieredFunction`)."""
 
     device: str
     forward_s: float
@@ -62,9 +64,9 @@ class Probe:
     #: above the explained layer only); None without a conv layer (then forward + backward).
     cam_s: float | None = None
     #: Seconds to trace one compiled function of this model (the mean over the probe's
-    #: functions of the first call's time less a later call's); 0 when timed eagerly. Every
-    #: method traces its function once per model: seconds on a large model, which a plan for
-    #: a few images must count.
+    #: compiled functions of the first call's time less a later call's: the gradient
+    #: functions always, the forward one when ``compiled``). Every method traces its function
+    #: once per model: seconds on a large model, which a plan for a few images must count.
     trace_s: float = 0.0
 
     @property
@@ -106,9 +108,10 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
     """Time forward and backward passes of ``ex`` on a batch of ``batch`` images (``images``,
     already preprocessed, repeated as needed): one call of each to warm up, then the median
     of at least ``repeats`` calls and as many more as fit in ``min_seconds`` (at most
-    :data:`PROBE_CALLS`); per image. ``compiled``: as ``tf.function`` (as long runs execute;
-    compiling costs seconds on a large model), else eagerly (slower: an upper bound, and
-    free)."""
+    :data:`PROBE_CALLS`); per image. ``compiled``: the forward pass as ``tf.function`` (as
+    long runs execute; compiling costs seconds on a large model), else eagerly (slower: an
+    upper bound, and free). The gradient functions (the backward pass, GradCAM) are compiled
+    either way, as the work runs them; the work reuses them."""
     import tensorflow as tf
 
     from reportgen.explain.cam import test_set_cam_function
@@ -124,14 +127,15 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
     except ValueError:  # no conv layer
         cam = None
     fns = [f for f in (fwd, grad, cam) if f is not None]
-    if compiled:
-        for fn in fns:
-            fn.expect(10**6)  # compile now; the work reuses it
-    run = [f if compiled else f.python for f in fns]  # eager: uncounted
+    timed = [f for f in fns if compiled or not f.eager]
+    fresh = [f for f in timed if f.compiled is None]  # traced by this probe
+    for fn in timed:
+        fn.expect(10**6)  # compile now; the work reuses it
+    run = [f if f in timed else f.python for f in fns]  # eager: uncounted
 
     traces = []
 
-    def best(call) -> float:
+    def best(k: int, call) -> float:
         t0 = time.perf_counter()
         call()
         first = time.perf_counter() - t0
@@ -141,16 +145,20 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
             call()
             times.append(time.perf_counter() - t0)
         steady = float(np.median(times))
-        traces.append(max(first - steady, 0.0))
+        if fns[k] in fresh:
+            fns[k].trace_s = max(first - steady, 0.0)
+        if fns[k] in timed and fns[k].trace_s is not None:
+            traces.append(fns[k].trace_s)
         return steady / batch
 
-    forward = best(lambda: np.asarray(run[0](x)))
-    both = best(lambda: np.asarray(run[1](x, t)))
-    cam_s = best(lambda: [np.asarray(v) for v in run[2](x, t, t)]) if cam is not None else None
+    forward = best(0, lambda: np.asarray(run[0](x)))
+    both = best(1, lambda: np.asarray(run[1](x, t)))
+    cam_s = (best(2, lambda: [np.asarray(v) for v in run[2](x, t, t)]) if cam is not None
+             else None)
     return Probe(device_name(), max(forward, 1e-6), max(both - forward, forward),
                  activation_bytes(ex.graph), batch, compiled,
                  None if cam_s is None else max(cam_s, 1e-6),
-                 float(np.mean(traces)) if compiled else 0.0)
+                 float(np.mean(traces)) if traces else 0.0)
 
 
 def time_budget(budget: float, p: Probe, n_test: int) -> float:
@@ -363,7 +371,8 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
                      f"{batch * per_image / 2**30:.1f} GiB, more than the memory budget of "
                      f"{memory / 2**30:.1f} GiB")
     return {"device": p.device, "budget_s": budget_s, "memory_bytes": int(memory),
-            "timed": "compiled" if p.compiled else "eagerly (an upper bound)",
+            "timed": "compiled" if p.compiled else "forward eagerly (an upper bound), "
+                                                  "gradients compiled",
             "forward_images_per_s": round(p.images_per_s[0], 2),
             "backward_images_per_s": round(p.images_per_s[1], 2),
             "gradcam_images_per_s": round(1.0 / p.gradcam_s, 2),

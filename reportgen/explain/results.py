@@ -1,7 +1,7 @@
 """What the explanation stages of a build produce, as plain typed data.
 
-Only numpy and the standard library: the report reads these types, and the cached rebuild
-unpickles them, without importing TensorFlow.
+Only numpy, the standard library and :mod:`reportgen.evaluate` (numpy only): the report
+reads these types, and the cached rebuild unpickles them, without importing TensorFlow.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from reportgen.evaluate import paired_best
 
 #: Gallery sections of a class page, in page order.
 SECTIONS = ("misclassified", "confident_wrong", "correct")
@@ -40,15 +42,74 @@ class Peaks:
         self.values = np.where(better, val, self.values)
 
 
+#: The sanity check's verdict threshold: a method passes when the absolute mean Spearman rank
+#: correlation between its maps before and after the head is randomized is below it. At 0.5
+#: the two maps share at most a quarter of their rank variance (rho^2 = 0.25): a map above it
+#: keeps most of its order of importance without what the head learned, so it shows the input
+#: and the untouched layers more than the model's decision (Adebayo et al. 2018 give no
+#: number; methods that pass their test fall near 0, Guided Backprop stays near 1).
+SANITY_THRESHOLD = 0.5
+
+
+def sanity_verdict(abs_ci95: list | None) -> str | None:
+    """"passes" when the whole 95 % interval of the absolute mean rank correlation
+    ([low, high] in [0, 1]) is below :data:`SANITY_THRESHOLD`, "fails" when it is all at or
+    above it, "inconclusive" when it straddles it; None without an interval."""
+    if not abs_ci95 or any(v is None or v != v for v in abs_ci95):
+        return None
+    if abs_ci95[1] < SANITY_THRESHOLD:
+        return "passes"
+    return "fails" if abs_ci95[0] >= SANITY_THRESHOLD else "inconclusive"
+
+
+def absolute_interval(ci95: list | None) -> list | None:
+    """The interval of |x| from an interval [low, high] of x: [low, high] when x > 0 on it,
+    [-high, -low] when x < 0, [0, max(-low, high)] when it holds 0."""
+    if not ci95 or any(v is None or v != v for v in ci95):
+        return None
+    lo, hi = ci95
+    if lo >= 0:
+        return [lo, hi]
+    if hi <= 0:
+        return [-hi, -lo]
+    return [0.0, max(-lo, hi)]
+
+
+#: The quality table's ranked columns: {QualityRow field: (header, lower is better,
+#: ranked on the absolute value)}.
+RANKED = {"deletion": ("deletion AUC ↓", True, False),
+          "insertion": ("insertion AUC ↑", False, False),
+          "pointing": ("pointing game ↑", False, False),
+          "energy": ("energy in box ↑", False, False),
+          "sanity": ("|rank corr.| after head randomization ↓", True, True)}
+
+
+def rank_methods(per_image: dict[str, dict[str, np.ndarray]]) -> dict:
+    """{column: :func:`~reportgen.evaluate.paired_best` of its methods} for each column of
+    :data:`RANKED` with at least two methods, from ``per_image`` ({column: {method: (n,)
+    float per-image scores}}); the sanity column is ranked on the absolute mean
+    correlation."""
+    out = {}
+    for column, (_, lower, absolute) in RANKED.items():
+        ranked = paired_best(per_image.get(column, {}), lower, absolute=absolute)
+        if ranked is not None:
+            out[column] = ranked
+    return out
+
+
 @dataclass
 class QualityRow:
     """One method's row of the quality table, over ``n`` test images (``n_boxes`` with an
     object box, ``n_sanity`` in the sanity check). AUCs in [0, 1]; pointing and energy in
     [0, 1] or None without boxes; sanity: mean rank correlation of the maps before and after
     randomizing the head, in [-1, 1]. ``*_ci95``: 95 % intervals [low, high] over the images
-    (percentile bootstrap of the mean; Wilson for the pointing game's hit rate). ``tied``: the
-    mean share of tied pixels of the maps (:func:`~reportgen.explain.quality.tied_fraction`),
-    their order in deletion/insertion drawn at random ``tie_orders`` times."""
+    (percentile bootstrap of the mean; Wilson for the pointing game's hit rate);
+    ``sanity_ci95`` is the interval of the absolute value (:func:`absolute_interval`) and
+    ``sanity_verdict`` its verdict (:func:`sanity_verdict`, threshold ``sanity_threshold``;
+    "undefined" when the check ran but a map was constant on every image, so no rank
+    correlation exists; None when it did not run). ``tied``: the mean share of tied pixels
+    of the maps (:func:`~reportgen.explain.quality.tied_fraction`), their order in
+    deletion/insertion drawn at random ``tie_orders`` times."""
 
     deletion: float
     insertion: float
@@ -66,6 +127,9 @@ class QualityRow:
     n_sanity: int = 0
     tied: float | None = None
     tie_orders: int = 1
+    sanity_ci95: list | None = None
+    sanity_verdict: str | None = None
+    sanity_threshold: float = SANITY_THRESHOLD
 
 
 @dataclass
@@ -153,6 +217,9 @@ class Explained:
             float16 in [0, 1]} for every misclassified test image (labeled splits only).
         seconds: wall seconds per part of the work, for metrics.json and the benchmarks.
         plan: the measured cost, the budgets and the settings the work was planned to.
+        quality_ranking: {QualityRow field of :data:`RANKED`: the paired comparison of the
+            methods on it (:func:`reportgen.evaluate.paired_best`)}; a column with fewer
+            than two scored methods is absent.
     """
 
     layer: str
@@ -174,3 +241,4 @@ class Explained:
     seconds: dict[str, float] = field(default_factory=dict)
     #: The plan the work was done to (:func:`reportgen.explain.plan.make_plan`), plain data.
     plan: dict = field(default_factory=dict)
+    quality_ranking: dict = field(default_factory=dict)

@@ -20,8 +20,10 @@ from reportgen.explain.cam import cam_maps, cam_with_peaks
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.methods import REGISTRY, as_map
 from reportgen.explain.receptive import receptive_field, receptive_fields
-from reportgen.explain.results import (SECTIONS, DreamView, Explained, FeatureMapView,
-                                       LayerViews, Peaks, QualityRow, ReceptiveView, Unit)
+from reportgen.explain.results import (RANKED, SECTIONS, DreamView, Explained,
+                                       FeatureMapView, LayerViews, Peaks, QualityRow,
+                                       ReceptiveView, Unit, absolute_interval, rank_methods,
+                                       sanity_verdict)
 
 __all__ = ["CHUNK", "SECTIONS", "Explained", "explainer_for", "select_galleries",
            "explain_test_set", "explain_methods", "explain_layers", "stratified",
@@ -241,6 +243,7 @@ def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
                                    ex.output_index, ex.batch_size, result.layer or None,
                                    ex.input_shape)
             randomized.batch_sizes = dict(ex.batch_sizes)
+    per_image: dict[str, dict[str, np.ndarray]] = {c: {} for c in RANKED}
     for m, opts in options.items():
         t0 = time.perf_counter()
         maps = as_map(m, ex.run(m, xq, tq, opts))
@@ -252,11 +255,17 @@ def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
                 orders=cfg.explain.tie_orders, seed=cfg.training.seed)
         point = quality.pointing_game(maps, boxes)
         energy = quality.energy_in_box(maps, boxes)
-        sanity = None
+        sanity, change = None, None
         if randomized is not None:
             with _clock(result, "quality: sanity check"):
                 rand_maps = as_map(m, randomized.run(m, xq[:s_n], tq[:s_n], opts))
-                sanity = _nanmean(quality.map_change(maps[:s_n], rand_maps))
+                change = quality.map_change(maps[:s_n], rand_maps)
+                sanity = _nanmean(change)
+        sanity_ci = absolute_interval(bootstrap_mean(change)) if sanity is not None else None
+        for column, v in (("deletion", dele), ("insertion", ins), ("pointing", point),
+                          ("energy", energy), ("sanity", change)):
+            if v is not None and np.isfinite(v).any():
+                per_image[column][m] = v
         hits = point[np.isfinite(point)]
         result.quality[m] = QualityRow(
             deletion=float(dele.mean()), insertion=float(ins.mean()),
@@ -266,10 +275,13 @@ def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
             pointing_ci95=list(wilson_interval(int(hits.sum()), len(hits))),
             energy_ci95=bootstrap_mean(energy), n_sanity=s_n if randomized is not None else 0,
             tied=float(quality.tied_fraction(maps).mean()),
-            tie_orders=cfg.explain.tie_orders)
+            tie_orders=cfg.explain.tie_orders, sanity_ci95=sanity_ci,
+            sanity_verdict=sanity_verdict(sanity_ci) if sanity is not None else
+            "undefined" if randomized is not None else None)
         if progress:
             progress(1)
     result.seconds["quality: maps"] = sum(r.seconds for r in result.quality.values())
+    result.quality_ranking = rank_methods(per_image)
 
 
 def _nanmean(v: np.ndarray) -> float | None:

@@ -11,6 +11,7 @@ from reportgen.figures.plots import (class_distribution, confusion_matrix, group
 
 from reportgen.figures.plots import COLUMN, FULL, STYLE, VECTOR_TEXT
 
-__all__ = ["COLUMN", "FULL", "STYLE", "VECTOR_TEXT", "class_distribution", "confusion_matrix", "grouped_distribution",
-           "reliability_diagram", "training_curves",
-           "save_figure", "colormap_lut", "resize_map", "heatmap_overlay", "save_image", "tile_grid"]
+__all__ = ["COLUMN", "FULL", "STYLE", "VECTOR_TEXT", "class_distribution", "confusion_matrix",
+           "grouped_distribution", "reliability_diagram", "training_curves",
+           "save_figure", "colormap_lut", "resize_map", "heatmap_overlay", "save_image",
+           "tile_grid"]

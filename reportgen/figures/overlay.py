@@ -59,7 +59,7 @@ def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     m = np.asarray(m, np.float32)
     if (m.shape[1], m.shape[0]) == tuple(size):
         return m
-    return np.asarray(Image.fromarray(m, mode="F").resize(tuple(size), Image.BILINEAR))
+    return np.asarray(Image.fromarray(m, mode="F").resize(tuple(size), Image.Resampling.BILINEAR))
 
 
 def signed_to_rgb(attributions: np.ndarray, *, percentile: float = 99.0) -> np.ndarray:
@@ -87,7 +87,7 @@ def save_image(image: np.ndarray, path: str | Path, *, side: int | None = None,
     neighbour when enlarging, so small inputs stay crisp, bilinear when shrinking)."""
     img = Image.fromarray(to_rgb(image[None])[0])
     if side and img.width != side:
-        method = Image.NEAREST if img.width < side else Image.BILINEAR
+        method = Image.Resampling.NEAREST if img.width < side else Image.Resampling.BILINEAR
         img = img.resize((side, int(round(side * img.height / img.width))), method)
     path = Path(path)
     img.save(path, format=fmt, **({"quality": quality} if fmt == "JPEG" else {"optimize": True}))

@@ -153,28 +153,41 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, title: str |
 def reliability_diagram(bins: Sequence[dict], *, ece: float | None = None,
                         ax: Axes | None = None) -> Figure:
     """Accuracy against mean confidence per confidence bin, with the diagonal of perfect
-    calibration; each non-empty bin labelled with its image count (empty bins drawn as none).
+    calibration. Each non-empty bin is a bar of its accuracy with the 95 % Wilson interval of
+    that accuracy as an error bar (so a bin of one image shows how little it says), and its
+    image count written above the plot area over the bin; empty bins are drawn as none.
 
     Args:
         bins: [{"lower", "upper", "count", "confidence", "accuracy"}] as
             :func:`reportgen.evaluate.calibration` returns.
     """
+    from reportgen.evaluate import wilson_interval
+
     fig, ax = _figure(ax, (COLUMN, COLUMN))
     full = [b for b in bins if b["count"]]
     lows = np.array([b["lower"] for b in full])
     widths = np.array([b["upper"] - b["lower"] for b in full])
     acc = np.array([b["accuracy"] for b in full], dtype=float)
-    bars = ax.bar(lows, acc, widths, align="edge", edgecolor="black", alpha=0.7,
-                  label="accuracy per bin")
-    ax.bar_label(bars, labels=[f"{b['count']}" for b in full], fontsize=6, padding=1)
+    ax.bar(lows, acc, widths, align="edge", edgecolor="black", alpha=0.7,
+           label="accuracy per bin")
+    if full:
+        ci = np.array([wilson_interval(round(b["accuracy"] * b["count"]), b["count"])
+                       for b in full])
+        yerr = np.clip([acc - ci[:, 0], ci[:, 1] - acc], 0.0, None)
+        ax.errorbar(lows + widths / 2, acc, yerr=yerr, fmt="none",
+                    ecolor="black", elinewidth=0.8, capsize=2, label="95 % interval (Wilson)")
+    for lo, w, b in zip(lows, widths, full, strict=True):
+        ax.text(lo + w / 2, 1.03, f"{b['count']}", ha="center", va="bottom", fontsize=6)
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.08)
+    ax.set_ylim(0, 1.12)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     n = sum(b["count"] for b in bins)
     ax.set_title("Reliability" + (f" (ECE {ece:.3f}, n = {n})" if ece is not None else
-                                  f" (n = {n})"))
+                                  f" (n = {n})") + "\nimages per bin above the bars",
+                 fontsize=8)
     # Outside the axes: a legend inside would cover a bar wherever it goes.
     ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax.spines[["top", "right"]].set_visible(False)
@@ -183,22 +196,30 @@ def reliability_diagram(bins: Sequence[dict], *, ece: float | None = None,
 
 @styled
 def grouped_distribution(values: dict[str, Sequence[float]], *, ylabel: str,
-                         title: str | None = None, ax: Axes | None = None) -> Figure:
+                         title: str | None = None, ax: Axes | None = None,
+                         reference: float | None = None, reference_label: str = ""
+                         ) -> Figure:
     """Box plot of one value per item, one box per group (NaN values left out), with each
     group's count under its label.
 
     Args:
         values: {group name: values}, in the order to draw.
+        reference: a level to read the boxes against (say, a baseline), drawn as a dashed
+            line across the plot and named ``reference_label`` in a legend; None for none.
     """
     names = list(values)
     fig, ax = _figure(ax, (COLUMN if len(names) <= 3 else FULL, 2.6))
     data = [np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in values.values()]
     ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=True)
     ax.set_xticks(range(1, len(names) + 1),
-                  [f"{mathtext(n)}\n(n = {len(d)})" for n, d in zip(names, data)],
+                  [f"{mathtext(n)}\n(n = {len(d)})" for n, d in zip(names, data, strict=True)],
                   rotation=30 if len(names) > 6 else 0)
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="gray", lw=0.8, ls=":")
+    if reference is not None and np.isfinite(reference):
+        ax.axhline(reference, color="tab:red", lw=1.0, ls="--",
+                   label=mathtext(reference_label or f"reference {reference:.2f}", 80))
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     if title:
         ax.set_title(mathtext(title, 80))
     ax.spines[["top", "right"]].set_visible(False)

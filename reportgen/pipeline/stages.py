@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -24,6 +24,10 @@ from reportgen.config import Config
 from reportgen.errors import ConfigError, ModelError
 from reportgen.pipeline.cache import BuildCache, ExplainBundle, ReportBundle, data_hash, key
 from reportgen.text import printable
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from reportgen.data.folder import Dataset
+    from reportgen.report.figjobs import Figures
 
 
 class Timer:
@@ -50,7 +54,7 @@ class Run:
     cfg: Config
     options: dict
     cache: BuildCache
-    figures: object
+    figures: Figures
     timer: Timer = field(default_factory=Timer)
     show: bool = True
     notes: list[str] = field(default_factory=list)
@@ -67,7 +71,7 @@ class Run:
 class Data:
     """The data set read at ``shape`` (H, W, C) and its content hash."""
 
-    ds: object
+    ds: Dataset
     hash: str
     shape: tuple[int, int, int]
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from reportgen import figures as figs
 from reportgen import progress as prog
-from reportgen.evaluate import RESAMPLES, misclassified, wilson_interval
+from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, wilson_interval
 from reportgen.report.assets import Assets
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
@@ -87,9 +87,16 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
             "reliability", figs.reliability_diagram, cal["bins"], ece=cal["ece"],
             alt=f"Reliability diagram of the test split, expected calibration error "
                 f"{cal['ece']:.3f}",
-            caption="Test-set calibration: accuracy against confidence per bin.")
+            caption="Test-set calibration: accuracy against confidence per bin, with its 95 % "
+                    "Wilson interval; the number over each bin is its image count (a bin of "
+                    "one image is a full or empty bar that says little).")
     return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel}
 
+
+#: The F1 intervals' method in a caption.
+F1_INTERVAL = (f"Bayesian interval of the confusion counts (Goutte & Gaussier 2005), Jeffreys "
+               f"prior of {F1_PRIOR:g} per class's true positives, false positives and false "
+               f"negatives, {F1_DRAWS} seeded Monte Carlo draws")
 
 #: Classes linked from the navigation bar at most (more: one link to the overview's list).
 NAV_CLASSES = 12
@@ -141,7 +148,7 @@ def _unlabeled_tables(assets: Assets, inputs: ReportInputs) -> dict:
         "t_top": table(assets, Table(
             "top_predictions", ["photo"] + [f"#{r + 1}" for r in range(k)],
             [[p] + [f"{n} ({100 * q:.1f} %)" for n, q in top]
-             for p, top in zip(paths[:TOP_ROWS], summary["top"])],
+             for p, top in zip(paths[:TOP_ROWS], summary["top"], strict=False)],
             f"Top-{k} classes per photo" + (
                 f" (the first {TOP_ROWS} of {len(paths)}; every photo in predictions.csv)"
                 if len(paths) > TOP_ROWS else ""))),
@@ -157,25 +164,28 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
     k = inputs.cfg.report.top_k
     topk = f"top_{k}_accuracy" if f"top_{k}_accuracy" in metrics["test"] else None
     headers = ["split", "images", "accuracy [95 % CI]", "loss", "macro F1 [95 % CI]"] + (
-        [f"top-{k} accuracy"] if topk else [])
+        [f"top-{k} accuracy [95 % CI]"] if topk else [])
     rows = [[s, metrics[s]["n"],
              with_interval(metrics[s]["accuracy"], metrics[s]["accuracy_ci95"], 1, percent=True),
              metrics[s]["loss"], with_interval(metrics[s]["macro_f1"], metrics[s]["macro_f1_ci95"])]
-            + ([with_interval(metrics[s].get(topk), None, 1, percent=True)] if topk else [])
+            + ([with_interval(metrics[s].get(topk), metrics[s].get(f"{topk}_ci95"), 1,
+                              percent=True)] if topk else [])
             for s in ("train", "val", "test")]
     pc = metrics["test"]["per_class"]
     counts = _counts(inputs.ds)
     return {
         "t_splits": table(assets, Table("accuracy_loss", headers, rows,
                                         "Accuracy and loss per split (95 % intervals: Wilson "
-                                        "score for accuracy, percentile bootstrap over the "
-                                        f"images for macro F1, {RESAMPLES} resamples)")),
+                                        f"score for accuracy{' and top-k accuracy' if topk else ''}"
+                                        f"; macro F1: {F1_INTERVAL})")),
         "t_classes": table(assets, Table(
-            "per_class_test", ["class", "precision", "recall", "F1 [95 % CI]", "support"],
-            [[n, pc[n]["precision"], pc[n]["recall"], with_interval(pc[n]["f1"], pc[n]["f1_ci95"]),
-              pc[n]["support"]] for n in names],
-            f"Per-class metrics on the test split (n = {metrics['test']['n']}; F1 intervals: "
-            f"percentile bootstrap over test images, {RESAMPLES} resamples)")),
+            "per_class_test", ["class", "precision [95 % CI]", "recall [95 % CI]",
+                               "F1 [95 % CI]", "support"],
+            [[n, with_interval(pc[n]["precision"], pc[n].get("precision_ci95")),
+              with_interval(pc[n]["recall"], pc[n].get("recall_ci95")),
+              with_interval(pc[n]["f1"], pc[n]["f1_ci95"]), pc[n]["support"]] for n in names],
+            f"Per-class metrics on the test split (n = {metrics['test']['n']}; 95 % intervals: "
+            f"Wilson score for precision and recall; F1: {F1_INTERVAL})")),
         "t_counts": table(assets, Table(
             "class_counts", ["class"] + list(counts) + ["total"],
             [[n] + [counts[sp][i] for sp in counts] + [sum(counts[sp][i] for sp in counts)]
@@ -203,7 +213,7 @@ def predictions_csv(split, probs: np.ndarray, names: list[str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["file", "true", "predicted", *map(printable, names)])
-    for path, label, p in zip(split.paths, split.labels, probs):
+    for path, label, p in zip(split.paths, split.labels, probs, strict=True):
         writer.writerow([printable(path), printable(names[int(label)]) if split.labeled else "",
                          printable(names[int(p.argmax())]), *(f"{v:.6g}" for v in p)])
     return out.getvalue()
@@ -309,7 +319,7 @@ def _headline(test_m: dict, ds) -> list[dict]:
     return [{"label": f"test accuracy (95 % CI {ci}, Wilson, n = {test_m['n']})",
              "value": f"{100 * test_m['accuracy']:.1f} %"},
             {"label": f"test macro F1 (95 % CI {_interval(test_m['macro_f1_ci95'])}, "
-                      f"bootstrap)", "value": f"{test_m['macro_f1']:.3f}"},
+                      f"Bayesian)", "value": f"{test_m['macro_f1']:.3f}"},
             {"label": "test images", "value": str(test_m["n"])},
             {"label": "classes", "value": str(len(ds.class_names))}]
 
@@ -388,6 +398,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
         "history": inputs.history,
         "explain": {"layer": ex.layer, "pointing_game": pointing,
                     "quality": {m: dataclasses.asdict(q) for m, q in ex.quality.items()},
+                    "quality_ranking": ex.quality_ranking,
                     "methods": inputs.method_options,
                     "seconds": {k: round(v, 3) for k, v in ex.seconds.items()},
                     "plan": ex.plan,

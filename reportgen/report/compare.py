@@ -6,9 +6,12 @@ of every test image at the explained layer's resolution) and, in ``metrics.json`
 hash of the test files. Sites are compared only when their test sets and classes are the same.
 
 Statistics (``reportgen.evaluate``): accuracy with a Wilson 95 % interval; per pair of models
-the exact McNemar test on the discordant images and a paired bootstrap interval (10,000
-resamples, seed 0) of the accuracy difference; per image the Spearman rank correlation of the
-two GradCAM maps, both resized bilinearly to the finer of the two resolutions.
+the exact McNemar test on the discordant images and Newcombe's hybrid score interval for
+paired proportions of the accuracy difference (from Wilson intervals, so it does not collapse
+when both models are right on every image); per image the Spearman rank correlation of the
+two GradCAM maps, both resized bilinearly to the finer of the two resolutions, beside the same
+statistic for mismatched images (A's map of one image against B's map of another, seeded) as
+its baseline.
 """
 
 from __future__ import annotations
@@ -131,16 +134,18 @@ def _how_to_share(a: Path, b: Path) -> str:
 
 
 def pair_statistics(a: SiteRecord, b: SiteRecord) -> dict:
-    """McNemar and the paired bootstrap for models ``a`` and ``b``, with the sentence a
+    """McNemar and Newcombe's paired interval for models ``a`` and ``b``, with the sentence a
     reader needs. ``mcnemar_statistic`` is the exact test's statistic, min(b, c) of the
     discordant counts b (a right, b wrong) and c (the reverse)."""
     b_count = int(np.sum(a.correct & ~b.correct))  # a right, b wrong
     c_count = int(np.sum(~a.correct & b.correct))  # a wrong, b right
     p = ev.mcnemar_exact(b_count, c_count)
-    diff, lo, hi = ev.paired_bootstrap(a.correct, b.correct)
+    diff, lo, hi = ev.paired_difference(a.correct, b.correct)
     return {"a": a.label, "b": b.label, "a_right_b_wrong": b_count, "b_right_a_wrong": c_count,
             "mcnemar_statistic": min(b_count, c_count), "mcnemar_p": p,
             "accuracy_difference": diff, "accuracy_difference_ci": [lo, hi],
+            "accuracy_difference_ci_method": "Newcombe hybrid score interval for paired "
+                                             "proportions (Newcombe 1998, method 10)",
             "sentence": sentence(a.label, b.label, diff, (lo, hi), p)}
 
 
@@ -178,6 +183,21 @@ def map_agreement(a: SiteRecord, b: SiteRecord) -> np.ndarray:
                      for i in range(n)])
 
 
+def map_agreement_baseline(a: SiteRecord, b: SiteRecord, seed: int = 0) -> np.ndarray:
+    """(N,) the statistic of :func:`map_agreement` for mismatched images: per test image i,
+    A's map of i against B's map of image j = (i + s) mod N, s drawn from 1..N-1 by
+    ``numpy.random.default_rng(seed).integers(1, N, size=N)`` (so j != i). What two maps
+    agree on without showing the same image (where objects usually lie, a centre bias) sets
+    the level a matched agreement must clear; NaN without maps or with fewer than 2 images."""
+    n = len(a.true)
+    if a.maps is None or b.maps is None or n < 2:
+        return np.full(n, np.nan)
+    other = (np.arange(n) + np.random.default_rng(seed).integers(1, n, size=n)) % n
+    size = (max(a.maps.shape[2], b.maps.shape[2]), max(a.maps.shape[1], b.maps.shape[1]))
+    return np.array([ev.spearman(resize_map(a.maps[i], size), resize_map(b.maps[j], size))
+                     for i, j in enumerate(other)])
+
+
 def disagreements(a: SiteRecord, b: SiteRecord) -> dict[str, list[int]]:
     """Test indices where exactly one model is right: {"a_only": a right, b wrong;
     "b_only": the reverse}, each ordered by the wrong model's confidence, highest first."""
@@ -193,10 +213,10 @@ def load_sites(paths: list[Path]) -> list[SiteRecord]:
     """Load and check the sites; labels are the folder names (made unique)."""
     if len(paths) < 2:
         raise CompareError("compare needs at least two sites")
-    labels = []
+    labels: list[str] = []
     for p in paths:
         name = Path(p).absolute().name
         labels.append(name if name not in labels else f"{name} ({len(labels) + 1})")
-    sites = [load_site(Path(p), label) for p, label in zip(paths, labels)]
+    sites = [load_site(Path(p), label) for p, label in zip(paths, labels, strict=True)]
     check_comparable(sites)
     return sites

@@ -23,6 +23,10 @@ from reportgen.report.render import STATIC, environment, render, templates_dir
 from reportgen.report.tables import Table
 
 THUMB = 128
+#: How the baseline of the map agreement is made, as metrics.json states it.
+MISMATCHED = ("median Spearman rank correlation over mismatched images: model A's GradCAM of "
+              "test image i against model B's of image j != i (j = (i + s) mod N, s seeded "
+              "uniform in 1..N-1, seed 0), the agreement of maps that do not show the same image")
 
 
 def _accuracy_ci(s: cmp.SiteRecord) -> str:
@@ -34,7 +38,8 @@ def models_table(sites: list[cmp.SiteRecord]) -> Table:
     """One row per model: accuracy with its Wilson 95 % interval and the other headline
     numbers of its site."""
     rows = []
-    keys = sorted({k for s in sites for k in s.metrics["splits"]["test"] if k.startswith("top_")})
+    keys = sorted({k for s in sites for k in s.metrics["splits"]["test"]
+                   if k.startswith("top_") and k.endswith("_accuracy")})
     topk_key = keys[0] if keys else None  # "top_3_accuracy"
     for s in sites:
         m, model, ex = s.metrics["splits"]["test"], s.metrics["model"], s.metrics["explain"]
@@ -106,17 +111,24 @@ def _pair_context(assets: Assets, figures: Figures, sites, ia: int, ib: int) -> 
     stats = cmp.pair_statistics(a, b)
     gone = cmp.disagreements(a, b)
     rho = cmp.map_agreement(a, b)
+    base = cmp.map_agreement_baseline(a, b)
     agree = np.flatnonzero(a.pred == b.pred)
     apart = agree[np.isfinite(rho[agree])]
     apart = apart[np.argsort(rho[apart], kind="stable")][:cmp.LOOK_APART]
     by_class = {n: rho[a.true == c] for c, n in enumerate(a.classes)}
+    baseline = _nanmedian(base)
     fig = None if np.isnan(rho).all() else figures.add(
         f"map_agreement_{ia}_{ib}", figs.grouped_distribution, by_class,
         ylabel="Spearman ρ of the GradCAM maps", title=f"{a.label} vs {b.label}",
+        reference=baseline,
+        reference_label="" if baseline is None else
+        f"mismatched images (baseline), median {baseline:.2f}",
         alt=f"Box plot per class of the rank correlation between the GradCAM maps of "
-            f"{a.label} and {b.label}; median {np.nanmedian(rho):.2f}",
+            f"{a.label} and {b.label}; median {np.nanmedian(rho):.2f}"
+            + ("" if baseline is None else f", against {baseline:.2f} for mismatched images"),
         caption="Per test image, rank correlation of the two models' GradCAM maps (1: the "
-                "same order of importance), by true class.")
+                "same order of importance), by true class; the dashed line is the median for "
+                "mismatched images, the baseline.")
     sections = [{"key": key, "title": title, "total": len(gone[key]),
                  "tiles": [tile(assets, sites, (ia, ib), i) for i in gone[key][:cmp.GALLERY]]}
                 for key, title in (("a_only", f"{a.label} right, {b.label} wrong"),
@@ -124,9 +136,13 @@ def _pair_context(assets: Assets, figures: Figures, sites, ia: int, ib: int) -> 
     return {"a": a.label, "b": b.label, "stats": stats,
             "t_deltas": table(assets, class_deltas(a, b, f"class_deltas_{ia}_{ib}")),
             "sections": sections, "fig_agreement": fig,
-        "rho_median": None if np.isnan(rho).all() else float(np.nanmedian(rho)),
+        "rho_median": _nanmedian(rho), "rho_baseline_median": baseline,
         "apart": [tile(assets, sites, (ia, ib), int(i), f"ρ = {rho[i]:.2f}") for i in apart],
         "n_agree": len(agree)}
+
+
+def _nanmedian(v: np.ndarray) -> float | None:
+    return None if np.isnan(v).all() else float(np.nanmedian(v))
 
 
 def gather_comparison(sites: list[cmp.SiteRecord], title: str, figures: Figures
@@ -154,8 +170,10 @@ def gather_comparison(sites: list[cmp.SiteRecord], title: str, figures: Figures
         {"label": s.label, "site": str(s.path), "accuracy": s.metrics["splits"]["test"]["accuracy"],
          "accuracy_ci": list(wilson_interval(int(s.correct.sum()), len(s.true)))}
         for s in sites],
-        "pairs": [{**p["stats"], "map_rank_correlation_median": p["rho_median"]}
-                  for p in pair_ctx], "test_hash": sites[0].metrics["data"]["test_hash"]}
+        "pairs": [{**p["stats"], "map_rank_correlation_median": p["rho_median"],
+                   "map_rank_correlation_mismatched_median": p["rho_baseline_median"],
+                   "map_rank_correlation_mismatched": MISMATCHED} for p in pair_ctx],
+        "test_hash": sites[0].metrics["data"]["test_hash"]}
     return content
 
 

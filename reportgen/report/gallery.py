@@ -52,7 +52,8 @@ def colour_scale(assets: Assets) -> dict:
             "alt": "Colour scale of the maps: dark blue is 0, red is 1"}
 
 
-def gradcam_tiles(assets: Assets, split, i: int, cam: np.ndarray, kind: str = "") -> tuple[str, str]:
+def gradcam_tiles(assets: Assets, split, i: int, cam: np.ndarray,
+                  kind: str = "") -> tuple[str, str]:
     """Queue the GradCAM overlay ``cam`` (any resolution; resized to the image) of test image
     ``i`` as a thumbnail and a full-size file, with its object box drawn where it has one;
     return both paths. ``kind``: "" for the predicted class's map, "true" for the true

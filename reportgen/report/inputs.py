@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reportgen.config import Config
 from reportgen.explain.results import Explained
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from reportgen.data.folder import Dataset
 
 
 @dataclass
@@ -54,7 +58,7 @@ class ReportInputs:
     """
 
     cfg: Config
-    ds: object
+    ds: Dataset
     probs: dict[str, np.ndarray]
     metrics: dict[str, dict]
     history: dict[str, list[float]]

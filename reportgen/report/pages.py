@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from reportgen.evaluate import RESAMPLES
+from reportgen.evaluate import F1_DRAWS, RESAMPLES
 from reportgen.explain.methods import REGISTRY, as_map
-from reportgen.explain.results import LayerViews
+from reportgen.explain.results import RANKED, SANITY_THRESHOLD, LayerViews
 from reportgen.figures.overlay import (
     LABEL_STRIP,
     colormap_lut,
@@ -95,28 +95,80 @@ def _class_grid(assets: Assets, split, names, explained) -> dict | None:
             "chosen": list(explained.grid_classes) != shown}
 
 
-def quality_table(quality: dict) -> Table | None:
+def quality_table(quality: dict, ranking: dict | None = None) -> Table | None:
     """The explanation-quality table: one row per method, in registry order, each mean with
-    its 95 % interval over the images."""
+    its 95 % interval over the images, in bold the best method of each ranked column and
+    every method a paired bootstrap does not separate from it (``ranking``: the build's
+    ``quality_ranking``, :func:`reportgen.explain.results.rank_methods`)."""
     if not quality:
         return None
     rows = [[REGISTRY[m].label, with_interval(q.deletion, q.deletion_ci95),
              with_interval(q.insertion, q.insertion_ci95),
              with_interval(q.pointing, q.pointing_ci95, 1, percent=True),
              with_interval(q.energy, q.energy_ci95),
-             None if q.sanity is None else abs(q.sanity),
+             None if q.sanity is None else with_interval(abs(q.sanity), q.sanity_ci95),
+             q.sanity_verdict,
              None if q.tied is None else f"{100 * q.tied:.1f} %",
              None if q.seconds is None else round(100 * q.seconds / max(q.n, 1), 2)]
             for m, q in quality.items()]
+    columns = list(RANKED)  # table columns 1..5, in this order
+    methods = list(quality)
+    marks = {(methods.index(m), 1 + columns.index(c)) for c, r in (ranking or {}).items()
+             for m in r["tied"] if m in quality}
     q = next(iter(quality.values()))
     return Table("explanation_quality",
-                 ["method", "deletion AUC ↓", "insertion AUC ↑", "pointing game ↑",
-                  "energy in box ↑", "|rank corr.| after head randomization ↓",
-                  "tied pixels", "s / 100 images"], rows,
+                 ["method"] + [RANKED[c][0] for c in columns] + [
+                     f"sanity verdict (passes below {SANITY_THRESHOLD:g})", "tied pixels",
+                     "s / 100 images"], rows,
                  f"Explanation quality of the predicted class on n = {q.n} test images "
                  f"({q.n_boxes} with an object box, {q.n_sanity} in the sanity check); "
                  f"95 % intervals in brackets (percentile bootstrap over the images; Wilson "
-                 f"for the pointing game)")
+                 f"for the pointing game). {ranking_sentence(ranking or {})} "
+                 f"{sanity_sentence(quality)}", marks=marks)
+
+
+def ranking_sentence(ranking: dict) -> str:
+    """What the bold cells of the quality table mean, and per column whether the best
+    method is separated from the others or tied with them."""
+    if not ranking:
+        return "No column ranks two or more methods, so none is marked."
+    parts = []
+    for column, r in ranking.items():
+        label = RANKED[column][0].rstrip(" ↓↑")
+        if r["separated"]:
+            parts.append(f"{label}: {REGISTRY[r['best']].label} is best, separated from "
+                         f"every other method")
+        else:
+            others = [REGISTRY[m].label for m in r["tied"] if m != r["best"]]
+            parts.append(f"{label}: no single best ({REGISTRY[r['best']].label} has the best "
+                         f"value; {', '.join(others)} not separated from it)")
+    return (f"Bold: in each column with an arrow (lower or higher is better) the best method "
+            f"and every method not separated from it by a paired bootstrap over the same images "
+            f"({RESAMPLES} resamples, seed 0; separated when the 95 % interval of the "
+            f"difference excludes 0); a column with one bold value has a separated best. "
+            + "; ".join(parts) + ".")
+
+
+def sanity_sentence(quality: dict) -> str:
+    """The sanity check's verdicts in words, with the threshold."""
+    verdicts = {m: q.sanity_verdict for m, q in quality.items() if q.sanity_verdict}
+    if not verdicts:
+        return "No sanity check ran, so no method has a verdict."
+
+    def named(v):
+        return [REGISTRY[m].label for m, x in verdicts.items() if x == v]
+    text = (f"Sanity check (Adebayo et al. 2018): a method passes when the 95 % interval of "
+            f"its |rank correlation| after head randomization is below {SANITY_THRESHOLD:g}, "
+            f"fails when it is at or above it, and is inconclusive when it straddles it.")
+    for v, how in (("fails", "Fail"), ("inconclusive", "Inconclusive"),
+                   ("passes", "Pass")):
+        if named(v):
+            text += f" {how}: {', '.join(named(v))}."
+    if named("undefined"):
+        text += (f" No verdict: {', '.join(named('undefined'))} (a map before or after "
+                 f"randomization was constant on every sanity image, so no rank correlation "
+                 f"exists).")
+    return text
 
 
 def plan_table(plan: dict, seconds: dict) -> Table | None:
@@ -145,10 +197,14 @@ def methods_context(assets: Assets, split, probs, names, explained, tie_orders: 
     return {"methods": [REGISTRY[m].label for m in explained.method_outputs],
             "rows": _method_rows(assets, split, probs, names, explained),
             "grid": _class_grid(assets, split, names, explained),
-            "quality_table": quality_table(explained.quality), "quality": explained.quality,
+            "quality_table": quality_table(explained.quality, explained.quality_ranking),
+            "quality": explained.quality,
+            "sanity_text": sanity_sentence(explained.quality) if explained.quality else "",
+            "ranking_text": ranking_sentence(explained.quality_ranking)
+            if explained.quality else "", "sanity_threshold": SANITY_THRESHOLD,
             "labeled": split.labeled, "tie_orders": tie_orders, "steps": steps,
             "plan": explained.plan, "plan_table": plan_table(explained.plan, explained.seconds),
-            "resamples": RESAMPLES,
+            "resamples": RESAMPLES, "f1_draws": F1_DRAWS,
             "about": [a for a in about if a["ran"]]}
 
 
@@ -228,7 +284,7 @@ def _rf_tile(split, u) -> np.ndarray:
     """Test image ``u.index`` enlarged to at least 128 px with unit ``u``'s field boxed."""
     img = Image.fromarray(to_rgb(split.images[u.index:u.index + 1])[0])
     scale = _rf_scale(split)
-    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
     y0, x0, y1, x1 = u.box  # inclusive unit rows and columns
     return with_box(np.asarray(img), [x0 * scale, y0 * scale, (x1 + 1) * scale,
                                       (y1 + 1) * scale], width=2)

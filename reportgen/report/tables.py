@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from tabulate import tabulate
 
 from reportgen.text import printable
@@ -61,13 +61,16 @@ def fmt(value, digits: int = 3) -> str:
 
 @dataclass
 class Table:
-    """A table with a file-name ``name`` (for exports), column headers and formatted rows."""
+    """A table with a file-name ``name`` (for exports), column headers and formatted rows.
+    ``marks``: (row, column) of the cells set in bold in every format (the caption says why:
+    no cell is bold by its value alone)."""
 
     name: str
     headers: list[str]
     rows: list[list]
     caption: str = ""
     align: list[str] = field(default_factory=list)
+    marks: set[tuple[int, int]] = field(default_factory=set)
 
     def _cells(self) -> list[list[str]]:
         return [[fmt(v) for v in row] for row in self.rows]
@@ -80,35 +83,40 @@ class Table:
                 for j in range(len(self.headers))]
 
     def html(self) -> Markup:
-        """The table as escaped HTML, numeric columns right-aligned."""
-        cells = self._cells()
-        align = ["right" if n else "left" for n in self.numeric(cells)]
-        return Markup(tabulate(cells, headers=self.headers, tablefmt="html",
-                               disable_numparse=True, colalign=align or None))
-
-    def markdown(self) -> Markup:
-        """The table as a GitHub-flavoured Markdown pipe table, cells escaped; Markup, so the
-        page's ``finalize`` (:func:`reportgen.text.printable`) keeps its line breaks."""
+        """The table as escaped HTML, numeric columns right-aligned, marked cells in
+        ``<strong>``."""
         raw = self._cells()
         align = ["right" if n else "left" for n in self.numeric(raw)]
-        cells = [[md_escape(c) for c in row] for row in raw]
+        cells = [[_strong(escape(c)) if (i, j) in self.marks else escape(c)
+                  for j, c in enumerate(row)] for i, row in enumerate(raw)]
+        return Markup(tabulate(cells, headers=[escape(h) for h in self.headers],
+                               tablefmt="unsafehtml", disable_numparse=True,
+                               colalign=align or None))
+
+    def markdown(self) -> Markup:
+        """The table as a GitHub-flavoured Markdown pipe table, cells escaped, marked cells
+        in bold; Markup, so the page's ``finalize`` (:func:`reportgen.text.printable`) keeps
+        its line breaks."""
+        raw = self._cells()
+        align = ["right" if n else "left" for n in self.numeric(raw)]
+        cells = [[f"**{md_escape(c)}**" if (i, j) in self.marks and c != "–" else md_escape(c)
+                  for j, c in enumerate(row)] for i, row in enumerate(raw)]
         return Markup(tabulate(cells, headers=[md_escape(h) for h in self.headers],
                                tablefmt="pipe", disable_numparse=True, colalign=align or None))
 
     def latex(self) -> str:
         """The table as a LaTeX float ready for ``\\input`` (needs ``\\usepackage{booktabs}``):
         caption and ``\\label{tab:<name>}``, numeric columns right-aligned with true minus
-        signs, the best value of each column marked ↓ or ↑ in bold, and ``table*`` (both
-        columns of a two-column paper) past six columns."""
+        signs, the marked cells in bold, and ``table*`` (both columns of a two-column paper)
+        past six columns."""
         cells = self._cells()
         numeric = self.numeric(cells)
-        best = _best_cells(self.headers, cells, numeric)
 
         def cell(i: int, j: int, v: str) -> str:
             if v == "–":
                 return "--"
             text = tex_number(v) if numeric[j] else tex_escape(v)
-            return f"\\textbf{{{text}}}" if (i, j) in best else text
+            return f"\\textbf{{{text}}}" if (i, j) in self.marks else text
 
         head = " & ".join(tex_header(h) for h in self.headers) + r" \\"
         body = "\n".join(" & ".join(cell(i, j, v) for j, v in enumerate(row)) + r" \\"
@@ -160,18 +168,5 @@ def tex_header(text: str) -> str:
     return tex_escape(text).replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
 
 
-def _best_cells(headers: list[str], cells: list[list[str]], numeric: list[bool]
-                ) -> set[tuple[int, int]]:
-    """(row, column) of the best value of each numeric column whose header ends with ↓ (the
-    lowest) or ↑ (the highest); ties are all bold."""
-    out = set()
-    for j, h in enumerate(headers):
-        if not numeric[j] or not h.rstrip().endswith(("↓", "↑")):
-            continue
-        values = {i: float(r[j].split(" [")[0].rstrip(" %")) for i, r in enumerate(cells)
-                  if r[j] != "–"}
-        if values:
-            goal = min(values.values()) if h.rstrip().endswith("↓") else max(values.values())
-            out |= {(i, j) for i, v in values.items() if v == goal}
-    return out
-
+def _strong(text: Markup) -> Markup:
+    return Markup("<strong>") + text + Markup("</strong>")

@@ -63,7 +63,10 @@ def test_deep_dream_amplifies_layer(keras, rng):
     out = deep_dream(model, x, ["base.1/c2"], octaves=2, steps=5, value_range=(0.0, 1.0))
     np.testing.assert_array_equal(x, x0)
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
-    energy = lambda v: (np.asarray(feature_maps(model, v, ["base.1/c2"])["base.1/c2"]) ** 2).mean()
+
+    def energy(v):
+        return (np.asarray(feature_maps(model, v, ["base.1/c2"])["base.1/c2"]) ** 2).mean()
+
     assert energy(out) > energy(x)
 
 

@@ -86,7 +86,7 @@ def test_guided_methods_do_not_mutate(keras, rng):
     guided_backprop(model, x)
     deconvnet(model, x)
     np.testing.assert_array_equal(x, x0)
-    for a, b in zip(model.get_weights(), before):
+    for a, b in zip(model.get_weights(), before, strict=True):
         np.testing.assert_array_equal(a, b)
     assert model.get_layer("conv").activation.__name__ == "relu"
     assert model.get_layer("head").activation.__name__ == "softmax"

@@ -70,7 +70,7 @@ def test_randomized_head_copy_leaves_model_alone(keras):
     model = keras.Model(inp, out)
     before = [w.copy() for w in model.get_weights()]
     rnd = randomized_head_copy(model, seed=1)
-    for a, b in zip(model.get_weights(), before):
+    for a, b in zip(model.get_weights(), before, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(rnd.get_layer("c").get_weights()[0],
                                   model.get_layer("c").get_weights()[0])

@@ -1,5 +1,5 @@
 """Paper exports drop into a LaTeX paper unchanged: tables as floats with caption and label,
-numeric columns right-aligned, true minus signs, best values bold; figures with their text as
+numeric columns right-aligned, true minus signs, marked cells bold; figures with their text as
 text in SVG and PDF."""
 
 from __future__ import annotations
@@ -27,13 +27,24 @@ def test_latex_tables_are_floats_with_right_aligned_numbers():
     assert "Occ\\_lusion" in tex and "--" in tex  # escaped text; a missing value
 
 
-def test_latex_bolds_the_best_value_of_each_ranked_column():
-    rows = {line.split(" & ")[0]: line.split(" & ") for line in quality_table().latex()
-            .splitlines() if " & " in line and not line.startswith("method")}
-    assert rows["RISE"][1] == "\\textbf{0.200}"  # lowest deletion
-    assert rows["RISE"][2] == "\\textbf{0.600}" and rows["Occ\\_lusion"][2] == "\\textbf{0.600}"
-    assert rows["Occ\\_lusion"][3] == "\\textbf{0.100}"  # lowest |rank corr.|
-    assert "textbf" not in rows["GradCAM"][4]  # n is not ranked
+def test_no_cell_is_bold_by_its_value_alone():
+    t = quality_table()
+    assert "textbf" not in t.latex() and "<strong>" not in t.html() and "**" not in t.markdown()
+
+
+def test_marked_cells_are_bold_in_every_format():
+    t = quality_table()
+    t.marks = {(1, 1), (1, 2), (2, 2)}  # RISE's deletion; RISE and Occ_lusion tied on insertion
+    rows = {line.split(" & ")[0]: line.split(" & ") for line in t.latex().splitlines()
+            if " & " in line and not line.startswith("method")}
+    assert rows["RISE"][1] == "\\textbf{0.200}" and rows["RISE"][2] == "\\textbf{0.600}"
+    assert rows["Occ\\_lusion"][2] == "\\textbf{0.600}" and "textbf" not in rows["GradCAM"][1]
+    html = t.html()
+    assert html.count("<strong>") == 3 and "<strong>0.200</strong>" in html
+    md = t.markdown()
+    assert md.count("**0.600**") == 2 and "**0.200**" in md and "**0.246**" not in md
+    escaped = Table("e", ["a"], [["<b>&"]], marks={(0, 0)})
+    assert "<strong>&lt;b&gt;&amp;</strong>" in escaped.html()  # still escaped inside
 
 
 def test_latex_numbers_have_true_minus_signs_and_percent():
@@ -59,16 +70,17 @@ def test_figures_keep_their_text_as_text(tmp_path):
     assert b"/FontFile2" in pdf.read_bytes()  # TrueType (Type 42) fonts: text, not paths
 
 
-def test_values_with_intervals_stay_numeric_and_rank_by_their_value():
+def test_values_with_intervals_stay_numeric_cells():
     from reportgen.report.tables import with_interval
 
     t = Table("q", ["method", "deletion AUC ↓"],
               [["A", with_interval(0.25, [0.2, 0.3])], ["B", with_interval(-0.1, [-0.2, 0.05])],
                ["C", with_interval(None, [0.1, 0.2])]], "c")
     assert t.rows[0][1] == "0.250 [0.200, 0.300]" and t.rows[2][1] is None
+    t.marks = {(1, 1)}
     tex = t.latex()
     assert "{lr}" in tex  # still a numeric column: right-aligned
-    assert "\\textbf{$-$0.100 {\\scriptsize [$-$0.200, 0.050]}}" in tex  # lowest, true minus
+    assert "\\textbf{$-$0.100 {\\scriptsize [$-$0.200, 0.050]}}" in tex  # marked, true minus
     assert "0.250 {\\scriptsize [0.200, 0.300]}" in tex
 
 
