@@ -110,7 +110,8 @@ def _source_cells(line: str) -> int:
 
 def markdown_tables(text: str) -> list[list[list[str]]]:
     """Every table of Markdown ``text`` as CommonMark with the GFM table rule (markdown-it-py)
-    renders it: a list of rows of cell texts, the header row first. Asserts that each block
+    renders it: a list of rows of cell texts (as displayed: escapes undone, without images
+    and markup), the header row first. Asserts that each block
     of consecutive source lines starting with ``|`` renders as exactly one table, with one row
     per line (less the delimiter row) and, in every line, as many cells as the header; and
     that no line of pipes renders as a paragraph."""
@@ -133,7 +134,8 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
         elif tok.type == "tr_open":
             tables[-1].append([])
         elif tok.type == "inline" and tokens[k - 1].type in ("th_open", "td_open"):
-            tables[-1][-1].append(tok.content)
+            tables[-1][-1].append("".join(c.content for c in tok.children or []
+                                          if c.type in ("text", "code_inline")))
         elif tok.type == "inline" and tokens[k - 1].type == "paragraph_open":
             assert not tok.content.lstrip().startswith("|"), \
                 f"a table rendered as a paragraph: {tok.content[:120]!r}"

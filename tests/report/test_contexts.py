@@ -152,7 +152,7 @@ def test_report_md_tables_render_and_name_the_other_splits(inputs, md_tables):
     # counts, splits, per class, quality, layers; the errors and the gallery tables besides
     assert {"class", "split", "method", "layer"} <= set(tables)
     assert [r[0] for r in tables["split"][1:]] == ["train", "val", "test"]
-    per_class = [t for t in md_tables(md) if t[0][:2] == ["class", "precision"]][0]
+    per_class = next(t for t in md_tables(md) if t[0][0] == "class" and t[0][-1] == "support")
     assert [r[0] for r in per_class[1:]] == NAMES
     assert "The other splits: [train](fig/cm_tr.png), [val](fig/cm_val.png)." in md
     # The warning comes first, before the headline numbers.
