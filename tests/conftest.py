@@ -140,7 +140,7 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
             assert not tok.content.lstrip().startswith("|"), \
                 f"a table rendered as a paragraph: {tok.content[:120]!r}"
     assert rendered == blocks, f"tables at source lines {rendered}, pipe blocks at {blocks}"
-    for (a, b), rows in zip(blocks, tables):
+    for (a, b), rows in zip(blocks, tables, strict=True):
         width = len(rows[0])
         assert len(rows) == b - a - 1, f"lines {a}-{b}: {len(rows)} rows"
         assert all(len(r) == width for r in rows)
