@@ -177,6 +177,10 @@ class ReportConfig:
                       minimum=1)
     cache: bool = option(True, "Reuse the trained model, predictions and maps of an earlier build "
                        "with the same data and settings (stored under data.cache_dir).")
+    include_model: bool = option(False, "Put the trained model, model.keras (its weights), "
+                                 "into the site; off: the site, and what reportgen publish "
+                                 "commits, hold no weights (publish also needs "
+                                 "--include-model).")
     figure_formats: list = option(["png", "svg", "pdf"], 'Files written for every figure: '
                                 '"png" (shown in the pages) plus "svg" and/or "pdf" for papers '
                                 "(text kept as text).", names=True)
@@ -200,6 +204,19 @@ class Config:
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p).resolve()
 
+    def public(self, path: str | Path) -> str:
+        """``path`` as a published report may show it, never an absolute local path: relative
+        to the config file's folder when inside it, else the file or folder name alone
+        ("" and names that are not paths, such as "imagenet", as they are)."""
+        text = str(path)
+        if text in NOT_PATHS:
+            return text
+        p = self.resolve(text)
+        try:
+            return p.relative_to(self.base_dir.resolve()).as_posix() or "."
+        except ValueError:
+            return p.name
+
     def weights(self) -> str:
         """``model.weights``: "none", "imagenet", or the weights file made absolute."""
         w = self.model.weights
@@ -222,6 +239,10 @@ SECTIONS: dict[str, type] = {
     "explain": ExplainConfig,
     "report": ReportConfig,
 }
+
+#: Keys holding a file or folder path (published relative to the config, or by name only).
+PATH_KEYS = frozenset(f"{section}.{f.name}" for section, cls in SECTIONS.items()
+                      for f in dataclasses.fields(cls) if f.metadata.get("path"))
 
 
 def all_keys() -> list[tuple[str, Any, str]]:

@@ -105,13 +105,26 @@ def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:
 
 
 def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
-                  top_k: int = 3) -> dict:
-    """Return every metric of one split as JSON-ready plain data."""
+                  top_k: int = 3, present: list[int] | None = None) -> dict:
+    """Return every metric of one split as JSON-ready plain data.
+
+    Args:
+        probs: (N, K) probabilities over the K classes of ``class_names``.
+        y_true: (N,) true class indices.
+        present: the classes with images in the data set (None: all K). The per-class
+            metrics and the macro F1 cover these only; the confusion matrix is
+            (len(present), K): a row per present true class (``confusion_rows``), a column
+            for every class the model can predict. Every class stays predictable, so an
+            image predicted as a class without images counts as an error.
+    """
     y_true = np.asarray(y_true, np.int64)
     k = len(class_names)
+    rows = list(range(k)) if present is None else [int(c) for c in present]
     pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
-    cm = confusion_matrix(y_true, pred, k)
-    pc = per_class(cm)
+    full = confusion_matrix(y_true, pred, k)
+    pc = per_class(full)
+    cm = full[rows]
+    shown = {c: class_names[c] for c in rows}
     result = {
         "n": int(len(y_true)),
         "accuracy": float(np.mean(pred == y_true)) if len(y_true) else float("nan"),
@@ -122,16 +135,19 @@ def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
         "per_class": {
             name: {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]),
                    "f1": float(pc["f1"][i]), "support": int(pc["support"][i])}
-            for i, name in enumerate(class_names)},
-        "macro_f1": float(pc["f1"].mean()) if k else float("nan"),
+            for i, name in shown.items()},
+        "macro_f1": float(pc["f1"][rows].mean()) if rows else float("nan"),
     }
-    f1_ci, macro_ci = f1_posterior(cm)
-    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
-    for i, name in enumerate(class_names):
-        row, tp = result["per_class"][name], int(cm[i, i])
+    if len(rows) < k:
+        result["confusion_rows"] = list(shown.values())
+        result["absent_classes"] = [n for i, n in enumerate(class_names) if i not in shown]
+    f1_ci, macro_ci = f1_posterior(full, classes=rows)
+    predicted, actual = full.sum(axis=0), full.sum(axis=1)
+    for j, (i, name) in enumerate(shown.items()):
+        row, tp = result["per_class"][name], int(full[i, i])
         row["precision_ci95"] = list(wilson_interval(tp, int(predicted[i])))
         row["recall_ci95"] = list(wilson_interval(tp, int(actual[i])))
-        row["f1_ci95"] = f1_ci[i].tolist()
+        row["f1_ci95"] = f1_ci[j].tolist()
     result["macro_f1_ci95"] = macro_ci
     result["interval_methods"] = dict(INTERVAL_METHODS)
     if k > top_k:
@@ -310,8 +326,8 @@ INTERVAL_METHODS = {
 
 
 def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
-                 level: float = 0.95, prior: float = F1_PRIOR
-                 ) -> tuple[np.ndarray, list[float]]:
+                 level: float = 0.95, prior: float = F1_PRIOR,
+                 classes: list[int] | None = None) -> tuple[np.ndarray, list[float]]:
     """Bayesian intervals of every class's F1 and of the macro F1 from a confusion matrix.
 
     The model (Goutte & Gaussier, ECIR 2005): the cells of the confusion matrix are
@@ -333,9 +349,12 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
 
     Args:
         cm: (K, K) counts, row = true class.
+        classes: the classes whose F1 is reported and averaged into the macro F1 (None: all
+            K; a loaded model scored on the classes that have images).
 
     Returns:
-        ((K, 2) float64 [low, high] per class, [low, high] of the macro F1): the central
+        ((C, 2) float64 [low, high] per class of ``classes`` (C = K when None), [low, high]
+        of the macro F1 over them): the central
         ``level`` interval of the draws (linear interpolation), widened where needed to hold
         the observed F1 (:func:`per_class`): a class never right gets 0 as its lower bound, a
         class without errors 1 as its upper (as the Jeffreys interval of a proportion does at
@@ -345,8 +364,9 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
     """
     cm = np.asarray(cm, np.float64)
     k = len(cm)
-    if k == 0 or cm.sum() == 0:
-        return np.full((k, 2), np.nan), [float("nan"), float("nan")]
+    keep = list(range(k)) if classes is None else list(classes)
+    if k == 0 or cm.sum() == 0 or not keep:
+        return np.full((len(keep), 2), np.nan), [float("nan"), float("nan")]
     rng = np.random.default_rng(seed)
     off = ~np.eye(k, dtype=bool) & (cm > 0)
     rows, cols = np.nonzero(off)
@@ -362,8 +382,8 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
         fp += np.bincount((cols + shift).ravel(), g_off.ravel(), b * k).reshape(b, k)
         fn += np.bincount((rows + shift).ravel(), g_off.ravel(), b * k).reshape(b, k)
         f1s.append(2 * tp / (2 * tp + fp + fn))
-    f1 = np.concatenate(f1s)  # (draws, K)
-    obs = per_class(cm)["f1"]
+    f1 = np.concatenate(f1s)[:, keep]  # (draws, C)
+    obs = per_class(cm)["f1"][keep]
     lo, hi = _percentile_interval(f1, level)
     mlo, mhi = _percentile_interval(f1.mean(axis=1), level)
     per = np.stack([np.minimum(lo, obs), np.maximum(hi, obs)], axis=1)

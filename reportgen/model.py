@@ -449,8 +449,9 @@ def with_runnable_names(model: keras.Model) -> tuple[keras.Model, dict[str, str]
 def load_saved_model(path: Path) -> keras.Model:
     """A TensorFlow SavedModel folder (what ``model.export()`` and TF Serving use) as a Keras
     model for inference: its input, then ``keras.layers.TFSMLayer`` on the ``serve`` endpoint
-    (``serving_default`` when there is none). Its layers stay inside the SavedModel: methods
-    that need a conv layer or the ReLUs cannot see them.
+    (``serving_default`` when there is none). Its layers stay inside the SavedModel; the
+    explanations open its serving graph at the last convolution (see
+    ``reportgen.explain.savedmodel``).
 
     Raises:
         ModelError: the SavedModel cannot be read, or does not take one image batch and
@@ -567,7 +568,7 @@ def output_count(model: keras.Model, output_index: int = 0) -> int:
     outs = model.outputs
     if output_index >= len(outs):
         raise ModelError(f"model.output_index: {output_index} is out of range; the model has "
-                         f"{len(outs)} output(s)")
+                         f"{len(outs)} output{'' if len(outs) == 1 else 's'}")
     return int(outs[output_index].shape[-1])
 
 

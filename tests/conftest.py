@@ -50,9 +50,10 @@ def keras():
 
 
 #: The smoke build every end-to-end check of one site shares (the CLI and browser tests):
-#: configs/smoke.toml with a gallery large enough to hold every test image.
+#: configs/smoke.toml with a gallery large enough to hold every test image, and the trained
+#: model in the site (report.include_model; the default leaves it out).
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.toml"
-SMOKE_SETS = ["--set", "explain.gallery_size=60"]
+SMOKE_SETS = ["--set", "explain.gallery_size=60", "--set", "report.include_model=true"]
 
 
 @pytest.fixture(scope="session")

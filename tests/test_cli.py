@@ -17,7 +17,7 @@ from reportgen.cli import main
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.toml"
 #: The settings of the shared smoke site (conftest.smoke_site) beyond configs/smoke.toml.
-SMOKE_SETS = ["--set", "explain.gallery_size=60"]
+SMOKE_SETS = ["--set", "explain.gallery_size=60", "--set", "report.include_model=true"]
 
 
 def test_importing_cli_does_not_import_tensorflow():
@@ -185,6 +185,12 @@ def test_cached_rebuild_never_loads_tensorflow(smoke_site, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
     assert "Third" in (tmp_path / "again" / "index.html").read_text()
+    # Without report.include_model the site holds no weights, and the Model page says so.
+    assert not (tmp_path / "again" / "model.keras").exists()
+    assert (out / "model.keras").is_file()
+    page = (tmp_path / "again" / "model.html").read_text()
+    assert "is not included in this site" in page and 'href="model.keras"' not in page
+    assert 'href="model.keras"' in (out / "model.html").read_text()
 
 
 def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path, monkeypatch):

@@ -113,3 +113,18 @@ def test_the_demo_settings_apply_to_the_demo_data_only(tmp_path):
 def test_training_seed_and_split_seed_are_separate_keys(tmp_path):
     cfg = config.load(write(tmp_path, ""), ["training.seed=5"])
     assert (cfg.training.seed, cfg.data.split_seed) == (5, 0)
+
+
+def test_plural_quoted_and_duration_read_as_english():
+    from reportgen.text import duration, plural, quoted
+
+    assert [plural(n, "photo") for n in (0, 1, 30, 1200)] == [
+        "0 photos", "1 photo", "30 photos", "1,200 photos"]
+    assert plural(1, "class", "classes") == "1 class" and plural(2, "class", "classes") \
+        == "2 classes"
+    assert quoted(["angry"]) == "'angry'"
+    assert quoted(["angry", "disgust"]) == "'angry' and 'disgust'"
+    assert quoted(["a", "b", "c"]) == "'a', 'b' and 'c'"
+    assert quoted(list("abcdefghij"), limit=3) == "'a', 'b', 'c' and 7 more"
+    assert [duration(s) for s in (0.001, 0.123, 12.34, 45.4, 198.838, 3725.2)] == [
+        "0.001 s", "0.12 s", "12.3 s", "45 s", "3 min 19 s", "1 h 02 min"]

@@ -7,10 +7,14 @@ reads these types, and the cached rebuild unpickles them, without importing Tens
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reportgen.evaluate import paired_best
+
+if TYPE_CHECKING:
+    from reportgen.explain.plan import Plan
 
 #: Gallery sections of a class page, in page order.
 SECTIONS = ("misclassified", "confident_wrong", "correct")
@@ -216,7 +220,8 @@ class Explained:
         true_maps: {test index: GradCAM of the true class at the layer's resolution, (h, w)
             float16 in [0, 1]} for every misclassified test image (labeled splits only).
         seconds: wall seconds per part of the work, for metrics.json and the benchmarks.
-        plan: the measured cost, the budgets and the settings the work was planned to.
+        plan: the plan the work ran to (:class:`reportgen.explain.plan.Plan`: every setting
+            and method option as run, and what was reduced); None without test images.
         quality_ranking: {QualityRow field of :data:`RANKED`: the paired comparison of the
             methods on it (:func:`reportgen.evaluate.paired_best`)}; a column with fewer
             than two scored methods is absent.
@@ -239,6 +244,48 @@ class Explained:
     test_maps: np.ndarray | None = None
     true_maps: dict[int, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    #: The plan the work was done to (:func:`reportgen.explain.plan.make_plan`), plain data.
-    plan: dict = field(default_factory=dict)
+    plan: Plan | None = None
     quality_ranking: dict = field(default_factory=dict)
+
+
+def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size: int
+                     ) -> dict[int, dict[str, list[int]]]:
+    """Pick the gallery images of every class from the test predictions.
+
+    * misclassified: true c, predicted another class; most confident (wrong) first;
+    * confident_wrong: predicted c with the highest confidence while the true class is another;
+    * correct: true c, predicted c; least confident first (the doubtful ones teach more than
+      a row of 100 % tiles).
+
+    Ties keep test-set order. Each list holds at most ``size`` indices
+    (:func:`gallery_counts` gives the full sizes).
+    """
+    pred = probs.argmax(axis=1)
+    conf = probs.max(axis=1)
+    out: dict[int, dict[str, list[int]]] = {c: {key: [] for key in SECTIONS}
+                                            for c in range(n_classes)}
+    for i in np.argsort(-conf, kind="stable"):  # one pass: linear in images and classes
+        t, p = int(labels[i]), int(pred[i])
+        if t != p:
+            for c, key in ((t, "misclassified"), (p, "confident_wrong")):
+                if 0 <= c < n_classes and len(out[c][key]) < size:
+                    out[c][key].append(int(i))
+    for i in np.argsort(conf, kind="stable"):
+        c = int(labels[i])
+        if c == int(pred[i]) and 0 <= c < n_classes and len(out[c]["correct"]) < size:
+            out[c]["correct"].append(int(i))
+    return out
+
+
+def gallery_counts(labels: np.ndarray, probs: np.ndarray, n_classes: int
+                   ) -> dict[int, dict[str, int]]:
+    """The full size of every gallery section of :func:`select_galleries`, per class."""
+    pred = probs.argmax(axis=1)
+    labels = np.asarray(labels)
+    right = labels == pred
+    known = (labels >= 0) & (labels < n_classes)
+    correct = np.bincount(labels[right & known], minlength=n_classes)
+    missed = np.bincount(labels[~right & known], minlength=n_classes)
+    false_pos = np.bincount(pred[~right & known], minlength=n_classes)
+    return {c: {"misclassified": int(missed[c]), "confident_wrong": int(false_pos[c]),
+                "correct": int(correct[c])} for c in range(n_classes)}

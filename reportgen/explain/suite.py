@@ -22,8 +22,8 @@ from reportgen.explain.methods import REGISTRY, as_map
 from reportgen.explain.receptive import receptive_field, receptive_fields
 from reportgen.explain.results import (RANKED, SECTIONS, DreamView, Explained,
                                        FeatureMapView, LayerViews, Peaks, QualityRow,
-                                       ReceptiveView, Unit, absolute_interval, rank_methods,
-                                       sanity_verdict)
+                                       ReceptiveView, Unit, absolute_interval, gallery_counts,
+                                       rank_methods, sanity_verdict, select_galleries)
 
 __all__ = ["CHUNK", "SECTIONS", "Explained", "explainer_for", "select_galleries",
            "explain_test_set", "explain_methods", "explain_layers", "stratified",
@@ -52,48 +52,6 @@ def explainer_for(model, cfg: Config, input_shape: tuple | None = None) -> Expla
                          cfg.explain.layer or None, input_shape)
     except ValueError as e:
         raise ConfigError(f"explain.layer: {e}") from None
-
-
-def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size: int
-                     ) -> dict[int, dict[str, list[int]]]:
-    """Pick the gallery images of every class from the test predictions.
-
-    * misclassified: true c, predicted another class; most confident (wrong) first;
-    * confident_wrong: predicted c with the highest confidence while the true class is another;
-    * correct: true c, predicted c; least confident first (the doubtful ones teach more than
-      a row of 100 % tiles).
-
-    Ties keep test-set order. Each list holds at most ``size`` indices
-    (:func:`gallery_counts` gives the full sizes).
-    """
-    pred = probs.argmax(axis=1)
-    conf = probs.max(axis=1)
-    out = {c: {key: [] for key in SECTIONS} for c in range(n_classes)}
-    for i in np.argsort(-conf, kind="stable"):  # one pass: linear in images and classes
-        t, p = int(labels[i]), int(pred[i])
-        if t != p:
-            for c, key in ((t, "misclassified"), (p, "confident_wrong")):
-                if 0 <= c < n_classes and len(out[c][key]) < size:
-                    out[c][key].append(int(i))
-    for i in np.argsort(conf, kind="stable"):
-        c = int(labels[i])
-        if c == int(pred[i]) and 0 <= c < n_classes and len(out[c]["correct"]) < size:
-            out[c]["correct"].append(int(i))
-    return out
-
-
-def gallery_counts(labels: np.ndarray, probs: np.ndarray, n_classes: int
-                   ) -> dict[int, dict[str, int]]:
-    """The full size of every gallery section of :func:`select_galleries`, per class."""
-    pred = probs.argmax(axis=1)
-    labels = np.asarray(labels)
-    right = labels == pred
-    known = (labels >= 0) & (labels < n_classes)
-    correct = np.bincount(labels[right & known], minlength=n_classes)
-    missed = np.bincount(labels[~right & known], minlength=n_classes)
-    false_pos = np.bincount(pred[~right & known], minlength=n_classes)
-    return {c: {"misclassified": int(missed[c]), "confident_wrong": int(false_pos[c]),
-                "correct": int(correct[c])} for c in range(n_classes)}
 
 
 def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
@@ -175,7 +133,11 @@ def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
     others are noted in ``result``)."""
     relus = ex.graph.has_relus()
     keep = dict(options)
-    for need, ok, why in (("needs_conv", bool(result.layer), "they need a conv layer"),
+    conv_why = "they need a conv layer"
+    if not result.layer and ex.graph.closed:  # a SavedModel: say why it was not opened
+        conv_why += "; " + "; ".join(f"the SavedModel {p!r} cannot be opened at one: {why}"
+                                     for p, why in ex.graph.closed.items())
+    for need, ok, why in (("needs_conv", bool(result.layer), conv_why),
                           ("needs_relu", relus, "they change ReLU gradients and no ReLU of "
                                                 "the model is visible")):
         skipped = [m for m in keep if getattr(REGISTRY[m], need) and not ok]
@@ -302,6 +264,10 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
     one test image; learned filters of the first and a middle conv layer; filter patterns; the
     most active units of the explained layer with their receptive fields; deep dream."""
     convs = ex.graph.conv_layers()
+    if not convs and ex.graph.opaque:
+        result.notes.append("The Layers page was not made: the model's layers are inside a "
+                            "SavedModel, whose feature maps, filters and receptive fields "
+                            "need its Keras layers.")
     if not convs or not len(split):
         return
     e = cfg.explain

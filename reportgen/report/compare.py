@@ -51,6 +51,9 @@ class SiteRecord:
     true: np.ndarray
     probs: np.ndarray
     maps: np.ndarray | None
+    #: The data folder on this machine (from the site's marker, never published); None when
+    #: unknown.
+    data_root: Path | None = None
 
     @property
     def pred(self) -> np.ndarray:
@@ -94,7 +97,18 @@ def load_site(path: Path, label: str) -> SiteRecord:
         with np.load(path / rec["maps"]) as z:
             maps = z["gradcam"].astype(np.float32)
     return SiteRecord(path, label, metrics, [r[0] for r in rows[1:]], true,
-                      probs.reshape(len(true), len(names)), maps)
+                      probs.reshape(len(true), len(names)), maps, _data_root(path, metrics))
+
+
+def _data_root(path: Path, metrics: dict) -> Path | None:
+    """The site's data folder on this machine: from its marker (sites built before that:
+    the absolute ``data.root`` of metrics.json); None when neither says."""
+    try:
+        root = json.loads((path / MARKER).read_text(encoding="utf-8")).get("data_root")
+    except (OSError, ValueError, AttributeError):
+        root = None
+    root = root or (metrics.get("data") or {}).get("root")
+    return Path(root) if isinstance(root, str) and Path(root).is_absolute() else None
 
 
 def check_comparable(sites: list[SiteRecord]) -> None:

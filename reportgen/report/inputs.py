@@ -53,7 +53,7 @@ class ReportInputs:
         warnings: that the model does not work, and what to try
             (``reportgen.evaluate.model_warnings``): first on the overview, before the
             headline numbers, and first in metrics.json ``notes``.
-        method_options: {method: its options as plain data} (metrics.json).
+        method_options: {method: its options as run, plain data} (the plan's; metrics.json).
         timings: wall seconds per build stage so far.
     """
 

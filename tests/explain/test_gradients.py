@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from reportgen.explain.gradients import (deconvnet, guided_backprop, guided_grad_cam,
-                                         integrated_gradients, saliency, smooth_grad)
+                                         input_gradients, integrated_gradients, saliency,
+                                         smooth_grad)
 
 
 def test_saliency_of_linear_model_is_its_weights(keras, rng):
@@ -149,3 +150,28 @@ def test_guided_grad_cam_is_product(keras, rng):
     want = guided_backprop(model, x, targets=[0, 1, 2]) * grad_cam(model, x, targets=[0, 1, 2])[
         ..., None]
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_the_functional_api_reuses_one_explainer_per_model(keras, rng):
+    """Repeated calls on one model trace each compiled function once; weights changed in
+    between are seen (deconvnet's linear twins too)."""
+    from reportgen.explain.explainer import Explainer
+
+    inp = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h)))
+    x = rng.uniform(0, 1, (3, 8, 8, 3)).astype(np.float32)
+    first = Explainer.of(model, x, batch_size=2)
+    assert Explainer.of(model, x, batch_size=5) is first and first.batch_size == 5
+    assert Explainer.of(model, x[:, :, :, :1].repeat(3, -1), output_index=0) is first
+    before = deconvnet(model, x)
+    fn = first.graph.functions[("input-grad", "deconv")]
+    conv = model.get_layer("conv")
+    conv.set_weights([w * -1.5 for w in conv.get_weights()])
+    after = deconvnet(model, x)
+    assert first.graph.functions[("input-grad", "deconv")] is fn
+    np.testing.assert_allclose(after, input_gradients(Explainer(model), "deconv", x),
+                               atol=1e-6)
+    assert not np.allclose(after, before)
+    other = keras.models.clone_model(model)
+    assert Explainer.of(other, x) is not first  # another model: a new explainer, kept alone

@@ -227,3 +227,34 @@ def test_compare_refuses_a_folder_that_is_not_a_site(two_sites, tmp_path):
     result = CliRunner().invoke(main, ["compare", str(first), str(tmp_path)])
     assert result.exit_code == 2 and "not a site built by reportgen build" in result.output
     assert "Traceback" not in result.output
+
+
+def test_compare_reads_the_images_from_the_local_marker_not_metrics_json(tmp_path):
+    """metrics.json names the data folder only ("photos"); the marker, which stays on this
+    machine, holds where it is, and the comparison's tiles are decoded from there."""
+    import json as _json
+
+    import numpy as np
+    from PIL import Image
+
+    from reportgen.report.compare import load_site
+    from reportgen.report.comparison import decode_or_grey
+    from reportgen.report.site import MARKER
+
+    photos = tmp_path / "elsewhere" / "photos"
+    (photos / "a").mkdir(parents=True)
+    Image.fromarray(np.full((8, 8, 3), (250, 10, 10), np.uint8)).save(photos / "a" / "0.png")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / MARKER).write_text(_json.dumps({"files": [], "data_root": str(photos)}))
+    (site / "metrics.json").write_text(_json.dumps({
+        "classes": ["a", "b"], "labeled": True, "data": {"root": "photos"},
+        "compare": {"predictions": "predictions.csv", "maps": None}}))
+    (site / "predictions.csv").write_text("file,true,predicted,a,b\na/0.png,a,a,0.9,0.1\n")
+    record = load_site(site, "A")
+    assert record.data_root == photos
+    tile = decode_or_grey(record, 0, (8, 8))
+    assert tuple(tile[4, 4]) == (250, 10, 10)  # the photo, not the grey stand-in
+    (site / MARKER).write_text(_json.dumps({"files": []}))  # an old site: no data_root
+    assert load_site(site, "A").data_root is None
+    assert tuple(decode_or_grey(load_site(site, "A"), 0, (8, 8))[4, 4]) == (128, 128, 128)

@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from test_contexts import drawn_nothing, inputs  # noqa: F401 (a fixture)
 
 from reportgen.evaluate import bootstrap_mean
 from reportgen.explain.results import (
@@ -105,15 +104,15 @@ def test_the_table_says_in_words_which_methods_fail_the_sanity_check(rng):
 
 
 @pytest.fixture
-def honest(inputs, rng):  # noqa: F811 (the fixture imported above)
+def honest(inputs, rng):
     quality, ranking = _quality(rng, shift=0.01, noise=0.08)
     inputs.explained.quality = quality
     inputs.explained.quality_ranking = ranking
     return inputs
 
 
-def test_pages_and_metrics_state_the_methods_and_verdicts(honest, tmp_path):
-    content = gather(honest, drawn_nothing())
+def test_pages_and_metrics_state_the_methods_and_verdicts(honest, drawn, tmp_path):
+    content = gather(honest, drawn)
     pages = {p.rel: p for p in content.pages}
     env = environment()
     methods = render(env, "methods.html", pages["methods.html"].context)
@@ -142,10 +141,10 @@ def test_pages_and_metrics_state_the_methods_and_verdicts(honest, tmp_path):
     assert "Wilson" in test["interval_methods"]["precision"]
 
 
-def test_a_class_without_errors_gets_an_interval_below_1(inputs):  # noqa: F811
+def test_a_class_without_errors_gets_an_interval_below_1(inputs, drawn):
     """Test class b of the fixture: every image right except one predicted as a; class a then
     has recall 1. Its recall and F1 intervals must not collapse to [1, 1]."""
-    content = gather(inputs, drawn_nothing())
+    content = gather(inputs, drawn)
     index = next(p for p in content.pages if p.rel == "index.html").context
     t = index["t_classes"]["html"]
     pc = inputs.metrics["test"]["per_class"]["a"]

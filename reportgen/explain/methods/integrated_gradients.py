@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from reportgen.config import option
-from reportgen.explain.methods.spec import Cost, MethodSpec
+from reportgen.explain.methods.spec import Cost, MethodSpec, OptionCut, Reductions
 
 
 @dataclass
@@ -32,4 +32,6 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=2 + options.steps, backward=1 + options.steps),
     run=run,
     reference="https://arxiv.org/abs/1703.01365",
+    reductions=Reductions(options=(OptionCut("steps", floor=8),)),
+    compiles=("input gradient",),
 )

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from reportgen.config import option
-from reportgen.explain.methods.spec import Cost, MethodSpec
+from reportgen.explain.methods.spec import Cost, MethodSpec, OptionCut, Reductions
 
 
 @dataclass
@@ -40,4 +40,6 @@ SPEC = MethodSpec(
     cost=cost,
     run=run,
     reference="https://arxiv.org/abs/1910.01279",
+    reductions=Reductions(options=(OptionCut("channels", floor=8),)),
+    compiles=("scorecam activations", "probabilities"),
 )

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from reportgen.config import option
-from reportgen.explain.methods.spec import Cost, MethodSpec
+from reportgen.explain.methods.spec import Cost, MethodSpec, OptionCut, Reductions
 
 
 @dataclass
@@ -34,4 +34,6 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=1 + options.samples, backward=options.samples),
     run=run,
     reference="https://arxiv.org/abs/1706.03825",
+    reductions=Reductions(options=(OptionCut("samples", floor=4),)),
+    compiles=("input gradient",),
 )
