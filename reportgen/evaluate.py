@@ -7,6 +7,8 @@ the loss is the mean categorical cross-entropy with probabilities clipped to [1e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 CLIP = 1e-7
@@ -401,11 +403,17 @@ def bootstrap_mean(values: np.ndarray, *, resamples: int = RESAMPLES, seed: int 
     n = len(v)
     if n == 0:
         return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-    means = np.concatenate([v[rng.integers(0, n, size=(min(100, resamples - s), n))].mean(1)
-                            for s in range(0, resamples, 100)])
+    means = np.concatenate([v[idx].mean(1) for idx in _resampled(n, resamples, seed)])
     lo, hi = _percentile_interval(means, level)
     return [float(lo), float(hi)]
+
+
+def _resampled(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """The image indices of the percentile bootstraps, as :func:`bootstrap_mean` states:
+    blocks of (b, n) int64 indices in [0, n), b = 100 (the last block smaller)."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, resamples, 100):
+        yield rng.integers(0, n, size=(min(100, resamples - start), n))
 
 
 def paired_best(values: dict[str, np.ndarray], lower_is_better: bool, *, absolute: bool = False,
@@ -442,10 +450,8 @@ def paired_best(values: dict[str, np.ndarray], lower_is_better: bool, *, absolut
     sign = 1.0 if lower_is_better else -1.0
     full = sign * stat(v)
     best = int(np.argmin(full))
-    rng = np.random.default_rng(seed)
     diffs = []
-    for start in range(0, resamples, 100):
-        idx = rng.integers(0, n, size=(min(100, resamples - start), n))
+    for idx in _resampled(n, resamples, seed):
         s = sign * stat(v[:, idx])  # (M, b)
         diffs.append(s - s[best])
     d = np.concatenate(diffs, axis=1)

@@ -20,7 +20,7 @@ from reportgen.explain.common import (as_targets, class_score, minmax, pick_targ
 from reportgen.explain.common import upsample as resize_maps
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.graph import ModelGraph
-from reportgen.explain.methods.scorecam import ScoreCamOptions
+from reportgen.explain.methods.options import ScoreCamOptions
 
 
 def _weights_gradcam(acts, grads):

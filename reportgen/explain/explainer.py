@@ -22,8 +22,8 @@ class Explainer:
 
     The explainer owns the model's :class:`~reportgen.explain.graph.ModelGraph` and, through it,
     every compiled function the methods build, so repeated calls on one explainer trace each
-    function once. The module-level functions (``grad_cam(model, ...)``) are thin wrappers that
-    make a fresh explainer per call.
+    function once. The module-level functions (``grad_cam(model, ...)``) are thin wrappers
+    around :meth:`of`, which keeps the last explainer and uses it again for the same model.
 
     Args:
         model: a Sequential or Functional Keras model, possibly with nested models.

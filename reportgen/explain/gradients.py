@@ -18,8 +18,8 @@ from reportgen.explain.cam import cam_maps
 from reportgen.explain.common import as_targets, class_score, pick_targets, run_batched
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.graph import ModelGraph, relu_kind
-from reportgen.explain.methods.integrated_gradients import IntegratedGradientsOptions as IGOptions
-from reportgen.explain.methods.smoothgrad import SmoothGradOptions
+from reportgen.explain.methods.options import IntegratedGradientsOptions as IGOptions
+from reportgen.explain.methods.options import SmoothGradOptions
 from reportgen.explain.savedmodel import Part
 
 
@@ -131,7 +131,7 @@ def smooth_grad(model, images, targets=None, batch_size=64,
     """SmoothGrad: the mean gradient over ``samples`` noisy copies of each image; the Gaussian
     noise has standard deviation ``noise`` times the image's value range (max - min). The target
     of a noisy copy is the clean image's. The defaults are the build's
-    (:class:`~reportgen.explain.methods.smoothgrad.SmoothGradOptions`).
+    (:class:`~reportgen.explain.methods.options.SmoothGradOptions`).
 
     References:
         * Smilkov et al., SmoothGrad: removing noise by adding noise

@@ -541,10 +541,6 @@ class Plan:
         cut) and nothing is noted."""
         return not self.notes and all(r.why == AT_MOST_QUALITY for r in self.reductions)
 
-    def asked(self, key: str):
-        """The value of ``key`` asked for, where the plan changed it (else None)."""
-        return next((r.asked for r in self.reductions if r.key == key), None)
-
     @property
     def batch_sizes(self) -> dict[str, int]:
         """{method: its batch}: the forward batch for methods without a backward pass."""
@@ -610,18 +606,20 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: float, given: set[str]
     w = w.with_settings(batch_size=int(batch), methods=list(w.options), budget=budget_s,
                         memory_gb=round(memory / 2**30, 3))  # automatic values resolved
     planned = estimate(p, w)
+    kept = given - {r.key for r in clamp + reduced}  # a sanity_images set follows quality
     return Plan(p, w, budget_s, int(memory), int(batch), int(forward), _rounded(full),
                 _rounded(planned), clamp + reduced,
-                _notes(sum(planned.values()), budget_s, given, batch, fits, memory, p),
+                _notes(sum(planned.values()), budget_s, kept, batch, fits, memory, p),
                 budget_default)
 
 
-def _notes(total: float, budget_s: float, given: set[str], batch: int, fits: int,
+def _notes(total: float, budget_s: float, kept_given: set[str], batch: int, fits: int,
            memory: float, p: Probe) -> tuple[str, ...]:
-    """What the plan could not do: fit the budget, or the user's batch in the memory."""
+    """What the plan could not do: fit the budget (``kept_given``: the keys the user set that
+    the plan kept as set), or the user's batch in the memory."""
     notes = []
     if total > budget_s:
-        kept = sorted(k for k in given if k in REDUCIBLE)
+        kept = sorted(k for k in kept_given if k in REDUCIBLE)
         notes.append(f"Over the budget: about {total:.0f} s of work against "
                      f"explain.budget = {budget_s:g} s"
                      + (f"; set by you and kept: {', '.join(kept)}" if kept else

@@ -125,13 +125,19 @@ def split(layer) -> Split:
     made once per layer (the layer is never modified).
 
     Raises:
-        SavedModelError: it cannot be opened; the message says why.
+        SavedModelError: it cannot be opened; the message says why. Any other error on the
+            way (TensorFlow raises many kinds: ``as_graph_def`` of a frozen graph over 2 GB,
+            an import that fails) is one too, so the model is then explained as a closed
+            layer instead of failing the build.
     """
     if layer not in _SPLITS:
         try:
             _SPLITS[layer] = _split(layer)
         except SavedModelError as e:
             _SPLITS[layer] = e
+        except Exception as e:  # TensorFlow raises many kinds; each is the reason to report
+            _SPLITS[layer] = SavedModelError(f"its serving graph could not be opened "
+                                             f"({type(e).__name__}: {_short(e)})")
     found = _SPLITS[layer]
     if isinstance(found, SavedModelError):
         raise found

@@ -103,7 +103,8 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
 #: The F1 intervals' method in a caption.
 F1_INTERVAL = (f"Bayesian interval of the confusion counts (Goutte & Gaussier 2005), Jeffreys "
                f"prior of {F1_PRIOR:g} per class's true positives, false positives and false "
-               f"negatives, {F1_DRAWS} seeded Monte Carlo draws")
+               f"negatives, {F1_DRAWS} seeded Monte Carlo draws, widened where needed to "
+               f"hold the observed F1")
 
 #: Classes linked from the navigation bar at most (more: one link to the overview's list).
 NAV_CLASSES = 12

@@ -388,6 +388,20 @@ def test_when_even_the_sample_images_fit_the_quality_table_and_search_shrink_las
         "receptive_images" in r for r in plan2.reduced)
 
 
+def test_the_over_budget_note_names_as_kept_only_the_set_keys_the_plan_kept():
+    """explain.sanity_images follows explain.quality_images down even when the user set it:
+    the note must not say it was kept (it said "set by you and kept: explain.sanity_images"
+    beside 16 -> 5)."""
+    w = dataclasses.replace(work(("gradcam", "smoothgrad")), rf_search=True)
+    slow = pl.Probe("CPU", forward_s=0.3, backward_s=0.6, activation_bytes=10**6, batch=8)
+    given = {"explain.sanity_images", "explain.receptive_images"}
+    plan = pl.make_plan(slow, w, 150.0, 2**30, given, 64)
+    assert plan.settings["sanity_images"] == 5 and plan.settings["receptive_images"] == 512
+    [note] = plan.notes
+    assert note.startswith("Over the budget")
+    assert note.endswith("; set by you and kept: explain.receptive_images")
+
+
 def test_the_late_plan_hands_the_rest_of_the_build_the_re_planned_settings():
     from types import SimpleNamespace
 

@@ -139,3 +139,26 @@ def test_a_savedmodel_that_cannot_be_opened_says_why(found):
         assert "cannot be opened at a convolution" in why and "no conv layer" not in why
     assert "has no convolution (no Conv2D or DepthwiseConv2dNative op)" in closed["dense"]
     assert "its convolutions (1) all give outputs of 1x1 pixel" in closed["point"]
+
+
+class _Layer:
+    """Stands for a loaded SavedModel layer (``split`` keys its cache on it)."""
+
+
+@pytest.mark.parametrize("error", [ValueError("GraphDef cannot be larger than 2GB."),
+                                   RuntimeError("import failed")])
+def test_any_failure_to_open_a_savedmodel_is_a_reason_not_a_crash(monkeypatch, error):
+    # Without this, a ValueError reached Explainer() and became "explain.layer: ..." (exit 2),
+    # any other kind a traceback: a SavedModel the graph walk could run closed lost its build.
+    from reportgen.explain import savedmodel
+
+    def fails(layer):
+        raise error
+
+    monkeypatch.setattr(savedmodel, "_frozen_graph", fails)
+    layer = _Layer()
+    for _ in range(2):  # the reason is kept: asked again, the same answer
+        with pytest.raises(savedmodel.SavedModelError) as info:
+            savedmodel.split(layer)
+        assert str(info.value) == (f"its serving graph could not be opened "
+                                   f"({type(error).__name__}: {error})")

@@ -1,15 +1,7 @@
 """Integrated Gradients (Sundararajan et al. 2017)."""
 
-from dataclasses import dataclass
-
-from reportgen.config import option
+from reportgen.explain.methods.options import IntegratedGradientsOptions
 from reportgen.explain.methods.spec import Cost, MethodSpec, OptionCut, Reductions
-
-
-@dataclass
-class IntegratedGradientsOptions:
-    steps: int = option(16, "Intervals of the path integral (steps + 1 gradient "
-                        "evaluations; xplique's steps counts the evaluations).", minimum=1)
 
 
 def run(explainer, images, targets, options):

@@ -1,15 +1,7 @@
 """ScoreCAM (Wang et al. 2020)."""
 
-from dataclasses import dataclass
-
-from reportgen.config import option
+from reportgen.explain.methods.options import ScoreCamOptions
 from reportgen.explain.methods.spec import Cost, MethodSpec, OptionCut, Reductions
-
-
-@dataclass
-class ScoreCamOptions:
-    channels: int = option(16, "ScoreCAM channel cap (the most active channels of each image "
-                           "first); bounds its cost.", minimum=1)
 
 
 def run(explainer, images, targets, options):
