@@ -1,4 +1,4 @@
-"""Command line: ``reportgen build``, ``reportgen keys``, ``reportgen publish``.
+"""Command line: ``reportgen build``, ``keys``, ``compare``, ``publish`` and ``cache``.
 
 Thin: each command reads its options, calls one library function, and turns a
 :class:`~reportgen.errors.ReportgenError` into a one-line message and its exit code. Importing
@@ -14,6 +14,7 @@ import click
 
 from reportgen import __version__
 from reportgen.errors import ReportgenError
+from reportgen.text import duration
 
 
 def _fail(err: ReportgenError, debug: bool) -> None:
@@ -49,7 +50,8 @@ def main() -> None:
 
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="TOML config file (default: the built-in demo, configs/demo.toml).")
+              help="TOML config file (default: the built-in demo, configs/demo.toml, for the "
+                   "demo data; the defaults for data.source = folder or images).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("site"), show_default=True,
               help="Output folder; replaced only if empty or written by reportgen.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
@@ -89,7 +91,7 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
         click.echo(f"{'Terminated' if isinstance(e, Terminated) else 'Interrupted'}; {out} was "
                    "left as it was.", err=True)
         sys.exit(143 if isinstance(e, Terminated) else 130)
-    click.echo(f"Built in {result.timings.get('total', 0):.1f} s", err=True)
+    click.echo(f"Built in {duration(result.timings.get('total', 0))}", err=True)
     click.echo(str(result.index))
 
 
@@ -146,9 +148,13 @@ def compare(sites: tuple[Path, ...], out: Path, title: str | None, debug: bool) 
 @click.option("--overwrite-branch", metavar="BRANCH",
               help="Replace the files of BRANCH (the --branch) although its tip was not "
                    "published by reportgen.")
+@click.option("--include-model", is_flag=True,
+              help="Publish the trained weights (model.keras) too, when the site holds them "
+                   "(report.include_model = true); left out otherwise.")
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
 def publish(site: Path, branch: str, remote: str, push: bool, message: str | None,
-            cname: str | None, overwrite_branch: str | None, debug: bool) -> None:
+            cname: str | None, overwrite_branch: str | None, include_model: bool,
+            debug: bool) -> None:
     """Commit the site as the whole content of a branch (gh-pages), keeping its history.
 
     Run it inside your git repository. Your working tree, index and current branch are not
@@ -166,7 +172,7 @@ def publish(site: Path, branch: str, remote: str, push: bool, message: str | Non
     try:
         done = run_publish(site, options=PublishOptions(
             branch=branch, remote=remote, push=push, message=message, cname=cname,
-            overwrite=overwrite_branch))
+            overwrite=overwrite_branch, include_model=include_model))
     except ReportgenError as e:
         _fail(e, debug)
     except OSError as e:
@@ -177,15 +183,79 @@ def publish(site: Path, branch: str, remote: str, push: bool, message: str | Non
         click.echo(f"Warning: left out {rel} (reportgen did not write it)", err=True)
     if done.dropped:
         click.echo(f"Warning: the new {done.branch} tip no longer has {len(done.dropped)} "
-                   f"file(s) of the previous one: {', '.join(done.dropped[:5])}"
+                   f"file{'' if len(done.dropped) == 1 else 's'} of the previous one: "
+                   f"{', '.join(done.dropped[:5])}"
                    + (" ..." if len(done.dropped) > 5 else ""), err=True)
-    click.echo(f"Committed {site} to {done.branch} as {done.commit[:10]}"
-               + (f" and pushed to {remote}" if done.pushed else " (not pushed; add --push)"),
-               err=True)
+    for rel in done.withheld:
+        click.echo(f"Left out {rel} (the trained weights; add --include-model to publish "
+                   "them)", err=True)
+    pushed = f" and pushed to {remote}" if done.pushed else " (not pushed; add --push)"
+    if done.unchanged:
+        click.echo(f"Nothing changed: {done.branch} already holds this site at "
+                   f"{done.commit[:10]}; no commit made" + pushed, err=True)
+    else:
+        click.echo(f"Committed {site} to {done.branch} as {done.commit[:10]}" + pushed,
+                   err=True)
     if done.url:
         click.echo(f"GitHub Pages will serve it at {done.url} (set Pages to deploy from the "
                    f"{done.branch} branch)", err=True)
     click.echo(done.commit)
+
+
+@main.command()
+@click.option("--dir", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The cache folder (data.cache_dir; default: $XDG_CACHE_HOME/reportgen or "
+                   "~/.cache/reportgen).")
+@click.option("--clear", is_flag=True, help="Remove every entry.")
+@click.option("--max-size", metavar="SIZE",
+              help="Remove the least recently used entries until the cache holds at most SIZE "
+                   "(500M, 2G, 300MiB).")
+@click.option("--list", "listing", is_flag=True, help="List every entry, least recently used "
+                                                      "first.")
+def cache(cache_dir: Path | None, clear: bool, max_size: str | None, listing: bool) -> None:
+    """Show how large the build cache is and what it holds; prune or clear it.
+
+    \b
+    Examples:
+      reportgen cache                    # size and entries per kind
+      reportgen cache --max-size 500M    # keep the most recently used 500 MB
+      reportgen cache --clear
+
+    Only reportgen's own entries are counted and removed: shapes demo data, trained models,
+    predictions and explanations, reports, figures. A build that needs a removed entry
+    recomputes it.
+    """
+    import time
+
+    from reportgen.data.shapes import default_cache_dir
+    from reportgen.pipeline import cache as store
+
+    if clear and max_size is not None:
+        raise click.UsageError("--clear and --max-size: give one of them")
+    limit = 0 if clear else None
+    if max_size is not None:
+        try:
+            limit = store.parse_size(max_size)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--max-size") from None
+    base = cache_dir or default_cache_dir()
+    if limit is not None:
+        removed = store.prune(base, limit)
+        click.echo(f"Removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}, "
+                   f"{store.human_size(sum(r.size for r in removed))}")
+    entries = store.cache_entries(base)
+    click.echo(f"Cache {base}: {store.human_size(sum(x.size for x in entries))} in "
+               f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+    kinds: dict[str, list] = {}
+    for entry in entries:
+        kinds.setdefault(entry.kind, []).append(entry)
+    for kind, group in kinds.items():
+        click.echo(f"  {kind}: {len(group)}, {store.human_size(sum(x.size for x in group))}")
+    if listing:
+        for entry in entries:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.used))
+            click.echo(f"{when}  {store.human_size(entry.size):>9}  "
+                       f"{entry.path.relative_to(base)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

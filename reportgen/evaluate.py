@@ -7,6 +7,8 @@ the loss is the mean categorical cross-entropy with probabilities clipped to [1e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 CLIP = 1e-7
@@ -105,13 +107,26 @@ def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:
 
 
 def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
-                  top_k: int = 3) -> dict:
-    """Return every metric of one split as JSON-ready plain data."""
+                  top_k: int = 3, present: list[int] | None = None) -> dict:
+    """Return every metric of one split as JSON-ready plain data.
+
+    Args:
+        probs: (N, K) probabilities over the K classes of ``class_names``.
+        y_true: (N,) true class indices.
+        present: the classes with images in the data set (None: all K). The per-class
+            metrics and the macro F1 cover these only; the confusion matrix is
+            (len(present), K): a row per present true class (``confusion_rows``), a column
+            for every class the model can predict. Every class stays predictable, so an
+            image predicted as a class without images counts as an error.
+    """
     y_true = np.asarray(y_true, np.int64)
     k = len(class_names)
+    rows = list(range(k)) if present is None else [int(c) for c in present]
     pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
-    cm = confusion_matrix(y_true, pred, k)
-    pc = per_class(cm)
+    full = confusion_matrix(y_true, pred, k)
+    pc = per_class(full)
+    cm = full[rows]
+    shown = {c: class_names[c] for c in rows}
     result = {
         "n": int(len(y_true)),
         "accuracy": float(np.mean(pred == y_true)) if len(y_true) else float("nan"),
@@ -122,16 +137,19 @@ def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
         "per_class": {
             name: {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]),
                    "f1": float(pc["f1"][i]), "support": int(pc["support"][i])}
-            for i, name in enumerate(class_names)},
-        "macro_f1": float(pc["f1"].mean()) if k else float("nan"),
+            for i, name in shown.items()},
+        "macro_f1": float(pc["f1"][rows].mean()) if rows else float("nan"),
     }
-    f1_ci, macro_ci = f1_posterior(cm)
-    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
-    for i, name in enumerate(class_names):
-        row, tp = result["per_class"][name], int(cm[i, i])
+    if len(rows) < k:
+        result["confusion_rows"] = list(shown.values())
+        result["absent_classes"] = [n for i, n in enumerate(class_names) if i not in shown]
+    f1_ci, macro_ci = f1_posterior(full, classes=rows)
+    predicted, actual = full.sum(axis=0), full.sum(axis=1)
+    for j, (i, name) in enumerate(shown.items()):
+        row, tp = result["per_class"][name], int(full[i, i])
         row["precision_ci95"] = list(wilson_interval(tp, int(predicted[i])))
         row["recall_ci95"] = list(wilson_interval(tp, int(actual[i])))
-        row["f1_ci95"] = f1_ci[i].tolist()
+        row["f1_ci95"] = f1_ci[j].tolist()
     result["macro_f1_ci95"] = macro_ci
     result["interval_methods"] = dict(INTERVAL_METHODS)
     if k > top_k:
@@ -169,6 +187,86 @@ def prediction_summary(probs: np.ndarray, class_names: list[str], top_k: int = 5
         "top": [[[class_names[int(c)], float(p[c])] for c in row]
                 for row, p in zip(top, probs, strict=True)],
     }
+
+
+#: A model that predicts one class for at least this share of the labelled images ...
+ONE_CLASS_SHARE = 0.9
+#: ... when that is this much more than the labels give the class, is flagged
+#: (:func:`model_warnings`): it does not tell the classes apart.
+ONE_CLASS_EXCESS = 0.3
+#: Inference-mode accuracy on the training images this much (or more) below the training
+#: accuracy of the epoch kept is flagged.
+TRAIN_GAP = 0.2
+#: Fewer labelled images than this are never flagged (too few to say).
+WARN_MIN_IMAGES = 10
+
+
+def kept_epoch(history: dict[str, list[float]], min_epochs: int = 1) -> int:
+    """The 0-based epoch whose weights ``reportgen.model.train`` kept: the first with the
+    lowest validation loss (training loss without validation) from epoch ``min_epochs``
+    (1-based) on; the last epoch of a run not longer than that."""
+    losses = history.get("val_loss") or history.get("loss") or []
+    start = max(min_epochs - 1, 0)
+    if len(losses) <= start:
+        return max(len(losses) - 1, 0)
+    return start + int(np.argmin(losses[start:]))
+
+
+def model_warnings(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                   class_names: list[str], history: dict[str, list[float]],
+                   min_epochs: int = 1) -> list[str]:
+    """Warnings that the model does not work, each saying what to try (empty when none).
+
+    Flags a model that predicts one class for (nearly) every labelled image of all splits
+    (:data:`ONE_CLASS_SHARE`, :data:`ONE_CLASS_EXCESS`), and a model trained here whose
+    inference-mode accuracy on its training images is :data:`TRAIN_GAP` or more below the
+    training accuracy of the epoch kept (:func:`kept_epoch`).
+
+    Args:
+        probs: {split: (N, K) float probabilities}.
+        labels: {split: (N,) int labels; negative: no label}.
+        history: the training history ({} for a model not trained here).
+    """
+    out = []
+    pred = np.concatenate([np.asarray(probs[s]).argmax(axis=1) for s in probs if len(probs[s])]
+                          or [np.zeros(0, np.int64)])
+    true = np.concatenate([np.asarray(labels[s]) for s in probs if len(probs[s])]
+                          or [np.zeros(0, np.int64)])
+    pred, true = pred[true >= 0], true[true >= 0]
+    if len(true) >= WARN_MIN_IMAGES and len(class_names) > 1:
+        top = int(np.bincount(pred, minlength=len(class_names)).argmax())
+        share, given = float(np.mean(pred == top)), float(np.mean(true == top))
+        if share >= ONE_CLASS_SHARE and share - given >= ONE_CLASS_EXCESS:
+            tried = ("Try more epochs (training.epochs), a lower training.learning_rate or "
+                     "more images per class, and check that each class folder holds its "
+                     "class." if history else
+                     "Check model.preprocess (the pixel scaling the model was trained with), "
+                     "the image size and channels it expects, and data.classes (the order of "
+                     "its outputs).")
+            out.append(f"The model predicts {class_names[top]!r} for {_pct(share)} of the "
+                       f"{len(true)} labelled images (the labels give it {_pct(given)}): it "
+                       f"does not tell the classes apart, and its accuracy means little. "
+                       + tried)
+    train_true = np.asarray(labels.get("train", []))
+    if history.get("accuracy") and (train_true >= 0).sum() >= WARN_MIN_IMAGES:
+        epoch = kept_epoch(history, min_epochs)
+        trained = history["accuracy"][epoch]
+        ok = train_true >= 0
+        inference = float(np.mean(np.asarray(probs["train"]).argmax(axis=1)[ok]
+                                  == train_true[ok]))
+        if trained - inference >= TRAIN_GAP:
+            out.append(f"In inference mode the model is right on {_pct(inference)} of its "
+                       f"training images, while training reached {_pct(trained)} in epoch "
+                       f"{epoch + 1}, whose weights were kept: the network that predicts is "
+                       "not the one that trained (BatchNorm statistics, dropout). Try a larger "
+                       "training.batch_size, more training images or a lower "
+                       "training.learning_rate.")
+    return out
+
+
+def _pct(share: float) -> str:
+    """``share`` (0..1) as "97.6 %"."""
+    return f"{100 * share:.1f} %"
 
 
 def misclassified(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -230,8 +328,8 @@ INTERVAL_METHODS = {
 
 
 def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
-                 level: float = 0.95, prior: float = F1_PRIOR
-                 ) -> tuple[np.ndarray, list[float]]:
+                 level: float = 0.95, prior: float = F1_PRIOR,
+                 classes: list[int] | None = None) -> tuple[np.ndarray, list[float]]:
     """Bayesian intervals of every class's F1 and of the macro F1 from a confusion matrix.
 
     The model (Goutte & Gaussier, ECIR 2005): the cells of the confusion matrix are
@@ -253,9 +351,12 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
 
     Args:
         cm: (K, K) counts, row = true class.
+        classes: the classes whose F1 is reported and averaged into the macro F1 (None: all
+            K; a loaded model scored on the classes that have images).
 
     Returns:
-        ((K, 2) float64 [low, high] per class, [low, high] of the macro F1): the central
+        ((C, 2) float64 [low, high] per class of ``classes`` (C = K when None), [low, high]
+        of the macro F1 over them): the central
         ``level`` interval of the draws (linear interpolation), widened where needed to hold
         the observed F1 (:func:`per_class`): a class never right gets 0 as its lower bound, a
         class without errors 1 as its upper (as the Jeffreys interval of a proportion does at
@@ -265,8 +366,9 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
     """
     cm = np.asarray(cm, np.float64)
     k = len(cm)
-    if k == 0 or cm.sum() == 0:
-        return np.full((k, 2), np.nan), [float("nan"), float("nan")]
+    keep = list(range(k)) if classes is None else list(classes)
+    if k == 0 or cm.sum() == 0 or not keep:
+        return np.full((len(keep), 2), np.nan), [float("nan"), float("nan")]
     rng = np.random.default_rng(seed)
     off = ~np.eye(k, dtype=bool) & (cm > 0)
     rows, cols = np.nonzero(off)
@@ -282,8 +384,8 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
         fp += np.bincount((cols + shift).ravel(), g_off.ravel(), b * k).reshape(b, k)
         fn += np.bincount((rows + shift).ravel(), g_off.ravel(), b * k).reshape(b, k)
         f1s.append(2 * tp / (2 * tp + fp + fn))
-    f1 = np.concatenate(f1s)  # (draws, K)
-    obs = per_class(cm)["f1"]
+    f1 = np.concatenate(f1s)[:, keep]  # (draws, C)
+    obs = per_class(cm)["f1"][keep]
     lo, hi = _percentile_interval(f1, level)
     mlo, mhi = _percentile_interval(f1.mean(axis=1), level)
     per = np.stack([np.minimum(lo, obs), np.maximum(hi, obs)], axis=1)
@@ -301,11 +403,17 @@ def bootstrap_mean(values: np.ndarray, *, resamples: int = RESAMPLES, seed: int 
     n = len(v)
     if n == 0:
         return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-    means = np.concatenate([v[rng.integers(0, n, size=(min(100, resamples - s), n))].mean(1)
-                            for s in range(0, resamples, 100)])
+    means = np.concatenate([v[idx].mean(1) for idx in _resampled(n, resamples, seed)])
     lo, hi = _percentile_interval(means, level)
     return [float(lo), float(hi)]
+
+
+def _resampled(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """The image indices of the percentile bootstraps, as :func:`bootstrap_mean` states:
+    blocks of (b, n) int64 indices in [0, n), b = 100 (the last block smaller)."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, resamples, 100):
+        yield rng.integers(0, n, size=(min(100, resamples - start), n))
 
 
 def paired_best(values: dict[str, np.ndarray], lower_is_better: bool, *, absolute: bool = False,
@@ -324,14 +432,19 @@ def paired_best(values: dict[str, np.ndarray], lower_is_better: bool, *, absolut
         None with fewer than two methods or no image; else {"best": the best method,
         "tied": the best and every method not separated from it, in ``values`` order,
         "separated": whether every other method is separated, "n": images compared,
-        "difference_ci95": {method: [low, high] of its worse-signed difference to the
-        best}}.
+        "scored": images where at least one method has a score (more than ``n`` when some
+        method lacks a score where another has one: each method's own mean then covers
+        other images than those compared), "means": {method: its statistic on the ``n``
+        images compared}, "difference_ci95": {method: [low, high] of its worse-signed
+        difference to the best}}.
     """
     names = list(values)
     if len(names) < 2:
         return None
     v = np.stack([np.asarray(values[m], np.float64).ravel() for m in names])  # (M, N)
-    v = v[:, np.isfinite(v).all(axis=0)]
+    finite = np.isfinite(v)
+    scored = int(finite.any(axis=0).sum())
+    v = v[:, finite.all(axis=0)]
     n = v.shape[1]
     if n == 0:
         return None
@@ -342,10 +455,8 @@ def paired_best(values: dict[str, np.ndarray], lower_is_better: bool, *, absolut
     sign = 1.0 if lower_is_better else -1.0
     full = sign * stat(v)
     best = int(np.argmin(full))
-    rng = np.random.default_rng(seed)
     diffs = []
-    for start in range(0, resamples, 100):
-        idx = rng.integers(0, n, size=(min(100, resamples - start), n))
+    for idx in _resampled(n, resamples, seed):
         s = sign * stat(v[:, idx])  # (M, b)
         diffs.append(s - s[best])
     d = np.concatenate(diffs, axis=1)
@@ -353,6 +464,8 @@ def paired_best(values: dict[str, np.ndarray], lower_is_better: bool, *, absolut
     lo, hi = np.percentile(d, [tail, 100 - tail], axis=1)  # (M,) each
     tied = [m for k, m in enumerate(names) if k == best or not lo[k] > 0]
     return {"best": names[best], "tied": tied, "separated": len(tied) == 1, "n": int(n),
+            "scored": scored,
+            "means": {m: float(sign * full[k]) for k, m in enumerate(names)},
             "difference_ci95": {m: [float(lo[k]), float(hi[k])] for k, m in enumerate(names)
                                 if k != best}}
 

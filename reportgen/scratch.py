@@ -81,3 +81,12 @@ def sweep(folder: str | Path, prefix: str) -> list[Path]:
         else:
             p.unlink(missing_ok=True)
     return gone
+
+
+def touch(path: str | Path) -> None:
+    """Mark the cache entry ``path`` as just used (its modification time), so that
+    ``reportgen cache --max-size`` prunes the least recently used first; never fails."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass

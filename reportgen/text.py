@@ -52,3 +52,35 @@ def mathtext(text, limit: int = 40) -> str:
     escaped so it is never parsed as mathtext."""
     s = shorten(text, limit)
     return (s if s.strip() else "(blank)").replace("$", r"\$")
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``n`` and the noun agreeing with it: ``plural(1, "photo")`` is "1 photo",
+    ``plural(30, "photo")`` "30 photos", ``plural(2, "class", "classes")`` "2 classes";
+    thousands separated by commas."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def quoted(names, limit: int = 8) -> str:
+    """``names`` (printable) as "'a'", "'a' and 'b'", "'a', 'b' and 'c'"; past ``limit``
+    names, the first ``limit`` and "and N more"."""
+    names = list(names)
+    shown = [repr(printable(n)) for n in names[:limit]]
+    if len(names) > limit:
+        return f"{', '.join(shown)} and {len(names) - limit} more"
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+
+
+def duration(seconds: float) -> str:
+    """A time for a reader: "0.42 s", "0.001 s", "12.3 s", "45 s", "3 min 19 s", "2 h 05 min"."""
+    s = float(seconds)
+    if s < 1:
+        return f"{s:.2g} s"  # two significant digits: "0.42 s", "0.001 s"
+    if s < 20:
+        return f"{s:.1f} s"
+    if round(s) < 60:
+        return f"{round(s)} s"
+    m = int(round(s)) // 60
+    if m < 60:
+        return f"{m} min {int(round(s)) % 60} s"
+    return f"{m // 60} h {m % 60:02d} min"

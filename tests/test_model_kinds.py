@@ -120,7 +120,7 @@ def test_data_classes_give_the_order_of_the_outputs(keras, tmp_path):
 
 
 @pytest.mark.parametrize("classes,needle", [
-    ('["red", "green", "purple"]', "'purple' has no folder"),
+    ('["red", "green", "purple"]', "folder 'blue'"),  # purple alone would be accepted
     ('["red", "green"]', "folder 'blue'"),
     ('["red", "red", "blue"]', "expected distinct non-empty names"),
 ])
@@ -183,8 +183,11 @@ def test_models_reportgen_cannot_explain_end_in_one_line(keras, tmp_path, make, 
 
 
 @pytest.mark.slow
-def test_a_savedmodel_folder_builds_with_the_gradient_and_perturbation_methods(keras,
-                                                                               tmp_path):
+def test_a_savedmodel_folder_builds_with_every_method(keras, tmp_path):
+    """Its serving graph is opened at the last convolution: the CAM family and the ReLU
+    methods run too (their maps equal the Keras model's: tests/explain/test_savedmodel.py)."""
+    from reportgen.explain.methods import REGISTRY
+
     data = make_folder(tmp_path / "data", n=6)
     inp = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(
@@ -199,8 +202,20 @@ def test_a_savedmodel_folder_builds_with_the_gradient_and_perturbation_methods(k
     want = np.asarray(model(images.astype(np.float32)))
     got = np.array([[float(r[n]) for n in metrics["classes"]] for r in rows])
     np.testing.assert_allclose(got, want, atol=1e-5)  # its probabilities, not re-softmaxed
-    assert set(metrics["explain"]["quality"]) == {"saliency", "smoothgrad",
-                                                  "integrated_gradients", "occlusion", "rise"}
+    assert set(metrics["explain"]["quality"]) == set(REGISTRY)
+    layer = metrics["explain"]["layer"]
+    assert layer.startswith("saved_model/") and layer.endswith(".Relu")
+    with np.load(tmp_path / "site" / "explanations.npz") as f:
+        assert str(f["layer"]) == layer and f["gradcam"].shape == (len(rows), 16, 16)
     notes = " ".join(metrics["notes"])
-    assert "need a conv layer" in notes and "no ReLU of the model is visible" in notes
-    assert "use the class probabilities" in notes
+    assert "need a conv layer" not in notes and "no ReLU of the model is visible" not in notes
+    assert "use the class probabilities" not in notes  # the graph's softmax was cut off
+    assert "Sanity check skipped" in notes and "The Layers page was not made" in notes
+    # Planned as 0 images with the reason, so nothing states the check as run.
+    plan = metrics["explain"]["plan"]
+    assert plan["settings"]["sanity_images"] == 0
+    assert plan["estimate_s"]["quality: sanity check"] == 0
+    assert [(r["used"], "SavedModel" in r["why"]) for r in plan["reductions"]
+            if r["key"] == "explain.sanity_images"] == [(0, True)]
+    assert all(q["n_sanity"] == 0 for q in metrics["explain"]["quality"].values())
+    assert "serving graph was opened at" in notes and "final softmax was cut off" in notes

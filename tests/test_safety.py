@@ -64,6 +64,11 @@ def test_paths_in_a_config_file_stay_relative_to_the_file(tmp_path, monkeypatch)
     absolute = str(tmp_path / "elsewhere")
     assert config.load(SMOKE, ["data.source=folder", f"data.path={absolute}"]).data.path \
         == absolute
+    cfg = config.load(tmp_path / "proj" / "c.toml", [f"data.path={absolute}"])
+    assert cfg.public(cfg.resolve("photos")) == "photos"  # inside the config's folder
+    assert cfg.public("sub/photos") == "sub/photos"
+    assert cfg.public(absolute) == "elsewhere"  # outside it: the name alone
+    assert cfg.public("imagenet") == "imagenet" and cfg.public("") == ""
 
 
 @pytest.mark.slow
@@ -77,7 +82,16 @@ def test_the_readme_example_builds_from_a_folder_in_the_working_directory(tmp_pa
                    "data.split=[0.5, 0.25, 0.25]", *LIGHT)
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "site" / "metrics.json").read_text())
-    assert metrics["data"]["root"] == str(tmp_path / "photos")
+    # Published files name the data folder, never its absolute local path (issue 26); the
+    # marker, which stays on this machine, keeps it for reportgen compare.
+    assert metrics["data"]["root"] == "photos"
+    site = tmp_path / "site"
+    for f in site.rglob("*"):
+        if f.suffix in (".html", ".md", ".json", ".tex", ".csv", ".js"):
+            assert str(tmp_path) not in f.read_text(encoding="utf-8"), f
+    assert "data.path & photos" in (site / "tables" / "config_used.tex").read_text()
+    assert json.loads((site / ".reportgen-site").read_text())["data_root"] \
+        == str(tmp_path / "photos")
     mask = os.umask(0o022)
     os.umask(mask)
     for folder in (tmp_path / "site", tmp_path / "site" / "fig"):
@@ -128,7 +142,8 @@ def test_links_leading_out_of_the_data_are_listed_and_never_read(tmp_path):
     skipped = dict(ds.skipped)
     for rel in ("red/escape.png", "green/folder", "proc/"):
         assert "outside data.path" in skipped[rel], skipped
-    assert "hidden folder" in skipped[".thumbnails/"] and "1 file(s)" in skipped[".thumbnails/"]
+    hidden = skipped[".thumbnails/"]
+    assert "hidden folder" in hidden and "1 file not read" in hidden
     assert ds.class_names == ["blue", "green", "red"]  # no class "proc", no ".thumbnails"
     paths = [p for s in ds.splits.values() for p in s.paths]
     assert "blue/inside.png" in paths  # a link inside the data is read
@@ -148,7 +163,7 @@ def test_duplicates_across_splits_empty_classes_and_imbalance_are_stated(tmp_pat
     ds = load_dataset(root, size=(SIZE, SIZE))
     text = " ".join(hazards(ds))
     assert "exact copies of train images" in text and "test/a/img_0.png" in text
-    assert "No training images for class(es) c" in text
+    assert "No training images for class c" in text
     assert "imbalance" in text and "a has 20 images, b 2 (10x)" in text
 
 
@@ -171,7 +186,7 @@ def test_hazards_are_in_the_report_and_a_cache_that_cannot_be_written_is_a_warni
                    f"data.cache_dir={tmp_path / 'cache'}")
     assert result.exit_code == 0, result.output
     assert result.output.count("Warning: cannot write the cache") == 1, result.output
-    assert "Warning: 3 test image(s) are exact copies of train images" in result.output
+    assert "Warning: 3 test images are exact copies of train images" in result.output
     metrics = json.loads((tmp_path / "site" / "metrics.json").read_text())
     assert any("exact copies" in n and "train/red/img_3.png = test/red/copy.png" in n
                for n in metrics["notes"]), metrics["notes"]

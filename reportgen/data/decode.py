@@ -107,3 +107,17 @@ def decode_or_reason(path: str | Path, size: tuple[int, int], channels: int = 3
         return str(e)
     except Exception as e:
         return f"unreadable ({type(e).__name__}: {e})"
+
+
+#: Pillow modes of images stored as grayscale (one channel, with or without alpha).
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
+
+
+def probe_image(path: str | Path) -> tuple[int, int, str] | None:
+    """(width, height, Pillow mode) of an image file from its header alone (nothing is
+    decoded; EXIF rotation not applied); None when it cannot be read."""
+    try:
+        with Image.open(path) as img:
+            return img.size[0], img.size[1], img.mode
+    except Exception:  # any unreadable file is only left out of the summary
+        return None

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from reportgen.data.decode import IMAGE_SUFFIXES, decode_or_reason
+from reportgen.data.decode import GRAY_MODES, IMAGE_SUFFIXES, decode_or_reason, probe_image
 from reportgen.data.store import Images, Store
 from reportgen.errors import DataError
+from reportgen.text import plural, quoted
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,16 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     dropped_classes: list[str] = field(default_factory=list)
     layout: str = "split by fractions"
+    #: Classes of ``class_names`` (a loaded model's outputs, ``data.classes``) with no image
+    #: in the data: no folder, an empty one, or none readable. They can still be predicted.
+    absent_classes: list[str] = field(default_factory=list)
+    #: The files as stored (sizes, channels) before they were resized; None if unknown.
+    sources: SourceInfo | None = None
+
+    @property
+    def present(self) -> list[int]:
+        """Indices of the classes with images (every class but :attr:`absent_classes`)."""
+        return [i for i, n in enumerate(self.class_names) if n not in self.absent_classes]
 
     @property
     def labeled(self) -> bool:
@@ -73,6 +84,73 @@ class Dataset:
     @property
     def has_boxes(self) -> bool:
         return bool(np.isfinite(self.splits["test"].boxes).all(axis=1).any())
+
+
+@dataclass
+class SourceInfo:
+    """The image files as stored, before any resizing: their sizes and channels, from the
+    headers of up to :data:`PROBED` files spread evenly over the data set.
+
+    Attributes:
+        files: image files in the data set; probed: how many headers were read.
+        width, height: (smallest, largest) in pixels; side: the median shorter side.
+        gray: probed files stored as grayscale (Pillow modes L, LA, 1, I, F); colour: the rest.
+    """
+
+    files: int
+    probed: int
+    width: tuple[int, int]
+    height: tuple[int, int]
+    side: int
+    gray: int
+    colour: int
+
+    @property
+    def all_gray(self) -> bool:
+        return self.probed > 0 and self.colour == 0
+
+    def describe(self) -> str:
+        """"8×8 px, grayscale", "from 320×200 to 640×480 px, colour (RGB)", ..."""
+        (w0, w1), (h0, h1) = self.width, self.height
+        size = f"{w0}×{h0} px" if (w0, h0) == (w1, h1) else \
+            f"from {w0}×{h0} to {w1}×{h1} px" if (w0 <= w1 and h0 <= h1) else \
+            f"{w0}-{w1} px wide, {h0}-{h1} px high"
+        kind = ("grayscale" if self.all_gray else "colour (RGB)" if not self.gray else
+                f"{self.gray:,} grayscale and {self.colour:,} colour")
+        sample = "" if self.probed == self.files else \
+            f" (from {self.probed:,} of the {self.files:,} files)"
+        return f"{size}, {kind}{sample}"
+
+    def to_dict(self) -> dict:
+        return {"files": self.files, "probed": self.probed, "width": list(self.width),
+                "height": list(self.height), "median_side": self.side, "grayscale": self.gray,
+                "colour": self.colour, "described": self.describe()}
+
+
+#: Files whose headers :func:`source_info` reads at most.
+PROBED = 1000
+
+
+def source_info(files: list[Path], limit: int = PROBED) -> SourceInfo | None:
+    """The :class:`SourceInfo` of ``files`` (headers of ``limit`` of them, evenly spread);
+    None when none can be read."""
+    picked = files if len(files) <= limit else \
+        [files[int(i)] for i in np.linspace(0, len(files) - 1, limit)]
+    probes = [p for p in map(probe_image, picked) if p is not None]
+    if not probes:
+        return None
+    w = np.array([p[0] for p in probes])
+    h = np.array([p[1] for p in probes])
+    gray = sum(p[2] in GRAY_MODES for p in probes)
+    return SourceInfo(len(files), len(probes), (int(w.min()), int(w.max())),
+                      (int(h.min()), int(h.max())), int(np.median(np.minimum(w, h))),
+                      gray, len(probes) - gray)
+
+
+def listed_files(root: str | Path) -> list[Path]:
+    """The image files of a class-folder data set at ``root`` (any layout), from its listing."""
+    _, per_split, _, _ = scan(root)
+    return [f for files in per_split.values() for fs in files.values() for f in fs]
 
 
 def _is_hidden(p: Path) -> bool:
@@ -134,7 +212,7 @@ def _scan_class_dirs(root: Path, skipped: list[tuple[str, str]], rel_to: Path
         if _is_hidden(entry):
             n = sum(1 for f in entry.rglob("*") if f.is_file())
             skipped.append((rel + "/", f"hidden folder, not a class (name starts with a dot; "
-                                       f"{n} file(s) not read)"))
+                                       f"{plural(n, 'file')} not read)"))
             continue
         classes[entry.name] = image_files(entry, rel_to, skipped)
     return classes
@@ -215,10 +293,13 @@ def _assign(names: list[str], per_split: dict, split: list[float], seed: int, ro
     if "all" in per_split:
         by_name = sorted(names)  # the split of a class does not depend on the class order
         for idx, name in enumerate(names):
-            files = per_split["all"][name]
+            files = per_split["all"].get(name, [])
+            if not files:
+                continue  # a class of the model's outputs without images (absent_ok)
             n_train, n_val, n_test = split_counts(len(files), split)
             if n_train < 1:
-                raise DataError(f"{root / name}: {len(files)} image(s) is too few for "
+                raise DataError(f"{root / name}: {plural(len(files), 'image')} "
+                                f"{'is' if len(files) == 1 else 'are'} too few for "
                                 f"data.split = {split} (needs one train and one test image)")
             order = np.random.default_rng([seed, by_name.index(name)]).permutation(len(files))
             chosen = [files[i] for i in order]
@@ -232,19 +313,26 @@ def _assign(names: list[str], per_split: dict, split: list[float], seed: int, ro
     return out
 
 
-def order_classes(found: list[str], classes: list[str], root: Path) -> list[str]:
+def order_classes(found: list[str], classes: list[str], root: Path, *,
+                  absent_ok: bool = False) -> list[str]:
     """The class order: ``classes`` (``data.classes``, the order of the model's outputs) when
     given, each matched to a folder of the same name; else the folders sorted by name.
 
+    Args:
+        absent_ok: a name of ``classes`` may have no folder (a loaded model scored on the
+            classes that have images).
+
     Raises:
-        DataError: a name of ``classes`` with no folder, or a folder not in ``classes``.
+        DataError: a name of ``classes`` with no folder (unless ``absent_ok``), or a folder not
+            in ``classes``.
     """
     if not classes:
         return found
     missing = [c for c in classes if c not in found]
-    if missing:
-        raise DataError(f"data.classes: {', '.join(map(repr, missing))} has no folder in "
-                        f"{root} (folders: {', '.join(found)})")
+    if missing and not absent_ok:
+        raise DataError(f"data.classes: {quoted(missing)} {'has' if len(missing) == 1 else 'have'}"
+                        f" no folder in {root} (folders: {', '.join(found)}); a model trained "
+                        "here needs images of every class")
     extra = [f for f in found if f not in classes]
     if extra:
         raise DataError(f"data.classes: folder {extra[0]!r} in {root} is not in data.classes; "
@@ -252,11 +340,33 @@ def order_classes(found: list[str], classes: list[str], root: Path) -> list[str]
     return list(classes)
 
 
+def check_listing(root: str | Path, classes: list[str], *, absent_ok: bool) -> list[str]:
+    """Check the class folders of ``root`` against ``classes`` from the folder listing alone
+    (no image is decoded, so a build refuses in a second, before TensorFlow loads); return
+    the names of ``classes`` that have no image file (no folder, or an empty one).
+
+    Raises:
+        DataError: as :func:`scan` and :func:`order_classes`, and fewer than two classes with
+            image files (one, when ``absent_ok`` and ``classes`` are given).
+    """
+    root = Path(root)
+    found, per_split, _, _ = scan(root)
+    names = order_classes(found, list(classes), root, absent_ok=absent_ok)
+    counts = {n: sum(len(files.get(n, [])) for files in per_split.values()) for n in names}
+    empty = [n for n in names if not counts[n]]
+    if len(names) - len(empty) < (1 if absent_ok and classes else 2):
+        with_images = [n for n in names if counts[n]]
+        raise DataError(f"data.path: {root} needs at least "
+                        f"{'one class' if absent_ok and classes else 'two classes'} with "
+                        f"image files (found: {', '.join(with_images) or 'none'})")
+    return empty
+
+
 def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
                  split: list[float] = (0.7, 0.15, 0.15), seed: int = 0,
                  annotations: str = "annotations.json", workers: int = 4,
                  progress=None, classes: list[str] | None = None,
-                 in_memory: int | None = None) -> Dataset:
+                 in_memory: int | None = None, absent_ok: bool = False) -> Dataset:
     """Scan ``root``, split it, and decode every image to ``size`` (height, width) into one
     :class:`~reportgen.data.store.Store` (in memory up to ``in_memory`` bytes, default
     :data:`~reportgen.data.store.IN_MEMORY_BYTES`, else a temporary file); each split's
@@ -269,15 +379,19 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
         progress: optional callable ``progress(n_done)`` advanced as files are decoded.
         classes: the class order (the model's outputs), matched to the folders by name; None
             or empty: the folders sorted by name.
+        absent_ok: with ``classes``, a class may have no folder, an empty one or no readable
+            image: it stays a class (the model can predict it) and is listed in
+            ``Dataset.absent_classes``; at least one class needs images.
     """
     root = Path(root)
     names, per_split, skipped, layout = scan(root)
-    names = order_classes(names, list(classes or []), root)
+    absent_ok = bool(absent_ok and classes)
+    names = order_classes(names, list(classes or []), root, absent_ok=absent_ok)
     boxes_by_path = load_annotations(root, annotations)
 
     # Decode everything once, so a class whose files are all unreadable is known before splitting.
     if "all" in per_split:
-        all_files = [f for n in names for f in per_split["all"][n]]
+        all_files = [f for n in names for f in per_split["all"].get(n, [])]
     else:
         all_files = [f for s in SPLITS for n in names for f in per_split[s].get(n, [])]
 
@@ -305,20 +419,20 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
 
     for s in per_split:
         per_split[s] = {n: keep(fs) for n, fs in per_split[s].items()}
-    dropped = []
-    for n in list(names):
-        total = sum(len(per_split[s].get(n, [])) for s in per_split)
-        if total == 0:
-            log.warning("class folder %s has no readable image; class dropped", n)
-            dropped.append(n)
+    empty = [n for n in names if not sum(len(per_split[s].get(n, [])) for s in per_split)]
+    dropped, absent = ([], empty) if absent_ok else (empty, [])
+    for n in dropped:
+        log.warning("class folder %s has no readable image; class dropped", n)
     if dropped and classes:
         raise DataError(f"data.classes: class folder {dropped[0]!r} in {root} has no readable "
-                        "image; the model's outputs need every class of data.classes")
+                        "image; a model trained here needs images of every class of "
+                        "data.classes")
     names = [n for n in names if n not in dropped]
-    if len(names) < 2:
-        found = ", ".join(names) or "none"
-        raise DataError(f"data.path: {root} needs at least two classes with readable images "
-                        f"(found: {found})")
+    with_images = [n for n in names if n not in absent]
+    if len(with_images) < (1 if absent_ok else 2):
+        least = "one class" if absent_ok else "two classes"
+        raise DataError(f"data.path: {root} needs at least {least} with readable images "
+                        f"(found: {', '.join(with_images) or 'none'})")
     assigned = _assign(names, per_split, list(split), seed, root)
     if not assigned["train"] or not assigned["test"]:
         raise DataError(f"data.path: {root} has no {'train' if not assigned['train'] else 'test'}"
@@ -343,7 +457,8 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
         images = Images(store, rows)
         splits[s] = Split(images, labels, paths, boxes)
     return Dataset(root=root, class_names=names, splits=splits, skipped=skipped,
-                   dropped_classes=dropped, layout=layout)
+                   dropped_classes=dropped, layout=layout, absent_classes=absent,
+                   sources=source_info(list(decoded)))
 
 
 def count_files(root: str | Path) -> int:
@@ -386,14 +501,18 @@ def hazards(ds: Dataset) -> list[str]:
             seen.setdefault(digest, (name, path))
     for (a, b), pairs in copies.items():
         shown = "; ".join(f"{p} = {q}" for p, q in pairs[:3]) + (" ..." if len(pairs) > 3 else "")
-        out.append(f"{len(pairs)} {b} image(s) are exact copies of {a} images (leakage: "
+        copy = (f"image is an exact copy of a {a} image" if len(pairs) == 1 else
+                f"images are exact copies of {a} images")
+        out.append(f"{len(pairs)} {b} {copy} (leakage: "
                    f"{b} results overstate the model): {shown}.")
     if not ds.labeled:
         return out
     train = np.bincount(ds.splits["train"].labels, minlength=len(ds.class_names))
-    empty = [n for n, c in zip(ds.class_names, train, strict=True) if c == 0]
+    empty = [n for n, c in zip(ds.class_names, train, strict=True)
+             if c == 0 and n not in ds.absent_classes]
     if empty:
-        out.append(f"No training images for class(es) {', '.join(empty)}: the model cannot "
+        out.append(f"No training images for {'class' if len(empty) == 1 else 'classes'} "
+                   f"{', '.join(empty)}: the model cannot "
                    "learn them.")
     present = np.where(train > 0, train, np.iinfo(np.int64).max)
     if len(train) and train.max() >= IMBALANCE * present.min():

@@ -6,6 +6,7 @@ the build explains what a pretrained classifier predicts on them and reports no 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -14,9 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from reportgen.data.decode import decode_or_reason
-from reportgen.data.folder import QUIET, Dataset, Split, image_files, load_annotations
+from reportgen.data.folder import (QUIET, Dataset, Split, image_files, load_annotations,
+                                   source_info)
 from reportgen.data.store import Images, Store
 from reportgen.errors import DataError
+from reportgen.text import plural
 
 #: The label of an image whose class is not known.
 UNLABELED = -1
@@ -75,7 +78,7 @@ def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[st
                 progress(1)
     if not kept:
         raise DataError(f"data.path: no readable image in {root}"
-                        + (f" ({len(skipped)} file(s) skipped)" if skipped else ""))
+                        + (f" ({plural(len(skipped), 'file')} skipped)" if skipped else ""))
     h, w = size
     images = Images(store, np.arange(len(kept)))
     paths = [f.relative_to(root).as_posix() for f, _ in kept]
@@ -89,7 +92,7 @@ def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[st
                   np.zeros((0, 4), np.float32), labeled=False)
     return Dataset(root=root, class_names=list(class_names),
                    splits={"train": empty, "val": empty, "test": test}, skipped=skipped,
-                   layout="unlabeled images")
+                   layout="unlabeled images", sources=source_info([f for f, _ in kept]))
 
 
 def grouped_by_prediction(ds: Dataset, predicted: np.ndarray) -> Dataset:
@@ -101,6 +104,4 @@ def grouped_by_prediction(ds: Dataset, predicted: np.ndarray) -> Dataset:
     test = ds.splits["test"]
     grouped = Split(test.images, np.asarray(predicted, np.int64), test.paths, test.boxes,
                     labeled=False)
-    return Dataset(root=ds.root, class_names=ds.class_names,
-                   splits={**ds.splits, "test": grouped}, skipped=ds.skipped,
-                   dropped_classes=ds.dropped_classes, layout=ds.layout)
+    return dataclasses.replace(ds, splits={**ds.splits, "test": grouped})

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from reportgen import scratch
+
 CLASSES = ("circle", "square", "triangle", "star", "cross")
 
 #: Bumped whenever the drawing changes, so stale caches are not reused.
@@ -134,6 +136,7 @@ def generate(cache_dir: str | Path | None, *, per_class: int, size: int = 64, se
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     root = cache_dir / f"shapes-v{GENERATOR_VERSION}-{size}px-{per_class}x{len(CLASSES)}-seed{seed}"
     if (root / "annotations.json").is_file():
+        scratch.touch(root)  # used: the last to be pruned (reportgen cache --max-size)
         if progress:
             progress(per_class * len(CLASSES))
         return root

@@ -21,6 +21,7 @@ _WHERE = {
     "grad_cam": "cam", "grad_cam_plus_plus": "cam", "layer_cam": "cam", "score_cam": "cam",
     "saliency": "gradients", "smooth_grad": "gradients", "integrated_gradients": "gradients",
     "guided_backprop": "gradients", "deconvnet": "gradients", "guided_grad_cam": "gradients",
+    "has_relus": "gradients",
     "occlusion": "methods.occlusion", "rise": "methods.rise",
     "feature_maps": "features", "filter_patterns": "features", "deep_dream": "features",
     "learned_filters": "features", "receptive_field": "receptive",

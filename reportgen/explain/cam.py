@@ -20,6 +20,7 @@ from reportgen.explain.common import (as_targets, class_score, minmax, pick_targ
 from reportgen.explain.common import upsample as resize_maps
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.graph import ModelGraph
+from reportgen.explain.methods.options import ScoreCamOptions
 
 
 def _weights_gradcam(acts, grads):
@@ -137,7 +138,7 @@ def grad_cam(model, images, targets=None, layer=None, batch_size=64, upsample=Tr
         images: (N, H, W, C) float32, preprocessed as the model expects (not modified).
         targets: class per image (N,), a single class, or None for the predicted class.
         layer: path of the layer to explain (``outer/inner`` inside nested models); None picks
-            the last layer with a 4-D output larger than 1x1.
+            the last convolution's output after its activation, never a pooling layer.
         batch_size: images per forward/backward pass.
         upsample: resize maps to (H, W) (bilinear); False keeps the layer's (h, w).
         output_index: which output of a multi-output model holds the class scores.
@@ -191,7 +192,7 @@ def layer_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
 
 
 def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
-              output_index=0, max_channels=32) -> np.ndarray:
+              output_index=0, max_channels: int = ScoreCamOptions.channels) -> np.ndarray:
     """ScoreCAM: channel maps used as input masks, weighted by the class probability of the
     masked input; ReLU(sum_k p_k A_k).
 
@@ -210,7 +211,8 @@ def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
 
 
 def score_cam_maps(ex: Explainer, images, targets=None, layer: str | None = None,
-                   upsample: bool = True, max_channels: int = 32) -> np.ndarray:
+                   upsample: bool = True,
+                   max_channels: int = ScoreCamOptions.channels) -> np.ndarray:
     """:func:`score_cam` on an explainer."""
     graph, batch_size = ex.graph, ex.batch_size
     x = ex.batch(images)

@@ -12,20 +12,26 @@ from reportgen.explain.common import (as_batch, as_targets, logits_function,
 from reportgen.explain.graph import ModelGraph
 
 
+#: The explainer :meth:`Explainer.of` made last ("ex"; one, so at most one model is kept
+#: alive) and its (output index, image shape) ("key").
+_LAST: dict = {}
+
+
 class Explainer:
     """Explanations of one Keras model (never modified).
 
     The explainer owns the model's :class:`~reportgen.explain.graph.ModelGraph` and, through it,
     every compiled function the methods build, so repeated calls on one explainer trace each
-    function once. The module-level functions (``grad_cam(model, ...)``) are thin wrappers that
-    make a fresh explainer per call.
+    function once. The module-level functions (``grad_cam(model, ...)``) are thin wrappers
+    around :meth:`of`, which keeps the last explainer and uses it again for the same model.
 
     Args:
         model: a Sequential or Functional Keras model, possibly with nested models.
         output_index: which model output holds the class scores (multi-output models).
         batch_size: images per forward/backward pass.
         layer: the conv layer the CAM methods explain (``outer/inner`` inside nested models);
-            None picks the last layer with a 4-D output larger than 1x1.
+            None picks the last convolution's output after its activation (see
+            :meth:`~reportgen.explain.graph.ModelGraph.default_layer`).
         input_shape: (H, W, C) of the images, needed when the model's input size is
             variable.
 
@@ -53,10 +59,23 @@ class Explainer:
     @classmethod
     def of(cls, model, images, output_index: int = 0, batch_size: int = 64) -> "Explainer":
         """An explainer of ``model`` for ``images`` (N, H, W, C): their size fills in a
-        variable model input. The module-level functions use it."""
+        variable model input. The module-level functions use it: the last one made is kept
+        (with its model) and used again for the same model, output and image size, its twins'
+        weights refreshed, so repeated calls trace each compiled function once (gradients are
+        always compiled: see :class:`~reportgen.explain.graph.TieredFunction`)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         shape = np.shape(images)
-        return cls(model, output_index, batch_size,
-                   input_shape=tuple(shape[-3:]) if len(shape) >= 3 else None)
+        given = tuple(shape[-3:]) if len(shape) >= 3 else None
+        last = _LAST.get("ex")
+        if last is not None and last.model is model and _LAST["key"] == (output_index, given):
+            last.graph.refresh_twins()
+            last.batch_size = batch_size
+            return last
+        _LAST.clear()  # the previous model can go before the new graph is built
+        ex = cls(model, output_index, batch_size, input_shape=given)
+        _LAST.update(ex=ex, key=(output_index, given))
+        return ex
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

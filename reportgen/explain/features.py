@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -42,14 +43,45 @@ def feature_maps_of(ex: Explainer, images, layers) -> dict[str, np.ndarray]:
 
 
 def learned_filters(model, layer: str) -> np.ndarray:
-    """The kernel of a conv layer as read from the layer, (kh, kw, in_channels, filters)
-    float32 (first layers of RGB models show as colour tiles). ``model`` may be an
-    :class:`~reportgen.explain.explainer.Explainer`."""
+    """The learned 2-D kernels of a conv layer as read from the layer, (kh, kw, in_channels,
+    filters) float32 (first layers of RGB models show as colour tiles). A depthwise or
+    separable convolution gives its depthwise kernels, one single-channel filter per input
+    channel c and multiplier j, as (kh, kw, 1, C * m) with filter c * m + j (the order of the
+    layer's outputs); a transposed convolution its kernel with the channel axes in this order.
+    ``model`` may be an :class:`~reportgen.explain.explainer.Explainer`.
+
+    Raises:
+        ValueError: the layer has no 2-D convolution kernel.
+    """
     lyr = (model.graph if isinstance(model, Explainer) else ModelGraph(model)).layer(layer)
-    kernel = getattr(lyr, "kernel", None)
-    if kernel is None or len(kernel.shape) != 4:
+    kind = kernel_kind(lyr)
+    if kind is None:
         raise ValueError(f"layer {layer!r} has no 2-D convolution kernel")
-    return np.asarray(kernel, dtype=np.float32)
+    k = np.asarray(_kernel(lyr), dtype=np.float32)
+    if kind in ("depthwise", "separable"):  # (kh, kw, C, m) -> (kh, kw, 1, C m), filter c m + j
+        return k.reshape(k.shape[0], k.shape[1], 1, -1)
+    return np.swapaxes(k, 2, 3) if kind == "transposed" else k  # transposed: (kh, kw, out, in)
+
+
+def _kernel(layer):
+    """The 2-D kernel variable of ``layer`` (the depthwise one of a separable convolution)."""
+    kernel = getattr(layer, "depthwise_kernel", None)
+    return kernel if kernel is not None else getattr(layer, "kernel", None)
+
+
+def kernel_kind(layer) -> str | None:
+    """What :func:`learned_filters` shows of ``layer``: "conv", "separable" (its depthwise
+    kernels), "depthwise" (a depthwise convolution, or a grouped one with one input channel per
+    group, as ConvNeXt's), "transposed", or None when it has no 2-D convolution kernel."""
+    kernel = _kernel(layer)
+    if kernel is None or len(kernel.shape) != 4:
+        return None
+    if hasattr(layer, "depthwise_kernel"):
+        return "separable"
+    if isinstance(layer, keras.layers.DepthwiseConv2D) or (
+            getattr(layer, "groups", 1) > 1 and kernel.shape[2] == 1):
+        return "depthwise"
+    return "transposed" if isinstance(layer, keras.layers.Conv2DTranspose) else "conv"
 
 
 def filter_patterns(model, layer, filters, steps=60, step_size=None, value_range=(0.0, 255.0),

@@ -18,6 +18,18 @@ from reportgen.explain.cam import cam_maps
 from reportgen.explain.common import as_targets, class_score, pick_targets, run_batched
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.graph import ModelGraph, relu_kind
+from reportgen.explain.methods.options import IntegratedGradientsOptions as IGOptions
+from reportgen.explain.methods.options import SmoothGradOptions
+from reportgen.explain.savedmodel import Part
+
+
+def has_relus(model) -> bool:
+    """Whether ``model`` (or an :class:`~reportgen.explain.explainer.Explainer`) applies any
+    ReLU or ReLU6 the graph walk sees: the activations guided backprop and deconvnet change.
+    Without one (EfficientNet and ConvNeXt use swish and GELU), guided backprop is the plain
+    gradient and Guided GradCAM is saliency x GradCAM."""
+    graph = model.graph if isinstance(model, Explainer) else ModelGraph(model)
+    return graph.has_relus()
 
 
 @tf.custom_gradient
@@ -45,12 +57,16 @@ def modified_relu_visitor(graph: ModelGraph, mode: str):
     ``mode="guided"``: gradient ``dy * (dy > 0) * (x > 0)`` (the layer's own ReLU keeps the
     ``x > 0`` factor, a gate after it adds ``dy > 0``). ``mode="deconv"``: gradient
     ``dy * (dy > 0)``: the ReLU is computed without its own gradient (a linear twin of the layer
-    followed by a ReLU whose gradient ignores the input's sign).
+    followed by a ReLU whose gradient ignores the input's sign). Inside a SavedModel opened at a
+    convolution (:mod:`reportgen.explain.savedmodel`), its ``Relu``/``Relu6`` ops take the same
+    gradients.
     """
     if mode not in ("guided", "deconv"):
         raise ValueError(mode)
 
     def visit(layer, path, call, inputs):
+        if isinstance(layer, Part):  # inside a SavedModel: its ReLU ops' gradients changed
+            return layer(*inputs, mode=mode)
         cap = relu_kind(layer)
         if cap is None:
             return call()
@@ -118,11 +134,13 @@ def saliency(model, images, targets=None, batch_size=64, output_index=0) -> np.n
     return input_gradients(ex, "plain", images, targets)
 
 
-def smooth_grad(model, images, targets=None, batch_size=64, samples=16, noise=0.15, seed=0,
-                output_index=0) -> np.ndarray:
+def smooth_grad(model, images, targets=None, batch_size=64,
+                samples: int = SmoothGradOptions.samples, noise: float = SmoothGradOptions.noise,
+                seed: int = SmoothGradOptions.seed, output_index=0) -> np.ndarray:
     """SmoothGrad: the mean gradient over ``samples`` noisy copies of each image; the Gaussian
     noise has standard deviation ``noise`` times the image's value range (max - min). The target
-    of a noisy copy is the clean image's.
+    of a noisy copy is the clean image's. The defaults are the build's
+    (:class:`~reportgen.explain.methods.options.SmoothGradOptions`).
 
     References:
         * Smilkov et al., SmoothGrad: removing noise by adding noise
@@ -135,8 +153,10 @@ def smooth_grad(model, images, targets=None, batch_size=64, samples=16, noise=0.
     return smooth_grad_maps(ex, images, targets, samples, noise, seed)
 
 
-def smooth_grad_maps(ex: Explainer, images, targets=None, samples: int = 16,
-                     noise: float = 0.15, seed: int = 0) -> np.ndarray:
+def smooth_grad_maps(ex: Explainer, images, targets=None,
+                     samples: int = SmoothGradOptions.samples,
+                     noise: float = SmoothGradOptions.noise,
+                     seed: int = SmoothGradOptions.seed) -> np.ndarray:
     """:func:`smooth_grad` on an explainer."""
     x = ex.batch(images)
     t = ex.targets(x, targets)
@@ -150,7 +170,8 @@ def smooth_grad_maps(ex: Explainer, images, targets=None, samples: int = 16,
     return (total / samples).astype(np.float32)
 
 
-def integrated_gradients(model, images, targets=None, batch_size=64, steps=32, baseline=None,
+def integrated_gradients(model, images, targets=None, batch_size=64,
+                         steps: int = IGOptions.steps, baseline=None,
                          output_index=0) -> np.ndarray:
     """Integrated Gradients along the straight path from ``baseline`` to each image.
 
@@ -173,8 +194,8 @@ def integrated_gradients(model, images, targets=None, batch_size=64, steps=32, b
     return integrated_gradient_maps(ex, images, targets, steps, baseline)
 
 
-def integrated_gradient_maps(ex: Explainer, images, targets=None, steps: int = 32,
-                             baseline=None) -> np.ndarray:
+def integrated_gradient_maps(ex: Explainer, images, targets=None,
+                             steps: int = IGOptions.steps, baseline=None) -> np.ndarray:
     """:func:`integrated_gradients` on an explainer."""
     x = ex.batch(images)
     t = ex.targets(x, targets)

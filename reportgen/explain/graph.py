@@ -18,7 +18,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from reportgen.explain import compat
+from reportgen.explain import compat, savedmodel
 
 #: Calls run eagerly before a function is compiled. Tracing a function through the graph costs
 #: about as much as this many eager calls' Python overhead, so short runs (a few sample images, the
@@ -32,6 +32,20 @@ Visitor = Callable[[keras.layers.Layer, str, Callable[[], tf.Tensor], tuple], tf
 
 def _default_visitor(layer, path, call, inputs):
     return call()
+
+
+def _float32(t):
+    """``t`` cast to float32 when it is a tensor of another float type (mixed precision),
+    else ``t`` itself."""
+    dtype = getattr(t, "dtype", None)
+    if isinstance(dtype, tf.DType) and dtype.is_floating and dtype != tf.float32:
+        return tf.cast(t, tf.float32)
+    return t
+
+
+def _is_conv(layer) -> bool:
+    """A conv layer, or the part of a SavedModel's serving graph that ends in a convolution."""
+    return hasattr(layer, "kernel_size") or isinstance(layer, savedmodel.Part) and layer.conv
 
 
 def _is_graph_model(layer) -> bool:
@@ -89,7 +103,13 @@ HEAD_KINDS = {
 
 
 def _final_activation(layer) -> str | None:
-    """"softmax", "sigmoid" or None for the last layer of a classifier."""
+    """"softmax", "sigmoid" or None for the last layer of a classifier (of a SavedModel: its
+    serving graph's final op, when the graph can be opened)."""
+    if savedmodel.is_saved_model(layer):
+        try:
+            return savedmodel.split(layer).activation
+        except savedmodel.SavedModelError:
+            return None
     if is_softmax_layer(layer):
         return "softmax"
     name = _activation_name(layer)
@@ -229,6 +249,8 @@ class ModelGraph:
         self._final = self._final_chain(model, output_index)
         self._shapes: dict[str, tuple] | None = None
         self._layers: dict[str, keras.layers.Layer] | None = None
+        #: {path of a SavedModel layer: why its serving graph could not be opened}.
+        self.closed: dict[str, str] = {}
         #: The output's kind (a key of :data:`HEAD_KINDS`), from the final layer's activation
         #: and the output's width.
         self.head = "logits"
@@ -296,7 +318,7 @@ class ModelGraph:
         out = self._output(self._run(self.model, x, visit, "", self._final[-1] if self._final
                                      else None))  # also builds the linear twin of the head
         self.head = head_kind(self._final[-1] if self._final else None, int(out.shape[-1]))
-        if self.opaque:
+        if self.opaque and not self.opened:
             p = tf.convert_to_tensor(out)  # opaque: do its outputs look like probabilities?
             if bool(tf.reduce_all(p >= 0)) and bool(tf.reduce_all(
                     tf.abs(tf.reduce_sum(p, axis=-1) - 1.0) < 1e-3)):
@@ -329,8 +351,7 @@ class ModelGraph:
         (so input scaling layers never count), in execution order; nested models themselves
         are left out (their inner layers are listed)."""
         paths = list(self.layer_shapes)
-        first_conv = next((i for i, p in enumerate(paths)
-                           if hasattr(self._layers[p], "kernel_size")), None)
+        first_conv = next((i for i, p in enumerate(paths) if _is_conv(self._layers[p])), None)
         if first_conv is None:
             return []
         return [p for p in paths[first_conv:]
@@ -339,17 +360,36 @@ class ModelGraph:
                 and not isinstance(self._layers[p], keras.Model)]
 
     def default_layer(self) -> str:
-        """Return the path of the last layer with a 4-D output larger than 1x1 (searching nested
-        models; never a layer before the first convolution).
+        """Return the path of the explained layer when none is given: the output of the last
+        convolution after its activation (searching nested models). From the last layer with
+        a convolution kernel and a 4-D output larger than 1x1, the layers that follow it on
+        the same grid (batch normalization, activations, a residual Add, a cell's
+        concatenation, ...) are followed up to the first that changes the grid, and the last
+        of them that is not a pooling layer is taken: VGG16 is explained at ``block5_conv3``
+        (14x14 at 224 px), not ``block5_pool``; a conv -> BatchNorm -> ReLU -> pooling block
+        at the ReLU's output; NASNet at its last cell's output.
 
         Raises:
             ValueError: the model has no convolutional layer.
         """
         candidates = self._spatial_layers()
+        if not candidates and self.closed:
+            raise ValueError("; ".join(f"the SavedModel {p!r} cannot be opened at a "
+                                       f"convolution: {why}" for p, why in self.closed.items()))
         if not candidates:
             raise ValueError(f"model {self.model.name!r} has no conv layer (no layer with a "
                              "4-D output larger than 1x1 after a convolution)")
-        return candidates[-1]
+        convs = [k for k, p in enumerate(candidates) if _is_conv(self.layer(p))]
+        if not convs:
+            return candidates[-1]
+        chosen = candidates[convs[-1]]
+        grid = self.layer_shapes[chosen][:2]
+        for p in candidates[convs[-1] + 1:]:
+            if self.layer_shapes[p][:2] != grid:
+                break
+            if not hasattr(self.layer(p), "pool_size"):  # a stride-1 pooling branch of a
+                chosen = p                                   # NASNet cell is passed over
+        return chosen
 
     def conv_layers(self) -> list[str]:
         """Paths of the layers with convolution kernels and a 4-D output larger than 1x1."""
@@ -398,12 +438,13 @@ class ModelGraph:
                 logits of the two classes are [-z, z].
 
         Returns:
-            The selected output (``output_index``), (N, classes) for a classifier (two
-            columns for a binary one).
+            The selected output (``output_index``) as float32 (a mixed-precision model's
+            float16 output is cast), (N, classes) for a classifier (two columns for a binary
+            one).
         """
         visitor = visitor or _default_visitor
         final = self._final[-1] if (logits and self._final) else None
-        out = self._output(self._run(self.model, x, visitor, "", final))
+        out = _float32(self._output(self._run(self.model, x, visitor, "", final)))
         if logits and self.head in ("binary", "binary_logit"):
             return tf.concat([-out, out], axis=-1)  # class 0 is explained by -z
         return out
@@ -427,15 +468,33 @@ class ModelGraph:
 
     @property
     def opaque(self) -> bool:
-        """Whether the model ends in a layer reportgen cannot see into (a SavedModel)."""
-        return bool(self._final) and isinstance(self._final[-1], keras.layers.TFSMLayer)
+        """Whether the model ends in a layer reportgen cannot walk layer by layer (a
+        SavedModel: its weights cannot be randomized, its ReLUs are not seen)."""
+        return bool(self._final) and savedmodel.is_saved_model(self._final[-1])
+
+    @property
+    def opened(self) -> bool:
+        """Whether the model's final SavedModel was opened at a convolution (see
+        :mod:`reportgen.explain.savedmodel`)."""
+        return self.opening() is not None
+
+    def opening(self):
+        """The :class:`~reportgen.explain.savedmodel.Split` of the model's final SavedModel,
+        or None (no SavedModel, or one that cannot be opened: :attr:`closed` says why)."""
+        if not self.opaque:
+            return None
+        try:
+            return savedmodel.split(self._final[-1])
+        except savedmodel.SavedModelError:
+            return None
 
     def has_relus(self) -> bool:
         """Whether any layer the graph walk sees applies a ReLU (guided backprop and deconvnet
         change those; without them they would only be the plain gradient)."""
         if self._layers is None:
             self._trace_shapes()
-        return any(relu_kind(layer) is not None for layer in self._layers.values())
+        return any(relu_kind(layer) is not None or getattr(layer, "relus", 0)
+                   for layer in self._layers.values())
 
     def forward_capture(self, x, paths, *, logits: bool = True, tape=None):
         """Run the model and also return the outputs of the layers at ``paths``.
@@ -445,7 +504,10 @@ class ModelGraph:
                 with respect to activations).
 
         Returns:
-            (model output as :meth:`forward`, {path: that layer's output}).
+            (model output as :meth:`forward`, {path: that layer's output as float32}). A layer
+            computing in another float type (mixed precision: float16) is captured as its
+            float32 copy, and the model goes on from that copy cast back (exactly), so
+            gradients with respect to the capture are float32 too.
         """
         wanted = set(paths)
         captured = {}
@@ -453,9 +515,12 @@ class ModelGraph:
         def visit(layer, path, call, inputs):
             out = call()
             if path in wanted:
+                wide = _float32(out)
                 if tape is not None:
-                    tape.watch(out)
-                captured[path] = out
+                    tape.watch(wide)
+                captured[path] = wide
+                if wide is not out:
+                    out = tf.cast(wide, out.dtype)
             return out
 
         return self.forward(x, visit, logits=logits), captured
@@ -466,6 +531,13 @@ class ModelGraph:
             return args[0]
         if _is_graph_model(layer) and len(args) == 1 and not kwargs.get("mask"):
             return self._run(layer, args[0], visitor, f"{path}/", final)
+        if savedmodel.is_saved_model(layer) and len(args) == 1:
+            try:
+                cut = savedmodel.split(layer)
+            except savedmodel.SavedModelError as e:
+                self.closed[path] = str(e)
+            else:
+                return self._call_split(cut, args[0], visitor, f"{path}/", layer is final)
         if isinstance(layer, keras.layers.Layer):
             kwargs = {**kwargs, "training": False}
 
@@ -481,6 +553,15 @@ class ModelGraph:
             return layer(*args, **kwargs)
 
         return visitor(layer, path, call, args)
+
+    def _call_split(self, cut, x, visitor, prefix: str, logits: bool):
+        """A SavedModel opened at a convolution: its two parts, each seen by ``visitor``
+        (``prefix`` + the tensor's name with inputs ``(x,)``, then ``prefix`` + ``head``
+        with inputs ``(x, tensor)``, returning logits); the output in the SavedModel's own
+        structure (logits when ``logits``)."""
+        a = visitor(cut.conv, f"{prefix}{cut.conv.name}", lambda: cut.conv(x), (x,))
+        out = visitor(cut.head, f"{prefix}{cut.head.name}", lambda: cut.head(x, a), (x, a))
+        return keras.tree.pack_sequence_as(cut.structure, [out if logits else cut.activate(out)])
 
     def _run(self, model, x, visitor, prefix, final):
         if isinstance(model, keras.Sequential):

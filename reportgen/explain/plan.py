@@ -4,9 +4,11 @@
 counts the activation memory of one image; :func:`make_plan` estimates every part of the
 report's work from the methods' declared costs (:data:`~reportgen.explain.methods.REGISTRY`)
 and, when the estimate is over ``explain.budget``, reduces the extras step by step in a fixed
-order (:data:`REDUCTIONS`) until it fits, never touching a key the user set. The unavoidable
-work (predictions, GradCAM over the whole test set, the true-class maps of the errors, the
-galleries) is never cut. The plan is plain data: the report states it.
+order (:data:`REDUCTIONS`; each method declares its own in its spec) until it fits, never
+touching a key the user set. The unavoidable work (predictions, GradCAM over the whole test
+set, the true-class maps of the errors, the galleries) is never cut. The result is a
+:class:`Plan`, a frozen value holding every setting as run and each :class:`Reduction` from
+what was asked: the build runs it and the report states it.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from reportgen.explain.methods import REGISTRY, Shape
+from reportgen.explain.methods.spec import OptionCut
 
 #: When ``explain.budget`` is 0, a build plans for :data:`BUDGET_PASSES` predict passes over
 #: its test set (as the probe measures one), within [:data:`MIN_BUDGET`, :data:`MAX_BUDGET`]
@@ -32,9 +37,10 @@ MEMORY_SHARE = 0.5
 MEMORY_CAP = 2 * 2**30
 #: The probe times each function for at least this many seconds (at most
 #: :data:`PROBE_CALLS` calls) and takes the median: the best of two 0.1 s calls of a
-#: MobileNetV2 at 224 px varied from 42 to 77 images per second between builds.
+#: MobileNetV2 at 224 px varied from 42 to 77 images per second between builds, and twelve
+#: 15 ms calls of the demo's CNN (0.2 s) from 0.5 to 1.7 ms per image on a shared machine.
 PROBE_SECONDS = 1.0
-PROBE_CALLS = 12
+PROBE_CALLS = 100
 #: Largest batch the planner chooses (more gains nothing measurable on a CPU).
 MAX_BATCH = 128
 #: Bytes of working memory per activation byte of a backward pass (activations kept, their
@@ -63,10 +69,12 @@ class Probe:
     #: Seconds per image of the test set's GradCAM (forward, and backward through the head
     #: above the explained layer only); None without a conv layer (then forward + backward).
     cam_s: float | None = None
-    #: Seconds to trace one compiled function of this model (the mean over the probe's
+    #: Seconds to trace one compiled function of this model (the least over the probe's
     #: compiled functions of the first call's time less a later call's: the gradient
-    #: functions always, the forward one when ``compiled``). Every method traces its function
-    #: once per model: seconds on a large model, which a plan for a few images must count.
+    #: functions always, the forward one when ``compiled``; the test set's GradCAM also builds
+    #: its peak search, 3.5 s against 0.4 s for the forward pass on the demo, whose methods'
+    #: functions took 0.38 s each). Every method traces its functions once per model: seconds
+    #: on a large model, which a plan for a few images must count.
     trace_s: float = 0.0
 
     @property
@@ -158,7 +166,7 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
     return Probe(device_name(), max(forward, 1e-6), max(both - forward, forward),
                  activation_bytes(ex.graph), batch, compiled,
                  None if cam_s is None else max(cam_s, 1e-6),
-                 float(np.mean(traces)) if traces else 0.0)
+                 float(min(traces)) if traces else 0.0)
 
 
 def time_budget(budget: float, p: Probe, n_test: int) -> float:
@@ -190,27 +198,55 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Work:
-    """What the planner sizes: the counts of the build, with the settings as planned."""
+    """What the planner sizes: the counts of the build, with the settings as planned. Never
+    changed: a reduction makes a new one (:meth:`with_settings`, :meth:`with_option`)."""
 
     n_test: int
     n_samples: int
     n_grid: int
     grid_classes: int
     shape: Shape
-    settings: dict  # explain.<key>: value (quality_images, quality_steps, ...)
-    options: dict   # {method: its options dataclass}
-    quality_methods: list = field(default_factory=list)
+    #: explain.<key>: value (quality_images, quality_steps, ...; in a build every key of
+    #: [explain] but the method tables), read-only.
+    settings: dict
+    #: {method: its options dataclass}, read-only.
+    options: dict
+    quality_methods: tuple[str, ...] = ()
     #: Whether the Layers page runs test images again (``settings["receptive_images"]`` of
     #: them) to find its receptive-field units; not when the GradCAM pass over the test set
     #: finds them (the explained layer is the one shown).
     rf_search: bool = False
 
+    def __post_init__(self):  # copies: the caller's dicts and lists may change later
+        object.__setattr__(self, "settings", dict(self.settings))
+        object.__setattr__(self, "options", dict(self.options))
+        object.__setattr__(self, "quality_methods", tuple(self.quality_methods))
+
+    def with_settings(self, **values) -> Work:
+        """This work with the settings ``values`` changed."""
+        return dataclasses.replace(self, settings={**self.settings, **values})
+
+    def with_option(self, method: str, key: str, value) -> Work:
+        """This work with option ``key`` of ``method`` changed to ``value``."""
+        changed = dataclasses.replace(self.options[method], **{key: value})
+        return dataclasses.replace(self, options={**self.options, method: changed})
+
 
 def _method_s(p: Probe, name: str, options, shape: Shape) -> float:
     c = REGISTRY[name].cost(options, shape)
     return c.forward * p.forward_s + c.backward * p.backward_s
+
+
+#: The compiled functions the probe traces before the work (no method pays for them again).
+PROBED = frozenset({"probabilities", "input gradient"})
+
+
+def traces(methods, traced: frozenset = frozenset()) -> int:
+    """How many compiled functions ``methods`` run between them, but those ``traced``
+    already (each method's spec names its functions: several share one)."""
+    return len({f for m in methods for f in REGISTRY[m].functions} - traced)
 
 
 def estimate(p: Probe, w: Work) -> dict[str, float]:
@@ -220,8 +256,9 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
     sanity check, and the Layers page (feature maps, filter patterns of three layers, the
     receptive-field search over ``receptive_images`` test images, deep dream at 12 steps an
     octave). Each part also counts the tracing of the functions it is first to run
-    (``p.trace_s`` each): every method's on the sample images, again on the sanity check's
-    randomized model, the curves' forward pass, and the Layers page's four."""
+    (``p.trace_s`` each, :func:`traces`): the methods' on the sample images (but those the
+    probe compiled), all of them again on the sanity check's randomized model, the curves'
+    forward pass, and the Layers page's four."""
     s, cam, grad = w.settings, p.gradcam_s, p.forward_s + p.backward_s
     methods = {m: _method_s(p, m, o, w.shape) for m, o in w.options.items()}
     q = min(s["quality_images"], w.n_test)
@@ -238,211 +275,426 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
     return {  # named as the parts of Explained.seconds
         "test set": w.n_test * cam if conv else 0.0,  # the errors' true maps come with it
         "methods on sample images": w.n_samples * sum(methods.values())
-        + len(w.options) * p.trace_s,
+        + bool(w.n_samples) * traces(w.options, PROBED) * p.trace_s,
         "class grid": w.n_grid * w.grid_classes * cam if conv else 0.0,
-        "quality: maps": q * sum(methods[m] for m in w.quality_methods),
+        "quality: maps": q * sum(methods[m] for m in w.quality_methods)
+        + bool(q and not w.n_samples) * traces(w.quality_methods, PROBED) * p.trace_s,
         "quality: deletion/insertion": q * curve + quality * p.trace_s,
         "quality: sanity check": sanity * sum(methods[m] for m in w.quality_methods)
-        + bool(sanity and quality) * len(w.quality_methods) * p.trace_s,
+        + bool(sanity and quality) * traces(w.quality_methods) * p.trace_s,
         "layers": (3 * s["pattern_filters"] * s["pattern_steps"]
                    + s["dream_images"] * s["dream_octaves"] * 12) * grad
         + (rf_images * p.forward_s + layer_traces * p.trace_s if conv else 0.0),
     }
 
 
-def _option(w: Work, method: str, key: str, value) -> None:
-    if method in w.options:
-        w.options[method] = dataclasses.replace(w.options[method], **{key: value})
+#: Why a reduction was made when it was to fit the budget at the start of the build.
+TO_FIT = "to fit explain.budget"
+#: Why explain.sanity_images follows explain.quality_images down.
+AT_MOST_QUALITY = "at most explain.quality_images"
+#: Why explain.sanity_images is 0 for a model whose head cannot be randomized.
+OPAQUE_HEAD = "the model's head is inside a SavedModel, whose weights cannot be randomized"
+#: Why a method is left out of the report (the last resort).
+OVER_ON_SAMPLES = ("over the budget on the sample images alone; name it in explain.methods to "
+                   "keep it")
+#: Reduction keys that leave methods out: what their text says after the methods' labels.
+LEFT_OUT = {"explain.methods": "left out",
+            "quality_methods": "left out of the quality table (shown on the samples)"}
 
 
-#: The reductions, in the order they are tried: (what, how). Each returns a description of
-#: what it changed, or None when it cannot (already at its floor, or set by the user).
-REDUCTIONS = ("tie_orders", "quality_images:50", "smoothgrad.samples", "integrated_gradients"
-              ".steps", "scorecam.channels", "rise.masks", "quality_steps", "quality_images:20",
-              "pattern_steps", "dream_octaves", "receptive_images", "drop:rise",
-              "drop:occlusion", "quality_images:10", "dream_images", "pattern_filters",
-              "samples_per_class", "omit:rise", "omit:occlusion", "quality_images:5")
+@dataclass(frozen=True)
+class Reduction:
+    """One change the plan made to what was asked: ``key`` (``explain.tie_orders``,
+    ``explain.<method>.<option>``; ``explain.methods`` for methods left out of the report,
+    ``quality_methods`` for methods left out of the quality table) from ``asked`` to ``used``
+    (for those two, tuples of method names), and ``why``."""
 
-#: Floors of the reducible settings: (explain key, floor, reduced value of the current one).
-_SETTINGS = {"tie_orders": (1, lambda v: 1), "quality_steps": (4, lambda v: max(4, v // 2)),
-             "pattern_steps": (10, lambda v: max(10, v // 4)),
-             "dream_octaves": (1, lambda v: 1), "dream_images": (0, lambda v: 0),
-             "receptive_images": (64, lambda v: max(64, v // 8)),
-             "pattern_filters": (0, lambda v: 0)}
-_OPTIONS = {"smoothgrad.samples": (4, lambda v: max(4, v // 2)),
-            "integrated_gradients.steps": (8, lambda v: max(8, v // 2)),
-            "scorecam.channels": (8, lambda v: max(8, v // 2)),
-            "rise.masks": (500, lambda v: max(500, v // 4))}
+    key: str
+    asked: Any
+    used: Any
+    why: str = TO_FIT
+
+    def __str__(self) -> str:
+        if self.key in LEFT_OUT:
+            gone = [REGISTRY[m].label for m in self.asked if m not in self.used]
+            text = f"{', '.join(gone)} {LEFT_OUT[self.key]}"
+        else:
+            text = f"{self.key} {self.asked} → {self.used}"
+        return text if self.why == TO_FIT else f"{text} ({self.why})"
+
+    def as_dict(self) -> dict:
+        """Plain data for metrics.json: key, asked, used, why and the sentence."""
+        plain = [list(v) if isinstance(v, tuple) else v for v in (self.asked, self.used)]
+        return {"key": self.key, "asked": plain[0], "used": plain[1], "why": self.why,
+                "text": str(self)}
+
+
+def _method_cost(w: Work, m: str) -> float:
+    """Method ``m``'s cost per image in forward passes (the costliest is left out first)."""
+    return REGISTRY[m].cost(w.options[m], w.shape).forward_equivalents
+
+
+def _without_sanity(w: Work, why: str | None) -> tuple[Work, tuple[Reduction, ...]]:
+    """``w`` with explain.sanity_images 0 and the reduction that says ``why``, where the
+    check cannot run (``why`` not None) and was asked for; else ``w`` as it is."""
+    asked = w.settings["sanity_images"]
+    if why is None or not asked:
+        return w, ()
+    return w.with_settings(sanity_images=0), (Reduction("explain.sanity_images", asked, 0,
+                                                        why),)
+
+
+def _clamped_sanity(w: Work) -> tuple[Work, tuple[Reduction, ...]]:
+    """``w`` with explain.sanity_images at most explain.quality_images, and the reduction
+    that says so where it changed."""
+    s = w.settings
+    if s["sanity_images"] <= s["quality_images"]:
+        return w, ()
+    return (w.with_settings(sanity_images=s["quality_images"]),
+            (Reduction("explain.sanity_images", s["sanity_images"], s["quality_images"],
+                       AT_MOST_QUALITY),))
+
+
+Step = Callable[[Work, set], "tuple[Work, tuple[Reduction, ...]] | None"]
+
+
+def _setting(key: str, floor: int, smaller: Callable[[int], int]) -> Step:
+    """The step that cuts setting ``key`` to ``smaller(value)``, never below ``floor``."""
+    def step(w: Work, given: set):
+        old = w.settings[key]
+        if f"explain.{key}" in given or old <= floor:
+            return None
+        if key == "receptive_images" and (not w.rf_search or w.n_test <= floor):
+            return None  # no search, or one over so few images that fewer save nothing
+        return w.with_settings(**{key: smaller(old)}), (
+            Reduction(f"explain.{key}", old, smaller(old)),)
+    return step
+
+
+def _quality_images(floor: int) -> Step:
+    """The step that cuts the quality table to ``floor`` images (and the sanity check with
+    it, said in a reduction of its own)."""
+    def step(w: Work, given: set):
+        old = w.settings["quality_images"]
+        if "explain.quality_images" in given or min(old, w.n_test) <= floor:
+            return None
+        cut, clamp = _clamped_sanity(w.with_settings(quality_images=floor))
+        return cut, (Reduction("explain.quality_images", old, floor),) + clamp
+    return step
+
+
+def _samples_per_class(w: Work, given: set):
+    """One sample image of each shown class."""
+    old = w.settings.get("samples_per_class", 0)
+    if "explain.samples_per_class" in given or old <= 1 or w.n_samples <= w.n_grid:
+        return None
+    cut = dataclasses.replace(w.with_settings(samples_per_class=1), n_samples=w.n_grid)
+    return cut, (Reduction("explain.samples_per_class", old, 1),)
+
+
+def _option_cut(method: str, cut: OptionCut) -> Step:
+    """The step that cuts option ``cut.option`` of ``method`` (declared in its spec)."""
+    def step(w: Work, given: set):
+        key = f"explain.{method}.{cut.option}"
+        if method not in w.options or key in given:
+            return None
+        old = getattr(w.options[method], cut.option)
+        if old <= cut.floor:
+            return None
+        return w.with_option(method, cut.option, cut.smaller(old)), (
+            Reduction(key, old, cut.smaller(old)),)
+    return step
+
+
+def _leave_out(of_quality: bool) -> Step:
+    """The step that leaves the costliest optional method (its spec's
+    ``reductions.optional``) out of the quality table, or (``of_quality`` False, the last
+    resort) out of the report; never when the user named the methods."""
+    def step(w: Work, given: set):
+        pool = w.quality_methods if of_quality else tuple(w.options)
+        optional = [m for m in pool if REGISTRY[m].reductions.optional]
+        if not optional or "explain.methods" in given:
+            return None
+        m = max(optional, key=lambda name: _method_cost(w, name))
+        quality = tuple(q for q in w.quality_methods if q != m)
+        if of_quality:
+            return dataclasses.replace(w, quality_methods=quality), (
+                Reduction("quality_methods", w.quality_methods, quality),)
+        options = {k: v for k, v in w.options.items() if k != m}
+        return dataclasses.replace(w, options=options, quality_methods=quality), (
+            Reduction("explain.methods", tuple(w.options), tuple(options), OVER_ON_SAMPLES),)
+    return step
+
+
+#: The planner's own reductions (named in :data:`REDUCTIONS`): settings of the quality table
+#: and the Layers page with their floors and how each is cut.
+_STEPS: dict[str, Step] = {
+    "tie_orders": _setting("tie_orders", 1, lambda v: 1),
+    "quality_steps": _setting("quality_steps", 4, lambda v: max(4, v // 2)),
+    "pattern_steps": _setting("pattern_steps", 10, lambda v: max(10, v // 4)),
+    "dream_octaves": _setting("dream_octaves", 1, lambda v: 1),
+    "dream_images": _setting("dream_images", 0, lambda v: 0),
+    "receptive_images": _setting("receptive_images", 64, lambda v: max(64, v // 8)),
+    "pattern_filters": _setting("pattern_filters", 0, lambda v: 0),
+    "samples_per_class": _samples_per_class,
+    **{f"quality_images:{n}": _quality_images(n) for n in (50, 20, 10, 5)},
+}
+
+#: The reductions, in the order they are tried. "method options" stands for every
+#: :class:`~reportgen.explain.methods.spec.OptionCut` the methods declare (in registry order);
+#: "drop optional" and "omit optional" for leaving the methods their specs mark optional out
+#: of the quality table and, last, of the report, the costliest first.
+REDUCTIONS = ("tie_orders", "quality_images:50", "method options", "quality_steps",
+              "quality_images:20", "pattern_steps", "dream_octaves", "receptive_images",
+              "drop optional", "quality_images:10", "dream_images", "pattern_filters",
+              "samples_per_class", "omit optional", "quality_images:5")
+#: The reductions a re-plan may still take once the sample images are explained: the quality
+#: table's and the Layers page's sizes only (the methods' options stay as the sample images
+#: used them, so every map of a method is made alike).
+LATE_REDUCTIONS = ("tie_orders", "quality_images:50", "quality_steps", "quality_images:20",
+                   "pattern_steps", "dream_octaves", "receptive_images", "drop optional",
+                   "quality_images:10", "dream_images", "pattern_filters", "quality_images:5")
+
+
+def steps(order: tuple[str, ...]) -> list[Step]:
+    """The steps of ``order`` (:data:`REDUCTIONS` or :data:`LATE_REDUCTIONS`), the methods'
+    own expanded from the registry."""
+    optional = sum(spec.reductions.optional for spec in REGISTRY.values())
+    out: list[Step] = []
+    for name in order:
+        if name == "method options":
+            out += [_option_cut(m, cut) for m, spec in REGISTRY.items()
+                    for cut in spec.reductions.options]
+        elif name in ("drop optional", "omit optional"):
+            out += [_leave_out(name == "drop optional")] * optional
+        else:
+            out.append(_STEPS[name])
+    return out
 
 
 #: The keys the reductions change (a key set by the user is kept as it is).
 REDUCIBLE = {"explain.methods", "explain.quality_images", "explain.sanity_images",
-             "explain.samples_per_class",
-             *(f"explain.{k}" for k in (*_SETTINGS, *_OPTIONS))}
+             "explain.samples_per_class", *(f"explain.{k}" for k in _STEPS if ":" not in k),
+             *(f"explain.{m}.{cut.option}" for m, spec in REGISTRY.items()
+               for cut in spec.reductions.options)}
 
 
-def _reduce(step: str, w: Work, given: set[str]) -> str | None:
-    s = w.settings
-    if step.startswith("quality_images:"):
-        floor = int(step.split(":")[1])
-        if "explain.quality_images" in given or min(s["quality_images"], w.n_test) <= floor:
-            return None
-        old, s["quality_images"] = s["quality_images"], floor
-        s["sanity_images"] = min(s["sanity_images"], floor)
-        return f"explain.quality_images {old} → {floor}"
-    if step.startswith("omit:"):  # the last resort: not even on the sample images
-        m = step.split(":")[1]
-        if m not in w.options or "explain.methods" in given:
-            return None
-        del w.options[m]
-        if m in w.quality_methods:
-            w.quality_methods.remove(m)
-        return (f"{REGISTRY[m].label} left out (over the budget on the sample images alone; "
-                "name it in explain.methods to keep it)")
-    if step == "samples_per_class":
-        if step not in s or "explain.samples_per_class" in given or s[step] <= 1 \
-                or w.n_samples <= w.n_grid:
-            return None
-        old, s[step], w.n_samples = s[step], 1, w.n_grid  # one image of each shown class
-        return f"explain.samples_per_class {old} → 1"
-    if step.startswith("drop:"):
-        m = step.split(":")[1]
-        if m not in w.quality_methods or "explain.methods" in given:
-            return None
-        w.quality_methods.remove(m)
-        return f"{REGISTRY[m].label} left out of the quality table (shown on the samples)"
-    if step == "receptive_images" and (not w.rf_search or w.n_test <= _SETTINGS[step][0]):
-        return None  # no search, or one over so few images that fewer save nothing
-    if step in _SETTINGS:
-        floor, smaller = _SETTINGS[step]
-        if f"explain.{step}" in given or s[step] <= floor:
-            return None
-        old, s[step] = s[step], smaller(s[step])
-        return f"explain.{step} {old} → {s[step]}"
-    method, key = step.split(".")
-    floor, smaller = _OPTIONS[step]
-    opts = w.options.get(method)
-    if opts is None or f"explain.{step}" in given or getattr(opts, key) <= floor:
-        return None
-    old = getattr(opts, key)
-    _option(w, method, key, smaller(old))
-    return f"explain.{step} {old} → {getattr(w.options[method], key)}"
-
-
-def _reduce_until(steps, w: Work, given: set[str], cost, limit: float) -> list[str]:
-    """Take ``steps`` (see :func:`_reduce`) in order while ``cost()`` is over ``limit``;
-    return what each step that changed something did."""
-    reduced = []
-    for step in steps:
-        if cost() <= limit:
+def _reduce_until(order: tuple[str, ...], w: Work, given: set[str],
+                  cost: Callable[[Work], float], limit: float
+                  ) -> tuple[Work, tuple[Reduction, ...]]:
+    """Take the steps of ``order`` while ``cost(work)`` is over ``limit``; return the work
+    reduced and what each step that changed something did."""
+    made: tuple[Reduction, ...] = ()
+    for step in steps(order):
+        if cost(w) <= limit:
             break
-        what = _reduce(step, w, given)
-        if what:
-            reduced.append(what)
-    return reduced
+        out = step(w, given)
+        if out:
+            w, what = out
+            made += what
+    return w, made
 
 
-def make_plan(p: Probe, w: Work, budget_s: float, memory: int, given: set[str],
-              batch_size: int) -> dict:
+@dataclass(frozen=True)
+class Replan:
+    """The re-plan once the early parts ran: they took ``ratio`` times their estimate
+    (``early_s`` seconds), leaving ``left_s`` of the budget; ``reduced`` reductions made."""
+
+    ratio: float
+    early_s: float
+    left_s: float
+    reduced: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The plan the explanations ran to: the probe's measurements, the work as planned (every
+    setting and method option as run), the batch sizes, the estimates as asked and as
+    planned, and each :class:`Reduction` from what was asked. Never changed: the re-plan makes
+    a new one (:func:`replan`). The report reads it, so a page can only state what ran."""
+
+    probe: Probe
+    work: Work
+    budget_s: float
+    memory_bytes: int
+    batch_size: int
+    forward_batch_size: int
+    estimate_full_s: dict
+    estimate_s: dict
+    reductions: tuple[Reduction, ...] = ()
+    notes: tuple[str, ...] = ()
+    budget_default: bool = False
+    replan: Replan | None = None
+    budget_passes: int = BUDGET_PASSES
+    budget_range: tuple[float, float] = (MIN_BUDGET, MAX_BUDGET)
+
+    @property
+    def settings(self) -> dict:
+        """explain.<key>: the value run."""
+        return dict(self.work.settings)
+
+    @property
+    def options(self) -> dict:
+        """{method: its options dataclass as run}, the methods that were planned to run."""
+        return dict(self.work.options)
+
+    @property
+    def quality_methods(self) -> list[str]:
+        return list(self.work.quality_methods)
+
+    @property
+    def reduced(self) -> list[str]:
+        """Each reduction as a sentence (``explain.tie_orders 3 → 1``)."""
+        return [str(r) for r in self.reductions]
+
+    @property
+    def fits_as_asked(self) -> bool:
+        """Whether nothing had to be cut (a sanity check held to the quality images, or off
+        where it cannot run, is no cut) and nothing is noted."""
+        return not self.notes and all(r.why in (AT_MOST_QUALITY, OPAQUE_HEAD)
+                                      for r in self.reductions)
+
+    @property
+    def batch_sizes(self) -> dict[str, int]:
+        """{method: its batch}: the forward batch for methods without a backward pass."""
+        return {m: self.forward_batch_size if REGISTRY[m].cost(o, self.work.shape).backward == 0
+                else self.batch_size for m, o in self.work.options.items()}
+
+    @property
+    def method_s(self) -> dict[str, float]:
+        """{method: estimated seconds per image}."""
+        return {m: round(_method_s(self.probe, m, o, self.work.shape), 5)
+                for m, o in self.work.options.items()}
+
+    def __getattr__(self, name: str):  # the probe's measurements, as the pages name them
+        if name in _MEASURED:
+            return _MEASURED[name](self.probe)
+        raise AttributeError(name)
+
+    def as_dict(self) -> dict:
+        """Plain data for metrics.json (``explain.plan``)."""
+        out = {k: getattr(self, k) for k in (*_MEASURED, "budget_s", "memory_bytes",
+                                             "batch_size", "forward_batch_size", "batch_sizes",
+                                             "estimate_full_s", "estimate_s", "reduced",
+                                             "settings", "quality_methods", "method_s",
+                                             "budget_default", "budget_passes")}
+        return {**out, "notes": list(self.notes), "budget_range": list(self.budget_range),
+                "reductions": [r.as_dict() for r in self.reductions],
+                "options": {m: dataclasses.asdict(o) for m, o in self.work.options.items()},
+                "replan": None if self.replan is None else dataclasses.asdict(self.replan)}
+
+
+#: What the pages read of the probe through the plan (``plan.device``).
+_MEASURED: dict[str, Callable[[Probe], Any]] = {
+    "device": lambda p: p.device,
+    "timed": lambda p: "compiled" if p.compiled else ("forward eagerly (an upper bound), "
+                                                      "gradients compiled"),
+    "forward_images_per_s": lambda p: round(p.images_per_s[0], 2),
+    "backward_images_per_s": lambda p: round(p.images_per_s[1], 2),
+    "gradcam_images_per_s": lambda p: round(1.0 / p.gradcam_s, 2),
+    "trace_s": lambda p: round(p.trace_s, 3),
+    "activation_bytes_per_image": lambda p: p.activation_bytes,
+}
+
+
+def _rounded(est: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 1) for k, v in est.items()}
+
+
+def make_plan(p: Probe, w: Work, budget_s: float, memory: float, given: set[str],
+              batch_size: int, budget_default: bool = False,
+              no_sanity: str | None = None) -> Plan:
     """The plan of the work ``w`` on probe ``p``: reductions in :data:`REDUCTIONS` order until
-    the estimate fits ``budget_s`` (``w`` is changed in place to the planned settings), and the
-    batch sizes (``batch_size`` when the user set ``explain.batch_size``, else what ``memory``
-    bytes hold: of a backward pass, and of a forward pass alone for the methods without one
-    and the deletion/insertion curves). Returns it as plain data."""
-    per_image = BACKWARD_FACTOR * p.activation_bytes
+    the estimate fits ``budget_s``, and the batch sizes (``batch_size`` when the user set
+    ``explain.batch_size``, else what ``memory`` bytes hold: of a backward pass, and of a
+    forward pass alone for the methods without one and the deletion/insertion curves).
+    ``budget_default``: whether the budget is the default one (explain.budget = 0).
+    ``no_sanity``: why the sanity check cannot run on this model (:data:`OPAQUE_HEAD`), or
+    None: then explain.sanity_images is 0 from the start, said so, and no time is planned
+    for it."""
     fits = memory_batch(p.activation_bytes, memory)
     user = "explain.batch_size" in given
     batch = batch_size if user else fits
     forward = batch if user else memory_batch(p.activation_bytes, memory, FORWARD_FACTOR)
+    w, off = _without_sanity(w, no_sanity)
     full = estimate(p, w)
-    reduced = _reduce_until(REDUCTIONS, w, given, lambda: sum(estimate(p, w).values()),
-                            budget_s)
+    w, clamp = _clamped_sanity(w)
+    clamp = off + clamp
+    w, reduced = _reduce_until(REDUCTIONS, w, given, lambda v: sum(estimate(p, v).values()),
+                               budget_s)
+    w = w.with_settings(batch_size=int(batch), methods=list(w.options), budget=budget_s,
+                        memory_gb=round(memory / 2**30, 3))  # automatic values resolved
     planned = estimate(p, w)
+    kept = given - {r.key for r in clamp + reduced}  # a sanity_images set follows quality
+    return Plan(p, w, budget_s, int(memory), int(batch), int(forward), _rounded(full),
+                _rounded(planned), clamp + reduced,
+                _notes(sum(planned.values()), budget_s, kept, batch, fits, memory, p),
+                budget_default)
+
+
+def _notes(total: float, budget_s: float, kept_given: set[str], batch: int, fits: int,
+           memory: float, p: Probe) -> tuple[str, ...]:
+    """What the plan could not do: fit the budget (``kept_given``: the keys the user set that
+    the plan kept as set), or the user's batch in the memory."""
     notes = []
-    total = sum(planned.values())
     if total > budget_s:
-        kept = sorted(k for k in given if k in REDUCIBLE)
+        kept = sorted(k for k in kept_given if k in REDUCIBLE)
         notes.append(f"Over the budget: about {total:.0f} s of work against "
                      f"explain.budget = {budget_s:g} s"
                      + (f"; set by you and kept: {', '.join(kept)}" if kept else
                         "; the unavoidable work and the smallest extras take that long"))
     if batch > fits:
         notes.append(f"explain.batch_size = {batch} (set by you) needs about "
-                     f"{batch * per_image / 2**30:.1f} GiB, more than the memory budget of "
-                     f"{memory / 2**30:.1f} GiB")
-    return {"device": p.device, "budget_s": budget_s, "memory_bytes": int(memory),
-            "timed": "compiled" if p.compiled else "forward eagerly (an upper bound), "
-                                                  "gradients compiled",
-            "forward_images_per_s": round(p.images_per_s[0], 2),
-            "backward_images_per_s": round(p.images_per_s[1], 2),
-            "gradcam_images_per_s": round(1.0 / p.gradcam_s, 2),
-            "trace_s": round(p.trace_s, 3),
-            "activation_bytes_per_image": p.activation_bytes, "batch_size": int(batch),
-            "forward_batch_size": int(forward),
-            "batch_sizes": {m: int(forward if REGISTRY[m].cost(o, w.shape).backward == 0
-                                   else batch) for m, o in w.options.items()},
-            "estimate_full_s": {k: round(v, 1) for k, v in full.items()},
-            "estimate_s": {k: round(v, 1) for k, v in planned.items()},
-            "reduced": reduced, "notes": notes, "settings": dict(w.settings),
-            "quality_methods": list(w.quality_methods),
-            "method_s": {m: round(_method_s(p, m, o, w.shape), 5) for m, o in w.options.items()}}
+                     f"{batch * BACKWARD_FACTOR * p.activation_bytes / 2**30:.1f} GiB, more "
+                     f"than the memory budget of {memory / 2**30:.1f} GiB")
+    return tuple(notes)
 
 
-#: The reductions a re-plan may still take once the sample images are explained: the quality
-#: table's and the Layers page's sizes only (the methods' options stay as the sample images
-#: used them, so every map of a method is made alike).
-LATE_REDUCTIONS = ("tie_orders", "quality_images:50", "quality_steps", "quality_images:20",
-                   "pattern_steps", "dream_octaves", "receptive_images", "drop:rise",
-                   "drop:occlusion", "quality_images:10", "dream_images", "pattern_filters",
-                   "quality_images:5")
 #: The parts of the estimate still to run when the re-plan is made.
 LATE_PARTS = ("quality: maps", "quality: deletion/insertion", "quality: sanity check", "layers")
 #: The parts the re-plan measures the plan by.
 EARLY_PARTS = ("test set", "methods on sample images", "class grid")
 
 
-def replan(plan: dict, p: Probe, w: Work, measured: dict[str, float], given: set[str]) -> list:
-    """Re-plan the rest of the work after the early parts ran: when they took longer than
+def replan(plan: Plan, measured: dict[str, float], given: set[str]) -> Plan:
+    """The plan of the rest of the work after the early parts ran: when they took longer than
     planned (``measured`` seconds of :data:`EARLY_PARTS` against the plan's estimate), every
     later part is assumed slower by that ratio too, and :data:`LATE_REDUCTIONS` are taken in
-    order until the rest fits what is left of the budget. ``w`` (the planned work) and
-    ``plan`` change in place: its settings, quality methods, estimate of the later parts
-    (at the measured speed) and reductions, each marked as made on re-planning, and
-    ``plan["replan"]`` (the ratio and the seconds left). Returns the new reductions; none when
-    the early parts were on time."""
+    order until the rest fits what is left of the budget. Returns a new plan: its work, the
+    estimate of the later parts (at the measured speed), its reductions with the new ones
+    (each saying it was re-planned) and :class:`Replan`; ``plan`` itself with only
+    :attr:`Plan.replan` set when the early parts were on time."""
+    p, w = plan.probe, plan.work
     first = estimate(p, w)
-    planned = sum(first[k] for k in EARLY_PARTS)
     spent = sum(measured.get(k, 0.0) for k in EARLY_PARTS)
-    ratio = spent / max(planned, 1e-9)
-    left = plan["budget_s"] - spent
-    plan["replan"] = {"ratio": round(ratio, 3), "early_s": round(spent, 1),
-                      "left_s": round(left, 1)}
+    ratio = spent / max(sum(first[k] for k in EARLY_PARTS), 1e-9)
+    info = Replan(round(ratio, 3), round(spent, 1), round(plan.budget_s - spent, 1))
     if ratio <= 1.0:
-        return []
+        return dataclasses.replace(plan, replan=info)
     slow = dataclasses.replace(p, forward_s=p.forward_s * ratio, backward_s=p.backward_s * ratio,
                                cam_s=None if p.cam_s is None else p.cam_s * ratio,
                                trace_s=p.trace_s * ratio)
-
-    def rest() -> float:
-        return sum(estimate(slow, w)[k] for k in LATE_PARTS)
-
-    reduced = [f"{what} (re-planned: the work so far took {ratio:.2f}x its estimate)"
-               for what in _reduce_until(LATE_REDUCTIONS, w, given, rest, left)]
+    w, made = _reduce_until(LATE_REDUCTIONS, w, given,
+                            lambda v: sum(estimate(slow, v)[k] for k in LATE_PARTS),
+                            plan.budget_s - spent)
+    why = f"re-planned: the work so far took {ratio:.2f}x its estimate"
+    made = tuple(dataclasses.replace(r, why=why if r.why == TO_FIT else f"{r.why}; {why}")
+                 for r in made)
     est = estimate(slow, w)
-    plan["estimate_s"].update({k: round(est[k], 1) for k in LATE_PARTS})
-    plan["reduced"] += reduced
-    plan["replan"]["reduced"] = len(reduced)
-    plan["settings"] = dict(w.settings)
-    plan["quality_methods"] = list(w.quality_methods)
-    return reduced
+    return dataclasses.replace(
+        plan, work=w, reductions=plan.reductions + made,
+        estimate_s={**plan.estimate_s, **_rounded({k: est[k] for k in LATE_PARTS})},
+        replan=dataclasses.replace(info, reduced=len(made)))
 
 
-def progress_steps(plan: dict, scored: list[str]) -> list[float]:
+def progress_steps(plan: Plan | None, scored: list[str]) -> list[float]:
     """The planned seconds of each step of the "Methods and quality" progress bar: the sample
     images and class grid, then one step per method of ``scored`` (its maps, curves and
     sanity check, each part of the estimate shared by the methods' costs per image), so the
     bar's ETA follows the plan."""
-    est, cost = plan.get("estimate_s", {}), plan.get("method_s", {})
+    if plan is None:
+        return [1.0] * (len(scored) + 1)
+    est, cost = plan.estimate_s, plan.method_s
     first = est.get("methods on sample images", 0.0) + est.get("class grid", 0.0)
     quality = sum(est.get(k, 0.0) for k in ("quality: maps", "quality: deletion/insertion",
                                             "quality: sanity check"))

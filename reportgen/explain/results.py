@@ -7,10 +7,14 @@ reads these types, and the cached rebuild unpickles them, without importing Tens
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reportgen.evaluate import paired_best
+
+if TYPE_CHECKING:
+    from reportgen.explain.plan import Plan
 
 #: Gallery sections of a class page, in page order.
 SECTIONS = ("misclassified", "confident_wrong", "correct")
@@ -157,7 +161,9 @@ class Unit:
 
 @dataclass
 class ReceptiveView:
-    """The most active units of ``layer`` with the analytic receptive field of its units."""
+    """The most active units of ``layer`` with the analytic receptive field of its units
+    (see :class:`~reportgen.explain.receptive.ReceptiveField`: after upsampling or resizing,
+    ``size`` is the largest field and ``stride`` may be a fraction of a pixel)."""
 
     layer: str
     size: tuple[float, float]
@@ -166,6 +172,8 @@ class ReceptiveView:
     units: list[Unit]
     #: Test images searched for the peaks (the first ones).
     searched: int = 0
+    #: Whether every unit's field has the same size (False after upsampling or resizing).
+    uniform: bool = True
 
 
 @dataclass
@@ -181,14 +189,20 @@ class DreamView:
 @dataclass
 class LayerViews:
     """The Layers page: feature maps of test image ``image`` per layer; learned filters
-    {layer: (kh, kw, in, F)}; filter patterns {layer: (F, H, W, C)}; receptive fields; dreams."""
+    {layer: (kh, kw, in, F)} and their kind {layer: "conv", "separable", "depthwise" or
+    "transposed"} (see
+    :func:`~reportgen.explain.features.learned_filters`); filter patterns {layer: (F, H, W,
+    C)}; receptive fields; dreams."""
 
     image: int
     feature_maps: dict[str, FeatureMapView] = field(default_factory=dict)
     filters: dict[str, np.ndarray] = field(default_factory=dict)
+    filter_kinds: dict[str, str] = field(default_factory=dict)
     patterns: dict[str, np.ndarray] = field(default_factory=dict)
     rf: ReceptiveView | None = None
     dreams: DreamView | None = None
+    #: Why a view is not shown (a receptive field that cannot be followed), for the page.
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -216,10 +230,14 @@ class Explained:
         true_maps: {test index: GradCAM of the true class at the layer's resolution, (h, w)
             float16 in [0, 1]} for every misclassified test image (labeled splits only).
         seconds: wall seconds per part of the work, for metrics.json and the benchmarks.
-        plan: the measured cost, the budgets and the settings the work was planned to.
+        plan: the plan the work ran to (:class:`reportgen.explain.plan.Plan`: every setting
+            and method option as run, and what was reduced); None without test images.
         quality_ranking: {QualityRow field of :data:`RANKED`: the paired comparison of the
             methods on it (:func:`reportgen.evaluate.paired_best`)}; a column with fewer
             than two scored methods is absent.
+        relus: whether the model applies a ReLU the graph walk sees (None: not checked);
+            without one, guided backprop would be the plain gradient (it is skipped) and
+            Guided GradCAM is saliency x GradCAM.
     """
 
     layer: str
@@ -239,6 +257,49 @@ class Explained:
     test_maps: np.ndarray | None = None
     true_maps: dict[int, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    #: The plan the work was done to (:func:`reportgen.explain.plan.make_plan`), plain data.
-    plan: dict = field(default_factory=dict)
+    plan: Plan | None = None
     quality_ranking: dict = field(default_factory=dict)
+    relus: bool | None = None
+
+
+def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size: int
+                     ) -> dict[int, dict[str, list[int]]]:
+    """Pick the gallery images of every class from the test predictions.
+
+    * misclassified: true c, predicted another class; most confident (wrong) first;
+    * confident_wrong: predicted c with the highest confidence while the true class is another;
+    * correct: true c, predicted c; least confident first (the doubtful ones teach more than
+      a row of 100 % tiles).
+
+    Ties keep test-set order. Each list holds at most ``size`` indices
+    (:func:`gallery_counts` gives the full sizes).
+    """
+    pred = probs.argmax(axis=1)
+    conf = probs.max(axis=1)
+    out: dict[int, dict[str, list[int]]] = {c: {key: [] for key in SECTIONS}
+                                            for c in range(n_classes)}
+    for i in np.argsort(-conf, kind="stable"):  # one pass: linear in images and classes
+        t, p = int(labels[i]), int(pred[i])
+        if t != p:
+            for c, key in ((t, "misclassified"), (p, "confident_wrong")):
+                if 0 <= c < n_classes and len(out[c][key]) < size:
+                    out[c][key].append(int(i))
+    for i in np.argsort(conf, kind="stable"):
+        c = int(labels[i])
+        if c == int(pred[i]) and 0 <= c < n_classes and len(out[c]["correct"]) < size:
+            out[c]["correct"].append(int(i))
+    return out
+
+
+def gallery_counts(labels: np.ndarray, probs: np.ndarray, n_classes: int
+                   ) -> dict[int, dict[str, int]]:
+    """The full size of every gallery section of :func:`select_galleries`, per class."""
+    pred = probs.argmax(axis=1)
+    labels = np.asarray(labels)
+    right = labels == pred
+    known = (labels >= 0) & (labels < n_classes)
+    correct = np.bincount(labels[right & known], minlength=n_classes)
+    missed = np.bincount(labels[~right & known], minlength=n_classes)
+    false_pos = np.bincount(pred[~right & known], minlength=n_classes)
+    return {c: {"misclassified": int(missed[c]), "confident_wrong": int(false_pos[c]),
+                "correct": int(correct[c])} for c in range(n_classes)}

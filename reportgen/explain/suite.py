@@ -19,11 +19,12 @@ from reportgen.explain import features, quality
 from reportgen.explain.cam import cam_maps, cam_with_peaks
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.methods import REGISTRY, as_map
+from reportgen.explain.plan import OPAQUE_HEAD
 from reportgen.explain.receptive import receptive_field, receptive_fields
 from reportgen.explain.results import (RANKED, SECTIONS, DreamView, Explained,
                                        FeatureMapView, LayerViews, Peaks, QualityRow,
-                                       ReceptiveView, Unit, absolute_interval, rank_methods,
-                                       sanity_verdict)
+                                       ReceptiveView, Unit, absolute_interval, gallery_counts,
+                                       rank_methods, sanity_verdict, select_galleries)
 
 __all__ = ["CHUNK", "SECTIONS", "Explained", "explainer_for", "select_galleries",
            "explain_test_set", "explain_methods", "explain_layers", "stratified",
@@ -52,48 +53,6 @@ def explainer_for(model, cfg: Config, input_shape: tuple | None = None) -> Expla
                          cfg.explain.layer or None, input_shape)
     except ValueError as e:
         raise ConfigError(f"explain.layer: {e}") from None
-
-
-def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size: int
-                     ) -> dict[int, dict[str, list[int]]]:
-    """Pick the gallery images of every class from the test predictions.
-
-    * misclassified: true c, predicted another class; most confident (wrong) first;
-    * confident_wrong: predicted c with the highest confidence while the true class is another;
-    * correct: true c, predicted c; least confident first (the doubtful ones teach more than
-      a row of 100 % tiles).
-
-    Ties keep test-set order. Each list holds at most ``size`` indices
-    (:func:`gallery_counts` gives the full sizes).
-    """
-    pred = probs.argmax(axis=1)
-    conf = probs.max(axis=1)
-    out = {c: {key: [] for key in SECTIONS} for c in range(n_classes)}
-    for i in np.argsort(-conf, kind="stable"):  # one pass: linear in images and classes
-        t, p = int(labels[i]), int(pred[i])
-        if t != p:
-            for c, key in ((t, "misclassified"), (p, "confident_wrong")):
-                if 0 <= c < n_classes and len(out[c][key]) < size:
-                    out[c][key].append(int(i))
-    for i in np.argsort(conf, kind="stable"):
-        c = int(labels[i])
-        if c == int(pred[i]) and 0 <= c < n_classes and len(out[c]["correct"]) < size:
-            out[c]["correct"].append(int(i))
-    return out
-
-
-def gallery_counts(labels: np.ndarray, probs: np.ndarray, n_classes: int
-                   ) -> dict[int, dict[str, int]]:
-    """The full size of every gallery section of :func:`select_galleries`, per class."""
-    pred = probs.argmax(axis=1)
-    labels = np.asarray(labels)
-    right = labels == pred
-    known = (labels >= 0) & (labels < n_classes)
-    correct = np.bincount(labels[right & known], minlength=n_classes)
-    missed = np.bincount(labels[~right & known], minlength=n_classes)
-    false_pos = np.bincount(pred[~right & known], minlength=n_classes)
-    return {c: {"misclassified": int(missed[c]), "confident_wrong": int(false_pos[c]),
-                "correct": int(correct[c])} for c in range(n_classes)}
 
 
 def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
@@ -172,10 +131,14 @@ def shown_classes(labels: np.ndarray, n_classes: int, limit: int = SHOWN_CLASSES
 def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
     """The methods of ``options`` that can run on the model: those needing a conv layer only
     when there is one, those changing ReLU gradients only when the graph walk sees ReLUs (the
-    others are noted in ``result``)."""
-    relus = ex.graph.has_relus()
+    others are noted in ``result``, and ``result.relus`` records whether it does)."""
+    relus = result.relus = ex.graph.has_relus()
     keep = dict(options)
-    for need, ok, why in (("needs_conv", bool(result.layer), "they need a conv layer"),
+    conv_why = "they need a conv layer"
+    if not result.layer and ex.graph.closed:  # a SavedModel: say why it was not opened
+        conv_why += "; " + "; ".join(f"the SavedModel {p!r} cannot be opened at one: {why}"
+                                     for p, why in ex.graph.closed.items())
+    for need, ok, why in (("needs_conv", bool(result.layer), conv_why),
                           ("needs_relu", relus, "they change ReLU gradients and no ReLU of "
                                                 "the model is visible")):
         skipped = [m for m in keep if getattr(REGISTRY[m], need) and not ok]
@@ -231,9 +194,8 @@ def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
     """One :class:`QualityRow` per method on the quality images ``xq`` (targets ``tq``, clean
     probabilities ``pq``)."""
     s_n = min(cfg.explain.sanity_images, len(xq))
-    if s_n and ex.graph.opaque:
-        result.notes.append("Sanity check skipped: the model's head is inside a SavedModel, "
-                            "whose weights cannot be randomized.")
+    if s_n and ex.graph.opaque:  # unplanned (the plan sets it to 0 and says why)
+        result.notes.append(f"Sanity check skipped: {OPAQUE_HEAD}.")
         s_n = 0
     randomized = None
     if s_n:
@@ -299,9 +261,14 @@ def _value_range(prep) -> tuple[float, float]:
 def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
                    progress=None) -> None:
     """Fill ``result.layers``: feature maps of the first, a middle and the last conv layer for
-    one test image; learned filters of the first and a middle conv layer; filter patterns; the
-    most active units of the explained layer with their receptive fields; deep dream."""
+    one test image; learned filters of the first and a middle conv layer with a 2-D kernel
+    (depthwise kernels for separable convolutions); filter patterns; the most active units of
+    the explained layer with their receptive fields; deep dream."""
     convs = ex.graph.conv_layers()
+    if not convs and ex.graph.opaque:
+        result.notes.append("The Layers page was not made: the model's layers are inside a "
+                            "SavedModel, whose feature maps, filters and receptive fields "
+                            "need its Keras layers.")
     if not convs or not len(split):
         return
     e = cfg.explain
@@ -314,8 +281,11 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
         top = np.argsort(-a.reshape(-1, a.shape[-1]).mean(0), kind="stable")
         top = top[:e.feature_map_channels]
         views.feature_maps[p] = FeatureMapView(a[..., top], top.tolist(), int(a.shape[-1]))
-    for p in dict.fromkeys([convs[0], convs[len(convs) // 2]]):
-        views.filters[p] = features.learned_filters(ex, p)
+    # A conv layer without a 2-D kernel (a custom layer) is passed over.
+    kinds = {p: k for p in convs if (k := features.kernel_kind(ex.graph.layer(p)))}
+    shown = list(kinds)
+    for p in dict.fromkeys([shown[0], shown[len(shown) // 2]] if shown else []):
+        views.filters[p], views.filter_kinds[p] = features.learned_filters(ex, p), kinds[p]
     if progress:
         progress(1)
     vr = _value_range(prep)
@@ -327,10 +297,14 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
     if progress:
         progress(1)
     if e.receptive_units:
-        rf_layer = receptive_layer(ex, convs)
-        views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
-                              result.peaks if rf_layer == result.layer else None,
-                              e.receptive_images)
+        try:
+            rf_layer = receptive_layer(ex, convs)
+        except ValueError as err:  # the feature maps, filters and dreams are still shown
+            views.notes.append(f"Receptive fields are not shown: {err}.")
+        else:
+            views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
+                                  result.peaks if rf_layer == result.layer else None,
+                                  e.receptive_images)
     if progress:
         progress(1)
     if e.dream_images:
@@ -347,21 +321,32 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
 def receptive_layer(ex: Explainer, convs: list[str]) -> str:
     """The layer whose receptive fields the Layers page shows: the deepest conv layer whose
     units see at most half the input's side (a box that covers the whole image shows
-    nothing), else the first conv layer. A layer the analysis cannot follow is passed over."""
+    nothing), else the first conv layer whose field is known. A layer the analysis cannot
+    follow is passed over.
+
+    Raises:
+        ValueError: no conv layer's field can be followed (the message says why).
+    """
     side = min(ex.input_shape[:2])
     fields = receptive_fields(ex, convs)
-    small = [p for p in convs if p in fields and max(fields[p].size) <= side / 2]
-    return small[-1] if small else convs[0]
+    traced = [p for p in convs if p in fields]
+    if not traced:
+        receptive_field(ex, convs[0])  # raises, naming the operation on the way
+    small = [p for p in traced if max(fields[p].size) <= side / 2]
+    return small[-1] if small else traced[0]
 
 
 def rf_search(ex: Explainer, n_test: int, units: int) -> bool:
     """Whether the Layers page runs test images again to find ``units`` receptive-field
     units: not when the layer shown is the explained one (the GradCAM pass found its peaks),
-    nor without units, conv layers or test images."""
+    nor without units, conv layers, test images or a conv layer whose field is known."""
     convs = ex.graph.conv_layers()
     if not units or not convs or not n_test:
         return False
-    return receptive_layer(ex, convs) != ex.layer_or_none()
+    try:
+        return receptive_layer(ex, convs) != ex.layer_or_none()
+    except ValueError:  # no field to show: nothing to search
+        return False
 
 
 def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks | None,
@@ -399,4 +384,4 @@ def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks 
         units.append(Unit(index=idx, channel=int(ch), i=i, j=j,
                           activation=float(peaks.values[ch]), box=rf.box(i, j, size)))
     return ReceptiveView(layer=layer, size=rf.size, stride=rf.stride, offset=rf.offset,
-                         units=units, searched=searched)
+                         units=units, searched=searched, uniform=rf.spans is None)

@@ -106,30 +106,36 @@ def training_curves(history: dict[str, Sequence[float]], *, axes: Sequence[Axes]
 
 @styled
 def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, title: str | None = None,
-                     ax: Axes | None = None) -> Figure:
+                     ax: Axes | None = None, row_names: Sequence[str] | None = None) -> Figure:
     """Confusion matrix of counts (row = true class), coloured by row share (recall on the
     diagonal), each cell holding its count and its row percentage, up to :data:`CELL_TEXT`
     classes (larger matrices are drawn as a heatmap only, the figure size capped, so the cost
     and the legibility do not follow the square of the class count).
 
     Args:
-        cm: (K, K) counts; rows without images are drawn empty.
+        cm: (R, K) counts: rows the true classes ``row_names`` (None: R = K, the
+            ``class_names``), columns the K predicted classes; rows without images are drawn
+            empty.
     """
     k = len(class_names)
+    rows_names = list(class_names) if row_names is None else list(row_names)
+    r = len(rows_names)
     if k <= 6:
         side = COLUMN
     elif k <= CELL_TEXT:
         side = FULL
     else:
         side = min(0.1 * k + 3.0, MAX_WIDTH)
-    fig, ax = _figure(ax, (side, side * 0.9 if k > 6 else side * 0.92))
+    height = side * 0.9 if k > 6 else side * 0.92
+    fig, ax = _figure(ax, (side, height if r == k else max(0.35 * height,
+                                                           height * (r + 1.5) / (k + 1.5))))
     cm = np.asarray(cm, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     im = ax.imshow(100 * share, cmap="Blues", vmin=0, vmax=100)
     if k <= CELL_TEXT:
         size = 8 if k <= 4 else 7 if k <= 12 else 5.5
-        for i in range(k):
+        for i in range(r):
             for j in range(k):
                 text = f"{int(cm[i, j])}" + (f"\n{100 * share[i, j]:.0f} %" if rows[i, 0] else "")
                 ax.text(j, i, text, ha="center", va="center", fontsize=size, linespacing=1.1,
@@ -140,7 +146,7 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, title: str |
         ax.tick_params(axis="x", rotation=0)
         for t in ax.get_xticklabels():
             t.set_ha("center")
-    ax.set_yticks(*_ticks(k, class_names), fontsize=_tick_size(k))
+    ax.set_yticks(*_ticks(r, rows_names), fontsize=_tick_size(max(r, k)))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(mathtext(title, 80) if title else "Confusion matrix")

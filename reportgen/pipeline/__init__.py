@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reportgen import progress as prog
 from reportgen.config import Config
 from reportgen.errors import ReportgenError
 from reportgen.pipeline import stages
@@ -41,14 +42,20 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True) -> BuildR
     check_output(out)  # refuse a foreign folder before hours of work
     check_writable(out)
     stages.check_paths(cfg, out)
+    stages.check_data(cfg)  # the class folders, from their listing: refused in a second
     t_start = time.perf_counter()
     options = stages.check(cfg)
-    cache = BuildCache(cfg)
+    trained = stages.train_input(cfg)  # from the files' headers, before TensorFlow
+    cache = BuildCache(cfg, trained.shape)
     # A worker process draws the figures of the metrics while the explanations run; it starts
     # now, so that its matplotlib import overlaps TensorFlow's.
     with Figures(cfg.report.figure_formats, cache.root / "figures" if cache.enabled else None,
                  warm=True) as figures:
-        run = stages.Run(cfg, options, cache, figures, show=show_progress)
+        run = stages.Run(cfg, options, cache, figures, show=show_progress,
+                         train_shape=trained.shape)
+        if trained.note:
+            prog.say(f"Note: {trained.note}", show_progress)
+            run.notes.append(trained.note)
         data, earlier = stages.cached_report(run)
         if earlier is not None:
             return _rebuild(run, out, data, earlier, t_start)
@@ -69,11 +76,13 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
     bundle = stages.predict_and_explain(run, fitted, data)
     data = stages.grouped(data, bundle.probs)
     metrics = stages.evaluate(run, data, bundle.probs)
+    warnings = stages.warn(run, data, bundle.probs, fitted.history)
     drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, fitted.history)
     info = stages.describe(fitted, data)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, fitted.history,
                           bundle.explained, info, run.notes + bundle.explained.notes,
-                          _options_data(run))
+                          _options_data(run, bundle.explained, data.shape[:2]),
+                          warnings=warnings)
     index = stages.write(run, out, inputs, drawn, stages.model_file_job(run, fitted))
     run.cache.remember_shape(data.shape)
     cached_model = run.cache.model_file(fitted.train_key) if fitted.train_key else None
@@ -92,9 +101,11 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
 
     data = stages.grouped(data, bundle.probs)
     metrics = stages.evaluate(run, data, bundle.probs)
+    warnings = stages.warn(run, data, bundle.probs, bundle.history)
     drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,
-                          bundle.explained, bundle.info, run.notes, bundle.method_options)
+                          bundle.explained, bundle.info, run.notes, bundle.method_options,
+                          warnings=warnings)
     model_file = None
     if bundle.model_file is not None:
         model_file = lambda path, src=bundle.model_file: shutil.copyfile(src, path)  # noqa: E731
@@ -102,10 +113,15 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
     return _result(run, out, index, metrics, t_start)
 
 
-def _options_data(run: stages.Run) -> dict[str, dict]:
+def _options_data(run: stages.Run, explained, size: tuple[int, int]) -> dict[str, dict]:
+    """{method: its options as run on images of ``size`` (H, W)} of the methods that ran: the
+    plan's (the options the user asked for, reduced where the plan reduced them, automatic
+    sizes resolved). Empty when none ran: no method's options are stated as run."""
     from reportgen.explain.methods import options_dict
 
-    return {name: options_dict(o) for name, o in run.options.items()}
+    options = explained.plan.options if explained.plan is not None else run.options
+    ran = set(explained.method_outputs) | set(explained.quality)
+    return {name: options_dict(o, size) for name, o in options.items() if name in ran}
 
 
 def _result(run: stages.Run, out: Path, index: Path, metrics: dict, t_start: float

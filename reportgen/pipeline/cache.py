@@ -38,7 +38,7 @@ from reportgen.report.inputs import ModelInfo
 
 #: Per kind of entry, bumped whenever what it stores changes shape, so older entries are never
 #: read (a trained model's files have not changed: its entries survive new result types).
-FORMATS = {"train": 3, "explain": 10, "report": 11}
+FORMATS = {"train": 3, "explain": 12, "report": 12}
 
 
 @dataclass
@@ -118,13 +118,16 @@ def key(kind: str, **parts) -> str:
 class BuildCache:
     """The cache of one build's config (``report.cache``, under ``data.cache_dir``)."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, train_shape: tuple[int, int, int] | None = None):
         from reportgen.data.shapes import default_cache_dir
 
         base = cfg.resolve(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
         self.root = base / "builds"
         self.enabled = cfg.report.cache
         self.cfg = cfg
+        #: The input shape of a model trained here (chosen from the data before the build).
+        self.train_shape: tuple[int, int, int] = \
+            train_shape or (cfg.data.image_size, cfg.data.image_size, 3)
         self._file_hash: str | None | bool = False  # False: not computed yet
         self.write_failed = False
 
@@ -136,9 +139,11 @@ class BuildCache:
         if not self.enabled or not (d / "history.json").is_file():
             return None
         try:
-            return load_model(d / "model.keras"), json.loads((d / "history.json").read_text())
+            hit = load_model(d / "model.keras"), json.loads((d / "history.json").read_text())
         except (ReportgenError, OSError, ValueError):
             return None
+        scratch.touch(d)
+        return hit
 
     def put_trained(self, train_key: str, save_model, history: dict) -> None:
         """Store a trained model (written by ``save_model(path)``) and its history."""
@@ -168,7 +173,10 @@ class BuildCache:
     def model_file(self, train_key: str) -> Path | None:
         """The cached trained model of ``train_key``, if there is one."""
         path = self.root / f"train-{train_key}" / "model.keras"
-        return path if self.enabled and path.is_file() else None
+        if not (self.enabled and path.is_file()):
+            return None
+        scratch.touch(path.parent)
+        return path
 
     # -- predictions and explanations -----------------------------------------------------------
 
@@ -205,7 +213,7 @@ class BuildCache:
         if not self.enabled:
             return None
         if cfg.model.source == "train":
-            return (cfg.data.image_size, cfg.data.image_size, 3)
+            return self.train_shape
         digest = self.files_key()
         if digest is None:
             return None
@@ -265,12 +273,112 @@ class BuildCache:
             return None
         try:
             with open(path, "rb") as f:
-                return pickle.load(f)
+                hit = pickle.load(f)
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError,
                 KeyError, TypeError):
             return None
+        scratch.touch(path)
+        return hit
 
     def _save(self, prefix: str, entry_key: str, value) -> None:
         if self.enabled:
             self._write_atomic(f"{prefix}-{entry_key}.pkl",
                                pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+# -- reportgen cache: what is stored, and pruning it ----------------------------------------------
+
+#: What ``reportgen cache`` counts and removes: (glob under the cache folder, kind). Nothing
+#: else in the folder is ever touched (``data.cache_dir`` may be a folder of the user's).
+ENTRY_KINDS = (
+    ("shapes-v*", "shapes demo data"),
+    ("builds/train-*", "trained models"),
+    ("builds/explain-*.pkl", "predictions and explanations"),
+    ("builds/report-*.pkl", "reports"),
+    ("builds/model-*.json", "model input sizes"),
+    ("builds/figures/*", "figures"),
+)
+
+
+@dataclass
+class Entry:
+    """One cache entry: its path, kind, size in bytes and when it was last used (a build
+    that reuses an entry touches it; seconds since the epoch)."""
+
+    path: Path
+    kind: str
+    size: int
+    used: float
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder (links not followed)."""
+    if path.is_symlink() or path.is_file():
+        return path.lstat().st_size
+    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_symlink() or p.is_file())
+
+
+def cache_entries(base: Path) -> list[Entry]:
+    """Every entry of the cache folder ``base`` (``data.cache_dir``, by default
+    ``~/.cache/reportgen``), least recently used first."""
+    out = []
+    for pattern, kind in ENTRY_KINDS:
+        for path in Path(base).glob(pattern):
+            try:
+                out.append(Entry(path, kind, _size(path), path.lstat().st_mtime))
+            except OSError:  # removed meanwhile (a build pruning or replacing it)
+                continue
+    return sorted(out, key=lambda e: (e.used, str(e.path)))
+
+
+def remove_entry(entry: Entry) -> None:
+    """Delete one cache entry (a file or a folder)."""
+    if entry.path.is_dir() and not entry.path.is_symlink():
+        shutil.rmtree(entry.path, ignore_errors=True)
+    else:
+        entry.path.unlink(missing_ok=True)
+
+
+def prune(base: Path, max_bytes: int) -> list[Entry]:
+    """Remove the least recently used entries of the cache ``base`` until the rest hold at
+    most ``max_bytes``; return the removed entries (0 clears the cache)."""
+    entries = cache_entries(base)
+    total = sum(e.size for e in entries)
+    removed = []
+    for entry in entries:
+        if total <= max_bytes:
+            break
+        remove_entry(entry)
+        total -= entry.size
+        removed.append(entry)
+    return removed
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a size written as ``500M``, ``2GB``, ``1.5G``, ``300MiB`` or ``0`` (K, M, G,
+    T are powers of 1000; KiB, MiB, GiB, TiB of 1024).
+
+    Raises:
+        ValueError: not such a size (the message says what is expected).
+    """
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*", text or "")
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _UNITS:
+        raise ValueError(f"{text!r} is not a size; expected a number with an optional unit, "
+                         "such as 500M, 2G, 1.5GB or 300MiB")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def human_size(n: int) -> str:
+    """``n`` bytes as "0 B", "512 B", "3.4 kB", "201.3 MB", "1.2 GB" (powers of 1000)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

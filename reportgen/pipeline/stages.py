@@ -20,10 +20,10 @@ import numpy as np
 
 from reportgen import __version__
 from reportgen import progress as prog
-from reportgen.config import Config
+from reportgen.config import Config, ExplainConfig
 from reportgen.errors import ConfigError, ModelError
 from reportgen.pipeline.cache import BuildCache, ExplainBundle, ReportBundle, data_hash, key
-from reportgen.text import printable
+from reportgen.text import duration, plural, printable
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
@@ -58,6 +58,8 @@ class Run:
     timer: Timer = field(default_factory=Timer)
     show: bool = True
     notes: list[str] = field(default_factory=list)
+    #: The input (H, W, C) of a model trained here (:func:`train_input`).
+    train_shape: tuple[int, int, int] | None = None
 
     def reused(self, what: str, why: str, undo: str) -> None:
         """Say on stderr, and note in the report, that ``what`` came from the cache."""
@@ -175,7 +177,7 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
             cache = cfg.resolve(cfg.data.cache_dir) if cfg.data.cache_dir else None
             with prog.bar("Generating shapes", n, run.show) as advance:
                 root = generate_shapes(cache, per_class=cfg.data.shapes_per_class,
-                                       size=cfg.data.image_size, seed=cfg.training.seed,
+                                       size=cfg.data.image_size, seed=cfg.data.split_seed,
                                        progress=advance)
         else:
             root = cfg.resolve(cfg.data.path)
@@ -188,22 +190,105 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
                                  annotations=cfg.data.annotations, progress=advance)
             else:
                 ds = load_dataset(root, size=shape[:2], channels=shape[2],
-                                  split=list(cfg.data.split), seed=cfg.training.seed,
+                                  split=list(cfg.data.split), seed=cfg.data.split_seed,
                                   annotations=cfg.data.annotations, progress=advance,
-                                  classes=cfg.data.classes)
+                                  classes=cfg.data.classes, absent_ok=absent_ok(cfg))
     if ds.skipped:
-        prog.say(f"Warning: skipped {len(ds.skipped)} file(s) (unreadable, not images, hidden, "
-                 "or links leading outside data.path), listed in the report: "
+        prog.say(f"Warning: skipped {plural(len(ds.skipped), 'file')} (unreadable, not "
+                 "images, hidden, or links leading outside data.path), listed in the report: "
                  + "; ".join(f"{p} ({r})" for p, r in ds.skipped[:5])
                  + (" ..." if len(ds.skipped) > 5 else ""))
     if ds.dropped_classes:
-        prog.say("Warning: class folder(s) with no readable image dropped: "
+        prog.say("Warning: class folders with no readable image dropped: "
                  + ", ".join(ds.dropped_classes))
+    if ds.absent_classes:
+        note = absent_note(ds.absent_classes, len(ds.class_names))
+        prog.say(f"Note: {note}")
+        run.notes.append(note)
     explained_classes(cfg, ds.class_names)  # a typo in explain.classes ends the build now
     for hazard in hazards(ds):
         prog.say(f"Warning: {hazard}")
         run.notes.append(hazard)
     return Data(ds, data_hash(ds), shape)
+
+
+def absent_ok(cfg: Config) -> bool:
+    """True when a class of ``data.classes`` may have no images: a loaded model is scored on
+    the classes that have them (a model trained here needs every class)."""
+    return cfg.model.source == "load"
+
+
+def absent_note(absent: list[str], total: int) -> str:
+    """The overview's sentence on the classes of the model that had no images."""
+    from reportgen.text import quoted
+
+    n = len(absent)
+    return (f"No images of {plural(n, 'class', 'classes')} of the model's {total}: "
+            f"{quoted(absent)} (no folder, an empty one, or none readable). Accuracy and the "
+            f"per-class metrics cover the {total - n} classes with images; the confusion matrix "
+            "has a row for each of them and a column for every class the model can predict.")
+
+
+def check_data(cfg: Config) -> None:
+    """Check the class folders against ``data.classes`` from the folder listing, before
+    TensorFlow loads (DataError naming the key or folder)."""
+    from reportgen.data.folder import check_listing
+
+    if cfg.data.source == "folder":
+        check_listing(cfg.resolve(cfg.data.path), cfg.data.classes, absent_ok=absent_ok(cfg))
+
+
+#: Smallest input side a trained architecture takes: the small CNN's last conv layer is at 1/8
+#: of its input (16 px: 2x2); keras.applications backbones need 32 px, a few more.
+MIN_SIDE = {"small_cnn": 16, "inceptionv3": 75, "inceptionresnetv2": 75, "xception": 71}
+#: Backbones not listed in :data:`MIN_SIDE` take at least this side.
+MIN_BACKBONE_SIDE = 32
+
+
+@dataclass
+class TrainInput:
+    """The input of a model trained here: its shape (H, W, C) and, when chosen from the data
+    rather than set, the sentence that says so (None otherwise)."""
+
+    shape: tuple[int, int, int]
+    note: str | None = None
+
+
+def train_input(cfg: Config) -> TrainInput:
+    """The input a model trained here takes, decided from the image files' headers before
+    TensorFlow loads: ``data.image_size`` when the user set it; not set, the data's own median
+    shorter side rounded up to a multiple of 8, within the architecture's smallest input and
+    ``data.image_size`` (64: never upsampled far beyond the data). One channel for the small
+    CNN when every file is stored as grayscale (its filters and patterns are then gray too)."""
+    from reportgen.data.folder import listed_files, source_info
+
+    size = cfg.data.image_size
+    if cfg.model.source != "train" or cfg.data.source != "folder":
+        return TrainInput((size, size, 3))
+    info = source_info(listed_files(cfg.resolve(cfg.data.path)))
+    if info is None:
+        return TrainInput((size, size, 3))
+    arch = cfg.model.architecture.lower().replace("_", "").replace("-", "")
+    arch = "small_cnn" if arch == "smallcnn" else arch
+    gray = info.all_gray and arch == "small_cnn"
+    channels = 1 if gray else 3
+    notes = []
+    if "data.image_size" not in cfg.given:
+        least = MIN_SIDE.get(arch, MIN_BACKBONE_SIDE)
+        own = -(-info.side // 8) * 8
+        chosen = max(least, min(size, own))
+        if chosen != size:
+            why = ("the smallest input the model takes" if chosen == least and own < least
+                   else "their own size rounded up to a multiple of 8" if own != info.side
+                   else "their own size")
+            notes.append(f"data.image_size was not set: the images ({info.describe()}) were "
+                         f"read at {chosen}×{chosen} px, {why}, rather than upsampled to "
+                         f"{size} px; set data.image_size to choose another size.")
+            size = chosen
+    if gray:
+        notes.append("Every image file is grayscale, so the small CNN was trained on one "
+                     "channel (its filters, filter patterns and deep dreams are gray).")
+    return TrainInput((size, size, channels), " ".join(notes) or None)
 
 
 def unlabeled_names(cfg: Config) -> list[str]:
@@ -271,7 +356,7 @@ def given_model(run: Run) -> Given:
     if cfg.model.source == "applications":
         return application(run)
     if cfg.model.source != "load":
-        return Given(None, (size, size, 3))
+        return Given(None, run.train_shape or (size, size, 3))
     with run.timer.stage("load"):
         loaded = mdl.load_model(cfg.resolve(cfg.model.path), safe_mode=cfg.model.safe_mode)
         loaded, renamed = mdl.with_runnable_names(loaded)
@@ -358,9 +443,8 @@ def fit_model(run: Run, given: Given, data: Data) -> Fitted:
                             classes=ds.class_names, preprocess=preprocess,
                             weights_file=run.cache.files_key())
             model, history = _train_or_reuse(run, data, train_key, preprocess)
-        if history and len(history.get("loss", [])) < cfg.training.epochs:
-            run.notes.append(f"Early stopping ended training after {len(history['loss'])} of "
-                             f"{cfg.training.epochs} epochs (best validation loss restored).")
+        if history:
+            run.notes += _early_stopping_notes(history, cfg)
         head = _head(run, model, ds.class_names, data.shape)
         got = 2 if head.startswith("binary") else mdl.output_count(model, cfg.model.output_index)
         if got != n_classes and not ds.labeled:
@@ -375,6 +459,35 @@ def fit_model(run: Run, given: Given, data: Data) -> Fitted:
         if cfg.model.source == "applications" and cfg.model.weights == "none":
             calibrate(run, model, data, preprocess)
     return Fitted(model, history, train_key, preprocess, mdl.weights_hash(model), head)
+
+
+def _early_stopping_notes(history: dict, cfg: Config) -> list[str]:
+    """What early stopping did: the epochs run, and the epoch whose weights were kept."""
+    from reportgen.evaluate import kept_epoch
+
+    ran, kept = len(history.get("loss", [])), kept_epoch(history, cfg.training.min_epochs) + 1
+    if ran == kept == cfg.training.epochs:
+        return []
+    monitor = "validation" if history.get("val_loss") else "training"
+    stopped = " (early stopping)" if ran < cfg.training.epochs else ""
+    return [f"Training ran {ran} of {cfg.training.epochs} epochs{stopped}; the weights of epoch "
+            f"{kept}, the lowest {monitor} loss from epoch {cfg.training.min_epochs} "
+            "(training.min_epochs) on, were kept."]
+
+
+def warn(run: Run, data: Data, probs: dict[str, np.ndarray], history: dict) -> list[str]:
+    """Warnings that the model does not work (:func:`reportgen.evaluate.model_warnings`),
+    said on stderr; the report shows them first."""
+    from reportgen.evaluate import model_warnings
+
+    ds = data.ds
+    if not ds.labeled:
+        return []
+    found = model_warnings(probs, {name: split.labels for name, split in ds.splits.items()},
+                           ds.class_names, history, run.cfg.training.min_epochs)
+    for line in found:
+        prog.say(f"Warning: {line}")
+    return found
 
 
 def calibrate(run: Run, model, data: Data, preprocess: str) -> None:
@@ -396,9 +509,15 @@ def _head(run: Run, model, names: list[str], shape: tuple) -> str:
     from reportgen.explain.graph import ModelGraph
 
     try:
-        head = ModelGraph(model, run.cfg.model.output_index, shape).head
+        graph = ModelGraph(model, run.cfg.model.output_index, shape)
     except (TypeError, ValueError):  # not walkable: read its outputs as probabilities/logits
         return "softmax"
+    head, cut = graph.head, graph.opening()
+    if cut is not None:
+        run.notes.append(f"The SavedModel's serving graph was opened at {cut.tensor!r}, its "
+                         "last convolution-like tensor, which the CAM methods explain"
+                         + (f"; its final {cut.activation} was cut off, so explanations use "
+                            "the logits." if cut.activation else "."))
     if head.startswith("binary") and len(names) == 2:
         run.notes.append(f"The model has one {'sigmoid' if head == 'binary' else 'logit'} "
                          f"output for two classes: p is the probability of class 1, "
@@ -437,6 +556,7 @@ def _train_or_reuse(run: Run, data: Data, train_key: str, preprocess: str):
             va.labels if len(va) else None, epochs=cfg.training.epochs,
             batch_size=cfg.training.batch_size, learning_rate=cfg.training.learning_rate,
             patience=cfg.training.patience, seed=cfg.training.seed,
+            min_epochs=cfg.training.min_epochs,
             on_epoch=lambda e, logs: advance(1))
     run.cache.put_trained(train_key, lambda path: mdl.save_model(model, path), history)
     return model, history
@@ -493,15 +613,17 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
         return {name: (ev.prediction_summary(probs[name], ds.class_names)
                        if len(ds.splits[name]) else {"n": 0, "labeled": False})
                 for name in ds.splits}
+    present = ds.present if ds.absent_classes else None
     return {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
-                                   run.cfg.report.top_k)
+                                   run.cfg.report.top_k, present)
             for name in ds.splits}
 
 
 def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
-    """GradCAM over the whole test set, every method with the quality table, the Layers page."""
+    """GradCAM over the whole test set, every method with the quality table, the Layers page;
+    the results carry the plan they ran to (as re-planned)."""
     from reportgen.explain import suite
-    from reportgen.explain.plan import progress_steps
+    from reportgen.explain.plan import OPAQUE_HEAD, progress_steps
 
     test = data.ds.splits["test"]
     ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
@@ -512,19 +634,22 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
             explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
                                                cfg.explain.gallery_size, progress=advance)
         explained.seconds["test set"] = time.perf_counter() - t0
-        scored = plan.get("quality_methods", list(options))
-        weights = progress_steps(plan, scored) if plan else [1.0] * (len(scored) + 1)
+        explained.notes += [f"Sanity check skipped: {r.why}." for r in
+                            (plan.reductions if plan else ()) if r.why == OPAQUE_HEAD]
+        scored = plan.quality_methods if plan else list(options)
+        weights = progress_steps(plan, scored)
         with prog.bar("Methods and quality", prog.steps(weights), run.show) as advance:
             suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, options,
                                   explained, progress=prog.weighted(advance, weights),
                                   explained=explained_classes(cfg, data.ds.class_names),
-                                  quality_methods=plan.get("quality_methods"), replan=late)
+                                  quality_methods=plan.quality_methods if plan else None,
+                                  replan=late)
         cfg = late.cfg
         t0 = time.perf_counter()
         with prog.bar("Layers", 4, run.show) as advance:
             suite.explain_layers(ex, test, fitted.prep, cfg, explained, progress=advance)
         explained.seconds["layers"] = time.perf_counter() - t0
-    explained.plan = plan
+    explained.plan = late.plan
     return explained
 
 
@@ -532,28 +657,41 @@ class LatePlan:
     """The re-plan of the quality table and the Layers page once the early parts ran
     (:func:`reportgen.explain.plan.replan`): called with the measured seconds of the parts,
     it says any new reduction and returns (the config, the quality table's methods);
-    :attr:`cfg` is then the config the rest of the build runs with."""
+    :attr:`cfg` is then the config the rest of the build runs with, :attr:`plan` the plan
+    (None without test images)."""
 
-    def __init__(self, run: Run, cfg: Config, plan: dict, probe=None, work=None):
-        self.run, self.cfg, self.plan, self.probe, self.work = run, cfg, plan, probe, work
+    def __init__(self, run: Run, cfg: Config, plan=None):
+        self.run, self.cfg, self.plan = run, cfg, plan
 
     def __call__(self, seconds: dict[str, float]) -> tuple[Config, list[str] | None]:
         from reportgen.explain import plan as pl
 
-        if self.work is None:
-            return self.cfg, self.plan.get("quality_methods")
-        for line in pl.replan(self.plan, self.probe, self.work, seconds, set(self.cfg.given)):
+        if self.plan is None:
+            return self.cfg, None
+        before = len(self.plan.reductions)
+        self.plan = pl.replan(self.plan, seconds, set(self.cfg.given))
+        for line in self.plan.reduced[before:]:
             prog.say(f"Plan: {line}", self.run.show)
-        explain = dataclasses.replace(self.cfg.explain, **self.work.settings)
-        self.cfg = dataclasses.replace(self.cfg, explain=explain)
-        return self.cfg, list(self.work.quality_methods)
+        self.cfg = with_settings(self.cfg, self.plan.settings)
+        return self.cfg, self.plan.quality_methods
+
+
+def with_settings(cfg: Config, settings: dict) -> Config:
+    """``cfg`` with the explain ``settings`` (a plan's, as run)."""
+    return dataclasses.replace(cfg, explain=dataclasses.replace(cfg.explain, **settings))
+
+
+#: The keys of [explain] the plan carries (the method tables are its options).
+PLANNED_KEYS = tuple(f.name for f in dataclasses.fields(ExplainConfig)
+                     if f.name != "method_options")
 
 
 def planned(run: Run, ex, data: Data, prep) -> tuple:
     """Probe the model, plan the work to explain.budget and the memory budget, and say what
     was reduced; return (the config with the planned explain settings, the planned method
-    options, the plan as plain data, the :class:`LatePlan` that re-plans the rest once the
-    early parts ran). The explainer's batch sizes become the planned ones."""
+    options, the :class:`~reportgen.explain.plan.Plan` (None without test images), the
+    :class:`LatePlan` that re-plans the rest once the early parts ran). The explainer's
+    batch sizes become the planned ones."""
     from reportgen.explain import plan as pl
     from reportgen.explain import suite
     from reportgen.explain.methods import Shape
@@ -561,54 +699,36 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
     cfg, test, names = run.cfg, data.ds.splits["test"], data.ds.class_names
     e = cfg.explain
     if not len(test):
-        return cfg, run.options, {}, LatePlan(run, cfg, {})
+        return cfg, run.options, None, LatePlan(run, cfg)
     shown = suite.shown_classes(test.labels, len(names))
     try:
         channels = int(ex.graph.layer_shapes[ex.layer][-1])
     except ValueError:
         channels = None
-    keys = ("quality_images", "quality_steps", "tie_orders", "sanity_images",
-            "pattern_filters", "pattern_steps", "dream_images", "dream_octaves",
-            "samples_per_class", "receptive_images")
-
     rf = suite.rf_search(ex, len(test), e.receptive_units)
-
-    def work():
-        return pl.Work(len(test), len(suite.stratified(
-            test.labels, e.samples_per_class, len(names), shown)), len(shown),
-            len(explained_classes(cfg, names) or shown), Shape(*data.shape[:2], channels),
-            {k: getattr(e, k) for k in keys}, dict(run.options), list(run.options), rf)
-
+    w = pl.Work(len(test), len(suite.stratified(test.labels, e.samples_per_class, len(names),
+                                                shown)),
+                len(shown), len(explained_classes(cfg, names) or shown),
+                Shape(*data.shape[:2], channels), {k: getattr(e, k) for k in PLANNED_KEYS},
+                run.options, tuple(run.options), rf)
     memory = pl.memory_budget(e.memory_gb)
-    batch = min(32, pl.memory_batch(pl.activation_bytes(ex.graph), memory))
-    sample = prep(test.images[:4])
-    for compiled in (False, True):  # eager timing is cheap and an upper bound: if it fits, done
-        w = work()
-        probe = pl.probe(ex, sample, batch, compiled=True) if compiled else \
-            pl.probe(ex, sample, min(batch, 4), repeats=1, min_seconds=0.0)
-        plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
-                            set(cfg.given), e.batch_size)
-        if not plan["reduced"] and not plan["notes"]:
-            break
-    plan["budget_default"] = not e.budget
-    plan["budget_passes"], plan["budget_range"] = pl.BUDGET_PASSES, [pl.MIN_BUDGET,
-                                                                     pl.MAX_BUDGET]
-    ex.batch_size = plan["batch_size"]
-    ex.batch_sizes = {**plan["batch_sizes"], "curves": plan["forward_batch_size"]}
-    for line in plan["reduced"] + plan["notes"]:
+    # Timed compiled, at the batch the work runs at: an eager timing (an upper bound) made
+    # estimates several times too high, a batch of 32 those of work in batches of 128 too.
+    batch = e.batch_size if "explain.batch_size" in cfg.given else \
+        pl.memory_batch(pl.activation_bytes(ex.graph), memory)
+    probe = pl.probe(ex, prep(test.images[:4]), min(batch, pl.MAX_BATCH), compiled=True)
+    plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
+                        set(cfg.given), e.batch_size, budget_default=not e.budget,
+                        no_sanity=pl.OPAQUE_HEAD if ex.graph.opaque else None)
+    ex.batch_size = plan.batch_size
+    ex.batch_sizes = {**plan.batch_sizes, "curves": plan.forward_batch_size}
+    for line in plan.reduced + list(plan.notes):
         prog.say(f"Plan: {line}", run.show)
-    prog.say(f"Plan: explaining takes about {_minutes(sum(plan['estimate_s'].values()))} "
-             f"(explain.budget {_minutes(plan['budget_s'])}"
+    prog.say(f"Plan: explaining takes about {duration(sum(plan.estimate_s.values()))} "
+             f"(explain.budget {duration(plan.budget_s)}"
              f"{', the default' if not e.budget else ''})", run.show)
-    explain = dataclasses.replace(e, **w.settings, batch_size=plan["batch_size"])
-    cfg = dataclasses.replace(cfg, explain=explain)
-    return cfg, w.options, plan, LatePlan(run, cfg, plan, probe, w)
-
-
-def _minutes(seconds: float) -> str:
-    """``seconds`` as "45 s" or "3 min 20 s"."""
-    s = int(round(seconds))
-    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s"
+    cfg = with_settings(cfg, plan.settings)
+    return cfg, plan.options, plan, LatePlan(run, cfg, plan)
 
 
 def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
@@ -665,9 +785,10 @@ def write(run: Run, out: Path, inputs, drawn: dict, model_file: Callable | None)
     from reportgen.report.site import SiteWriter
 
     content = report.gather(inputs, drawn)
-    if model_file is not None:
+    if model_file is not None and run.cfg.report.include_model:
         content.assets.file("model.keras", model_file)
     with run.timer.stage("write"), SiteWriter(out) as site:
         index = report.write_site(site, content, run.figures, run.timer.times, run.show)
-        site.commit({"config": run.cfg.to_dict()})
+        # The marker stays on this machine (never published): compare reads the images here.
+        site.commit({"config": run.cfg.to_dict(), "data_root": str(inputs.ds.root)})
     return site.out / index.name

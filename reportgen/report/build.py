@@ -19,6 +19,7 @@ import numpy as np
 
 from reportgen import figures as figs
 from reportgen import progress as prog
+from reportgen.config import PATH_KEYS
 from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, wilson_interval
 from reportgen.report.assets import Assets
 from reportgen.report.figjobs import Figures
@@ -28,7 +29,7 @@ from reportgen.report.inputs import ReportInputs
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.render import STATIC, environment, render, templates_dir
 from reportgen.report.tables import Table, with_interval
-from reportgen.text import printable
+from reportgen.text import duration, plural, printable
 
 
 @dataclass
@@ -51,9 +52,15 @@ class SiteContent:
 
 
 def table(assets: Assets, t: Table) -> dict:
-    """A table's page data (HTML, Markdown, caption), its LaTeX export queued."""
+    """A table's page data (HTML, Markdown, caption, whether it has many columns), its LaTeX
+    export queued."""
     return {"html": t.html(), "md": t.markdown(),
-            "tex": assets.text(f"tables/{t.name}.tex", t.latex()), "caption": t.caption}
+            "tex": assets.text(f"tables/{t.name}.tex", t.latex()), "caption": t.caption,
+            "many": len(t.headers) > MANY_COLUMNS}
+
+
+#: Tables with more columns are set smaller, so they fit a 1280 px window whole.
+MANY_COLUMNS = 6
 
 
 def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> dict:
@@ -96,7 +103,8 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
 #: The F1 intervals' method in a caption.
 F1_INTERVAL = (f"Bayesian interval of the confusion counts (Goutte & Gaussier 2005), Jeffreys "
                f"prior of {F1_PRIOR:g} per class's true positives, false positives and false "
-               f"negatives, {F1_DRAWS} seeded Monte Carlo draws")
+               f"negatives, {F1_DRAWS} seeded Monte Carlo draws, widened where needed to "
+               f"hold the observed F1")
 
 #: Classes linked from the navigation bar at most (more: one link to the overview's list).
 NAV_CLASSES = 12
@@ -124,13 +132,16 @@ def _confusion_figure(figures: Figures, split: str, m: dict, names) -> dict:
     ci = _interval(m["accuracy_ci95"], 1, 100, " %")
     fig = figures.add(
         f"confusion_{split}", figs.confusion_matrix, m["confusion_matrix"], names,
-        title=f"Confusion matrix, {split} (n = {m['n']})",
+        row_names=m.get("confusion_rows"), title=f"Confusion matrix, {split} (n = {m['n']})",
         alt=f"Confusion matrix of the {split} split: counts and row percentages, accuracy "
             f"{100 * m['accuracy']:.1f} %",
         caption=f"{split.capitalize()} split, n = {m['n']}, accuracy "
                 f"{100 * m['accuracy']:.1f} % (95 % CI {ci}, Wilson): each cell holds the "
                 f"image count and its share of the row (the true class), so the diagonal is "
-                f"each class's recall.")
+                f"each class's recall." + (
+                    f" Rows: the {len(m['confusion_rows'])} classes with images; columns: "
+                    f"all {len(names)} classes the model can predict."
+                    if "confusion_rows" in m else ""))
     fig["n"] = m["n"]
     return fig
 
@@ -183,7 +194,8 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
                                "F1 [95 % CI]", "support"],
             [[n, with_interval(pc[n]["precision"], pc[n].get("precision_ci95")),
               with_interval(pc[n]["recall"], pc[n].get("recall_ci95")),
-              with_interval(pc[n]["f1"], pc[n]["f1_ci95"]), pc[n]["support"]] for n in names],
+              with_interval(pc[n]["f1"], pc[n]["f1_ci95"]), pc[n]["support"]]
+             for n in names if n in pc],
             f"Per-class metrics on the test split (n = {metrics['test']['n']}; 95 % intervals: "
             f"Wilson score for precision and recall; F1: {F1_INTERVAL})")),
         "t_counts": table(assets, Table(
@@ -221,7 +233,8 @@ def predictions_csv(split, probs: np.ndarray, names: list[str]) -> str:
 
 def _maps_file(explained):
     """Write ``explanations.npz``: the GradCAM of every test image at the layer's
-    resolution (``gradcam``, (N, h, w) float16 in [0, 1]) and the layer's path."""
+    resolution (``gradcam``, (N, h, w) float16 in [0, 1]) and the layer's path (of a
+    SavedModel, ``saved_model/<tensor of its serving graph>``)."""
     def write(path):
         with open(path, "wb") as f:
             np.savez_compressed(f, gradcam=explained.test_maps, layer=np.array(explained.layer))
@@ -255,19 +268,43 @@ def _common(inputs: ReportInputs) -> dict:
         nav += [{"href": c["href"], "label": c["name"]} for c in classes]
     else:  # a bar of 100 class links is no navigation: one link to the list of classes
         nav.append({"href": "index.html#classes", "label": f"Classes ({len(classes)})"})
-    return {"title": inputs.cfg.report.title, "version": inputs.info.version,
+    return {"title": report_title(inputs), "version": inputs.info.version,
             "built": time.strftime("%Y-%m-%d %H:%M"), "nav": nav, "classes": classes,
-            "notes": inputs.notes + _plan_notes(inputs.explained.plan)}
+            "notes": inputs.notes + _plan_notes(inputs.explained.plan),
+            "warnings": inputs.warnings}
 
 
-def _plan_notes(plan: dict) -> list[str]:
+def report_title(inputs: ReportInputs) -> str:
+    """``report.title``, or when it is empty a title made from the data and the model:
+    "photos: small_cnn trained here", "holiday: keras.applications vgg19",
+    "faces: emotions.keras"."""
+    cfg = inputs.cfg
+    if cfg.report.title.strip():
+        return cfg.report.title
+    data = "Shapes demo" if cfg.data.source == "shapes" else (
+        Path(cfg.data.path).name or Path(str(inputs.ds.root)).name or "images")
+    model = {"train": f"{inputs.info.model_name} trained here",
+             "applications": f"keras.applications {inputs.info.model_name}"}.get(
+        cfg.model.source, Path(cfg.model.path).name or inputs.info.model_name)
+    return f"{data}: {model}"
+
+
+def _plan_notes(plan) -> list[str]:
     """One note when the work was reduced to fit explain.budget (the Methods page says how)."""
-    if not plan or not (plan["reduced"] or plan["notes"]):
+    if plan is None or plan.fits_as_asked:
         return []
-    return [f"The explanations were planned to explain.budget = {plan['budget_s']:g} s on "
-            f"{plan['device']}: {len(plan['reduced'])} setting(s) reduced "
-            f"({'; '.join(plan['reduced'][:3])}{'; …' if len(plan['reduced']) > 3 else ''}). "
+    reduced = plan.reduced
+    return [f"The explanations were planned to explain.budget = {duration(plan.budget_s)} on "
+            f"{plan.device}: {plural(len(reduced), 'setting')} reduced "
+            f"({'; '.join(reduced[:3])}{'; …' if len(reduced) > 3 else ''}). "
             f"The Methods page lists the plan."]
+
+
+def ran_settings(inputs: ReportInputs) -> dict:
+    """The explain settings as run ({key: value}): the plan's, or (no test images, nothing
+    planned) the config's."""
+    plan = inputs.explained.plan
+    return plan.settings if plan is not None else dataclasses.asdict(inputs.cfg.explain)
 
 
 def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict,
@@ -280,15 +317,18 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
         headline.append({"label": f"GradCAM pointing game (95 % CI "
                                   f"{_interval(g['ci95'], 1, 100, ' %')}, Wilson, n = {g['n']})",
                          "value": f"{100 * g['score']:.1f} %"})
-    data = {"source": cfg.data.source, "root": str(ds.root), "layout": ds.layout,
+    data = {"source": cfg.data.source, "root": cfg.public(ds.root), "layout": ds.layout,
             "image_size": f"{test.images.shape[2]}x{test.images.shape[1]}",
             "skipped": ds.skipped, "dropped": ds.dropped_classes, "has_boxes": ds.has_boxes,
+            "absent": ds.absent_classes,
+            "sources": ds.sources.describe() if ds.sources else None,
             "labeled": ds.labeled}
     return {**common, **tables, "page_title": "Overview", "current": "index.html",
             "headline": headline, "data": data, "fig_dist": drawn["dist"],
             "fig_curves": drawn["curves"], "cms": drawn["cms"], "fig_rel": drawn["rel"],
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
+            "model_file": model_file_included(cfg),
             "info": dataclasses.asdict(inputs.info)}
 
 
@@ -317,7 +357,15 @@ def _model_context(assets: Assets, inputs: ReportInputs, common: dict) -> dict:
     return {**common, "page_title": "Model", "current": "model.html",
             "info": dataclasses.asdict(info), "t_layers": table(assets, t_layers),
             "config": config, "t_config": table(assets, _config_table(inputs)),
-            "saved_model": inputs.cfg.model.source == "train"}
+            "sources": inputs.ds.sources.describe() if inputs.ds.sources else None,
+            "trained": inputs.cfg.model.source == "train",
+            "model_file": model_file_included(inputs.cfg)}
+
+
+def model_file_included(cfg) -> bool:
+    """True when the site holds ``model.keras``: a model trained here, with
+    ``report.include_model`` (weights are shared only when asked)."""
+    return cfg.model.source == "train" and cfg.report.include_model
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -330,46 +378,104 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+#: Keys that apply to the generated shapes demo only.
+DEMO_KEYS = ("data.shapes_per_class",)
+
+
+def _size_chosen(cfg, size) -> bool:
+    """True when a model trained here read the images at a size chosen from the data."""
+    return (cfg.model.source == "train" and "data.image_size" not in cfg.given
+            and tuple(size) != (cfg.data.image_size,) * 2)
+
+
 def _config_table(inputs: ReportInputs) -> Table:
-    """Every config key with the value the build used: automatic choices (empty layer, "all"
-    methods, "auto" preprocessing, 0 = the model's size) replaced by what they resolved to,
-    and whether the value was set (by the config file or a flag) or is the default."""
+    """Every config key with the value the build ran: the plan's settings and method options,
+    automatic choices (empty layer, "all" methods, "auto" preprocessing, 0 = the model's size,
+    0 = the default budget) replaced by what they resolved to, whether the value was set (by
+    the config file or a flag) or is the default, and, where the plan changed it, the value
+    asked for and why."""
     from reportgen.config import Config
 
-    cfg, ex, ds, info = inputs.cfg, inputs.explained, inputs.ds, inputs.info
-    given, default = _flat(cfg.to_dict()), _flat(Config().to_dict())
-    used = dict(given)
-    size = ds.splits["test"].images.shape[1:3]
-    used.update({"explain.layer": ex.layer or "(no conv layer)",
-                 "explain.methods": list(inputs.method_options),
-                 "model.preprocess": info.preprocess,
-                 "data.image_size": f"{size[1]}x{size[0]}"})
-    if cfg.data.path:
-        used["data.path"] = str(ds.root)
-    if ex.layers is not None:
-        used["explain.pattern_layers"] = list(ex.layers.patterns)
-    if ex.grid_classes:
-        used["explain.classes"] = [ds.class_names[c] for c in ex.grid_classes]
-    used.pop("explain.method_options", None)
-    for m, opts in inputs.method_options.items():
-        for k, v in opts.items():
-            used[f"explain.{m}.{k}"] = v
+    cfg, plan = inputs.cfg, inputs.explained.plan
+    size = inputs.ds.splits["test"].images.shape[1:3]
+    given, default = _written(cfg), _written(Config())
+    used = {**given, **_resolved(inputs)}
+    if cfg.data.source != "shapes":
+        for key in DEMO_KEYS:  # no setting of the demo data in a user's report
+            used.pop(key, None)
     rows = []
     for key, value in used.items():
         state = ("set" if key in given and given[key] != default.get(key) else
                  "default" if key in given else "method default")
-        if key in given and value != given[key]:
+        change = plan_change(plan, key)
+        if key == "data.image_size" and _size_chosen(cfg, size):
+            state = "chosen from the data (the overview says why)"
+        elif key in given and value != given[key] and change is None \
+                and key not in PATH_KEYS:
             state += f"; given as {json.dumps(given[key])}"
-        shown = value if isinstance(value, str) else json.dumps(value)
-        rows.append([key, shown, state])
-    return Table("config_used", ["key", "value used", "source"], rows,
-                 "Configuration used: every key, automatic values resolved")
+        asked = "" if change is None else f"{_shown(change[0])} ({change[1]})"
+        rows.append([key, _shown(value), state, asked])
+    headers = ["key", "value run", "source", "asked for, where the plan changed it"]
+    return Table("config_used", headers, rows,
+                 "Configuration run: every key, automatic values resolved, values the plan "
+                 "reduced beside the value asked for")
+
+
+def _written(cfg) -> dict:
+    """{key: value} of every key of ``cfg`` as written, method options as
+    ``explain.<method>.<key>``."""
+    flat = _flat(cfg.to_dict())
+    return {k.replace("explain.method_options.", "explain."): v for k, v in flat.items()
+            if k != "explain.method_options"}
+
+
+def _shown(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def plan_change(plan, key: str) -> tuple[object, str] | None:
+    """(the value asked for, why it changed) of ``key`` where ``plan`` changed it, else None."""
+    found = [r for r in (plan.reductions if plan is not None else ()) if r.key == key]
+    if not found:
+        return None
+    asked = found[0].asked
+    return (list(asked) if isinstance(asked, tuple) else asked,
+            "; ".join(dict.fromkeys(r.why for r in found)))
+
+
+def _resolved(inputs: ReportInputs) -> dict:
+    """{key: the value run} of the keys whose value run is not the one written: the plan's
+    settings and options, and automatic choices resolved."""
+    ex, ds, info = inputs.explained, inputs.ds, inputs.info
+    size = ds.splits["test"].images.shape[1:3]
+    used = {f"explain.{k}": v for k, v in ran_settings(inputs).items()
+            if k != "method_options"}
+    used.update({"explain.layer": ex.layer or "(no conv layer)",
+                 "explain.methods": list(inputs.method_options),
+                 "model.preprocess": info.preprocess,
+                 "data.image_size": f"{size[1]}x{size[0]}",
+                 "report.title": report_title(inputs)})
+    written = _written(inputs.cfg)
+    for key in PATH_KEYS:  # published: never an absolute local path
+        if written.get(key):
+            used[key] = inputs.cfg.public(written[key])
+    if ex.layers is not None:
+        used["explain.pattern_layers"] = list(ex.layers.patterns)
+    if ex.grid_classes:
+        used["explain.classes"] = [ds.class_names[c] for c in ex.grid_classes]
+    for key in _written(inputs.cfg):  # the options of a method that did not run
+        if key.count(".") == 2 and key.split(".")[1] not in inputs.method_options:
+            used[key] = "(not run)"
+    for m, opts in inputs.method_options.items():
+        for k, v in opts.items():
+            used[f"explain.{m}.{k}"] = v
+    return used
 
 
 def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
     ex, ds, info = inputs.explained, inputs.ds, inputs.info
     return {
-        "title": inputs.cfg.report.title, "classes": ds.class_names, "labeled": ds.labeled,
+        "title": report_title(inputs), "classes": ds.class_names, "labeled": ds.labeled,
         "splits": inputs.metrics,
         "history": inputs.history,
         "explain": {"layer": ex.layer, "pointing_game": pointing,
@@ -377,14 +483,17 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "quality_ranking": ex.quality_ranking,
                     "methods": inputs.method_options,
                     "seconds": {k: round(v, 3) for k, v in ex.seconds.items()},
-                    "plan": ex.plan,
+                    "plan": _plan_data(ex), "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
-        "dropped_classes": ds.dropped_classes, "notes": inputs.notes,
-        "data": {"root": str(ds.root), "test_hash": info.test_hash,
+        "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
+        "notes": inputs.warnings + inputs.notes,
+        "data": {"root": inputs.cfg.public(ds.root), "test_hash": info.test_hash,
                  "test_images": len(ds.splits["test"]),
-                 "image_size": list(ds.splits["test"].images.shape[1:3])},
+                 "image_size": list(ds.splits["test"].images.shape[1:3]),
+                 "channels": int(ds.splits["test"].images.shape[3]),
+                 "source_images": ds.sources.to_dict() if ds.sources else None},
         "compare": {"predictions": "predictions.csv",
                     "maps": "explanations.npz" if ex.test_maps is not None else None},
         "model": {k: getattr(info, k) for k in ("model_name", "model_hash", "data_hash",
@@ -392,6 +501,18 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
         "versions": {k: getattr(info, k) for k in ("version", "python", "tensorflow", "keras",
                                                    "numpy")},
     }
+
+
+def _plan_data(ex) -> dict | None:
+    """The plan for metrics.json, with each part's estimate beside the seconds it took
+    (``parts``: {part: {"estimate_s", "actual_s"}})."""
+    if ex.plan is None:
+        return None
+    data = ex.plan.as_dict()
+    data["parts"] = {part: {"estimate_s": est, "actual_s": (round(ex.seconds[part], 2)
+                                                          if part in ex.seconds else None)}
+                     for part, est in ex.plan.estimate_s.items()}
+    return data
 
 
 def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
@@ -405,11 +526,11 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     pointing = _pointing(ex)
     tables = _split_tables(assets, inputs)
     pages = class_pages(assets, test, probs, names, ex, inputs.metrics["test"]["per_class"])
-    m = methods_context(assets, test, probs, names, ex, inputs.cfg.explain.tie_orders,
-                        inputs.cfg.explain.quality_steps)
+    m = methods_context(assets, test, probs, names, ex, ran_settings(inputs),
+                        inputs.method_options)
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
     t_plan = table(assets, m["plan_table"]) if m["plan_table"] else None
-    L = layers_context(assets, test, names, ex)
+    L = layers_context(assets, test, names, ex, gray=bool(ds.sources and ds.sources.all_gray))
     index = _index_context(inputs, common, tables, drawn, pointing)
     model = _model_context(assets, inputs, common)
     content.pages = [Page("index.html", "index.html", index)]

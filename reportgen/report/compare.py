@@ -51,6 +51,9 @@ class SiteRecord:
     true: np.ndarray
     probs: np.ndarray
     maps: np.ndarray | None
+    #: The data folder on this machine (from the site's marker, never published); None when
+    #: unknown.
+    data_root: Path | None = None
 
     @property
     def pred(self) -> np.ndarray:
@@ -94,7 +97,18 @@ def load_site(path: Path, label: str) -> SiteRecord:
         with np.load(path / rec["maps"]) as z:
             maps = z["gradcam"].astype(np.float32)
     return SiteRecord(path, label, metrics, [r[0] for r in rows[1:]], true,
-                      probs.reshape(len(true), len(names)), maps)
+                      probs.reshape(len(true), len(names)), maps, _data_root(path, metrics))
+
+
+def _data_root(path: Path, metrics: dict) -> Path | None:
+    """The site's data folder on this machine: from its marker (sites built before that:
+    the absolute ``data.root`` of metrics.json); None when neither says."""
+    try:
+        root = json.loads((path / MARKER).read_text(encoding="utf-8")).get("data_root")
+    except (OSError, ValueError, AttributeError):
+        root = None
+    root = root or (metrics.get("data") or {}).get("root")
+    return Path(root) if isinstance(root, str) and Path(root).is_absolute() else None
 
 
 def check_comparable(sites: list[SiteRecord]) -> None:
@@ -108,8 +122,29 @@ def check_comparable(sites: list[SiteRecord]) -> None:
         h1, h2 = first.metrics["data"]["test_hash"], other.metrics["data"]["test_hash"]
         if h1 != h2 or other.files != first.files:
             raise CompareError(f"{first.path} and {other.path} were built on different test "
-                               f"sets (test files hash {h1[:12]} vs {h2[:12]}); compare models "
-                               "on the same data")
+                               f"sets (test files hash {h1[:12]} vs {h2[:12]}); "
+                               + _how_to_share(first.path, other.path))
+
+
+#: The settings that decide a build's test set.
+DATA_KEYS = ("source", "path", "split", "split_seed", "shapes_per_class", "classes")
+
+
+def _how_to_share(a: Path, b: Path) -> str:
+    """How to build sites ``a`` and ``b`` on one test set: the data settings (from each
+    site's marker) that differ, and the rule."""
+    def data(site: Path) -> dict:
+        try:
+            return json.loads((site / MARKER).read_text(encoding="utf-8"))["config"]["data"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    da, db = data(a), data(b)
+    differ = [f"data.{k} {json.dumps(da[k])} vs {json.dumps(db[k])}" for k in DATA_KEYS
+              if k in da and k in db and da[k] != db[k]]
+    return ((f"they differ in {', '.join(differ)}; " if differ else "")
+            + "build both with the same data.path, data.split and data.split_seed "
+            "(training.seed does not move the split)")
 
 
 def pair_statistics(a: SiteRecord, b: SiteRecord) -> dict:

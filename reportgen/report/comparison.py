@@ -60,7 +60,7 @@ def class_deltas(a: cmp.SiteRecord, b: cmp.SiteRecord, name: str) -> Table:
     """Per class, B's precision, recall and F1 minus A's."""
     pa, pb = a.metrics["splits"]["test"]["per_class"], b.metrics["splits"]["test"]["per_class"]
     rows = [[n, pb[n]["precision"] - pa[n]["precision"], pb[n]["recall"] - pa[n]["recall"],
-             pb[n]["f1"] - pa[n]["f1"], pa[n]["support"]] for n in a.classes]
+             pb[n]["f1"] - pa[n]["f1"], pa[n]["support"]] for n in a.classes if n in pa]
     return Table(name, ["class", "Δ precision", "Δ recall", "Δ F1", "support"],
                  rows, f"Per-class change, {b.label} minus {a.label} (test)")
 
@@ -85,7 +85,9 @@ def decode_or_grey(site: cmp.SiteRecord, i: int, size: tuple[int, int]) -> np.nd
     """Test image ``i`` decoded from the site's data folder at ``size`` (height, width); a
     grey tile when the folder moved (the tile's labels still say what it shows)."""
     try:
-        return decode_image(Path(site.metrics["data"]["root"]) / site.files[i], size, 3)[0]
+        if site.data_root is None:
+            raise FileNotFoundError("the site does not say where its data folder is")
+        return decode_image(site.data_root / site.files[i], size, 3)[0]
     except Exception:  # any decoding failure of one thumbnail must not end the comparison
         return np.full(size + (3,), 128, np.uint8)
 
@@ -154,6 +156,7 @@ def gather_comparison(sites: list[cmp.SiteRecord], title: str, figures: Figures
                 for ia, ib in combinations(range(len(sites)), 2)]
     cms = [figures.add(f"confusion_{k}", figs.confusion_matrix,
                        s.metrics["splits"]["test"]["confusion_matrix"], s.classes,
+                       row_names=s.metrics["splits"]["test"].get("confusion_rows"),
                        title=s.label, alt=f"Test confusion matrix of {s.label}",
                        caption=f"{s.label}: test counts (row = true class).")
            for k, s in enumerate(sites)]

@@ -132,6 +132,7 @@ class Figures:
                 "width": None, "height": None}
         cached = self.cache_dir / key if self.cache_dir else None
         if cached is not None and (cached / "size.json").is_file():
+            scratch.touch(cached)  # used: the last to be pruned (reportgen cache --max-size)
             self._jobs.append((name, cached, info, None, ()))
             return info
         src = self._tmp / key

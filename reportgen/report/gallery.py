@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from reportgen.evaluate import misclassified
-from reportgen.explain.results import SECTIONS
+from reportgen.explain.results import SECTIONS, select_galleries
 from reportgen.figures.overlay import colormap_lut, heatmap_overlay, resize_map, to_rgb
 from reportgen.report.assets import Assets
 
@@ -137,12 +137,19 @@ def tile(assets: Assets, split, probs: np.ndarray, names: list[str], i: int, exp
     }
 
 
+def few_hidden(shown: int) -> int:
+    """How many images past a full gallery of ``shown`` are shown too rather than hidden
+    (a quarter of the gallery, at least 4): "26; the 24 least confident shown" hides none."""
+    return max(4, shown // 4)
+
+
 def class_pages(assets: Assets, split, probs: np.ndarray, names: list[str], explained,
                 per_class: dict) -> list[dict]:
     """One context per class of ``per_class`` (every class; for unlabeled photos, every
     predicted class): its metrics (``per_class[name]``) and its gallery sections (for
     unlabeled photos, one: the images predicted as the class)."""
     pages = []
+    everyone: list = []  # every image of every section, in gallery order (when needed)
     for c, name in enumerate(names):
         if name not in per_class:
             continue
@@ -151,10 +158,16 @@ def class_pages(assets: Assets, split, probs: np.ndarray, names: list[str], expl
             title, desc, which = SECTION_TITLES[key] if split.labeled else UNLABELED_TITLE
             shown = explained.galleries[c][key]
             count = explained.gallery_counts.get(c, {}).get(key, len(shown))
+            if len(shown) < count <= len(shown) + few_hidden(len(shown)):
+                if not everyone:
+                    everyone.append(select_galleries(split.labels, probs, len(names),
+                                                     len(split)))
+                shown = everyone[0][c][key]  # a few more: all of them, never hidden
             sections.append({"key": key, "title": title.format(c=name),
                              "description": desc.format(c=name), "count": count,
                              "heading": (f"{count}" if count <= len(shown) else
                                          f"{count}; the {len(shown)} {which} shown"),
+                             "rest": max(0, count - len(shown)),
                              "tiles": [tile(assets, split, probs, names, i, explained)
                                        for i in shown]})
             sections[-1]["wide"] = any(len(t["views"]) > 2 for t in sections[-1]["tiles"])

@@ -20,6 +20,7 @@ from reportgen.figures.overlay import (
 )
 from reportgen.report.assets import Assets
 from reportgen.report.gallery import describe, test_tile, true_name, with_box
+from reportgen.text import duration
 from reportgen.report.tables import Table, with_interval
 
 CELL = 96  # side of a method cell in pixels
@@ -95,11 +96,14 @@ def _class_grid(assets: Assets, split, names, explained) -> dict | None:
             "chosen": list(explained.grid_classes) != shown}
 
 
-def quality_table(quality: dict, ranking: dict | None = None) -> Table | None:
+def quality_table(quality: dict, ranking: dict | None = None,
+                  settings: dict | None = None) -> Table | None:
     """The explanation-quality table: one row per method, in registry order, each mean with
     its 95 % interval over the images, in bold the best method of each ranked column and
     every method a paired bootstrap does not separate from it (``ranking``: the build's
-    ``quality_ranking``, :func:`reportgen.explain.results.rank_methods`)."""
+    ``quality_ranking``, :func:`reportgen.explain.results.rank_methods`); its caption states
+    the deletion/insertion steps and tie orders as run (``settings``: the explain settings as
+    run)."""
     if not quality:
         return None
     rows = [[REGISTRY[m].label, with_interval(q.deletion, q.deletion_ci95),
@@ -116,12 +120,15 @@ def quality_table(quality: dict, ranking: dict | None = None) -> Table | None:
     marks = {(methods.index(m), 1 + columns.index(c)) for c, r in (ranking or {}).items()
              for m in r["tied"] if m in quality}
     q = next(iter(quality.values()))
+    curves = "" if settings is None else (
+        f"; deletion/insertion in {settings['quality_steps']} steps, tied pixels "
+        f"{_orders(settings['tie_orders'])}")
     return Table("explanation_quality",
                  ["method"] + [RANKED[c][0] for c in columns] + [
                      f"sanity verdict (passes below {SANITY_THRESHOLD:g})", "tied pixels",
                      "s / 100 images"], rows,
                  f"Explanation quality of the predicted class on n = {q.n} test images "
-                 f"({q.n_boxes} with an object box, {q.n_sanity} in the sanity check); "
+                 f"({q.n_boxes} with an object box, {q.n_sanity} in the sanity check{curves}); "
                  f"95 % intervals in brackets (percentile bootstrap over the images; Wilson "
                  f"for the pointing game). {ranking_sentence(ranking or {})} "
                  f"{sanity_sentence(quality)}", marks=marks)
@@ -134,7 +141,7 @@ def ranking_sentence(ranking: dict) -> str:
         return "No column ranks two or more methods, so none is marked."
     parts = []
     for column, r in ranking.items():
-        label = RANKED[column][0].rstrip(" ↓↑")
+        label = RANKED[column][0].rstrip(" ↓↑") + _compared_on(r)
         if r["separated"]:
             parts.append(f"{label}: {REGISTRY[r['best']].label} is best, separated from "
                          f"every other method")
@@ -147,6 +154,17 @@ def ranking_sentence(ranking: dict) -> str:
             f"({RESAMPLES} resamples, seed 0; separated when the 95 % interval of the "
             f"difference excludes 0); a column with one bold value has a separated best. "
             + "; ".join(parts) + ".")
+
+
+def _compared_on(r: dict) -> str:
+    """Where a paired ranking ``r`` (:func:`~reportgen.evaluate.paired_best`) compared fewer
+    images than the column's values cover (a method without a score where another has one),
+    the images it compared and each method's mean on them; else nothing."""
+    if r["n"] >= r.get("scored", r["n"]):
+        return ""
+    means = ", ".join(f"{REGISTRY[m].label} {v:.3f}" for m, v in r["means"].items())
+    return (f" (compared on the {r['n']} of {r['scored']} images where every method has a "
+            f"score; means there: {means})")
 
 
 def sanity_sentence(quality: dict) -> str:
@@ -171,41 +189,59 @@ def sanity_sentence(quality: dict) -> str:
     return text
 
 
-def plan_table(plan: dict, seconds: dict) -> Table | None:
-    """The plan's parts: estimated seconds with the settings as given and as planned, and the
+def _orders(n: int) -> str:
+    """How the ties were ordered: ``in 1 seeded random order`` or ``averaged over 3 seeded
+    random orders``."""
+    return "in 1 seeded random order" if n == 1 else f"averaged over {n} seeded random orders"
+
+
+def plan_table(plan, seconds: dict) -> Table | None:
+    """The plan's parts: estimated seconds with the settings as asked and as planned, and the
     seconds each part took."""
-    if not plan:
+    if plan is None:
         return None
     rows = []
-    for part, full in plan["estimate_full_s"].items():
+    for part, full in plan.estimate_full_s.items():
         took = seconds.get(part)
         label = "test set (GradCAM of every image; never reduced)" if part == "test set" \
             else part
-        rows.append([label, full, plan["estimate_s"][part],
-                     None if took is None else round(took, 1)])
-    return Table("plan", ["part", "estimated s, as set", "estimated s, planned", "took s"],
-                 rows, f"The work planned to explain.budget = {plan['budget_s']:g} s")
+        rows.append([label, duration(full), duration(plan.estimate_s[part]),
+                     None if took is None else duration(took)])
+    return Table("plan", ["part", "estimated, as asked", "estimated, planned", "took"],
+                 rows, f"The work planned to explain.budget = {duration(plan.budget_s)}")
 
 
-def methods_context(assets: Assets, split, probs, names, explained, tie_orders: int = 1,
-                    steps: int = 8) -> dict:
+def methods_context(assets: Assets, split, probs, names, explained, settings: dict,
+                    method_options: dict) -> dict:
     """The Methods page context: the sample images across every method, the class grid, the
-    quality table, and each method's description from the registry."""
+    quality table, each method's description from the registry with its options as run
+    (``method_options``: {method: {key: value}}), and the explain ``settings`` as run."""
     about = [{"name": m, "label": s.label, "description": s.description,
               "reference": s.reference, "ran": m in explained.method_outputs
-              or m in explained.quality} for m, s in REGISTRY.items()]
+              or m in explained.quality,
+              "options": ", ".join(f"{k} = {v}" for k, v in method_options.get(m, {}).items())}
+             for m, s in REGISTRY.items()]
     return {"methods": [REGISTRY[m].label for m in explained.method_outputs],
             "rows": _method_rows(assets, split, probs, names, explained),
             "grid": _class_grid(assets, split, names, explained),
-            "quality_table": quality_table(explained.quality, explained.quality_ranking),
+            "quality_table": quality_table(explained.quality, explained.quality_ranking,
+                                           settings),
             "quality": explained.quality,
             "sanity_text": sanity_sentence(explained.quality) if explained.quality else "",
             "ranking_text": ranking_sentence(explained.quality_ranking)
             if explained.quality else "", "sanity_threshold": SANITY_THRESHOLD,
-            "labeled": split.labeled, "tie_orders": tie_orders, "steps": steps,
+            "labeled": split.labeled,
+            "tie_orders": settings["tie_orders"], "orders": _orders(settings["tie_orders"]),
+            "steps": settings["quality_steps"],
             "plan": explained.plan, "plan_table": plan_table(explained.plan, explained.seconds),
-            "resamples": RESAMPLES, "f1_draws": F1_DRAWS,
+            "resamples": RESAMPLES, "f1_draws": F1_DRAWS, "per_table": GRID_COLUMNS,
+            "relus": getattr(explained, "relus", None),
             "about": [a for a in about if a["ran"]]}
+
+
+#: Image columns per table of the Methods page's grids: more images continue in another
+#: table below, so a grid fits a 1280 px window without scrolling sideways.
+GRID_COLUMNS = 8
 
 
 PAD = 6  # gutter between the tiles of a mosaic, pixels
@@ -253,14 +289,38 @@ def _feature_maps(assets: Assets, L: LayerViews) -> list[dict]:
     return out
 
 
-def _filters(assets: Assets, L: LayerViews) -> list[dict]:
+def gray_of(stack: np.ndarray, gray: bool, *, total: bool = False) -> np.ndarray:
+    """``stack`` (..., C) with its 3 colour channels made one gray channel when ``gray`` (a
+    model that only ever saw grayscale images, as 3 equal channels): their mean, or with
+    ``total`` their sum (a first-layer filter's effective weights on a gray input)."""
+    if not gray or stack.shape[-1] != 3:
+        return stack
+    return stack.sum(-1, keepdims=True) if total else stack.mean(-1, keepdims=True)
+
+
+def _filters(assets: Assets, L: LayerViews, gray: bool = False) -> list[dict]:
     out = []
+    kinds = getattr(L, "filter_kinds", {})  # absent from a cache written before they were kept
     for n, (p, k) in enumerate(L.filters.items()):
         kk = np.moveaxis(k, -1, 0)  # (F, kh, kw, in)
         rel = f"img/layers/filters_{n}.png"
-        if kk.shape[-1] == 3:  # an RGB input layer: one colour tile per filter
+        if gray and kk.shape[-1] == 3:  # gray images as 3 equal channels: one gray tile
+            grid = _grid_png(assets, rel, gray_of(kk, gray, total=True)[..., 0], 36, 16,
+                             [f"f {i}" for i in range(len(kk))])
+            shown, how = len(kk), "as gray tiles (the sum over the input's equal channels)"
+        elif kk.shape[-1] == 3:  # an RGB input layer: one colour tile per filter
             grid = _grid_png(assets, rel, kk, 36, 16, [f"f {i}" for i in range(len(kk))])
             shown, how = len(kk), "as RGB tiles"
+        elif kk.shape[-1] == 1:  # one input channel (depthwise, gray input): one tile each
+            shown = min(32, len(kk))
+            grid = _grid_png(assets, rel, kk[:shown, ..., 0], 36, 8,
+                             [f"f {i}" for i in range(shown)])
+            how = "as gray tiles"
+            if kinds.get(p) in ("depthwise", "separable"):
+                how += ": the depthwise kernels, one spatial filter per input channel"
+            if kinds.get(p) == "separable":
+                how += (" (the separable convolution's 1x1 pointwise kernel, which mixes the "
+                        "channels, is not shown)")
         else:  # deeper: rows = filters, columns = input channels, one grey tile each
             f, c = min(8, kk.shape[0]), min(8, kk.shape[-1])
             per_channel = np.moveaxis(kk[:f, ..., :c], -1, 1).reshape(f * c, *kk.shape[1:3])
@@ -308,12 +368,13 @@ def _receptive(assets: Assets, split, names, L: LayerViews) -> dict | None:
     return {**vars(L.rf), "units": units}
 
 
-def _dreams(assets: Assets, split, names, L: LayerViews) -> dict | None:
+def _dreams(assets: Assets, split, names, L: LayerViews, gray: bool = False) -> dict | None:
     if L.dreams is None:
         return None
     d = L.dreams
     lo, hi = d.value_range
-    pics = to_rgb(np.clip((d.images - lo) / (hi - lo) * 255, 0, 255).round().astype(np.uint8))
+    pics = to_rgb(np.clip((gray_of(d.images, gray) - lo) / (hi - lo) * 255, 0, 255)
+                  .round().astype(np.uint8))
     items = []
     for k, i in enumerate(d.indices):
         items.append({"original": test_tile(assets, split, i),
@@ -332,18 +393,25 @@ def describe_image(split, names, i: int) -> str:
     return f"test image {split.paths[i]} ({kind} {names[int(split.labels[i])]})"
 
 
-def layers_context(assets: Assets, split, names, explained) -> dict | None:
-    """The Layers page context (None without conv layers)."""
+def layers_context(assets: Assets, split, names, explained, gray: bool = False
+                   ) -> dict | None:
+    """The Layers page context (None without conv layers). ``gray``: every image the model
+    saw was grayscale, so colour in its filters, patterns and dreams means nothing: they are
+    drawn gray (a model with one input channel draws them gray anyway)."""
     L = explained.layers
     if L is None:
         return None
-    return {"fmaps": _feature_maps(assets, L), "filters": _filters(assets, L),
+    return {"fmaps": _feature_maps(assets, L), "filters": _filters(assets, L, gray),
+            "gray": gray or split.images.shape[-1] == 1,
             "patterns": [{"layer": p, "count": len(pats),
-                          **_grid_png(assets, f"img/layers/patterns_{k}.png", pats, 80, 8,
+                          **_grid_png(assets, f"img/layers/patterns_{k}.png",
+                                      gray_of(pats, gray), 80, 8,
                                       [f"filter {i}" for i in range(len(pats))]),
                           "alt": f"Filter patterns of layer {p}: inputs maximizing filters 0 "
                                  f"to {len(pats) - 1}, each labelled"}
                          for k, (p, pats) in enumerate(L.patterns.items())],
-            "rf": _receptive(assets, split, names, L), "dreams": _dreams(assets, split, names, L),
+            "rf": _receptive(assets, split, names, L),
+            "dreams": _dreams(assets, split, names, L, gray),
+            "notes": getattr(L, "notes", []),
             "image": L.image, "image_src": test_tile(assets, split, L.image),
             "image_desc": describe_image(split, names, L.image)}

@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reportgen.errors import ReportgenError
@@ -41,6 +41,10 @@ class Published:
     left_out: list[str]
     foreign: list[str]
     dropped: list[str]
+    #: Trained weights in the site left out because ``--include-model`` was not given.
+    withheld: list[str] = field(default_factory=list)
+    #: True when the site equals the branch's tip: no commit was made (``commit`` is the tip).
+    unchanged: bool = False
 
 
 def _git(args: list[str], cwd: Path, env: dict | None = None, check: bool = True,
@@ -87,6 +91,8 @@ class PublishOptions:
     #: The branch whose tip may be replaced although reportgen did not publish it (must
     #: equal ``branch``: the user names it to confirm).
     overwrite: str | None = None
+    #: Publish the trained weights (``model.keras``) when the site holds them.
+    include_model: bool = False
 
     def check(self) -> None:
         """Raise PublishError (exit 2) naming the option for any value publish cannot use."""
@@ -107,7 +113,9 @@ class PublishOptions:
 def publish(site: str | Path, *, repo: str | Path = ".",
             options: PublishOptions | None = None) -> Published:
     """Commit ``site`` as the whole content of a branch in the git repository at ``repo``;
-    files over ``options.max_file_bytes`` are left out and listed in ``Published.left_out``.
+    files over ``options.max_file_bytes`` are left out and listed in ``Published.left_out``,
+    ``model.keras`` unless ``options.include_model`` (``Published.withheld``). A site whose
+    files equal the branch's tip makes no commit (``Published.unchanged``).
 
     Raises:
         PublishError: not in a git repository, the site folder is missing or has no
@@ -120,13 +128,18 @@ def publish(site: str | Path, *, repo: str | Path = ".",
     ref = f"refs/heads/{opts.branch}"
     parent = _git(["rev-parse", "--verify", "--quiet", ref], root, check=False).stdout.strip()
     _check_branch(root, opts, parent)
-    tree, left_out, foreign = _site_tree(site, root, opts)
+    tree, left_out, foreign, withheld = _site_tree(site, root, opts)
     dropped = _dropped(root, parent, tree)
-    msg = (opts.message or f"Publish report from {site.name} with reportgen").strip()
-    args = ["commit-tree", tree, "-m", msg, "-m", TRAILER] + (["-p", parent] if parent else [])
-    commit = _git(args, root).stdout.strip()
-    _git(["update-ref", "-m", "reportgen publish", ref, commit] + ([parent] if parent else []),
-         root)
+    unchanged = bool(parent) and _tree_of(root, parent) == tree
+    if unchanged:  # the same files as the tip: a new commit would change nothing
+        commit = parent
+    else:
+        msg = (opts.message or f"Publish report from {site.name} with reportgen").strip()
+        args = ["commit-tree", tree, "-m", msg, "-m", TRAILER] + (
+            ["-p", parent] if parent else [])
+        commit = _git(args, root).stdout.strip()
+        _git(["update-ref", "-m", "reportgen publish", ref, commit]
+             + ([parent] if parent else []), root)
     remote_url = _git(["remote", "get-url", opts.remote], root, check=False)
     url = pages_url(remote_url.stdout.strip() if remote_url.returncode == 0 else None,
                     opts.cname)
@@ -137,7 +150,13 @@ def publish(site: str | Path, *, repo: str | Path = ".",
                                exit_code=2)
         _push(root, opts, ref, commit)
     return Published(commit=commit, branch=opts.branch, pushed=opts.push, url=url,
-                     left_out=left_out, foreign=foreign, dropped=dropped)
+                     left_out=left_out, foreign=foreign, dropped=dropped, withheld=withheld,
+                     unchanged=unchanged)
+
+
+def _tree_of(root: Path, commit: str) -> str:
+    """The tree id of ``commit``."""
+    return _git(["rev-parse", f"{commit}^{{tree}}"], root).stdout.strip()
 
 
 def _check_branch(root: Path, opts: PublishOptions, tip: str) -> None:
@@ -187,16 +206,22 @@ def _repository(site: Path, cwd: Path, branch: str) -> Path:
     return root
 
 
+#: Site files holding trained weights: published only with ``--include-model``.
+MODEL_FILES = frozenset({"model.keras"})
+
+
 def _site_tree(site: Path, root: Path, opts: PublishOptions
-               ) -> tuple[str, list[str], list[str]]:
+               ) -> tuple[str, list[str], list[str], list[str]]:
     """Write the git tree of the files reportgen wrote into the site (plus .nojekyll and
     CNAME) through a temporary index; return (tree id, files left out for their size, files
-    in the folder reportgen did not write)."""
+    in the folder reportgen did not write, trained weights withheld)."""
     written = [f for f in site_files(site) if (site / f).is_file()]
     present = sorted(f.relative_to(site).as_posix() for f in site.rglob("*") if f.is_file())
     foreign = sorted(set(present) - set(written) - {MARKER})
-    left_out = sorted(f for f in written if (site / f).stat().st_size > opts.max_file_bytes)
-    staged = [f for f in written if f not in left_out and f != MARKER]
+    withheld = [] if opts.include_model else [f for f in written if f in MODEL_FILES]
+    left_out = sorted(f for f in written if f not in withheld
+                      and (site / f).stat().st_size > opts.max_file_bytes)
+    staged = [f for f in written if f not in left_out and f not in withheld and f != MARKER]
     with tempfile.TemporaryDirectory(prefix="reportgen-publish-") as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index"),
                "GIT_LITERAL_PATHSPECS": "1"}
@@ -212,7 +237,7 @@ def _site_tree(site: Path, root: Path, opts: PublishOptions
             blob = _git(["hash-object", "-w", "--stdin"], root, env, input_=content).stdout
             _git(["update-index", "--add", "--cacheinfo", f"100644,{blob.strip()},{name}"],
                  root, env)
-        return _git(["write-tree"], root, env).stdout.strip(), left_out, foreign
+        return _git(["write-tree"], root, env).stdout.strip(), left_out, foreign, withheld
 
 
 def _push(root: Path, opts: PublishOptions, ref: str, commit: str) -> None:

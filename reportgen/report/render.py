@@ -10,7 +10,7 @@ import jinja2
 from markupsafe import Markup
 
 from reportgen.report.tables import fmt, md_escape, md_gallery
-from reportgen.text import printable
+from reportgen.text import duration, plural, printable
 
 
 def templates_dir() -> Path:
@@ -43,6 +43,8 @@ def environment(folder: Path | None = None) -> jinja2.Environment:
     env.filters["md"] = md_escape
     env.filters["md_gallery"] = md_gallery
     env.filters["fmt"] = fmt
+    env.filters["plural"] = plural
+    env.filters["duration"] = duration
     env.filters["pct"] = lambda v, d=1: "–" if v is None or v != v else f"{100 * v:.{d}f} %"
     return env
 

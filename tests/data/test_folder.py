@@ -79,5 +79,5 @@ def test_missing_folder_and_single_class(tmp_path):
 
 def test_too_few_images_for_fractions(tmp_path):
     make(tmp_path, {"a": 5, "b": 1})
-    with pytest.raises(DataError, match=r"b: 1 image\(s\) is too few"):
+    with pytest.raises(DataError, match=r"b: 1 image is too few"):
         load_dataset(tmp_path, size=(8, 8), split=[0.7, 0.15, 0.15])

@@ -16,3 +16,34 @@ def tier(request, monkeypatch):
 
     monkeypatch.setattr(graph, "COMPILE_AFTER", 10**9 if request.param == "eager" else 0)
     return request.param
+
+
+@pytest.fixture
+def isolated(tier):
+    """Run a test's gradient computations in a fresh interpreter (TensorFlow's oneDNN eager
+    convolution gradients can crash a process: then this test fails, not the run). The code
+    gets ``np``, ``keras`` and ``json`` imported, this test's tier set, and the seed 7; it
+    prints its result as JSON on its last line, which is returned."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+
+    def run(code: str):
+        after = 10**9 if tier == "eager" else 0
+        prelude = ("import json\nimport numpy as np\nimport keras\n"
+                   f"from reportgen.explain import graph\ngraph.COMPILE_AFTER = {after}\n"
+                   "keras.utils.set_random_seed(7)\n")
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+        done = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
+                              capture_output=True, text=True, env=env, timeout=600,
+                              check=False)
+        assert done.returncode == 0, done.stderr[-4000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    return run

@@ -164,6 +164,61 @@ def test_default_layer_skips_1x1_outputs(keras):
     assert Explainer(model).layer == "features"
 
 
+def test_default_layer_is_the_last_conv_output_after_its_activation(keras):
+    """VGG-like: the last conv (ReLU inside) before its pooling; conv -> BN -> ReLU -> pool:
+    the ReLU; a residual Add and its ReLU count; a cell's stride-1 pooling branch is passed
+    (never chosen); a grid change stops."""
+    L = keras.layers
+
+    def vgg(top):
+        inp = keras.Input((32, 32, 3))
+        x = L.Conv2D(4, 3, padding="same", activation="relu", name="block1_conv1")(inp)
+        x = L.MaxPooling2D(name="block1_pool")(x)
+        x = top(x)
+        x = L.Dropout(0.5, name="drop")(x)  # after the pool, on its grid: still not chosen
+        return keras.Model(inp, L.Dense(2)(L.Flatten()(x)))
+
+    def conv_bn_relu_pool(x):
+        x = L.Conv2D(4, 3, padding="same", name="conv")(x)
+        x = L.BatchNormalization(name="bn")(x)
+        x = L.ReLU(name="relu")(x)
+        return L.AveragePooling2D(2, name="pool")(x)
+
+    def residual(x):
+        y = L.Conv2D(4, 3, padding="same", name="conv")(x)
+        y = L.Activation("relu", name="act")(L.Add(name="add")([x, y]))
+        return L.MaxPooling2D(name="pool")(y)
+
+    def conv_pool(x):
+        x = L.Conv2D(4, 3, padding="same", activation="relu", name="block2_conv1")(x)
+        return L.MaxPooling2D(name="block2_pool")(x)
+
+    def cell(x):  # NASNet-like: a stride-1 pooling branch on the grid, concatenated
+        a = L.SeparableConv2D(4, 3, padding="same", name="sep")(x)
+        b = L.AveragePooling2D(3, strides=1, padding="same", name="branch_pool")(a)
+        y = L.Concatenate(name="cell_concat")([a, L.Add(name="branch_add")([b, x])])
+        return L.MaxPooling2D(name="pool")(L.ReLU(name="cell_out")(y))
+
+    assert Explainer(vgg(conv_pool)).layer == "block2_conv1"
+    assert Explainer(vgg(cell)).layer == "cell_out"
+    assert Explainer(vgg(conv_bn_relu_pool)).layer == "relu"
+    assert Explainer(vgg(residual)).layer == "act"
+    assert Explainer(vgg(conv_pool)).graph.layer_shapes["block2_conv1"][:2] == (16, 16)
+
+
+def test_default_layer_in_a_nested_base_stops_at_its_pooling(keras):
+    L = keras.layers
+    inner_in = keras.Input((16, 16, 3))
+    x = L.Conv2D(4, 3, padding="same", name="conv")(inner_in)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.Activation("relu", name="out_relu")(x)
+    x = L.MaxPooling2D(name="pool")(x)
+    base = keras.Model(inner_in, x, name="base.1")
+    inp = keras.Input((16, 16, 3))
+    out = L.Dense(2)(L.GlobalAveragePooling2D()(base(inp)))
+    assert Explainer(keras.Model(inp, out)).layer == "base.1/out_relu"
+
+
 def test_constant_map_gives_zeros_not_nan(keras, rng):
     model = gap_dense_model(keras)
     conv = model.get_layer("conv")

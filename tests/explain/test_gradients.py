@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from reportgen.explain.gradients import (deconvnet, guided_backprop, guided_grad_cam,
-                                         integrated_gradients, saliency, smooth_grad)
+                                         input_gradients, integrated_gradients, saliency,
+                                         smooth_grad)
 
 
 def test_saliency_of_linear_model_is_its_weights(keras, rng):
@@ -149,3 +150,78 @@ def test_guided_grad_cam_is_product(keras, rng):
     want = guided_backprop(model, x, targets=[0, 1, 2]) * grad_cam(model, x, targets=[0, 1, 2])[
         ..., None]
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_the_functional_api_reuses_one_explainer_per_model(keras, rng):
+    """Repeated calls on one model trace each compiled function once; weights changed in
+    between are seen (deconvnet's linear twins too)."""
+    from reportgen.explain.explainer import Explainer
+
+    inp = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h)))
+    x = rng.uniform(0, 1, (3, 8, 8, 3)).astype(np.float32)
+    first = Explainer.of(model, x, batch_size=2)
+    assert Explainer.of(model, x, batch_size=5) is first and first.batch_size == 5
+    assert Explainer.of(model, x[:, :, :, :1].repeat(3, -1), output_index=0) is first
+    before = deconvnet(model, x)
+    fn = first.graph.functions[("input-grad", "deconv")]
+    conv = model.get_layer("conv")
+    conv.set_weights([w * -1.5 for w in conv.get_weights()])
+    after = deconvnet(model, x)
+    assert first.graph.functions[("input-grad", "deconv")] is fn
+    np.testing.assert_allclose(after, input_gradients(Explainer(model), "deconv", x),
+                               atol=1e-6)
+    assert not np.allclose(after, before)
+    other = keras.models.clone_model(model)
+    assert Explainer.of(other, x) is not first  # another model: a new explainer, kept alone
+
+
+def swish_model(keras, act="swish"):
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation=act, name="c1")(inp)
+    x = keras.layers.Conv2D(5, 3, padding="same", name="c2")(x)
+    x = keras.layers.Activation("gelu" if act == "swish" else act, name="act")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+
+
+def test_a_model_without_relu_is_told_apart(keras):
+    from reportgen.config import Config
+    from reportgen.explain import Explainer, has_relus
+    from reportgen.explain.methods import configure
+    from reportgen.explain.results import Explained
+    from reportgen.explain.suite import runnable
+
+    assert not has_relus(swish_model(keras))
+    assert has_relus(swish_model(keras, "relu")) and has_relus(relu_zoo(keras))
+    leaky = swish_model(keras, "leaky_relu")  # guided backprop gates plain ReLUs only
+    assert not has_relus(leaky)
+    for model, relus in ((swish_model(keras), False), (swish_model(keras, "relu"), True)):
+        result = Explained(layer="act", galleries={})
+        kept = runnable(Explainer(model), configure(Config()), result)
+        assert result.relus is relus
+        assert ("guided_backprop" in kept) is relus and "guided_gradcam" in kept
+
+
+def test_without_relu_guided_backprop_is_the_gradient_and_guided_gradcam_saliency_x_gradcam(
+        isolated):
+    got = isolated("""
+        from reportgen.explain import Explainer
+        inp = keras.Input((16, 16, 3))
+        x = keras.layers.Conv2D(4, 3, padding="same", activation="swish", name="c1")(inp)
+        x = keras.layers.Conv2D(5, 3, padding="same", activation="gelu", name="c2")(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+        ex = Explainer(model)
+        x = np.random.default_rng(0).uniform(0, 1, (3, 16, 16, 3)).astype(np.float32)
+        t = np.array([0, 1, 2])
+        sal = ex.run("saliency", x, t)
+        gb = ex.run("guided_backprop", x, t)
+        ggc = ex.run("guided_gradcam", x, t)
+        cam = ex.run("gradcam", x, t)
+        scale = float(np.abs(sal).max())
+        print(json.dumps({"gb": float(np.abs(gb - sal).max()) / scale,
+                          "ggc": float(np.abs(ggc - sal * cam[..., None]).max()) / scale}))
+    """)
+    assert got["gb"] < 1e-5 and got["ggc"] < 1e-5

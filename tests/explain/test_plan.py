@@ -3,6 +3,8 @@ the estimate fits, keys the user set kept, batch sizes from memory, and a probe 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -48,19 +50,27 @@ def test_the_estimate_is_the_declared_cost_times_the_measured_seconds():
 def test_the_estimate_counts_tracing_and_the_receptive_field_search():
     w = work()
     base = pl.estimate(PROBE, w)
-    w.rf_search, w.settings["receptive_images"] = True, 100
+    w = dataclasses.replace(w, rf_search=True).with_settings(receptive_images=100)
     traced = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
     extra = {k: traced[k] - base[k] for k in base}
-    # One trace per method on the samples (3), the curves' forward pass (1), each method again
-    # on the sanity check's randomized model (3); the Layers page's feature maps, patterns,
-    # deep dream and receptive-field search (4), and that search's 100 forward passes.
-    assert extra == pytest.approx({"test set": 0, "methods on sample images": 3 * 2.0,
+    # One trace per compiled function on the samples: GradCAM's and RISE's (SmoothGrad runs
+    # the input gradient the probe compiled), the curves' forward pass (1), each method's
+    # function again on the sanity check's randomized model (3); the Layers page's feature
+    # maps, patterns, deep dream and receptive-field search (4), and that search's 100
+    # forward passes.
+    assert extra == pytest.approx({"test set": 0, "methods on sample images": 2 * 2.0,
                                    "class grid": 0, "quality: maps": 0,
                                    "quality: deletion/insertion": 1 * 2.0,
                                    "quality: sanity check": 3 * 2.0,
                                    "layers": 4 * 2.0 + 100 * 0.01})
     # Without patterns, dreams or a sanity check, their traces go too.
-    w.settings.update(pattern_filters=0, dream_images=0, sanity_images=0)
+    w = w.with_settings(pattern_filters=0, dream_images=0, sanity_images=0)
+    # Methods sharing a function trace it once: saliency, SmoothGrad and Integrated
+    # Gradients run the input gradient (compiled by the probe); Guided GradCAM runs guided
+    # backprop's gradient and GradCAM's map.
+    assert pl.traces(["saliency", "smoothgrad", "integrated_gradients"], pl.PROBED) == 0
+    assert pl.traces(["gradcam", "guided_backprop", "guided_gradcam"]) == 2
+    assert pl.traces(["saliency", "occlusion", "rise"]) == 3
     bare = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
     assert bare["layers"] == pytest.approx(2 * 2.0 + 100 * 0.01)
     assert bare["quality: sanity check"] == 0
@@ -68,22 +78,27 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search():
 
 def test_a_cheap_model_keeps_the_full_report():
     w = work()
-    before = dict(w.settings)
     plan = pl.make_plan(pl.Probe("CPU", 1e-5, 1e-5, 1000, 16), w, 600, 2**30, set(), 64)
-    assert plan["reduced"] == [] and plan["notes"] == [] and w.settings == before
-    assert plan["quality_methods"] == ["gradcam", "smoothgrad", "rise"]
+    assert plan.reductions == () and plan.notes == () and plan.fits_as_asked
+    assert {k: plan.settings[k] for k in w.settings} == w.settings
+    assert plan.options == w.options
+    assert plan.quality_methods == ["gradcam", "smoothgrad", "rise"]
 
 
 def test_an_expensive_model_is_reduced_in_order_until_it_fits():
     w = work()
     plan = pl.make_plan(PROBE, w, 120.0, 2**30, set(), 64)
-    assert sum(plan["estimate_s"].values()) <= 120.0
-    assert plan["reduced"][:3] == ["explain.tie_orders 3 → 1", "explain.quality_images 100 → 50",
+    assert sum(plan.estimate_s.values()) <= 120.0
+    assert plan.reduced[:3] == ["explain.tie_orders 3 → 1", "explain.quality_images 100 → 50",
                                    "explain.smoothgrad.samples 10 → 5"]
-    assert sum(plan["estimate_full_s"].values()) > 120.0
-    assert plan["settings"] == w.settings and plan["notes"] == []
+    assert sum(plan.estimate_full_s.values()) > 120.0
+    assert plan.reductions[2] == pl.Reduction("explain.smoothgrad.samples", 10, 5)
+    assert plan.notes == ()
+    # The plan holds the work as run; the work asked for is as it was.
+    assert plan.settings["tie_orders"] == 1 and w.settings["tie_orders"] == 3
+    assert plan.options["smoothgrad"].samples == 5 and w.options["smoothgrad"].samples == 10
     # The unavoidable part is never reduced.
-    assert plan["estimate_s"]["test set"] == plan["estimate_full_s"]["test set"]
+    assert plan.estimate_s["test set"] == plan.estimate_full_s["test set"]
 
 
 def test_a_model_too_slow_for_its_sample_images_loses_them_last():
@@ -93,43 +108,47 @@ def test_a_model_too_slow_for_its_sample_images_loses_them_last():
     plan = pl.make_plan(slow, w, 300.0, 2**30, set(), 64)
     # The last two steps, taken only after every other: one sample image a class, then RISE
     # left out altogether; occlusion then fits on the samples (out of the quality table).
-    assert plan["reduced"][-2:] == [
+    assert plan.reduced[-2:] == [
         "explain.samples_per_class 2 → 1",
         "RISE left out (over the budget on the sample images alone; name it in "
         "explain.methods to keep it)"]
-    assert list(w.options) == ["gradcam", "occlusion"] and plan["quality_methods"] == ["gradcam"]
-    assert w.settings["samples_per_class"] == 1 and w.n_samples == w.n_grid == 5
-    assert sum(plan["estimate_s"].values()) <= 300.0
+    assert plan.reductions[-1] == pl.Reduction(
+        "explain.methods", ("gradcam", "occlusion", "rise"), ("gradcam", "occlusion"),
+        pl.OVER_ON_SAMPLES)
+    assert list(plan.options) == ["gradcam", "occlusion"] and plan.quality_methods == ["gradcam"]
+    assert plan.settings["methods"] == ["gradcam", "occlusion"]
+    assert plan.settings["samples_per_class"] == 1 and plan.work.n_samples == w.n_grid == 5
+    assert sum(plan.estimate_s.values()) <= 300.0
     # Each step was needed: the sample images at 2 a class with RISE alone are over 300 s.
-    assert plan["estimate_full_s"]["methods on sample images"] > 300
+    assert plan.estimate_full_s["methods on sample images"] > 300
     # Methods the user named are never left out.
     kept = pl.make_plan(slow, work(("gradcam", "rise")), 300.0, 2**30, {"explain.methods"}, 64)
-    assert "rise" in kept["quality_methods"] and not any("left out" in r
-                                                          for r in kept["reduced"])
+    assert "rise" in kept.quality_methods and not any("left out" in r
+                                                          for r in kept.reduced)
 
 
 def test_keys_the_user_set_are_kept_and_the_plan_says_so():
     w = work()
     given = {"explain.quality_images", "explain.tie_orders"}
     plan = pl.make_plan(PROBE, w, 1.0, 2**30, given, 64)
-    assert w.settings["quality_images"] == 100 and w.settings["tie_orders"] == 3
-    assert not any("quality_images" in r or "tie_orders" in r for r in plan["reduced"])
-    assert len(plan["notes"]) == 1 and "explain.quality_images, explain.tie_orders" in \
-        plan["notes"][0]
+    assert plan.settings["quality_images"] == 100 and plan.settings["tie_orders"] == 3
+    assert not any("quality_images" in r or "tie_orders" in r for r in plan.reduced)
+    assert len(plan.notes) == 1 and "explain.quality_images, explain.tie_orders" in \
+        plan.notes[0]
 
 
 def test_the_batch_follows_the_memory_unless_set():
     w = work()
     # 3 x 1 MB per image in 80 % of 100 MB: 26 images; a forward pass alone, 2 MB: 40.
     plan = pl.make_plan(PROBE, w, 1e9, 100 * 10**6, set(), 64)
-    assert plan["batch_size"] == 26 and plan["forward_batch_size"] == 40
+    assert plan.batch_size == 26 and plan.forward_batch_size == 40
     # RISE has no backward pass: it gets the forward batch; SmoothGrad and GradCAM do not.
-    assert plan["batch_sizes"] == {"gradcam": 26, "smoothgrad": 26, "rise": 40}
+    assert plan.batch_sizes == {"gradcam": 26, "smoothgrad": 26, "rise": 40}
     given = pl.make_plan(PROBE, work(), 1e9, 100 * 10**6, {"explain.batch_size"}, 64)
-    assert given["forward_batch_size"] == 64 and set(given["batch_sizes"].values()) == {64}
-    assert pl.make_plan(PROBE, w, 1e9, 10**12, set(), 64)["batch_size"] == pl.MAX_BATCH
+    assert given.forward_batch_size == 64 and set(given.batch_sizes.values()) == {64}
+    assert pl.make_plan(PROBE, w, 1e9, 10**12, set(), 64).batch_size == pl.MAX_BATCH
     plan = pl.make_plan(PROBE, work(), 1e9, 10 * 10**6, {"explain.batch_size"}, 64)
-    assert plan["batch_size"] == 64 and "more than the memory budget" in plan["notes"][0]
+    assert plan.batch_size == 64 and "more than the memory budget" in plan.notes[0]
 
 
 def test_a_method_runs_at_its_planned_batch(keras):
@@ -190,11 +209,10 @@ def test_the_probe_measures_time_and_counts_activations(keras, tier):
 
 
 def test_a_small_test_set_is_not_reduced_below_what_it_has():
-    w = work()
-    w.n_test = 20  # 20 photos: 100 quality images are 20 already
+    w = dataclasses.replace(work(), n_test=20)  # 20 photos: 100 quality images are 20 already
     plan = pl.make_plan(PROBE, w, 1.0, 2**30, set(), 64)
-    assert not any(r.startswith("explain.quality_images 100 → 50") for r in plan["reduced"])
-    assert "explain.quality_images 100 → 10" in plan["reduced"]
+    assert not any(r.startswith("explain.quality_images 100 → 50") for r in plan.reduced)
+    assert "explain.quality_images 100 → 10" in plan.reduced
 
 
 def test_the_memory_budget_is_half_of_what_is_available_at_most_2_gib(monkeypatch):
@@ -218,15 +236,15 @@ def test_the_progress_bar_steps_follow_the_plan():
 
     w = work()
     plan = pl.make_plan(PROBE, w, 120.0, 2**30, set(), 64)
-    est, cost = plan["estimate_s"], plan["method_s"]
-    steps = pl.progress_steps(plan, plan["quality_methods"])
+    est, cost = plan.estimate_s, plan.method_s
+    steps = pl.progress_steps(plan, plan.quality_methods)
     # The samples and grid first, then each method's share of the three quality parts by
     # its cost per image; together they are the plan's estimate of this bar's work.
     assert steps[0] == pytest.approx(est["methods on sample images"] + est["class grid"])
     quality = est["quality: maps"] + est["quality: deletion/insertion"] \
         + est["quality: sanity check"]
-    total = sum(cost[m] for m in plan["quality_methods"])
-    for m, s in zip(plan["quality_methods"], steps[1:], strict=True):
+    total = sum(cost[m] for m in plan.quality_methods)
+    for m, s in zip(plan.quality_methods, steps[1:], strict=True):
         assert s == pytest.approx(quality * cost[m] / total)
     assert cost["rise"] > cost["gradcam"]
     # The bar advances by each step's tenths of a second, one step per call.
@@ -259,50 +277,46 @@ def test_the_predictions_batch_is_planned_from_memory_unless_set(keras):
 
 
 def test_a_slow_start_re_plans_the_quality_table_and_layers_only():
-    w = work()
-    plan = pl.make_plan(PROBE, w, 400.0, 2**30, set(), 64)
-    assert sum(plan["estimate_s"].values()) <= 400.0
-    options_before = dict(w.options)
-    early = {k: v for k, v in pl.estimate(PROBE, w).items() if k in pl.EARLY_PARTS}
-    # On time: nothing changes.
-    assert pl.replan(plan, PROBE, w, early, set()) == []
-    assert plan["replan"]["ratio"] == 1.0 and w.options == options_before
+    plan = pl.make_plan(PROBE, work(), 400.0, 2**30, set(), 64)
+    assert sum(plan.estimate_s.values()) <= 400.0
+    early = {k: v for k, v in pl.estimate(PROBE, plan.work).items() if k in pl.EARLY_PARTS}
+    # On time: nothing changes but the record of the re-plan.
+    on_time = pl.replan(plan, early, set())
+    assert on_time.replan.ratio == 1.0 and on_time.replan.reduced == 0
+    assert on_time.work == plan.work and on_time.reductions == plan.reductions
     # Twice as slow as planned: the rest is re-planned at twice the probe's times, into what
-    # is left of the budget, with the late reductions only.
+    # is left of the budget, with the late reductions only, in a new plan (the old one stays).
     slow = {k: 2 * v for k, v in early.items()}
     left = 400.0 - sum(slow.values())
-    new = pl.replan(plan, PROBE, w, slow, set())
-    assert new and all(r.endswith("(re-planned: the work so far took 2.00x its estimate)")
-                       for r in new)
+    late = pl.replan(plan, slow, set())
+    new = late.reductions[len(plan.reductions):]
+    assert late.reductions[:len(plan.reductions)] == plan.reductions and plan.replan is None
+    why = "re-planned: the work so far took 2.00x its estimate"
+    assert new and all(r.why in (why, f"{pl.AT_MOST_QUALITY}; {why}") for r in new)
+    assert all(line.endswith(f"{why})") for line in late.reduced[-len(new):])
     # Each is a late reduction, in LATE_REDUCTIONS order (what make_plan had left to take).
-    keys = {"explain.tie_orders": "tie_orders", "explain.quality_steps": "quality_steps",
-            "explain.pattern_steps": "pattern_steps", "explain.dream_octaves": "dream_octaves",
-            "explain.dream_images": "dream_images", "explain.receptive_images": "receptive_images",
-            "explain.pattern_filters": "pattern_filters"}
     steps = []
     for r in new:
-        head = r.split(" (re-planned")[0]
-        if head.startswith("explain.quality_images"):
-            steps.append("quality_images:" + head.split(" → ")[1])
-        elif head.startswith("RISE left out of the quality table"):
-            steps.append("drop:rise")
-        else:
-            steps.append(keys[head.split(" ")[0]])
+        if r.key == "explain.quality_images":
+            steps.append(f"quality_images:{r.used}")
+        elif r.key == "quality_methods":
+            steps.append("drop optional")
+        elif r.key != "explain.sanity_images":
+            steps.append(r.key.split(".")[1])
     order = [pl.LATE_REDUCTIONS.index(st) for st in steps]
-    assert order == sorted(order) and len(set(order)) == len(order)
-    assert w.options == options_before  # the methods' options stay as the samples used them
+    assert order == sorted(order)
+    assert late.options == plan.options  # the methods' options stay as the samples used them
     doubled = pl.Probe("CPU", 0.02, 0.04, 10**6, 16)
-    est = pl.estimate(doubled, w)
+    est = pl.estimate(doubled, late.work)
     assert sum(est[k] for k in pl.LATE_PARTS) <= left
-    assert plan["estimate_s"]["quality: maps"] == pytest.approx(est["quality: maps"], abs=0.05)
-    assert plan["settings"] == w.settings and plan["replan"]["ratio"] == 2.0
-    assert plan["replan"]["reduced"] == len(new)
-    assert plan["replan"]["left_s"] == pytest.approx(left, abs=0.05)
+    assert late.estimate_s["quality: maps"] == pytest.approx(est["quality: maps"], abs=0.05)
+    assert late.estimate_s["test set"] == plan.estimate_s["test set"]
+    assert late.replan.ratio == 2.0 and late.replan.reduced == len(new)
+    assert late.replan.left_s == pytest.approx(left, abs=0.05)
     # A key the user set is kept on re-planning too.
-    w2 = work()
-    plan2 = pl.make_plan(PROBE, w2, 400.0, 2**30, {"explain.quality_images"}, 64)
-    pl.replan(plan2, PROBE, w2, slow, {"explain.quality_images"})
-    assert w2.settings["quality_images"] == 100
+    plan2 = pl.make_plan(PROBE, work(), 400.0, 2**30, {"explain.quality_images"}, 64)
+    late2 = pl.replan(plan2, slow, {"explain.quality_images"})
+    assert late2.settings["quality_images"] == 100
 
 
 def test_the_documented_default_budget_is_the_planners():
@@ -350,22 +364,129 @@ def test_when_even_the_sample_images_fit_the_quality_table_and_search_shrink_las
     """A VGG19-like case: after every other reduction the quality table of 10 images and a
     search of 512 test images for the receptive-field units are still over; the search was
     cut to 64 images earlier, and the last step is a quality table of 5 images."""
-    w = work(("gradcam", "smoothgrad"))
-    w.rf_search = True
+    w = dataclasses.replace(work(("gradcam", "smoothgrad")), rf_search=True)
     slow = pl.Probe("CPU", forward_s=0.3, backward_s=0.6, activation_bytes=10**6, batch=8)
     before = pl.estimate(slow, w)["layers"]
     plan = pl.make_plan(slow, w, 150.0, 2**30, set(), 64)
-    assert "explain.receptive_images 512 → 64" in plan["reduced"]
-    assert plan["reduced"].index("explain.receptive_images 512 → 64") < plan["reduced"].index(
+    assert "explain.receptive_images 512 → 64" in plan.reduced
+    assert plan.reduced.index("explain.receptive_images 512 → 64") < plan.reduced.index(
         "explain.quality_images 20 → 10")
-    assert plan["reduced"][-1] == "explain.quality_images 10 → 5"
-    assert w.settings["quality_images"] == w.settings["sanity_images"] == 5
+    assert plan.reduced[-2] == "explain.quality_images 10 → 5"
+    assert plan.settings["quality_images"] == plan.settings["sanity_images"] == 5
+    # The sanity check followed the quality table down, and said so each time.
+    sanity = [r for r in plan.reductions if r.key == "explain.sanity_images"]
+    assert [(r.asked, r.used) for r in sanity] == [(16, 10), (10, 5)]
+    assert all(r.why == pl.AT_MOST_QUALITY for r in sanity)
+    assert "explain.sanity_images 16 → 10 (at most explain.quality_images)" in plan.reduced
     # The Layers page then costs the search of 64 test images (and its traces, none here).
-    assert plan["estimate_s"]["layers"] == pytest.approx(64 * 0.3, abs=0.05)
+    assert plan.estimate_s["layers"] == pytest.approx(64 * 0.3, abs=0.05)
     assert before > 500 * 0.3
     # A key the user set is kept: the search stays at 512.
-    w2 = work(("gradcam", "smoothgrad"))
-    w2.rf_search = True
+    w2 = dataclasses.replace(work(("gradcam", "smoothgrad")), rf_search=True)
     plan2 = pl.make_plan(slow, w2, 150.0, 2**30, {"explain.receptive_images"}, 64)
-    assert w2.settings["receptive_images"] == 512 and not any(
-        "receptive_images" in r for r in plan2["reduced"])
+    assert plan2.settings["receptive_images"] == 512 and not any(
+        "receptive_images" in r for r in plan2.reduced)
+
+
+def test_the_over_budget_note_names_as_kept_only_the_set_keys_the_plan_kept():
+    """explain.sanity_images follows explain.quality_images down even when the user set it:
+    the note must not say it was kept (it said "set by you and kept: explain.sanity_images"
+    beside 16 -> 5)."""
+    w = dataclasses.replace(work(("gradcam", "smoothgrad")), rf_search=True)
+    slow = pl.Probe("CPU", forward_s=0.3, backward_s=0.6, activation_bytes=10**6, batch=8)
+    given = {"explain.sanity_images", "explain.receptive_images"}
+    plan = pl.make_plan(slow, w, 150.0, 2**30, given, 64)
+    assert plan.settings["sanity_images"] == 5 and plan.settings["receptive_images"] == 512
+    [note] = plan.notes
+    assert note.startswith("Over the budget")
+    assert note.endswith("; set by you and kept: explain.receptive_images")
+
+
+def test_the_late_plan_hands_the_rest_of_the_build_the_re_planned_settings():
+    from types import SimpleNamespace
+
+    from reportgen.config import Config
+    from reportgen.pipeline.stages import LatePlan, with_settings
+
+    plan = pl.make_plan(PROBE, work(), 400.0, 2**30, set(), 64)
+    cfg = with_settings(Config(), plan.settings)
+    late = LatePlan(SimpleNamespace(show=False), cfg, plan)
+    early = {k: 2 * v for k, v in pl.estimate(PROBE, plan.work).items() if k in pl.EARLY_PARTS}
+    run_cfg, quality = late(early)
+    assert late.plan is not plan and late.plan.replan.ratio == 2.0 and plan.replan is None
+    assert len(late.plan.reductions) > len(plan.reductions)
+    assert run_cfg is late.cfg and quality == late.plan.quality_methods
+    assert {k: getattr(run_cfg.explain, k) for k in late.plan.settings} == late.plan.settings
+    # Without test images there is no plan: the config runs as it is.
+    assert LatePlan(SimpleNamespace(show=False), cfg)(early) == (cfg, None)
+
+
+def test_a_new_method_brings_its_own_two_reductions(monkeypatch):
+    """A method with two reductions is one spec (and one registry line): the planner cuts
+    both of its options, in its order, and can leave it out, without a change of its own."""
+    from reportgen.explain.methods import Cost, MethodSpec, OptionCut, Reductions
+
+    @dataclasses.dataclass
+    class ToyOptions:
+        probes: int = 64
+        rounds: int = 32
+
+    toy = MethodSpec(name="toy", label="Toy", description="", output="map", needs_conv=False,
+                     options=ToyOptions, run=None,
+                     cost=lambda o, shape: Cost(forward=o.probes * o.rounds),
+                     reductions=Reductions((OptionCut("probes", 16), OptionCut("rounds", 2, 4)),
+                                           optional=True))
+    monkeypatch.setitem(REGISTRY, "toy", toy)
+    w = dataclasses.replace(work(("gradcam",)), options={**work(("gradcam",)).options,
+                                                          "toy": ToyOptions()},
+                            quality_methods=("gradcam", "toy"))
+    plan = pl.make_plan(PROBE, w, 60.0, 2**30, set(), 64)
+    assert "explain.toy.probes 64 → 32" in plan.reduced
+    assert "explain.toy.rounds 32 → 8" in plan.reduced
+    assert plan.reduced.index("explain.toy.probes 64 → 32") < plan.reduced.index(
+        "explain.toy.rounds 32 → 8")
+    assert "Toy left out of the quality table (shown on the samples)" in plan.reduced
+    assert plan.options["toy"] == ToyOptions(32, 8) and plan.quality_methods == ["gradcam"]
+    # Set by the user: kept.
+    kept = pl.make_plan(PROBE, w, 60.0, 2**30, {"explain.toy.probes"}, 64)
+    assert kept.options["toy"].probes == 64 and "explain.toy.rounds 32 → 8" in kept.reduced
+
+
+def test_every_declared_option_cut_can_fire_and_the_readme_names_each():
+    # A cut's floor at or above the option's default never fires in a build (a value the user
+    # set is kept as set), so the README would promise a reduction that cannot happen.
+    import re
+    from pathlib import Path
+
+    from reportgen.config import Config
+
+    defaults = configure(Config())
+    declared = set()
+    for m, spec in REGISTRY.items():
+        for cut in spec.reductions.options:
+            assert getattr(defaults[m], cut.option) > cut.floor, (m, cut)
+            declared.add(f"{spec.label} {cut.option}")
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    listed = re.search(r"the options each method declares it may cut \(([^)]*)\)", readme)
+    named = {n.strip() for n in listed.group(1).split(",")}
+    assert named == {d.replace("_", " ") for d in declared}
+
+
+def test_a_sanity_check_that_cannot_run_is_planned_as_0_images_and_said_why():
+    w = work()
+    # The budget holds all the work but the sanity check's 16 images (half a second more).
+    budget = sum(pl.estimate(PROBE, w.with_settings(sanity_images=0)).values()) + 0.5
+    assert pl.estimate(PROBE, w)["quality: sanity check"] > 0.5
+    assert pl.make_plan(PROBE, w, budget, 2**30, set(), 64).reductions  # cut to fit, needlessly
+    for given in (set(), {"explain.sanity_images"}):  # a value set cannot run either
+        plan = pl.make_plan(PROBE, w, budget, 2**30, given, 64, no_sanity=pl.OPAQUE_HEAD)
+        assert plan.reductions == (pl.Reduction("explain.sanity_images", 16, 0, pl.OPAQUE_HEAD),)
+        assert plan.reduced == ["explain.sanity_images 16 → 0 (the model's head is inside a "
+                                "SavedModel, whose weights cannot be randomized)"]
+        assert plan.settings["sanity_images"] == 0 and plan.notes == () and plan.fits_as_asked
+        assert plan.estimate_s["quality: sanity check"] == 0
+        assert plan.estimate_full_s["quality: sanity check"] == 0  # never part of the work
+    # Nothing asked, nothing said.
+    none = w.with_settings(sanity_images=0)
+    assert pl.make_plan(PROBE, none, budget, 2**30, set(), 64,
+                        no_sanity=pl.OPAQUE_HEAD).reductions == ()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reportgen.explain.receptive import receptive_field
+from reportgen.explain.receptive import receptive_field, receptive_fields
 
 
 def stack(keras, pool):
@@ -102,17 +102,175 @@ def test_receptive_units_are_shown_on_different_images(keras):
 
 
 def test_one_walk_gives_every_layers_field_and_passes_over_what_it_cannot_trace(keras):
-    from reportgen.explain.receptive import receptive_fields
 
     model = stack(keras, keras.layers.MaxPooling2D)
     assert receptive_fields(model, ["a", "b", "c", "d"]) == {
         name: receptive_field(model, name) for name in "abcd"}
     inp = keras.Input((16, 16, 1))
     x = keras.layers.Conv2D(1, 3, name="a")(inp)
-    x = keras.layers.UpSampling2D(name="up")(x)
-    x = keras.layers.Conv2D(1, 3, name="b")(x)
+    x = keras.layers.Conv2DTranspose(1, 3, name="up")(x)
+    x = keras.layers.Conv2D(1, 3, strides=2, name="b")(x)
     out = keras.layers.Dense(2)(keras.layers.Flatten()(x))
     model = keras.Model(inp, out)
-    assert list(receptive_fields(model, ["a", "b"])) == ["a"]  # b is behind the upsampling
-    with pytest.raises(ValueError, match="upsampling"):
+    assert list(receptive_fields(model, ["a", "b"])) == ["a"]  # b is behind the transpose
+    with pytest.raises(ValueError, match="'b'.*cannot be traced.*up: transposed"):
         receptive_field(model, "b")
+    assert receptive_field(model, "a").size == (3, 3)  # what follows a does not matter
+
+
+def support(model, layer, shape):
+    """The input pixels each unit of ``layer`` depends on, found by changing one pixel at a
+    time (forward passes only, independent of the analysis): {(i, j): (y0, x0, y1, x1)}."""
+    import keras
+
+    sub = keras.Model(model.input, model.get_layer(layer).output)
+    h, w = shape
+    base = np.ones((1, h, w, 1), np.float32)
+    probes = np.repeat(base, h * w, axis=0)
+    probes[np.arange(h * w), np.arange(h * w) // w, np.arange(h * w) % w, 0] = 2.0
+    changed = np.abs(np.asarray(sub(probes)) - np.asarray(sub(base)))[..., 0] > 1e-6
+    out = {}
+    for i in range(changed.shape[1]):
+        for j in range(changed.shape[2]):
+            rows, cols = np.divmod(np.flatnonzero(changed[:, i, j]), w)
+            out[(i, j)] = (rows.min(), cols.min(), rows.max(), cols.max())
+    return out
+
+
+def ones(model):
+    for layer in model.layers:
+        if layer.get_weights():
+            layer.set_weights([np.ones_like(v) for v in layer.get_weights()])
+    return model
+
+
+def test_nearest_upsampling_by_hand(keras):
+    inp = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(1, 3, name="a")(inp)  # 14x14, unit i sees pixels i..i+2
+    x = keras.layers.UpSampling2D(2, name="up")(x)  # 28x28, unit i is a's unit i // 2
+    x = keras.layers.Conv2D(1, 3, name="b")(x)  # 26x26, unit i reads up's units i..i+2
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    up, b = receptive_field(model, "up"), receptive_field(model, "b")
+    # up's unit 5 is a's unit 2: pixels 2..4. b's unit i: a's units i // 2 .. (i + 2) // 2,
+    # so pixels i // 2 .. (i + 2) // 2 + 2: unit 3 sees 1..4, unit 4 sees 2..5.
+    assert up.box(5, 0) == (2, 0, 4, 2) and up.stride == (0.5, 0.5)
+    assert b.box(3, 4) == (1, 2, 4, 5) and b.box(0, 25) == (0, 12, 3, 15)
+    assert b.size == (4.0, 4.0) and b.stride == (0.5, 0.5)
+    got = support(ones(model), "b", (16, 16))
+    assert all(b.box(i, j, (16, 16)) == box for (i, j), box in got.items())
+
+
+@pytest.mark.parametrize("make,size", [
+    (lambda keras: keras.layers.UpSampling2D(2, interpolation="bilinear", name="up"), 32),
+    (lambda keras: keras.layers.UpSampling2D(3, interpolation="bilinear", name="up"), 48),
+    (lambda keras: keras.layers.Resizing(24, 24, interpolation="bilinear", name="up"), 24),
+    (lambda keras: keras.layers.Resizing(24, 24, interpolation="nearest", name="up"), 24),
+    (lambda keras: keras.layers.Resizing(11, 11, interpolation="nearest", name="up"), 11),
+])
+def test_bilinear_and_resized_fields_equal_the_pixels_each_unit_depends_on(keras, make, size):
+    inp = keras.Input((16, 16, 1))
+    x = make(keras)(inp)
+    x = keras.layers.Conv2D(1, 3, padding="same", name="b")(x)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    up, b = receptive_field(model, "up"), receptive_field(model, "b")
+    assert up.stride == (16 / size, 16 / size)
+    for layer, rf in (("up", up), ("b", b)):
+        got = support(ones(model), layer, (16, 16))
+        assert len(got) == size * size
+        assert all(rf.box(i, j, (16, 16)) == box for (i, j), box in got.items()), layer
+
+
+def test_bilinear_upsampling_by_hand(keras):
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="up")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    rf = receptive_field(model, "up")
+    # unit i reads the input at i / 2 - 0.25: the floor and ceiling, clamped to 0..7.
+    want = {0: (0, 0), 1: (0, 1), 2: (0, 1), 3: (1, 2), 4: (1, 2), 14: (6, 7), 15: (7, 7)}
+    for i, (lo, hi) in want.items():
+        assert rf.box(i, i) == (lo, lo, hi, hi)
+    assert rf.size == (2.0, 2.0)
+
+
+def test_caffe_preprocessing_and_channel_ops_keep_the_field(keras):
+    from keras.applications import vgg16
+
+    def model(pre):
+        inp = keras.Input((16, 16, 3))
+        x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="c")(pre(inp))
+        x = keras.layers.Conv2D(4, 3, name="d")(x)
+        return keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+
+    def channel_ops(inp):  # every op here keeps the grid
+        x = keras.layers.Rescaling(1 / 127.5, -1)(inp)
+        x = keras.layers.Normalization(mean=[0.1, 0.2, 0.3], variance=[1.0, 2.0, 3.0])(x)
+        x = keras.ops.cast(x, "float16")
+        x = keras.ops.cast(x, "float32")
+        x = keras.layers.Concatenate()([x[..., :1], x[..., 1:] * 2.0])
+        x = keras.layers.Reshape((16, 16, 3, 1))(x)
+        return keras.layers.Reshape((16, 16, 3))(x) + keras.ops.ones((1, 1, 3))
+
+    # c (same, n=16, s=2: total 1 -> 0 before): size 3, stride 2, offset 1 (unit 0 sees
+    # 0..2); d: size 3 + 2 * 2 = 7, stride 2, offset 1 + 2 = 3.
+    for pre in (lambda t: t, vgg16.preprocess_input, channel_ops):
+        m = model(pre)
+        rf = receptive_field(m, "d")
+        assert (rf.size, rf.stride, rf.offset) == ((7, 7), (2, 2), (3, 3))
+        assert rf.box(1, 2) == (2, 4, 8, 10)
+
+
+def test_an_op_that_moves_or_reshapes_the_grid_is_named(keras):
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="c")(inp)
+    y = keras.layers.Permute((2, 1, 3), name="swap")(x)
+    y = keras.layers.Conv2D(4, 3, name="d")(y)
+    z = keras.layers.Reshape((8, 32, 4), name="fold")(x)
+    z = keras.layers.Conv2D(4, 3, name="e")(z)
+    out = keras.layers.Concatenate()([keras.layers.Flatten()(y), keras.layers.Flatten()(z)])
+    model = keras.Model(inp, keras.layers.Dense(2)(out))
+    with pytest.raises(ValueError, match="swap moves pixels"):
+        receptive_field(model, "d")
+    with pytest.raises(ValueError, match="fold changes the spatial grid from 16x16 to 8x32"):
+        receptive_field(model, "e")
+    assert set(receptive_fields(model, ["c", "d", "e"])) == {"c"}
+
+
+def test_a_squeeze_excitation_branch_is_global_context(keras):
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="c")(inp)
+    se = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+    se = keras.layers.Conv2D(4, 1, activation="sigmoid", name="se")(se)
+    x = keras.layers.Multiply(name="scaled")([x, se])
+    whole = keras.layers.Conv2D(4, 16, name="whole")(x)  # 1x1, traced: sees every pixel
+    x = keras.layers.Conv2D(4, 3, name="d")(whole + x)  # broadcast: global context too
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    assert receptive_field(model, "d").size == (5, 5)  # c's 3 + 2, as if without the branch
+
+
+def test_a_field_that_cannot_be_followed_leaves_the_other_layer_views(keras, rng):
+    from reportgen.config import Config
+    from reportgen.data.folder import Split
+    from reportgen.explain import suite
+    from reportgen.explain.results import Explained
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2DTranspose(4, 3, name="decode")(inp)  # 18x18: not followed
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c2")(x)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    n = 3
+    split = Split(images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
+                  labels=np.arange(n) % 2, paths=[f"{i}.png" for i in range(n)],
+                  boxes=np.full((n, 4), np.nan, np.float32))
+    cfg = Config()
+    cfg.explain.pattern_filters = cfg.explain.dream_images = 0  # forward passes only
+    cfg.explain.receptive_units = 2
+    ex = suite.explainer_for(model, cfg)
+    result = Explained(layer=ex.layer, galleries={}, samples=[0])
+    suite.explain_layers(ex, split, lambda im: im.astype(np.float32) / 255, cfg, result)
+    views = result.layers
+    assert views.rf is None and set(views.feature_maps) == {"decode", "c1", "c2"}
+    assert views.notes == ["Receptive fields are not shown: layer 'decode': its field cannot "
+                           "be traced from the input (decode: transposed convolutions are not "
+                           "supported)."]
+    assert not suite.rf_search(ex, n, 2)

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from reportgen import evaluate as ev
 from reportgen.cli import main
+from reportgen.report import MARKER
 from reportgen.report.compare import sentence
 
 
@@ -157,7 +158,7 @@ def read_predictions(site):
     return [r["file"] for r in rows], np.array([r["true"] == r["predicted"] for r in rows])
 
 
-def test_compare_two_models_end_to_end(two_sites):
+def test_compare_two_models_end_to_end(two_sites, md_tables):
     tmp, first, second = two_sites
     out = tmp / "cmp"
     result = CliRunner().invoke(main, ["compare", str(first), str(second), "--out", str(out)],
@@ -182,7 +183,7 @@ def test_compare_two_models_end_to_end(two_sites):
     # The disagreement gallery lists exactly the disagreeing images, each direction.
     html = (out / "index.html").read_text()
     a_only = html.split('id="pair-1-a_only"')[1].split('id="pair-1-b_only"')[0]
-    b_only = html.split('id="pair-1-b_only"')[1].split("<h3>")[0]
+    b_only = html.split('id="pair-1-b_only"')[1].split("<h3")[0]  # to the next h3
     shown_a = re.findall(r'<div class="path">(.*?)</div>', a_only)
     shown_b = re.findall(r'<div class="path">(.*?)</div>', b_only)
     rows = list(zip(files, right_a, right_b, strict=True))
@@ -191,6 +192,9 @@ def test_compare_two_models_end_to_end(two_sites):
     for rel in re.findall(r'src="([^"]+)"', html):
         assert (out / rel).is_file(), rel
     assert (out / "report.md").is_file() and (out / "tables" / "models.tex").is_file()
+    tables = md_tables((out / "report.md").read_text(encoding="utf-8"))
+    models = next(t for t in tables if t[0][0] == "model")
+    assert len(models) == 1 + 2  # a row per model
     assert f"Baseline: <b>{pair['map_rank_correlation_mismatched_median']:.2f}</b>" in html
     assert list((out / "fig").glob("*.pdf")) and list((out / "fig").glob("*.svg"))
 
@@ -203,11 +207,17 @@ def test_compare_refuses_different_test_sets_in_one_line(two_sites):
         metrics = json.loads((other / "metrics.json").read_text())
         metrics["data"]["test_hash"] = hashlib.sha256(b"other test files").hexdigest()
         (other / "metrics.json").write_text(json.dumps(metrics))
+        marker = json.loads((other / MARKER).read_text())
+        marker["config"]["data"]["split_seed"] = 5  # smoke.toml's is 1
+        (other / MARKER).write_text(json.dumps(marker))
     result = CliRunner().invoke(main, ["compare", str(first), str(other), "--out",
                                        str(tmp / "bad")])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "different test sets" in lines[0]
+    # ... and says how to share one: the data setting that differs, and the rule.
+    assert "they differ in data.split_seed 1 vs 5; build both with the same" in lines[0]
+    assert "(training.seed does not move the split)" in lines[0]
     assert str(first) in lines[0] and str(other) in lines[0]
     assert not (tmp / "bad").exists()
 
@@ -217,3 +227,34 @@ def test_compare_refuses_a_folder_that_is_not_a_site(two_sites, tmp_path):
     result = CliRunner().invoke(main, ["compare", str(first), str(tmp_path)])
     assert result.exit_code == 2 and "not a site built by reportgen build" in result.output
     assert "Traceback" not in result.output
+
+
+def test_compare_reads_the_images_from_the_local_marker_not_metrics_json(tmp_path):
+    """metrics.json names the data folder only ("photos"); the marker, which stays on this
+    machine, holds where it is, and the comparison's tiles are decoded from there."""
+    import json as _json
+
+    import numpy as np
+    from PIL import Image
+
+    from reportgen.report.compare import load_site
+    from reportgen.report.comparison import decode_or_grey
+    from reportgen.report.site import MARKER
+
+    photos = tmp_path / "elsewhere" / "photos"
+    (photos / "a").mkdir(parents=True)
+    Image.fromarray(np.full((8, 8, 3), (250, 10, 10), np.uint8)).save(photos / "a" / "0.png")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / MARKER).write_text(_json.dumps({"files": [], "data_root": str(photos)}))
+    (site / "metrics.json").write_text(_json.dumps({
+        "classes": ["a", "b"], "labeled": True, "data": {"root": "photos"},
+        "compare": {"predictions": "predictions.csv", "maps": None}}))
+    (site / "predictions.csv").write_text("file,true,predicted,a,b\na/0.png,a,a,0.9,0.1\n")
+    record = load_site(site, "A")
+    assert record.data_root == photos
+    tile = decode_or_grey(record, 0, (8, 8))
+    assert tuple(tile[4, 4]) == (250, 10, 10)  # the photo, not the grey stand-in
+    (site / MARKER).write_text(_json.dumps({"files": []}))  # an old site: no data_root
+    assert load_site(site, "A").data_root is None
+    assert tuple(decode_or_grey(load_site(site, "A"), 0, (8, 8))[4, 4]) == (128, 128, 128)

@@ -47,6 +47,16 @@ def test_marked_cells_are_bold_in_every_format():
     assert "<strong>&lt;b&gt;&amp;</strong>" in escaped.html()  # still escaped inside
 
 
+def test_a_marked_missing_cell_is_plain_in_every_format():
+    t = Table("m", ["method", "sanity"], [["GradCAM", None], ["RISE", 0.5]],
+              marks={(0, 1), (1, 1)})
+    html, md, tex = t.html(), t.markdown(), t.latex()
+    assert html.count("<strong>") == 1 and "<strong>0.500</strong>" in html
+    assert "<strong>–</strong>" not in html and "–" in html
+    assert md.count("**") == 2 and "**0.500**" in md and "**–**" not in md
+    assert tex.count("textbf") == 1 and "\\textbf{--}" not in tex
+
+
 def test_latex_numbers_have_true_minus_signs_and_percent():
     tex = Table("t", ["a", "b"], [["x", -0.616], ["y", "12.5 %"]], "c").latex()
     assert "$-$0.616" in tex and "-0.616" not in tex.replace("$-$", "")

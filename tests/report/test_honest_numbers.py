@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from test_contexts import drawn_nothing, inputs  # noqa: F401 (a fixture)
 
 from reportgen.evaluate import bootstrap_mean
 from reportgen.explain.results import (
@@ -79,6 +78,31 @@ def test_a_separated_best_is_the_only_bold_value(rng):
     assert "RISE is best, separated from every other method" in t.caption
 
 
+def test_a_ranking_on_fewer_images_than_shown_says_where_and_what_it_compared():
+    # Sanity correlations on 6 images; RISE's maps were constant on the first 3 (no score).
+    # Shown: each method's own mean, GradCAM 0.300 (6 images) and RISE 0.400 (3 images); the
+    # paired test compares the 3 images both have: RISE 0.400 against GradCAM 0.600, a
+    # constant 0.2 apart, so RISE is best there, separated.
+    change = {"gradcam": np.array([0, 0, 0, 0.6, 0.6, 0.6]),
+              "rise": np.array([np.nan] * 3 + [0.4] * 3)}
+    dele = {"gradcam": np.linspace(0.1, 0.3, 6), "rise": np.linspace(0.1, 0.3, 6) + 0.05}
+    ranking = rank_methods({"deletion": dele, "sanity": change})
+    r = ranking["sanity"]
+    assert (r["n"], r["scored"], r["best"], r["tied"]) == (3, 6, "rise", ["rise"])
+    assert r["means"] == pytest.approx({"gradcam": 0.6, "rise": 0.4})
+    quality = {m: QualityRow(deletion=float(dele[m].mean()), insertion=0.5, pointing=None,
+                             energy=None, sanity=float(np.nanmean(change[m])), n=6, n_boxes=0,
+                             n_sanity=6) for m in change}
+    t = quality_table(quality, ranking)
+    assert [r[5] for r in t.rows] == ["0.300", "0.400"]  # the shown means, own images
+    assert _bold_rows(t, 5) == ["RISE"]
+    assert ("|rank corr.| after head randomization (compared on the 3 of 6 images where every "
+            "method has a score; means there: GradCAM 0.600, RISE 0.400): RISE is best"
+            ) in t.caption
+    assert t.caption.count("compared on the") == 1  # deletion: every image has every score
+    assert ranking["deletion"]["n"] == ranking["deletion"]["scored"] == 6
+
+
 def test_sanity_verdicts_follow_the_threshold():
     assert SANITY_THRESHOLD == 0.5
     assert sanity_verdict([0.95, 0.99]) == "fails" and sanity_verdict([0.5, 0.6]) == "fails"
@@ -105,15 +129,15 @@ def test_the_table_says_in_words_which_methods_fail_the_sanity_check(rng):
 
 
 @pytest.fixture
-def honest(inputs, rng):  # noqa: F811 (the fixture imported above)
+def honest(inputs, rng):
     quality, ranking = _quality(rng, shift=0.01, noise=0.08)
     inputs.explained.quality = quality
     inputs.explained.quality_ranking = ranking
     return inputs
 
 
-def test_pages_and_metrics_state_the_methods_and_verdicts(honest, tmp_path):
-    content = gather(honest, drawn_nothing())
+def test_pages_and_metrics_state_the_methods_and_verdicts(honest, drawn, tmp_path):
+    content = gather(honest, drawn)
     pages = {p.rel: p for p in content.pages}
     env = environment()
     methods = render(env, "methods.html", pages["methods.html"].context)
@@ -142,10 +166,10 @@ def test_pages_and_metrics_state_the_methods_and_verdicts(honest, tmp_path):
     assert "Wilson" in test["interval_methods"]["precision"]
 
 
-def test_a_class_without_errors_gets_an_interval_below_1(inputs):  # noqa: F811
+def test_a_class_without_errors_gets_an_interval_below_1(inputs, drawn):
     """Test class b of the fixture: every image right except one predicted as a; class a then
     has recall 1. Its recall and F1 intervals must not collapse to [1, 1]."""
-    content = gather(inputs, drawn_nothing())
+    content = gather(inputs, drawn)
     index = next(p for p in content.pages if p.rel == "index.html").context
     t = index["t_classes"]["html"]
     pc = inputs.metrics["test"]["per_class"]["a"]

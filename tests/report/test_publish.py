@@ -85,7 +85,8 @@ def add_written(site, *names):
 def test_files_too_large_for_github_left_out(repo):
     (repo / "site" / "model.keras").write_bytes(b"x" * 2000)
     add_written(repo / "site", "model.keras")
-    done = publish(repo / "site", repo=repo, options=PublishOptions(max_file_bytes=1000))
+    done = publish(repo / "site", repo=repo, options=PublishOptions(max_file_bytes=1000,
+                                                                    include_model=True))
     assert done.left_out == ["model.keras"]
     files = set(git(repo, "ls-tree", "-r", "--name-only", "gh-pages").splitlines())
     assert "model.keras" not in files and "index.html" in files
@@ -235,3 +236,43 @@ def test_cli_publish_refuses_the_checked_out_branch_in_one_line(repo, monkeypatc
     result = CliRunner().invoke(main, ["publish", "--site", "site", "--branch", "main"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1 and "is checked out" in result.output
+
+
+def test_trained_weights_are_published_only_when_asked(repo):
+    (repo / "site" / "model.keras").write_bytes(b"weights")
+    add_written(repo / "site", "model.keras")
+    done = publish(repo / "site", repo=repo)
+    assert done.withheld == ["model.keras"] and done.left_out == []
+    files = set(git(repo, "ls-tree", "-r", "--name-only", "gh-pages").splitlines())
+    assert "model.keras" not in files and "index.html" in files
+    asked = publish(repo / "site", repo=repo, options=PublishOptions(include_model=True))
+    assert asked.withheld == [] and not asked.unchanged
+    assert git(repo, "show", "gh-pages:model.keras") == "weights"
+
+
+def test_an_unchanged_site_makes_no_commit(repo, monkeypatch):
+    first = publish(repo / "site", repo=repo)
+    again = publish(repo / "site", repo=repo)
+    assert again.unchanged and again.commit == first.commit
+    assert git(repo, "rev-parse", "gh-pages") == first.commit
+    assert git(repo, "rev-list", "--count", "gh-pages") == "1"
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["publish", "--site", "site"])
+    assert result.exit_code == 0, result.output
+    assert "Nothing changed: gh-pages already holds this site" in result.stderr
+    assert result.stdout.strip() == first.commit
+    (repo / "site" / "index.html").write_text("<h1>v2</h1>")  # a change: a new commit
+    changed = publish(repo / "site", repo=repo)
+    assert not changed.unchanged and git(repo, "rev-parse", f"{changed.commit}^") == first.commit
+
+
+def test_cli_says_the_weights_were_left_out(repo, monkeypatch):
+    (repo / "site" / "model.keras").write_bytes(b"weights")
+    add_written(repo / "site", "model.keras")
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["publish", "--site", "site"])
+    assert result.exit_code == 0, result.output
+    assert "Left out model.keras (the trained weights; add --include-model" in result.stderr
+    again = CliRunner().invoke(main, ["publish", "--site", "site", "--include-model"])
+    assert again.exit_code == 0 and "Committed site to gh-pages" in again.stderr
+    assert git(repo, "show", "gh-pages:model.keras") == "weights"

@@ -16,7 +16,8 @@ from importlib import import_module
 import numpy as np
 
 from reportgen.errors import ConfigError
-from reportgen.explain.methods.spec import OUTPUT_KINDS, Cost, MethodSpec, NoOptions, Shape
+from reportgen.explain.methods.spec import (OUTPUT_KINDS, Cost, MethodSpec, NoOptions, OptionCut,
+                                            Reductions, Shape)
 
 REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
     import_module(f"{__name__}.{module}").SPEC for module in (
@@ -109,10 +110,15 @@ def option_keys() -> list[tuple[str, object, str]]:
             for row in table_keys(f"explain.{name}", spec.options)]
 
 
-def options_dict(options) -> dict:
-    """A method's options as plain data (for the cache key and metrics.json)."""
+def options_dict(options, size: tuple[int, int] | None = None) -> dict:
+    """A method's options as plain data (metrics.json, the pages): with the image ``size``
+    (H, W), as run, automatic values resolved by the options' ``as_run(height, width)`` where
+    they have one (occlusion's patch size 0: an eighth of the side)."""
+    if size is not None and hasattr(options, "as_run"):
+        return options.as_run(*size)
     return dataclasses.asdict(options)
 
 
-__all__ = ["REGISTRY", "MethodSpec", "Cost", "Shape", "NoOptions", "OUTPUT_KINDS", "get",
+__all__ = ["REGISTRY", "MethodSpec", "Cost", "Shape", "NoOptions", "OptionCut", "Reductions",
+           "OUTPUT_KINDS", "get",
            "selected", "configure", "option_keys", "options_dict", "as_map"]

@@ -17,12 +17,14 @@ SPEC = MethodSpec(
         "gradient of the class logit (not the softmax probability, whose saturation flattens "
         "the map), with weights computed per image. Each map is min-max scaled at the layer's "
         "resolution (a constant map gives zeros), then resized bilinearly with half-pixel "
-        "centres. The default layer is the last 4-D output larger than 1x1 (after its ReLU), "
-        "where tf-keras-vis and xplique take the last convolution before BatchNorm and ReLU."),
+        "centres. The default layer is the last convolution's output after its BatchNorm and "
+        "activation (never a pooling layer; larger than 1x1), where tf-keras-vis and xplique "
+        "take the last convolution before BatchNorm and ReLU."),
     output="map",
     needs_conv=True,
     options=NoOptions,
     cost=lambda options, shape: Cost(forward=1, backward=1),
     run=run,
     reference="https://arxiv.org/abs/1610.02391",
+    compiles=("cam gradcam",),
 )

@@ -1,15 +1,7 @@
 """Integrated Gradients (Sundararajan et al. 2017)."""
 
-from dataclasses import dataclass
-
-from reportgen.config import option
-from reportgen.explain.methods.spec import Cost, MethodSpec
-
-
-@dataclass
-class IntegratedGradientsOptions:
-    steps: int = option(16, "Intervals of the path integral (steps + 1 gradient "
-                        "evaluations; xplique's steps counts the evaluations).", minimum=1)
+from reportgen.explain.methods.options import IntegratedGradientsOptions
+from reportgen.explain.methods.spec import Cost, MethodSpec, OptionCut, Reductions
 
 
 def run(explainer, images, targets, options):
@@ -32,4 +24,6 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=2 + options.steps, backward=1 + options.steps),
     run=run,
     reference="https://arxiv.org/abs/1703.01365",
+    reductions=Reductions(options=(OptionCut("steps", floor=8),)),
+    compiles=("input gradient",),
 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reportgen.config import option
-from reportgen.explain.methods.spec import Cost, MethodSpec
+from reportgen.explain.methods.spec import Cost, MethodSpec, Reductions
 
 
 @dataclass
@@ -24,6 +24,11 @@ class OcclusionOptions:
         """(patch size, stride) in pixels for an image of ``height`` x ``width``."""
         patch = self.patch_size or max(1, -(-min(height, width) // 8))  # ceil: 8 per side
         return patch, self.stride or patch
+
+    def as_run(self, height: int, width: int) -> dict:
+        """The options as run on an image of ``height`` x ``width``, sizes resolved."""
+        patch, stride = self.resolved(height, width)
+        return {"patch_size": patch, "stride": stride, "baseline": self.baseline}
     baseline: float = option(0.0, "Value the covered pixels are set to (in the model's input "
                              "scale).")
 
@@ -94,12 +99,14 @@ def occlusion_maps(ex, images, targets=None, patch_size: int = 8, stride: int = 
     return heat.reshape(n, h, w).astype(np.float32)
 
 
-def occlusion(model, images, targets=None, patch_size=8, stride=8, baseline=0.0,
-              batch_size=64) -> np.ndarray:
+def occlusion(model, images, targets=None, patch_size: int = OcclusionOptions.patch_size,
+              stride: int = OcclusionOptions.stride,
+              baseline: float = OcclusionOptions.baseline, batch_size=64) -> np.ndarray:
     """Occlusion sensitivity: for each pixel, the mean over the patches covering it of the drop
     in the target's **logit** when the patch is set to ``baseline``.
 
-    Patches are ``patch_size`` squares at every ``stride`` pixels while they fit, plus one
+    Patches are ``patch_size`` squares (0, the default as in the build: an eighth of the image
+    side, rounded up) at every ``stride`` pixels (0: the patch size) while they fit, plus one
     flush with the far edge when the last would leave it uncovered (pixels no patch covers,
     possible with ``stride > patch_size``, get 0). Raw and unnormalized: positive where covering
     the pixel lowers the class logit. On a linear model with ``stride == patch_size`` each
@@ -124,7 +131,8 @@ def occlusion(model, images, targets=None, patch_size=8, stride=8, baseline=0.0,
     from reportgen.explain.explainer import Explainer
 
     ex = Explainer.of(model, images, batch_size=batch_size)
-    return occlusion_maps(ex, images, targets, patch_size, stride, baseline)
+    patch, step = OcclusionOptions(patch_size, stride).resolved(*ex.input_shape[:2])
+    return occlusion_maps(ex, images, targets, patch, step, baseline)
 
 
 def run(explainer, images, targets, options):
@@ -154,4 +162,5 @@ SPEC = MethodSpec(
     cost=cost,
     run=run,
     reference="https://arxiv.org/abs/1311.2901",
+    reductions=Reductions(optional=True),
 )

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from reportgen.config import option
-from reportgen.explain.methods.spec import Cost, MethodSpec
+from reportgen.explain.methods.spec import Cost, MethodSpec, Reductions
 
 
 @dataclass
 class RiseOptions:
-    masks: int = option(500, "Random masks per image (the function's default is 2000; more "
-                        "masks, less noise).", minimum=1)
+    masks: int = option(500, "Random masks per image (more masks, less noise).", minimum=1)
     cell_size: int = option(8, "Side in pixels of a cell of the low-resolution mask grid.",
                             minimum=1)
     keep: float = option(0.5, "Probability that a grid cell is kept (not masked).",
@@ -55,8 +54,9 @@ class MaskSampler:
         return out
 
 
-def rise_maps(ex, images, targets=None, masks: int = 2000, cell_size: int = 8,
-              keep: float = 0.5, seed: int = 0) -> np.ndarray:
+def rise_maps(ex, images, targets=None, masks: int = RiseOptions.masks,
+              cell_size: int = RiseOptions.cell_size, keep: float = RiseOptions.keep,
+              seed: int = RiseOptions.seed) -> np.ndarray:
     """:func:`rise` on an :class:`~reportgen.explain.explainer.Explainer`."""
     import tensorflow as tf
 
@@ -87,8 +87,9 @@ def rise_maps(ex, images, targets=None, masks: int = 2000, cell_size: int = 8,
     return (total / (masks * keep)).reshape(n, h, w).astype(np.float32)
 
 
-def rise(model, images, targets=None, masks=2000, cell_size=8, keep=0.5, seed=0,
-         batch_size=64) -> np.ndarray:
+def rise(model, images, targets=None, masks: int = RiseOptions.masks,
+         cell_size: int = RiseOptions.cell_size, keep: float = RiseOptions.keep,
+         seed: int = RiseOptions.seed, batch_size=64) -> np.ndarray:
     """RISE: the saliency of a pixel is the target's softmax probability on randomly masked
     copies of the image, averaged over the masks weighted by the mask's value at the pixel,
     and divided by the expected mask value ``keep``: sum_i p(x * M_i) M_i / (masks * keep).
@@ -140,4 +141,7 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=1 + options.masks),
     run=run,
     reference="https://arxiv.org/abs/1806.07421",
+    # No option cut: one with a floor at the default (500 masks) never fires, as the planner
+    # never cuts a value the user set; under the budget the plan leaves RISE out instead.
+    reductions=Reductions(optional=True),
 )

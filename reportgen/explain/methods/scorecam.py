@@ -1,15 +1,7 @@
 """ScoreCAM (Wang et al. 2020)."""
 
-from dataclasses import dataclass
-
-from reportgen.config import option
-from reportgen.explain.methods.spec import Cost, MethodSpec
-
-
-@dataclass
-class ScoreCamOptions:
-    channels: int = option(16, "ScoreCAM channel cap (the most active channels of each image "
-                           "first); bounds its cost.", minimum=1)
+from reportgen.explain.methods.options import ScoreCamOptions
+from reportgen.explain.methods.spec import Cost, MethodSpec, OptionCut, Reductions
 
 
 def run(explainer, images, targets, options):
@@ -40,4 +32,6 @@ SPEC = MethodSpec(
     cost=cost,
     run=run,
     reference="https://arxiv.org/abs/1910.01279",
+    reductions=Reductions(options=(OptionCut("channels", floor=8),)),
+    compiles=("scorecam activations", "probabilities"),
 )

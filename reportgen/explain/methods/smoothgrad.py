@@ -1,17 +1,7 @@
 """SmoothGrad (Smilkov et al. 2017)."""
 
-from dataclasses import dataclass
-
-from reportgen.config import option
-from reportgen.explain.methods.spec import Cost, MethodSpec
-
-
-@dataclass
-class SmoothGradOptions:
-    samples: int = option(10, "Noisy copies averaged by SmoothGrad.", minimum=1)
-    noise: float = option(0.15, "Standard deviation of the Gaussian noise, as a fraction of "
-                          "each image's value range (max - min).", minimum=0.0)
-    seed: int = option(0, "Seed of the noise.", minimum=0)
+from reportgen.explain.methods.options import SmoothGradOptions
+from reportgen.explain.methods.spec import Cost, MethodSpec, OptionCut, Reductions
 
 
 def run(explainer, images, targets, options):
@@ -34,4 +24,6 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=1 + options.samples, backward=options.samples),
     run=run,
     reference="https://arxiv.org/abs/1706.03825",
+    reductions=Reductions(options=(OptionCut("samples", floor=4),)),
+    compiles=("input gradient",),
 )

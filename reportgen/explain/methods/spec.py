@@ -40,6 +40,32 @@ class Cost:
 
 
 @dataclass(frozen=True)
+class OptionCut:
+    """A method option the planner may reduce when the work is over ``explain.budget``:
+    ``option`` (a field of the method's options, an int) divided by ``divide`` at each step,
+    never below ``floor``; never when the user set it."""
+
+    option: str
+    floor: int
+    divide: int = 2
+
+    def smaller(self, value: int) -> int:
+        """The next reduced value of ``value`` (``value`` itself at the floor)."""
+        return max(self.floor, value // self.divide)
+
+
+@dataclass(frozen=True)
+class Reductions:
+    """What the planner may reduce of one method, in the planner's order: its ``options``
+    (each :class:`OptionCut` in turn, after the quality table's first cut), and, when
+    ``optional``, the method itself: out of the quality table late, and out of the report as
+    the last resort (the costliest optional method first, never one the user named)."""
+
+    options: tuple[OptionCut, ...] = ()
+    optional: bool = False
+
+
+@dataclass(frozen=True)
 class NoOptions:
     """A method without options of its own."""
 
@@ -56,12 +82,17 @@ class MethodSpec:
         output: a key of :data:`OUTPUT_KINDS`.
         needs_conv: whether it needs a conv layer (skipped, with a note, for models without).
         needs_relu: whether it works by changing the ReLUs' gradients (skipped where the walk
-            sees none, as inside a SavedModel: it would only repeat the plain gradient).
+            sees none, as inside a SavedModel whose graph could not be opened: it would only
+            repeat the plain gradient).
         options: dataclass of its documented options (its defaults are the report's).
         cost: ``cost(options, shape) -> Cost`` per image.
         run: ``run(explainer, images, targets, options) -> np.ndarray`` (float32 batch as the
             model expects; targets (N,) int or None for the predicted class).
         reference: the paper.
+        reductions: what the planner may reduce of it (:class:`Reductions`).
+        compiles: the compiled functions it runs, by name, shared between methods ("input
+            gradient" for the plain gradient of saliency, SmoothGrad, Integrated Gradients);
+            empty: one of its own. The planner counts each one's tracing once per model.
     """
 
     name: str
@@ -74,6 +105,13 @@ class MethodSpec:
     run: Callable
     reference: str = ""
     needs_relu: bool = False
+    reductions: Reductions = Reductions()
+    compiles: tuple[str, ...] = ()
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The names of the compiled functions it runs (:attr:`compiles`, or its own)."""
+        return self.compiles or (self.name,)
 
     def __post_init__(self):
         if self.output not in OUTPUT_KINDS:
