@@ -50,7 +50,8 @@ def main() -> None:
 
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="TOML config file (default: the built-in demo, configs/demo.toml).")
+              help="TOML config file (default: the built-in demo, configs/demo.toml, for the "
+                   "demo data; the defaults for data.source = folder or images).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("site"), show_default=True,
               help="Output folder; replaced only if empty or written by reportgen.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",

@@ -25,14 +25,15 @@ from reportgen.errors import ConfigError
 
 def option(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
            minimum: float | None = None, maximum: float | None = None, listed: bool = True,
-           path: bool = False):
+           path: bool = False, names: bool = False):
     """A documented config field: its default, one-line ``doc``, allowed ``choices`` and
     bounds (checked on load). ``listed=False`` keeps it out of :func:`all_keys`; ``path=True``
     marks a file or folder (relative: to the config file's folder, or, given with ``--set``,
-    to the working directory). Used by the sections here and by the option dataclasses of the
-    explanation methods."""
+    to the working directory); ``names=True`` marks a list of names, where one bare string
+    means a list of one (``methods = "gradcam"``). Used by the sections here and by the
+    option dataclasses of the explanation methods."""
     meta = {"doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum,
-            "listed": listed, "path": path}
+            "listed": listed, "path": path, "names": names}
     if isinstance(default, (list, dict)):
         return field(default_factory=partial(type(default), default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -51,15 +52,20 @@ class DataConfig:
                            "model's own input size wins.", minimum=8, maximum=1024)
     split: list = option([0.7, 0.15, 0.15], "Train, val and test fractions for a folder without "
                        "split subfolders; they must sum to 1.")
-    shapes_per_class: int = option(600, "Images per class generated for the shapes demo.",
-                                 minimum=4, maximum=100000)
+    split_seed: int = option(0, "Seed of the data: which images of a folder go to train, val "
+                             "and test, and the images of the generated shapes demo. Models "
+                             "built with the same data.split_seed (whatever their "
+                             "training.seed) share a test set and can be compared.",
+                             minimum=0, maximum=2**32 - 1)
+    shapes_per_class: int = option(600, "Images per class generated for the shapes demo (the "
+                                 "demo data only).", minimum=4, maximum=100000)
     cache_dir: str = option("", "Where the shapes demo and the build cache are written "
                           "(default: $XDG_CACHE_HOME/reportgen or ~/.cache/reportgen).",
                           path=True)
     classes: list = option([], "Class names in the order of the model's outputs, each "
                            "matched to a class folder of the same name; empty: the folders "
                            'sorted by name (for data.source = "images": the 1,000 ImageNet '
-                           "classes, shipped with reportgen).")
+                           "classes, shipped with reportgen).", names=True)
     annotations: str = option("annotations.json", "File in data.path with object boxes, "
                             "{relative path: {\"box\": [x0, y0, x1, y1]}}; optional.")
 
@@ -85,7 +91,9 @@ class ModelConfig:
     freeze_base: bool = option(True, "Freeze the backbone and train only the new head "
                              "(transfer learning).")
     preprocess: str = option("auto", 'Pixel scaling a loaded model expects: "auto" (none), '
-                           '"none" (0..255), "scale01" (0..1), "tf" (-1..1), "torch", "caffe".',
+                           '"none" (0..255), "scale01" (0..1), "tf" (-1..1), "torch", "caffe". '
+                           'Only for model.source = "load": a model trained here carries its '
+                           "own scaling.",
                            choices=("auto", "none", "scale01", "tf", "torch", "caffe"))
     safe_mode: bool = option(True, "Load with Keras safe mode (refuses Lambda layers with code); "
                            "set false only for models you trust.")
@@ -100,8 +108,12 @@ class TrainingConfig:
     batch_size: int = option(32, "Training batch size.", minimum=1, maximum=65536)
     learning_rate: float = option(0.001, "Adam learning rate.", minimum=0.0)
     patience: int = option(3, "Early-stopping patience in epochs (validation loss).", minimum=0)
-    seed: int = option(0, "Seed for data generation, splits, weight init and shuffling.",
-                       minimum=0, maximum=2**32 - 1)
+    min_epochs: int = option(3, "Early stopping neither stops before this epoch nor keeps the "
+                             "weights of an earlier one (barely trained); the best validation "
+                             "loss from this epoch on is kept.", minimum=1, maximum=10000)
+    seed: int = option(0, "Seed of the weight initialisation, the shuffling and the "
+                       "explanations' random choices; the data and its split have their own, "
+                       "data.split_seed.", minimum=0, maximum=2**32 - 1)
 
 
 @dataclass
@@ -116,10 +128,10 @@ class ExplainConfig:
                              minimum=0, maximum=100000)
     methods: list = option(["all"], 'Methods on the Methods page and in the quality table: '
                            '["all"] (every registered method) or a list of names; each '
-                           "method's options are the table [explain.<method>].")
+                           "method's options are the table [explain.<method>].", names=True)
     classes: list = option([], "Classes whose GradCAM is also shown on the Methods page for "
                            "one test image per class; empty: every class when there are at "
-                           "most 12, else the 12 most often predicted.")
+                           "most 12, else the 12 most often predicted.", names=True)
     samples_per_class: int = option(2, "Test images per class shown across every method.",
                                   minimum=0, maximum=100)
     quality_images: int = option(100, "Test images (stratified) scored by deletion/insertion AUC, "
@@ -142,7 +154,7 @@ class ExplainConfig:
     feature_map_channels: int = option(16, "Channels shown per layer on the Layers page.",
                                      minimum=1)
     pattern_layers: list = option([], "Layers whose filter patterns are drawn; empty: the first, "
-                                "a middle and the last conv layer.")
+                                "a middle and the last conv layer.", names=True)
     pattern_filters: int = option(8, "Filters per layer drawn as patterns.", minimum=0)
     pattern_steps: int = option(40, "Gradient-ascent steps per filter pattern.", minimum=1)
     receptive_images: int = option(512, "Test images searched for those units when their layer "
@@ -160,7 +172,8 @@ class ExplainConfig:
 
 @dataclass
 class ReportConfig:
-    title: str = option("reportgen report", "Title shown on every page.")
+    title: str = option("", "Title shown on every page; empty: made from the data and the "
+                        'model ("photos: small_cnn trained here").')
     top_k: int = option(3, "Top-k accuracy is reported for this k when there are more classes.",
                       minimum=1)
     cache: bool = option(True, "Reuse the trained model, predictions and maps of an earlier build "
@@ -171,7 +184,7 @@ class ReportConfig:
                                  "--include-model).")
     figure_formats: list = option(["png", "svg", "pdf"], 'Files written for every figure: '
                                 '"png" (shown in the pages) plus "svg" and/or "pdf" for papers '
-                                "(text kept as text).")
+                                "(text kept as text).", names=True)
 
 
 @dataclass
@@ -264,6 +277,8 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
     """Check ``value`` against the field type and bounds; return it converted."""
+    if tp is list and isinstance(value, str) and meta.get("names"):
+        value = [value]
     ok = (
         (tp is bool and isinstance(value, bool))
         or (tp is int and isinstance(value, int) and not isinstance(value, bool))
@@ -328,6 +343,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"explain.classes: expected class names, got {explained!r}")
     if cfg.model.source == "load" and not cfg.model.path:
         raise ConfigError('model.path: required when model.source is "load"')
+    if cfg.model.source != "load" and cfg.model.preprocess != "auto":
+        raise ConfigError(f"model.preprocess: {cfg.model.preprocess!r} is for a loaded model "
+                          f'(model.source = "load"); with model.source = '
+                          f'"{cfg.model.source}" the model carries its own scaling: remove '
+                          "model.preprocess")
 
 
 def read_table(prefix: str, values: dict, cls: type, target=None):
@@ -386,8 +406,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a TOML config file (the built-in demo config when None) and apply ``--set``
-    overrides."""
+    """Read a TOML config file and apply ``--set`` overrides. Without a file, the built-in
+    demo config applies to the demo data (data.source = "shapes"); for other data the
+    defaults do, so no demo setting (its title) reaches a user's report."""
     default = path is None
     path = default_config_path() if path is None else Path(path)
     if path.is_dir() or not path.exists():
@@ -399,8 +420,11 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
     given = set() if default else set(_dotted(raw))
-    for item in overrides:
-        parts, value = parse_override(item)
+    parsed = [parse_override(item) for item in overrides]
+    if default and dict((".".join(k), v) for k, v in parsed).get(
+            "data.source", raw.get("data", {}).get("source")) != "shapes":
+        raw = {}  # the demo's settings (its title, its shapes) are for the demo data only
+    for parts, value in parsed:
         given.add(".".join(parts))
         value = _from_working_dir(parts, value)
         table = raw

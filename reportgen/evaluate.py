@@ -189,6 +189,86 @@ def prediction_summary(probs: np.ndarray, class_names: list[str], top_k: int = 5
     }
 
 
+#: A model that predicts one class for at least this share of the labelled images ...
+ONE_CLASS_SHARE = 0.9
+#: ... when that is this much more than the labels give the class, is flagged
+#: (:func:`model_warnings`): it does not tell the classes apart.
+ONE_CLASS_EXCESS = 0.3
+#: Inference-mode accuracy on the training images this much (or more) below the training
+#: accuracy of the epoch kept is flagged.
+TRAIN_GAP = 0.2
+#: Fewer labelled images than this are never flagged (too few to say).
+WARN_MIN_IMAGES = 10
+
+
+def kept_epoch(history: dict[str, list[float]], min_epochs: int = 1) -> int:
+    """The 0-based epoch whose weights ``reportgen.model.train`` kept: the first with the
+    lowest validation loss (training loss without validation) from epoch ``min_epochs``
+    (1-based) on; the last epoch of a run not longer than that."""
+    losses = history.get("val_loss") or history.get("loss") or []
+    start = max(min_epochs - 1, 0)
+    if len(losses) <= start:
+        return max(len(losses) - 1, 0)
+    return start + int(np.argmin(losses[start:]))
+
+
+def model_warnings(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                   class_names: list[str], history: dict[str, list[float]],
+                   min_epochs: int = 1) -> list[str]:
+    """Warnings that the model does not work, each saying what to try (empty when none).
+
+    Flags a model that predicts one class for (nearly) every labelled image of all splits
+    (:data:`ONE_CLASS_SHARE`, :data:`ONE_CLASS_EXCESS`), and a model trained here whose
+    inference-mode accuracy on its training images is :data:`TRAIN_GAP` or more below the
+    training accuracy of the epoch kept (:func:`kept_epoch`).
+
+    Args:
+        probs: {split: (N, K) float probabilities}.
+        labels: {split: (N,) int labels; negative: no label}.
+        history: the training history ({} for a model not trained here).
+    """
+    out = []
+    pred = np.concatenate([np.asarray(probs[s]).argmax(axis=1) for s in probs if len(probs[s])]
+                          or [np.zeros(0, np.int64)])
+    true = np.concatenate([np.asarray(labels[s]) for s in probs if len(probs[s])]
+                          or [np.zeros(0, np.int64)])
+    pred, true = pred[true >= 0], true[true >= 0]
+    if len(true) >= WARN_MIN_IMAGES and len(class_names) > 1:
+        top = int(np.bincount(pred, minlength=len(class_names)).argmax())
+        share, given = float(np.mean(pred == top)), float(np.mean(true == top))
+        if share >= ONE_CLASS_SHARE and share - given >= ONE_CLASS_EXCESS:
+            tried = ("Try more epochs (training.epochs), a lower training.learning_rate or "
+                     "more images per class, and check that each class folder holds its "
+                     "class." if history else
+                     "Check model.preprocess (the pixel scaling the model was trained with), "
+                     "the image size and channels it expects, and data.classes (the order of "
+                     "its outputs).")
+            out.append(f"The model predicts {class_names[top]!r} for {_pct(share)} of the "
+                       f"{len(true)} labelled images (the labels give it {_pct(given)}): it "
+                       f"does not tell the classes apart, and its accuracy means little. "
+                       + tried)
+    train_true = np.asarray(labels.get("train", []))
+    if history.get("accuracy") and (train_true >= 0).sum() >= WARN_MIN_IMAGES:
+        epoch = kept_epoch(history, min_epochs)
+        trained = history["accuracy"][epoch]
+        ok = train_true >= 0
+        inference = float(np.mean(np.asarray(probs["train"]).argmax(axis=1)[ok]
+                                  == train_true[ok]))
+        if trained - inference >= TRAIN_GAP:
+            out.append(f"In inference mode the model is right on {_pct(inference)} of its "
+                       f"training images, while training reached {_pct(trained)} in epoch "
+                       f"{epoch + 1}, whose weights were kept: the network that predicts is "
+                       "not the one that trained (BatchNorm statistics, dropout). Try a larger "
+                       "training.batch_size, more training images or a lower "
+                       "training.learning_rate.")
+    return out
+
+
+def _pct(share: float) -> str:
+    """``share`` (0..1) as "97.6 %"."""
+    return f"{100 * share:.1f} %"
+
+
 def misclassified(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Indices of the images whose predicted class (``probs.argmax(1)``) is not their label;
     images without a label (negative) are never misclassified."""

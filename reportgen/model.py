@@ -82,18 +82,26 @@ def apply_preprocess(x, mode: str):
     raise ValueError(mode)
 
 
+#: The small CNN's first conv layer has stride 2 for inputs of at least this side in pixels
+#: (its last conv layer at 1/8 of the input, at least 4x4); smaller inputs keep stride 1 (a
+#: 16-px image would be 2x2 at the last layer, too coarse to learn a texture from).
+STRIDE_FROM = 32
+
+
 def small_cnn(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
     """Return the small CNN: six 3x3 conv layers (conv, batch norm, ReLU), the first with stride
-    2, max pooling after the 2nd and 4th (16-32-32-64-64-96 channels), global average pooling,
-    dropout and a softmax head. About 18 M multiply-adds per 64x64 image; the last conv layer is
-    at 1/8 of the input resolution.
+    2 (stride 1 for inputs under :data:`STRIDE_FROM` px), max pooling after the 2nd and 4th
+    (16-32-32-64-64-96 channels), global average pooling, dropout and a softmax head. About
+    18 M multiply-adds per 64x64 image; the last conv layer is at 1/8 of the input resolution
+    (1/4 under :data:`STRIDE_FROM` px).
 
     Input: raw pixels (H, W, C) float32 in [0, 255] (a Rescaling layer divides by 255).
     """
     inp = keras.Input(input_shape, name="image")
     x = layers.Rescaling(1 / 255.0, name="rescale")(inp)
     for n, width in enumerate((16, 32, 32, 64, 64, 96), start=1):
-        x = layers.Conv2D(width, 3, strides=2 if n == 1 else 1, padding="same", use_bias=False,
+        stride = 2 if n == 1 and min(input_shape[:2]) >= STRIDE_FROM else 1
+        x = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False,
                           name=f"conv{n}")(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"conv{n}_bn")(x)
         x = layers.ReLU(name=f"conv{n}_relu")(x)
@@ -235,20 +243,27 @@ class _EpochCallback(keras.callbacks.Callback):
 #: step costs about 20 s on a MobileNetV2 at 32 px on 2 cores, more than 16 eager steps of it.
 EAGER_STEPS = 16
 
+#: Training images (a seeded random sample) the BatchNorm statistics are estimated from.
+CALIBRATION_IMAGES = 256
+
 
 def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
           x_val: np.ndarray | None, y_val: np.ndarray | None, *, epochs: int, batch_size: int,
-          learning_rate: float, patience: int, seed: int,
+          learning_rate: float, patience: int, seed: int, min_epochs: int = 3,
           on_epoch: Callable[[int, dict], None] | None = None) -> tuple[keras.Model, dict]:
     """Train a copy of ``model`` with Adam and sparse cross-entropy; return (copy, history).
 
     Early stopping watches the validation loss (the training loss without a val split) and
-    restores the best weights. A run of at most :data:`EAGER_STEPS` training steps runs
-    eagerly (compiling the train step takes longer than such a run). When a nested backbone
-    trains, its BatchNorm statistics are
-    recalibrated on the training images before each validation and at the end
-    (:func:`calibrate_batchnorm`). ``history`` maps metric names ("loss", "accuracy", "val_loss",
-    "val_accuracy") to per-epoch lists of floats.
+    restores the best weights of epoch ``min_epochs`` (1-based) or later, never stopping
+    before it (:func:`reportgen.evaluate.kept_epoch` says which): the first epochs, barely
+    trained, are never the ones kept. A run of at most :data:`EAGER_STEPS` training steps runs
+    eagerly (compiling the train step takes longer than such a run). When any BatchNorm layer trains
+    (the small CNN's, a backbone's that is not frozen), its statistics are re-estimated on
+    :data:`CALIBRATION_IMAGES` training images before each validation and at the end
+    (:func:`calibrate_batchnorm`): with few steps an epoch, the moving averages are still near
+    their initial values, and in inference the model would be a different network from the one
+    trained (it predicts one class). ``history`` maps metric names ("loss", "accuracy",
+    "val_loss", "val_accuracy") to per-epoch lists of floats.
     """
     keras.utils.set_random_seed(seed)
     trained = keras.models.clone_model(model)
@@ -260,12 +275,14 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     has_val = x_val is not None and len(x_val) > 0
     callbacks = [keras.callbacks.TerminateOnNaN(), keras.callbacks.EarlyStopping(
         monitor="val_loss" if has_val else "loss", patience=patience,
-        restore_best_weights=True)]
+        restore_best_weights=True, start_from_epoch=min_epochs - 1)]
     if on_epoch:
         callbacks.append(_EpochCallback(on_epoch))
-    backbone = _trains_a_backbone(trained)
-    if backbone:
-        callbacks.append(_CalibrateBeforeValidation(x_train))
+    sample = None
+    if _trained_batchnorms(trained):
+        pick = np.random.default_rng(seed).permutation(len(x_train))[:CALIBRATION_IMAGES]
+        sample = np.asarray(x_train[np.sort(pick)], np.float32)
+        callbacks.append(_CalibrateBeforeValidation(sample))
     hist = trained.fit(
         x_train.astype(np.float32), y_train, batch_size=batch_size, epochs=epochs,
         validation_data=(x_val.astype(np.float32), y_val) if has_val else None,
@@ -276,14 +293,15 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
         raise ModelError(f"training.learning_rate: training diverged (loss "
                          f"{history.get('loss', ['nan'])[bad or 0]} in epoch {(bad or 0) + 1}); "
                          f"lower training.learning_rate (now {learning_rate:g})")
-    if backbone:
-        calibrate_batchnorm(trained, x_train)
+    if sample is not None:
+        calibrate_batchnorm(trained, sample)
     return trained, history
 
 
 class _CalibrateBeforeValidation(keras.callbacks.Callback):
-    """Recalibrate BatchNorm statistics (:func:`calibrate_batchnorm`) before each validation,
-    so validation metrics and early stopping see the model as it will predict."""
+    """Re-estimate BatchNorm statistics (:func:`calibrate_batchnorm`) on ``images`` before
+    each validation, so validation metrics and early stopping see the model as it will
+    predict (and the weights early stopping keeps carry those statistics)."""
 
     def __init__(self, images: np.ndarray):
         super().__init__()
@@ -303,10 +321,19 @@ def _batchnorms(model) -> list:
     return out
 
 
-def _trains_a_backbone(model) -> bool:
-    """True when a nested backbone with BatchNorm layers was trained (not frozen)."""
-    return any(isinstance(lyr, keras.Model) and lyr.trainable and _batchnorms(lyr)
-               for lyr in model.layers)
+def _trained_batchnorms(model) -> list:
+    """The BatchNorm layers of ``model`` that run in training mode while it trains: trainable
+    ones inside trainable (nested) models. A frozen layer or backbone keeps its statistics
+    (Keras runs a non-trainable BatchNorm in inference mode)."""
+    if not model.trainable:
+        return []
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out += _trained_batchnorms(layer)
+        elif isinstance(layer, layers.BatchNormalization) and layer.trainable:
+            out.append(layer)
+    return out
 
 
 def calibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 32,
@@ -559,22 +586,31 @@ def count_params(model: keras.Model) -> tuple[int, int]:
     return int(model.count_params()), trainable
 
 
-def predict_outputs(model: keras.Model, images: np.ndarray, *, batch_size: int = 64,
-                    output_index: int = 0, progress: Callable[[int], None] | None = None,
-                    preprocess: Callable[[np.ndarray], np.ndarray] | None = None
-                    ) -> np.ndarray:
-    """Return the model's output ``output_index`` on ``images`` (float32 (N, K)), in batches
-    under one compiled function (training=False). ``preprocess`` is applied batch by batch, so
-    only one batch is ever held as float32."""
+def forward_function(model: keras.Model, shape: tuple[int, int, int], output_index: int = 0):
+    """The compiled forward pass of ``model`` (training=False) on float32 batches of images of
+    ``shape`` (H, W, C), returning output ``output_index``: one trace, however many batches
+    and arrays it is called on (a ``tf.function`` made per call would trace the model again)."""
     import tensorflow as tf
 
-    h, w, c = images.shape[1:]
-
-    @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)], autograph=False)
+    @tf.function(input_signature=[tf.TensorSpec([None, *shape], tf.float32)], autograph=False)
     def run(x):
         out = keras.tree.flatten(model(x, training=False))
         return out[output_index]
 
+    return run
+
+
+def predict_outputs(model: keras.Model, images: np.ndarray, *, batch_size: int = 64,
+                    output_index: int = 0, progress: Callable[[int], None] | None = None,
+                    preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+                    forward=None) -> np.ndarray:
+    """Return the model's output ``output_index`` on ``images`` (float32 (N, K)), in batches
+    under one compiled function (training=False). ``preprocess`` is applied batch by batch, so
+    only one batch is ever held as float32. ``forward``: the :func:`forward_function` of this
+    model, shape and output to reuse (several arrays, one trace); None makes one."""
+    import tensorflow as tf
+
+    run = forward or forward_function(model, tuple(images.shape[1:]), output_index)
     outs = []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]

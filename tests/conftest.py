@@ -93,3 +93,64 @@ def second_site(smoke_site):
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return out
+
+
+def _source_cells(line: str) -> int:
+    """Cells of a pipe-table line of Markdown source: pipes not escaped by a backslash,
+    less the leading and trailing one."""
+    pipes, escaped = 0, False
+    for ch in line.strip():
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "|":
+            pipes += 1
+    return pipes - 1
+
+
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    """Every table of Markdown ``text`` as CommonMark with the GFM table rule (markdown-it-py)
+    renders it: a list of rows of cell texts (as displayed: escapes undone, without images
+    and markup), the header row first. Asserts that each block
+    of consecutive source lines starting with ``|`` renders as exactly one table, with one row
+    per line (less the delimiter row) and, in every line, as many cells as the header; and
+    that no line of pipes renders as a paragraph."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    lines = text.split("\n")
+    blocks, start = [], None
+    for i, line in enumerate(lines + [""]):
+        if line.lstrip().startswith("|") and start is None:
+            start = i
+        elif not line.lstrip().startswith("|") and start is not None:
+            blocks.append((start, i))
+            start = None
+    tables, rendered = [], []
+    for k, tok in enumerate(tokens):
+        if tok.type == "table_open":
+            rendered.append(tuple(tok.map))
+            tables.append([])
+        elif tok.type == "tr_open":
+            tables[-1].append([])
+        elif tok.type == "inline" and tokens[k - 1].type in ("th_open", "td_open"):
+            tables[-1][-1].append("".join(c.content for c in tok.children or []
+                                          if c.type in ("text", "code_inline")))
+        elif tok.type == "inline" and tokens[k - 1].type == "paragraph_open":
+            assert not tok.content.lstrip().startswith("|"), \
+                f"a table rendered as a paragraph: {tok.content[:120]!r}"
+    assert rendered == blocks, f"tables at source lines {rendered}, pipe blocks at {blocks}"
+    for (a, b), rows in zip(blocks, tables, strict=True):
+        width = len(rows[0])
+        assert len(rows) == b - a - 1, f"lines {a}-{b}: {len(rows)} rows"
+        assert all(len(r) == width for r in rows)
+        for line in lines[a:b]:
+            assert _source_cells(line) == width, f"line {line[:120]!r}: not {width} cells"
+    return tables
+
+
+@pytest.fixture(scope="session")
+def md_tables():
+    """:func:`markdown_tables`."""
+    return markdown_tables

@@ -51,6 +51,7 @@ def test_keys_lists_every_key():
                                         "'explain.rise.masks'"),
     (["--set", "explain.ig_steps=4"], "explain.ig_steps: moved to "
                                       "explain.integrated_gradients.steps"),
+    (["--set", "model.preprocess=tf"], "model.preprocess: 'tf' is for a loaded model"),
 ])
 def test_config_errors_are_one_line_exit_2(tmp_path, args, needle):
     result = CliRunner().invoke(main, ["build", "--out", str(tmp_path / "o")] + args)
@@ -106,6 +107,24 @@ def test_smoke_every_link_and_image_exists(smoke_site):
     assert targets
     for t in targets:
         assert (out / t).is_file(), f"report.md: missing {t}"
+
+
+def test_smoke_report_md_tables_render(smoke_site, md_tables):
+    """Every table of the labelled report.md renders as a table (rows and columns as
+    written): images per class, the splits, per class, quality, layers, errors, galleries."""
+    out, _ = smoke_site
+    md = (out / "report.md").read_text(encoding="utf-8")
+    tables = md_tables(md)
+    first = {t[0][0] for t in tables}
+    assert {"class", "split", "method", "layer"} <= first
+    m = json.loads((out / "metrics.json").read_text())
+    counts = next(t for t in tables if t[0][0] == "class" and t[0][-1] == "total")
+    assert [r[0] for r in counts[1:]] == m["classes"]
+    splits = next(t for t in tables if t[0][0] == "split")
+    assert [r[1] for r in splits[1:]] == [str(m["splits"][s]["n"]) for s in
+                                          ("train", "val", "test")]
+    assert re.search(r"The other splits: \[(val|train)\]\(fig/confusion_\1\.png\), "
+                     r"\[(val|train)\]\(fig/confusion_\2\.png\)\.", md)
 
 
 def test_smoke_metrics_and_exports(smoke_site):

@@ -60,6 +60,9 @@ def test_relative_paths_resolve_against_config_folder(tmp_path):
     ("", ["model.source=maybe"], "model.source: 'maybe' is not one of"),
     ("", ["training.epochs"], "expected section.key=value"),
     ("", ["model.safe_mode=yes"], "model.safe_mode: expected boolean, got 'yes'"),
+    ("", ["model.preprocess=tf"], "model.preprocess: 'tf' is for a loaded model "
+                                  '(model.source = "load"); with model.source = "train"'),
+    ("[data]\nsplit = \"0.7\"\n", [], "data.split: expected list, got '0.7'"),
 ])
 def test_errors_name_the_key(tmp_path, text, overrides, needle):
     with pytest.raises(ConfigError) as e:
@@ -76,6 +79,40 @@ def test_invalid_toml_gives_line_and_column(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         config.load(tmp_path / "nope.toml")
+
+
+def test_a_bare_name_is_a_list_of_one(tmp_path):
+    cfg = config.load(write(tmp_path, '[explain]\nmethods = "gradcam"\n'),
+                      ["report.figure_formats=png", "explain.classes=circle"])
+    assert cfg.explain.methods == ["gradcam"]
+    assert cfg.report.figure_formats == ["png"] and cfg.explain.classes == ["circle"]
+
+
+def test_preprocess_is_accepted_for_a_loaded_model(tmp_path):
+    cfg = config.load(write(tmp_path, '[model]\nsource = "load"\npath = "m.keras"\n'
+                                      'preprocess = "tf"\n'))
+    assert cfg.model.preprocess == "tf"
+
+
+def test_the_demo_settings_apply_to_the_demo_data_only(tmp_path):
+    demo = config.load()  # no --config: the built-in demo
+    assert demo.report.title.startswith("Shapes demo") and demo.data.source == "shapes"
+    user = config.load(None, ["data.source=folder", f"data.path={tmp_path}"])
+    fresh = config.Config()
+    assert user.report.title == fresh.report.title == ""  # made from the data and the model
+    assert user.to_dict() == {**fresh.to_dict(), "data": {**fresh.to_dict()["data"],
+                                                          "source": "folder",
+                                                          "path": str(tmp_path)}}
+    assert user.given == {"data.source", "data.path"}
+    # A config file is the user's: its settings apply whatever the data.
+    own = config.load(write(tmp_path, '[report]\ntitle = "Mine"\n'), ["data.source=folder",
+                                                                       "data.path=x"])
+    assert own.report.title == "Mine"
+
+
+def test_training_seed_and_split_seed_are_separate_keys(tmp_path):
+    cfg = config.load(write(tmp_path, ""), ["training.seed=5"])
+    assert (cfg.training.seed, cfg.data.split_seed) == (5, 0)
 
 
 def test_plural_quoted_and_duration_read_as_english():

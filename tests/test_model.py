@@ -108,3 +108,23 @@ def test_a_short_training_run_is_eager_and_trains_as_compiled(keras, monkeypatch
     assert eager.run_eagerly and not compiled.run_eagerly
     for a, b in zip(eager.get_weights(), compiled.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_one_forward_function_serves_several_arrays_with_one_trace():
+    """The predict stage runs train, val and test through one compiled forward pass: the model
+    is traced once, and the outputs are those of a forward pass made for each array."""
+    import keras
+
+    from reportgen.model import forward_function, predict_outputs, small_cnn
+
+    keras.utils.set_random_seed(0)
+    model = small_cnn((16, 16, 3), 3)
+    rng = np.random.default_rng(0)
+    arrays = [rng.uniform(0, 255, (n, 16, 16, 3)).astype(np.float32) for n in (5, 3, 7)]
+    forward = forward_function(model, (16, 16, 3))
+    shared = [predict_outputs(model, a, batch_size=4, forward=forward) for a in arrays]
+    assert forward.experimental_get_tracing_count() == 1
+    for a, got in zip(arrays, shared, strict=True):
+        np.testing.assert_allclose(got, predict_outputs(model, a, batch_size=4), rtol=1e-6)
+        np.testing.assert_allclose(got, np.asarray(model(a, training=False)), rtol=1e-4,
+                                   atol=1e-6)

@@ -131,7 +131,7 @@ APPLICATION = ["data.source=images", "model.source=applications",
 
 
 @pytest.mark.slow
-def test_photos_explained_by_a_keras_applications_classifier(tmp_path):
+def test_photos_explained_by_a_keras_applications_classifier(tmp_path, md_tables):
     data = photos(tmp_path / "photos", n=6)
     result = build(tmp_path, *APPLICATION, f"data.path={data}")
     assert result.exit_code == 0, result.output
@@ -165,6 +165,9 @@ def test_photos_explained_by_a_keras_applications_classifier(tmp_path):
         assert z["gradcam"].shape[0] == 6
     md = (out / "report.md").read_text()
     assert "## Predictions" in md and "Evaluation" not in md
+    tables = {t[0][0]: t for t in md_tables(md)}
+    assert len(tables["photo"]) == 1 + 6 and len(tables["photo"][0]) == 1 + 5  # top 5
+    assert sum(int(r[1]) for r in tables["predicted class"][1:]) == 6
 
     # A new report setting rebuilds from the cache, without TensorFlow's work.
     again = build(tmp_path, *APPLICATION, f"data.path={data}", "report.title='Trip'")
@@ -175,7 +178,7 @@ def test_photos_explained_by_a_keras_applications_classifier(tmp_path):
 
 
 @pytest.mark.slow
-def test_photos_explained_by_your_own_model_and_class_names(keras, tmp_path):
+def test_photos_explained_by_your_own_model_and_class_names(keras, tmp_path, md_tables):
     colours = [(220, 30, 30), (30, 200, 40), (30, 40, 210)]
     data = photos(tmp_path / "photos", n=6, size=(16, 16), colours=colours)
     model = tiny_model(keras)
@@ -192,6 +195,9 @@ def test_photos_explained_by_your_own_model_and_class_names(keras, tmp_path):
     assert [r[2] for r in rows[1:]] == [names[k] for k in want.argmax(1)]
     assert metrics["classes"] == names and rows[0][3:] == names
     assert [len(t) for t in metrics["splits"]["test"]["top"]] == [3] * 6
+    tables = {t[0][0]: t for t in md_tables((tmp_path / "site" / "report.md").read_text())}
+    assert [r[0] for r in tables["photo"][1:]] == [r[0] for r in rows[1:]]  # every photo
+    assert tables["photo"][0] == ["photo", "#1", "#2", "#3"]
 
 
 @pytest.mark.parametrize("settings,needles", [

@@ -130,6 +130,51 @@ def head_kind(final_layer, width: int) -> str:
     return "softmax" if act == "softmax" else "logits"
 
 
+def is_depthwise_grouped(layer, inputs: tuple) -> bool:
+    """Whether ``layer`` is a 2-D ``Conv2D`` with one group per input channel (ConvNeXt's
+    depthwise convolutions, ``Conv2D(C, 7, groups=C)``), channels last, on one 4-D input, with
+    equal strides or no dilation (what ``tf.nn.depthwise_conv2d`` computes).
+
+    Keras runs a grouped convolution on TensorFlow through an XLA-compiled function: eagerly
+    it is retraced and recompiled on every call, and in a graph each one is an XLA cluster
+    compiled per function. :func:`depthwise_call` computes the same without XLA."""
+    if type(layer) is not keras.layers.Conv2D or getattr(layer, "groups", 1) <= 1:
+        return False
+    if layer.data_format != "channels_last" or len(inputs) != 1:
+        return False
+    shape = getattr(inputs[0], "shape", None)
+    if shape is None or len(shape) != 4 or shape[-1] != layer.groups:
+        return False
+    strides, dilation = tuple(layer.strides), tuple(layer.dilation_rate)
+    return strides[0] == strides[1] and (dilation == (1, 1) or strides == (1, 1))
+
+
+def depthwise_call(layer, x):
+    """``layer(x)`` for a layer of :func:`is_depthwise_grouped`, as ``tf.nn.depthwise_conv2d``
+    (equal to float rounding: about 1e-7 relative).
+
+    Args:
+        layer: a ``Conv2D`` with ``groups`` equal to the input channels C and F filters (a
+            kernel of shape (kh, kw, 1, F), F a multiple of C).
+        x: (N, H, W, C) float.
+
+    Returns:
+        (N, H', W', F) in the layer's compute dtype: the convolution, plus the bias,
+        through the layer's activation.
+    """
+    kh, kw, _, filters = layer.kernel.shape
+    channels = int(x.shape[-1])
+    x = tf.cast(x, layer.compute_dtype)  # as the layer's own call (mixed precision)
+    # Group c's filters are output channels c*m .. c*m + m - 1: depthwise channel c, multiplier m.
+    kernel = tf.reshape(tf.cast(layer.kernel, x.dtype), (kh, kw, channels, filters // channels))
+    s, d = tuple(layer.strides), tuple(layer.dilation_rate)
+    out = tf.nn.depthwise_conv2d(x, kernel, (1, s[0], s[1], 1), layer.padding.upper(),
+                                 dilations=d)
+    if layer.use_bias:
+        out = out + tf.cast(layer.bias, out.dtype)
+    return layer.activation(out) if layer.activation is not None else out
+
+
 class TieredFunction:
     """A function of tensors run eagerly for its first :data:`COMPILE_AFTER` calls, then as a
     ``tf.function`` (traced once for ``signature``, without autograph: the graph walk is plain
@@ -503,6 +548,8 @@ class ModelGraph:
                     return args[0]
                 if act:
                     return self.call_twin(layer, args, activation="linear")
+            if is_depthwise_grouped(layer, args):
+                return depthwise_call(layer, args[0])
             return layer(*args, **kwargs)
 
         return visitor(layer, path, call, args)

@@ -183,7 +183,7 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
             cache = cfg.resolve(cfg.data.cache_dir) if cfg.data.cache_dir else None
             with prog.bar("Generating shapes", n, run.show) as advance:
                 root = generate_shapes(cache, per_class=cfg.data.shapes_per_class,
-                                       size=cfg.data.image_size, seed=cfg.training.seed,
+                                       size=cfg.data.image_size, seed=cfg.data.split_seed,
                                        progress=advance)
         else:
             root = cfg.resolve(cfg.data.path)
@@ -196,7 +196,7 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
                                  annotations=cfg.data.annotations, progress=advance)
             else:
                 ds = load_dataset(root, size=shape[:2], channels=shape[2],
-                                  split=list(cfg.data.split), seed=cfg.training.seed,
+                                  split=list(cfg.data.split), seed=cfg.data.split_seed,
                                   annotations=cfg.data.annotations, progress=advance,
                                   classes=cfg.data.classes, absent_ok=absent_ok(cfg))
     if ds.skipped:
@@ -449,9 +449,8 @@ def fit_model(run: Run, given: Given, data: Data) -> Fitted:
                             classes=ds.class_names, preprocess=preprocess,
                             weights_file=run.cache.files_key())
             model, history = _train_or_reuse(run, data, train_key, preprocess)
-        if history and len(history.get("loss", [])) < cfg.training.epochs:
-            run.notes.append(f"Early stopping ended training after {len(history['loss'])} of "
-                             f"{cfg.training.epochs} epochs (best validation loss restored).")
+        if history:
+            run.notes += _early_stopping_notes(history, cfg)
         head = _head(run, model, ds.class_names, data.shape)
         got = 2 if head.startswith("binary") else mdl.output_count(model, cfg.model.output_index)
         if got != n_classes and not ds.labeled:
@@ -466,6 +465,35 @@ def fit_model(run: Run, given: Given, data: Data) -> Fitted:
         if cfg.model.source == "applications" and cfg.model.weights == "none":
             calibrate(run, model, data, preprocess)
     return Fitted(model, history, train_key, preprocess, mdl.weights_hash(model), head)
+
+
+def _early_stopping_notes(history: dict, cfg: Config) -> list[str]:
+    """What early stopping did: the epochs run, and the epoch whose weights were kept."""
+    from reportgen.evaluate import kept_epoch
+
+    ran, kept = len(history.get("loss", [])), kept_epoch(history, cfg.training.min_epochs) + 1
+    if ran == kept == cfg.training.epochs:
+        return []
+    monitor = "validation" if history.get("val_loss") else "training"
+    stopped = " (early stopping)" if ran < cfg.training.epochs else ""
+    return [f"Training ran {ran} of {cfg.training.epochs} epochs{stopped}; the weights of epoch "
+            f"{kept}, the lowest {monitor} loss from epoch {cfg.training.min_epochs} "
+            "(training.min_epochs) on, were kept."]
+
+
+def warn(run: Run, data: Data, probs: dict[str, np.ndarray], history: dict) -> list[str]:
+    """Warnings that the model does not work (:func:`reportgen.evaluate.model_warnings`),
+    said on stderr; the report shows them first."""
+    from reportgen.evaluate import model_warnings
+
+    ds = data.ds
+    if not ds.labeled:
+        return []
+    found = model_warnings(probs, {name: split.labels for name, split in ds.splits.items()},
+                           ds.class_names, history, run.cfg.training.min_epochs)
+    for line in found:
+        prog.say(f"Warning: {line}")
+    return found
 
 
 def calibrate(run: Run, model, data: Data, preprocess: str) -> None:
@@ -534,6 +562,7 @@ def _train_or_reuse(run: Run, data: Data, train_key: str, preprocess: str):
             va.labels if len(va) else None, epochs=cfg.training.epochs,
             batch_size=cfg.training.batch_size, learning_rate=cfg.training.learning_rate,
             patience=cfg.training.patience, seed=cfg.training.seed,
+            min_epochs=cfg.training.min_epochs,
             on_epoch=lambda e, logs: advance(1))
     run.cache.put_trained(train_key, lambda path: mdl.save_model(model, path), history)
     return model, history
@@ -557,9 +586,10 @@ def predict(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
     with run.timer.stage("predict"), \
             prog.bar("Predicting", sum(len(s) for s in splits.values()), run.show) as advance:
         batch = predict_batch(cfg, fitted.model, data.shape)
-        for name, split in splits.items():
+        forward = mdl.forward_function(fitted.model, data.shape, cfg.model.output_index)
+        for name, split in splits.items():  # one trace for every split
             raw = mdl.predict_outputs(fitted.model, split.images, preprocess=fitted.prep,
-                                      batch_size=batch,
+                                      batch_size=batch, forward=forward,
                                       output_index=cfg.model.output_index, progress=advance)
             probs[name] = ev.to_probabilities(raw, fitted.head)
     return probs

@@ -299,9 +299,25 @@ def _common(inputs: ReportInputs) -> dict:
         nav += [{"href": c["href"], "label": c["name"]} for c in classes]
     else:  # a bar of 100 class links is no navigation: one link to the list of classes
         nav.append({"href": "index.html#classes", "label": f"Classes ({len(classes)})"})
-    return {"title": inputs.cfg.report.title, "version": inputs.info.version,
+    return {"title": report_title(inputs), "version": inputs.info.version,
             "built": time.strftime("%Y-%m-%d %H:%M"), "nav": nav, "classes": classes,
-            "notes": inputs.notes + _plan_notes(inputs.explained.plan)}
+            "notes": inputs.notes + _plan_notes(inputs.explained.plan),
+            "warnings": inputs.warnings}
+
+
+def report_title(inputs: ReportInputs) -> str:
+    """``report.title``, or when it is empty a title made from the data and the model:
+    "photos: small_cnn trained here", "holiday: keras.applications vgg19",
+    "faces: emotions.keras"."""
+    cfg = inputs.cfg
+    if cfg.report.title.strip():
+        return cfg.report.title
+    data = "Shapes demo" if cfg.data.source == "shapes" else (
+        Path(cfg.data.path).name or Path(str(inputs.ds.root)).name or "images")
+    model = {"train": f"{inputs.info.model_name} trained here",
+             "applications": f"keras.applications {inputs.info.model_name}"}.get(
+        cfg.model.source, Path(cfg.model.path).name or inputs.info.model_name)
+    return f"{data}: {model}"
 
 
 def _plan_notes(plan) -> list[str]:
@@ -393,6 +409,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+#: Keys that apply to the generated shapes demo only.
+DEMO_KEYS = ("data.shapes_per_class",)
+
+
 def _size_chosen(cfg, size) -> bool:
     """True when a model trained here read the images at a size chosen from the data."""
     return (cfg.model.source == "train" and "data.image_size" not in cfg.given
@@ -411,6 +431,9 @@ def _config_table(inputs: ReportInputs) -> Table:
     size = inputs.ds.splits["test"].images.shape[1:3]
     given, default = _written(cfg), _written(Config())
     used = {**given, **_resolved(inputs)}
+    if cfg.data.source != "shapes":
+        for key in DEMO_KEYS:  # no setting of the demo data in a user's report
+            used.pop(key, None)
     rows = []
     for key, value in used.items():
         state = ("set" if key in given and given[key] != default.get(key) else
@@ -461,7 +484,8 @@ def _resolved(inputs: ReportInputs) -> dict:
     used.update({"explain.layer": ex.layer or "(no conv layer)",
                  "explain.methods": list(inputs.method_options),
                  "model.preprocess": info.preprocess,
-                 "data.image_size": f"{size[1]}x{size[0]}"})
+                 "data.image_size": f"{size[1]}x{size[0]}",
+                 "report.title": report_title(inputs)})
     written = _written(inputs.cfg)
     for key in PATH_KEYS:  # published: never an absolute local path
         if written.get(key):
@@ -482,7 +506,7 @@ def _resolved(inputs: ReportInputs) -> dict:
 def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
     ex, ds, info = inputs.explained, inputs.ds, inputs.info
     return {
-        "title": inputs.cfg.report.title, "classes": ds.class_names, "labeled": ds.labeled,
+        "title": report_title(inputs), "classes": ds.class_names, "labeled": ds.labeled,
         "splits": inputs.metrics,
         "history": inputs.history,
         "explain": {"layer": ex.layer, "pointing_game": pointing,
@@ -495,7 +519,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                                         if ex.layers and ex.layers.rf else None)},
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
         "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
-        "notes": inputs.notes,
+        "notes": inputs.warnings + inputs.notes,
         "data": {"root": inputs.cfg.public(ds.root), "test_hash": info.test_hash,
                  "test_images": len(ds.splits["test"]),
                  "image_size": list(ds.splits["test"].images.shape[1:3]),

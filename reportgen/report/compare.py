@@ -122,8 +122,29 @@ def check_comparable(sites: list[SiteRecord]) -> None:
         h1, h2 = first.metrics["data"]["test_hash"], other.metrics["data"]["test_hash"]
         if h1 != h2 or other.files != first.files:
             raise CompareError(f"{first.path} and {other.path} were built on different test "
-                               f"sets (test files hash {h1[:12]} vs {h2[:12]}); compare models "
-                               "on the same data")
+                               f"sets (test files hash {h1[:12]} vs {h2[:12]}); "
+                               + _how_to_share(first.path, other.path))
+
+
+#: The settings that decide a build's test set.
+DATA_KEYS = ("source", "path", "split", "split_seed", "shapes_per_class", "classes")
+
+
+def _how_to_share(a: Path, b: Path) -> str:
+    """How to build sites ``a`` and ``b`` on one test set: the data settings (from each
+    site's marker) that differ, and the rule."""
+    def data(site: Path) -> dict:
+        try:
+            return json.loads((site / MARKER).read_text(encoding="utf-8"))["config"]["data"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    da, db = data(a), data(b)
+    differ = [f"data.{k} {json.dumps(da[k])} vs {json.dumps(db[k])}" for k in DATA_KEYS
+              if k in da and k in db and da[k] != db[k]]
+    return ((f"they differ in {', '.join(differ)}; " if differ else "")
+            + "build both with the same data.path, data.split and data.split_seed "
+            "(training.seed does not move the split)")
 
 
 def pair_statistics(a: SiteRecord, b: SiteRecord) -> dict:

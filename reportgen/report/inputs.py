@@ -50,6 +50,9 @@ class ReportInputs:
         explained: the explanation results.
         info: the model and software.
         notes: remarks shown at the top of the overview.
+        warnings: that the model does not work, and what to try
+            (``reportgen.evaluate.model_warnings``): first on the overview, before the
+            headline numbers, and first in metrics.json ``notes``.
         method_options: {method: its options as run, plain data} (the plan's; metrics.json).
         timings: wall seconds per build stage so far.
     """
@@ -64,3 +67,4 @@ class ReportInputs:
     notes: list[str] = field(default_factory=list)
     method_options: dict[str, dict] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)

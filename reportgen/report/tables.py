@@ -93,15 +93,16 @@ class Table:
                                tablefmt="unsafehtml", disable_numparse=True,
                                colalign=align or None))
 
-    def markdown(self) -> str:
+    def markdown(self) -> Markup:
         """The table as a GitHub-flavoured Markdown pipe table, cells escaped, marked cells
-        in bold."""
+        in bold; Markup, so the page's ``finalize`` (:func:`reportgen.text.printable`) keeps
+        its line breaks."""
         raw = self._cells()
         align = ["right" if n else "left" for n in self.numeric(raw)]
         cells = [[f"**{md_escape(c)}**" if (i, j) in self.marks and c != "–" else md_escape(c)
                   for j, c in enumerate(row)] for i, row in enumerate(raw)]
-        return tabulate(cells, headers=[md_escape(h) for h in self.headers], tablefmt="pipe",
-                        disable_numparse=True, colalign=align or None)
+        return Markup(tabulate(cells, headers=[md_escape(h) for h in self.headers],
+                               tablefmt="pipe", disable_numparse=True, colalign=align or None))
 
     def latex(self) -> str:
         """The table as a LaTeX float ready for ``\\input`` (needs ``\\usepackage{booktabs}``):

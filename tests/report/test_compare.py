@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from reportgen import evaluate as ev
 from reportgen.cli import main
+from reportgen.report import MARKER
 from reportgen.report.compare import sentence
 
 
@@ -157,7 +158,7 @@ def read_predictions(site):
     return [r["file"] for r in rows], np.array([r["true"] == r["predicted"] for r in rows])
 
 
-def test_compare_two_models_end_to_end(two_sites):
+def test_compare_two_models_end_to_end(two_sites, md_tables):
     tmp, first, second = two_sites
     out = tmp / "cmp"
     result = CliRunner().invoke(main, ["compare", str(first), str(second), "--out", str(out)],
@@ -182,7 +183,7 @@ def test_compare_two_models_end_to_end(two_sites):
     # The disagreement gallery lists exactly the disagreeing images, each direction.
     html = (out / "index.html").read_text()
     a_only = html.split('id="pair-1-a_only"')[1].split('id="pair-1-b_only"')[0]
-    b_only = html.split('id="pair-1-b_only"')[1].split("<h3>")[0]
+    b_only = html.split('id="pair-1-b_only"')[1].split("<h3")[0]  # to the next h3
     shown_a = re.findall(r'<div class="path">(.*?)</div>', a_only)
     shown_b = re.findall(r'<div class="path">(.*?)</div>', b_only)
     rows = list(zip(files, right_a, right_b, strict=True))
@@ -191,6 +192,9 @@ def test_compare_two_models_end_to_end(two_sites):
     for rel in re.findall(r'src="([^"]+)"', html):
         assert (out / rel).is_file(), rel
     assert (out / "report.md").is_file() and (out / "tables" / "models.tex").is_file()
+    tables = md_tables((out / "report.md").read_text(encoding="utf-8"))
+    models = next(t for t in tables if t[0][0] == "model")
+    assert len(models) == 1 + 2  # a row per model
     assert f"Baseline: <b>{pair['map_rank_correlation_mismatched_median']:.2f}</b>" in html
     assert list((out / "fig").glob("*.pdf")) and list((out / "fig").glob("*.svg"))
 
@@ -203,11 +207,17 @@ def test_compare_refuses_different_test_sets_in_one_line(two_sites):
         metrics = json.loads((other / "metrics.json").read_text())
         metrics["data"]["test_hash"] = hashlib.sha256(b"other test files").hexdigest()
         (other / "metrics.json").write_text(json.dumps(metrics))
+        marker = json.loads((other / MARKER).read_text())
+        marker["config"]["data"]["split_seed"] = 5  # smoke.toml's is 1
+        (other / MARKER).write_text(json.dumps(marker))
     result = CliRunner().invoke(main, ["compare", str(first), str(other), "--out",
                                        str(tmp / "bad")])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "different test sets" in lines[0]
+    # ... and says how to share one: the data setting that differs, and the rule.
+    assert "they differ in data.split_seed 1 vs 5; build both with the same" in lines[0]
+    assert "(training.seed does not move the split)" in lines[0]
     assert str(first) in lines[0] and str(other) in lines[0]
     assert not (tmp / "bad").exists()
 

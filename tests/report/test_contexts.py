@@ -90,6 +90,55 @@ def test_the_model_page_lists_the_configuration_as_used(drawn, inputs):
     assert "explain.occlusion.patch_size" in model.context["t_config"]["html"]
 
 
+def test_report_md_tables_render_and_name_the_other_splits(drawn, inputs, md_tables):
+    """Every table of report.md is a table to a CommonMark/GFM parser (the page's finalize
+    once joined their lines into one), and the confusion-matrix paragraph links the splits
+    not shown."""
+    inputs.warnings = ["The model predicts 'a' for 95.0 % of the 16 labelled images."]
+    fig = {"png": "fig/cm_test.png", "alt": "cm", "caption": "Test split.", "width": 400,
+           "height": 400}
+    drawn = {**drawn, "cms": {"test": fig, "train": {**fig, "png": "fig/cm_tr.png"},
+                              "val": {**fig, "png": "fig/cm_val.png"}}}
+    content = gather(inputs, drawn)
+    page = next(p for p in content.pages if p.rel == "report.md")
+    md = render(environment(), page.template, page.context)
+    tables = {t[0][0]: t for t in md_tables(md)}
+    # counts, splits, per class, quality, layers; the errors and the gallery tables besides
+    assert {"class", "split", "method", "layer"} <= set(tables)
+    assert [r[0] for r in tables["split"][1:]] == ["train", "val", "test"]
+    per_class = next(t for t in md_tables(md) if t[0][0] == "class" and t[0][-1] == "support")
+    assert [r[0] for r in per_class[1:]] == ["a", "b"]  # the classes
+    assert "The other splits: [train](fig/cm_tr.png), [val](fig/cm_val.png)." in md
+    # The warning comes first, before the headline numbers.
+    assert md.index("**Warning:** The model predicts") < md.index("- **test accuracy")
+
+
+def test_a_users_report_is_titled_from_its_data_and_model_without_demo_keys(drawn,
+                                                                           inputs):
+    inputs.cfg.data.source, inputs.cfg.data.path = "folder", "/data/textures"
+    content = gather(inputs, drawn)
+    model = next(p for p in content.pages if p.rel == "model.html").context
+    assert model["title"] == "textures: tiny trained here"  # model name "tiny", trained here
+    table = next(p for p in content.pages if p.rel == "model.html").context["t_config"]
+    rows = {r.split("|")[1].strip(): r.split("|")[2].strip()
+            for r in str(table["md"]).split("\n")[2:]}
+    assert rows["report.title"] == "textures: tiny trained here"
+    assert "data.split\\_seed" in rows or "data.split_seed" in rows
+    assert not any("shapes" in k for k in rows)  # the demo's key is not the user's
+    inputs.cfg.report.title = "Mine"
+    assert gather(inputs, drawn).metrics["title"] == "Mine"
+
+
+def test_a_warning_comes_first_on_the_overview_and_in_metrics_notes(drawn, inputs):
+    inputs.warnings = ["The model predicts 'a' for 95.0 % of the 16 labelled images."]
+    content = gather(inputs, drawn)
+    page = next(p for p in content.pages if p.rel == "index.html")
+    html = render(environment(), page.template, page.context)
+    warning = html.index('<p class="warning" role="alert"><b>Warning:</b> The model predicts')
+    assert warning < html.index('class="headline"') < html.index("a note")
+    assert content.metrics["notes"][:2] == [inputs.warnings[0], "a note"]
+
+
 def test_a_few_hidden_images_are_shown_and_many_are_linked(drawn, inputs):
     # Class 0 has three correct test images (0, 2, 4, all at 0.8); the gallery kept two.
     inputs.explained.gallery_counts = {0: {"misclassified": 0, "confident_wrong": 1,
