@@ -9,8 +9,8 @@ the smallest settings. Every build must exit 0, write its site, and show GradCAM
 page; the parts that failed (``metrics.json`` ``failures``) must be exactly the known ones.
 
 ``KNOWN_FAILURES`` holds the parts known to fail per shape (none since the fixes of issue 24
-merged) and ``NO_CAM`` the shapes without GradCAM (a SavedModel, until its CAM lands): empty an
-entry as its fix merges.
+merged) and ``NO_CAM`` the shapes without GradCAM (none since SavedModel CAM merged): an entry
+is a regression to fix, not a state to keep.
 
 Run: ``python -m pytest tests/test_zoo.py -m slow -q`` (26 builds; 47 min for the 15 families
 on 2 busy cores, 3 min for the 5 keras.io/caffe/UpSampling/mixed-precision shapes idle).
@@ -227,9 +227,8 @@ SHAPES = FAMILIES + [
 #: models), receptive fields through caffe preprocess_input and UpSampling2D, filter
 #: patterns and ScoreCAM under mixed_float16; none since.
 KNOWN_FAILURES: dict[str, set[str]] = {}
-#: Shapes without GradCAM on the branch that added the guard (a SavedModel's layers are not
-#: reachable yet); remove an entry as its fix merges.
-NO_CAM: set[str] = {"SavedModel"}
+#: Shapes without GradCAM (a SavedModel had none before its CAM merged; none now).
+NO_CAM: set[str] = set()
 
 
 @pytest.fixture(scope="module")
