@@ -87,6 +87,28 @@ def test_independent_sigmoids_are_reported_as_such(keras, tmp_path):
     assert any("independent sigmoids" in n for n in metrics["notes"])
 
 
+@pytest.mark.slow
+def test_a_logits_head_is_read_through_a_softmax_and_stated(keras, tmp_path):
+    data = make_folder(tmp_path / "data", n=6)
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(
+        keras.layers.Rescaling(1 / 255.0)(inp))
+    g = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(3, name="head")(g))  # no activation
+    model.save(tmp_path / "logits.keras")
+    result = build(tmp_path, *load_model_args(tmp_path / "logits.keras"), data=data)
+    assert result.exit_code == 0, result.output
+    metrics, rows = read_site(tmp_path / "site")
+    names = metrics["classes"]
+    images = np.stack([np.asarray(Image.open(data / r["file"]).convert("RGB")) for r in rows])
+    z = np.asarray(model(images.astype(np.float32)), np.float64)
+    softmax = np.exp(z - z.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    got = np.array([[float(r[n]) for n in names] for r in rows])
+    np.testing.assert_allclose(got, softmax, atol=1e-5)
+    assert any("softmax of the logits" in n for n in metrics["notes"])
+
+
 def colour_model(keras, order):
     """Output k is a sharp softmax over the mean of colour channel ``order[k]`` ("red" = R)."""
     inp = keras.Input((16, 16, 3))

@@ -529,6 +529,10 @@ def _head(run: Run, model, names: list[str], shape: tuple) -> str:
                          f"output for two classes: p is the probability of class 1, "
                          f"{names[1]!r}, and 1 - p that of class 0, {names[0]!r}; class 0 is "
                          "explained by the negated logit.")
+    elif head == "logits":
+        run.notes.append("The model's last layer has no activation (logits): reportgen "
+                         "computed the class probabilities as the softmax of the logits, "
+                         "and explanations use the logits.")
     elif head == "probabilities":
         run.notes.append("The model's outputs are probabilities from a final layer reportgen "
                          "cannot see into (a SavedModel): explanations use the class "
