@@ -138,18 +138,24 @@ def marginal(rows: list[dict]) -> list[str]:
     return out
 
 
-def write(results: list[dict]) -> None:
+def how_measured() -> str:
+    """The machine, the library versions and the build settings of a benchmark of whole
+    default builds of a loaded model (BACKBONES.md, ZOO.md), as sentences."""
     import keras
     import tensorflow as tf
 
+    return (f"Run on {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras "
+            f"{keras.__version__}. Default settings (the planner's budget), "
+            "`model.source = \"load\"`, weights None with BatchNorm calibrated on the data; "
+            "the predict pass is reportgen's compiled forward over the same test images, "
+            "warm, in the same run (the best of two). ")
+
+
+def write(results: list[dict]) -> None:
     (HERE / "BACKBONES.json").write_text(json.dumps(results, indent=1))
     lines = ["# Real backbones at 224 px", "",
-             f"Run on {platform.machine()}, {os.cpu_count()} cores, Python "
-             f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras "
-             f"{keras.__version__}. Default settings (the planner's budget), "
-             "`model.source = \"load\"`, weights None with BatchNorm calibrated on the data; "
-             "the predict pass is reportgen's compiled forward over the same test images, "
-             "warm, in the same run (the best of two). Peak memory is the build process's own "
+             how_measured() + "Peak memory is the build process's own "
              "high-water mark (VmHWM; its figure worker process apart). Reproduce: "
              "`python benchmarks/backbones.py "
              "--arch mobilenetv2,resnet50,vgg19 --images 500` (and `--arch mobilenetv2 "

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -31,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from backbones import predict_pass  # noqa: E402
+from backbones import how_measured, predict_pass  # noqa: E402
 from run import make_dataset, run_build  # noqa: E402
 
 #: keras.applications constructor -> (smallest input side, model.preprocess of the build).
@@ -105,17 +104,9 @@ def merged(row: dict) -> list[dict]:
 
 
 def write(results: list[dict]) -> None:
-    import keras
-    import tensorflow as tf
-
     (HERE / "ZOO.json").write_text(json.dumps(results, indent=1))
     lines = ["# The keras.applications zoo at small inputs", "",
-             f"Run on {platform.machine()}, {os.cpu_count()} cores, Python "
-             f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras "
-             f"{keras.__version__}. Default settings (the planner's budget), "
-             "`model.source = \"load\"`, weights None with BatchNorm calibrated on the data; "
-             "the predict pass is reportgen's compiled forward over the same test images, "
-             "warm, in the same run (the best of two). Peak memory is the build process's own "
+             how_measured() + "Peak memory is the build process's own "
              "high-water mark (VmHWM). Load is the machine's 1-minute load average before and "
              "after the build: where it is above the core count the machine was shared and "
              "wall seconds are inflated; CPU seconds (user + system of the build process, its "
