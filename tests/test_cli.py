@@ -338,7 +338,8 @@ def test_a_failing_layers_view_never_loses_the_build_and_strict_keeps_the_old_si
     assert 'src="img/layers/fmap_0.png"' in layers  # the other views are there
     warnings = result.stderr.strip().splitlines()[-2:]
     assert [w.startswith(f"Warning: learned filters of layer {f['layer']!r} failed: "
-                         "ValueError") for w, f in zip(warnings, failed)] == [True, True]
+                         "ValueError")
+            for w, f in zip(warnings, failed, strict=True)] == [True, True]
     assert result.stdout.strip().splitlines()[-1] == str(out / "index.html")
 
     def snapshot():

@@ -423,7 +423,7 @@ def layers_context(assets: Assets, split, names, explained, gray: bool = False
               "patterns": lambda: _patterns(assets, L, gray),
               "rf": lambda: _receptive(assets, split, names, L),
               "dreams": lambda: _dreams(assets, split, names, L, gray)}
-    for (key, make), view in zip(makers.items(), LAYER_VIEWS):
+    for (key, make), view in zip(makers.items(), LAYER_VIEWS, strict=True):
         with optional_part(view):
             out[key] = make()
     return {**out, "gray": gray or split.images.shape[-1] == 1,
