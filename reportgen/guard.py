@@ -6,8 +6,10 @@ images, a row of the quality table, the sanity check, a figure) runs inside
 :class:`Failure` ({part, layer, error}) and the build goes on without that part; the pages note
 it where it would have been, ``metrics.json`` lists it under ``failures``, and the terminal
 ends with a warning line per failure. Outside a build (the API, a unit test) the exception
-propagates as usual. User errors (:class:`~reportgen.errors.ReportgenError`), Ctrl-C and
-``SystemExit`` always propagate.
+propagates as usual. User errors (:class:`~reportgen.errors.ReportgenError`), Ctrl-C,
+``SystemExit`` and the machine's own errors (a full disk, a file over the size limit, a
+quota, a read-only file system: :data:`MACHINE_ERRNOS`) always propagate: they are no part's
+fault, and the build ends in one line with the previous site intact.
 
 No TensorFlow, numpy or matplotlib here: every layer (explain, figures, report, pipeline) uses
 this one guard.
@@ -15,6 +17,7 @@ this one guard.
 
 from __future__ import annotations
 
+import errno
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
@@ -24,6 +27,10 @@ from reportgen.text import printable
 
 #: Longest error text kept (the first line of the message, then an ellipsis).
 MAX_ERROR = 300
+
+#: ``OSError`` numbers that end the build wherever they happen: every later part would fail
+#: the same way, and a site written without them would be silently incomplete.
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS})
 
 _SINK: ContextVar[list | None] = ContextVar("reportgen_failures", default=None)
 
@@ -91,7 +98,7 @@ def optional_part(part: str, layer: str | None = None):
         raise
     except Exception as e:  # any failure of one part is that part's, never the build's
         sink = _SINK.get()
-        if sink is None:
+        if sink is None or (isinstance(e, OSError) and e.errno in MACHINE_ERRNOS):
             raise
         handle.failure = Failure(part, handle.layer, one_line(e))
         sink.append(handle.failure)

@@ -3,6 +3,8 @@ on; outside one, and for user errors and interrupts, exceptions propagate."""
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from reportgen.errors import ConfigError
@@ -39,6 +41,21 @@ def test_user_errors_and_interrupts_are_never_swallowed(error):
         with optional_part("filter patterns", "c1"):
             raise error
     assert failures == []
+
+
+@pytest.mark.parametrize("number", [errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS])
+def test_a_full_disk_is_the_machines_error_and_ends_the_build(number):
+    with collecting() as failures, pytest.raises(OSError) as raised:
+        with optional_part("figure confusion_test"):
+            raise OSError(number, "no room")
+    assert raised.value.errno == number and failures == []
+
+
+def test_other_os_errors_are_the_parts():
+    with collecting() as failures:
+        with optional_part("image img/a.png"):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+    assert [f.part for f in failures] == ["image img/a.png"]
 
 
 def test_the_layer_can_be_named_inside_the_part_and_the_handle_holds_the_failure():

@@ -113,6 +113,20 @@ def test_a_figure_that_fails_to_draw_is_noted_in_its_place(drawn, inputs, tmp_pa
          "error": "ValueError: x and y must have same first dimension"}]
 
 
+def test_a_confusion_matrix_that_fails_to_draw_is_noted_in_report_md(drawn, inputs, tmp_path):
+    figures = Figures(["png"], parallel=False)
+    bad = figures.add("confusion_test", broken_figure, [1, 2], alt="c",
+                      caption="Confusion matrix (test).")
+    drawn = {**drawn, "cms": {"test": bad}}
+    out = write(gather(with_layers(inputs, []), drawn), tmp_path / "site", figures)
+    md = (out / "report.md").read_text()
+    section = md[md.index("### Confusion matrix"):md.index("## Explanations")]
+    assert ("**The figure failed** and is left out: ValueError: x and y must have same first "
+            "dimension") in section
+    assert "Confusion matrix \\(test\\)." in section  # its caption, Markdown-escaped
+    assert "confusion_test.png" not in md
+
+
 def snapshot(folder) -> dict[str, str]:
     """{relative path: sha256} of every file and folder under ``folder``."""
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
