@@ -19,6 +19,22 @@ def tier(request, monkeypatch):
 
 
 @pytest.fixture
+def random_split(rng):
+    """``make(n, side, classes=2)``: a Split of ``n`` random ``side``-px RGB images drawn from
+    this test's ``rng``, labelled 0, 1, ..., classes - 1 in turn, without boxes."""
+    import numpy as np
+
+    from reportgen.data import Split
+
+    def make(n: int, side: int, classes: int = 2) -> Split:
+        return Split(images=rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8),
+                     labels=np.arange(n) % classes, paths=[f"{i}.png" for i in range(n)],
+                     boxes=np.full((n, 4), np.nan, np.float32))
+
+    return make
+
+
+@pytest.fixture
 def isolated(tier):
     """Run a test's gradient computations in a fresh interpreter (TensorFlow's oneDNN eager
     convolution gradients can crash a process: then this test fails, not the run). The code

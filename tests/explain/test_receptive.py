@@ -247,9 +247,8 @@ def test_a_squeeze_excitation_branch_is_global_context(keras):
     assert receptive_field(model, "d").size == (5, 5)  # c's 3 + 2, as if without the branch
 
 
-def test_a_field_that_cannot_be_followed_leaves_the_other_layer_views(keras, rng):
+def test_a_field_that_cannot_be_followed_leaves_the_other_layer_views(keras, random_split):
     from reportgen.config import Config
-    from reportgen.data.folder import Split
     from reportgen.explain import suite
     from reportgen.explain.results import Explained
 
@@ -259,9 +258,7 @@ def test_a_field_that_cannot_be_followed_leaves_the_other_layer_views(keras, rng
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c2")(x)
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
     n = 3
-    split = Split(images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
-                  labels=np.arange(n) % 2, paths=[f"{i}.png" for i in range(n)],
-                  boxes=np.full((n, 4), np.nan, np.float32))
+    split = random_split(n, 16)
     cfg = Config()
     cfg.explain.pattern_filters = cfg.explain.dream_images = 0  # forward passes only
     cfg.explain.receptive_units = 2

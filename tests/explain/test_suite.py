@@ -79,7 +79,7 @@ def test_the_true_class_maps_of_the_errors_come_from_the_same_pass(keras, rng, m
                                by_hand(tf.constant(predicted)), atol=2e-3)
 
 
-def test_the_kept_gallery_maps_hold_only_themselves(keras, rng, monkeypatch):
+def test_the_kept_gallery_maps_hold_only_themselves(keras, random_split, monkeypatch):
     """The gallery maps kept from the test-set pass are their own arrays: a view of a chunk's
     maps would keep the whole chunk (CHUNK x H x W float32) alive, and memory would grow with
     the test set."""
@@ -87,9 +87,7 @@ def test_the_kept_gallery_maps_hold_only_themselves(keras, rng, monkeypatch):
     h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h)))
     n = 12
-    split = Split(images=rng.integers(0, 256, (n, 12, 12, 3), dtype=np.uint8),
-                  labels=np.arange(n) % 2, paths=[f"{i}.png" for i in range(n)],
-                  boxes=np.full((n, 4), np.nan, np.float32))
+    split = random_split(n, 12)
     probs = np.tile([0.7, 0.3], (n, 1))
     monkeypatch.setattr(suite, "CHUNK", 6)
     prep = lambda im: im.astype(np.float32) / 255.0  # noqa: E731
@@ -108,11 +106,9 @@ def _layers_model(keras):
     return keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h)))
 
 
-def _layers_run(keras, rng):
+def _layers_run(keras, random_split):
     n = 4
-    split = Split(images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
-                  labels=np.arange(n) % 2, paths=[f"{i}.png" for i in range(n)],
-                  boxes=np.full((n, 4), np.nan, np.float32))
+    split = random_split(n, 16)
     cfg = Config()
     for k, v in {"pattern_filters": 2, "pattern_steps": 2, "receptive_units": 2,
                  "dream_images": 1, "dream_octaves": 1}.items():
@@ -123,7 +119,8 @@ def _layers_run(keras, rng):
     return ex, split, prep, cfg, result
 
 
-def test_a_failing_layers_view_leaves_the_other_views_and_is_recorded(keras, rng, monkeypatch):
+def test_a_failing_layers_view_leaves_the_other_views_and_is_recorded(keras, random_split,
+                                                                      monkeypatch):
     """Learned filters made to fail on purpose (as a SeparableConv2D's did): both its layers
     are recorded, and feature maps, patterns, receptive fields and dreams are all still
     computed."""
@@ -134,7 +131,7 @@ def test_a_failing_layers_view_leaves_the_other_views_and_is_recorded(keras, rng
         raise ValueError(f"layer {layer!r} has no 2-D convolution kernel")
 
     monkeypatch.setattr(features, "learned_filters", no_kernel)
-    ex, split, prep, cfg, result = _layers_run(keras, rng)
+    ex, split, prep, cfg, result = _layers_run(keras, random_split)
     with collecting() as failures:
         suite.explain_layers(ex, split, prep, cfg, result)
     assert failures == [Failure("learned filters", p,
@@ -148,7 +145,7 @@ def test_a_failing_layers_view_leaves_the_other_views_and_is_recorded(keras, rng
     assert views.dreams is not None and views.dreams.images.shape == (1, 16, 16, 3)
 
 
-def test_every_layers_view_fails_on_its_own(keras, rng, monkeypatch):
+def test_every_layers_view_fails_on_its_own(keras, random_split, monkeypatch):
     """Each view made to fail in turn: exactly that view is missing, under its own name (the
     names the Layers page sorts its notes by), with the layer it was computing; outside a
     build (no collection) the failure propagates. (The receptive-field search runs the
@@ -157,7 +154,7 @@ def test_every_layers_view_fails_on_its_own(keras, rng, monkeypatch):
     from reportgen.explain.results import LAYER_VIEWS
     from reportgen.guard import collecting
 
-    ex, split, prep, cfg, result = _layers_run(keras, rng)
+    ex, split, prep, cfg, result = _layers_run(keras, random_split)
     targets = {"feature maps": (features, "feature_maps_of"),
                "learned filters": (features, "learned_filters"),
                "filter patterns": (features, "filter_patterns_of"),
@@ -190,7 +187,8 @@ def test_every_layers_view_fails_on_its_own(keras, rng, monkeypatch):
                 suite.explain_layers(ex, split, prep, cfg, result)
 
 
-def test_a_failing_method_and_a_failing_sanity_check_leave_the_rest(keras, rng, monkeypatch):
+def test_a_failing_method_and_a_failing_sanity_check_leave_the_rest(keras, random_split,
+                                                                    monkeypatch):
     """A method that raises is missing from the sample images and the quality table (one
     failure each) while the others run; a sanity check that raises leaves its row without
     a sanity value (n_sanity 0) and the other numbers of the row as they are."""
@@ -199,7 +197,7 @@ def test_a_failing_method_and_a_failing_sanity_check_leave_the_rest(keras, rng, 
     from reportgen.explain.methods import configure
     from reportgen.guard import collecting
 
-    ex, split, prep, cfg, result = _layers_run(keras, rng)
+    ex, split, prep, cfg, result = _layers_run(keras, random_split)
     cfg.explain.quality_images, cfg.explain.quality_steps, cfg.explain.sanity_images = 4, 2, 2
     options = {m: o for m, o in configure(cfg).items() if m in ("gradcam", "saliency")}
     real = Explainer.run
@@ -228,7 +226,7 @@ def test_a_failing_method_and_a_failing_sanity_check_leave_the_rest(keras, rng, 
     assert result.class_grid is not None  # the class grid ran too
 
 
-def test_a_failing_test_set_pass_leaves_no_half_maps(keras, rng, monkeypatch):
+def test_a_failing_test_set_pass_leaves_no_half_maps(keras, random_split, monkeypatch):
     """GradCAM of the test set failing in its second chunk: recorded once, and the result
     holds no map, pointing game or peaks of the chunk that ran (the galleries show images
     without maps); the layer stays named."""
@@ -246,9 +244,7 @@ def test_a_failing_test_set_pass_leaves_no_half_maps(keras, rng, monkeypatch):
     monkeypatch.setattr(suite, "cam_with_peaks", second_chunk_fails)
     monkeypatch.setattr(suite, "CHUNK", 2)
     n = 4
-    split = Split(images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
-                  labels=np.arange(n) % 2, paths=[f"{i}.png" for i in range(n)],
-                  boxes=np.full((n, 4), np.nan, np.float32))
+    split = random_split(n, 16)
     ex = suite.explainer_for(_layers_model(keras), Config())
     prep = lambda im: im.astype(np.float32) / 255.0  # noqa: E731
     with collecting() as failures:
