@@ -15,12 +15,12 @@ from test_bad_input import build, load_model_args, make_folder  # tests/ is on s
 TWO = {"cat": (200, 120, 60), "dog": (60, 90, 200)}
 
 
-def sigmoid_model(keras, units=1):
+def sigmoid_model(keras, units=1, activation="sigmoid"):
     inp = keras.Input((16, 16, 3))
     x = keras.layers.Rescaling(1 / 255.0)(inp)
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
     g = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inp, keras.layers.Dense(units, activation="sigmoid", name="head")(g))
+    return keras.Model(inp, keras.layers.Dense(units, activation=activation, name="head")(g))
 
 
 def read_site(out):
@@ -70,18 +70,25 @@ def test_binary_sigmoid_model_end_to_end(keras, tmp_path):
     assert pred.min() == 0 and pred.max() == 1, "the check needs both classes predicted"
 
 
+def outputs_in_the_site(model, tmp_path, data):
+    """Build a site of ``model`` (saved as a file) on ``data``: (metrics.json, the
+    probabilities in predictions.csv in class order, the model's own outputs on those images,
+    float64)."""
+    model.save(tmp_path / "model.keras")
+    result = build(tmp_path, *load_model_args(tmp_path / "model.keras"), data=data)
+    assert result.exit_code == 0, result.output
+    metrics, rows = read_site(tmp_path / "site")
+    images = np.stack([np.asarray(Image.open(data / r["file"]).convert("RGB")) for r in rows])
+    raw = np.asarray(model(images.astype(np.float32)), np.float64)
+    got = np.array([[float(r[n]) for n in metrics["classes"]] for r in rows])
+    return metrics, got, raw
+
+
 @pytest.mark.slow
 def test_independent_sigmoids_are_reported_as_such(keras, tmp_path):
     data = make_folder(tmp_path / "data", n=6)
     model = sigmoid_model(keras, units=3)
-    model.save(tmp_path / "multi.keras")
-    result = build(tmp_path, *load_model_args(tmp_path / "multi.keras"), data=data)
-    assert result.exit_code == 0, result.output
-    metrics, rows = read_site(tmp_path / "site")
-    names = metrics["classes"]
-    images = np.stack([np.asarray(Image.open(data / r["file"]).convert("RGB")) for r in rows])
-    raw = np.asarray(model(images.astype(np.float32)))
-    got = np.array([[float(r[n]) for n in names] for r in rows])
+    metrics, got, raw = outputs_in_the_site(model, tmp_path, data)
     np.testing.assert_allclose(got, raw, atol=1e-5)  # the sigmoids, not their softmax
     assert not np.allclose(got.sum(axis=1), 1.0)
     assert any("independent sigmoids" in n for n in metrics["notes"])
@@ -90,21 +97,10 @@ def test_independent_sigmoids_are_reported_as_such(keras, tmp_path):
 @pytest.mark.slow
 def test_a_logits_head_is_read_through_a_softmax_and_stated(keras, tmp_path):
     data = make_folder(tmp_path / "data", n=6)
-    inp = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(
-        keras.layers.Rescaling(1 / 255.0)(inp))
-    g = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(inp, keras.layers.Dense(3, name="head")(g))  # no activation
-    model.save(tmp_path / "logits.keras")
-    result = build(tmp_path, *load_model_args(tmp_path / "logits.keras"), data=data)
-    assert result.exit_code == 0, result.output
-    metrics, rows = read_site(tmp_path / "site")
-    names = metrics["classes"]
-    images = np.stack([np.asarray(Image.open(data / r["file"]).convert("RGB")) for r in rows])
-    z = np.asarray(model(images.astype(np.float32)), np.float64)
+    model = sigmoid_model(keras, units=3, activation=None)  # logits: no activation
+    metrics, got, z = outputs_in_the_site(model, tmp_path, data)
     softmax = np.exp(z - z.max(axis=1, keepdims=True))
     softmax /= softmax.sum(axis=1, keepdims=True)
-    got = np.array([[float(r[n]) for n in names] for r in rows])
     np.testing.assert_allclose(got, softmax, atol=1e-5)
     assert any("softmax of the logits" in n for n in metrics["notes"])
 
