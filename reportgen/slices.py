@@ -94,6 +94,10 @@ class Slice:
         rest_n, rest_correct: the same for the other test images.
         p_value, p_adjusted: Fisher's two-sided p-value and its Benjamini–Hochberg adjustment;
             None when the slice is under the minimum size (listed, not scored).
+        mask: (N,) bool, the test images in the slice.
+        top_class: the slice's most common true class and its share of the slice (a slice
+            that is mostly one class may be that class's recall in other words); None when
+            not known.
     """
 
     column: str
@@ -105,6 +109,8 @@ class Slice:
     rest_correct: int
     p_value: float | None = None
     p_adjusted: float | None = None
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)
+    top_class: tuple[str, float] | None = None
 
     @property
     def accuracy(self) -> float:
@@ -143,7 +149,12 @@ class Slice:
                 "accuracy": self.accuracy, "ci95": list(self.ci95),
                 "rest_n": self.rest_n, "rest_accuracy": self.rest_accuracy,
                 "p_value": self.p_value, "p_adjusted": self.p_adjusted,
-                "flagged": self.flagged(alpha)}
+                "flagged": self.flagged(alpha), "top_class": self.top_class_dict()}
+
+    def top_class_dict(self) -> dict | None:
+        """{"name", "share"} of :attr:`top_class`, or None."""
+        return None if self.top_class is None else \
+            {"name": self.top_class[0], "share": self.top_class[1]}
 
 
 def make_slice(correct: np.ndarray, mask: np.ndarray, column: str, value: str, rule: str,
@@ -153,7 +164,7 @@ def make_slice(correct: np.ndarray, mask: np.ndarray, column: str, value: str, r
     correct, mask = np.asarray(correct, bool), np.asarray(mask, bool)
     n, k = int(mask.sum()), int(correct[mask].sum())
     rest_n, rest_k = int((~mask).sum()), int(correct[~mask].sum())
-    s = Slice(column, value, rule, n, k, rest_n, rest_k)
+    s = Slice(column, value, rule, n, k, rest_n, rest_k, mask=mask)
     if n >= min_size and rest_n > 0:
         s.p_value = fisher_exact(k, n - k, rest_k, rest_n - rest_k)
     return s
@@ -221,8 +232,8 @@ def column_groups(values: list[str]) -> tuple[str, list[tuple[str, np.ndarray]]]
     else:
         levels = sorted(set(raw[~empty]))
         if len(levels) > MAX_CATEGORIES:
-            return (f"not sliced: {len(levels)} distinct values, more than {MAX_CATEGORIES} "
-                    "(an identifier?)"), []
+            return (f"not sliced: {len(levels)} distinct values, more than "
+                    f"{MAX_CATEGORIES}"), []
         kind, groups = "categories", [(v, raw == v) for v in levels]
     if empty.any():
         groups.append((EMPTY, empty))
@@ -365,7 +376,8 @@ class SliceReport:
         """``slices``, ``weak_slices`` and ``slice_search`` of metrics.json."""
         weak = [{"rule": s.rule, "property": s.column, "n": s.n, "accuracy": s.accuracy,
                  "ci95": list(s.ci95), "rest_accuracy": s.rest_accuracy,
-                 "p_adjusted": s.p_adjusted} for s in self.weak.found(self.alpha)]
+                 "p_adjusted": s.p_adjusted, "top_class": s.top_class_dict()}
+                for s in self.weak.found(self.alpha)]
         return {"slices": [s.as_dict(self.alpha) for s in
                            (self.metadata.slices if self.metadata else [])],
                 "weak_slices": weak, "slice_search": self.method()}
@@ -373,7 +385,8 @@ class SliceReport:
 
 def slice_report(correct: np.ndarray, properties: dict[str, np.ndarray],
                  columns: dict[str, list[str]] | None = None, *, missing: int = 0,
-                 source: str | None = None, min_size: int = MIN_SLICE) -> SliceReport:
+                 source: str | None = None, classes: tuple[np.ndarray, list[str]] | None = None
+                 ) -> SliceReport:
     """Score the metadata slices (when ``columns`` are given) and search the weak slices.
 
     Args:
@@ -381,10 +394,25 @@ def slice_report(correct: np.ndarray, properties: dict[str, np.ndarray],
         properties: {name: (N,) float64} image properties (NaN: unknown).
         columns: {metadata column: N values as strings} of the test images, or None.
         missing: test images with no metadata row; source: the metadata file's name.
+        classes: ((N,) int true classes, class names), to name each slice's most common
+            class; None: not named.
     """
     correct = np.asarray(correct, bool)
-    meta = None if columns is None else metadata_slices(columns, correct, min_size=min_size,
-                                                        missing=missing)
-    return SliceReport(len(correct), float(correct.mean()) if len(correct) else float("nan"),
-                       meta, weak_slices(properties, correct, min_size=min_size), source,
-                       min_size)
+    meta = None if columns is None else metadata_slices(columns, correct, missing=missing)
+    report = SliceReport(len(correct), float(correct.mean()) if len(correct) else float("nan"),
+                         meta, weak_slices(properties, correct), source)
+    if classes is not None:
+        for s in (meta.slices if meta else []) + report.weak.tested:
+            s.top_class = top_class(s.mask, *classes)
+    return report
+
+
+def top_class(mask: np.ndarray | None, labels: np.ndarray, names: list[str]
+              ) -> tuple[str, float] | None:
+    """The most common of ``labels`` ((N,) int) among ``mask`` and its share; None for an
+    empty or unknown mask."""
+    if mask is None or not mask.any():
+        return None
+    counts = np.bincount(np.asarray(labels)[mask], minlength=len(names))
+    k = int(counts.argmax())
+    return names[k], float(counts[k] / counts.sum())

@@ -187,3 +187,13 @@ def test_slice_report_json_has_the_issues_keys():
     search = data["slice_search"]
     assert search["metadata"] == "meta.csv" and search["weak_candidates_tested"] > 0
     assert report.accuracy == pytest.approx(correct.mean())
+
+
+def test_each_slice_names_its_most_common_class():
+    labels = np.array([0] * 30 + [1] * 10 + [1] * 60)
+    camera = ["phone"] * 40 + ["dslr"] * 60
+    report = slice_report(np.ones(100, bool), {}, {"camera": camera},
+                          classes=(labels, ["cat", "dog"]))
+    by_value = {s.value: s for s in report.metadata.slices}
+    assert by_value["phone"].top_class == ("cat", 0.75)
+    assert by_value["dslr"].as_dict()["top_class"] == {"name": "dog", "share": 1.0}

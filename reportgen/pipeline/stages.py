@@ -689,7 +689,8 @@ def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | 
         columns, missing = (data.metadata.values(test.paths) if data.metadata is not None
                             else (None, 0))
         return slice_report(correct, split_properties(test).known(), columns, missing=missing,
-                            source=data.metadata.name if data.metadata is not None else None)
+                            source=data.metadata.name if data.metadata is not None else None,
+                            classes=(test.labels, data.ds.class_names))
 
 
 def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):

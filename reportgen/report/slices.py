@@ -36,7 +36,7 @@ def slices_figure(figures: Figures, report: SliceReport | None) -> dict | None:
         return None
     data = [{"label": s.rule, "accuracy": s.accuracy, "ci95": list(s.ci95), "n": s.n,
              "flagged": s.flagged(report.alpha)} for s in rows]
-    flagged = sum(r["flagged"] for r in data)
+    flagged = sum(s.flagged(report.alpha) for s in rows)
     total = len([s for s in (report.metadata.slices if report.metadata else []) if s.scored]) \
         + len(report.weak.found(report.alpha))
     cut = f" The {len(rows)} most significant of {total} are drawn." if total > len(rows) else ""
@@ -53,6 +53,11 @@ def _p(value: float | None) -> str | None:
     return None if value is None else f"{value:.2g}"
 
 
+def _top(s: Slice) -> str | None:
+    """"blue (100 %)": the slice's most common true class and its share."""
+    return None if s.top_class is None else f"{s.top_class[0]} ({100 * s.top_class[1]:.0f} %)"
+
+
 def metadata_table(report: SliceReport) -> Table | None:
     """Every scored metadata slice: accuracy with its interval, the rest's, adjusted p."""
     scored = [s for s in (report.metadata.slices if report.metadata else []) if s.scored]
@@ -60,10 +65,10 @@ def metadata_table(report: SliceReport) -> Table | None:
         return None
     rows = [[s.column, s.value, s.n, with_interval(s.accuracy, s.ci95, 1, percent=True),
              f"{100 * s.rest_accuracy:.1f} %", _p(s.p_adjusted),
-             "worse" if s.flagged(report.alpha) else ""] for s in scored]
+             "worse" if s.flagged(report.alpha) else "", _top(s)] for s in scored]
     marks = {(i, 6) for i, s in enumerate(scored) if s.flagged(report.alpha)}
     return Table("slices", ["column", "value", "images", "accuracy [95 % CI]",
-                            "other images", "adjusted p", "flagged"], rows,
+                            "other images", "adjusted p", "flagged", "most common class"], rows,
                  f"Test accuracy per metadata slice ({report.source}; {METHOD}; flagged: "
                  f"adjusted p < {report.alpha:g} and below the other images)", marks=marks)
 
@@ -74,11 +79,14 @@ def weak_table(report: SliceReport) -> Table | None:
     if not found:
         return None
     return Table("weak_slices", ["rule", "images", "accuracy [95 % CI]", "other images",
-                                 "adjusted p"],
+                                 "adjusted p", "most common class"],
                  [[s.rule, s.n, with_interval(s.accuracy, s.ci95, 1, percent=True),
-                   f"{100 * s.rest_accuracy:.1f} %", _p(s.p_adjusted)] for s in found],
+                   f"{100 * s.rest_accuracy:.1f} %", _p(s.p_adjusted), _top(s)]
+                  for s in found],
                  f"Weak slices found from image properties (the most significant rule per "
-                 f"property; {len(report.weak.tested)} candidate rules tested together)")
+                 f"property; {len(report.weak.tested)} candidate rules tested together; a "
+                 f"slice that is mostly one class may be that class's recall in other words: "
+                 f"compare the per-class table)")
 
 
 def search_sentence(report: SliceReport) -> str:
@@ -89,7 +97,8 @@ def search_sentence(report: SliceReport) -> str:
                 f"to cut them into slices of {report.min_size} or more.")
     return (f"{plural(len(w.tested), 'candidate rule')} on {len(w.properties)} image "
             f"properties ({', '.join(w.properties)}: tails at the 10, 20, 30 and 50 % "
-            f"quantiles from each end, and the middle quintile bins) were tested, each slice "
+            f"quantiles from each end, and the middle quintile bins, those of "
+            f"{report.min_size} images or more, each subset once) were tested, each slice "
             f"against the other test images, with Benjamini–Hochberg over all "
             f"{len(w.tested)} together (false discovery rate {report.alpha:g}): searching "
             f"many rules on data with no weak slice flags one in at most about "

@@ -56,7 +56,7 @@ def test_report_md_has_the_slices_section_and_its_tables(drawn, sliced, md_table
     tables = {t[0][0]: t for t in md_tables(md)}
     meta = tables["column"]
     assert [r[1] for r in meta[1:]] == ["dslr", "phone"]  # the scanner is listed, not scored
-    assert meta[0][-1] == "flagged" and meta[2][-1] == "worse" and meta[1][-1] == ""
+    assert meta[0][6] == "flagged" and meta[2][6] == "worse" and meta[1][6] == ""
     assert tables["rule"][1][0].startswith("brightness < ")
 
 
