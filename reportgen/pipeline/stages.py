@@ -683,6 +683,9 @@ def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | 
 
     test = data.ds.splits["test"]
     if not data.ds.labeled or not len(test):
+        if data.metadata is not None:
+            run.notes.append(f"data.metadata ({data.metadata.name}) was read, but the test "
+                             "images have no labels: no accuracy per slice.")
         return None
     with run.timer.stage("slices"):
         correct = probs["test"].argmax(axis=1) == test.labels
