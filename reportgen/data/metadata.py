@@ -1,6 +1,7 @@
 """Per-image metadata (``data.metadata``): a CSV file with a ``file`` column and any others.
 
-``file`` names an image as ``predictions.csv`` does: its path relative to the data folder
+Comma-separated (a semicolon or a tab where the header has no comma). ``file`` names an
+image as ``predictions.csv`` does: its path relative to the data folder
 (``data.path``), POSIX separators; a leading ``./`` and Windows separators are accepted. Every
 other column is an attribute of the image (camera, site, age, ...), read as text. A file that
 is wrong is refused with one line naming it: no ``file`` column, a file listed twice, a file
@@ -59,6 +60,15 @@ def _listed(names: list[str]) -> str:
     return shown + (f" and {len(names) - NAMED} more" if len(names) > NAMED else "")
 
 
+def _delimiter(text: str) -> str:
+    """The header line's delimiter: a comma, else a semicolon or a tab when the header holds
+    one (as spreadsheets in some locales write CSV) and no comma."""
+    header = text.split("\n", 1)[0]
+    if "," in header:
+        return ","
+    return next((d for d in (";", "\t") if d in header), ",")
+
+
 def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     """(line number, cells) of every row with a non-blank cell."""
     try:
@@ -67,7 +77,7 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
         raise DataError(f"data.metadata: file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"data.metadata: cannot read {path}: {e}") from None
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(text))
     try:
         rows = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
     except csv.Error as e:

@@ -59,3 +59,11 @@ def test_a_missing_file_names_it(tmp_path):
 def test_an_unknown_file_error_shows_the_expected_form(tmp_path):
     with pytest.raises(DataError, match="such as 'cat/1.png'"):
         _read(tmp_path, "file,camera\n/abs/cat/1.png,phone\n")
+
+
+def test_semicolons_and_tabs_are_read_where_the_header_has_no_comma(tmp_path):
+    for sep in (";", "\t"):
+        meta = _read(tmp_path, f"file{sep}camera\ncat/1.png{sep}phone\n")
+        assert meta.columns == ["camera"] and meta.rows == {"cat/1.png": ["phone"]}
+    meta = _read(tmp_path, "file,note\ncat/1.png,a;b\n")  # a comma header keeps its commas
+    assert meta.rows == {"cat/1.png": ["a;b"]}
