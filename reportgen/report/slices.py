@@ -119,7 +119,10 @@ def summary(assets: Assets, report: SliceReport | None, table: Callable[[Assets,
             "accuracy": report.accuracy, "source": report.source, "min_size": report.min_size,
             "method": METHOD, "columns": meta.columns if meta else {},
             "missing": meta.missing if meta else 0,
-            "listed": [{"rule": s.rule, "n": s.n} for s in listed],
+            "listed": [{"rule": s.rule, "n": s.n,
+                        "why": (f"under {report.min_size} images" if s.n < report.min_size
+                                else "every test image: no other images to compare")}
+                       for s in listed],
             "t_meta": table(assets, t_meta) if t_meta else None,
             "t_weak": table(assets, t_weak) if t_weak else None,
             "search": search_sentence(report)}

@@ -45,7 +45,7 @@ def test_the_slices_page_is_linked_and_states_the_flagged_slices(drawn, sliced):
     html = _page(content, "index.html")
     assert 'href="slices.html"' in html and "camera = phone: accuracy" in html
     page = _page(content, "slices.html")
-    assert "camera = scanner: 10 images" in page  # listed, not scored
+    assert "camera = scanner: 10 images (under 20 images)" in page  # listed, not scored
     assert "Benjamini–Hochberg over all" in page and "candidate rules" in page
 
 
@@ -97,3 +97,10 @@ def test_the_forest_plot_draws_one_row_per_slice():
     lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 2 and
              ln.get_xdata()[0] != ln.get_xdata()[1]]
     assert [list(ln.get_xdata()) for ln in lines] == [[62.0, 77.0], [91.0, 97.0]]
+
+
+def test_a_slice_of_every_image_is_listed_with_why(drawn, inputs):
+    correct = np.random.default_rng(0).random(50) < 0.8
+    inputs.slices = slice_report(correct, {}, {"site": ["a"] * 50}, source="meta.csv")
+    page = _page(gather(inputs, drawn), "slices.html")
+    assert "site = a: 50 images (every test image: no other images to compare)" in page
