@@ -230,7 +230,7 @@ def column_groups(values: list[str]) -> tuple[str, list[tuple[str, np.ndarray]]]
     if x is not None and len(set(x[np.isfinite(x)])) > NUMERIC_LEVELS:
         kind, groups = "quartile bins", quartile_bins(x)
     else:
-        levels = sorted(set(raw[~empty]))
+        levels = sorted(set(raw[~empty]), key=float if x is not None else str)
         if len(levels) > MAX_CATEGORIES:
             return (f"not sliced: {len(levels)} distinct values, more than "
                     f"{MAX_CATEGORIES}"), []
