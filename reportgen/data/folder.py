@@ -412,8 +412,11 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
         all_files = [f for n in names for f in per_split["all"].get(n, [])]
     else:
         all_files = [f for s in SPLITS for n in names for f in per_split[s].get(n, [])]
-    store, decoded = _decode_all(all_files, root, (*size, channels), in_memory, workers,
-                                 progress, skipped)
+    store, decoded, unreadable = decode_files(all_files, root, (*size, channels), in_memory,
+                                              workers, progress)
+    for rel, why in unreadable:
+        log.warning("skipped %s: %s", rel, why)
+    skipped += unreadable
     for s in per_split:  # drop the files that failed
         per_split[s] = {n: [f for f in fs if f in decoded] for n, fs in per_split[s].items()}
     names, dropped, absent = _classes_with_images(names, per_split, root, bool(classes),
@@ -422,40 +425,40 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
     if not assigned["train"] or not assigned["test"]:
         raise DataError(f"data.path: {root} has no {'train' if not assigned['train'] else 'test'}"
                         " images")
-    splits = {s: _split(assigned[s], decoded, store, root, size, boxes_by_path) for s in SPLITS}
+    splits = {s: split_of(assigned[s], decoded, store, root, size, boxes_by_path)
+              for s in SPLITS}
     return Dataset(root=root, class_names=names, splits=splits, skipped=skipped,
                    dropped_classes=dropped, layout=layout, absent_classes=absent,
                    sources=source_info(list(decoded)))
 
 
-def _decode_all(files: list[Path], root: Path, shape: tuple[int, int, int],
-                in_memory: int | None, workers: int, progress,
-                skipped: list[tuple[str, str]]) -> tuple[Store, Decoded]:
+def decode_files(files: list[Path], root: Path, shape: tuple[int, int, int],
+                 in_memory: int | None, workers: int, progress
+                 ) -> tuple[Store, Decoded, list[tuple[str, str]]]:
     """Decode ``files`` to ``shape`` (height, width, channels) in ``workers`` threads, each
-    image written to a new store as it is decoded (never all of them in a list).
+    image written to a new store (see ``in_memory`` there) as it is decoded, never all of
+    them in a list; ``progress(1)`` is called after each file when given.
 
     Returns:
-        The store, and per decoded file its store row and original (width, height); files
-        that failed are logged and appended to ``skipped`` as (path relative to ``root``,
-        reason).
+        The store; per decoded file, in the order of ``files``, its store row and original
+        (width, height); and the files that failed as (path relative to ``root``, reason).
     """
     def work(f: Path):
         return decode_or_reason(f, shape[:2], shape[2])
 
     store = Store(len(files), shape, in_memory)
     decoded: Decoded = {}
+    failed: list[tuple[str, str]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for f, res in zip(files, pool.map(work, files), strict=True):
             if isinstance(res, str):
-                rel = f.relative_to(root).as_posix()
-                log.warning("skipped %s: %s", rel, res)
-                skipped.append((rel, res))
+                failed.append((f.relative_to(root).as_posix(), res))
             else:
                 store.put(len(decoded), res[0])
                 decoded[f] = (len(decoded), res[1])
             if progress:
                 progress(1)
-    return store, decoded
+    return store, decoded, failed
 
 
 def _classes_with_images(names: list[str], per_split: dict, root: Path, given: bool,
@@ -484,10 +487,12 @@ def _classes_with_images(names: list[str], per_split: dict, root: Path, given: b
     return names, dropped, absent
 
 
-def _split(items: list[tuple[Path, int]], decoded: Decoded, store: Store,
-           root: Path, size: tuple[int, int], boxes_by_path: dict[str, list[float]]) -> Split:
-    """One split of (file, class index) ``items``: a view of their rows of ``store``, and
-    their annotated boxes scaled from the original image size to ``size`` (NaN without)."""
+def split_of(items: list[tuple[Path, int]], decoded: Decoded, store: Store, root: Path,
+             size: tuple[int, int], boxes_by_path: dict[str, list[float]],
+             labeled: bool = True) -> Split:
+    """One split of (file, label) ``items``: a view of their rows of ``store`` (decoded by
+    :func:`decode_files`), and their annotated boxes scaled from the original image size to
+    ``size`` (height, width; NaN without a box)."""
     h, w = size
     rows = np.zeros(len(items), np.int64)
     labels = np.zeros(len(items), np.int64)
@@ -501,7 +506,7 @@ def _split(items: list[tuple[Path, int]], decoded: Decoded, store: Store,
         if rel in boxes_by_path:
             x0, y0, x1, y1 = boxes_by_path[rel]
             boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]
-    return Split(Images(store, rows), labels, paths, boxes)
+    return Split(Images(store, rows), labels, paths, boxes, labeled)
 
 
 def count_files(root: str | Path) -> int:
