@@ -24,6 +24,7 @@ from typing import Any
 from reportgen.errors import ConfigError
 
 
+# long: one keyword per entry of the field's metadata, passed by name in every section
 def option(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
            minimum: float | None = None, maximum: float | None = None, listed: bool = True,
            path: bool = False, names: bool = False):

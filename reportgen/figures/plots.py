@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 COLUMN, FULL = 3.3, 6.8
 #: Text sizes of every figure (points), as a paper's figures have them: 7-9 pt at the sizes
 #: above, so a figure drops into a column unscaled.
-STYLE: dict[RcKeyType, Any] = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
-         "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 9}
+STYLE: dict[RcKeyType, Any] = {
+    "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
+    "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 9}
 
 
 def styled(plot: Callable[..., Figure]) -> Callable[..., Figure]:
@@ -270,7 +271,8 @@ def labels(names: Sequence[str]) -> list[str]:
 
 #: Vector files keep their text as text (selectable, editable, and set in the paper's fonts by
 #: tools that substitute them): SVG <text> elements, TrueType (Type 42) fonts in PDF.
-VECTOR_TEXT: dict[RcKeyType, Any] = {"svg.hashsalt": "reportgen", "svg.fonttype": "none", "pdf.fonttype": 42}
+VECTOR_TEXT: dict[RcKeyType, Any] = {"svg.hashsalt": "reportgen", "svg.fonttype": "none",
+                                     "pdf.fonttype": 42}
 
 
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"),
