@@ -6,8 +6,8 @@ Three kinds of entry, each with a typed get and put:
 * ``explain-<key>.pkl``: an :class:`ExplainBundle`, predictions and explanations (key: model
   weights, data, explain settings);
 * ``report-<key>.pkl``: a :class:`ReportBundle`, everything a rebuild needs when only
-  ``[report]`` settings changed; it loads without TensorFlow (key: the config without its
-  ``[report]`` table, the data and, for a given model, the bytes of its file, whose input
+  ``[report]`` or ``[card]`` settings changed; it loads without TensorFlow (key: the config
+  without those two tables, the data and, for a given model, the bytes of its file, whose input
   shape is remembered in ``model-<sha>.json`` so the images can be read before the model is
   loaded).
 
@@ -190,7 +190,8 @@ class BuildCache:
     # -- whole reports ----------------------------------------------------------------------------
 
     def report_key(self, data_hash_: str) -> str:
-        settings = {k: v for k, v in self.cfg.to_dict().items() if k != "report"}
+        # [report] and [card] change only the pages: a rebuild from the bundle renders them.
+        settings = {k: v for k, v in self.cfg.to_dict().items() if k not in ("report", "card")}
         # A report depends on the trained model and the explanations too: a change of their
         # formats (a model built differently for the same settings) is a miss here as well.
         return key("report", settings=settings, data=data_hash_,

@@ -25,6 +25,7 @@ from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, wilson_interva
 from reportgen.explain.results import LAYER_VIEWS
 from reportgen.guard import Failure, collecting
 from reportgen.report.assets import Assets
+from reportgen.report.card import card_context, card_page
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
                                       errors_page, slug)
@@ -367,7 +368,8 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
             "model_file": model_file_included(cfg), "slices": sliced,
-            "fig_slices": drawn.get("slices"), "info": dataclasses.asdict(inputs.info)}
+            "fig_slices": drawn.get("slices"), "info": dataclasses.asdict(inputs.info),
+            "card": card_context(cfg, test_m, report_title(inputs), ds.root)}
 
 
 def _headline(test_m: dict, ds) -> list[dict]:
@@ -615,6 +617,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
                                         "errors": errors,
                                         "t_layers": model["t_layers"], "t_quality": t_quality,
                                         "L": L}),
+        Page("model_card.md", "model_card.md", card_page(index)),
     ]
     assets.text("predictions.csv", predictions_csv(test, probs, names))
     if ex.test_maps is not None:
