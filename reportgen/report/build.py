@@ -23,13 +23,14 @@ from reportgen import progress as prog
 from reportgen.config import PATH_KEYS
 from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, wilson_interval
 from reportgen.explain.results import LAYER_VIEWS
-from reportgen.guard import Failure, collecting
+from reportgen.guard import Failure, collecting, optional_part
 from reportgen.report.assets import Assets
 from reportgen.report.card import card_context, card_page
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
                                       errors_page, slug)
 from reportgen.report.inputs import ReportInputs
+from reportgen.report.onefile import write_single
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.slices import slices_figure, slices_json, summary
 from reportgen.report.render import STATIC, environment, render, templates_dir
@@ -647,6 +648,8 @@ def write_site(site, content: SiteContent, figures: Figures, timings: dict,
     for page in content.pages:
         site.path(page.rel).write_text(render(env, page.template, {**page.context, **failed}),
                                        "utf-8")
+    with collecting(content.failures), optional_part("report.html"):
+        write_single(site.folder, content.pages, failed)
     timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t0
     data = {**content.metrics, "failures": [f.as_dict() for f in content.failures],
             "timings_s": {k: round(v, 3) for k, v in timings.items()}}
