@@ -1,10 +1,11 @@
 """report.html: the whole report in one self-contained file, written beside the site's pages
-from the same contexts (made-up results, no TensorFlow; the smoke build's is checked in
-tests/test_onefile_build.py and in a browser in tests/browser/test_onefile_browser.py)."""
+from the same contexts (made-up results, no TensorFlow; at the end, the smoke build's, which is
+slow; in a browser: tests/browser/test_onefile_browser.py)."""
 
 from __future__ import annotations
 
 import io
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -148,3 +149,34 @@ def test_large_figures_become_webp_within_the_side_jpegs_stay(tmp_path):
     jpg = tmp_path / "t.jpg"
     Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(jpg)
     assert encode(jpg, FIGURE_SIDE) == (jpg.read_bytes(), "image/jpeg")
+
+#: report.html of the smoke build (4 classes of 32 px images) stays below this size.
+SMOKE_BOUND = 1_500_000
+
+
+def test_report_html_stands_alone_and_is_small(smoke_site):
+    site = smoke_site[0]
+    text = (site / "report.html").read_text()
+    assert outside_refs(text) == []
+    assert (site / "report.html").stat().st_size < SMOKE_BOUND
+    metrics = json.loads((site / "metrics.json").read_text())
+    assert metrics["failures"] == []
+    for name in metrics["classes"]:
+        assert re.search(rf'<h3 id="class-\d+">{re.escape(name)} ', text), name
+    assert "data:image/webp;base64," in text  # figures re-encoded
+    assert "data:image/jpeg;base64," in text  # gallery thumbnails as they are
+    assert "image that was not written" not in text
+    marker = json.loads((site / ".reportgen-site").read_text())
+    assert {"report.html", "model_card.md"} <= set(marker["files"])  # published with the site
+
+
+def test_model_card_holds_the_computed_metrics(smoke_site):
+    hub = pytest.importorskip("huggingface_hub")
+    site = smoke_site[0]
+    card = hub.ModelCard((site / "model_card.md").read_text())
+    metrics = json.loads((site / "metrics.json").read_text())["splits"]["test"]
+    got = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert got["Test accuracy"] == metrics["accuracy"]
+    assert got["Test macro F1"] == metrics["macro_f1"]
+    assert card.data.license == "unknown"
+    assert all(r.dataset_name == "reportgen shapes demo" for r in card.data.eval_results)
