@@ -152,7 +152,7 @@ def _curves(graph, x, base, ranks, t, counts, batch_size, clean, base_p) -> dict
     if len(inner):
         fn = _perturbed_probability_function(graph)
         group = max(1, batch_size // len(inner))  # images per call: about one batch of copies
-        fn.expect(2 * -(-n // group))
+        fn.expect(2 * -(-n // group), 2 * n * len(inner))  # both curves' copies
         ti = t.astype(np.int32)
         for g0 in range(0, n, group):
             sl = slice(g0, min(g0 + group, n))
