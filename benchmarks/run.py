@@ -141,6 +141,86 @@ def method_benchmarks(n: int, batch: int) -> dict:
             "peak_rss_mb": memory, "n": n, "batch": batch}
 
 
+def functional_benchmark(n: int, batch: int, rounds: int = 3) -> dict:
+    """GradCAM over ``n`` images through the functional API (``grad_cam(model, x)`` in calls
+    of ``batch`` images, as a notebook loops; and one call of all ``n``) against the build's
+    pass (one explainer's ``run("gradcam", ...)`` over all ``n``) and ``n / batch`` compiled
+    forward passes, on the throughput table's model and layer. Each way's rate is the median
+    of ``rounds`` rounds that measure the four ways in turn (the ratios see the same machine
+    load). Also the seconds of the first loop on a new model, once: the explainer built and
+    the GradCAM function traced."""
+    import keras
+    import tensorflow as tf
+
+    from reportgen import explain
+    from reportgen.model import small_cnn
+
+    keras.utils.set_random_seed(0)
+    model = small_cnn((64, 64, 3), 5)
+    x = np.random.default_rng(0).uniform(0, 255, (n, 64, 64, 3)).astype(np.float32)
+    layer = "conv6_relu"  # the default layer of this model, as in the throughput table
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 64, 64, 3], tf.float32)])
+    def fwd(xb):
+        return model(xb, training=False)
+
+    def loop(m):
+        for s in range(0, n, batch):
+            explain.grad_cam(m, x[s:s + batch])
+
+    fresh = keras.models.clone_model(model)
+    fresh.set_weights(model.get_weights())
+    t0 = time.perf_counter()
+    loop(fresh)
+    first_loop = time.perf_counter() - t0
+    build = explain.Explainer(model, batch_size=batch, layer=layer)
+    ways = {
+        "forward": lambda: [fwd(tf.constant(x[s:s + batch])).numpy()
+                            for s in range(0, n, batch)],
+        "build": lambda: build.run("gradcam", x),
+        "calls": lambda: loop(model),
+        "one_call": lambda: explain.grad_cam(model, x, batch_size=batch),
+    }
+    rates: dict[str, list[float]] = {k: [] for k in ways}
+    for _ in range(rounds):
+        for k, fn in ways.items():
+            rates[k].append(rate(fn, n, warmups=2))
+    med = {k: float(np.median(v)) for k, v in rates.items()}
+    return {"n": n, "batch": batch, "rounds": rounds, "machine": _machine(),
+            "date": time.strftime("%Y-%m-%d"), "first_loop_s": first_loop,
+            "rows": {k: {"images_per_s": v, "seconds": n / v, "ratio": v / med["forward"]}
+                     for k, v in med.items()}}
+
+
+#: The functional-API section's rows: (key of functional_benchmark's rows, label).
+FUNCTIONAL_ROWS = [
+    ("forward", "compiled forward passes (`tf.function` of `model(x)`), {c} batches of {b}"),
+    ("build", "GradCAM inside a build (one explainer's `run(\"gradcam\", x)`, batches of {b})"),
+    ("calls", "GradCAM through the functional API, {c} calls of `grad_cam(model, x[i:i + {b}])`"),
+    ("one_call", "GradCAM through the functional API, one call of `grad_cam(model, x)`"),
+]
+
+
+def functional_section(f: dict) -> list[str]:
+    """RESULTS.md's part on the functional API, from :func:`functional_benchmark`'s result."""
+    calls = f["n"] // f["batch"]
+    lines = [f"## The functional API: GradCAM over {f['n']} images in calls of {f['batch']}", "",
+             f"Same model, layer and images as the throughput table; measured {f['date']} on "
+             f"{f['machine']} (`python benchmarks/run.py --only functional`). Each rate is the "
+             f"median of {f['rounds']} rounds measuring the four ways in turn, after warm-up "
+             "calls (the steady state of a notebook loop).", "",
+             f"| way | seconds for {f['n']} images | images/s | ratio to forward |",
+             "|---|---:|---:|---:|"]
+    for key, label in FUNCTIONAL_ROWS:
+        r = f["rows"][key]
+        lines.append(f"| {label.format(c=calls, b=f['batch'])} | {r['seconds']:.2f} | "
+                     f"{fmt(r['images_per_s'])} | {r['ratio']:.2f} |")
+    return lines + ["", f"The first {calls} calls on a new model took {f['first_loop_s']:.2f} s "
+                    "once (the explainer built, the GradCAM function traced); the functional "
+                    "API keeps that explainer while the model lives (`Explainer.of`), so later "
+                    "calls run at the rates above.", ""]
+
+
 def overlay_benchmark(n: int) -> float:
     from PIL import Image
 
@@ -351,6 +431,7 @@ def write_results(res: dict, path: Path) -> None:
     lines += ["", "Peak resident memory of the benchmark process after each method (MB, "
               "cumulative peak): " + ", ".join(f"{k} {v:.0f}" for k, v in
                                                m["peak_rss_mb"].items()) + ".", "",
+              *(functional_section(res["functional"]) if "functional" in res else []),
               "## Overlays and thumbnails", "",
               f"Colour-mapped overlay, 128 px nearest-neighbour thumbnail and JPEG file per "
               f"image: **{res['overlay']:,.0f} images/s** (median of three 2-second windows).",
@@ -479,34 +560,54 @@ def backbone_section() -> list[str]:
     return lines + [""]
 
 
+def _scaling(quick: bool) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
+    try:
+        return scaling_benchmarks([100, 400] if quick else [250, 1000, 4000], work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+#: The sections of a run, in order: {name: quick -> its results}.
+SECTIONS = {
+    "methods": lambda quick: method_benchmarks(128 if quick else 512, 64),
+    "functional": lambda quick: functional_benchmark(128 if quick else 512, 64),
+    "overlay": lambda quick: overlay_benchmark(500 if quick else 2000),
+    "scaling": _scaling,
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     ap.add_argument("--from-json", type=Path, help="Only rewrite the Markdown from a results "
                     "JSON written by an earlier run.")
+    ap.add_argument("--only", action="append", choices=list(SECTIONS), help="Run only this "
+                    "section (repeatable); the others are kept from the results JSON beside "
+                    "--out, whose machine and date stay theirs.")
     args = ap.parse_args()
     if args.from_json:
         write_results(json.loads(args.from_json.read_text()), args.out)
         print(args.out)
         return
-    sizes = [100, 400] if args.quick else [250, 1000, 4000]
-    res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                      f"{platform.python_version()}, " + _versions(),
-           "date": time.strftime("%Y-%m-%d")}
-    print("methods ...", file=sys.stderr)
-    res["methods"] = method_benchmarks(128 if args.quick else 512, 64)
-    print("overlays ...", file=sys.stderr)
-    res["overlay"] = overlay_benchmark(500 if args.quick else 2000)
-    print("scaling ...", file=sys.stderr)
-    work = Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
-    try:
-        res["scaling"] = scaling_benchmarks(sizes, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    (args.out.with_suffix(".json")).write_text(json.dumps(res, indent=1, default=str))
+    saved = args.out.with_suffix(".json")
+    if args.only:
+        res = json.loads(saved.read_text())
+    else:
+        res = {"machine": _machine(), "date": time.strftime("%Y-%m-%d")}
+    for name, run in SECTIONS.items():
+        if not args.only or name in args.only:
+            print(f"{name} ...", file=sys.stderr)
+            res[name] = run(args.quick)
+    saved.write_text(json.dumps(res, indent=1, default=str))
     write_results(res, args.out)
     print(args.out)
+
+
+def _machine() -> str:
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, "
+            + _versions())
 
 
 def _versions() -> str:
