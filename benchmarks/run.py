@@ -146,9 +146,9 @@ def functional_benchmark(n: int, batch: int, rounds: int = 3) -> dict:
     of ``batch`` images, as a notebook loops; and one call of all ``n``) against the build's
     pass (one explainer's ``run("gradcam", ...)`` over all ``n``) and ``n / batch`` compiled
     forward passes, on the throughput table's model and layer. Each way's rate is the median
-    of ``rounds`` rounds that measure the four ways in turn (the ratios see the same machine
-    load). Also the seconds of the first loop on a new model, once: the explainer built and
-    the GradCAM function traced."""
+    of ``rounds`` rounds that measure the ways in turn (the ratios see the same machine load).
+    Also: the loop over two models in turn (each keeps its explainer), and the seconds of the
+    first loop on a new model, once (the explainer built, the GradCAM function traced)."""
     import keras
     import tensorflow as tf
 
@@ -164,14 +164,14 @@ def functional_benchmark(n: int, batch: int, rounds: int = 3) -> dict:
     def fwd(xb):
         return model(xb, training=False)
 
-    def loop(m):
+    def loop(*models):
         for s in range(0, n, batch):
-            explain.grad_cam(m, x[s:s + batch])
+            for m in models:
+                explain.grad_cam(m, x[s:s + batch])
 
-    fresh = keras.models.clone_model(model)
-    fresh.set_weights(model.get_weights())
+    other = keras.models.clone_model(model)  # new weights: another model
     t0 = time.perf_counter()
-    loop(fresh)
+    loop(other)
     first_loop = time.perf_counter() - t0
     build = explain.Explainer(model, batch_size=batch, layer=layer)
     ways = {
@@ -180,16 +180,17 @@ def functional_benchmark(n: int, batch: int, rounds: int = 3) -> dict:
         "build": lambda: build.run("gradcam", x),
         "calls": lambda: loop(model),
         "one_call": lambda: explain.grad_cam(model, x, batch_size=batch),
+        "two_models": lambda: loop(model, other),
     }
     rates: dict[str, list[float]] = {k: [] for k in ways}
     for _ in range(rounds):
         for k, fn in ways.items():
-            rates[k].append(rate(fn, n, warmups=2))
+            rates[k].append(rate(fn, 2 * n if k == "two_models" else n, warmups=2))
     med = {k: float(np.median(v)) for k, v in rates.items()}
     return {"n": n, "batch": batch, "rounds": rounds, "machine": _machine(),
             "date": time.strftime("%Y-%m-%d"), "first_loop_s": first_loop,
-            "rows": {k: {"images_per_s": v, "seconds": n / v, "ratio": v / med["forward"]}
-                     for k, v in med.items()}}
+            "rows": {k: {"images_per_s": v, "seconds": (2 * n if k == "two_models" else n) / v,
+                         "ratio": v / med["forward"]} for k, v in med.items()}}
 
 
 #: The functional-API section's rows: (key of functional_benchmark's rows, label).
@@ -198,6 +199,8 @@ FUNCTIONAL_ROWS = [
     ("build", "GradCAM inside a build (one explainer's `run(\"gradcam\", x)`, batches of {b})"),
     ("calls", "GradCAM through the functional API, {c} calls of `grad_cam(model, x[i:i + {b}])`"),
     ("one_call", "GradCAM through the functional API, one call of `grad_cam(model, x)`"),
+    ("two_models", "GradCAM through the functional API, {c} calls on each of two models in "
+                   "turn (seconds for both)"),
 ]
 
 
@@ -207,11 +210,13 @@ def functional_section(f: dict) -> list[str]:
     lines = [f"## The functional API: GradCAM over {f['n']} images in calls of {f['batch']}", "",
              f"Same model, layer and images as the throughput table; measured {f['date']} on "
              f"{f['machine']} (`python benchmarks/run.py --only functional`). Each rate is the "
-             f"median of {f['rounds']} rounds measuring the four ways in turn, after warm-up "
+             f"median of {f['rounds']} rounds measuring the ways in turn, after warm-up "
              "calls (the steady state of a notebook loop).", "",
              f"| way | seconds for {f['n']} images | images/s | ratio to forward |",
              "|---|---:|---:|---:|"]
     for key, label in FUNCTIONAL_ROWS:
+        if key not in f["rows"]:
+            continue
         r = f["rows"][key]
         lines.append(f"| {label.format(c=calls, b=f['batch'])} | {r['seconds']:.2f} | "
                      f"{fmt(r['images_per_s'])} | {r['ratio']:.2f} |")
@@ -571,7 +576,8 @@ def _scaling(quick: bool) -> dict:
 #: The sections of a run, in order: {name: quick -> its results}.
 SECTIONS = {
     "methods": lambda quick: method_benchmarks(128 if quick else 512, 64),
-    "functional": lambda quick: functional_benchmark(128 if quick else 512, 64),
+    "functional": lambda quick: functional_benchmark(128 if quick else 512, 64,
+                                                     3 if quick else 5),
     "overlay": lambda quick: overlay_benchmark(500 if quick else 2000),
     "scaling": _scaling,
 }
