@@ -154,14 +154,32 @@ def _tf_keras_vis_row(model, x: np.ndarray, layer: str, batch: int) -> tuple[flo
         return None, f"not measured: {type(e).__name__}: {str(e).splitlines()[0][:90]}"
 
 
-def functional_benchmark(n: int, batch: int, rounds: int = 3) -> dict:
+def interleaved(ways: dict, reps: int) -> dict[str, tuple[float, float]]:
+    """{way: (median wall seconds, median CPU seconds of this process)} of one run of each
+    ``ways`` callable, the ways run in turn ``reps`` times after two warm-up runs each, so
+    every way sees the same machine load (CPU time: less moved by other processes)."""
+    for fn in ways.values():
+        fn()
+        fn()
+    wall: dict[str, list[float]] = {k: [] for k in ways}
+    cpu: dict[str, list[float]] = {k: [] for k in ways}
+    for _ in range(reps):
+        for k, fn in ways.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[k].append(time.perf_counter() - w0)
+            cpu[k].append(time.process_time() - c0)
+    return {k: (float(np.median(wall[k])), float(np.median(cpu[k]))) for k in ways}
+
+
+def functional_benchmark(n: int, batch: int, reps: int = 5) -> dict:
     """GradCAM over ``n`` images through the functional API (``grad_cam(model, x)`` in calls
     of ``batch`` images, as a notebook loops; and one call of all ``n``) against the build's
     pass (one explainer's ``run("gradcam", ...)`` over all ``n``) and ``n / batch`` compiled
-    forward passes, on the throughput table's model and layer. Each way's rate is the median
-    of ``rounds`` rounds that measure the ways in turn (the ratios see the same machine load).
-    Also: the loop over two models in turn (each keeps its explainer), and the seconds of the
-    first loop on a new model, once (the explainer built, the GradCAM function traced)."""
+    forward passes, on the throughput table's model and layer (:func:`interleaved`, ``reps``
+    runs of each). Also: the loop over two models in turn (each keeps its explainer), and the
+    seconds of the first loop on a new model, once (the explainer built, the GradCAM function
+    traced)."""
     import keras
     import tensorflow as tf
 
@@ -187,23 +205,21 @@ def functional_benchmark(n: int, batch: int, rounds: int = 3) -> dict:
     loop(other)
     first_loop = time.perf_counter() - t0
     build = explain.Explainer(model, batch_size=batch, layer=layer)
-    ways = {
+    times = interleaved({
         "forward": lambda: [fwd(tf.constant(x[s:s + batch])).numpy()
                             for s in range(0, n, batch)],
         "build": lambda: build.run("gradcam", x),
         "calls": lambda: loop(model),
         "one_call": lambda: explain.grad_cam(model, x, batch_size=batch),
         "two_models": lambda: loop(model, other),
-    }
-    rates: dict[str, list[float]] = {k: [] for k in ways}
-    for _ in range(rounds):
-        for k, fn in ways.items():
-            rates[k].append(rate(fn, 2 * n if k == "two_models" else n, warmups=2))
-    med = {k: float(np.median(v)) for k, v in rates.items()}
-    return {"n": n, "batch": batch, "rounds": rounds, "machine": _machine(),
+    }, reps)
+    per = {k: (w / 2, c / 2) if k == "two_models" else (w, c) for k, (w, c) in times.items()}
+    fw, fc = per["forward"]
+    return {"n": n, "batch": batch, "reps": reps, "machine": _machine(),
             "date": time.strftime("%Y-%m-%d"), "first_loop_s": first_loop,
-            "rows": {k: {"images_per_s": v, "seconds": (2 * n if k == "two_models" else n) / v,
-                         "ratio": v / med["forward"]} for k, v in med.items()}}
+            "load_average": os.getloadavg()[1],  # other processes' share of the cores
+            "rows": {k: {"images_per_s": n / w, "seconds": times[k][0], "ratio": fw / w,
+                         "cpu_ratio": fc / c} for k, (w, c) in per.items()}}
 
 
 #: The functional-API section's rows: (key of functional_benchmark's rows, label).
@@ -222,17 +238,20 @@ def functional_section(f: dict) -> list[str]:
     calls = f["n"] // f["batch"]
     lines = [f"## The functional API: GradCAM over {f['n']} images in calls of {f['batch']}", "",
              f"Same model, layer and images as the throughput table; measured {f['date']} on "
-             f"{f['machine']} (`python benchmarks/run.py --only functional`). Each rate is the "
-             f"median of {f['rounds']} rounds measuring the ways in turn, after warm-up "
-             "calls (the steady state of a notebook loop).", "",
-             f"| way | seconds for {f['n']} images | images/s | ratio to forward |",
-             "|---|---:|---:|---:|"]
+             f"{f['machine']} (`python benchmarks/run.py --only functional`): the median of "
+             f"{f['reps']} runs of each way, the ways run in turn after two warm-up runs each "
+             "(the steady state of a notebook loop); the ratios of wall time and of this "
+             "process's CPU time (less moved by other processes)."
+             + (f" The machine's 5-minute load average at the end: {f['load_average']:.1f} "
+                "(other processes shared its cores)." if "load_average" in f else ""), "",
+             f"| way | seconds for {f['n']} images | images/s | ratio to forward | "
+             "CPU-time ratio |", "|---|---:|---:|---:|---:|"]
     for key, label in FUNCTIONAL_ROWS:
         if key not in f["rows"]:
             continue
         r = f["rows"][key]
         lines.append(f"| {label.format(c=calls, b=f['batch'])} | {r['seconds']:.2f} | "
-                     f"{fmt(r['images_per_s'])} | {r['ratio']:.2f} |")
+                     f"{fmt(r['images_per_s'])} | {r['ratio']:.2f} | {r['cpu_ratio']:.2f} |")
     return lines + ["", f"The first {calls} calls on a new model took {f['first_loop_s']:.2f} s "
                     "once (the explainer built, the GradCAM function traced); the functional "
                     "API keeps that explainer while the model lives (`Explainer.of`), so later "
@@ -604,7 +623,7 @@ def _scaling(quick: bool) -> dict:
 SECTIONS = {
     "methods": lambda quick: method_benchmarks(128 if quick else 512, 64),
     "functional": lambda quick: functional_benchmark(128 if quick else 512, 64,
-                                                     3 if quick else 5),
+                                                     5 if quick else 15),
     "overlay": lambda quick: overlay_benchmark(500 if quick else 2000),
     "scaling": _scaling,
 }
