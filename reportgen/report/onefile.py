@@ -112,14 +112,15 @@ def _round_robin(sections: list[dict], limit: int) -> list[list[dict]]:
 
 def thin_classes(class_pages: list[dict]) -> tuple[list[dict], int]:
     """Each class's summary with a few of its gallery tiles: at most :data:`CLASS_TILES` per
-    class and :data:`ALL_TILES` in all (at least one per class), taken in turn from its
-    sections. Return the classes (each {"name", "metrics", "sections": [{"title", "count"}],
+    class and :data:`ALL_TILES` in all (one each for the first :data:`ALL_TILES` classes when
+    there are more), taken in turn from its sections. Return the classes (each {"name", "metrics", "sections": [{"title", "count"}],
     "tiles", "wide" (a tile of three images)}) and the number of tiles on the class pages."""
     per = max(1, min(CLASS_TILES, ALL_TILES // max(1, len(class_pages))))
     out, total = [], 0
-    for page in class_pages:
+    for k, page in enumerate(class_pages):
         total += sum(len(s["tiles"]) for s in page["sections"])
-        tiles = [t for kept in _round_robin(page["sections"], per) for t in kept]
+        limit = per if k < ALL_TILES else 0  # past ALL_TILES classes: their numbers alone
+        tiles = [t for kept in _round_robin(page["sections"], limit) for t in kept]
         out.append({"name": page["name"], "metrics": page["metrics"],
                     "sections": [{"title": s["title"], "count": s["count"]}
                                  for s in page["sections"]],
@@ -130,7 +131,7 @@ def thin_classes(class_pages: list[dict]) -> tuple[list[dict], int]:
 def _left_out(ctx: dict, shown: int, total: int) -> list[str]:
     """What the file leaves out that the site holds, in words."""
     out = [f"gallery tiles: {shown} of the {total} on the class pages ({CLASS_TILES} per "
-           f"class at most), and every image at full size"]
+           f"class at most, {ALL_TILES} in all), and every image at full size"]
     if ctx["m"].get("rows"):
         out.append(f"the Methods page's images: {min(METHOD_IMAGES, len(ctx['m']['rows']))} "
                    f"of {len(ctx['m']['rows'])} test images across every method, and the "

@@ -87,7 +87,7 @@ def test_report_html_refers_to_nothing_outside_itself(drawn, inputs, tmp_path):
     size = (site / "report.html").stat().st_size
     stated = re.search(r"The whole report in one file \(([\d.]+ [kM]B);", text)
     assert stated and stated.group(1) == megabytes(size)
-    assert "gallery tiles: 5 of the 5 on the class pages" in text
+    assert "gallery tiles: 5 of the 5 on the class pages (4 per class at most, 120 in all)" in text
     assert "1 image that was not written" in text  # drawn's made-up figure has no file
     assert 'Figure "d"</b> is left out: its image was not written' in text
     assert size < 150_000  # two classes of 16 px images
@@ -131,8 +131,10 @@ def test_galleries_are_thinned_in_turn_from_each_section():
     assert [t["id"] for t in classes[1]["tiles"]] == [
         "misclassified0", "misclassified1", "confident_wrong0", "correct0"]
     assert CLASS_TILES == 4
+    many, _ = thin_classes([_page(k, {"correct": 9}) for k in range(ALL_TILES // 2)])
+    assert all(len(c["tiles"]) == 2 for c in many)  # the budget shared
     many, _ = thin_classes([_page(k, {"correct": 9}) for k in range(ALL_TILES * 2)])
-    assert all(len(c["tiles"]) == 1 for c in many)  # at least one each, past the budget
+    assert [len(c["tiles"]) for c in many] == [1] * ALL_TILES + [0] * ALL_TILES
 
 
 def test_large_figures_become_webp_within_the_side_jpegs_stay(tmp_path):
@@ -180,3 +182,32 @@ def test_model_card_holds_the_computed_metrics(smoke_site):
     assert got["Test macro F1"] == metrics["macro_f1"]
     assert card.data.license == "unknown"
     assert all(r.dataset_name == "reportgen shapes demo" for r in card.data.eval_results)
+
+
+def test_photos_without_labels_get_the_predictions_and_no_model_index(inputs, drawn, tmp_path):
+    from reportgen.data.folder import Dataset, Split
+    from reportgen.evaluate import prediction_summary
+
+    rng = np.random.default_rng(0)
+    names = inputs.ds.class_names
+    probs = rng.dirichlet(np.ones(len(names)), 6)
+
+    def split(n):
+        return Split(rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
+                     probs.argmax(1)[:n].copy(), [f"p/{i}.jpg" for i in range(n)],
+                     np.full((n, 4), np.nan, np.float32), labeled=False)
+    inputs.ds = Dataset(root=tmp_path, class_names=names,
+                        splits={"train": split(0), "val": split(0), "test": split(6)})
+    inputs.probs = {"train": probs[:0], "val": probs[:0], "test": probs}
+    inputs.metrics = {"train": {"n": 0, "labeled": False}, "val": {"n": 0, "labeled": False},
+                      "test": prediction_summary(probs, names)}
+    inputs.explained.galleries = {c: {"correct": [i for i in range(6) if probs[i].argmax() == c],
+                                      "misclassified": [], "confident_wrong": []}
+                                  for c in range(len(names))}
+    site = written(inputs, drawn, tmp_path / "site")
+    text = (site / "report.html").read_text()
+    assert 'id="predictions"' in text and 'id="evaluation"' not in text
+    assert outside_refs(text) == []
+    assert "model-index" not in (site / "model_card.md").read_text()
+    assert "No test metrics: the photos have no labels" in (site / "model_card.md").read_text()
+    assert json.loads((site / "metrics.json").read_text())["failures"] == []
