@@ -113,8 +113,9 @@ def _round_robin(sections: list[dict], limit: int) -> list[list[dict]]:
 def thin_classes(class_pages: list[dict]) -> tuple[list[dict], int]:
     """Each class's summary with a few of its gallery tiles: at most :data:`CLASS_TILES` per
     class and :data:`ALL_TILES` in all (one each for the first :data:`ALL_TILES` classes when
-    there are more), taken in turn from its sections. Return the classes (each {"name", "metrics", "sections": [{"title", "count"}],
-    "tiles", "wide" (a tile of three images)}) and the number of tiles on the class pages."""
+    there are more), taken in turn from its sections. Return the classes (each {"name",
+    "metrics", "sections": [{"title", "count"}], "tiles", "wide" (a tile of three images)})
+    and the number of tiles on the class pages."""
     per = max(1, min(CLASS_TILES, ALL_TILES // max(1, len(class_pages))))
     out, total = [], 0
     for k, page in enumerate(class_pages):
