@@ -13,7 +13,7 @@ probabilities:
 - Macro: the mean over the classes with test images (a class without one has no curve).
   Micro: every (image, class) pair of the one-vs-rest indicator of all K classes pooled into
   one curve (``average="micro"`` on the binarized labels).
-- Intervals: a percentile bootstrap over images (:data:`INTERVAL`): the resampled images are
+- Intervals: a percentile bootstrap over images (:func:`interval_method`): the resampled images are
   drawn as :func:`reportgen.evaluate.bootstrap_mean` draws them (seed 0), and a resample is
   scored as the weighted curve of the images with their draw counts as weights, which equals
   the curve of the resampled list (duplicates tie). A resample without a positive or without
@@ -28,12 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from reportgen.evaluate import RESAMPLES, _percentile_interval, _resampled
-
-#: How the intervals of the curves are made, as stated on the pages and in metrics.json.
-INTERVAL = (f"percentile bootstrap over the test images ({RESAMPLES} seeded resamples, seed 0; "
-            f"resamples without a positive or a negative image of a class left out of its "
-            f"interval)")
-
 
 @dataclass(frozen=True)
 class Curve:
@@ -127,20 +121,47 @@ def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
     return float(_auc(c.tps, c.fps)) if len(c.tps) else float("nan")
 
 
-def _bootstrap(y: np.ndarray, scores: np.ndarray, counts: list[np.ndarray]) -> np.ndarray:
-    """(R, 2) AP and AUC of each resample given as (b, N) draw counts (blocks)."""
+def _bootstrap(y: np.ndarray, scores: np.ndarray, counts: list[np.ndarray],
+               image: np.ndarray | None = None) -> np.ndarray:
+    """(R, 2) AP and AUC of each resample given as (b, N) draw counts per image (blocks);
+    ``image``: (len(y),) the image of each score (None: score i is image i's; the micro
+    average has K scores per image)."""
     y = np.asarray(y, bool).ravel()
     s = np.asarray(scores, np.float64).ravel()
     order = np.argsort(-s, kind="stable")
     ends = _group_ends(s[order])
     yo = y[order]
+    of = order if image is None else image[order]
     out = []
-    for w in counts:
-        wo = w[:, order]
-        tps = np.cumsum(wo * yo, axis=1)[:, ends]
-        fps = np.cumsum(wo * ~yo, axis=1)[:, ends]
-        out.append(np.stack([_ap(tps, fps), _auc(tps, fps)], axis=1))
+    rows = max(1, 1_000_000 // max(len(y), 1))  # ~8 MB per array: stays in cache
+    for block in counts:
+        for r in range(0, len(block), rows):
+            wo = block[r:r + rows, of]
+            tps = np.cumsum(wo * yo, axis=1)[:, ends]
+            fps = np.cumsum(wo, axis=1)[:, ends] - tps
+            out.append(np.stack([_ap(tps, fps), _auc(tps, fps)], axis=1))
     return np.concatenate(out) if out else np.zeros((0, 2))
+
+
+#: The bootstrap's work is capped at this many (score, resample) pairs: with more images and
+#: classes it draws fewer resamples (never under :data:`MIN_RESAMPLES`), stated in its
+#: interval's description. About a second on one core.
+BOOTSTRAP_BUDGET = 20_000_000
+MIN_RESAMPLES = 200
+
+
+def resamples_for(n: int, present: int, k: int, asked: int = RESAMPLES) -> int:
+    """Resamples of the curves' bootstrap for ``n`` images, ``present`` classes with images
+    and ``k`` classes: ``asked``, fewer where :data:`BOOTSTRAP_BUDGET` says."""
+    work = max(n * (present + k), 1)
+    return int(min(asked, max(MIN_RESAMPLES, BOOTSTRAP_BUDGET // work)))
+
+
+def interval_method(resamples: int) -> str:
+    """How the intervals of the curves are made, as stated on the pages and in metrics.json."""
+    return (f"percentile bootstrap over the test images ({resamples} seeded resamples, "
+            f"seed 0; a resample without a positive or a negative image of a class is left "
+            f"out of that class's interval)")
 
 
 def draw_counts(n: int, resamples: int = RESAMPLES, seed: int = 0) -> list[np.ndarray]:
@@ -186,15 +207,17 @@ def curve_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
         {"classes": {name: {"average_precision", "average_precision_ci95", "roc_auc",
         "roc_auc_ci95"}} for the classes with test images, "macro" and "micro" alike,
         "absent": [the classes without a test image: no curve], "only_class": [classes whose
-        AUC is undefined because every test image is theirs], "interval": how the intervals
+        AUC is undefined because every test image is theirs], "resamples" (fewer than asked
+        for many images and classes: :func:`resamples_for`), "interval": how the intervals
         were made}. A value that cannot be computed is None, never NaN.
     """
     probs = np.asarray(probs, np.float64)
     y_true = np.asarray(y_true, np.int64)
     n, k = probs.shape[0], len(class_names)
     onehot = y_true[:, None] == np.arange(k)[None, :]
-    counts = draw_counts(n, resamples, seed) if n else []
     present = [c for c in range(k) if onehot[:, c].any()]
+    resamples = resamples_for(n, len(present), k, resamples)
+    counts = draw_counts(n, resamples, seed) if n else []
     classes, boots = {}, []
     for c in present:
         boot = _bootstrap(onehot[:, c], probs[:, c], counts)
@@ -202,14 +225,13 @@ def curve_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
         classes[class_names[c]] = _entry(average_precision(onehot[:, c], probs[:, c]),
                                          roc_auc(onehot[:, c], probs[:, c]), boot)
     macro = _macro(classes, boots)
-    micro_counts = [np.repeat(w, k, axis=1) for w in counts]
     micro = _entry(average_precision(onehot.ravel(), probs.ravel()),
                    roc_auc(onehot.ravel(), probs.ravel()),
-                   _bootstrap(onehot.ravel(), probs.ravel(), micro_counts))
+                   _bootstrap(onehot.ravel(), probs.ravel(), counts, np.arange(n * k) // k))
     return {"classes": classes, "macro": macro, "micro": micro,
             "absent": [class_names[c] for c in range(k) if c not in present],
             "only_class": [name for name, e in classes.items() if e["roc_auc"] is None],
-            "interval": INTERVAL}
+            "resamples": resamples, "interval": interval_method(resamples)}
 
 
 def _macro(classes: dict[str, dict], boots: list[np.ndarray]) -> dict:

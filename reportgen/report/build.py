@@ -20,7 +20,7 @@ import numpy as np
 from reportgen import figures as figs
 from reportgen import progress as prog
 from reportgen.config import PATH_KEYS
-from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, wilson_interval
+from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, predicted, wilson_interval
 from reportgen.explain.results import LAYER_VIEWS
 from reportgen.guard import Failure, collecting
 from reportgen.report.assets import Assets
@@ -250,16 +250,26 @@ def _counts(ds) -> dict[str, list[int]]:
             for name, split in ds.splits.items()}
 
 
-def predictions_csv(split, probs: np.ndarray, names: list[str]) -> str:
+def predictions_csv(split, probs: np.ndarray, names: list[str],
+                    threshold: float | None = None) -> str:
     """The test predictions as CSV: ``file``, ``true`` (empty for unlabeled photos),
-    ``predicted``, then one column per class, named by the class, holding its probability."""
+    ``predicted`` (a binary model's at its ``threshold``, :func:`reportgen.evaluate.predicted`),
+    then one column per class, named by the class, holding its probability."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["file", "true", "predicted", *map(printable, names)])
-    for path, label, p in zip(split.paths, split.labels, probs, strict=True):
+    pred = predicted(probs, threshold)
+    for path, label, p, c in zip(split.paths, split.labels, probs, pred, strict=True):
         writer.writerow([printable(path), printable(names[int(label)]) if split.labeled else "",
-                         printable(names[int(p.argmax())]), *(f"{v:.6g}" for v in p)])
+                         printable(names[int(c)]), *(f"{v:.6g}" for v in p)])
     return out.getvalue()
+
+
+def operating_threshold(metrics: dict) -> float | None:
+    """The threshold a binary model's predictions were made at (``evaluate.threshold``, as
+    the test metrics state it); None where the highest probability predicts."""
+    t = metrics.get("test", {}).get("thresholds") or {}
+    return t["operating_point"] if t.get("source") == "evaluate.threshold" else None
 
 
 def _maps_file(explained):
@@ -508,6 +518,8 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
     return {
         "title": report_title(inputs), "classes": ds.class_names, "labeled": ds.labeled,
         "splits": inputs.metrics,
+        "curves": curves_json(inputs.metrics), "thresholds": inputs.metrics.get(
+            "test", {}).get("thresholds"),
         "history": inputs.history,
         "explain": {"layer": ex.layer, "pointing_game": pointing,
                     "quality": {m: dataclasses.asdict(q) for m, q in ex.quality.items()},
@@ -532,6 +544,17 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
         "versions": {k: getattr(info, k) for k in ("version", "python", "tensorflow", "keras",
                                                    "numpy")},
     }
+
+
+def curves_json(metrics: dict) -> dict | None:
+    """metrics.json's ``curves``: {class: {average_precision, average_precision_ci95, roc_auc,
+    roc_auc_ci95}} of the test split's classes with images, then ``macro`` and ``micro`` (the
+    averages win over a class of that name, which stays in ``splits.test.curves.classes``);
+    None without labelled test images."""
+    c = metrics.get("test", {}).get("curves")
+    if not c:
+        return None
+    return {**c["classes"], "macro": c["macro"], "micro": c["micro"]}
 
 
 def _plan_data(ex) -> dict | None:
@@ -603,7 +626,8 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
                                         "t_layers": model["t_layers"], "t_quality": t_quality,
                                         "L": L}),
     ]
-    assets.text("predictions.csv", predictions_csv(test, probs, names))
+    assets.text("predictions.csv", predictions_csv(test, probs, names,
+                                                   operating_threshold(inputs.metrics)))
     if ex.test_maps is not None:
         assets.file("explanations.npz", _maps_file(ex))
     for name in STATIC:
