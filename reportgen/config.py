@@ -1,7 +1,8 @@
 """Typed configuration: TOML (stdlib tomllib) read into dataclasses, every key documented.
 
 A config file has the sections ``[data]``, ``[model]``, ``[training]``, ``[explain]``,
-``[evaluate]`` and ``[report]``. Every key has a default, so an empty file is a valid config (the built-in demo).
+``[evaluate]`` and ``[report]``. Every key has a default, so an empty file is a valid config
+(the built-in demo).
 Each field's ``metadata["doc"]`` is its one-line description; ``reportgen config-keys`` and the
 README list them. Errors name the key (``data.image_size``) and, for unknown keys, the closest
 valid one.

@@ -36,7 +36,7 @@ def to_probabilities(outputs: np.ndarray, head: str | None = None) -> np.ndarray
     return e / e.sum(axis=1, keepdims=True)
 
 
-def predicted(probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
+def predict_labels(probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """(N,) int64 predicted classes of (N, K) probabilities: the highest (ties: the first);
     with a ``threshold`` and two classes, class 1 where its probability is >= ``threshold``
     (``evaluate.threshold``; ignored for more classes)."""
@@ -131,13 +131,13 @@ def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
             (len(present), K): a row per present true class (``confusion_rows``), a column
             for every class the model can predict. Every class stays predictable, so an
             image predicted as a class without images counts as an error.
-        threshold: a binary model's operating point (:func:`predicted`); None: the highest
+        threshold: a binary model's operating point (:func:`predict_labels`); None: the highest
             probability.
     """
     y_true = np.asarray(y_true, np.int64)
     k = len(class_names)
     rows = list(range(k)) if present is None else [int(c) for c in present]
-    pred = predicted(probs, threshold)
+    pred = predict_labels(probs, threshold)
     full = confusion_matrix(y_true, pred, k)
     pc = per_class(full)
     cm = full[rows]
@@ -286,12 +286,12 @@ def _pct(share: float) -> str:
 
 def misclassified(labels: np.ndarray, probs: np.ndarray,
                   threshold: float | None = None) -> np.ndarray:
-    """Indices of the images whose predicted class (:func:`predicted`) is not their label;
+    """Indices of the images whose predicted class (:func:`predict_labels`) is not their label;
     images without a label (negative) are never misclassified."""
     labels = np.asarray(labels)
     if not len(labels):
         return np.zeros(0, np.int64)
-    return np.flatnonzero((labels >= 0) & (predicted(probs, threshold) != labels))
+    return np.flatnonzero((labels >= 0) & (predict_labels(probs, threshold) != labels))
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

@@ -20,10 +20,13 @@ import numpy as np
 from reportgen import figures as figs
 from reportgen import progress as prog
 from reportgen.config import PATH_KEYS
-from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, predicted, wilson_interval
+from reportgen.evaluate import (F1_DRAWS, F1_PRIOR, misclassified, predict_labels,
+                                 wilson_interval)
 from reportgen.explain.results import LAYER_VIEWS
 from reportgen.guard import Failure, collecting
 from reportgen.report.assets import Assets
+from reportgen.report.curves import NONE as NO_CURVES
+from reportgen.report.curves import curve_figures, curve_table, threshold_sentences
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
                                       errors_page, slug)
@@ -94,14 +97,16 @@ def table(assets: Assets, t: Table) -> dict:
 MANY_COLUMNS = 6
 
 
-def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> dict:
-    """Queue the figures that need only the data, the metrics and the training history (class
-    distribution, training curves, confusion matrices, reliability diagram) on ``figures``;
-    return their page data: {"dist", "curves", "cms", "rel"}."""
+def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict,
+                   probs: dict | None = None) -> dict:
+    """Queue the figures that need only the data, the metrics, the training history and the
+    test probabilities (class distribution, training curves, confusion matrices, reliability
+    diagram, PR/ROC and threshold curves) on ``figures``; return their page data: {"dist",
+    "curves", "cms", "rel", "pr", "roc", "thr"}."""
     names = ds.class_names
     if not ds.labeled:
         return {"dist": _predicted_figure(figures, metrics["test"]), "curves": None, "cms": {},
-                "rel": None}
+                "rel": None, **NO_CURVES}
     fig_dist = figures.add(
         "class_distribution", figs.class_distribution, _counts(ds), names,
         alt="Bar chart of images per class in the train, val and test splits",
@@ -128,7 +133,9 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
             caption="Test-set calibration: accuracy against confidence per bin, with its 95 % "
                     "Wilson interval; the number over each bin is its image count (a bin of "
                     "one image is a full or empty bar that says little).")
-    return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel}
+    roc = NO_CURVES if probs is None else curve_figures(
+        figures, metrics["test"], probs["test"], ds.splits["test"].labels, names)
+    return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel, **roc}
 
 
 #: The F1 intervals' method in a caption.
@@ -215,7 +222,10 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
             for s in ("train", "val", "test")]
     pc = metrics["test"]["per_class"]
     counts = _counts(inputs.ds)
+    t_curves = curve_table(metrics["test"])
     return {
+        "t_curves": table(assets, t_curves) if t_curves else None,
+        "thr_text": threshold_sentences(metrics["test"].get("thresholds")),
         "t_splits": table(assets, Table("accuracy_loss", headers, rows,
                                         "Accuracy and loss per split (95 % intervals: Wilson "
                                         f"score for accuracy{' and top-k accuracy' if topk else ''}"
@@ -253,12 +263,13 @@ def _counts(ds) -> dict[str, list[int]]:
 def predictions_csv(split, probs: np.ndarray, names: list[str],
                     threshold: float | None = None) -> str:
     """The test predictions as CSV: ``file``, ``true`` (empty for unlabeled photos),
-    ``predicted`` (a binary model's at its ``threshold``, :func:`reportgen.evaluate.predicted`),
+    ``predicted`` (a binary model's at its ``threshold``,
+    :func:`reportgen.evaluate.predict_labels`),
     then one column per class, named by the class, holding its probability."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["file", "true", "predicted", *map(printable, names)])
-    pred = predicted(probs, threshold)
+    pred = predict_labels(probs, threshold)
     for path, label, p, c in zip(split.paths, split.labels, probs, pred, strict=True):
         writer.writerow([printable(path), printable(names[int(label)]) if split.labeled else "",
                          printable(names[int(c)]), *(f"{v:.6g}" for v in p)])
@@ -367,6 +378,8 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
     return {**common, **tables, "page_title": "Overview", "current": "index.html",
             "headline": headline, "data": data, "fig_dist": drawn["dist"],
             "fig_curves": drawn["curves"], "cms": drawn["cms"], "fig_rel": drawn["rel"],
+            "fig_pr": drawn.get("pr"), "fig_roc": drawn.get("roc"),
+            "fig_thr": drawn.get("thr"),
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
             "model_file": model_file_included(cfg),
