@@ -265,14 +265,16 @@ def predictions_csv(split, probs: np.ndarray, names: list[str],
     """The test predictions as CSV: ``file``, ``true`` (empty for unlabeled photos),
     ``predicted`` (a binary model's at its ``threshold``,
     :func:`reportgen.evaluate.predict_labels`),
-    then one column per class, named by the class, holding its probability."""
+    then one column per class, named by the class, holding its probability, written in full
+    (the shortest text that reads back as the same float64: the curves' numbers, computed from
+    these probabilities, equal any library's on the file's, ties and all)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["file", "true", "predicted", *map(printable, names)])
     pred = predict_labels(probs, threshold)
     for path, label, p, c in zip(split.paths, split.labels, probs, pred, strict=True):
         writer.writerow([printable(path), printable(names[int(label)]) if split.labeled else "",
-                         printable(names[int(c)]), *(f"{v:.6g}" for v in p)])
+                         printable(names[int(c)]), *(repr(float(v)) for v in p)])
     return out.getvalue()
 
 

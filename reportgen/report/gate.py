@@ -29,7 +29,7 @@ from reportgen.errors import ReportgenError
 #: The paired test, as the summary states it.
 PAIRED_TEST = "two-sided exact McNemar test on the images where exactly one model is right"
 #: metrics.json's parts that hold no model metric (timings, versions, the plan, the history).
-NOT_METRICS = ("history", "timings", "versions", "model", "data", "explain.plan",
+NOT_METRICS = ("history", "timings_s", "versions", "model", "data", "explain.plan",
                "explain.seconds", "explain.methods", "explain.relus", "explain.receptive_field")
 
 
