@@ -17,7 +17,6 @@ import csv
 import difflib
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,8 @@ from reportgen.errors import ReportgenError
 PAIRED_TEST = "two-sided exact McNemar test on the images where exactly one model is right"
 #: metrics.json's parts that hold no model metric (timings, versions, the plan, the history).
 NOT_METRICS = ("history", "timings_s", "versions", "model", "data", "explain.plan",
-               "explain.seconds", "explain.methods", "explain.relus", "explain.receptive_field")
+               "explain.seconds", "explain.methods", "explain.relus", "explain.receptive_field",
+               "explain.quality_ranking")
 
 
 class GateError(ReportgenError):
@@ -79,23 +79,34 @@ def numeric_leaves(data, prefix: str = "") -> dict[str, float | None]:
 
 def metric_keys(metrics: dict) -> dict[str, float | None]:
     """Every key the gate accepts with its value: metrics.json's numbers (but its
-    :data:`NOT_METRICS`) by their dotted path, and the test split's also without
-    ``splits.test.``."""
+    :data:`NOT_METRICS`, and a whole top-level entry that is null) by their dotted path, and
+    the test split's also without ``splits.test.`` (its ``curves`` are the top-level ones)."""
     keys = {k: v for k, v in numeric_leaves(metrics).items()
-            if not any(k == p or k.startswith(p + ".") for p in NOT_METRICS)}
-    test = numeric_leaves((metrics.get("splits") or {}).get("test") or {})
-    return {**test, **keys}
+            if not any(k == p or k.startswith(p + ".") for p in NOT_METRICS)
+            and (v is not None or "." in k)}
+    split = dict((metrics.get("splits") or {}).get("test") or {})
+    split.pop("curves", None)
+    return {**numeric_leaves(split), **keys}
 
 
-def _patterns(keys: list[str], classes: list[str]) -> list[str]:
-    """The keys with each class name as ``<class>``, once each (a short list to print)."""
-    names = sorted(classes, key=len, reverse=True)
-    out: dict[str, None] = {}
+def _patterns(keys: list[str], names: dict[str, list[str]]) -> list[str]:
+    """The keys with each name of ``names`` (classes, methods) as its ``<kind>``, and the
+    keys that differ only in their last part joined as ``a.{b,c}``: a list short enough to
+    print on one line."""
+    generic: dict[str, None] = {}
     for k in keys:
-        for n in names:
-            k = re.sub(rf"(^|\.){re.escape(n)}(\.|$)", r"\1<class>\2", k)
-        out[k] = None
-    return sorted(out, key=lambda k: (k.count("."), k))
+        parts = k.split(".")
+        for kind, values in names.items():
+            parts = [f"<{kind}>" if p in values else p for p in parts]
+        generic[".".join(parts)] = None
+    groups: dict[str, list[str]] = {}
+    for k in generic:
+        head, _, last = k.rpartition(".")
+        groups.setdefault(head, []).append(last)
+    plain = sorted(groups.pop("", []))
+    joined = [f"{h}.{{{','.join(sorted(v))}}}" if len(v) > 1 else f"{h}.{v[0]}"
+              for h, v in groups.items()]
+    return plain + sorted(joined, key=lambda k: (k.count("."), k))
 
 
 def lookup(metrics: dict, key: str) -> float | None:
@@ -109,8 +120,10 @@ def lookup(metrics: dict, key: str) -> float | None:
         return keys[key]
     close = difflib.get_close_matches(key, list(keys), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else "."
-    valid = ", ".join(p for p in _patterns(list(keys), list(metrics.get("classes") or []))
-                      if not p.startswith("splits."))
+    methods = list(((metrics.get("explain") or {}).get("quality") or {})) + list(
+        ((metrics.get("explain") or {}).get("pointing_game") or {}))
+    names = {"class": list(metrics.get("classes") or []), "method": methods}
+    valid = ", ".join(p for p in _patterns(list(keys), names) if not p.startswith("splits."))
     raise GateError(f"unknown metric key {key!r}{hint} Valid keys: {valid} (and each under "
                     f"splits.<split>.)")
 

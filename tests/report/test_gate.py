@@ -105,7 +105,7 @@ def test_usage_errors_exit_2_in_one_line(baseline, args, says):
     assert len(r.output.strip().splitlines()) == 1
     if "unknown" in says:
         assert "accuracy" in r.output.split("Valid keys:")[1]
-        assert "curves.<class>.roc_auc" in r.output
+        assert "curves.<class>.{average_precision,roc_auc}" in r.output
 
 
 def test_different_test_sets_are_refused(tmp_path, baseline):
