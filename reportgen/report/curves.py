@@ -91,7 +91,8 @@ def _fmt(v: float | None) -> str:
 
 
 def _ci_sentence(c: dict) -> str:
-    return f"The values with their 95 % intervals ({c['interval']}) are in the table above."
+    return ("The values, with their 95 % intervals and how they were made, are in the table "
+            "above.")
 
 
 def _threshold_figure(figures: Figures, t: dict, y: np.ndarray, scores: np.ndarray) -> dict:
