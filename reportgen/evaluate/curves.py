@@ -137,10 +137,25 @@ def _bootstrap(y: np.ndarray, scores: np.ndarray, counts: list[np.ndarray],
     for block in counts:
         for r in range(0, len(block), rows):
             wo = block[r:r + rows, of]
-            tps = np.cumsum(wo * yo, axis=1)[:, ends]
-            fps = np.cumsum(wo, axis=1)[:, ends] - tps
-            out.append(np.stack([_ap(tps, fps), _auc(tps, fps)], axis=1))
+            out.append(_weighted_ap_auc(np.cumsum(wo * yo, axis=1)[:, ends],
+                                        np.cumsum(wo, axis=1)[:, ends]))
     return np.concatenate(out) if out else np.zeros((0, 2))
+
+
+def _weighted_ap_auc(tps: np.ndarray, called: np.ndarray) -> np.ndarray:
+    """(b, 2) AP and AUC of (b, G) cumulative weights of the positives and of all images at
+    each group end: AP = sum_g dTP_g prec_g / P, AUC = sum_g dFP_g (TP_g - dTP_g / 2) / (P N),
+    as :func:`_ap` and :func:`_auc` compute them; NaN where undefined."""
+    pos = tps[:, -1]
+    neg = called[:, -1] - pos
+    dtp = np.diff(tps, axis=1, prepend=0.0)
+    dfp = np.diff(called, axis=1, prepend=0.0) - dtp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = np.where(called > 0, tps / called, 0.0)
+        ap = (dtp * prec).sum(axis=1) / pos
+        auc = (dfp * (tps - dtp / 2)).sum(axis=1) / (pos * neg)
+    return np.stack([np.where(pos > 0, ap, np.nan),
+                     np.where((pos > 0) & (neg > 0), auc, np.nan)], axis=1)
 
 
 #: The bootstrap's work is capped at this many (score, resample) pairs: with more images and
