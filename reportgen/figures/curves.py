@@ -10,6 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reportgen.figures.plots import COLUMN, _figure, styled
+from reportgen.text import mathtext
 
 #: Classes drawn each with its own colour and legend entry at most; more are drawn thin and
 #: grey, unnamed, under the micro average.
@@ -23,12 +24,12 @@ def _curves(ax: Axes, curves: dict[str, tuple[Sequence[float], Sequence[float]]]
     kw: dict[str, Any] = {"drawstyle": "steps-pre"} if step else {}
     for label, (x, y) in curves.items():
         if named:
-            ax.plot(x, y, lw=1.2, label=label, **kw)
+            ax.plot(x, y, lw=1.2, label=mathtext(label, 60), **kw)
         else:
             ax.plot(x, y, lw=0.6, color="0.7", **kw)
     if average is not None:
         label, x, y = average
-        ax.plot(x, y, lw=1.8, ls="--", color="black", label=label, **kw)
+        ax.plot(x, y, lw=1.8, ls="--", color="black", label=mathtext(label, 60), **kw)
 
 
 def _finish(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
@@ -98,11 +99,11 @@ def threshold_curves(thresholds: Sequence[float], values: dict[str, Sequence[flo
     t = np.asarray(thresholds, np.float64)
     order = np.argsort(t, kind="stable")
     for name, v in values.items():
-        ax.plot(t[order], np.asarray(v, np.float64)[order], lw=1.2, label=name,
+        ax.plot(t[order], np.asarray(v, np.float64)[order], lw=1.2, label=mathtext(name, 60),
                 drawstyle="steps-pre")
-    ax.axvline(operating_point, color="black", lw=1.0, label=operating_label)
+    ax.axvline(operating_point, color="black", lw=1.0, label=mathtext(operating_label, 80))
     if best is not None:
-        ax.axvline(best, color="black", lw=1.0, ls="--", label=best_label)
+        ax.axvline(best, color="black", lw=1.0, ls="--", label=mathtext(best_label, 80))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("threshold on the positive class's probability")

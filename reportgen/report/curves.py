@@ -13,11 +13,14 @@ from reportgen import figures as figs
 from reportgen.evaluate import curves as cv
 from reportgen.report.figjobs import Figures
 from reportgen.report.tables import Table, with_interval
+from reportgen.text import shorten
 
 NONE: dict[str, dict | None] = {"pr": None, "roc": None, "thr": None}
 
 
 def _label(name: str, value: float | None, what: str) -> str:
+    """A legend entry: the class name (shortened) and its AP or AUC."""
+    name = shorten(name, 30)
     return f"{name} ({what} {value:.3f})" if value is not None else f"{name} ({what} –)"
 
 
