@@ -131,3 +131,9 @@ def test_summary_file_is_markdown_with_a_table(tmp_path, baseline, md_tables):
     [table] = md_tables(text)
     assert table[0] == ["metric", "value", "bound", "result"]
     assert table[1] == ["accuracy", "0.8", "≥ 0.5", "pass"]
+
+
+def test_help_names_the_exit_codes():
+    r = gate("--help")
+    assert r.exit_code == 0 and "exit 1 when a metric crosses its bound" in " ".join(
+        r.output.split())
