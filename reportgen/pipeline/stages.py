@@ -632,12 +632,12 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
                for name in ds.splits}
     if metrics["test"]["n"]:
         with run.timer.stage("curves"):
-            test_curves(metrics["test"], probs, data, threshold)
+            add_test_curves(metrics["test"], probs, data, threshold)
     return metrics
 
 
-def test_curves(test: dict, probs: dict[str, np.ndarray], data: Data,
-                threshold: float | None) -> None:
+def add_test_curves(test: dict, probs: dict[str, np.ndarray], data: Data,
+                    threshold: float | None) -> None:
     """Add the test split's ``curves`` (and a binary model's ``thresholds``) to ``test``."""
     from reportgen.evaluate import curves as cv
 
