@@ -13,11 +13,12 @@ probabilities:
 - Macro: the mean over the classes with test images (a class without one has no curve).
   Micro: every (image, class) pair of the one-vs-rest indicator of all K classes pooled into
   one curve (``average="micro"`` on the binarized labels).
-- Intervals: a percentile bootstrap over images (:func:`interval_method`): the resampled images are
-  drawn as :func:`reportgen.evaluate.bootstrap_mean` draws them (seed 0), and a resample is
-  scored as the weighted curve of the images with their draw counts as weights, which equals
-  the curve of the resampled list (duplicates tie). A resample without a positive or without
-  a negative image of a class has no AP or AUC for it and is left out of that interval.
+- Intervals: a percentile bootstrap over images (:func:`interval_method`): the resampled
+  images are drawn as :func:`reportgen.evaluate.bootstrap_mean` draws them (seed 0), and a
+  resample is scored as the weighted curve of the images with their draw counts as weights,
+  which equals the curve of the resampled list (duplicates tie). A resample without a positive
+  or without a negative image of a class has no AP or AUC for it and is left out of that
+  interval. Many images times classes get fewer resamples (:func:`resamples_for`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reportgen.evaluate import RESAMPLES, _percentile_interval, _resampled
+
 
 @dataclass(frozen=True)
 class Curve:
