@@ -154,6 +154,7 @@ def compare(sites: tuple[Path, ...], out: Path, title: str | None, debug: bool) 
     click.echo(str(index))
 
 
+# long: a Click command, one parameter per command-line option
 @main.command()
 @click.argument("site", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--baseline", type=click.Path(file_okay=False, path_type=Path),
