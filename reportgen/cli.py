@@ -154,7 +154,6 @@ def compare(sites: tuple[Path, ...], out: Path, title: str | None, debug: bool) 
     click.echo(str(index))
 
 
-# long: a Click command, one parameter per command-line option
 @main.command()
 @click.argument("site", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--baseline", type=click.Path(file_okay=False, path_type=Path),
@@ -205,6 +204,7 @@ def gate(site: Path, baseline: Path | None, minimums: tuple[str, ...],
     sys.exit(decision.exit_code)
 
 
+# long: a Click command, one parameter per command-line option
 @main.command()
 @click.option("--site", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
               show_default=True, help="The built site folder.")
