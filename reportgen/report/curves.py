@@ -24,13 +24,26 @@ def _label(name: str, value: float | None, what: str) -> str:
     return f"{name} ({what} {value:.3f})" if value is not None else f"{name} ({what} –)"
 
 
+#: Points of one drawn curve at most: a longer one is thinned for the figure (evenly, its end
+#: points kept), so SVG and PDF exports stay small; the numbers use every point.
+MAX_POINTS = 2000
+
+
+def _thin(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    n = len(arrays[0])
+    if n <= MAX_POINTS:
+        return arrays
+    keep = np.unique(np.linspace(0, n - 1, MAX_POINTS).round().astype(np.int64))
+    return tuple(a[keep] for a in arrays)
+
+
 def _points(y: np.ndarray, scores: np.ndarray) -> tuple[tuple, tuple | None]:
     """((recall, precision), (fpr, tpr) or None without negatives) of one curve, from the
-    origin of each plot."""
+    origin of each plot, thinned to :data:`MAX_POINTS`."""
     c = cv.binary_curve(y, scores)
     prec = c.precision()
-    pr = (np.r_[0.0, c.recall()], np.r_[prec[:1], prec])
-    roc = (np.r_[0.0, c.fpr()], np.r_[0.0, c.recall()]) if c.negatives else None
+    pr = _thin(np.r_[0.0, c.recall()], np.r_[prec[:1], prec])
+    roc = _thin(np.r_[0.0, c.fpr()], np.r_[0.0, c.recall()]) if c.negatives else None
     return pr, roc
 
 
@@ -100,14 +113,16 @@ def _ci_sentence(c: dict) -> str:
 
 def _threshold_figure(figures: Figures, t: dict, y: np.ndarray, scores: np.ndarray) -> dict:
     sweep = cv.threshold_sweep(y, scores)
-    values = {"precision": sweep["precision"], "recall": sweep["recall"], "F1": sweep["f1"],
-              "predicted positive": sweep["positive_rate"]}
+    thresholds, *series = _thin(sweep["thresholds"], sweep["precision"], sweep["recall"],
+                                sweep["f1"], sweep["positive_rate"])
+    values = dict(zip(("precision", "recall", "F1", "predicted positive"), series,
+                      strict=True))
     best = t["validation_best"]
     op = t["operating_point"]
     op_label = (f"operating point {op:g} (evaluate.threshold)" if t["source"] != "default"
                 else "operating point 0.5 (higher probability)")
     return figures.add(
-        "thresholds", figs.threshold_curves, sweep["thresholds"], values, operating_point=op,
+        "thresholds", figs.threshold_curves, thresholds, values, operating_point=op,
         operating_label=op_label, best=best["threshold"] if best else None,
         best_label=f"best F1 on validation ({best['threshold']:.3f})" if best else "",
         alt=f"Precision, recall, F1 and predicted-positive rate of {t['positive_class']} on "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -75,3 +76,13 @@ def test_metrics_json_curves_are_plain_and_finite(with_curves):
     json.dumps(c, allow_nan=False)
     assert operating_threshold(with_curves.metrics) is None
     assert curves_json({"test": {"n": 0}}) is None
+
+
+def test_long_curves_are_thinned_for_the_figure_only():
+    from reportgen.report import curves as rc
+
+    rng = np.random.default_rng(0)
+    y, s = rng.random(5000) < 0.3, rng.random(5000)
+    (rec, prec), (fpr, tpr) = rc._points(y, s)
+    assert len(rec) == len(prec) == rc.MAX_POINTS and len(fpr) == rc.MAX_POINTS
+    assert rec[0] == 0 and rec[-1] == 1 and fpr[-1] == 1 and tpr[-1] == 1  # ends kept
