@@ -38,7 +38,8 @@ def test_figures_are_drawn_with_their_exports(with_curves, tmp_path):
             return p
 
     with Figures(["png", "svg", "pdf"], parallel=False) as f:
-        drawn = metric_figures(f, inputs.cfg, inputs.ds, inputs.metrics, {}, inputs.probs)
+        drawn = metric_figures(f, inputs.cfg, inputs.ds, inputs.metrics, {},
+                               probs=inputs.probs)
         f.write_into(Site())
     for key, name in (("pr", "pr_curves"), ("roc", "roc_curves"), ("thr", "thresholds")):
         assert drawn[key] is not None and "failed" not in drawn[key], key
