@@ -23,26 +23,9 @@ COMMANDS = [" ".join(line.split()) for lang, block in BLOCKS if not lang
             if line.strip().startswith("reportgen build") or "&& reportgen build" in line]
 
 
-
-
-def fenced(text: str) -> list[tuple[str, str]]:
-    """(info string, content) of every fenced code block of Markdown ``text``."""
-    out, lang, lines = [], None, []
-    for line in text.splitlines():
-        if line.startswith("```"):
-            if lang is None:
-                lang, lines = line[3:].strip(), []
-            else:
-                out.append((lang, "\n".join(lines)))
-                lang = None
-        elif lang is not None:
-            lines.append(line)
-    return out
-
-
-YAML_BUILDS = [" ".join(line.split("run:")[-1].split()) for lang, block in fenced(README)
+YAML_BUILDS = [" ".join(line.split("run:")[-1].split()) for lang, block in BLOCKS
                if lang == "yaml" for line in block.splitlines() if "reportgen build" in line]
-GATES = [" ".join(line.split()) for lang, block in fenced(README) if lang in ("", "yaml")
+GATES = [" ".join(line.split()) for lang, block in BLOCKS if lang in ("", "yaml")
          for line in block.replace("\\\n", " ").splitlines() if "reportgen gate" in line]
 
 
