@@ -1,12 +1,12 @@
 """Typed configuration: TOML (stdlib tomllib) read into dataclasses, every key documented.
 
 A config file has the sections ``[data]``, ``[model]``, ``[training]``, ``[explain]``,
-``[report]`` and ``[card]`` (the model card's statements). Every key has a default, so an
-empty file is a valid config (the built-in demo).
-Each field's ``metadata["doc"]`` is its one-line description; ``reportgen keys`` lists every
-listed key (:func:`all_keys`) with its default and that description, then each explanation
-method's own options. Errors name the key (``data.image_size``) and, for unknown keys, the
-closest valid one.
+``[evaluate]``, ``[report]`` and ``[card]`` (the model card's statements). Every key has a
+default, so an empty file is a valid config (the built-in demo). Each field's
+``metadata["doc"]`` is its one-line description; ``reportgen keys`` lists every listed key
+(:func:`all_keys`) with its default and that description, then each explanation method's own
+options. Errors name the key (``data.image_size``) and, for unknown keys, the closest valid
+one.
 """
 
 from __future__ import annotations
@@ -180,6 +180,15 @@ class ExplainConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    threshold: float = option(0.5, "Operating point of a binary model (one sigmoid output, or "
+                              "two classes): an image is predicted as the second class when "
+                              "its probability is >= this. Not given: the higher "
+                              "probability wins (0.5). Only for binary models.",
+                              minimum=0.0, maximum=1.0)
+
+
+@dataclass
 class ReportConfig:
     title: str = option("", "Title shown on every page; empty: made from the data and the "
                         'model ("photos: small_cnn trained here").')
@@ -222,6 +231,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     explain: ExplainConfig = field(default_factory=ExplainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     card: CardConfig = field(default_factory=CardConfig)
     #: Folder the config was read from; relative paths in the config are relative to it.
@@ -268,6 +278,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "training": TrainingConfig,
     "explain": ExplainConfig,
+    "evaluate": EvaluateConfig,
     "report": ReportConfig,
     "card": CardConfig,
 }

@@ -1,8 +1,8 @@
 """The cache never serves a stale result: every input that can change the output is part of
-its key. Each input is changed in turn: every config key outside [report] (and every method
-option), the image files, their names, the annotations, the class order, the model file and a
-weights file. The [report] and [card] keys are applied to a cached build instead, without
-recomputing."""
+its key. Each input is changed in turn: every config key outside [report], [evaluate] and [card]
+(and every method option), the image files, their names, the annotations, the class order, the
+model file and a weights file. The [report], [evaluate] and [card] keys are applied to a cached
+build instead, without recomputing."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def toml(value) -> str:
 
 SOURCE_KEYS = {"data.source", "model.source"}  # they change what is read: tested below
 #: Sections applied to the cached predictions of an earlier build (never keyed).
-APPLIED = ("report.", "card.")
+APPLIED = ("report.", "evaluate.", "card.")
 
 
 def keys_outside_report():

@@ -6,10 +6,10 @@ Three kinds of entry, each with a typed get and put:
 * ``explain-<key>.pkl``: an :class:`ExplainBundle`, predictions and explanations (key: model
   weights, data, explain settings);
 * ``report-<key>.pkl``: a :class:`ReportBundle`, everything a rebuild needs when only
-  ``[report]`` or ``[card]`` settings changed; it loads without TensorFlow (key: the config
-  without those two tables, the data and, for a given model, the bytes of its file, whose input
-  shape is remembered in ``model-<sha>.json`` so the images can be read before the model is
-  loaded).
+  ``[report]``, ``[evaluate]`` or ``[card]`` settings changed; it loads without TensorFlow
+  (key: the config without those tables, the data and, for a given model, the bytes of its
+  file, whose input shape is remembered in ``model-<sha>.json`` so the images can be read
+  before the model is loaded).
 
 Entries are written to a temporary name and renamed, so a crash leaves none half written; an
 entry of another format, or one that cannot be read, is a miss.
@@ -190,8 +190,9 @@ class BuildCache:
     # -- whole reports ----------------------------------------------------------------------------
 
     def report_key(self, data_hash_: str) -> str:
-        # [report] and [card] change only the pages: a rebuild from the bundle renders them.
-        settings = {k: v for k, v in self.cfg.to_dict().items() if k not in ("report", "card")}
+        # [report], [evaluate] and [card] are applied to the cached predictions, never keyed.
+        settings = {k: v for k, v in self.cfg.to_dict().items()
+                    if k not in ("report", "evaluate", "card")}
         # A report depends on the trained model and the explanations too: a change of their
         # formats (a model built differently for the same settings) is a miss here as well.
         return key("report", settings=settings, data=data_hash_,
