@@ -131,3 +131,20 @@ def test_keys_lists_the_card_section():
                 "card.ethical_considerations", "card.authors", "card.license",
                 "card.citation"):
         assert key in out
+
+
+def test_the_card_reports_the_curves_macro_averages_where_computed(drawn, inputs):
+    from reportgen.evaluate.curves import curve_metrics
+
+    test = inputs.metrics["test"]
+    labels = inputs.ds.splits["test"].labels
+    test["curves"] = curve_metrics(inputs.probs["test"], labels, inputs.ds.class_names,
+                                   resamples=50)
+    front = _front(_page(gather(inputs, drawn), "model_card.md"))
+    metrics = {m["name"]: m for m in front["model-index"][0]["results"][0]["metrics"]}
+    macro = test["curves"]["macro"]
+    ap = metrics["Test macro average precision (one-vs-rest)"]
+    auc = metrics["Test macro ROC AUC (one-vs-rest)"]
+    assert (ap["type"], ap["value"]) == ("average_precision", macro["average_precision"])
+    assert (auc["type"], auc["value"]) == ("roc_auc", macro["roc_auc"])
+    assert auc["args"] == {"average": "macro"}

@@ -168,6 +168,9 @@ def test_report_html_stands_alone_and_is_small(smoke_site):
     assert "data:image/webp;base64," in text  # figures re-encoded
     assert "data:image/jpeg;base64," in text  # gallery thumbnails as they are
     assert "image that was not written" not in text
+    # the evaluation's PR and ROC curves, their table and figures, as on the overview
+    assert '<h3 id="curves">' in text and "average precision [95 % CI]" in text
+    assert len(re.findall(r'<img class="figure" src="data:image/', text)) >= 6
     marker = json.loads((site / ".reportgen-site").read_text())
     assert {"report.html", "model_card.md"} <= set(marker["files"])  # published with the site
 
@@ -180,6 +183,7 @@ def test_model_card_holds_the_computed_metrics(smoke_site):
     got = {r.metric_name: r.metric_value for r in card.data.eval_results}
     assert got["Test accuracy"] == metrics["accuracy"]
     assert got["Test macro F1"] == metrics["macro_f1"]
+    assert got["Test macro ROC AUC (one-vs-rest)"] == metrics["curves"]["macro"]["roc_auc"]
     assert card.data.license == "unknown"
     assert all(r.dataset_name == "reportgen shapes demo" for r in card.data.eval_results)
 
