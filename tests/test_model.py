@@ -93,6 +93,7 @@ def test_a_short_training_run_is_eager_and_trains_as_compiled(keras, monkeypatch
     """Up to EAGER_STEPS steps train eagerly (no train-step compile); the weights are those of
     the compiled run to float rounding."""
     from reportgen import model as mdl
+    from reportgen.model import training
 
     rng = np.random.default_rng(5)
     x = rng.uniform(0, 1, (24, 16, 16, 3)).astype(np.float32)
@@ -103,7 +104,7 @@ def test_a_short_training_run_is_eager_and_trains_as_compiled(keras, monkeypatch
         return train(base, x, y, None, None, epochs=2, batch_size=8, learning_rate=1e-3,
                      patience=2, seed=0)[0]
     eager = run()
-    monkeypatch.setattr(mdl, "EAGER_STEPS", 5)
+    monkeypatch.setattr(training, "EAGER_STEPS", 5)  # the module train() reads it from
     compiled = run()
     assert eager.run_eagerly and not compiled.run_eagerly
     for a, b in zip(eager.get_weights(), compiled.get_weights(), strict=True):

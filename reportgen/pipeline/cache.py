@@ -34,6 +34,7 @@ from reportgen.config import NOT_PATHS, Config
 from reportgen.data.store import chunks
 from reportgen.errors import ReportgenError
 from reportgen.explain.results import Explained
+from reportgen.model.sources import source_for
 from reportgen.report.inputs import ModelInfo
 
 #: Per kind of entry, bumped whenever what it stores changes shape, so older entries are never
@@ -212,7 +213,7 @@ class BuildCache:
         cfg = self.cfg
         if not self.enabled:
             return None
-        if cfg.model.source == "train":
+        if source_for(cfg).trains:
             return self.train_shape
         digest = self.files_key()
         if digest is None:
@@ -237,15 +238,16 @@ class BuildCache:
             cfg = self.cfg
             h = hashlib.sha256()
             named = False
-            if cfg.model.source == "load" and cfg.resolve(cfg.model.path).exists():
-                _hash_files(h, cfg.resolve(cfg.model.path))
+            source = source_for(cfg)
+            for path in source.key_files():
+                _hash_files(h, path)
                 named = True
             if cfg.weights() not in NOT_PATHS and Path(cfg.weights()).exists():
                 _hash_files(h, Path(cfg.weights()))
                 named = True
-            if cfg.model.source == "applications":
-                h.update(json.dumps([cfg.model.architecture, cfg.model.weights,
-                                     cfg.model.input_size]).encode())
+            parts = source.key_parts()
+            if parts is not None:
+                h.update(json.dumps(parts).encode())
                 named = True
             self._file_hash = h.hexdigest() if named else None
         return self._file_hash
