@@ -4,6 +4,8 @@ backbone expects, so a saved model carries its own scaling.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 from keras import layers
@@ -18,23 +20,23 @@ class Preprocess(layers.Layer):
     std per channel), ``"caffe"`` (RGB to BGR, minus the ImageNet BGR means).
     """
 
-    def __init__(self, mode: str = "none", **kwargs):
+    def __init__(self, mode: str = "none", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if mode not in PREPROCESS_MODES:
             raise ValueError(f"unknown preprocessing mode {mode!r}")
         self.mode = mode
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         return apply_preprocess(x, self.mode)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode}
 
 
 PREPROCESS_MODES = ("none", "scale01", "tf", "torch", "caffe")
 
 
-def apply_preprocess(x, mode: str):
+def apply_preprocess(x: Any, mode: str) -> Any:
     """Apply preprocessing ``mode`` to raw pixels ``x`` (numpy or tensor, last axis channels)."""
     ops = keras.ops
     if mode == "none":

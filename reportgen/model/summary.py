@@ -18,7 +18,7 @@ from reportgen.errors import ModelError
 SCOPE_NAME = re.compile(r"^[A-Za-z0-9_.\\/>-]*$")
 
 
-def _layers_of(model) -> list:
+def _layers_of(model: keras.Model) -> list:
     out = []
     for layer in getattr(model, "layers", []):
         out.append(layer)
@@ -38,7 +38,7 @@ def with_runnable_names(model: keras.Model) -> tuple[keras.Model, dict[str, str]
     taken = {layer.name for layer in layers_}
     renamed: dict[str, str] = {}
 
-    def clone(layer):
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         if isinstance(layer, keras.Model):
             return keras.models.clone_model(layer, clone_function=clone)
         config = layer.get_config()
@@ -67,7 +67,7 @@ class LayerRow:
     params: int
 
 
-def _output_shape(layer) -> str:
+def _output_shape(layer: keras.layers.Layer) -> str:
     try:
         out = layer.output
     except (AttributeError, ValueError):

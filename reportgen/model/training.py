@@ -10,15 +10,16 @@ import keras
 import numpy as np
 from keras import layers
 
+from reportgen.config import TrainingConfig
 from reportgen.errors import ModelError
 
 
 class _EpochCallback(keras.callbacks.Callback):
-    def __init__(self, on_epoch: Callable[[int, dict], None]):
+    def __init__(self, on_epoch: Callable[[int, dict], None]) -> None:
         super().__init__()
         self._on_epoch = on_epoch
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._on_epoch(epoch, dict(logs or {}))
 
 
@@ -30,11 +31,13 @@ EAGER_STEPS = 16
 CALIBRATION_IMAGES = 256
 
 
-def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
-          x_val: np.ndarray | None, y_val: np.ndarray | None, *, epochs: int, batch_size: int,
-          learning_rate: float, patience: int, seed: int, min_epochs: int = 3,
+def train(model: keras.Model, data: tuple[np.ndarray, np.ndarray],
+          val: tuple[np.ndarray, np.ndarray] | None, settings: TrainingConfig,
           on_epoch: Callable[[int, dict], None] | None = None) -> tuple[keras.Model, dict]:
-    """Train a copy of ``model`` with Adam and sparse cross-entropy; return (copy, history).
+    """Train a copy of ``model`` with Adam and sparse cross-entropy on ``data`` (images
+    (N, H, W, C) as the model takes them, int labels (N,)), validated on ``val`` (None or
+    empty: none), with ``settings`` (epochs, batch size, learning rate, patience, seed,
+    min_epochs); ``on_epoch(epoch, logs)`` after each epoch. Return (copy, history).
 
     Early stopping watches the validation loss (the training loss without a val split) and
     restores the best weights of epoch ``min_epochs`` (1-based) or later, never stopping
@@ -48,17 +51,21 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     trained (it predicts one class). ``history`` maps metric names ("loss", "accuracy",
     "val_loss", "val_accuracy") to per-epoch lists of floats.
     """
+    x_train, y_train = data
+    epochs, batch_size, seed = settings.epochs, settings.batch_size, settings.seed
     keras.utils.set_random_seed(seed)
     trained = keras.models.clone_model(model)
     trained.set_weights(model.get_weights())
     steps = epochs * -(-len(x_train) // batch_size)
-    trained.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    trained.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                     loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                     run_eagerly=steps <= EAGER_STEPS)
-    has_val = x_val is not None and len(x_val) > 0
+    validation = None if val is None or not len(val[0]) else \
+        (val[0].astype(np.float32), val[1])
+    has_val = validation is not None
     callbacks = [keras.callbacks.TerminateOnNaN(), keras.callbacks.EarlyStopping(
-        monitor="val_loss" if has_val else "loss", patience=patience,
-        restore_best_weights=True, start_from_epoch=min_epochs - 1)]
+        monitor="val_loss" if has_val else "loss", patience=settings.patience,
+        restore_best_weights=True, start_from_epoch=settings.min_epochs - 1)]
     if on_epoch:
         callbacks.append(_EpochCallback(on_epoch))
     sample = None
@@ -68,17 +75,23 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
         callbacks.append(_CalibrateBeforeValidation(sample))
     hist = trained.fit(
         x_train.astype(np.float32), y_train, batch_size=batch_size, epochs=epochs,
-        validation_data=(x_val.astype(np.float32), y_val) if has_val else None,
+        validation_data=validation,
         shuffle=True, callbacks=callbacks, verbose=0)
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    _check_converged(history, settings.learning_rate)
+    if sample is not None:
+        calibrate_batchnorm(trained, sample)
+    return trained, history
+
+
+def _check_converged(history: dict[str, list[float]], learning_rate: float) -> None:
+    """ModelError naming ``training.learning_rate`` when a training loss is not finite (or
+    no epoch ran)."""
     bad = next((i for i, v in enumerate(history.get("loss", [])) if not np.isfinite(v)), None)
     if bad is not None or not history.get("loss"):
         raise ModelError(f"training.learning_rate: training diverged (loss "
                          f"{history.get('loss', ['nan'])[bad or 0]} in epoch {(bad or 0) + 1}); "
                          f"lower training.learning_rate (now {learning_rate:g})")
-    if sample is not None:
-        calibrate_batchnorm(trained, sample)
-    return trained, history
 
 
 class _CalibrateBeforeValidation(keras.callbacks.Callback):
@@ -86,15 +99,15 @@ class _CalibrateBeforeValidation(keras.callbacks.Callback):
     each validation, so validation metrics and early stopping see the model as it will
     predict (and the weights early stopping keeps carry those statistics)."""
 
-    def __init__(self, images: np.ndarray):
+    def __init__(self, images: np.ndarray) -> None:
         super().__init__()
         self._images = images
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: dict | None = None) -> None:
         calibrate_batchnorm(self.model, self._images)
 
 
-def _batchnorms(model) -> list:
+def _batchnorms(model: keras.Model) -> list:
     out = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
@@ -104,7 +117,7 @@ def _batchnorms(model) -> list:
     return out
 
 
-def _trained_batchnorms(model) -> list:
+def _trained_batchnorms(model: keras.Model) -> list:
     """The BatchNorm layers of ``model`` that run in training mode while it trains: trainable
     ones inside trainable (nested) models. A frozen layer or backbone keeps its statistics
     (Keras runs a non-trainable BatchNorm in inference mode)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from reportgen import progress as prog
 from reportgen.config import Config
 from reportgen.errors import ReportgenError
+from reportgen.explain.results import Explained
 from reportgen.pipeline import stages
 from reportgen.pipeline.cache import BuildCache, ReportBundle
 
@@ -64,7 +65,7 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True,
             prog.say(f"Note: {trained.note}", show_progress)
             run.notes.append(trained.note)
         data, earlier = stages.cached_report(run)
-        if earlier is not None:
+        if earlier is not None and data is not None:  # a hit always comes with its data
             return _rebuild(run, out, data, earlier, t_start)
         return _full_build(run, out, t_start, data)
 
@@ -123,7 +124,8 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
     return _result(run, out, index, metrics, t_start)
 
 
-def _options_data(run: stages.Run, explained, size: tuple[int, int]) -> dict[str, dict]:
+def _options_data(run: stages.Run, explained: Explained, size: tuple[int, int]
+                  ) -> dict[str, dict]:
     """{method: its options as run on images of ``size`` (H, W)} of the methods that ran: the
     plan's (the options the user asked for, reduced where the plan reduced them, automatic
     sizes resolved). Empty when none ran: no method's options are stated as run."""

@@ -33,6 +33,9 @@ class ApplicationsSource(ModelSource):
             cfg.model.architecture, weights=cfg.weights(), input_size=cfg.model.input_size,
             n_classes=len(class_names(cfg)), seed=cfg.training.seed)
         h, w, channels = input_spec(model, "model.architecture")
+        if h is None or w is None:  # keras.applications builds at a size; never seen otherwise
+            raise ModelError(f"model.input_size: {model.name} was built for images of any "
+                             "size; set model.input_size")
         weights = {"none": "random weights", "imagenet": "ImageNet weights"}.get(
             cfg.model.weights, f"weights from {cfg.model.weights}")
         note = (f"The model is keras.applications {model.name} with {weights}, used as it is "

@@ -44,20 +44,23 @@ def load_keras_file(path: Path, *, safe_mode: bool = True) -> Any:
     try:
         return keras.models.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as e:  # Keras raises many kinds; each is a user-facing problem here
-        text = " ".join(str(e).split())
-        if "safe_mode" in text or "Lambda" in text and "unsafe" in text.lower():
-            raise ModelError(
-                f"model.path: {path} contains a Lambda layer with Python code, refused under "
-                "safe mode; set model.safe_mode = false (--set model.safe_mode=false) only if "
-                "you trust this file") from None
-        found = re.search(r"Could not locate (?:class|function) '([^']+)'", text) or \
-            re.search(r"Unknown layer: '?([\w.]+)", text)
-        if found:
-            raise ModelError(
-                f"model.path: {path} uses the custom layer '{found.group(1)}', which Keras does "
-                "not know; decorate its class with @keras.saving.register_keras_serializable() "
-                "in a module imported before loading, or save the model without it") from None
-        if suffix == ".h5" and "signature" in text:
-            raise ModelError(f"model.path: {path} is not a Keras model file (not HDF5)") from None
-        raise ModelError(f"model.path: {path} could not be loaded as a Keras model: "
-                         f"{text[:200]}") from None
+        raise _load_error(path, " ".join(str(e).split())) from None
+
+
+def _load_error(path: Path, text: str) -> ModelError:
+    """The one-line error, naming ``model.path``, for Keras's error ``text`` loading ``path``."""
+    if "safe_mode" in text or "Lambda" in text and "unsafe" in text.lower():
+        return ModelError(
+            f"model.path: {path} contains a Lambda layer with Python code, refused under "
+            "safe mode; set model.safe_mode = false (--set model.safe_mode=false) only if "
+            "you trust this file")
+    found = re.search(r"Could not locate (?:class|function) '([^']+)'", text) or \
+        re.search(r"Unknown layer: '?([\w.]+)", text)
+    if found:
+        return ModelError(
+            f"model.path: {path} uses the custom layer '{found.group(1)}', which Keras does "
+            "not know; decorate its class with @keras.saving.register_keras_serializable() "
+            "in a module imported before loading, or save the model without it")
+    if path.suffix.lower() == ".h5" and "signature" in text:
+        return ModelError(f"model.path: {path} is not a Keras model file (not HDF5)")
+    return ModelError(f"model.path: {path} could not be loaded as a Keras model: {text[:200]}")

@@ -5,10 +5,13 @@ serving graph for the explanations is ``reportgen.explain.savedmodel``'s work.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reportgen.errors import ModelError
 from reportgen.model.sources.base import LoadedSource
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from reportgen.config import Config
 
 
 def is_saved_model(path: Path) -> bool:
@@ -20,7 +23,7 @@ class SavedModelSource(LoadedSource):
     """A SavedModel folder, loaded for inference (:func:`load_saved_model`)."""
 
     @classmethod
-    def accepts(cls, cfg) -> bool:
+    def accepts(cls, cfg: Config) -> bool:
         return cfg.model.source == cls.name and is_saved_model(cfg.resolve(cfg.model.path))
 
     def load(self) -> Any:

@@ -75,11 +75,7 @@ class TrainSource(TrainingSource):
             on_epoch: Callable[[int, dict], None]) -> tuple[Any, dict]:
         from reportgen.model.training import train as train_model
 
-        t = self.cfg.training
-        return train_model(base, *train, *(val or (None, None)), epochs=t.epochs,
-                           batch_size=t.batch_size, learning_rate=t.learning_rate,
-                           patience=t.patience, seed=t.seed, min_epochs=t.min_epochs,
-                           on_epoch=on_epoch)
+        return train_model(base, train, val, self.cfg.training, on_epoch)
 
     def describe(self) -> SourceInfo:
         return SourceInfo(self.name, True, "{model} trained here")

@@ -7,6 +7,9 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from typing import Callable
+
+import keras
 import numpy as np
 
 from reportgen import evaluate as ev
@@ -15,8 +18,10 @@ from reportgen import progress as prog
 from reportgen.config import Config, ExplainConfig
 from reportgen.explain import plan as pl
 from reportgen.explain import suite
+from reportgen.explain.explainer import Explainer
 from reportgen.explain.graph import ModelGraph
 from reportgen.explain.methods import Shape
+from reportgen.explain.results import Explained
 from reportgen.guard import collecting, optional_part
 from reportgen.pipeline.cache import ExplainBundle, key
 from reportgen.pipeline.stages.checks import explained_classes
@@ -24,6 +29,9 @@ from reportgen.pipeline.stages.fit import Fitted
 from reportgen.pipeline.stages.reading import grouped
 from reportgen.pipeline.stages.run import Data, Run
 from reportgen.text import duration
+
+#: Raw uint8 images (N, H, W, C) -> the model's float32 input.
+Prep = Callable[[np.ndarray], np.ndarray]
 
 
 def explain_key(run: Run, fitted: Fitted, data: Data) -> str:
@@ -50,7 +58,7 @@ def predict(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
     return probs
 
 
-def predict_batch(cfg: Config, model, shape: tuple[int, int, int]) -> int:
+def predict_batch(cfg: Config, model: keras.Model, shape: tuple[int, int, int]) -> int:
     """The batch of the predictions: ``explain.batch_size`` when set, else what the memory
     budget holds for a forward pass (:func:`reportgen.explain.plan.memory_batch`)."""
     if "explain.batch_size" in cfg.given:
@@ -62,7 +70,7 @@ def predict_batch(cfg: Config, model, shape: tuple[int, int, int]) -> int:
     return pl.memory_batch(act, pl.memory_budget(cfg.explain.memory_gb), pl.FORWARD_FACTOR)
 
 
-def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
+def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]) -> Explained:
     """GradCAM over the whole test set, every method with the quality table, the Layers page;
     the results carry the plan they ran to (as re-planned)."""
     test = data.ds.splits["test"]
@@ -94,7 +102,7 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
     return explained
 
 
-def guarded_plan(run: Run, ex, data: Data, prep) -> tuple:
+def guarded_plan(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
     """:func:`planned`, or, where probing the model fails (a failure noted like any other
     part's), the settings as configured with no plan."""
     with optional_part("planning (timing the model)", ex.layer_or_none()):
@@ -109,7 +117,7 @@ class LatePlan:
     :attr:`cfg` is then the config the rest of the build runs with, :attr:`plan` the plan
     (None without test images)."""
 
-    def __init__(self, run: Run, cfg: Config, plan=None):
+    def __init__(self, run: Run, cfg: Config, plan: pl.Plan | None = None) -> None:
         self.run, self.cfg, self.plan = run, cfg, plan
 
     def __call__(self, seconds: dict[str, float]) -> tuple[Config, list[str] | None]:
@@ -133,7 +141,7 @@ PLANNED_KEYS = tuple(f.name for f in dataclasses.fields(ExplainConfig)
                      if f.name != "method_options")
 
 
-def planned(run: Run, ex, data: Data, prep) -> tuple:
+def planned(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
     """Probe the model, plan the work to explain.budget and the memory budget, and say what
     was reduced; return (the config with the planned explain settings, the planned method
     options, the :class:`~reportgen.explain.plan.Plan` (None without test images), the

@@ -18,7 +18,8 @@ from reportgen import __version__
 from reportgen import model as mdl
 from reportgen import progress as prog
 from reportgen.config import Config
-from reportgen.data.folder import files_hash
+from reportgen.data.folder import Split, files_hash
+from reportgen.data.store import Images
 from reportgen.errors import ConfigError, ModelError
 from reportgen.evaluate import kept_epoch
 from reportgen.explain.graph import ModelGraph
@@ -33,7 +34,7 @@ class Fitted:
     """The model explained: loaded or trained, its history ({} when loaded), the cache key of
     its training, its preprocessing, and the hash of its weights."""
 
-    model: object
+    model: keras.Model
     history: dict
     train_key: str | None
     preprocess: str
@@ -41,12 +42,12 @@ class Fitted:
     #: What the output holds (a key of ``reportgen.explain.graph.HEAD_KINDS``).
     head: str = "softmax"
 
-    def prep(self, images: np.ndarray) -> np.ndarray:
+    def prep(self, images: np.ndarray | Images) -> np.ndarray:
         """Raw uint8 images as the model's float32 input."""
         return preprocessed(images, self.preprocess)
 
 
-def preprocessed(images: np.ndarray, mode: str) -> np.ndarray:
+def preprocessed(images: np.ndarray | Images, mode: str) -> np.ndarray:
     """Raw uint8 images as float32 model input under preprocessing ``mode``."""
     x = np.asarray(images).astype(np.float32)  # reads an Images view whole
     return np.asarray(mdl.apply_preprocess(x, mode), dtype=np.float32)
@@ -65,7 +66,7 @@ def given_model(run: Run) -> Given:
     return given
 
 
-def check_layer_keys(cfg: Config, model, shape: tuple) -> None:
+def check_layer_keys(cfg: Config, model: keras.Model, shape: tuple) -> None:
     """``explain.layer`` and every ``explain.pattern_layers`` entry checked against the model
     as soon as it exists (loaded, or built before training), so a typo ends the build at once
     with the valid names."""
@@ -131,7 +132,7 @@ def _early_stopping_notes(history: dict, cfg: Config) -> list[str]:
             "(training.min_epochs) on, were kept."]
 
 
-def calibrate(run: Run, model, data: Data, preprocess: str) -> None:
+def calibrate(run: Run, model: keras.Model, data: Data, preprocess: str) -> None:
     """Set the BatchNorm statistics of a randomly initialized keras.applications model (built
     here) to those of the photos, so its outputs and maps are not degenerate (a network with
     random weights and initial statistics gives near-constant outputs and empty maps)."""
@@ -143,7 +144,7 @@ def calibrate(run: Run, model, data: Data, preprocess: str) -> None:
                          "nothing, the report shows the method, not the model.")
 
 
-def _head(run: Run, model, names: list[str], shape: tuple) -> str:
+def _head(run: Run, model: keras.Model, names: list[str], shape: tuple) -> str:
     """The kind of the model's output, noted in the report where it is not a softmax."""
     try:
         graph = ModelGraph(model, run.cfg.model.output_index, shape)
@@ -187,7 +188,7 @@ def _train_or_reuse(run: Run, data: Data, train_key: str, preprocess: str) -> tu
     base = source.build(data.shape, len(ds.class_names))
     check_layer_keys(cfg, base, data.shape)
 
-    def xy(split) -> tuple[np.ndarray, np.ndarray]:
+    def xy(split: Split) -> tuple[np.ndarray, np.ndarray]:
         return preprocessed(split.images, preprocess), split.labels
 
     tr, va = ds.splits["train"], ds.splits["val"]
@@ -198,7 +199,7 @@ def _train_or_reuse(run: Run, data: Data, train_key: str, preprocess: str) -> tu
     return model, history
 
 
-def describe(fitted: Fitted, data: Data):
+def describe(fitted: Fitted, data: Data) -> ModelInfo:
     """The Model page's :class:`~reportgen.report.inputs.ModelInfo`."""
     model, ds = fitted.model, data.ds
     return ModelInfo(

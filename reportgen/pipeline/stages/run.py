@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,11 +25,11 @@ if TYPE_CHECKING:  # annotations only: no import at run time
 class Timer:
     """Wall seconds per named stage."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.times: dict[str, float] = {}
 
     @contextmanager
-    def stage(self, name: str):
+    def stage(self, name: str) -> Iterator[None]:
         """Add the time spent inside the block to stage ``name``."""
         t0 = time.perf_counter()
         try:

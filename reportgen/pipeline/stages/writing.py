@@ -11,6 +11,7 @@ from reportgen import evaluate as ev
 from reportgen import progress as prog
 from reportgen import report
 from reportgen.errors import PartsFailed
+from reportgen.report.inputs import ReportInputs
 from reportgen.report.site import SiteWriter
 from reportgen.pipeline.stages.run import Data, Run
 
@@ -41,7 +42,8 @@ def warn(run: Run, data: Data, probs: dict[str, np.ndarray], history: dict) -> l
     return found
 
 
-def write(run: Run, out: Path, inputs, drawn: dict, model_file: Callable | None) -> Path:
+def write(run: Run, out: Path, inputs: ReportInputs, drawn: dict, model_file: Callable | None
+          ) -> Path:
     """Gather the report, then write it into ``out`` atomically; return the index path.
     ``run.failures`` becomes the parts that failed; with ``run.strict``, any ends the build
     (:class:`~reportgen.errors.PartsFailed`) before the site replaces ``out``."""
