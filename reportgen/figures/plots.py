@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -13,13 +13,17 @@ from matplotlib.ticker import MaxNLocator
 
 from reportgen.text import mathtext
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 
 #: Paper sizes: a single column and a full two-column width, in inches.
 COLUMN, FULL = 3.3, 6.8
 #: Text sizes of every figure (points), as a paper's figures have them: 7-9 pt at the sizes
 #: above, so a figure drops into a column unscaled.
-STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
-         "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 9}
+STYLE: dict[RcKeyType, Any] = {
+    "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
+    "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 9}
 
 
 def styled(plot: Callable[..., Figure]) -> Callable[..., Figure]:
@@ -37,8 +41,16 @@ def _figure(ax: Axes | None, figsize=(FULL, 3.0)) -> tuple[Figure, Axes]:
         fig = Figure(figsize=figsize, layout="tight")
         ax = fig.subplots()
     else:
-        fig = ax.figure
+        fig = _figure_of(ax)
     return fig, ax
+
+
+def _figure_of(ax: Axes) -> Figure:
+    """The figure that holds ``ax`` (the outermost one, when ``ax`` is in a subfigure)."""
+    fig = ax.get_figure(root=True)
+    if fig is None:
+        raise ValueError("the axes belong to no figure")
+    return fig
 
 
 @styled
@@ -87,7 +99,7 @@ def training_curves(history: dict[str, Sequence[float]], *, axes: Sequence[Axes]
         fig = Figure(figsize=(FULL, 2.6), layout="tight")
         axes = fig.subplots(1, 2)
     else:
-        fig = axes[0].figure
+        fig = _figure_of(axes[0])
     for ax, metric, title in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
         for prefix, label, style in (("", "train", "-"), ("val_", "validation", "--")):
             series = history.get(prefix + metric)
@@ -145,7 +157,7 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, title: str |
     if k <= 4:
         ax.tick_params(axis="x", rotation=0)
         for t in ax.get_xticklabels():
-            t.set_ha("center")
+            t.set_horizontalalignment("center")
     ax.set_yticks(*_ticks(r, rows_names), fontsize=_tick_size(max(r, k)))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -259,7 +271,8 @@ def labels(names: Sequence[str]) -> list[str]:
 
 #: Vector files keep their text as text (selectable, editable, and set in the paper's fonts by
 #: tools that substitute them): SVG <text> elements, TrueType (Type 42) fonts in PDF.
-VECTOR_TEXT = {"svg.hashsalt": "reportgen", "svg.fonttype": "none", "pdf.fonttype": 42}
+VECTOR_TEXT: dict[RcKeyType, Any] = {"svg.hashsalt": "reportgen", "svg.fonttype": "none",
+                                     "pdf.fonttype": 42}
 
 
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"),

@@ -65,7 +65,7 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True,
             prog.say(f"Note: {trained.note}", show_progress)
             run.notes.append(trained.note)
         data, earlier = stages.cached_report(run)
-        if earlier is not None and data is not None:  # a hit always comes with its data
+        if earlier is not None and data is not None:  # a bundle is found by its data's hash
             return _rebuild(run, out, data, earlier, t_start)
         return _full_build(run, out, t_start, data)
 

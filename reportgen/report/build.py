@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -287,8 +288,8 @@ def _common(inputs: ReportInputs) -> dict:
     """What every page shares: title, navigation, classes (for photos without labels, the
     predicted ones), notes."""
     names, per_class = inputs.ds.class_names, inputs.metrics["test"]["per_class"]
-    classes = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"} for i, n in enumerate(names)
-               if n in per_class]
+    classes: list[dict[str, Any]] = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"}
+                                     for i, n in enumerate(names) if n in per_class]
     nav = [{"href": "index.html", "label": "Overview"}]
     if inputs.ds.labeled:
         wrong = misclassified(inputs.ds.splits["test"].labels, inputs.probs["test"])
