@@ -86,13 +86,14 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
     bundle = explaining.predict_and_explain(run, fitted, data)
     data = stages.grouped(data, bundle.probs)
     metrics = stages.evaluate(run, data, bundle.probs)
+    sliced = stages.slices(run, data, bundle.probs)
     warnings = stages.warn(run, data, bundle.probs, fitted.history)
-    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, fitted.history)
+    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, fitted.history, sliced)
     info = fit.describe(fitted, data)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, fitted.history,
                           bundle.explained, info, run.notes + bundle.explained.notes,
                           _options_data(run, bundle.explained, data.shape[:2]),
-                          warnings=warnings, source=run.source.describe())
+                          warnings=warnings, slices=sliced, source=run.source.describe())
     index = stages.write(run, out, inputs, drawn, fit.model_file_job(run, fitted))
     run.cache.remember_shape(data.shape)
     cached_model = run.cache.model_file(fitted.train_key) if fitted.train_key else None
@@ -112,11 +113,12 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
 
     data = stages.grouped(data, bundle.probs)
     metrics = stages.evaluate(run, data, bundle.probs)
+    sliced = stages.slices(run, data, bundle.probs)
     warnings = stages.warn(run, data, bundle.probs, bundle.history)
-    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history)
+    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history, sliced)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,
                           bundle.explained, bundle.info, run.notes, bundle.method_options,
-                          warnings=warnings, source=run.source.describe())
+                          warnings=warnings, slices=sliced, source=run.source.describe())
     model_file = None
     if bundle.model_file is not None:
         model_file = lambda path, src=bundle.model_file: shutil.copyfile(src, path)  # noqa: E731

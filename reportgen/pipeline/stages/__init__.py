@@ -21,6 +21,7 @@ from reportgen.pipeline.stages.checks import (
     absent_ok,
     check,
     check_data,
+    check_metadata,
     check_paths,
     explained_classes,
     train_input,
@@ -29,11 +30,12 @@ from reportgen.pipeline.stages.reading import (
     absent_note,
     cached_report,
     grouped,
+    metadata,
     read_data,
     unlabeled_names,
 )
 from reportgen.pipeline.stages.run import Data, Run, Timer, start_tensorflow
-from reportgen.pipeline.stages.writing import evaluate, warn, write
+from reportgen.pipeline.stages.writing import evaluate, slices, warn, write
 
 if TYPE_CHECKING:  # the TensorFlow stages, for type checkers; imported on first use
     from reportgen.pipeline.stages.explaining import (
@@ -71,13 +73,13 @@ _LATER = {
 }
 
 __all__ = [
-    "PLANNED_KEYS", "SYSTEM_FOLDERS", "Data", "Fitted", "Given", "LatePlan", "Run", "Timer",
-    "TrainInput", "absent_note", "absent_ok", "cached_report", "calibrate", "check",
-    "check_data", "check_layer_keys", "check_paths", "describe", "evaluate", "explain",
+    "Data", "Fitted", "Given", "LatePlan", "PLANNED_KEYS", "Run", "SYSTEM_FOLDERS", "Timer",
+    "TrainInput", "absent_note", "absent_ok", "cached_report", "calibrate", "check", "check_data",
+    "check_layer_keys", "check_metadata", "check_paths", "describe", "evaluate", "explain",
     "explain_key", "explained_classes", "fit_model", "given_model", "grouped", "guarded_plan",
-    "model_file_job", "planned", "predict", "predict_and_explain", "predict_batch",
-    "preprocessed", "read_data", "start_tensorflow", "train_input", "unlabeled_names", "warn",
-    "with_settings", "write",
+    "metadata", "model_file_job", "planned", "predict", "predict_and_explain", "predict_batch",
+    "preprocessed", "read_data", "slices", "start_tensorflow", "train_input", "unlabeled_names",
+    "warn", "with_settings", "write",
 ]
 
 

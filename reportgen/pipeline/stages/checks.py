@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from reportgen.config import Config, did_you_mean
-from reportgen.data.folder import check_listing
+from reportgen.data.folder import check_listing, image_files, listed_files
+from reportgen.data.metadata import read_metadata, read_table
 from reportgen.errors import ConfigError
 from reportgen.explain.methods import configure
 from reportgen.model.sources import EarlyInput, source_for
@@ -48,10 +49,31 @@ def absent_ok(cfg: Config) -> bool:
 
 
 def check_data(cfg: Config) -> None:
-    """Check the class folders against ``data.classes`` from the folder listing, before
-    TensorFlow loads (DataError naming the key or folder)."""
+    """Check the class folders against ``data.classes`` from the folder listing, and the form
+    of the ``data.metadata`` file, before TensorFlow loads (DataError naming the key, folder
+    or file)."""
     if cfg.data.source == "folder":
         check_listing(cfg.resolve(cfg.data.path), cfg.data.classes, absent_ok=absent_ok(cfg))
+    if cfg.data.metadata:
+        check_metadata(cfg)
+
+
+def check_metadata(cfg: Config) -> None:
+    """Check the ``data.metadata`` file against the image files listed in ``data.path``
+    (nothing decoded; the demo's images do not exist yet: its form alone), so a wrong file is
+    refused before TensorFlow loads; :func:`~reportgen.pipeline.stages.reading.metadata`
+    matches it to the images read."""
+    path = cfg.resolve(cfg.data.metadata)
+    if cfg.data.source == "shapes":
+        read_table(path)
+        return
+    root = cfg.resolve(cfg.data.path)
+    if not root.is_dir():  # refused, naming data.path, when the data is read
+        read_table(path)
+        return
+    files = listed_files(root) if cfg.data.source == "folder" else image_files(root, root, [])
+    read_metadata(path, cfg.public(cfg.data.metadata),
+                  [f.relative_to(root).as_posix() for f in files], [])
 
 
 def train_input(cfg: Config) -> TrainInput:

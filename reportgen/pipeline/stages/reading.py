@@ -8,7 +8,9 @@ import numpy as np
 from reportgen import progress as prog
 from reportgen.data import generate_shapes, load_dataset, load_images
 from reportgen.data.folder import count_files, hazards
+from reportgen.data.folder import Dataset
 from reportgen.data.images import grouped_by_prediction
+from reportgen.data.metadata import Metadata, read_metadata
 from reportgen.data.shapes import CLASSES
 from reportgen.errors import ConfigError
 from reportgen.pipeline.cache import ReportBundle, data_hash
@@ -60,7 +62,24 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
     for hazard in hazards(ds):
         prog.say(f"Warning: {hazard}")
         run.notes.append(hazard)
-    return Data(ds, data_hash(ds), shape)
+    return Data(ds, data_hash(ds), shape, metadata(run, ds))
+
+
+def metadata(run: Run, ds: Dataset) -> Metadata | None:
+    """The per-image metadata of ``data.metadata`` checked against the images read (a
+    one-line DataError naming the file when it is wrong); None when not set."""
+    cfg = run.cfg
+    if not cfg.data.metadata:
+        return None
+    known = [p for split in ds.splits.values() for p in split.paths]
+    meta = read_metadata(cfg.resolve(cfg.data.metadata), cfg.public(cfg.data.metadata), known,
+                         [p for p, _ in ds.skipped])
+    if meta.skipped_rows:
+        note = (f"data.metadata: {plural(meta.skipped_rows, 'row')} name files that were "
+                "skipped as unreadable (listed on the overview) and are left out.")
+        prog.say(f"Note: {note}", run.show)
+        run.notes.append(note)
+    return meta
 
 
 def absent_note(absent: list[str], total: int) -> str:
@@ -78,7 +97,7 @@ def grouped(data: Data, probs: dict[str, np.ndarray]) -> Data:
     if data.ds.labeled:
         return data
     return Data(grouped_by_prediction(data.ds, probs["test"].argmax(axis=1)), data.hash,
-                data.shape)
+                data.shape, data.metadata)
 
 
 def cached_report(run: Run) -> tuple[Data | None, ReportBundle | None]:

@@ -19,6 +19,7 @@ from reportgen.pipeline.cache import BuildCache
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
+    from reportgen.data.metadata import Metadata
     from reportgen.report.figjobs import Figures
 
 
@@ -73,11 +74,13 @@ class Run:
 
 @dataclass
 class Data:
-    """The data set read at ``shape`` (H, W, C) and its content hash."""
+    """The data set read at ``shape`` (H, W, C), its content hash, and its per-image
+    metadata (``data.metadata``; None without)."""
 
     ds: Dataset
     hash: str
     shape: tuple[int, int, int]
+    metadata: Metadata | None = None
 
 
 def start_tensorflow() -> None:

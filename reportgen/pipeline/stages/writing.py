@@ -10,9 +10,11 @@ import numpy as np
 from reportgen import evaluate as ev
 from reportgen import progress as prog
 from reportgen import report
+from reportgen.data.properties import split_properties
 from reportgen.errors import PartsFailed
 from reportgen.report.inputs import ReportInputs
 from reportgen.report.site import SiteWriter
+from reportgen.slices import SliceReport, slice_report
 from reportgen.pipeline.stages.run import Data, Run
 
 
@@ -27,6 +29,24 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
     return {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
                                    run.cfg.report.top_k, present)
             for name in ds.splits}
+
+
+def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | None:
+    """Accuracy by metadata slice and the weak-slice search on the test images' properties
+    (:mod:`reportgen.slices`); None for photos without labels (no accuracy to slice)."""
+    test = data.ds.splits["test"]
+    if not data.ds.labeled or not len(test):
+        if data.metadata is not None:
+            run.notes.append(f"data.metadata ({data.metadata.name}) was read, but the test "
+                             "images have no labels: no accuracy per slice.")
+        return None
+    with run.timer.stage("slices"):
+        correct = probs["test"].argmax(axis=1) == test.labels
+        columns, missing = (data.metadata.values(test.paths) if data.metadata is not None
+                            else (None, 0))
+        return slice_report(correct, split_properties(test).known(), columns, missing=missing,
+                            source=data.metadata.name if data.metadata is not None else None,
+                            classes=(test.labels, data.ds.class_names))
 
 
 def warn(run: Run, data: Data, probs: dict[str, np.ndarray], history: dict) -> list[str]:
