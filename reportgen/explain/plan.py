@@ -69,13 +69,27 @@ class Probe:
     #: Seconds per image of the test set's GradCAM (forward, and backward through the head
     #: above the explained layer only); None without a conv layer (then forward + backward).
     cam_s: float | None = None
-    #: Seconds to trace one compiled function of this model (the least over the probe's
-    #: compiled functions of the first call's time less a later call's: the gradient
-    #: functions always, the forward one when ``compiled``; the test set's GradCAM also builds
-    #: its peak search, 3.5 s against 0.4 s for the forward pass on the demo, whose methods'
-    #: functions took 0.38 s each). Every method traces its functions once per model: seconds
-    #: on a large model, which a plan for a few images must count.
+    #: Seconds to trace the cheapest compiled function of this model: the least over the
+    #: probe's compiled functions of the first call's time less a later call's (the gradient
+    #: functions always, the forward one when ``compiled``). Every method traces its
+    #: functions once per model: seconds on a large model, which a plan for a few images
+    #: must count.
     trace_s: float = 0.0
+    #: {kind of :data:`TRACE_KINDS`: its trace over ``trace_s``} as the probe timed one
+    #: function of each kind (a backward pass to the input traced in 3 to 4 times a forward
+    #: pass's time on ConvNeXtTiny, GradCAM's in 1.3 to 1.6 times). Ratios, so that scaling
+    #: ``trace_s`` (the re-plan) scales every kind.
+    trace_scale: dict = dataclasses.field(default_factory=dict)
+    #: Seconds of one eager forward call of one image (the Layers page's feature maps and a
+    #: short receptive-field search run eagerly: Python over every layer, 0.5 to 0.8 s a
+    #: call on ConvNeXtTiny whatever the batch); 0 when not measured.
+    eager_s: float = 0.0
+
+    def trace(self, kind: str) -> float:
+        """Seconds to trace one compiled function of ``kind`` (a value of
+        :data:`TRACE_KINDS`): the probe's own of that kind, else of the costliest it timed."""
+        scale = self.trace_scale.get(kind, max(self.trace_scale.values(), default=1.0))
+        return self.trace_s * scale
 
     @property
     def gradcam_s(self) -> float:
@@ -119,54 +133,95 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
     :data:`PROBE_CALLS`); per image. ``compiled``: the forward pass as ``tf.function`` (as
     long runs execute; compiling costs seconds on a large model), else eagerly (slower: an
     upper bound, and free). The gradient functions (the backward pass, GradCAM) are compiled
-    either way, as the work runs them; the work reuses them."""
+    either way, as the work runs them; the work reuses them. Each compiled function's first
+    call less a later one is its trace, one of each kind of :data:`TRACE_KINDS`
+    (:func:`warm_up` first takes TensorFlow's one-time start-up out of them)."""
     import tensorflow as tf
 
     from reportgen.explain.cam import test_set_cam_function
     from reportgen.explain.common import probability_function
     from reportgen.explain.gradients import gradient_function
 
+    warm_up()
     x = ex.batch(images)
     x = tf.constant(np.ascontiguousarray(np.concatenate([x] * -(-batch // len(x)))[:batch]))
     t = tf.zeros(batch, tf.int32)
-    fwd, grad = probability_function(ex.graph), gradient_function(ex.graph)
     try:  # the test set's GradCAM function itself
         cam = test_set_cam_function(ex)
     except ValueError:  # no conv layer
         cam = None
-    fns = [f for f in (fwd, grad, cam) if f is not None]
-    timed = [f for f in fns if compiled or not f.eager]
-    fresh = [f for f in timed if f.compiled is None]  # traced by this probe
-    for fn in timed:
-        fn.expect(10**6)  # compile now; the work reuses it
-    run = [f if f in timed else f.python for f in fns]  # eager: uncounted
-
-    traces = []
-
-    def best(k: int, call) -> float:
-        t0 = time.perf_counter()
-        call()
-        first = time.perf_counter() - t0
-        times: list[float] = []
-        while len(times) < repeats or (sum(times) < min_seconds and len(times) < PROBE_CALLS):
-            t0 = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - t0)
-        steady = float(np.median(times))
-        if fns[k] in fresh:
-            fns[k].trace_s = max(first - steady, 0.0)
-        if fns[k] in timed and fns[k].trace_s is not None:
-            traces.append(fns[k].trace_s)
-        return steady / batch
-
-    forward = best(0, lambda: np.asarray(run[0](x)))
-    both = best(1, lambda: np.asarray(run[1](x, t)))
-    cam_s = (best(2, lambda: [np.asarray(v) for v in run[2](x, t, t)]) if cam is not None
-             else None)
+    fns = {"forward": probability_function(ex.graph), "gradient": gradient_function(ex.graph),
+           "cam": cam}
+    args = {"forward": (x,), "gradient": (x, t), "cam": (x, t, t)}
+    seconds: dict[str, float] = {}
+    traced: dict[str, float] = {}
+    for kind, fn in fns.items():
+        if fn is None:
+            continue
+        timed = compiled or not fn.eager  # else run eagerly: an upper bound, no trace
+        fresh = timed and fn.compiled is None  # traced by this probe
+        if timed:
+            fn.expect(10**6)  # compile now; the work reuses it
+        first, seconds[kind] = _first_and_steady(fn if timed else fn.python, args[kind],
+                                                 repeats, min_seconds)
+        if fresh:
+            fn.trace_s = max(first - seconds[kind], 0.0)
+        if timed and fn.trace_s is not None:
+            traced[kind] = fn.trace_s
+    t0 = time.perf_counter()
+    np.asarray(fns["forward"].python(x[:1]))  # as the feature maps of one image run
+    eager = time.perf_counter() - t0
+    forward, both = seconds["forward"] / batch, seconds["gradient"] / batch
+    cam_s = seconds["cam"] / batch if "cam" in seconds else None
+    least = min(traced.values(), default=0.0)
     return Probe(device_name(), max(forward, 1e-6), max(both - forward, forward),
                  activation_bytes(ex.graph), batch, compiled,
-                 None if cam_s is None else max(cam_s, 1e-6),
-                 float(min(traces)) if traces else 0.0)
+                 None if cam_s is None else max(cam_s, 1e-6), float(least),
+                 {k: v / least for k, v in traced.items()} if least > 0 else {}, eager)
+
+
+def _first_and_steady(fn: Callable, args: tuple, repeats: int, min_seconds: float
+                      ) -> tuple[float, float]:
+    """Seconds of the first call ``fn(*args)`` (its outputs made numpy, as the work does) and
+    the median of at least ``repeats`` later calls and as many more as fit in
+    ``min_seconds`` (at most :data:`PROBE_CALLS`)."""
+    def call() -> None:
+        out = fn(*args)
+        for v in out if isinstance(out, (tuple, list)) else (out,):
+            np.asarray(v)
+
+    t0 = time.perf_counter()
+    call()
+    first = time.perf_counter() - t0
+    times: list[float] = []
+    while len(times) < repeats or (sum(times) < min_seconds and len(times) < PROBE_CALLS):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return first, float(np.median(times))
+
+
+_WARMED: list[bool] = []
+
+
+def warm_up() -> None:
+    """Trace and run a tiny compiled function that takes a gradient of a convolution, once per
+    process: TensorFlow's one-time start-up of its first ``tf.function`` and first gradient
+    (most of a small model's first traces) is then paid here, not in the probe's traces,
+    which stand for the traces of the work's later functions."""
+    if _WARMED:
+        return
+    import tensorflow as tf
+
+    def grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.conv2d(x, tf.ones((3, 3, 1, 2)), 1, "SAME")
+            y = tf.reduce_sum(tf.nn.softmax(tf.reduce_mean(tf.nn.relu(y), axis=(1, 2))))
+        return tape.gradient(y, x)
+
+    tf.function(grad, autograph=False)(tf.zeros((1, 8, 8, 1)))
+    _WARMED.append(True)
 
 
 def time_budget(budget: float, p: Probe, n_test: int) -> float:
@@ -241,25 +296,42 @@ def _method_s(p: Probe, name: str, options, shape: Shape) -> float:
 
 #: The compiled functions the probe traces before the work (no method pays for them again).
 PROBED = frozenset({"probabilities", "input gradient"})
+#: The kind of trace of each compiled function the methods name (their specs' ``compiles``,
+#: or the method's own name), as the probe times one of each: a forward pass ("forward"), a
+#: backward pass to the input ("gradient"), or one through the head above the explained
+#: layer ("cam"). A function not named here counts as the costliest kind the probe timed.
+TRACE_KINDS = {"probabilities": "forward", "scorecam activations": "forward",
+               "occlusion": "forward", "rise": "forward", "input gradient": "gradient",
+               "guided gradient": "gradient", "deconvnet": "gradient", "cam gradcam": "cam",
+               "gradcam++": "cam", "layercam": "cam"}
 
 
 def traces(methods, traced: frozenset = frozenset()) -> int:
     """How many compiled functions ``methods`` run between them, but those ``traced``
     already (each method's spec names its functions: several share one)."""
-    return len({f for m in methods for f in REGISTRY[m].functions} - traced)
+    return len(_functions(methods, traced))
+
+
+def trace_seconds(p: Probe, methods, traced: frozenset = frozenset()) -> float:
+    """Seconds to trace the compiled functions ``methods`` run between them, but those
+    ``traced`` already: each at the probe's trace of its kind (:data:`TRACE_KINDS`)."""
+    return sum(p.trace(TRACE_KINDS.get(f, "")) for f in _functions(methods, traced))
+
+
+def _functions(methods, traced: frozenset) -> set[str]:
+    return {f for m in methods for f in REGISTRY[m].functions} - traced
 
 
 def estimate(p: Probe, w: Work) -> dict[str, float]:
     """Estimated seconds of each part of the work: "test set" (GradCAM of every test image,
     and of the true class from the same forward pass, at the probe's speed of that function:
     never reduced), the sample images, the class grid, the quality table's maps, curves and
-    sanity check, and the Layers page (feature maps, filter patterns of three layers, the
-    receptive-field search over ``receptive_images`` test images, deep dream at 12 steps an
-    octave). Each part also counts the tracing of the functions it is first to run
-    (``p.trace_s`` each, :func:`traces`): the methods' on the sample images (but those the
-    probe compiled), all of them again on the sanity check's randomized model, the curves'
-    forward pass, and the Layers page's four."""
-    s, cam, grad = w.settings, p.gradcam_s, p.forward_s + p.backward_s
+    sanity check, and the Layers page (:func:`_layers_s`). Each part also counts the tracing
+    of the compiled functions it is first to run, each at the probe's trace of its kind
+    (:func:`trace_seconds`): the methods' on the sample images (but those the probe
+    compiled), all of them again on the sanity check's randomized model, the curves' forward
+    pass."""
+    s, cam = w.settings, p.gradcam_s
     methods = {m: _method_s(p, m, o, w.shape) for m, o in w.options.items()}
     q = min(s["quality_images"], w.n_test)
     sanity = min(s["sanity_images"], q)
@@ -269,23 +341,45 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
         curve += 2 * max(s["quality_steps"] - 1, 0) * orders * p.forward_s
     conv = w.shape.layer_channels is not None
     quality = bool(q and w.quality_methods)
-    rf_images = min(s.get("receptive_images", 0), w.n_test) if w.rf_search else 0
-    layer_traces = (1 + bool(s["pattern_filters"]) + bool(s["dream_images"])
-                    + bool(rf_images)) if conv else 0
     return {  # named as the parts of Explained.seconds
         "test set": w.n_test * cam if conv else 0.0,  # the errors' true maps come with it
         "methods on sample images": w.n_samples * sum(methods.values())
-        + bool(w.n_samples) * traces(w.options, PROBED) * p.trace_s,
+        + bool(w.n_samples) * trace_seconds(p, w.options, PROBED),
         "class grid": w.n_grid * w.grid_classes * cam if conv else 0.0,
         "quality: maps": q * sum(methods[m] for m in w.quality_methods)
-        + bool(q and not w.n_samples) * traces(w.quality_methods, PROBED) * p.trace_s,
-        "quality: deletion/insertion": q * curve + quality * p.trace_s,
+        + bool(q and not w.n_samples) * trace_seconds(p, w.quality_methods, PROBED),
+        "quality: deletion/insertion": q * curve + quality * p.trace("forward"),
         "quality: sanity check": sanity * sum(methods[m] for m in w.quality_methods)
-        + bool(sanity and quality) * traces(w.quality_methods) * p.trace_s,
-        "layers": (3 * s["pattern_filters"] * s["pattern_steps"]
-                   + s["dream_images"] * s["dream_octaves"] * 12) * grad
-        + (rf_images * p.forward_s + layer_traces * p.trace_s if conv else 0.0),
+        + bool(sanity and quality) * (trace_seconds(p, w.quality_methods) + _copy_s(p)),
+        "layers": _layers_s(p, w) if conv else 0.0,
     }
+
+
+def _copy_s(p: Probe) -> float:
+    """Estimated seconds to make the sanity check's randomized copy of the model and its
+    explainer: a walk over every layer to rebuild it (about a forward pass's trace: 2.6 s
+    against 4.1 s on ConvNeXtTiny) and an eager forward pass for its layers' shapes."""
+    return p.trace("forward") + p.eager_s
+
+
+def _layers_s(p: Probe, w: Work) -> float:
+    """Estimated seconds of the Layers page of a model with a conv layer: the filter patterns
+    of three layers and deep dream at 12 steps an octave, each one compiled gradient function
+    (a trace of the "gradient" kind); the receptive-field search's forward passes over
+    ``receptive_images`` test images, compiled (a "forward" trace) only when its batches
+    are more than a function runs eagerly, else each batch an eager call; the feature maps
+    of one image, an eager call for each of three layers."""
+    from reportgen.explain.graph import COMPILE_AFTER
+
+    s = w.settings
+    grad = p.forward_s + p.backward_s
+    patterns = 3 * s["pattern_filters"] * s["pattern_steps"] * grad
+    dreams = s["dream_images"] * s["dream_octaves"] * 12 * grad
+    rf_images = min(s.get("receptive_images", 0), w.n_test) if w.rf_search else 0
+    rf_calls = -(-rf_images // max(p.batch, 1))
+    rf_s = p.trace("forward") if rf_calls > COMPILE_AFTER else rf_calls * p.eager_s
+    return (patterns + dreams + rf_images * p.forward_s + rf_s + 3 * p.eager_s
+            + (bool(s["pattern_filters"]) + bool(s["dream_images"])) * p.trace("gradient"))
 
 
 #: Why a reduction was made when it was to fit the budget at the start of the build.
@@ -593,6 +687,8 @@ _MEASURED: dict[str, Callable[[Probe], Any]] = {
     "backward_images_per_s": lambda p: round(p.images_per_s[1], 2),
     "gradcam_images_per_s": lambda p: round(1.0 / p.gradcam_s, 2),
     "trace_s": lambda p: round(p.trace_s, 3),
+    "trace_kinds_s": lambda p: {k: round(p.trace(k), 3) for k in p.trace_scale},
+    "eager_forward_s": lambda p: round(p.eager_s, 3),
     "activation_bytes_per_image": lambda p: p.activation_bytes,
 }
 
@@ -601,17 +697,17 @@ def _rounded(est: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 1) for k, v in est.items()}
 
 
-def make_plan(p: Probe, w: Work, budget_s: float, memory: float, given: set[str],
-              batch_size: int, budget_default: bool = False,
-              no_sanity: str | None = None) -> Plan:
+def make_plan(p: Probe, w: Work, budget: float, memory: float, given: set[str],
+              batch_size: int, no_sanity: str | None = None) -> Plan:
     """The plan of the work ``w`` on probe ``p``: reductions in :data:`REDUCTIONS` order until
-    the estimate fits ``budget_s``, and the batch sizes (``batch_size`` when the user set
+    the estimate fits the time budget (:func:`time_budget` of ``budget``, explain.budget: 0
+    for the default one), and the batch sizes (``batch_size`` when the user set
     ``explain.batch_size``, else what ``memory`` bytes hold: of a backward pass, and of a
     forward pass alone for the methods without one and the deletion/insertion curves).
-    ``budget_default``: whether the budget is the default one (explain.budget = 0).
     ``no_sanity``: why the sanity check cannot run on this model (:data:`OPAQUE_HEAD`), or
     None: then explain.sanity_images is 0 from the start, said so, and no time is planned
     for it."""
+    budget_s = time_budget(budget, p, w.n_test)
     fits = memory_batch(p.activation_bytes, memory)
     user = "explain.batch_size" in given
     batch = batch_size if user else fits
@@ -629,7 +725,7 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: float, given: set[str]
     return Plan(p, w, budget_s, int(memory), int(batch), int(forward), _rounded(full),
                 _rounded(planned), clamp + reduced,
                 _notes(sum(planned.values()), budget_s, kept, batch, fits, memory, p),
-                budget_default)
+                budget_default=not budget)
 
 
 def _notes(total: float, budget_s: float, kept_given: set[str], batch: int, fits: int,
