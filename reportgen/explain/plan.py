@@ -84,6 +84,10 @@ class Probe:
     #: short receptive-field search run eagerly: Python over every layer, 0.5 to 0.8 s a
     #: call on ConvNeXtTiny whatever the batch); 0 when not measured.
     eager_s: float = 0.0
+    #: Seconds a call of a compiled function takes beyond its images' share (a gradient call
+    #: of one image less ``forward_s + backward_s``): what the work's small batches (a few
+    #: sample or quality images, a class of the grid) pay per call; 0 when not measured.
+    call_s: float = 0.0
 
     def trace(self, kind: str) -> float:
         """Seconds to trace one compiled function of ``kind`` (a value of
@@ -172,12 +176,14 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
     np.asarray(fns["forward"].python(x[:1]))  # as the feature maps of one image run
     eager = time.perf_counter() - t0
     forward, both = seconds["forward"] / batch, seconds["gradient"] / batch
+    one = _first_and_steady(fns["gradient"], (x[:1], t[:1]), 3, 0.0)[1]
     cam_s = seconds["cam"] / batch if "cam" in seconds else None
     least = min(traced.values(), default=0.0)
     return Probe(device_name(), max(forward, 1e-6), max(both - forward, forward),
                  activation_bytes(ex.graph), batch, compiled,
                  None if cam_s is None else max(cam_s, 1e-6), float(least),
-                 {k: v / least for k, v in traced.items()} if least > 0 else {}, eager)
+                 {k: v / least for k, v in traced.items()} if least > 0 else {}, eager,
+                 max(one - max(both, 2 * forward), 0.0))
 
 
 def _first_and_steady(fn: Callable, args: tuple, repeats: int, min_seconds: float
@@ -294,6 +300,23 @@ def _method_s(p: Probe, name: str, options, shape: Shape) -> float:
     return c.forward * p.forward_s + c.backward * p.backward_s
 
 
+def _calls(passes: float, batch: int) -> int:
+    """Calls of a function that makes ``passes`` passes in batches of ``batch``."""
+    return -(-int(np.ceil(passes)) // max(batch, 1))
+
+
+def _run_s(p: Probe, w: Work, names, n: int) -> float:
+    """Seconds of the methods ``names`` on ``n`` images: their declared passes at the probe's
+    seconds per image, and the probe's ``call_s`` for each call, a batch of the passes of
+    the kind each method makes more of (a gradient call is its forward and backward)."""
+    total = 0.0
+    for m in names:
+        c = REGISTRY[m].cost(w.options[m], w.shape)
+        total += n * (c.forward * p.forward_s + c.backward * p.backward_s)
+        total += _calls(n * max(c.forward, c.backward), p.batch) * p.call_s
+    return total
+
+
 #: The compiled functions the probe traces before the work (no method pays for them again).
 PROBED = frozenset({"probabilities", "input gradient"})
 #: The kind of trace of each compiled function the methods name (their specs' ``compiles``,
@@ -331,28 +354,33 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
     (:func:`trace_seconds`): the methods' on the sample images (but those the probe
     compiled), all of them again on the sanity check's randomized model, the curves' forward
     pass."""
-    s, cam = w.settings, p.gradcam_s
-    methods = {m: _method_s(p, m, o, w.shape) for m, o in w.options.items()}
+    s = w.settings
     q = min(s["quality_images"], w.n_test)
     sanity = min(s["sanity_images"], q)
-    curve = 0.0
+    curve = 0.0  # seconds of the curves' forward passes, and of their calls
     for m in w.quality_methods:
         orders = s["tie_orders"] if REGISTRY[m].output == "map" else 1
-        curve += 2 * max(s["quality_steps"] - 1, 0) * orders * p.forward_s
+        passes = q * 2 * max(s["quality_steps"] - 1, 0) * orders
+        curve += passes * p.forward_s + _calls(passes, p.batch) * p.call_s
     conv = w.shape.layer_channels is not None
     quality = bool(q and w.quality_methods)
     return {  # named as the parts of Explained.seconds
-        "test set": w.n_test * cam if conv else 0.0,  # the errors' true maps come with it
-        "methods on sample images": w.n_samples * sum(methods.values())
+        "test set": _cam_s(p, w.n_test, 1) if conv else 0.0,  # with the errors' true maps
+        "methods on sample images": _run_s(p, w, w.options, w.n_samples)
         + bool(w.n_samples) * trace_seconds(p, w.options, PROBED),
-        "class grid": w.n_grid * w.grid_classes * cam if conv else 0.0,
-        "quality: maps": q * sum(methods[m] for m in w.quality_methods)
+        "class grid": _cam_s(p, w.n_grid, w.grid_classes) if conv else 0.0,
+        "quality: maps": _run_s(p, w, w.quality_methods, q)
         + bool(q and not w.n_samples) * trace_seconds(p, w.quality_methods, PROBED),
-        "quality: deletion/insertion": q * curve + quality * p.trace("forward"),
-        "quality: sanity check": sanity * sum(methods[m] for m in w.quality_methods)
+        "quality: deletion/insertion": curve + quality * p.trace("forward"),
+        "quality: sanity check": _run_s(p, w, w.quality_methods, sanity)
         + bool(sanity and quality) * (trace_seconds(p, w.quality_methods) + _copy_s(p)),
         "layers": _layers_s(p, w) if conv else 0.0,
     }
+
+
+def _cam_s(p: Probe, n: int, classes: int) -> float:
+    """Seconds of GradCAM of ``n`` images for each of ``classes`` classes (a call each)."""
+    return classes * (n * p.gradcam_s + _calls(n, p.batch) * p.call_s)
 
 
 def _copy_s(p: Probe) -> float:
@@ -689,6 +717,7 @@ _MEASURED: dict[str, Callable[[Probe], Any]] = {
     "trace_s": lambda p: round(p.trace_s, 3),
     "trace_kinds_s": lambda p: {k: round(p.trace(k), 3) for k in p.trace_scale},
     "eager_forward_s": lambda p: round(p.eager_s, 3),
+    "call_s": lambda p: round(p.call_s, 4),
     "activation_bytes_per_image": lambda p: p.activation_bytes,
 }
 

@@ -122,6 +122,27 @@ def test_each_function_is_traced_at_the_probes_trace_of_its_kind():
     assert {f for spec in REGISTRY.values() for f in spec.functions} <= set(pl.TRACE_KINDS)
 
 
+def test_every_call_of_a_small_batch_costs_the_probes_call_latency():
+    """A probe measuring 0.1 s a call beyond its images' share, in batches of 16: each
+    method's run on n images pays it once a batch of the kind of pass it makes more of."""
+    w = work(("gradcam", "smoothgrad", "rise"))
+    p = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, call_s=0.1)
+    est, bare = pl.estimate(p, w), pl.estimate(dataclasses.replace(p, call_s=0.0), w)
+    extra = {k: est[k] - bare[k] for k in est}
+    # 10 sample images: GradCAM 1 call; SmoothGrad 11 forward, 10 backward passes an image:
+    # 110 passes, 7 calls; RISE 501 forward passes an image: 5010 passes, 314 calls.
+    assert extra["methods on sample images"] == pytest.approx((1 + 7 + 314) * 0.1)
+    # The quality table's 100 images: 7 + 69 + 3132 calls; the sanity check's 16: 1 + 11 + 501.
+    assert extra["quality: maps"] == pytest.approx((7 + 69 + 3132) * 0.1)
+    assert extra["quality: sanity check"] == pytest.approx((1 + 11 + 501) * 0.1)
+    # The test set's 500 images: 32 calls; the class grid: 5 classes of 5 images, 1 call each.
+    assert extra["test set"] == pytest.approx(32 * 0.1)
+    assert extra["class grid"] == pytest.approx(5 * 0.1)
+    # The curves: 100 images x 2 curves x 7 steps x 3 orders for GradCAM's and RISE's maps
+    # (263 calls each), x 1 order for SmoothGrad's attributions (88 calls).
+    assert extra["quality: deletion/insertion"] == pytest.approx((263 + 263 + 88) * 0.1)
+
+
 def test_a_cheap_model_keeps_the_full_report():
     w = work()
     plan = pl.make_plan(pl.Probe("CPU", 1e-5, 1e-5, 1000, 16), w, 600, 2**30, set(), 64)
