@@ -357,11 +357,6 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
     s = w.settings
     q = min(s["quality_images"], w.n_test)
     sanity = min(s["sanity_images"], q)
-    curve = 0.0  # seconds of the curves' forward passes, and of their calls
-    for m in w.quality_methods:
-        orders = s["tie_orders"] if REGISTRY[m].output == "map" else 1
-        passes = q * 2 * max(s["quality_steps"] - 1, 0) * orders
-        curve += passes * p.forward_s + _calls(passes, p.batch) * p.call_s
     conv = w.shape.layer_channels is not None
     quality = bool(q and w.quality_methods)
     return {  # named as the parts of Explained.seconds
@@ -371,11 +366,36 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
         "class grid": _cam_s(p, w.n_grid, w.grid_classes) if conv else 0.0,
         "quality: maps": _run_s(p, w, w.quality_methods, q)
         + bool(q and not w.n_samples) * trace_seconds(p, w.quality_methods, PROBED),
-        "quality: deletion/insertion": curve + quality * p.trace("forward"),
+        "quality: deletion/insertion": _curves_s(p, w, q) if quality else 0.0,
         "quality: sanity check": _run_s(p, w, w.quality_methods, sanity)
         + bool(sanity and quality) * (trace_seconds(p, w.quality_methods) + _copy_s(p)),
         "layers": _layers_s(p, w) if conv else 0.0,
     }
+
+
+def _curves_s(p: Probe, w: Work, q: int) -> float:
+    """Estimated seconds of the deletion and insertion curves of ``q`` images for each quality
+    method (each tie order of a map): per image 2 curves of ``quality_steps - 1`` forward
+    passes, in calls of ``batch // (quality_steps - 1)`` images a curve, of one function
+    for all: run eagerly (:attr:`Probe.eager_s` a call) until a method's calls would pass
+    the eager allowance, then traced once ("forward") and compiled (``call_s`` a call); and
+    a compiled call for each method's baseline."""
+    from reportgen.explain.graph import COMPILE_AFTER
+
+    inner = max(w.settings["quality_steps"] - 1, 0)
+    group = max(1, p.batch // max(inner, 1))
+    orders = [w.settings["tie_orders"] if REGISTRY[m].output == "map" else 1
+              for m in w.quality_methods]
+    calls = 2 * -(-q // group)  # a method's, in one order
+    eager, compiled, traced = 0, 0, False
+    for _ in range(sum(orders) if inner else 0):
+        if not traced and eager + calls <= COMPILE_AFTER:
+            eager += calls
+        else:
+            traced, compiled = True, compiled + calls
+    passes = q * 2 * inner * sum(orders)
+    return (passes * p.forward_s + eager * p.eager_s + traced * p.trace("forward")
+            + (compiled + len(w.quality_methods)) * p.call_s)
 
 
 def _cam_s(p: Probe, n: int, classes: int) -> float:

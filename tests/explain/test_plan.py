@@ -86,9 +86,12 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search(monkeypatch)
     assert bare["quality: sanity check"] == 0
 
 
-def test_each_function_is_traced_at_the_probes_trace_of_its_kind():
+def test_each_function_is_traced_at_the_probes_trace_of_its_kind(monkeypatch):
     """A probe whose forward function traced in 1 s, its input gradient in 3 s and its
     GradCAM in 1.5 s: every compiled function a method names costs the trace of its kind."""
+    from reportgen.explain import graph
+
+    monkeypatch.setattr(graph, "COMPILE_AFTER", 6)  # as a build runs (not the test tiers')
     p = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=1.0,
                  trace_scale={"forward": 1.0, "gradient": 3.0, "cam": 1.5}, eager_s=0.5)
     assert [p.trace(k) for k in ("forward", "gradient", "cam")] == [1.0, 3.0, 1.5]
@@ -122,9 +125,12 @@ def test_each_function_is_traced_at_the_probes_trace_of_its_kind():
     assert {f for spec in REGISTRY.values() for f in spec.functions} <= set(pl.TRACE_KINDS)
 
 
-def test_every_call_of_a_small_batch_costs_the_probes_call_latency():
+def test_every_call_of_a_small_batch_costs_the_probes_call_latency(monkeypatch):
     """A probe measuring 0.1 s a call beyond its images' share, in batches of 16: each
     method's run on n images pays it once a batch of the kind of pass it makes more of."""
+    from reportgen.explain import graph
+
+    monkeypatch.setattr(graph, "COMPILE_AFTER", 6)  # as a build runs (not the test tiers')
     w = work(("gradcam", "smoothgrad", "rise"))
     p = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, call_s=0.1)
     est, bare = pl.estimate(p, w), pl.estimate(dataclasses.replace(p, call_s=0.0), w)
@@ -138,9 +144,26 @@ def test_every_call_of_a_small_batch_costs_the_probes_call_latency():
     # The test set's 500 images: 32 calls; the class grid: 5 classes of 5 images, 1 call each.
     assert extra["test set"] == pytest.approx(32 * 0.1)
     assert extra["class grid"] == pytest.approx(5 * 0.1)
-    # The curves: 100 images x 2 curves x 7 steps x 3 orders for GradCAM's and RISE's maps
-    # (263 calls each), x 1 order for SmoothGrad's attributions (88 calls).
-    assert extra["quality: deletion/insertion"] == pytest.approx((263 + 263 + 88) * 0.1)
+    # The curves: 7 inner steps, so 16 // 7 = 2 images a call: 2 curves x 50 calls in each of
+    # 3 + 3 + 1 orders (GradCAM's and RISE's maps, SmoothGrad's attributions); and one call
+    # for each method's baseline.
+    assert extra["quality: deletion/insertion"] == pytest.approx((7 * 100 + 3) * 0.1)
+
+
+def test_a_few_quality_images_run_their_curves_eagerly_until_the_allowance():
+    """6 quality images, 4 steps (3 inner), batches of 16: 5 images a call, 4 calls a method
+    (2 curves of 2 calls). GradCAM's 4 run eagerly; SmoothGrad's would pass the 6 eager
+    calls a function runs, so the function is traced and its 4 calls compiled."""
+    from reportgen.explain import graph
+
+    w = work(("gradcam", "smoothgrad")).with_settings(quality_images=6, quality_steps=4,
+                                                      tie_orders=1)
+    p = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=1.0, eager_s=0.5, call_s=0.1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(graph, "COMPILE_AFTER", 6)
+        curves = pl.estimate(p, w)["quality: deletion/insertion"]
+    passes = 6 * 2 * 3 * 2
+    assert curves == pytest.approx(passes * 0.01 + 4 * 0.5 + 1.0 + (4 + 2) * 0.1)
 
 
 def test_a_cheap_model_keeps_the_full_report():
