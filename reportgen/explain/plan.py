@@ -41,6 +41,8 @@ MEMORY_CAP = 2 * 2**30
 #: 15 ms calls of the demo's CNN (0.2 s) from 0.5 to 1.7 ms per image on a shared machine.
 PROBE_SECONDS = 1.0
 PROBE_CALLS = 100
+#: The least a model's later traces are counted of its first (:attr:`Probe.trace_warm`).
+WARM_FLOOR = 0.2
 #: Largest batch the planner chooses (more gains nothing measurable on a CPU).
 MAX_BATCH = 128
 #: Bytes of working memory per activation byte of a backward pass (activations kept, their
@@ -80,6 +82,11 @@ class Probe:
     #: pass's time on ConvNeXtTiny, GradCAM's in 1.3 to 1.6 times). Ratios, so that scaling
     #: ``trace_s`` (the re-plan) scales every kind.
     trace_scale: dict = dataclasses.field(default_factory=dict)
+    #: A second trace of the forward function over its first, in [:data:`WARM_FLOOR`, 1]: the
+    #: first function traced on a model also pays the model's one-time costs, which the
+    #: work's later functions do not (the demo's CNN: 0.43 s the first, 0.1 to 0.2 s each
+    #: method's); every kind's trace is scaled by it.
+    trace_warm: float = 1.0
     #: Seconds of one eager forward call of one image (the Layers page's feature maps and a
     #: short receptive-field search run eagerly: Python over every layer, 0.5 to 0.8 s a
     #: call on ConvNeXtTiny whatever the batch); 0 when not measured.
@@ -93,7 +100,7 @@ class Probe:
         """Seconds to trace one compiled function of ``kind`` (a value of
         :data:`TRACE_KINDS`): the probe's own of that kind, else of the costliest it timed."""
         scale = self.trace_scale.get(kind, max(self.trace_scale.values(), default=1.0))
-        return self.trace_s * scale
+        return self.trace_s * scale * self.trace_warm
 
     @property
     def gradcam_s(self) -> float:
@@ -172,18 +179,19 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
             fn.trace_s = max(first - seconds[kind], 0.0)
         if timed and fn.trace_s is not None:
             traced[kind] = fn.trace_s
-    t0 = time.perf_counter()
-    np.asarray(fns["forward"].python(x[:1]))  # as the feature maps of one image run
-    eager = time.perf_counter() - t0
+    warm = _retrace(fns["forward"], x, traced.get("forward", 0.0))
+    # as the feature maps of one image run (the median of 3: one call is at a moment's load)
+    eager = _first_and_steady(fns["forward"].python, (x[:1],), 2, 0.0)[1]
     forward, both = seconds["forward"] / batch, seconds["gradient"] / batch
     one = _first_and_steady(fns["gradient"], (x[:1], t[:1]), 3, 0.0)[1]
     cam_s = seconds["cam"] / batch if "cam" in seconds else None
     least = min(traced.values(), default=0.0)
     return Probe(device_name(), max(forward, 1e-6), max(both - forward, forward),
                  activation_bytes(ex.graph), batch, compiled,
-                 None if cam_s is None else max(cam_s, 1e-6), float(least),
-                 {k: v / least for k, v in traced.items()} if least > 0 else {}, eager,
-                 max(one - max(both, 2 * forward), 0.0))
+                 cam_s=None if cam_s is None else max(cam_s, 1e-6), trace_s=float(least),
+                 trace_scale={k: v / least for k, v in traced.items()} if least > 0 else {},
+                 trace_warm=warm, eager_s=eager,
+                 call_s=max(one - max(both, 2 * forward), 0.0))
 
 
 def _first_and_steady(fn: Callable, args: tuple, repeats: int, min_seconds: float
@@ -205,6 +213,19 @@ def _first_and_steady(fn: Callable, args: tuple, repeats: int, min_seconds: floa
         call()
         times.append(time.perf_counter() - t0)
     return first, float(np.median(times))
+
+
+def _retrace(fn, x, first_trace: float) -> float:
+    """A second trace of the forward function ``fn`` (a fresh ``tf.function`` of the same
+    Python) over its first, ``first_trace`` seconds, in [:data:`WARM_FLOOR`, 1]; 1 when the
+    first was not timed."""
+    import tensorflow as tf
+
+    if first_trace <= 0:
+        return 1.0
+    again = tf.function(fn.python, input_signature=fn.signature, autograph=False)
+    first, steady = _first_and_steady(again, (x,), 1, 0.0)
+    return min(max((first - steady) / first_trace, WARM_FLOOR), 1.0)
 
 
 _WARMED: list[bool] = []
@@ -313,8 +334,15 @@ def _run_s(p: Probe, w: Work, names, n: int) -> float:
     for m in names:
         c = REGISTRY[m].cost(w.options[m], w.shape)
         total += n * (c.forward * p.forward_s + c.backward * p.backward_s)
-        total += _calls(n * max(c.forward, c.backward), p.batch) * p.call_s
+        total += _partial_s(p, n * max(c.forward, c.backward))
     return total
+
+
+def _partial_s(p: Probe, passes: float) -> float:
+    """The call latency ``passes`` in batches of the probe's pay beyond their share of the
+    probe's seconds per image (timed on full batches, which carry one call's latency each):
+    ``call_s`` times each call's missing share of a batch."""
+    return (_calls(passes, p.batch) - passes / max(p.batch, 1)) * p.call_s
 
 
 #: The compiled functions the probe traces before the work (no method pays for them again).
@@ -379,7 +407,8 @@ def _curves_s(p: Probe, w: Work, q: int) -> float:
     passes, in calls of ``batch // (quality_steps - 1)`` images a curve, of one function
     for all: run eagerly (:attr:`Probe.eager_s` a call) until a method's calls would pass
     the eager allowance, then traced once ("forward") and compiled (``call_s`` a call); and
-    a compiled call for each method's baseline."""
+    a compiled call for each method's baseline (each call's latency beyond its share of a
+    batch: :func:`_partial_s`)."""
     from reportgen.explain.graph import COMPILE_AFTER
 
     inner = max(w.settings["quality_steps"] - 1, 0)
@@ -394,13 +423,14 @@ def _curves_s(p: Probe, w: Work, q: int) -> float:
         else:
             traced, compiled = True, compiled + calls
     passes = q * 2 * inner * sum(orders)
+    full = min(group * inner / max(p.batch, 1), 1.0)  # a call's share of a batch
     return (passes * p.forward_s + eager * p.eager_s + traced * p.trace("forward")
-            + (compiled + len(w.quality_methods)) * p.call_s)
+            + (compiled * (1 - full) + len(w.quality_methods)) * p.call_s)
 
 
 def _cam_s(p: Probe, n: int, classes: int) -> float:
     """Seconds of GradCAM of ``n`` images for each of ``classes`` classes (a call each)."""
-    return classes * (n * p.gradcam_s + _calls(n, p.batch) * p.call_s)
+    return classes * (n * p.gradcam_s + _partial_s(p, n))
 
 
 def _copy_s(p: Probe) -> float:
@@ -416,7 +446,9 @@ def _layers_s(p: Probe, w: Work) -> float:
     (a trace of the "gradient" kind); the receptive-field search's forward passes over
     ``receptive_images`` test images, compiled (a "forward" trace) only when its batches
     are more than a function runs eagerly, else each batch an eager call; the feature maps
-    of one image, an eager call for each of three layers."""
+    of one image, an eager call for each of three layers; the receptive-field analysis of
+    the conv layers, a walk over the model's layers like two eager calls (1.0 s against
+    0.5 s an eager call on ConvNeXtTiny)."""
     from reportgen.explain.graph import COMPILE_AFTER
 
     s = w.settings
@@ -426,7 +458,8 @@ def _layers_s(p: Probe, w: Work) -> float:
     rf_images = min(s.get("receptive_images", 0), w.n_test) if w.rf_search else 0
     rf_calls = -(-rf_images // max(p.batch, 1))
     rf_s = p.trace("forward") if rf_calls > COMPILE_AFTER else rf_calls * p.eager_s
-    return (patterns + dreams + rf_images * p.forward_s + rf_s + 3 * p.eager_s
+    analysis = 2 * p.eager_s if s.get("receptive_units", 0) else 0.0
+    return (patterns + dreams + rf_images * p.forward_s + rf_s + 3 * p.eager_s + analysis
             + (bool(s["pattern_filters"]) + bool(s["dream_images"])) * p.trace("gradient"))
 
 
@@ -738,6 +771,7 @@ _MEASURED: dict[str, Callable[[Probe], Any]] = {
     "trace_kinds_s": lambda p: {k: round(p.trace(k), 3) for k in p.trace_scale},
     "eager_forward_s": lambda p: round(p.eager_s, 3),
     "call_s": lambda p: round(p.call_s, 4),
+    "trace_warm": lambda p: round(p.trace_warm, 3),
     "activation_bytes_per_image": lambda p: p.activation_bytes,
 }
 

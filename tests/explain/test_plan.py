@@ -115,6 +115,9 @@ def test_each_function_is_traced_at_the_probes_trace_of_its_kind(monkeypatch):
     # The Layers page: patterns and deep dream, a gradient function each; the feature maps
     # of three layers, an eager call each.
     assert est["layers"] - bare["layers"] == pytest.approx(2 * 3.0 + 3 * 0.5)
+    # With receptive-field units shown, their analysis walks the layers: two eager calls.
+    shown = pl.estimate(p, w.with_settings(receptive_units=3))
+    assert shown["layers"] - est["layers"] == pytest.approx(2 * 0.5)
     # Scaling trace_s (as the re-plan does) scales every kind; a kind the probe did not time
     # (a model without a conv layer has no GradCAM) counts as the costliest it did.
     assert dataclasses.replace(p, trace_s=2.0).trace("gradient") == 6.0
@@ -126,8 +129,10 @@ def test_each_function_is_traced_at_the_probes_trace_of_its_kind(monkeypatch):
 
 
 def test_every_call_of_a_small_batch_costs_the_probes_call_latency(monkeypatch):
-    """A probe measuring 0.1 s a call beyond its images' share, in batches of 16: each
-    method's run on n images pays it once a batch of the kind of pass it makes more of."""
+    """A probe measuring 0.1 s a call beyond its images' share, in batches of 16: its seconds
+    per image, timed on full batches, carry that latency once a batch, so a call of k images
+    pays 0.1 * (1 - k / 16) more; each method's run on n images makes its calls in batches
+    of the kind of pass it makes more of."""
     from reportgen.explain import graph
 
     monkeypatch.setattr(graph, "COMPILE_AFTER", 6)  # as a build runs (not the test tiers')
@@ -135,19 +140,23 @@ def test_every_call_of_a_small_batch_costs_the_probes_call_latency(monkeypatch):
     p = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, call_s=0.1)
     est, bare = pl.estimate(p, w), pl.estimate(dataclasses.replace(p, call_s=0.0), w)
     extra = {k: est[k] - bare[k] for k in est}
-    # 10 sample images: GradCAM 1 call; SmoothGrad 11 forward, 10 backward passes an image:
-    # 110 passes, 7 calls; RISE 501 forward passes an image: 5010 passes, 314 calls.
-    assert extra["methods on sample images"] == pytest.approx((1 + 7 + 314) * 0.1)
-    # The quality table's 100 images: 7 + 69 + 3132 calls; the sanity check's 16: 1 + 11 + 501.
-    assert extra["quality: maps"] == pytest.approx((7 + 69 + 3132) * 0.1)
-    assert extra["quality: sanity check"] == pytest.approx((1 + 11 + 501) * 0.1)
-    # The test set's 500 images: 32 calls; the class grid: 5 classes of 5 images, 1 call each.
-    assert extra["test set"] == pytest.approx(32 * 0.1)
-    assert extra["class grid"] == pytest.approx(5 * 0.1)
-    # The curves: 7 inner steps, so 16 // 7 = 2 images a call: 2 curves x 50 calls in each of
-    # 3 + 3 + 1 orders (GradCAM's and RISE's maps, SmoothGrad's attributions); and one call
-    # for each method's baseline.
-    assert extra["quality: deletion/insertion"] == pytest.approx((7 * 100 + 3) * 0.1)
+    # 10 sample images: GradCAM 10 passes in 1 call (1 - 10/16); SmoothGrad 11 forward
+    # passes an image, 110 in 7 calls (7 - 110/16); RISE 501 an image, 5010 in 314 calls.
+    assert extra["methods on sample images"] == pytest.approx(
+        0.1 * ((1 - 10 / 16) + (7 - 110 / 16) + (314 - 5010 / 16)))
+    # The quality table's 100 images: 100, 1100 and 50100 passes in 7, 69 and 3132 calls; the
+    # sanity check's 16: whole batches only.
+    assert extra["quality: maps"] == pytest.approx(
+        0.1 * ((7 - 100 / 16) + (69 - 1100 / 16) + (3132 - 50100 / 16)))
+    assert extra["quality: sanity check"] == pytest.approx(0.0)
+    # The test set's 500 images in 32 calls; the class grid: 5 classes of 5 images.
+    assert extra["test set"] == pytest.approx(0.1 * (32 - 500 / 16))
+    assert extra["class grid"] == pytest.approx(0.1 * 5 * (1 - 5 / 16))
+    # The curves: 7 inner steps, so 16 // 7 = 2 images a call (14 of a batch's 16): 2 curves
+    # x 50 calls in each of 3 + 3 + 1 orders (GradCAM's and RISE's maps, SmoothGrad's
+    # attributions); and one call for each method's baseline.
+    assert extra["quality: deletion/insertion"] == pytest.approx(
+        0.1 * (7 * 100 * (1 - 14 / 16) + 3))
 
 
 def test_a_few_quality_images_run_their_curves_eagerly_until_the_allowance():
@@ -163,7 +172,8 @@ def test_a_few_quality_images_run_their_curves_eagerly_until_the_allowance():
         mp.setattr(graph, "COMPILE_AFTER", 6)
         curves = pl.estimate(p, w)["quality: deletion/insertion"]
     passes = 6 * 2 * 3 * 2
-    assert curves == pytest.approx(passes * 0.01 + 4 * 0.5 + 1.0 + (4 + 2) * 0.1)
+    # The 4 compiled calls of 15 images pay 1/16 of a call's latency each; the baselines one.
+    assert curves == pytest.approx(passes * 0.01 + 4 * 0.5 + 1.0 + (4 / 16 + 2) * 0.1)
 
 
 def test_a_cheap_model_keeps_the_full_report():
@@ -452,9 +462,9 @@ def test_the_probe_takes_the_median_of_a_second_of_calls(keras, monkeypatch):
 
 def test_the_probe_times_one_trace_of_each_kind(keras, monkeypatch):
     """With a clock that makes the forward function's first call last 1.2 s, the input
-    gradient's 3.2 s and GradCAM's 1.7 s, every later call 0.2 s: their traces are 1, 3 and
-    1.5 s, the least is ``trace_s`` and the others are its multiples."""
-    import itertools
+    gradient's 3.2 s and GradCAM's 1.7 s, a fresh copy of the forward function's 0.7 s, every
+    later call 0.2 s: their traces are 1, 3, 1.5 and 0.5 s, the least of the first three is
+    ``trace_s``, the others are its multiples, and the copy's is the warm share."""
     import types
 
     from reportgen.explain.explainer import Explainer
@@ -462,7 +472,8 @@ def test_the_probe_times_one_trace_of_each_kind(keras, monkeypatch):
     class Clock:
         def __init__(self):
             self.t, self.running = 0.0, False
-            self.durations = itertools.cycle([1.2, 0.2, 0.2, 3.2, 0.2, 0.2, 1.7, 0.2, 0.2])
+            self.durations = iter([1.2, 0.2, 0.2, 3.2, 0.2, 0.2, 1.7, 0.2, 0.2,
+                                   0.7, 0.2, *[0.2] * 10])
 
         def __call__(self):
             if self.running:
@@ -479,9 +490,12 @@ def test_the_probe_times_one_trace_of_each_kind(keras, monkeypatch):
     assert p.trace_s == pytest.approx(1.0)
     assert p.trace_scale == pytest.approx({"forward": 1.0, "gradient": 3.0, "cam": 1.5})
     assert p.forward_s == pytest.approx(0.2 / 5)
+    # A second trace of the forward function took 0.5 s: the model's later traces are
+    # counted at half the first ones'.
+    assert p.trace_warm == pytest.approx(0.5)
     plan = pl.make_plan(p, work(("gradcam",)), 600, 2**30, set(), 64)
     assert plan.as_dict()["trace_kinds_s"] == pytest.approx(
-        {"forward": 1.0, "gradient": 3.0, "cam": 1.5})
+        {"forward": 0.5, "gradient": 1.5, "cam": 0.75})
 
 
 def test_when_even_the_sample_images_fit_the_quality_table_and_search_shrink_last():
