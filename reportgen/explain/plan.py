@@ -1,10 +1,12 @@
 """Plan the explanation work to a time and memory budget from the model's measured cost.
 
-:func:`probe` times one forward and one backward pass per image on this machine and device and
-counts the activation memory of one image; :func:`make_plan` estimates every part of the
-report's work from the methods' declared costs (:data:`~reportgen.explain.methods.REGISTRY`)
-and, when the estimate is over ``explain.budget``, reduces the extras step by step in a fixed
-order (:data:`REDUCTIONS`; each method declares its own in its spec) until it fits, never
+:func:`probe` times one forward and one backward pass per image on this machine and device, the
+trace of one compiled function of each kind (:data:`TRACE_KINDS`), an eager call and a small
+call's latency, and counts the activation memory of one image; :func:`make_plan` estimates
+every part of the report's work from the methods' declared costs
+(:data:`~reportgen.explain.methods.REGISTRY`), the functions each traces and the calls it
+makes, and, when the estimate is over ``explain.budget``, reduces the extras step by step in
+a fixed order (:data:`REDUCTIONS`; each method declares its own in its spec) until it fits, never
 touching a key the user set. The unavoidable work (predictions, GradCAM over the whole test
 set, the true-class maps of the errors, the galleries) is never cut. The result is a
 :class:`Plan`, a frozen value holding every setting as run and each :class:`Reduction` from
