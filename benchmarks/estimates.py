@@ -2,7 +2,7 @@
 benchmarks/ESTIMATES.md (and ESTIMATES.json). The target (issue 25): every part of 2 s or
 more within 1.5x of its estimate, on the machine that ran it.
 
-    python benchmarks/estimates.py --zoo                       # the rows of ZOO.json
+    python benchmarks/estimates.py --zoo --since "2026-12-06 17:00"   # rows of ZOO.json
     python benchmarks/estimates.py --metrics demo=site/metrics.json --load "3.1 → 4.0"
 
 A build's ``metrics.json`` keeps both per part (``explain.plan.parts``: ``estimate_s``,
@@ -72,7 +72,7 @@ def write(rows: list[dict]) -> None:
              "The probe's trace seconds per kind of compiled function (forward, gradient to "
              "the input, GradCAM) are the ones the plan used. Reproduce: "
              "`python benchmarks/zoo.py --family ConvNeXtTiny,MobileNetV2 --images 6`, then "
-             "`python benchmarks/estimates.py --zoo`; for a build of your own, "
+             "`python benchmarks/estimates.py --zoo --since 'YYYY-MM-DD HH:MM'`; for a build of your own, "
              "`python benchmarks/estimates.py --metrics NAME=site/metrics.json`.", "",
              "| build | test images | load | traces s | worst ratio (parts ≥ 2 s) | held | run |",
              "|---|---:|---|---|---:|---|---|"]
@@ -104,11 +104,12 @@ def merged(new: list[dict]) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--zoo", action="store_true", help="add the rows of ZOO.json")
+    ap.add_argument("--since", default="", help="only ZOO.json rows run since (YYYY-MM-DD HH:MM)")
     ap.add_argument("--metrics", action="append", default=[], help="NAME=path/metrics.json")
     ap.add_argument("--load", default="", help="the load average of the --metrics builds")
     args = ap.parse_args()
-    rows = [from_zoo(r) for r in json.loads((HERE / "ZOO.json").read_text())] if args.zoo \
-        else []
+    rows = [from_zoo(r) for r in json.loads((HERE / "ZOO.json").read_text())
+            if r["date"] >= args.since] if args.zoo else []
     for item in args.metrics:
         name, _, path = item.partition("=")
         rows.append(from_metrics(name, Path(path), args.load))
