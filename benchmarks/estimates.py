@@ -71,8 +71,9 @@ def write(rows: list[dict]) -> None:
              f"Target: every part of {MIN_PART_S:g} s or more within {WITHIN:g}x either way. "
              "The probe's trace seconds per kind of compiled function (forward, gradient to "
              "the input, GradCAM) are the ones the plan used. Reproduce: "
-             "`python benchmarks/zoo.py --family ConvNeXtTiny,MobileNetV2 --images 6`, then "
-             "`python benchmarks/estimates.py --zoo --since 'YYYY-MM-DD HH:MM'`; for a build of your own, "
+             "`python benchmarks/zoo.py --family ConvNeXtTiny,MobileNetV2 --images 6`, "
+             "then `python benchmarks/estimates.py --zoo --since 'YYYY-MM-DD HH:MM'`; "
+             "for a build of your own, "
              "`python benchmarks/estimates.py --metrics NAME=site/metrics.json`.", "",
              "| build | test images | load | traces s | worst ratio (parts ≥ 2 s) | held | run |",
              "|---|---:|---|---|---:|---|---|"]
