@@ -408,20 +408,21 @@ def _curves_s(p: Probe, w: Work, q: int) -> float:
     method (each tie order of a map): per image 2 curves of ``quality_steps - 1`` forward
     passes, in calls of ``batch // (quality_steps - 1)`` images a curve, of one function
     for all: run eagerly (:attr:`Probe.eager_s` a call) until a method's calls would pass
-    the eager allowance, then traced once ("forward") and compiled (``call_s`` a call); and
-    a compiled call for each method's baseline (each call's latency beyond its share of a
-    batch: :func:`_partial_s`)."""
-    from reportgen.explain.graph import COMPILE_AFTER
+    the eager allowance (:func:`~reportgen.explain.graph.eager_work`), then traced once
+    ("forward") and compiled (``call_s`` a call); and a compiled call for each method's
+    baseline (each call's latency beyond its share of a batch: :func:`_partial_s`)."""
+    from reportgen.explain.graph import COMPILE_AFTER, eager_work
 
     inner = max(w.settings["quality_steps"] - 1, 0)
     group = max(1, p.batch // max(inner, 1))
     orders = [w.settings["tie_orders"] if REGISTRY[m].output == "map" else 1
               for m in w.quality_methods]
     calls = 2 * -(-q // group)  # a method's, in one order
-    eager, compiled, traced = 0, 0, False
+    work = eager_work(calls, 2 * q * inner)  # both curves' copies
+    seen, eager, compiled, traced = 0, 0, 0, False
     for _ in range(sum(orders) if inner else 0):
-        if not traced and eager + calls <= COMPILE_AFTER:
-            eager += calls
+        if not traced and seen + work <= COMPILE_AFTER:
+            seen, eager = seen + work, eager + calls
         else:
             traced, compiled = True, compiled + calls
     passes = q * 2 * inner * sum(orders)
@@ -446,12 +447,12 @@ def _layers_s(p: Probe, w: Work) -> float:
     """Estimated seconds of the Layers page of a model with a conv layer: the filter patterns
     of three layers and deep dream at 12 steps an octave, each one compiled gradient function
     (a trace of the "gradient" kind); the receptive-field search's forward passes over
-    ``receptive_images`` test images, compiled (a "forward" trace) only when its batches
-    are more than a function runs eagerly, else each batch an eager call; the feature maps
+    ``receptive_images`` test images, compiled (a "forward" trace) only when its work is more
+    than a function runs eagerly, else each batch an eager call; the feature maps
     of one image, an eager call for each of three layers; the receptive-field analysis of
     the conv layers, a walk over the model's layers like two eager calls (1.0 s against
     0.5 s an eager call on ConvNeXtTiny)."""
-    from reportgen.explain.graph import COMPILE_AFTER
+    from reportgen.explain.graph import COMPILE_AFTER, eager_work
 
     s = w.settings
     grad = p.forward_s + p.backward_s
@@ -459,7 +460,8 @@ def _layers_s(p: Probe, w: Work) -> float:
     dreams = s["dream_images"] * s["dream_octaves"] * 12 * grad
     rf_images = min(s.get("receptive_images", 0), w.n_test) if w.rf_search else 0
     rf_calls = -(-rf_images // max(p.batch, 1))
-    rf_s = p.trace("forward") if rf_calls > COMPILE_AFTER else rf_calls * p.eager_s
+    traced = eager_work(rf_calls, rf_images) > COMPILE_AFTER
+    rf_s = p.trace("forward") if traced else rf_calls * p.eager_s
     analysis = 2 * p.eager_s if s.get("receptive_units", 0) else 0.0
     return (patterns + dreams + rf_images * p.forward_s + rf_s + 3 * p.eager_s + analysis
             + (bool(s["pattern_filters"]) + bool(s["dream_images"])) * p.trace("gradient"))

@@ -50,7 +50,7 @@ def test_the_estimate_is_the_declared_cost_times_the_measured_seconds():
 def test_the_estimate_counts_tracing_and_the_receptive_field_search(monkeypatch):
     from reportgen.explain import graph
 
-    monkeypatch.setattr(graph, "COMPILE_AFTER", 6)  # as a build runs (not the test tiers')
+    monkeypatch.setattr(graph, "COMPILE_AFTER", 96)  # as a build runs (not the test tiers')
     w = work()
     base = pl.estimate(PROBE, w)
     w = dataclasses.replace(w, rf_search=True).with_settings(receptive_images=100)
@@ -61,18 +61,19 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search(monkeypatch)
     # function again on the sanity check's randomized model (3) and its copy of the model (as
     # a forward pass's trace: 1); the Layers page's patterns and deep dream (2; its feature
     # maps of one image run eagerly, at no cost on this probe), and the receptive-field
-    # search's 100 forward passes, in 7 batches of 16: more than the 6 calls a function runs
-    # eagerly, so it is compiled too (1).
+    # search's 100 forward passes, in 7 batches of 16: 100 + 7 x 16 images' eager work, more
+    # than the 96 a function runs eagerly, so it is compiled too (1).
     assert extra == pytest.approx({"test set": 0, "methods on sample images": 2 * 2.0,
                                    "class grid": 0, "quality: maps": 0,
                                    "quality: deletion/insertion": 1 * 2.0,
                                    "quality: sanity check": 4 * 2.0,
                                    "layers": 3 * 2.0 + 100 * 0.01})
-    # In batches of 20 the search is 5 calls: run eagerly, 0.5 s each, as are the feature
-    # maps of three layers; no trace.
-    wide = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 20, trace_s=2.0, eager_s=0.5), w)
-    assert wide["layers"] - base["layers"] == pytest.approx(2 * 2.0 + 100 * 0.01
-                                                            + (5 + 3) * 0.5)
+    # A search of 40 images in batches of 20 is 2 calls, 40 + 2 x 16 images' work: run
+    # eagerly, 0.5 s a call, as are the feature maps of three layers; no trace.
+    wide = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 20, trace_s=2.0, eager_s=0.5),
+                       w.with_settings(receptive_images=40))
+    assert wide["layers"] - base["layers"] == pytest.approx(2 * 2.0 + 40 * 0.01
+                                                            + (2 + 3) * 0.5)
     # Without patterns, dreams or a sanity check, their traces go too.
     w = w.with_settings(pattern_filters=0, dream_images=0, sanity_images=0)
     # Methods sharing a function trace it once: saliency, SmoothGrad and Integrated
@@ -91,7 +92,7 @@ def test_each_function_is_traced_at_the_probes_trace_of_its_kind(monkeypatch):
     GradCAM in 1.5 s: every compiled function a method names costs the trace of its kind."""
     from reportgen.explain import graph
 
-    monkeypatch.setattr(graph, "COMPILE_AFTER", 6)  # as a build runs (not the test tiers')
+    monkeypatch.setattr(graph, "COMPILE_AFTER", 96)  # as a build runs (not the test tiers')
     p = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=1.0,
                  trace_scale={"forward": 1.0, "gradient": 3.0, "cam": 1.5}, eager_s=0.5)
     assert [p.trace(k) for k in ("forward", "gradient", "cam")] == [1.0, 3.0, 1.5]
@@ -135,7 +136,7 @@ def test_every_call_of_a_small_batch_costs_the_probes_call_latency(monkeypatch):
     of the kind of pass it makes more of."""
     from reportgen.explain import graph
 
-    monkeypatch.setattr(graph, "COMPILE_AFTER", 6)  # as a build runs (not the test tiers')
+    monkeypatch.setattr(graph, "COMPILE_AFTER", 96)  # as a build runs (not the test tiers')
     w = work(("gradcam", "smoothgrad", "rise"))
     p = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, call_s=0.1)
     est, bare = pl.estimate(p, w), pl.estimate(dataclasses.replace(p, call_s=0.0), w)
@@ -160,20 +161,21 @@ def test_every_call_of_a_small_batch_costs_the_probes_call_latency(monkeypatch):
 
 
 def test_a_few_quality_images_run_their_curves_eagerly_until_the_allowance():
-    """6 quality images, 4 steps (3 inner), batches of 16: 5 images a call, 4 calls a method
-    (2 curves of 2 calls). GradCAM's 4 run eagerly; SmoothGrad's would pass the 6 eager
-    calls a function runs, so the function is traced and its 4 calls compiled."""
+    """2 quality images, 4 steps (3 inner), batches of 16: 5 images a call, 2 calls a method
+    (2 curves of 1 call) on 12 copies: 12 + 2 x 16 = 44 images' eager work. GradCAM's and
+    SmoothGrad's run eagerly (88 of the 96 allowed); RISE's would pass it, so the function
+    is traced and its 2 calls compiled."""
     from reportgen.explain import graph
 
-    w = work(("gradcam", "smoothgrad")).with_settings(quality_images=6, quality_steps=4,
-                                                      tie_orders=1)
+    w = work(("gradcam", "smoothgrad", "rise")).with_settings(
+        quality_images=2, quality_steps=4, tie_orders=1)
     p = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=1.0, eager_s=0.5, call_s=0.1)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(graph, "COMPILE_AFTER", 6)
+        mp.setattr(graph, "COMPILE_AFTER", 96)
         curves = pl.estimate(p, w)["quality: deletion/insertion"]
-    passes = 6 * 2 * 3 * 2
-    # The 4 compiled calls of 15 images pay 1/16 of a call's latency each; the baselines one.
-    assert curves == pytest.approx(passes * 0.01 + 4 * 0.5 + 1.0 + (4 / 16 + 2) * 0.1)
+    passes = 2 * 2 * 3 * 3
+    # The 2 compiled calls of 15 images pay 1/16 of a call's latency each; the baselines one.
+    assert curves == pytest.approx(passes * 0.01 + 4 * 0.5 + 1.0 + (2 / 16 + 3) * 0.1)
 
 
 def test_a_cheap_model_keeps_the_full_report():
