@@ -659,9 +659,24 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
         with prog.bar("Layers", 4, run.show) as advance:
             suite.explain_layers(ex, test, fitted.prep, cfg, explained, progress=advance)
         explained.seconds["layers"] = time.perf_counter() - t0
+        dataset_wide(ex, test, fitted.prep, probs["test"], explained, run.show)
     explained.plan = late.plan
     explained.failures = failures
     return explained
+
+
+def dataset_wide(ex, test, prep, probs: np.ndarray, explained, show: bool) -> None:
+    """Strategies (clusters of the test set's GradCAM maps) and concepts (NMF of the
+    explained layer) of every class, each an optional part."""
+    from reportgen.explain.dataset import run as dataset
+
+    with prog.bar("Strategies and concepts", 2, show) as advance:
+        with optional_part("strategies", explained.layer or None):
+            dataset.explain_strategies(explained, test, probs)
+        advance(1)
+        with optional_part("concepts", explained.layer or None):
+            dataset.explain_concepts(ex, test, prep, probs, explained)
+        advance(1)
 
 
 def guarded_plan(run: Run, ex, data: Data, prep) -> tuple:

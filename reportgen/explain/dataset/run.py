@@ -1,0 +1,112 @@
+"""Strategies and concepts of a build's test set: the maps from the GradCAM pass, the
+activations and gradients of the explained layer from one more forward and backward pass over
+at most :data:`CONCEPT_IMAGES` images per class."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from reportgen.explain.common import as_targets, class_score, run_batched
+from reportgen.explain.dataset import concepts as cn
+from reportgen.explain.dataset import strategies as st
+from reportgen.explain.explainer import Explainer
+from reportgen.explain.results import Explained
+from reportgen.guard import optional_part
+
+#: Images per class whose activations are factorised (the first in test order).
+CONCEPT_IMAGES = 48
+
+
+def _acts_grads_function(ex: Explainer, layer: str):
+    """fn(x, targets) -> (activations, gradient of the target logit, target logits)."""
+    graph = ex.graph
+
+    def make():
+        def fn(x, targets):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                logits, captured = graph.forward_capture(x, [layer], tape=tape)
+                score = class_score(logits, targets)
+            acts = captured[layer]
+            return acts, tape.gradient(score, acts), score
+        return fn
+
+    return graph.function(("concepts", layer), make, tf.TensorSpec([None], tf.int32),
+                          tape=True)
+
+
+def activations(ex: Explainer, x: np.ndarray, cls: int, layer: str | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Activations (n, h, w, C), gradients of class ``cls``'s logit with respect to them
+    (n, h, w, C) and that logit (n,), all float32, for preprocessed images ``x``."""
+    fn = _acts_grads_function(ex, ex.resolve(layer))
+    t = as_targets(cls, len(x))
+    a, g, s = run_batched(fn, [ex.batch(x), t], ex.batch_size)
+    return a.astype(np.float32), g.astype(np.float32), s.astype(np.float32)
+
+
+def class_maps(result: Explained, labels: np.ndarray, n_classes: int) -> dict[int, np.ndarray]:
+    """{class: (N_c, h, w) float32 GradCAM of that class} for the test images of each class:
+    the predicted class's map where it is the class, the true class's map of the errors."""
+    assert result.test_maps is not None
+    maps = result.test_maps.astype(np.float32)
+    for i, m in result.true_maps.items():
+        maps[i] = m
+    return {c: maps[labels == c] for c in range(n_classes) if (labels == c).any()}
+
+
+def explain_strategies(result: Explained, split, probs: np.ndarray, seed: int = 0) -> None:
+    """Fill ``result.strategies`` and ``result.strategy_ids`` from its test maps (the true
+    class of labeled images, the predicted class of unlabeled photos); time it."""
+    if result.test_maps is None or not len(split):
+        return
+    t0 = time.perf_counter()
+    pred = probs.argmax(1)
+    labels = split.labels if split.labeled else pred
+    right = (pred == split.labels) if split.labeled else None
+    maps = class_maps(result, labels, probs.shape[1])
+    result.strategies = st.split_strategies(maps, labels, right, split.boxes,
+                                            split.images.shape[1:3], seed)
+    result.strategy_ids = st.strategy_ids(result.strategies, len(split))
+    result.seconds["strategies"] = time.perf_counter() - t0
+
+
+def explain_concepts(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
+                     probs: np.ndarray, result: Explained, seed: int = 0) -> None:
+    """Fill ``result.concepts``: the concepts of every class over its first
+    :data:`CONCEPT_IMAGES` test images (true class; predicted for unlabeled photos)."""
+    layer = ex.layer_or_none()
+    if layer is None or not len(split):
+        return
+    t0 = time.perf_counter()
+    labels = split.labels if split.labeled else probs.argmax(1)
+    hw = split.images.shape[1:3]
+    box = _unit_box(ex, layer, hw)
+    for c in range(probs.shape[1]):
+        idx = np.flatnonzero(labels == c)[:CONCEPT_IMAGES]
+        if not len(idx):
+            continue
+        with optional_part(f"concepts of class {c}", layer):
+            a, g, s = activations(ex, prep(split.images[idx]), c, layer)
+            result.concepts.append(cn.class_concepts(
+                c, idx, a, g, s, box, seed))
+    result.seconds["concepts"] = time.perf_counter() - t0
+
+
+def _unit_box(ex: Explainer, layer: str, hw: tuple[int, int]) -> Callable:
+    """box(row, col) -> (y0, x0, y1, x1): a unit's receptive field in the image (clipped);
+    where the field cannot be traced, the image cell under the unit (the layer's grid laid
+    over the image)."""
+    from reportgen.explain.receptive import receptive_field
+
+    try:
+        field = receptive_field(ex, layer)
+        return lambda r, c: field.box(r, c, hw)
+    except ValueError:
+        gh, gw = ex.graph.layer_shapes[layer][:2]
+        h, w = hw
+        return lambda r, c: (r * h // gh, c * w // gw, (r + 1) * h // gh - 1,
+                             (c + 1) * w // gw - 1)
