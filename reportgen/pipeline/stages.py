@@ -669,10 +669,11 @@ def dataset_wide(ex, test, prep, probs: np.ndarray, explained, show: bool) -> No
     """Strategies (clusters of the test set's GradCAM maps) and concepts (NMF of the
     explained layer) of every class, each an optional part."""
     from reportgen.explain.dataset import run as dataset
+    from reportgen.explain.dataset import strategies
 
     with prog.bar("Strategies and concepts", 2, show) as advance:
         with optional_part("strategies", explained.layer or None):
-            dataset.explain_strategies(explained, test, probs)
+            strategies.explain_strategies(explained, test, probs)
         advance(1)
         with optional_part("concepts", explained.layer or None):
             dataset.explain_concepts(ex, test, prep, probs, explained)

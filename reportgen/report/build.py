@@ -31,6 +31,8 @@ from reportgen.report.gallery import (class_page_files, class_pages, colour_scal
 from reportgen.report.inputs import ReportInputs
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.render import STATIC, environment, render, templates_dir
+from reportgen.report.strategies import METHOD as STRATEGY_METHOD
+from reportgen.report.strategies import strategies_context, strategies_metrics
 from reportgen.report.tables import Table, with_interval
 from reportgen.text import duration, plural, printable
 
@@ -64,6 +66,7 @@ SECTIONS_OF_PARTS = {
     "samples": ("* on the sample images",), "plan": ("planning*",),
     "quality": ("* in the quality table", "sanity check*"),
     **{view: (view,) for view in LAYER_VIEWS},
+    "strategies": ("strategies", "concepts*"),
 }
 
 
@@ -296,6 +299,8 @@ def _common(inputs: ReportInputs) -> dict:
         nav.append({"href": "errors.html", "label": f"Errors ({len(wrong)})"})
     nav += [{"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
+    if inputs.explained.strategies or inputs.explained.concepts:
+        nav.insert(-1, {"href": "strategies.html", "label": "Strategies"})
     if len(classes) <= NAV_CLASSES:
         nav += [{"href": c["href"], "label": c["name"]} for c in classes]
     else:  # a bar of 100 class links is no navigation: one link to the list of classes
@@ -518,6 +523,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "plan": _plan_data(ex), "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
+        **_dataset_wide(ex, ds.splits["test"], ds.class_names),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
         "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
         "notes": inputs.warnings + inputs.notes,
@@ -533,6 +539,15 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
         "versions": {k: getattr(info, k) for k in ("version", "python", "tensorflow", "keras",
                                                    "numpy")},
     }
+
+
+def _dataset_wide(ex, split, names: list[str]) -> dict:
+    """metrics.json's ``strategies``, ``concepts`` and ``strategies_method`` (how both were
+    computed; None when neither ran)."""
+    strategies, concepts = strategies_metrics(ex, split, names)
+    ran = bool(ex.strategies or ex.concepts)
+    return {"strategies": strategies, "concepts": concepts,
+            "strategies_method": STRATEGY_METHOD if ran else None}
 
 
 def _plan_data(ex) -> dict | None:
@@ -575,12 +590,16 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     pointing = _pointing(ex)
     tables = _split_tables(assets, inputs)
     pages = class_pages(assets, test, probs, names, ex, inputs.metrics["test"]["per_class"])
+    strategies = strategies_context(assets, test, probs, names, ex)
+    for page in pages:
+        page["strategies"] = strategies["by_class"].get(page["index"])
     m = methods_context(assets, test, probs, names, ex, ran_settings(inputs),
                         inputs.method_options)
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
     t_plan = table(assets, m["plan_table"]) if m["plan_table"] else None
     L = layers_context(assets, test, names, ex, gray=bool(ds.sources and ds.sources.all_gray))
     index = _index_context(inputs, common, tables, drawn, pointing)
+    index["strategies"] = strategies
     model = _model_context(assets, inputs, common)
     content.pages = [Page("index.html", "index.html", index)]
     scale = colour_scale(assets)
@@ -599,6 +618,9 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
                                               "layer": ex.layer}),
         Page("layers.html", "layers.html", {**common, "page_title": "Layers",
                                             "current": "layers.html", "L": L}),
+        Page("strategies.html", "strategies.html", {**common, "page_title": "Strategies",
+                                                    "current": "strategies.html",
+                                                    "S": strategies, "layer": ex.layer}),
         Page("report.md", "report.md", {**index, "class_pages": pages, "m": m,
                                         "errors": errors,
                                         "t_layers": model["t_layers"], "t_quality": t_quality,

@@ -26,6 +26,8 @@ import numpy as np
 CONCEPTS = 4
 #: Multiplicative-update steps of the factorisation.
 STEPS = 300
+#: Images per class whose activations are factorised (the first in test order).
+IMAGES = 48
 #: Top patches shown per concept (from distinct images).
 PATCHES = 6
 

@@ -1,6 +1,7 @@
-"""Strategies and concepts of a build's test set: the maps from the GradCAM pass, the
-activations and gradients of the explained layer from one more forward and backward pass over
-at most :data:`CONCEPT_IMAGES` images per class."""
+"""Concepts of a build's test set: the activations and gradients of the explained layer from
+one more forward and backward pass over at most
+:data:`~reportgen.explain.dataset.concepts.IMAGES` images per class (the strategies need no
+TensorFlow: :func:`reportgen.explain.dataset.strategies.explain_strategies`)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,9 @@ import tensorflow as tf
 
 from reportgen.explain.common import as_targets, class_score, run_batched
 from reportgen.explain.dataset import concepts as cn
-from reportgen.explain.dataset import strategies as st
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.results import Explained
 from reportgen.guard import optional_part
-
-#: Images per class whose activations are factorised (the first in test order).
-CONCEPT_IMAGES = 48
 
 
 def _acts_grads_function(ex: Explainer, layer: str):
@@ -48,36 +45,11 @@ def activations(ex: Explainer, x: np.ndarray, cls: int, layer: str | None = None
     return a.astype(np.float32), g.astype(np.float32), s.astype(np.float32)
 
 
-def class_maps(result: Explained, labels: np.ndarray, n_classes: int) -> dict[int, np.ndarray]:
-    """{class: (N_c, h, w) float32 GradCAM of that class} for the test images of each class:
-    the predicted class's map where it is the class, the true class's map of the errors."""
-    assert result.test_maps is not None
-    maps = result.test_maps.astype(np.float32)
-    for i, m in result.true_maps.items():
-        maps[i] = m
-    return {c: maps[labels == c] for c in range(n_classes) if (labels == c).any()}
-
-
-def explain_strategies(result: Explained, split, probs: np.ndarray, seed: int = 0) -> None:
-    """Fill ``result.strategies`` and ``result.strategy_ids`` from its test maps (the true
-    class of labeled images, the predicted class of unlabeled photos); time it."""
-    if result.test_maps is None or not len(split):
-        return
-    t0 = time.perf_counter()
-    pred = probs.argmax(1)
-    labels = split.labels if split.labeled else pred
-    right = (pred == split.labels) if split.labeled else None
-    maps = class_maps(result, labels, probs.shape[1])
-    result.strategies = st.split_strategies(maps, labels, right, split.boxes,
-                                            split.images.shape[1:3], seed)
-    result.strategy_ids = st.strategy_ids(result.strategies, len(split))
-    result.seconds["strategies"] = time.perf_counter() - t0
-
-
 def explain_concepts(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
                      probs: np.ndarray, result: Explained, seed: int = 0) -> None:
     """Fill ``result.concepts``: the concepts of every class over its first
-    :data:`CONCEPT_IMAGES` test images (true class; predicted for unlabeled photos)."""
+    :data:`~reportgen.explain.dataset.concepts.IMAGES` test images (true class; predicted for
+    unlabeled photos)."""
     layer = ex.layer_or_none()
     if layer is None or not len(split):
         return
@@ -86,7 +58,7 @@ def explain_concepts(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
     hw = split.images.shape[1:3]
     box = _unit_box(ex, layer, hw)
     for c in range(probs.shape[1]):
-        idx = np.flatnonzero(labels == c)[:CONCEPT_IMAGES]
+        idx = np.flatnonzero(labels == c)[:cn.IMAGES]
         if not len(idx):
             continue
         with optional_part(f"concepts of class {c}", layer):

@@ -19,6 +19,7 @@ the object. numpy only.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -317,3 +318,28 @@ def strategy_ids(result: list[ClassStrategies], n: int) -> np.ndarray:
             ids[s.members] = k
             k += 1
     return ids
+
+
+def class_maps(result, labels: np.ndarray, n_classes: int) -> dict[int, np.ndarray]:
+    """{class: (N_c, h, w) float32 GradCAM of that class} for the test images of each class:
+    the predicted class's map where it is the class, the true class's map of the errors."""
+    maps = np.asarray(result.test_maps, np.float32)
+    for i, m in result.true_maps.items():
+        maps[i] = m
+    return {c: maps[labels == c] for c in range(n_classes) if (labels == c).any()}
+
+
+def explain_strategies(result, split, probs: np.ndarray, seed: int = 0) -> None:
+    """Fill ``result.strategies`` and ``result.strategy_ids`` from its test maps (the true
+    class of labeled images, the predicted class of unlabeled photos); time it."""
+    if result.test_maps is None or not len(split):
+        return
+    t0 = time.perf_counter()
+    pred = probs.argmax(1)
+    labels = split.labels if split.labeled else pred
+    right = (pred == split.labels) if split.labeled else None
+    maps = class_maps(result, labels, probs.shape[1])
+    result.strategies = split_strategies(maps, labels, right, split.boxes,
+                                         split.images.shape[1:3], seed)
+    result.strategy_ids = strategy_ids(result.strategies, len(split))
+    result.seconds["strategies"] = time.perf_counter() - t0
