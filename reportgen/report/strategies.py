@@ -3,6 +3,8 @@ jobs queued on the assets), the flag sentences and the metrics.json entries."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from reportgen.explain.dataset import concepts as cn
@@ -54,9 +56,10 @@ def _strategy(assets: Assets, split, probs, names, cs: st.ClassStrategies, k: in
             "sentence": flag_sentence(s, names[cs.cls], cs.size) if s.flagged else ""}
 
 
-def _crop(split, i: int, box) -> np.ndarray:
+def _crop(split, i: int, box) -> Callable[[], np.ndarray]:
+    """A job making the RGB crop ``box`` (y0, x0, y1, x1 inclusive) of test image ``i``."""
     y0, x0, y1, x1 = box
-    return to_rgb(split.images[i:i + 1, y0:y1 + 1, x0:x1 + 1])[0]
+    return lambda: to_rgb(split.images[i:i + 1, y0:y1 + 1, x0:x1 + 1])[0]
 
 
 def _concepts(assets: Assets, split, cc: cn.ClassConcepts) -> dict:
@@ -64,7 +67,7 @@ def _concepts(assets: Assets, split, cc: cn.ClassConcepts) -> dict:
     out = []
     for j, c in enumerate(cc.concepts):
         patches = [{"src": assets.image(f"img/concepts/{cc.cls}-{j}-{n}.jpg",
-                                        lambda i=i, b=b: _crop(split, i, b), 64),
+                                        _crop(split, i, b), 64),
                     "alt": f"Patch of {printable(split.paths[i])} (rows {b[0]}-{b[2]}, "
                            f"columns {b[1]}-{b[3]})"}
                    for n, (i, b, _) in enumerate(c.patches)]
