@@ -37,7 +37,7 @@ def test_a_shapes_build_has_strategies_and_concepts(tmp_path):
             right = sum(r["predicted"] == name for r in rows if r["file"] in s["files"])
             assert s["accuracy"] == pytest.approx(right / s["size"])
             assert 0 <= s["border_share"] <= 1 and s["box_outside_share"] is not None
-    for name, concepts in metrics["concepts"].items():
+    for concepts in metrics["concepts"].values():
         assert len(concepts) == 4 and all(c["exact"] for c in concepts)  # small_cnn: GAP
     assert metrics["strategies_method"]["neighbours"] == 10
     assert {"strategies", "concepts"} <= set(metrics["explain"]["seconds"])
