@@ -70,6 +70,11 @@ class DataConfig:
                            "classes, shipped with reportgen).", names=True)
     annotations: str = option("annotations.json", "File in data.path with object boxes, "
                             "{relative path: {\"box\": [x0, y0, x1, y1]}}; optional.")
+    metadata: str = option("", "Optional CSV of per-image attributes: a 'file' column (the "
+                           "path relative to data.path, as in predictions.csv) and any others "
+                           "(camera, site, ...); each column's values (numbers with many "
+                           "values: their quartiles) become slices on the Slices page.",
+                           path=True)
 
 
 @dataclass

@@ -44,6 +44,8 @@ class Split:
             0..W), NaN where the image has none.
         labeled: False when the true classes are unknown (unlabeled photos): ``labels`` is then
             -1, or the predicted classes once the model has run (galleries by predicted class).
+        sizes: (N, 2) int64 (width, height) of each file in pixels after EXIF rotation, before
+            resizing; None when unknown.
     """
 
     images: np.ndarray | Images
@@ -51,6 +53,7 @@ class Split:
     paths: list[str]
     boxes: np.ndarray
     labeled: bool = True
+    sizes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -492,21 +495,23 @@ def split_of(items: list[tuple[Path, int]], decoded: Decoded, store: Store, root
              labeled: bool = True) -> Split:
     """One split of (file, label) ``items``: a view of their rows of ``store`` (decoded by
     :func:`decode_files`), and their annotated boxes scaled from the original image size to
-    ``size`` (height, width; NaN without a box)."""
+    ``size`` (height, width; NaN without a box), and the files' own sizes (``Split.sizes``)."""
     h, w = size
     rows = np.zeros(len(items), np.int64)
     labels = np.zeros(len(items), np.int64)
     boxes = np.full((len(items), 4), np.nan, np.float32)
+    sizes = np.zeros((len(items), 2), np.int64)
     paths = []
     for i, (f, idx) in enumerate(items):
         rows[i], (ow, oh) = decoded[f]
+        sizes[i] = ow, oh
         labels[i] = idx
         rel = f.relative_to(root).as_posix()
         paths.append(rel)
         if rel in boxes_by_path:
             x0, y0, x1, y1 = boxes_by_path[rel]
             boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]
-    return Split(Images(store, rows), labels, paths, boxes, labeled)
+    return Split(Images(store, rows), labels, paths, boxes, labeled, sizes)
 
 
 def count_files(root: str | Path) -> int:

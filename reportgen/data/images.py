@@ -70,7 +70,7 @@ def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[st
     test = split_of([(f, UNLABELED) for f in decoded], decoded, store, root, size,
                     boxes_by_path, labeled=False)
     empty = Split(np.zeros((0, h, w, channels), np.uint8), np.zeros(0, np.int64), [],
-                  np.zeros((0, 4), np.float32), labeled=False)
+                  np.zeros((0, 4), np.float32), labeled=False, sizes=np.zeros((0, 2), np.int64))
     return Dataset(root=root, class_names=list(class_names),
                    splits={"train": empty, "val": empty, "test": test}, skipped=skipped,
                    layout="unlabeled images", sources=source_info(list(decoded)))
@@ -84,5 +84,5 @@ def grouped_by_prediction(ds: Dataset, predicted: np.ndarray) -> Dataset:
         return ds
     test = ds.splits["test"]
     grouped = Split(test.images, np.asarray(predicted, np.int64), test.paths, test.boxes,
-                    labeled=False)
+                    labeled=False, sizes=test.sizes)
     return dataclasses.replace(ds, splits={**ds.splits, "test": grouped})

@@ -291,3 +291,33 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
                                                  "pdf": {"CreationDate": None}}.get(fmt))
             paths.append(path)
     return paths
+
+
+@styled
+def slice_forest(rows: Sequence[dict], *, overall: float, title: str | None = None,
+                 ax: Axes | None = None) -> Figure:
+    """Forest plot: each slice's accuracy with its 95 % interval, one row each, against the
+    accuracy on all test images (a dashed line; the caption says so). Flagged slices are red.
+
+    Args:
+        rows: {"label", "accuracy", "ci95": [lo, hi], "n", "flagged"} per slice, top first;
+            accuracies in [0, 1].
+        overall: the accuracy on all test images, in [0, 1].
+    """
+    k = len(rows)
+    fig, ax = _figure(ax, (FULL, 0.8 + 0.22 * max(k, 1)))
+    y = np.arange(k)[::-1]
+    for yi, r in zip(y, rows, strict=True):
+        colour = "tab:red" if r["flagged"] else "black"
+        lo, hi = r["ci95"]
+        ax.plot([100 * lo, 100 * hi], [yi, yi], color=colour, lw=1.2)
+        ax.plot(100 * r["accuracy"], yi, "o", color=colour, ms=4)
+    ax.axvline(100 * overall, color="gray", ls="--", lw=0.9)
+    ax.set_yticks(y, [mathtext(f"{r['label']} (n = {r['n']})", 60) for r in rows])
+    ax.set_ylim(-0.7, k - 0.3)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("accuracy (%), 95 % Wilson interval")
+    if title:
+        ax.set_title(mathtext(title, 80))
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
