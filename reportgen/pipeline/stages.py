@@ -796,6 +796,7 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
     batch sizes become the planned ones."""
     from reportgen.explain import plan as pl
     from reportgen.explain import suite
+    from reportgen.explain.dataset.concepts import planned_images
     from reportgen.explain.methods import Shape
 
     cfg, test, names = run.cfg, data.ds.splits["test"], data.ds.class_names
@@ -812,7 +813,7 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
                                                 shown)),
                 len(shown), len(explained_classes(cfg, names) or shown),
                 Shape(*data.shape[:2], channels), {k: getattr(e, k) for k in PLANNED_KEYS},
-                run.options, tuple(run.options), rf)
+                run.options, tuple(run.options), rf, planned_images(test, len(names)))
     memory = pl.memory_budget(e.memory_gb)
     # Timed compiled, at the batch the work runs at: an eager timing (an upper bound) made
     # estimates several times too high, a batch of 32 those of work in batches of 128 too.

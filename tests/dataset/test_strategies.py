@@ -142,3 +142,14 @@ def test_contributions_einsum_by_loops():
                 for x in range(3):
                     hand[n, j] += u[n, y, x, j] * (v[j] @ g[n, y, x])
     assert np.allclose(cn.contributions(u, v, g), hand)
+
+
+def test_a_large_class_is_clustered_on_a_sample_and_the_rest_assigned(monkeypatch):
+    monkeypatch.setattr(st, "MAX_CLUSTERED", 30)
+    rng = np.random.default_rng(3)
+    maps, boxes = planted(rng, 60, 30)
+    cs = st.class_strategies(0, maps, np.arange(90), np.ones(90, bool), boxes, HW, 0)
+    flagged = [s for s in cs.strategies if s.flagged]
+    assert len(flagged) == 1 and set(flagged[0].members) == set(range(30))
+    assert sum(len(s.members) for s in cs.strategies) == 90
+    assert "sample of 30 of its 90" in cs.note

@@ -62,7 +62,8 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search():
                                    "class grid": 0, "quality: maps": 0,
                                    "quality: deletion/insertion": 1 * 2.0,
                                    "quality: sanity check": 3 * 2.0,
-                                   "layers": 4 * 2.0 + 100 * 0.01})
+                                   "layers": 4 * 2.0 + 100 * 0.01,
+                                   "strategies": 0, "concepts": 0})
     # Without patterns, dreams or a sanity check, their traces go too.
     w = w.with_settings(pattern_filters=0, dream_images=0, sanity_images=0)
     # Methods sharing a function trace it once: saliency, SmoothGrad and Integrated
@@ -74,6 +75,16 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search():
     bare = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
     assert bare["layers"] == pytest.approx(2 * 2.0 + 100 * 0.01)
     assert bare["quality: sanity check"] == 0
+
+
+def test_the_estimate_counts_strategies_and_concepts():
+    w = dataclasses.replace(work(), n_concepts=96)
+    est = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
+    # numpy: a millisecond a test map; concepts: a forward and a backward pass of each of the
+    # 96 factorised images and one trace
+    assert est["strategies"] == pytest.approx(w.n_test * 1e-3)
+    assert est["concepts"] == pytest.approx(96 * (0.01 + 0.02) + 2.0)
+    assert pl.estimate(PROBE, work())["concepts"] == 0
 
 
 def test_a_cheap_model_keeps_the_full_report():

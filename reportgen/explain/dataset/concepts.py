@@ -32,6 +32,16 @@ IMAGES = 48
 PATCHES = 6
 
 
+def planned_images(split, n_classes: int) -> int:
+    """How many test images the concepts factorise: each class's first :data:`IMAGES` (for
+    unlabeled photos, grouped by prediction, at most :data:`IMAGES` a class)."""
+    if not split.labeled:
+        return min(len(split), IMAGES * n_classes)
+    labels = np.asarray(split.labels)
+    counts = np.bincount(labels[(labels >= 0) & (labels < n_classes)], minlength=n_classes)
+    return int(np.minimum(counts, IMAGES).sum())
+
+
 def nmf(x: np.ndarray, k: int, seed: int = 0, steps: int = STEPS) -> tuple[np.ndarray,
                                                                             np.ndarray]:
     """Non-negative U (m, k), V (k, C) with x ~ U V for non-negative x (m, C), by Lee &

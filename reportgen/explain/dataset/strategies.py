@@ -30,6 +30,9 @@ SIDE = 16
 NEIGHBOURS = 10
 #: Classes with fewer test images are not clustered (a note says so).
 MIN_IMAGES = 12
+#: Images per class clustered at most (a seeded sample; the rest join the strategy with the
+#: nearest mean map), which bounds the cost: the eigendecomposition is cubic in it.
+MAX_CLUSTERED = 500
 #: Most strategies per class the eigengap may choose.
 MAX_STRATEGIES = 6
 #: Width of the border band, as a fraction of the image side (each of the four sides).
@@ -188,6 +191,21 @@ def spectral_clusters(x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return np.argsort(order)[labels], vals[:MAX_STRATEGIES + 1]
 
 
+def sampled_clusters(x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`spectral_clusters` of the rows of ``x`` (N, D), on a seeded sample of
+    :data:`MAX_CLUSTERED` rows when there are more; every other row joins the cluster whose
+    mean is nearest (Euclidean)."""
+    if len(x) <= MAX_CLUSTERED:
+        return spectral_clusters(x, seed)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(len(x), MAX_CLUSTERED, replace=False))
+    part, vals = spectral_clusters(x[sample], seed)
+    means = np.array([x[sample][part == k].mean(0) for k in range(int(part.max()) + 1)])
+    labels = ((x[:, None, :] - means[None]) ** 2).sum(2).argmin(1)
+    labels[sample] = part
+    return labels, vals
+
+
 def border_mask(side: int = SIDE, width: float = BORDER) -> np.ndarray:
     """(side, side) bool: the cells within ``width`` * side of an edge."""
     b = max(1, int(round(width * side)))
@@ -280,8 +298,11 @@ def class_strategies(cls: int, maps: np.ndarray, idx: np.ndarray, right: np.ndar
                     "are needed).")
         return out
     norm = normalised(maps)
-    labels, vals = spectral_clusters(norm.reshape(len(norm), -1), seed)
+    labels, vals = sampled_clusters(norm.reshape(len(norm), -1), seed)
     out.eigenvalues = [float(v) for v in vals]
+    if len(idx) > MAX_CLUSTERED:
+        out.note = (f"Clustered on a seeded sample of {MAX_CLUSTERED} of its {len(idx)} test "
+                    "images; the others joined the strategy with the nearest mean map.")
     for k in range(int(labels.max()) + 1):
         sel = labels == k
         out.strategies.append(_strategy(norm[sel], idx[sel], right[sel], boxes[sel], image_hw,
