@@ -24,8 +24,10 @@ import numpy as np
 
 #: Concepts per class (fewer when the layer has fewer channels).
 CONCEPTS = 4
-#: Multiplicative-update steps of the factorisation.
+#: Multiplicative-update steps of the factorisation at most ...
 STEPS = 300
+#: ... stopping early once 20 steps improve the reconstruction error by less than this share.
+TOL = 1e-4
 #: Images per class whose activations are factorised (the first in test order).
 IMAGES = 48
 #: Top patches shown per concept (from distinct images).
@@ -45,16 +47,22 @@ def planned_images(split, n_classes: int) -> int:
 def nmf(x: np.ndarray, k: int, seed: int = 0, steps: int = STEPS) -> tuple[np.ndarray,
                                                                             np.ndarray]:
     """Non-negative U (m, k), V (k, C) with x ~ U V for non-negative x (m, C), by Lee &
-    Seung's multiplicative updates from a seeded random start (scaled to x's mean)."""
+    Seung's multiplicative updates from a seeded random start (scaled to x's mean), at most
+    ``steps`` of them (see :data:`TOL`)."""
     x = np.asarray(x, np.float64)
     rng = np.random.default_rng(seed)
     scale = np.sqrt(max(float(x.mean()), 1e-12) / k)
     u = rng.random((x.shape[0], k)) * scale + 1e-6
     v = rng.random((k, x.shape[1])) * scale + 1e-6
-    eps = 1e-12
-    for _ in range(steps):
+    eps, last = 1e-12, np.inf
+    for step in range(steps):
         v *= (u.T @ x) / (u.T @ u @ v + eps)
         u *= (x @ v.T) / (u @ (v @ v.T) + eps)
+        if step % 20 == 19:  # stop once the fit improves by less than TOL in 20 steps
+            err = float(np.linalg.norm(x - u @ v))
+            if last - err <= TOL * last:
+                break
+            last = err
     return u, v
 
 
