@@ -20,7 +20,8 @@ METHOD = {
     "grid": st.SIDE, "normalised": "resampled bilinearly to the grid, scaled to sum to one",
     "neighbours": st.NEIGHBOURS, "min_images": st.MIN_IMAGES,
     "max_strategies": st.MAX_STRATEGIES, "border_band": st.BORDER,
-    "border_flag": st.BORDER_FLAG, "box_ratio": st.BOX_RATIO, "seed": 0,
+    "border_flag": st.BORDER_FLAG, "box_ratio": st.BOX_RATIO, "weak_ratio": st.WEAK_RATIO,
+    "relative": st.RELATIVE, "seed": 0,
     "concepts": cn.CONCEPTS, "concept_images": cn.IMAGES,
 }
 

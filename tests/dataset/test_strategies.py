@@ -153,3 +153,24 @@ def test_a_large_class_is_clustered_on_a_sample_and_the_rest_assigned(monkeypatc
     assert len(flagged) == 1 and set(flagged[0].members) == set(range(30))
     assert sum(len(s.members) for s in cs.strategies) == 90
     assert "sample of 30 of its 90" in cs.note
+
+
+def test_diffuse_maps_flag_the_strategy_well_below_the_rest_of_its_class():
+    """Broad maps of a small model: clean images hold about twice the box's share, the marked
+    ones 1.2 times (not under half of it, so only the class-relative rule sees them)."""
+    def strategy(n, outside, area=0.2):
+        return st.Strategy(list(range(n)), n, 1.0, (0.0, 1.0), 0.3, outside, area, False,
+                           "the centre", np.zeros((2, 2)), 0)
+
+    # box ratios by hand: (1 - 0.76) / 0.2 = 1.2 against (1 - 0.6) / 0.2 = 2.0
+    marked, clean, clean2 = strategy(17, 0.76), strategy(19, 0.6), strategy(20, 0.6)
+    st.flag_against_class([marked, clean, clean2])
+    assert marked.flagged and not clean.flagged and not clean2.flagged
+    # clean strategies that differ a little (1.8 against 2.0) stay unflagged
+    a, b = strategy(10, 0.64), strategy(12, 0.6)
+    st.flag_against_class([a, b])
+    assert not a.flagged and not b.flagged
+    # a single strategy has no rest of its class to be judged against
+    lone = strategy(30, 0.76)
+    st.flag_against_class([lone])
+    assert not lone.flagged

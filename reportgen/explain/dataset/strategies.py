@@ -14,7 +14,9 @@ than half of its map energy lies outside the boxes and the boxes get less than
 :data:`BOX_RATIO` of the energy a uniform map would give them (their share of the image
 area); without boxes, when at least :data:`BORDER_FLAG` of its energy lies in the border band
 (the outer :data:`BORDER` of each side), which says where the evidence is, not whether it is
-the object. numpy only.
+the object. With boxes a strategy is also flagged when its boxes hold under
+:data:`WEAK_RATIO` times a uniform map's share and under :data:`RELATIVE` of the ratio of the
+class's other strategies (:func:`flag_against_class`). numpy only.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ BORDER = 0.125
 BORDER_FLAG = 0.6
 #: With boxes: flagged when the in-box energy is below this fraction of the box's area share.
 BOX_RATIO = 0.5
+#: With boxes, also flagged when the box holds under this many times a uniform map's share ...
+WEAK_RATIO = 1.5
+#: ... and under this share of the ratio of the class's other strategies (see
+#: :func:`flag_against_class`).
+RELATIVE = 0.75
 #: Exemplars shown per kind (right, wrong) and strategy.
 EXEMPLARS = 4
 
@@ -307,7 +314,31 @@ def class_strategies(cls: int, maps: np.ndarray, idx: np.ndarray, right: np.ndar
         sel = labels == k
         out.strategies.append(_strategy(norm[sel], idx[sel], right[sel], boxes[sel], image_hw,
                                         True))
+    flag_against_class(out.strategies)
     return out
+
+
+def box_ratio(share_outside: float, area: float) -> float:
+    """How many times its area's share of the energy the box holds (1: a uniform map)."""
+    return (1.0 - share_outside) / max(area, 1e-12)
+
+
+def flag_against_class(strategies: list[Strategy]) -> None:
+    """Also flag a strategy whose box holds under :data:`WEAK_RATIO` times a uniform map's
+    share and under :data:`RELATIVE` of the ratio of the class's other strategies pooled
+    (with more than half its energy off the box): diffuse maps of a small model put a learned
+    mark's images well below the object-focused rest, though not below :data:`BOX_RATIO`."""
+    boxed = [(s, float(s.box_outside_share), float(s.box_area), len(s.members))
+             for s in strategies if s.box_outside_share is not None and s.box_area]
+    for s, out, area, _ in boxed:
+        rest = [b for b in boxed if b[0] is not s]
+        if not rest or s.flagged or out <= 0.5:
+            continue
+        n = sum(b[3] for b in rest)
+        inside = sum(b[3] * (1.0 - b[1]) for b in rest) / n
+        rest_area = sum(b[3] * b[2] for b in rest) / n
+        mine = box_ratio(out, area)
+        s.flagged = mine < WEAK_RATIO and mine < RELATIVE * box_ratio(1.0 - inside, rest_area)
 
 
 def split_strategies(class_maps: dict[int, np.ndarray], labels: np.ndarray,
