@@ -37,6 +37,8 @@ from reportgen.report.onefile import write_single
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.slices import slices_figure, slices_json, summary
 from reportgen.report.render import STATIC, environment, render, templates_dir
+from reportgen.report.strategies import METHOD as STRATEGY_METHOD
+from reportgen.report.strategies import strategies_context, strategies_metrics
 from reportgen.report.tables import Table, with_interval
 from reportgen.text import duration, plural, printable
 
@@ -70,6 +72,7 @@ SECTIONS_OF_PARTS = {
     "samples": ("* on the sample images",), "plan": ("planning*",),
     "quality": ("* in the quality table", "sanity check*"),
     **{view: (view,) for view in LAYER_VIEWS},
+    "strategies": ("strategies", "concepts*"),
 }
 
 
@@ -326,6 +329,8 @@ def _common(inputs: ReportInputs) -> dict:
         nav.append({"href": "slices.html", "label": "Slices"})
     nav += [{"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
+    if inputs.explained.strategies or inputs.explained.concepts:
+        nav.insert(-1, {"href": "strategies.html", "label": "Strategies"})
     if len(classes) <= NAV_CLASSES:
         nav += [{"href": c["href"], "label": c["name"]} for c in classes]
     else:  # a bar of 100 class links is no navigation: one link to the list of classes
@@ -551,6 +556,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "plan": _plan_data(ex), "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
+        **_dataset_wide(ex, ds.splits["test"], ds.class_names),
         **slices_json(inputs.slices),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
         "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
@@ -567,6 +573,15 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
         "versions": {k: getattr(info, k) for k in ("version", "python", "tensorflow", "keras",
                                                    "numpy")},
     }
+
+
+def _dataset_wide(ex, split, names: list[str]) -> dict:
+    """metrics.json's ``strategies``, ``concepts`` and ``strategies_method`` (how both were
+    computed; None when neither ran)."""
+    strategies, concepts = strategies_metrics(ex, split, names)
+    ran = bool(ex.strategies or ex.concepts)
+    return {"strategies": strategies, "concepts": concepts,
+            "strategies_method": STRATEGY_METHOD if ran else None}
 
 
 def curves_json(metrics: dict) -> dict | None:
@@ -620,6 +635,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     pointing = _pointing(ex)
     tables = _split_tables(assets, inputs)
     pages = class_pages(assets, test, probs, names, ex, inputs.metrics["test"]["per_class"])
+    strategies, strategies_page = _strategies(assets, inputs, pages, common)
     m = methods_context(assets, test, probs, names, ex, ran_settings(inputs),
                         inputs.method_options)
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
@@ -627,6 +643,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     L = layers_context(assets, test, names, ex, gray=bool(ds.sources and ds.sources.all_gray))
     sliced = summary(assets, inputs.slices, table)
     index = _index_context(inputs, common, tables, drawn, pointing, sliced)
+    index["strategies"] = strategies
     model = _model_context(assets, inputs, common)
     content.pages = [Page("index.html", "index.html", index)]
     if sliced is not None:
@@ -649,6 +666,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
                                               "layer": ex.layer}),
         Page("layers.html", "layers.html", {**common, "page_title": "Layers",
                                             "current": "layers.html", "L": L}),
+        strategies_page,
         Page("report.md", "report.md", {**index, "class_pages": pages, "m": m,
                                         "errors": errors,
                                         "t_layers": model["t_layers"], "t_quality": t_quality,
@@ -663,6 +681,19 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
         assets.copy(name, templates_dir() / name)
     assets.text(".nojekyll", "")
     content.metrics = _metrics_json(inputs, pointing)
+
+
+def _strategies(assets: Assets, inputs: ReportInputs, pages: list[dict], common: dict
+                ) -> tuple[dict, Page]:
+    """The Strategies page's context and page; each class page gets its class's entry
+    (``strategies``, None where there is none)."""
+    test, ex = inputs.ds.splits["test"], inputs.explained
+    ctx = strategies_context(assets, test, inputs.probs["test"], inputs.ds.class_names, ex)
+    for page in pages:
+        page["strategies"] = ctx["by_class"].get(page["index"])
+    return ctx, Page("strategies.html", "strategies.html", {
+        **common, "page_title": "Strategies", "current": "strategies.html", "S": ctx,
+        "layer": ex.layer})
 
 
 def write_site(site, content: SiteContent, figures: Figures, timings: dict,
