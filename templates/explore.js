@@ -42,63 +42,104 @@
   }
 
   // -- filters ---------------------------------------------------------------------------
-  function passes(k) {
-    var split = $("f-split"), t = $("f-true"), p = $("f-pred"), r = $("f-right");
-    if (split && split.value !== "all" && String(P.s[k]) !== split.value) return false;
-    if (t && t.value !== "all" && String(P.t[k]) !== t.value) return false;
-    if (p && p.value !== "all" && String(P.p[k]) !== p.value) return false;
-    if (r && r.value !== "all" && (P.t[k] === P.p[k]) !== (r.value === "right")) return false;
-    var lo = +$("f-cmin").value / 100, hi = +$("f-cmax").value / 100;
-    if (P.c[k] < lo || P.c[k] > hi) return false;
+  function filters() {  // the controls' values, read once a drawing
+    var f = {extra: []};
+    ["f-split", "f-true", "f-pred", "f-right"].forEach(function (id) {
+      var el = $(id);
+      f[id] = el ? el.value : "all";
+    });
+    f.lo = +$("f-cmin").value / 100; f.hi = +$("f-cmax").value / 100;
+    $("o-cmin").textContent = $("f-cmin").value; $("o-cmax").textContent = $("f-cmax").value;
     for (var key in D.extra) {
-      var f = $("f-x-" + key);
-      if (f && f.value !== "all" && String(D.extra[key].codes[k]) !== f.value) return false;
+      var el = $("f-x-" + key);
+      if (el && el.value !== "all") f.extra.push([D.extra[key].codes, +el.value]);
     }
+    return f;
+  }
+  function passes(f, k) {
+    if (f["f-split"] !== "all" && P.s[k] !== +f["f-split"]) return false;
+    if (f["f-true"] !== "all" && P.t[k] !== +f["f-true"]) return false;
+    if (f["f-pred"] !== "all" && P.p[k] !== +f["f-pred"]) return false;
+    if (f["f-right"] !== "all" && (P.t[k] === P.p[k]) !== (f["f-right"] === "right")) return false;
+    if (P.c[k] < f.lo || P.c[k] > f.hi) return false;
+    for (var j = 0; j < f.extra.length; j++) if (f.extra[j][0][k] !== f.extra[j][1]) return false;
     return true;
   }
 
-  // -- drawing ---------------------------------------------------------------------------
+  // -- drawing: the points into an offscreen canvas when something changes; hover and focus
+  // only copy it and mark their point, so 5,000 thumbnails are not redrawn on every move.
+  var base = document.createElement("canvas"), bctx = base.getContext("2d"), dirty = true;
   function resize() {
     var box = canvas.parentElement.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
     size = Math.max(240, Math.min(box.width, window.innerHeight * 0.8));
     canvas.style.width = canvas.style.height = size + "px";
-    canvas.width = canvas.height = Math.round(size * dpr);
+    canvas.width = canvas.height = base.width = base.height = Math.round(size * dpr);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    bctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    dirty = true;
   }
   function screen(k) {  // point k in CSS pixels of the canvas (thumbnails kept inside)
     var span = Math.max(size - thumb() - 16, size / 2) * view.zoom;
     return [(P.x[k] - 0.5) * span + size / 2 + view.x,
             (P.y[k] - 0.5) * span + size / 2 + view.y];
   }
-  function thumb() { return +$("f-size").value; }
-  function draw() {
-    frame = 0;
+  // The slider's size is for an 800 px map; a smaller map (a phone) draws them smaller.
+  function thumb() { return Math.max(4, Math.round(+$("f-size").value * Math.max(0.4, Math.min(1, size / 800)))); }
+  var scaled = null;
+  function scaledSprite(s, dpr) {  // the sprite at s CSS px a cell, made once a size
+    var px = Math.max(1, Math.round(s * dpr)), cols = D.sprite.cols;
+    var rows = Math.ceil(N / cols);
+    if (scaled && scaled.px === px) return scaled;
+    if (cols * px > 4096 || rows * px > 4096) return null;  // too large to keep: scale each
+    var c = document.createElement("canvas"), g = c.getContext("2d");
+    c.width = cols * px; c.height = rows * px;
+    g.drawImage(sprite, 0, 0, cols * D.sprite.side, rows * D.sprite.side, 0, 0, c.width, c.height);
+    scaled = {canvas: c, px: px};
+    return scaled;
+  }
+  function drawBase() {
     var mode = $("colour").value, s = thumb(), dots = !spriteOk || $("f-dots").checked;
-    var cols = D.sprite.cols, side = D.sprite.side;
-    ctx.clearRect(0, 0, size, size);
+    var cols = D.sprite.cols, side = D.sprite.side, f = filters();
+    var dpr = window.devicePixelRatio || 1, cells = dots ? null : scaledSprite(s, dpr);
+    bctx.clearRect(0, 0, size, size);
     drawn = [];
-    for (var k = 0; k < N; k++) if (passes(k)) drawn.push(k);
+    for (var k = 0; k < N; k++) if (passes(f, k)) drawn.push(k);
     drawn.forEach(function (k) {
       var xy = screen(k), x = xy[0] - s / 2, y = xy[1] - s / 2;
       if (x > size || y > size || x + s < 0 || y + s < 0) return;
-      ctx.fillStyle = colour(mode, k);
-      if (dots) { ctx.fillRect(x + s / 4, y + s / 4, s / 2, s / 2); return; }
-      ctx.fillRect(x - 3, y - 3, s + 6, s + 6);
-      ctx.drawImage(sprite, (k % cols) * side, Math.floor(k / cols) * side, side, side,
-                    x, y, s, s);
+      bctx.fillStyle = colour(mode, k);
+      if (dots) { bctx.fillRect(x + s / 4, y + s / 4, s / 2, s / 2); return; }
+      bctx.fillRect(x - 3, y - 3, s + 6, s + 6);
+      if (cells) {  // a 1:1 copy of a cell already at this size: fast without a GPU
+        x = Math.round(x * dpr) / dpr; y = Math.round(y * dpr) / dpr;
+        bctx.drawImage(cells.canvas, (k % cols) * cells.px, Math.floor(k / cols) * cells.px,
+                       cells.px, cells.px, x, y, cells.px / dpr, cells.px / dpr);
+      } else {
+        bctx.drawImage(sprite, (k % cols) * side, Math.floor(k / cols) * side, side, side,
+                       x, y, s, s);
+      }
     });
+    canvas.setAttribute("data-drawn", drawn.length);
+    count.textContent = "Showing " + drawn.length.toLocaleString("en") + " of " +
+      N.toLocaleString("en") + " points.";
+    drawLegend(mode);
+    dirty = false;
+  }
+  function draw() {
+    frame = 0;
+    if (dirty) drawBase();
+    var s = thumb();
+    ctx.clearRect(0, 0, size, size);
+    ctx.drawImage(base, 0, 0, size, size);
     [hover, focus].forEach(function (k) {
       if (k < 0 || drawn.indexOf(k) < 0) return;
       var xy = screen(k);
       ctx.lineWidth = 2; ctx.strokeStyle = "#000"; ctx.strokeRect(xy[0] - s / 2 - 4, xy[1] - s / 2 - 4, s + 8, s + 8);
       ctx.strokeStyle = "#fff"; ctx.strokeRect(xy[0] - s / 2 - 6, xy[1] - s / 2 - 6, s + 12, s + 12);
     });
-    canvas.setAttribute("data-drawn", drawn.length);
-    count.textContent = "Showing " + drawn.length.toLocaleString("en") + " of " +
-      N.toLocaleString("en") + " points.";
-    drawLegend(mode);
   }
-  function redraw() { if (!frame) frame = requestAnimationFrame(draw); }
+  function mark() { if (!frame) frame = requestAnimationFrame(draw); }  // hover, focus
+  function redraw() { dirty = true; mark(); }  // filters, colours, view
 
   function drawLegend(mode) {
     var items = [];
@@ -241,7 +282,7 @@
       e.preventDefault();
       step(dirs[e.key][0], dirs[e.key][1]);
       status.textContent = focus >= 0 ? describe(focus) : "";
-      redraw();
+      mark();
     } else if ((e.key === "Enter" || e.key === " ") && focus >= 0) {
       e.preventDefault();
       open(focus);
@@ -260,11 +301,11 @@
       redraw(); return;
     }
     var k = nearest(xy[0], xy[1]);
-    if (k !== hover) { hover = k; redraw(); }
+    if (k !== hover) { hover = k; mark(); }
     showTip(k, xy[0], xy[1]);
     canvas.style.cursor = k >= 0 ? "pointer" : "grab";
   });
-  canvas.addEventListener("mouseleave", function () { hover = -1; drag = null; tip.hidden = true; redraw(); });
+  canvas.addEventListener("mouseleave", function () { hover = -1; drag = null; tip.hidden = true; mark(); });
   canvas.addEventListener("mousedown", function (e) {
     var xy = pointer(e);
     drag = {x: xy[0], y: xy[1], vx: view.x, vy: view.y, moved: false};
@@ -304,6 +345,9 @@
   sprite.onload = function () { spriteOk = true; redraw(); };
   sprite.onerror = function () { status.textContent = "The thumbnails could not be loaded: points are drawn as dots."; };
   sprite.src = D.sprite.src;
+  // Where point k is drawn (CSS pixels of the canvas), and its detail: for tests and scripts.
+  window.reportgenExplorer = {pointAt: screen, open: open,
+                              drawNow: function () { dirty = true; draw(); return drawn.length; }};
   resize();
   draw();
 })();

@@ -309,6 +309,15 @@ def projector_config(n: int, dims: int, side: int, name: str) -> str:
             f'    single_image_dim: {side}\n  }}\n}}\n')
 
 
+def shown_sentence(splits: dict) -> str:
+    """"It shows 10 of the 10 test images, 10 of the 40 train images (a seeded random
+    sample)." from the layout's ``splits`` ({split: {"shown", "total"}})."""
+    parts = [f"{c['shown']} of the {c['total']} {s} images"
+             + (" (a seeded random sample)" if c["shown"] < c["total"] else "")
+             for s, c in splits.items() if c["total"]]
+    return f"It shows {', '.join(parts)}." if parts else ""
+
+
 def thumb_size(n: int) -> int:
     """The thumbnails' first side on the map, in CSS pixels: about 600 / sqrt(n), even,
     within 8 to 40."""
@@ -359,6 +368,7 @@ def explorer_page(assets: Assets, inputs, common: dict, mp: MapPoints | None,
              "features_layer": feats.layer, "data_js": POINTS_JS, "projector": PROJECTOR,
              "max_points": MAX_POINTS, "labeled": bool(inputs.ds.labeled),
              "present": _present(data), "thumb": thumb_size(n),
+             "shown": shown_sentence(info["splits"]),
              "extra": {k: c["label"] for k, c in data["extra"].items()},
              "extra_names": {k: c["names"] for k, c in data["extra"].items()}},
             {"points": n, "layout": info, "features_layer": feats.layer,
