@@ -632,13 +632,15 @@ def _explorer_map(inputs: ReportInputs):
     return None if part.failure else points
 
 
-def _explorer(assets: Assets, inputs: ReportInputs, common: dict, points) -> tuple[dict, dict]:
+def _explorer(assets: Assets, inputs: ReportInputs, common: dict, points,
+              extra: dict | None = None) -> tuple[dict, dict]:
     """``explore.html``'s context and metrics.json's ``explorer``; a page that fails is the
-    page without its map, the failure noted on it."""
+    page without its map, the failure noted on it. ``extra``: colourings besides the labels
+    ({key: :class:`~reportgen.report.explorer.Colouring`}: a data-issue flag, a cluster)."""
     from reportgen.report.explorer import explorer_page
 
     with optional_part("explorer page"):
-        return explorer_page(assets, inputs, common, points)
+        return explorer_page(assets, inputs, common, points, extra)
     return explorer_page(assets, inputs, common, None, why="the map could not be made")
 
 
