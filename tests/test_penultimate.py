@@ -116,3 +116,31 @@ def test_features_pickle_without_tensorflow_types():
     f = Features({"test": np.ones((2, 3), np.float32)}, "head", "the input of head")
     back = pickle.loads(pickle.dumps(f))
     assert back.of("test").shape == (2, 3) and back.dims == 3
+
+
+def test_a_savedmodel_opened_at_its_convolution_gives_the_pooled_map(tmp_path):
+    from reportgen import model as mdl
+
+    inp = keras.Input(SHAPE)
+    h = L.Conv2D(5, 3, padding="same", activation="relu", name="c1")(inp)
+    gap = L.GlobalAveragePooling2D()(h)
+    keras.Model(inp, L.Dense(3, activation="softmax")(gap)).export(tmp_path / "cnn",
+                                                                     verbose=False)
+    saved = mdl.load_saved_model(tmp_path / "cnn")
+    # The head part of the serving graph takes the ReLU's map: its spatial mean is what the
+    # Dense layer saw.
+    _check(saved, keras.Model(inp, gap), "saved_model/head")
+
+
+def test_a_savedmodel_that_cannot_be_opened_has_no_features(tmp_path):
+    from reportgen import model as mdl
+
+    dense = keras.Sequential([keras.Input(SHAPE), L.Flatten(), L.Dense(3)])
+    dense.export(tmp_path / "dense", verbose=False)
+    saved = mdl.load_saved_model(tmp_path / "dense")
+    x = _images(3)
+    outs, feats = _run(saved, {"test": x},
+                       plain=lambda: mdl.forward_function(saved, SHAPE))
+    np.testing.assert_allclose(outs["test"], np.asarray(saved(x.astype(np.float32) / 255.0)),
+                               rtol=1e-5, atol=1e-6)
+    assert feats.missing and feats.of("test") is None
