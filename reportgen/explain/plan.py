@@ -293,25 +293,22 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
     }
 
 
-#: Seconds of the explorer's map (PCA, then scikit-learn's Barnes-Hut t-SNE) per point and
-#: per point x log2(points) on 2 cores: see :func:`map_seconds`.
+#: Seconds of the explorer's map (PCA, then scikit-learn's Barnes-Hut t-SNE on one thread):
+#: a fixed part and a part per point x log2(points); see :func:`map_seconds`.
 MAP_S_FIXED = 2.0
-MAP_S_PER_POINT = 0.0006
-MAP_S_PER_POINT_LOG = 0.00035
+MAP_S_PER_POINT_LOG = 0.00024
 
 
 def map_seconds(points: int) -> float:
-    """Estimated seconds of the explorer's map of ``points`` points (t-SNE costs about
-    n log n): :data:`MAP_S_FIXED` (loading scikit-learn, starting its threads) +
-    :data:`MAP_S_PER_POINT` n + :data:`MAP_S_PER_POINT_LOG` n log2 n, about 26 s for 5,000
-    points, fitted to the CPU seconds of scikit-learn 1.9 on 2 shared cores (27 s for 5,000
-    clustered points, 20 s for 2,500, 13 s for 1,000); 0 for none. Not reduced by the plan:
-    the map is capped at its own number of points. It does not depend on the model: the
-    features come from the prediction pass."""
+    """Estimated seconds of the explorer's map of ``points`` points (Barnes-Hut t-SNE costs
+    about n log n): :data:`MAP_S_FIXED` (loading scikit-learn) + :data:`MAP_S_PER_POINT_LOG`
+    n log2 n: about 17 s for 5,000 points, fitted to scikit-learn 1.9's CPU seconds on one
+    core (13.7 s for 5,000 clustered 96-d points, 5.2 s for 2,500, 1.7 s for 1,000); 0 for
+    none. Not reduced by the plan: the map is capped at its own number of points. It does not
+    depend on the model: the features come from the prediction pass."""
     if points <= 0:
         return 0.0
-    return (MAP_S_FIXED + MAP_S_PER_POINT * points
-            + MAP_S_PER_POINT_LOG * points * math.log2(points + 1))
+    return MAP_S_FIXED + MAP_S_PER_POINT_LOG * points * math.log2(points + 1)
 
 
 #: Why a reduction was made when it was to fit the budget at the start of the build.

@@ -51,8 +51,8 @@ def test_the_explorer_map_is_a_part_of_the_estimate():
     w = work()
     assert pl.estimate(PROBE, w)["explorer map"] == 0  # no point, no map
     est = pl.estimate(PROBE, dataclasses.replace(w, map_points=5000))
-    # 2 s + 0.6 ms a point + 0.35 ms a point x log2(5001) = 2 + 3 + 21.5: within 30 s.
-    assert est["explorer map"] == pytest.approx(2 + 3 + 0.00035 * 5000 * 12.2882, rel=1e-4)
+    # 2 s + 0.24 ms a point x log2(5001) = 2 + 14.7: within 30 s.
+    assert est["explorer map"] == pytest.approx(2 + 0.00024 * 5000 * 12.2882, rel=1e-4)
     assert est["explorer map"] < 30
     assert pl.map_seconds(1000) < pl.map_seconds(2000) < 2 * pl.map_seconds(1000) + 1
 
