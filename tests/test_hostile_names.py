@@ -139,13 +139,15 @@ def test_a_build_with_hostile_names_everywhere(tmp_path):
                    "explain.methods=['gradcam', 'saliency']", data=data, out=out)
     assert result.exit_code == 0, result.output
     texts = {p: p.read_bytes() for p in out.rglob("*")
-             if p.suffix in {".html", ".md", ".tex", ".csv", ".json", ".svg"}}
+             if p.suffix in {".html", ".md", ".tex", ".csv", ".json", ".svg", ".js", ".tsv"}}
     for path, raw in texts.items():
         text = raw.decode("utf-8")  # every text file is valid UTF-8
         assert "\u202e" not in text, path
         if path.suffix == ".html":
             scripts = re.findall(r"<script[^>]*>", text)
-            assert scripts == ['<script src="site.js" defer>'], path  # only the site's own
+            own = ['<script src="explore/points.js">', '<script src="explore.js" defer>'] \
+                if path.name == "explore.html" else []
+            assert scripts == own + ['<script src="site.js" defer>'], path  # the site's own
             assert "<img src=x" not in text, path
         if path.suffix == ".md":  # GitHub renders \< as a plain <
             assert not re.search(r"(?<!\\)<(script|img src=x)", text), path
