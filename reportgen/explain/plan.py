@@ -293,6 +293,18 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
     }
 
 
+#: Parts of the estimate stated in the plan but not fitted to ``explain.budget``: the
+#: explorer's map costs the same for any model (its size is capped at its own number of
+#: points), so no explanation is reduced to make room for it.
+UNBUDGETED = ("explorer map",)
+
+
+def budgeted(est: dict[str, float]) -> float:
+    """The seconds of the estimate ``est`` that ``explain.budget`` covers (all parts but
+    :data:`UNBUDGETED`)."""
+    return sum(v for k, v in est.items() if k not in UNBUDGETED)
+
+
 #: Seconds of the explorer's map (PCA, then scikit-learn's Barnes-Hut t-SNE on one thread):
 #: a fixed part and a part per point x log2(points); see :func:`map_seconds`.
 MAP_S_FIXED = 2.0
@@ -643,7 +655,7 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: float, given: set[str]
     full = estimate(p, w)
     w, clamp = _clamped_sanity(w)
     clamp = off + clamp
-    w, reduced = _reduce_until(REDUCTIONS, w, given, lambda v: sum(estimate(p, v).values()),
+    w, reduced = _reduce_until(REDUCTIONS, w, given, lambda v: budgeted(estimate(p, v)),
                                budget_s)
     w = w.with_settings(batch_size=int(batch), methods=list(w.options), budget=budget_s,
                         memory_gb=round(memory / 2**30, 3))  # automatic values resolved
@@ -651,7 +663,7 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: float, given: set[str]
     kept = given - {r.key for r in clamp + reduced}  # a sanity_images set follows quality
     return Plan(p, w, budget_s, int(memory), int(batch), int(forward), _rounded(full),
                 _rounded(planned), clamp + reduced,
-                _notes(sum(planned.values()), budget_s, kept, batch, fits, memory, p),
+                _notes(budgeted(planned), budget_s, kept, batch, fits, memory, p),
                 budget_default)
 
 

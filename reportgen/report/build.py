@@ -620,15 +620,16 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
 
 def _explorer_map(inputs: ReportInputs):
     """The explorer's map (:func:`~reportgen.report.explorer.map_points`), its seconds
-    recorded as the plan's part "explorer map"; None without features or where it failed
-    (a failure noted on the page)."""
+    recorded as the plan's part "explorer map" (a rebuild from the cache keeps those of the
+    build that made the plan, as every other part's; the page states its own); None without
+    features or where it failed (a failure noted on the page)."""
     from reportgen.report.explorer import map_points
 
     with optional_part("explorer map") as part:
         t0 = time.perf_counter()
         points = map_points(inputs.features, inputs.cfg.training.seed)
         if points is not None:
-            inputs.explained.seconds["explorer map"] = time.perf_counter() - t0
+            inputs.explained.seconds.setdefault("explorer map", time.perf_counter() - t0)
     return None if part.failure else points
 
 

@@ -55,6 +55,11 @@ def test_the_explorer_map_is_a_part_of_the_estimate():
     assert est["explorer map"] == pytest.approx(2 + 0.00024 * 5000 * 12.2882, rel=1e-4)
     assert est["explorer map"] < 30
     assert pl.map_seconds(1000) < pl.map_seconds(2000) < 2 * pl.map_seconds(1000) + 1
+    # Stated, but no explanation is reduced to make room for it.
+    w = dataclasses.replace(w, map_points=5000)
+    budget = pl.budgeted(pl.estimate(PROBE, w)) + 0.5
+    plan = pl.make_plan(PROBE, w, budget, 2**30, set(), 16)
+    assert plan.reductions == () and plan.estimate_s["explorer map"] > 10
 
 
 def test_the_estimate_counts_tracing_and_the_receptive_field_search():
