@@ -86,7 +86,7 @@ def test_empty_split_has_zero_rows_of_the_right_widths():
     assert outs["val"].shape == (0, 3) and feats.arrays["val"].shape == (0, 7)
 
 
-class _Sub(keras.Model):
+class Subclassed(keras.Model):
     def __init__(self):
         super().__init__()
         self.dense = L.Dense(2, activation="softmax")
@@ -96,14 +96,10 @@ class _Sub(keras.Model):
 
 
 def test_subclassed_model_has_no_features_and_says_why():
-    model = _Sub()
+    model = Subclassed()
     x = _images(3)
     model(x.astype(np.float32))
-
-    def plain():
-        return lambda t: model(t)
-
-    outs, feats = _run(model, {"test": x}, plain=plain)
+    outs, feats = _run(model, {"test": x})
     np.testing.assert_allclose(outs["test"], np.asarray(model(x.astype(np.float32) / 255.0)),
                                rtol=1e-6)
     assert feats.missing and feats.of("test") is None and feats.arrays == {}
@@ -139,8 +135,7 @@ def test_a_savedmodel_that_cannot_be_opened_has_no_features(tmp_path):
     dense.export(tmp_path / "dense", verbose=False)
     saved = mdl.load_saved_model(tmp_path / "dense")
     x = _images(3)
-    outs, feats = _run(saved, {"test": x},
-                       plain=lambda: mdl.forward_function(saved, SHAPE))
+    outs, feats = _run(saved, {"test": x})
     np.testing.assert_allclose(outs["test"], np.asarray(saved(x.astype(np.float32) / 255.0)),
                                rtol=1e-5, atol=1e-6)
     assert feats.missing and feats.of("test") is None

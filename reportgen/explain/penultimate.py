@@ -142,27 +142,26 @@ def feature_forward(model, shape: tuple[int, int, int], output_index: int = 0) -
 
 def predict_with_features(model, splits: dict[str, np.ndarray], shape: tuple[int, int, int], *,
                           output_index: int = 0, batch_size: int = 64, preprocess=None,
-                          progress: Callable[[int], None] | None = None, plain=None
+                          progress: Callable[[int], None] | None = None
                           ) -> tuple[dict[str, np.ndarray], Features]:
     """The model's output ``output_index`` and its penultimate features on every split, in
     one pass (batches of ``batch_size``, ``preprocess`` applied batch by batch).
 
     Args:
         splits: {split: (N, H, W, C) images}, raw as the split holds them.
-        plain: ``make() -> forward`` of the output alone (e.g.
-            ``reportgen.model.forward_function``), run when the model cannot give features.
 
     Returns:
-        ({split: (N, K) float32 outputs}, :class:`Features` of those splits; without
-        features, its ``missing`` says why and the outputs come from ``plain()``).
+        ({split: (N, K) float32 outputs}, :class:`Features` of those splits). A model
+        without features (see the module) is run as it is
+        (:func:`reportgen.model.forward_function`), and its :class:`Features` say why.
     """
     try:
         forward = feature_forward(model, shape, output_index)
     except (TypeError, ValueError) as e:
+        from reportgen import model as mdl
+
         why = " ".join(str(e).split())[:200]
-        if plain is None:
-            raise
-        run = plain()
+        run = mdl.forward_function(model, shape, output_index)
         outs = {name: _batches(run, images, batch_size, preprocess, progress,
                                (_width(model, output_index), 0))[0]
                 for name, images in splits.items()}

@@ -586,7 +586,6 @@ def predict(run: Run, fitted: Fitted, data: Data) -> tuple[dict[str, np.ndarray]
     penultimate-layer features (:mod:`reportgen.explain.penultimate`) of every split, from
     the same pass."""
     from reportgen import evaluate as ev
-    from reportgen import model as mdl
     from reportgen.explain.penultimate import predict_with_features
 
     cfg, splits = run.cfg, data.ds.splits
@@ -595,8 +594,7 @@ def predict(run: Run, fitted: Fitted, data: Data) -> tuple[dict[str, np.ndarray]
         raw, features = predict_with_features(
             fitted.model, {name: split.images for name, split in splits.items()}, data.shape,
             output_index=cfg.model.output_index, preprocess=fitted.prep, progress=advance,
-            batch_size=predict_batch(cfg, fitted.model, data.shape),
-            plain=lambda: mdl.forward_function(fitted.model, data.shape, cfg.model.output_index))
+            batch_size=predict_batch(cfg, fitted.model, data.shape))
     return {name: ev.to_probabilities(r, fitted.head) for name, r in raw.items()}, features
 
 
