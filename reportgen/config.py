@@ -1,10 +1,11 @@
 """Typed configuration: TOML (stdlib tomllib) read into dataclasses, every key documented.
 
-A config file has the sections ``[data]``, ``[model]``, ``[training]``, ``[explain]`` and
-``[report]``. Every key has a default, so an empty file is a valid config (the built-in demo).
-Each field's ``metadata["doc"]`` is its one-line description; ``reportgen config-keys`` and the
-README list them. Errors name the key (``data.image_size``) and, for unknown keys, the closest
-valid one.
+A config file has the sections ``[data]``, ``[model]``, ``[training]``, ``[explain]``,
+``[evaluate]`` and ``[report]``. Every key has a default, so an empty file is a valid config
+(the built-in demo). Each field's ``metadata["doc"]`` is its one-line description;
+``reportgen keys`` lists every listed key (:func:`all_keys`) with its default and that
+description, then each explanation method's own options. Errors name the key
+(``data.image_size``) and, for unknown keys, the closest valid one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from reportgen.errors import ConfigError
 
 
+# long: one keyword per entry of the field's metadata, passed by name in every section
 def option(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
            minimum: float | None = None, maximum: float | None = None, listed: bool = True,
            path: bool = False, names: bool = False):
@@ -68,6 +70,11 @@ class DataConfig:
                            "classes, shipped with reportgen).", names=True)
     annotations: str = option("annotations.json", "File in data.path with object boxes, "
                             "{relative path: {\"box\": [x0, y0, x1, y1]}}; optional.")
+    metadata: str = option("", "Optional CSV of per-image attributes: a 'file' column (the "
+                           "path relative to data.path, as in predictions.csv) and any others "
+                           "(camera, site, ...); each column's values (numbers with many "
+                           "values: their quartiles) become slices on the Slices page.",
+                           path=True)
 
 
 @dataclass
@@ -171,6 +178,15 @@ class ExplainConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    threshold: float = option(0.5, "Operating point of a binary model (one sigmoid output, or "
+                              "two classes): an image is predicted as the second class when "
+                              "its probability is >= this. Not given: the higher "
+                              "probability wins (0.5). Only for binary models.",
+                              minimum=0.0, maximum=1.0)
+
+
+@dataclass
 class ReportConfig:
     title: str = option("", "Title shown on every page; empty: made from the data and the "
                         'model ("photos: small_cnn trained here").')
@@ -193,6 +209,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     explain: ExplainConfig = field(default_factory=ExplainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     #: Folder the config was read from; relative paths in the config are relative to it.
     base_dir: Path = field(default_factory=Path.cwd, repr=False, compare=False)
@@ -238,6 +255,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "training": TrainingConfig,
     "explain": ExplainConfig,
+    "evaluate": EvaluateConfig,
     "report": ReportConfig,
 }
 

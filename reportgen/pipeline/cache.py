@@ -195,7 +195,9 @@ class BuildCache:
     # -- whole reports ----------------------------------------------------------------------------
 
     def report_key(self, data_hash_: str) -> str:
-        settings = {k: v for k, v in self.cfg.to_dict().items() if k != "report"}
+        # [report] and [evaluate] are applied to the cached predictions, never keyed.
+        settings = {k: v for k, v in self.cfg.to_dict().items()
+                    if k not in ("report", "evaluate")}
         # A report depends on the trained model and the explanations too: a change of their
         # formats (a model built differently for the same settings) is a miss here as well.
         return key("report", settings=settings, data=data_hash_,

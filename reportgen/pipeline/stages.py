@@ -28,7 +28,9 @@ from reportgen.text import duration, plural, printable
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
+    from reportgen.data.metadata import Metadata
     from reportgen.explain.penultimate import Features
+    from reportgen.slices import SliceReport
     from reportgen.report.figjobs import Figures
 
 
@@ -78,11 +80,13 @@ class Run:
 
 @dataclass
 class Data:
-    """The data set read at ``shape`` (H, W, C) and its content hash."""
+    """The data set read at ``shape`` (H, W, C), its content hash, and its per-image
+    metadata (``data.metadata``; None without)."""
 
     ds: Dataset
     hash: str
     shape: tuple[int, int, int]
+    metadata: Metadata | None = None
 
 
 @dataclass
@@ -216,7 +220,26 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
     for hazard in hazards(ds):
         prog.say(f"Warning: {hazard}")
         run.notes.append(hazard)
-    return Data(ds, data_hash(ds), shape)
+    return Data(ds, data_hash(ds), shape, metadata(run, ds))
+
+
+def metadata(run: Run, ds: Dataset) -> Metadata | None:
+    """The per-image metadata of ``data.metadata`` checked against the images read (a
+    one-line DataError naming the file when it is wrong); None when not set."""
+    from reportgen.data.metadata import read_metadata
+
+    cfg = run.cfg
+    if not cfg.data.metadata:
+        return None
+    known = [p for split in ds.splits.values() for p in split.paths]
+    meta = read_metadata(cfg.resolve(cfg.data.metadata), cfg.public(cfg.data.metadata), known,
+                         [p for p, _ in ds.skipped])
+    if meta.skipped_rows:
+        note = (f"data.metadata: {plural(meta.skipped_rows, 'row')} name files that were "
+                "skipped as unreadable (listed on the overview) and are left out.")
+        prog.say(f"Note: {note}", run.show)
+        run.notes.append(note)
+    return meta
 
 
 def absent_ok(cfg: Config) -> bool:
@@ -237,12 +260,35 @@ def absent_note(absent: list[str], total: int) -> str:
 
 
 def check_data(cfg: Config) -> None:
-    """Check the class folders against ``data.classes`` from the folder listing, before
-    TensorFlow loads (DataError naming the key or folder)."""
+    """Check the class folders against ``data.classes`` from the folder listing, and the form
+    of the ``data.metadata`` file, before TensorFlow loads (DataError naming the key, folder
+    or file)."""
     from reportgen.data.folder import check_listing
 
     if cfg.data.source == "folder":
         check_listing(cfg.resolve(cfg.data.path), cfg.data.classes, absent_ok=absent_ok(cfg))
+    if cfg.data.metadata:
+        check_metadata(cfg)
+
+
+def check_metadata(cfg: Config) -> None:
+    """Check the ``data.metadata`` file against the image files listed in ``data.path``
+    (nothing decoded; the demo's images do not exist yet: its form alone), so a wrong file is
+    refused before TensorFlow loads; :func:`metadata` matches it to the images read."""
+    from reportgen.data.folder import image_files, listed_files
+    from reportgen.data.metadata import read_metadata, read_table
+
+    path = cfg.resolve(cfg.data.metadata)
+    if cfg.data.source == "shapes":
+        read_table(path)
+        return
+    root = cfg.resolve(cfg.data.path)
+    if not root.is_dir():  # refused, naming data.path, when the data is read
+        read_table(path)
+        return
+    files = listed_files(root) if cfg.data.source == "folder" else image_files(root, root, [])
+    read_metadata(path, cfg.public(cfg.data.metadata),
+                  [f.relative_to(root).as_posix() for f in files], [])
 
 
 #: Smallest input side a trained architecture takes: the small CNN's last conv layer is at 1/8
@@ -333,7 +379,7 @@ def grouped(data: Data, probs: dict[str, np.ndarray]) -> Data:
     if data.ds.labeled:
         return data
     return Data(grouped_by_prediction(data.ds, probs["test"].argmax(axis=1)), data.hash,
-                data.shape)
+                data.shape, data.metadata)
 
 
 def cached_report(run: Run) -> tuple[Data | None, ReportBundle | None]:
@@ -614,7 +660,9 @@ def predict_batch(cfg: Config, model, shape: tuple[int, int, int]) -> int:
 
 
 def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, dict]:
-    """Metrics {split: ...} of the probabilities against the labels (numpy only)."""
+    """Metrics {split: ...} of the probabilities against the labels (numpy only); the test
+    split's also carry its PR/ROC summary (``curves``) and, for a binary model, its threshold
+    summary (``thresholds``)."""
     from reportgen import evaluate as ev
 
     ds = data.ds
@@ -623,9 +671,65 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
                        if len(ds.splits[name]) else {"n": 0, "labeled": False})
                 for name in ds.splits}
     present = ds.present if ds.absent_classes else None
-    return {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
-                                   run.cfg.report.top_k, present)
-            for name in ds.splits}
+    threshold = binary_threshold(run, len(ds.class_names))
+    metrics = {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
+                                      run.cfg.report.top_k, present, threshold)
+               for name in ds.splits}
+    if metrics["test"]["n"]:
+        with run.timer.stage("curves"):
+            add_test_curves(metrics["test"], probs, data, threshold)
+    return metrics
+
+
+def add_test_curves(test: dict, probs: dict[str, np.ndarray], data: Data,
+                    threshold: float | None) -> None:
+    """Add the test split's ``curves`` (and a binary model's ``thresholds``) to ``test``."""
+    from reportgen.evaluate import curves as cv
+
+    ds = data.ds
+    labels = {s: ds.splits[s].labels for s in ("test", "val")}
+    test["curves"] = cv.curve_metrics(probs["test"], labels["test"], ds.class_names)
+    if len(ds.class_names) == 2:
+        test["thresholds"] = cv.binary_thresholds(
+            {s: probs[s] for s in labels}, labels, ds.class_names, threshold)
+
+
+def binary_threshold(run: Run, n_classes: int) -> float | None:
+    """``evaluate.threshold`` when given and the model is binary; None otherwise (the highest
+    probability predicts). Given for more classes, it is noted as not used."""
+    if "evaluate.threshold" not in run.cfg.given:
+        return None
+    if n_classes != 2:
+        run.notes.append(f"evaluate.threshold = {run.cfg.evaluate.threshold:g} is not used: "
+                         f"it applies to binary models, and this one has {n_classes} classes.")
+        return None
+    t = float(run.cfg.evaluate.threshold)
+    run.notes.append(f"evaluate.threshold = {t:g}: the metrics, the confusion matrices and "
+                     f"predictions.csv predict the second class where its probability is >= "
+                     f"{t:g}; the galleries, the errors page and the explanations show the "
+                     f"class with the higher probability.")
+    return t
+
+
+def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | None:
+    """Accuracy by metadata slice and the weak-slice search on the test images' properties
+    (:mod:`reportgen.slices`); None for photos without labels (no accuracy to slice)."""
+    from reportgen.data.properties import split_properties
+    from reportgen.slices import slice_report
+
+    test = data.ds.splits["test"]
+    if not data.ds.labeled or not len(test):
+        if data.metadata is not None:
+            run.notes.append(f"data.metadata ({data.metadata.name}) was read, but the test "
+                             "images have no labels: no accuracy per slice.")
+        return None
+    with run.timer.stage("slices"):
+        correct = probs["test"].argmax(axis=1) == test.labels
+        columns, missing = (data.metadata.values(test.paths) if data.metadata is not None
+                            else (None, 0))
+        return slice_report(correct, split_properties(test).known(), columns, missing=missing,
+                            source=data.metadata.name if data.metadata is not None else None,
+                            classes=(test.labels, data.ds.class_names))
 
 
 def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):

@@ -14,21 +14,26 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from reportgen import figures as figs
 from reportgen import progress as prog
 from reportgen.config import PATH_KEYS
-from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, wilson_interval
+from reportgen.evaluate import (F1_DRAWS, F1_PRIOR, misclassified, predict_labels,
+                                 wilson_interval)
 from reportgen.explain.results import LAYER_VIEWS
 from reportgen.guard import Failure, collecting, optional_part
 from reportgen.report.assets import Assets
+from reportgen.report.curves import NONE as NO_CURVES
+from reportgen.report.curves import curve_figures, curve_table, threshold_sentences
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
                                       errors_page, slug)
 from reportgen.report.inputs import ReportInputs
 from reportgen.report.pages import layers_context, methods_context
+from reportgen.report.slices import slices_figure, slices_json, summary
 from reportgen.report.render import STATIC, environment, render, templates_dir
 from reportgen.report.tables import Table, with_interval
 from reportgen.text import duration, plural, printable
@@ -95,14 +100,17 @@ def table(assets: Assets, t: Table) -> dict:
 MANY_COLUMNS = 6
 
 
-def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> dict:
-    """Queue the figures that need only the data, the metrics and the training history (class
-    distribution, training curves, confusion matrices, reliability diagram) on ``figures``;
-    return their page data: {"dist", "curves", "cms", "rel"}."""
+def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict,
+                   sliced=None, probs: dict | None = None) -> dict:
+    """Queue the figures that need only the data, the metrics, the training history, the
+    slices and the test probabilities (class distribution, training curves, confusion
+    matrices, reliability diagram, the slices' forest plot, PR/ROC and threshold curves) on
+    ``figures``; return their page data: {"dist", "curves", "cms", "rel", "slices", "pr",
+    "roc", "thr"}. ``sliced``: the :class:`~reportgen.slices.SliceReport`, or None."""
     names = ds.class_names
     if not ds.labeled:
         return {"dist": _predicted_figure(figures, metrics["test"]), "curves": None, "cms": {},
-                "rel": None}
+                "rel": None, "slices": None, **NO_CURVES}
     fig_dist = figures.add(
         "class_distribution", figs.class_distribution, _counts(ds), names,
         alt="Bar chart of images per class in the train, val and test splits",
@@ -129,7 +137,10 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
             caption="Test-set calibration: accuracy against confidence per bin, with its 95 % "
                     "Wilson interval; the number over each bin is its image count (a bin of "
                     "one image is a full or empty bar that says little).")
-    return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel}
+    roc = NO_CURVES if probs is None else curve_figures(
+        figures, metrics["test"], probs["test"], ds.splits["test"].labels, names)
+    return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel,
+            "slices": slices_figure(figures, sliced), **roc}
 
 
 #: The F1 intervals' method in a caption.
@@ -216,7 +227,10 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
             for s in ("train", "val", "test")]
     pc = metrics["test"]["per_class"]
     counts = _counts(inputs.ds)
+    t_curves = curve_table(metrics["test"])
     return {
+        "t_curves": table(assets, t_curves) if t_curves else None,
+        "thr_text": threshold_sentences(metrics["test"].get("thresholds")),
         "t_splits": table(assets, Table("accuracy_loss", headers, rows,
                                         "Accuracy and loss per split (95 % intervals: Wilson "
                                         f"score for accuracy{' and top-k accuracy' if topk else ''}"
@@ -251,16 +265,29 @@ def _counts(ds) -> dict[str, list[int]]:
             for name, split in ds.splits.items()}
 
 
-def predictions_csv(split, probs: np.ndarray, names: list[str]) -> str:
+def predictions_csv(split, probs: np.ndarray, names: list[str],
+                    threshold: float | None = None) -> str:
     """The test predictions as CSV: ``file``, ``true`` (empty for unlabeled photos),
-    ``predicted``, then one column per class, named by the class, holding its probability."""
+    ``predicted`` (a binary model's at its ``threshold``,
+    :func:`reportgen.evaluate.predict_labels`),
+    then one column per class, named by the class, holding its probability, written in full
+    (the shortest text that reads back as the same float64: the curves' numbers, computed from
+    these probabilities, equal any library's on the file's, ties and all)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["file", "true", "predicted", *map(printable, names)])
-    for path, label, p in zip(split.paths, split.labels, probs, strict=True):
+    pred = predict_labels(probs, threshold)
+    for path, label, p, c in zip(split.paths, split.labels, probs, pred, strict=True):
         writer.writerow([printable(path), printable(names[int(label)]) if split.labeled else "",
-                         printable(names[int(p.argmax())]), *(f"{v:.6g}" for v in p)])
+                         printable(names[int(c)]), *(repr(float(v)) for v in p)])
     return out.getvalue()
+
+
+def operating_threshold(metrics: dict) -> float | None:
+    """The threshold a binary model's predictions were made at (``evaluate.threshold``, as
+    the test metrics state it); None where the highest probability predicts."""
+    t = metrics.get("test", {}).get("thresholds") or {}
+    return t["operating_point"] if t.get("source") == "evaluate.threshold" else None
 
 
 def _maps_file(explained):
@@ -288,12 +315,14 @@ def _common(inputs: ReportInputs) -> dict:
     """What every page shares: title, navigation, classes (for photos without labels, the
     predicted ones), notes."""
     names, per_class = inputs.ds.class_names, inputs.metrics["test"]["per_class"]
-    classes = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"} for i, n in enumerate(names)
-               if n in per_class]
+    classes: list[dict[str, Any]] = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"}
+                                     for i, n in enumerate(names) if n in per_class]
     nav = [{"href": "index.html", "label": "Overview"}]
     if inputs.ds.labeled:
         wrong = misclassified(inputs.ds.splits["test"].labels, inputs.probs["test"])
         nav.append({"href": "errors.html", "label": f"Errors ({len(wrong)})"})
+    if inputs.slices is not None:
+        nav.append({"href": "slices.html", "label": "Slices"})
     nav += [{"href": "explore.html", "label": "Explorer"},
             {"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
@@ -341,7 +370,7 @@ def ran_settings(inputs: ReportInputs) -> dict:
 
 
 def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict,
-                   pointing: dict) -> dict:
+                   pointing: dict, sliced: dict | None = None) -> dict:
     test_m, ds, cfg = inputs.metrics["test"], inputs.ds, inputs.cfg
     test = ds.splits["test"]
     headline = _headline(test_m, ds)
@@ -359,10 +388,12 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
     return {**common, **tables, "page_title": "Overview", "current": "index.html",
             "headline": headline, "data": data, "fig_dist": drawn["dist"],
             "fig_curves": drawn["curves"], "cms": drawn["cms"], "fig_rel": drawn["rel"],
+            "fig_pr": drawn.get("pr"), "fig_roc": drawn.get("roc"),
+            "fig_thr": drawn.get("thr"),
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
-            "model_file": model_file_included(cfg),
-            "info": dataclasses.asdict(inputs.info)}
+            "model_file": model_file_included(cfg), "slices": sliced,
+            "fig_slices": drawn.get("slices"), "info": dataclasses.asdict(inputs.info)}
 
 
 def _headline(test_m: dict, ds) -> list[dict]:
@@ -510,6 +541,8 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
     return {
         "title": report_title(inputs), "classes": ds.class_names, "labeled": ds.labeled,
         "splits": inputs.metrics,
+        "curves": curves_json(inputs.metrics), "thresholds": inputs.metrics.get(
+            "test", {}).get("thresholds"),
         "history": inputs.history,
         "explain": {"layer": ex.layer, "pointing_game": pointing,
                     "quality": {m: dataclasses.asdict(q) for m, q in ex.quality.items()},
@@ -519,6 +552,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "plan": _plan_data(ex), "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
+        **slices_json(inputs.slices),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
         "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
         "notes": inputs.warnings + inputs.notes,
@@ -534,6 +568,17 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
         "versions": {k: getattr(info, k) for k in ("version", "python", "tensorflow", "keras",
                                                    "numpy")},
     }
+
+
+def curves_json(metrics: dict) -> dict | None:
+    """metrics.json's ``curves``: {class: {average_precision, average_precision_ci95, roc_auc,
+    roc_auc_ci95}} of the test split's classes with images, then ``macro`` and ``micro`` (the
+    averages win over a class of that name, which stays in ``splits.test.curves.classes``);
+    None without labelled test images."""
+    c = metrics.get("test", {}).get("curves")
+    if not c:
+        return None
+    return {**c["classes"], "macro": c["macro"], "micro": c["micro"]}
 
 
 def _plan_data(ex) -> dict | None:
@@ -582,9 +627,14 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
     t_plan = table(assets, m["plan_table"]) if m["plan_table"] else None
     L = layers_context(assets, test, names, ex, gray=bool(ds.sources and ds.sources.all_gray))
-    index = _index_context(inputs, common, tables, drawn, pointing)
+    sliced = summary(assets, inputs.slices, table)
+    index = _index_context(inputs, common, tables, drawn, pointing, sliced)
     model = _model_context(assets, inputs, common)
     content.pages = [Page("index.html", "index.html", index)]
+    if sliced is not None:
+        content.pages.append(Page("slices.html", "slices.html", {
+            **common, "page_title": "Slices", "current": "slices.html", "slices": sliced,
+            "fig_slices": drawn.get("slices")}))
     scale = colour_scale(assets)
     content.pages += [Page(rel, "class.html", ctx) for page in pages
                       for rel, ctx in class_page_files(page, common, ex.layer, scale,
@@ -609,7 +659,8 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
                                         "t_layers": model["t_layers"], "t_quality": t_quality,
                                         "L": L}),
     ]
-    assets.text("predictions.csv", predictions_csv(test, probs, names))
+    assets.text("predictions.csv", predictions_csv(test, probs, names,
+                                                   operating_threshold(inputs.metrics)))
     if ex.test_maps is not None:
         assets.file("explanations.npz", _maps_file(ex))
     for name in STATIC:

@@ -13,6 +13,7 @@ from reportgen.explain.results import Explained
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
     from reportgen.explain.penultimate import Features
+    from reportgen.slices import SliceReport
 
 
 @dataclass
@@ -56,6 +57,8 @@ class ReportInputs:
             headline numbers, and first in metrics.json ``notes``.
         method_options: {method: its options as run, plain data} (the plan's; metrics.json).
         timings: wall seconds per build stage so far.
+        slices: accuracy by metadata slice and the weak slices found
+            (``reportgen.slices.SliceReport``); None for photos without labels.
         features: the penultimate-layer features of every split
             (:class:`reportgen.explain.penultimate.Features`, plain numpy), None when not
             collected.
@@ -72,4 +75,5 @@ class ReportInputs:
     method_options: dict[str, dict] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    slices: SliceReport | None = None
     features: Features | None = None

@@ -75,7 +75,7 @@ def rise_maps(ex, images, targets=None, masks: int = RiseOptions.masks,
     fn = ex.graph.function(("rise",), make, tf.TensorSpec([None, h, w], tf.float32),
                            tf.TensorSpec([1], tf.int32))
     step = ex.batch_size
-    fn.expect(n * -(-masks // step))
+    fn.expect(n * -(-masks // step), n * masks)  # every image under every mask
     total = np.zeros((n, h * w), np.float64)
     for m0 in range(0, masks, step):
         mb = sampler.masks(m0, min(m0 + step, masks))
@@ -87,6 +87,7 @@ def rise_maps(ex, images, targets=None, masks: int = RiseOptions.masks,
     return (total / (masks * keep)).reshape(n, h, w).astype(np.float32)
 
 
+# long: the public functional API (README); each keyword is a documented option
 def rise(model, images, targets=None, masks: int = RiseOptions.masks,
          cell_size: int = RiseOptions.cell_size, keep: float = RiseOptions.keep,
          seed: int = RiseOptions.seed, batch_size=64) -> np.ndarray:

@@ -36,6 +36,18 @@ def to_probabilities(outputs: np.ndarray, head: str | None = None) -> np.ndarray
     return e / e.sum(axis=1, keepdims=True)
 
 
+def predict_labels(probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """(N,) int64 predicted classes of (N, K) probabilities: the highest (ties: the first);
+    with a ``threshold`` and two classes, class 1 where its probability is >= ``threshold``
+    (``evaluate.threshold``; ignored for more classes)."""
+    probs = np.asarray(probs)
+    if not len(probs):
+        return np.zeros(0, np.int64)
+    if threshold is not None and probs.shape[1] == 2:
+        return (probs[:, 1] >= threshold).astype(np.int64)
+    return probs.argmax(axis=1).astype(np.int64)
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Return (K, K) int64 counts; row = true class, column = predicted class."""
     cm = np.zeros((n_classes, n_classes), np.int64)
@@ -107,7 +119,8 @@ def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:
 
 
 def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
-                  top_k: int = 3, present: list[int] | None = None) -> dict:
+                  top_k: int = 3, present: list[int] | None = None,
+                  threshold: float | None = None) -> dict:
     """Return every metric of one split as JSON-ready plain data.
 
     Args:
@@ -118,11 +131,13 @@ def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
             (len(present), K): a row per present true class (``confusion_rows``), a column
             for every class the model can predict. Every class stays predictable, so an
             image predicted as a class without images counts as an error.
+        threshold: a binary model's operating point (:func:`predict_labels`); None: the highest
+            probability.
     """
     y_true = np.asarray(y_true, np.int64)
     k = len(class_names)
     rows = list(range(k)) if present is None else [int(c) for c in present]
-    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
+    pred = predict_labels(probs, threshold)
     full = confusion_matrix(y_true, pred, k)
     pc = per_class(full)
     cm = full[rows]
@@ -269,13 +284,14 @@ def _pct(share: float) -> str:
     return f"{100 * share:.1f} %"
 
 
-def misclassified(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Indices of the images whose predicted class (``probs.argmax(1)``) is not their label;
+def misclassified(labels: np.ndarray, probs: np.ndarray,
+                  threshold: float | None = None) -> np.ndarray:
+    """Indices of the images whose predicted class (:func:`predict_labels`) is not their label;
     images without a label (negative) are never misclassified."""
     labels = np.asarray(labels)
     if not len(labels):
         return np.zeros(0, np.int64)
-    return np.flatnonzero((labels >= 0) & (np.asarray(probs).argmax(axis=1) != labels))
+    return np.flatnonzero((labels >= 0) & (predict_labels(probs, threshold) != labels))
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -369,9 +385,20 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
     keep = list(range(k)) if classes is None else list(classes)
     if k == 0 or cm.sum() == 0 or not keep:
         return np.full((len(keep), 2), np.nan), [float("nan"), float("nan")]
+    f1 = _f1_draws(cm, draws, seed, prior)[:, keep]  # (draws, C)
+    obs = per_class(cm)["f1"][keep]
+    lo, hi = _percentile_interval(f1, level)
+    mlo, mhi = _percentile_interval(f1.mean(axis=1), level)
+    per = np.stack([np.minimum(lo, obs), np.maximum(hi, obs)], axis=1)
+    return per, [float(min(mlo, obs.mean())), float(max(mhi, obs.mean()))]
+
+
+def _f1_draws(cm: np.ndarray, draws: int, seed: int, prior: float) -> np.ndarray:
+    """(draws, K) float64 posterior draws of every class's F1 from the (K, K) float64 counts
+    ``cm``, drawn as :func:`f1_posterior` documents."""
+    k = len(cm)
     rng = np.random.default_rng(seed)
-    off = ~np.eye(k, dtype=bool) & (cm > 0)
-    rows, cols = np.nonzero(off)
+    rows, cols = np.nonzero(~np.eye(k, dtype=bool) & (cm > 0))
     shapes_off, shapes_diag = cm[rows, cols], np.diag(cm) + prior
     f1s = []
     for start in range(0, draws, 500):
@@ -384,12 +411,7 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
         fp += np.bincount((cols + shift).ravel(), g_off.ravel(), b * k).reshape(b, k)
         fn += np.bincount((rows + shift).ravel(), g_off.ravel(), b * k).reshape(b, k)
         f1s.append(2 * tp / (2 * tp + fp + fn))
-    f1 = np.concatenate(f1s)[:, keep]  # (draws, C)
-    obs = per_class(cm)["f1"][keep]
-    lo, hi = _percentile_interval(f1, level)
-    mlo, mhi = _percentile_interval(f1.mean(axis=1), level)
-    per = np.stack([np.minimum(lo, obs), np.maximum(hi, obs)], axis=1)
-    return per, [float(min(mlo, obs.mean())), float(max(mhi, obs.mean()))]
+    return np.concatenate(f1s)
 
 
 def bootstrap_mean(values: np.ndarray, *, resamples: int = RESAMPLES, seed: int = 0,
