@@ -166,8 +166,7 @@ def planned(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
     batch = e.batch_size if "explain.batch_size" in cfg.given else \
         pl.memory_batch(pl.activation_bytes(ex.graph), memory)
     probe = pl.probe(ex, prep(test.images[:4]), min(batch, pl.MAX_BATCH), compiled=True)
-    plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
-                        set(cfg.given), e.batch_size, budget_default=not e.budget,
+    plan = pl.make_plan(probe, w, e.budget, memory, set(cfg.given), e.batch_size,
                         no_sanity=pl.OPAQUE_HEAD if ex.graph.opaque else None)
     ex.batch_size = plan.batch_size
     ex.batch_sizes = {**plan.batch_sizes, "curves": plan.forward_batch_size}
