@@ -1,0 +1,111 @@
+"""Outliers: images far from every reference (training) image, in feature space and in pixel
+statistics. Penultimate features alone can miss pure-noise images (a network maps them near
+some class), so two k-nearest-neighbour distances are combined: each is divided by the median
+distance of reference images to their own neighbours, and an image's score is the larger
+ratio (2.0: twice as far from the reference as a typical reference image is from its)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reportgen.audit.duplicates import ROWS, unit_rows
+
+#: Neighbours averaged by the kNN distance.
+K = 5
+#: Reference images whose own (leave-one-out) distances set the scale, at most (seeded).
+CALIBRATION = 2000
+
+
+def knn_distance(queries: np.ndarray, reference: np.ndarray, k: int = K,
+                 cosine: bool = True, skip_self: bool = False) -> np.ndarray:
+    """Mean distance of each query to its ``k`` nearest reference rows.
+
+    Args:
+        queries: (N, D) float.
+        reference: (M, D) float.
+        k: neighbours (fewer when the reference is smaller).
+        cosine: cosine distance (1 - similarity); else Euclidean.
+        skip_self: the queries are reference rows: each query's nearest (itself) is left out.
+
+    Returns:
+        (N,) float64.
+    """
+    q, r = (unit_rows(queries), unit_rows(reference)) if cosine else \
+        (np.asarray(queries, np.float64), np.asarray(reference, np.float64))
+    k = max(1, min(k, len(r) - int(skip_self)))
+    out = [np.zeros(0)]
+    for start in range(0, len(q), ROWS):
+        block = q[start:start + ROWS]
+        if cosine:
+            d = 1.0 - block @ r.T
+        else:
+            d = np.sqrt(np.maximum(0.0, (block ** 2).sum(1)[:, None] - 2 * block @ r.T
+                                   + (r ** 2).sum(1)[None, :]))
+        near = np.partition(d, k - 1 + int(skip_self), axis=1)[:, :k + int(skip_self)]
+        near = np.sort(near, axis=1)[:, int(skip_self):]
+        out.append(np.maximum(near, 0.0).mean(axis=1))
+    return np.concatenate(out)
+
+
+def standardized(stats: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``stats`` and ``reference`` (rows of statistics) centred on the reference's median and
+    scaled by its interquartile range (1 where that is 0), so every statistic counts alike."""
+    med = np.median(reference, axis=0)
+    iqr = np.subtract(*np.percentile(reference, [75, 25], axis=0))
+    scale = np.where(iqr > 0, iqr, 1.0)
+    return (stats - med) / scale, (reference - med) / scale
+
+
+@dataclass
+class OutlierScores:
+    """Scores of the query images, higher = farther from the reference.
+
+    Attributes:
+        score: (N,) the larger of the two ratios (the feature one when only it is known).
+        feature: (N,) kNN cosine distance of the features / the reference's median (NaN
+            without features).
+        pixel: (N,) kNN distance of the standardized pixel statistics / the reference's
+            median.
+        threshold: the reference's own 99th percentile of ``score`` (leave-one-out): an
+            image above it is flagged (about 1 % of images like the reference are).
+    """
+
+    score: np.ndarray
+    feature: np.ndarray
+    pixel: np.ndarray
+    threshold: float
+
+
+def _ratio(queries: np.ndarray, reference: np.ndarray, cosine: bool, sample: np.ndarray,
+           same: bool) -> tuple[np.ndarray, np.ndarray]:
+    """kNN distances of the queries and of the reference's ``sample`` rows (leave-one-out),
+    both divided by the sample's median; ``same``: the queries are the reference."""
+    own = knn_distance(reference[sample], reference, cosine=cosine, skip_self=True)
+    scale = float(np.median(own)) or 1.0
+    return knn_distance(queries, reference, cosine=cosine, skip_self=same) / scale, own / scale
+
+
+def outlier_scores(stats: np.ndarray, ref_stats: np.ndarray, features: np.ndarray | None,
+                   ref_features: np.ndarray | None, same: bool = False) -> OutlierScores:
+    """Score query images against reference images (see the module's docstring).
+
+    Args:
+        stats, ref_stats: (N, S) and (M, S) pixel statistics
+            (:func:`reportgen.audit.pixels.pixel_statistics`), M >= 2.
+        features, ref_features: (N, D) and (M, D) features, or None.
+        same: the queries are the reference (no training images): each is scored against
+            the others.
+    """
+    rng = np.random.default_rng(0)  # the calibration sample: CALIBRATION rows at most
+    m = len(ref_stats)
+    sample = np.sort(rng.choice(m, min(m, CALIBRATION), replace=False))
+    q, r = standardized(stats, ref_stats)
+    pixel, own = _ratio(q, r, False, sample, same)
+    if features is None or ref_features is None:
+        return OutlierScores(pixel, np.full(len(pixel), np.nan), pixel,
+                             float(np.percentile(own, 99)))
+    feature, own_f = _ratio(features, ref_features, True, sample, same)
+    return OutlierScores(np.maximum(feature, pixel), feature, pixel,
+                         float(np.percentile(np.maximum(own, own_f), 99)))
