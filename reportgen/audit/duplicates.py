@@ -75,14 +75,15 @@ def near_pairs(hashes: np.ndarray, features: np.ndarray, max_bits: int = HASH_BI
     """
     f = unit_rows(features)
     found: list[tuple[np.ndarray, ...]] = []
-    for start in range(0, len(f), ROWS):
+    for start in range(0, len(f), ROWS):  # the hashes first: they leave few candidates
         stop = min(start + ROWS, len(f))
-        dist = 1.0 - f[start:stop] @ f[start:].T
-        bits = hamming(hashes[start:stop, None], hashes[None, start:])
-        r, c = np.nonzero((dist <= max_distance) & (bits <= max_bits))
+        r, c = np.nonzero(hamming(hashes[start:stop, None], hashes[None, start:]) <= max_bits)
         keep = c > r  # column c is image start + c; the row's own image is c == r
-        r, c = r[keep], c[keep]
-        found.append((r + start, c + start, dist[r, c], bits[r, c]))
+        a, b = r[keep] + start, c[keep] + start
+        dist = 1.0 - np.einsum("ij,ij->i", f[a], f[b])
+        close = dist <= max_distance
+        found.append((a[close], b[close], dist[close].astype(np.float64),
+                      np.bitwise_count(hashes[a[close]] ^ hashes[b[close]]).astype(np.int64)))
     if not found:
         return tuple(np.zeros(0, t) for t in (np.int64, np.int64, np.float64, np.int64))
     return tuple(np.concatenate(cols) for cols in zip(*found, strict=True))
