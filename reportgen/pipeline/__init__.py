@@ -89,14 +89,15 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, fitted.history,
                           bundle.explained, info, run.notes + bundle.explained.notes,
                           _options_data(run, bundle.explained, data.shape[:2]),
-                          warnings=warnings)
+                          warnings=warnings, features=bundle.features)
     index = stages.write(run, out, inputs, drawn, stages.model_file_job(run, fitted))
     run.cache.remember_shape(data.shape)
     cached_model = run.cache.model_file(fitted.train_key) if fitted.train_key else None
     if not bundle.explained.failures:  # a failed part is tried again by the next build
         run.cache.put_report(run.cache.report_key(data.hash), ReportBundle(
             bundle.probs, bundle.explained, info, fitted.history, model_notes,
-            inputs.method_options, str(cached_model) if cached_model else None))
+            inputs.method_options, str(cached_model) if cached_model else None,
+            bundle.features))
     return _result(run, out, index, metrics, t_start)
 
 
@@ -113,7 +114,7 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
     drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,
                           bundle.explained, bundle.info, run.notes, bundle.method_options,
-                          warnings=warnings)
+                          warnings=warnings, features=bundle.features)
     model_file = None
     if bundle.model_file is not None:
         model_file = lambda path, src=bundle.model_file: shutil.copyfile(src, path)  # noqa: E731

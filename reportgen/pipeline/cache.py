@@ -33,20 +33,23 @@ from reportgen import progress as prog
 from reportgen.config import NOT_PATHS, Config
 from reportgen.data.store import chunks
 from reportgen.errors import ReportgenError
+from reportgen.explain.penultimate import Features
 from reportgen.explain.results import Explained
 from reportgen.report.inputs import ModelInfo
 
 #: Per kind of entry, bumped whenever what it stores changes shape, so older entries are never
 #: read (a trained model's files have not changed: its entries survive new result types).
-FORMATS = {"train": 3, "explain": 13, "report": 13}
+FORMATS = {"train": 3, "explain": 14, "report": 14}
 
 
 @dataclass
 class ExplainBundle:
-    """Predictions {split: (N, classes) probabilities} and the explanations of one model."""
+    """Predictions {split: (N, classes) probabilities}, the explanations of one model, and
+    the penultimate-layer features of the same prediction pass (None: not collected)."""
 
     probs: dict[str, np.ndarray]
     explained: Explained
+    features: Features | None = None
 
 
 @dataclass
@@ -62,6 +65,8 @@ class ReportBundle:
     notes: list[str]
     method_options: dict[str, dict]
     model_file: str | None
+    #: The penultimate-layer features of the prediction pass (None: not collected).
+    features: Features | None = None
 
 
 def data_hash(ds) -> str:

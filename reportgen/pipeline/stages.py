@@ -28,6 +28,7 @@ from reportgen.text import duration, plural, printable
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
+    from reportgen.explain.penultimate import Features
     from reportgen.report.figjobs import Figures
 
 
@@ -580,23 +581,23 @@ def explain_key(run: Run, fitted: Fitted, data: Data) -> str:
                preprocess=fitted.preprocess, seed=cfg.training.seed)
 
 
-def predict(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
-    """Class probabilities {split: (N, classes)} of every split, in batches."""
+def predict(run: Run, fitted: Fitted, data: Data) -> tuple[dict[str, np.ndarray], Features]:
+    """Class probabilities {split: (N, classes)} of every split, in batches, and the
+    penultimate-layer features (:mod:`reportgen.explain.penultimate`) of every split, from
+    the same pass."""
     from reportgen import evaluate as ev
     from reportgen import model as mdl
+    from reportgen.explain.penultimate import predict_with_features
 
     cfg, splits = run.cfg, data.ds.splits
-    probs = {}
     with run.timer.stage("predict"), \
             prog.bar("Predicting", sum(len(s) for s in splits.values()), run.show) as advance:
-        batch = predict_batch(cfg, fitted.model, data.shape)
-        forward = mdl.forward_function(fitted.model, data.shape, cfg.model.output_index)
-        for name, split in splits.items():  # one trace for every split
-            raw = mdl.predict_outputs(fitted.model, split.images, preprocess=fitted.prep,
-                                      batch_size=batch, forward=forward,
-                                      output_index=cfg.model.output_index, progress=advance)
-            probs[name] = ev.to_probabilities(raw, fitted.head)
-    return probs
+        raw, features = predict_with_features(
+            fitted.model, {name: split.images for name, split in splits.items()}, data.shape,
+            output_index=cfg.model.output_index, preprocess=fitted.prep, progress=advance,
+            batch_size=predict_batch(cfg, fitted.model, data.shape),
+            plain=lambda: mdl.forward_function(fitted.model, data.shape, cfg.model.output_index))
+    return {name: ev.to_probabilities(r, fitted.head) for name, r in raw.items()}, features
 
 
 def predict_batch(cfg: Config, model, shape: tuple[int, int, int]) -> int:
@@ -759,8 +760,8 @@ def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
         run.reused("the predictions and explanations", "model, data and explain settings",
                    "recomputes")
         return hit
-    probs = predict(run, fitted, data)
-    bundle = ExplainBundle(probs, explain(run, fitted, grouped(data, probs), probs))
+    probs, features = predict(run, fitted, data)
+    bundle = ExplainBundle(probs, explain(run, fitted, grouped(data, probs), probs), features)
     if not bundle.explained.failures:  # a failed part is tried again by the next build
         run.cache.put_explained(entry, bundle)
     return bundle

@@ -12,6 +12,7 @@ from reportgen.explain.results import Explained
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
+    from reportgen.explain.penultimate import Features
 
 
 @dataclass
@@ -55,6 +56,9 @@ class ReportInputs:
             headline numbers, and first in metrics.json ``notes``.
         method_options: {method: its options as run, plain data} (the plan's; metrics.json).
         timings: wall seconds per build stage so far.
+        features: the penultimate-layer features of every split
+            (:class:`reportgen.explain.penultimate.Features`, plain numpy), None when not
+            collected.
     """
 
     cfg: Config
@@ -68,3 +72,4 @@ class ReportInputs:
     method_options: dict[str, dict] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    features: Features | None = None
