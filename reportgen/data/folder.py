@@ -43,6 +43,8 @@ class Split:
             0..W), NaN where the image has none.
         labeled: False when the true classes are unknown (unlabeled photos): ``labels`` is then
             -1, or the predicted classes once the model has run (galleries by predicted class).
+        sizes: (N, 2) int64 (width, height) of each file in pixels after EXIF rotation, before
+            resizing; None when unknown.
     """
 
     images: np.ndarray | Images
@@ -50,6 +52,7 @@ class Split:
     paths: list[str]
     boxes: np.ndarray
     labeled: bool = True
+    sizes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -445,9 +448,11 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
         rows = np.zeros(len(items), np.int64)
         labels = np.zeros(len(items), np.int64)
         boxes = np.full((len(items), 4), np.nan, np.float32)
+        sizes = np.zeros((len(items), 2), np.int64)
         paths = []
         for i, (f, idx) in enumerate(items):
             rows[i], (ow, oh) = decoded[f]
+            sizes[i] = ow, oh
             labels[i] = idx
             rel = f.relative_to(root).as_posix()
             paths.append(rel)
@@ -455,7 +460,7 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
                 x0, y0, x1, y1 = boxes_by_path[rel]
                 boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]
         images = Images(store, rows)
-        splits[s] = Split(images, labels, paths, boxes)
+        splits[s] = Split(images, labels, paths, boxes, sizes=sizes)
     return Dataset(root=root, class_names=names, splits=splits, skipped=skipped,
                    dropped_classes=dropped, layout=layout, absent_classes=absent,
                    sources=source_info(list(decoded)))

@@ -87,9 +87,11 @@ def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[st
         if rel in boxes_by_path:
             x0, y0, x1, y1 = boxes_by_path[rel]
             boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]
-    test = Split(images, np.full(len(kept), UNLABELED, np.int64), paths, boxes, labeled=False)
+    sizes = np.array([orig for _, orig in kept], np.int64).reshape(-1, 2)
+    test = Split(images, np.full(len(kept), UNLABELED, np.int64), paths, boxes, labeled=False,
+                 sizes=sizes)
     empty = Split(np.zeros((0, h, w, channels), np.uint8), np.zeros(0, np.int64), [],
-                  np.zeros((0, 4), np.float32), labeled=False)
+                  np.zeros((0, 4), np.float32), labeled=False, sizes=np.zeros((0, 2), np.int64))
     return Dataset(root=root, class_names=list(class_names),
                    splits={"train": empty, "val": empty, "test": test}, skipped=skipped,
                    layout="unlabeled images", sources=source_info([f for f, _ in kept]))
@@ -103,5 +105,5 @@ def grouped_by_prediction(ds: Dataset, predicted: np.ndarray) -> Dataset:
         return ds
     test = ds.splits["test"]
     grouped = Split(test.images, np.asarray(predicted, np.int64), test.paths, test.boxes,
-                    labeled=False)
+                    labeled=False, sizes=test.sizes)
     return dataclasses.replace(ds, splits={**ds.splits, "test": grouped})
