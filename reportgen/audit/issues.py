@@ -156,13 +156,15 @@ def find_outliers(splits: dict, m: Measures, features: dict | None,
                                   "threshold": s.threshold, "features": features is not None}
 
 
-def find_quality(splits: dict, m: Measures, sizes: dict | None, result: DataIssues) -> None:
-    """:func:`reportgen.audit.quality.quality_flags` over every split (medians of them all)."""
+def find_quality(splits: dict, m: Measures, result: DataIssues) -> None:
+    """:func:`reportgen.audit.quality.quality_flags` over every split (medians of them all;
+    size flags where the splits know their files' sizes, ``Split.sizes``)."""
     names = [n for n in splits if len(splits[n])]
     if not names:
         return
     st = np.concatenate([m.stats[n] for n in names])
-    size = None if sizes is None else np.concatenate([sizes[n] for n in names])
+    known = all(getattr(splits[n], "sizes", None) is not None for n in names)
+    size = np.concatenate([splits[n].sizes for n in names]) if known else None
     flags = qa.quality_flags(st[:, 0], st[:, 4], qa.relative_sharpness(st), size)
     k = 0
     for n in names:
@@ -183,17 +185,17 @@ def settings() -> dict:
             "quality": dict(qa.FLAGS)}
 
 
-def audit_data(splits: dict, probs: dict, names: list[str], features: dict | None = None,
-               sizes: dict | None = None) -> DataIssues:
+def audit_data(splits: dict, probs: dict, names: list[str], features: dict | None = None
+               ) -> DataIssues:
     """Audit a data set.
 
     Args:
-        splits: {split: :class:`~reportgen.data.folder.Split`} ("train", "val", "test").
+        splits: {split: :class:`~reportgen.data.folder.Split`} ("train", "val", "test"); its
+            ``sizes`` (the files' sizes as stored), where known, give the size flags.
         probs: {split: (N, C) probabilities}.
         names: the class names.
         features: {split: (N, D) penultimate features}, or None (no near duplicates; outliers
             from pixel statistics alone).
-        sizes: {split: (N, 2) width and height as stored}, or None (no size flags).
     """
     t0 = time.perf_counter()
     result = DataIssues(settings=settings())
@@ -208,6 +210,6 @@ def audit_data(splits: dict, probs: dict, names: list[str], features: dict | Non
     leaked = find_duplicates(splits, m, features, result)
     leakage_summary(splits, probs, leaked.get("test", set()), result)
     find_outliers(splits, m, features, result)
-    find_quality(splits, m, sizes, result)
+    find_quality(splits, m, result)
     result.seconds = time.perf_counter() - t0
     return result

@@ -1,5 +1,6 @@
 """Per-image pixel measures of the audit: a perceptual hash, a digest of the decoded pixels and
-a few statistics, computed a chunk at a time from uint8 images (numpy arrays or
+a few statistics (the image properties of :mod:`reportgen.data.properties` and an entropy),
+computed a chunk at a time from uint8 images (numpy arrays or
 :class:`~reportgen.data.store.Images` views)."""
 
 from __future__ import annotations
@@ -8,19 +9,11 @@ import hashlib
 
 import numpy as np
 
+from reportgen.data.properties import LAPLACIAN_VAR_MAX, luminance, pixel_properties
 from reportgen.data.store import chunks
 
 #: The statistics of :func:`pixel_statistics`, in column order.
 STATISTICS = ("brightness", "contrast", "log_sharpness", "colourfulness", "entropy")
-
-
-def gray(images: np.ndarray) -> np.ndarray:
-    """(N, H, W, C) uint8 images as (N, H, W) float32 luma in [0, 255] (ITU-R 601 weights;
-    one channel is its own gray)."""
-    x = np.asarray(images, np.float32)
-    if x.shape[-1] == 1:
-        return x[..., 0]
-    return x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
 
 
 def _bins(n: int, parts: int) -> np.ndarray:
@@ -44,7 +37,7 @@ def block_mean(g: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def dhash(images) -> np.ndarray:
-    """The 64-bit difference hash (dHash, Krawetz 2013) of each image: its gray version
+    """The 64-bit difference hash (dHash, Krawetz 2013) of each image: its luminance
     averaged to 8×9 blocks, bit ``8 r + c`` set where block (r, c) is darker than block
     (r, c + 1). Brightness, contrast, re-encoding and resizing barely change it.
 
@@ -57,7 +50,7 @@ def dhash(images) -> np.ndarray:
     weights = (np.uint64(1) << np.arange(64, dtype=np.uint64)).reshape(8, 8)
     out = [np.zeros(0, np.uint64)]
     for x in chunks(images, 256):
-        small = block_mean(gray(x), 8, 9)
+        small = block_mean(luminance(x), 8, 9)
         bits = (small[:, :, :-1] < small[:, :, 1:]).astype(np.uint64)
         out.append((bits * weights).sum(axis=(1, 2), dtype=np.uint64))
     return np.concatenate(out)
@@ -89,29 +82,11 @@ def _entropy(g: np.ndarray) -> np.ndarray:
     return -(p * logs).sum(axis=1)
 
 
-def _colourfulness(x: np.ndarray) -> np.ndarray:
-    """Hasler and Süsstrunk's (2003) colourfulness of (N, H, W, C) images (0 for gray)."""
-    if x.shape[-1] < 3:
-        return np.zeros(len(x))
-    r, g, b = (x[..., i].reshape(len(x), -1) for i in range(3))
-    rg, yb = r - g, 0.5 * (r + g) - b
-    return (np.hypot(rg.std(1), yb.std(1)) + 0.3 * np.hypot(rg.mean(1), yb.mean(1)))
-
-
-def laplacian_variance(g: np.ndarray) -> np.ndarray:
-    """Variance of the 4-neighbour Laplacian of each (H, W) gray image (inner pixels): the
-    usual focus measure (Pech-Pacheco et al. 2000); 0 for an image under 3 px."""
-    if g.shape[1] < 3 or g.shape[2] < 3:
-        return np.zeros(len(g))
-    lap = (g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:]
-           - 4 * g[:, 1:-1, 1:-1])
-    return lap.reshape(len(g), -1).var(axis=1)
-
-
 def pixel_statistics(images) -> np.ndarray:
-    """:data:`STATISTICS` of each image: mean and standard deviation of its gray levels
-    (0..1), log(1 + Laplacian variance) of its gray levels (0..255), colourfulness (0..255
-    scale) and gray-histogram entropy (bits, 0..8).
+    """:data:`STATISTICS` of each image: brightness and contrast (mean and standard deviation
+    of the luminance, 0..1), log(1 + 255² × the Laplacian variance of the luminance), the
+    colourfulness (0..255 scale; :mod:`reportgen.data.properties`) and the entropy of the
+    256-level luminance histogram (bits, 0..8).
 
     Args:
         images: (N, H, W, C) uint8.
@@ -121,10 +96,8 @@ def pixel_statistics(images) -> np.ndarray:
     """
     out = [np.zeros((0, len(STATISTICS)))]
     for x in chunks(images, 256):
-        xf = np.asarray(x, np.float32)
-        g = gray(xf)
-        flat = g.reshape(len(g), -1)
-        out.append(np.stack([flat.mean(1) / 255, flat.std(1) / 255,
-                             np.log1p(laplacian_variance(g)), _colourfulness(xf),
-                             _entropy(g)], axis=1).astype(np.float64))
+        p = pixel_properties(x)
+        lap = p["sharpness"] * LAPLACIAN_VAR_MAX * 255.0 ** 2
+        out.append(np.stack([p["brightness"], p["contrast"], np.log1p(lap),
+                             p["colourfulness"], _entropy(255 * luminance(x))], axis=1))
     return np.concatenate(out)

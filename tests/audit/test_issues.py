@@ -13,9 +13,13 @@ NAMES = ["a", "b", "c"]
 
 
 def split(images, labels, name, labeled=True):
+    """A split whose files were stored at 64 x 64 px (test 4: 200 x 50)."""
     n = len(images)
+    sizes = np.full((n, 2), 64)
+    if name == "test":
+        sizes[4] = [200, 50]
     return Split(images, np.asarray(labels), [f"{name}/{i}.png" for i in range(n)],
-                 np.full((n, 4), np.nan, np.float32), labeled)
+                 np.full((n, 4), np.nan, np.float32), labeled, sizes=sizes)
 
 
 def confident(labels, top=0.9):
@@ -62,6 +66,8 @@ def test_audit_finds_what_was_planted(planted):
     # statistics); nothing else is as far.
     assert {d["file"] for d in r.outliers[:2]} == {"test/2.png", "test/3.png"}
     assert {"file": "test/3.png", "split": "test", "index": 3, "flags": ["dark"]} in r.quality
+    assert {"file": "test/4.png", "split": "test", "index": 4,
+            "flags": ["odd aspect", "small"]} in r.quality
     # Every image the model confidently contradicts is a candidate (test 10-17 and 20); the
     # score is 1 - p(given label), so the ranking is by self-confidence.
     errors = {d["file"]: d for d in r.label_errors}
