@@ -13,11 +13,12 @@ NAMES = ["a", "b", "c"]
 
 
 def split(images, labels, name, labeled=True):
-    """A split whose files were stored at 64 x 64 px (test 4: 200 x 50)."""
+    """A split whose files were stored at 64 x 64 px (test 4: 200 x 30, an odd aspect, and
+    small: 30 < 0.5 x 64)."""
     n = len(images)
     sizes = np.full((n, 2), 64)
     if name == "test":
-        sizes[4] = [200, 50]
+        sizes[4] = [200, 30]
     return Split(images, np.asarray(labels), [f"{name}/{i}.png" for i in range(n)],
                  np.full((n, 4), np.nan, np.float32), labeled, sizes=sizes)
 
