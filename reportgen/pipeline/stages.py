@@ -27,6 +27,7 @@ from reportgen.pipeline.cache import BuildCache, ExplainBundle, ReportBundle, da
 from reportgen.text import duration, plural, printable
 
 if TYPE_CHECKING:  # annotations only: no import at run time
+    from reportgen.audit.issues import DataIssues
     from reportgen.data.folder import Dataset
     from reportgen.explain.penultimate import Features
     from reportgen.report.figjobs import Figures
@@ -765,6 +766,24 @@ def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
     if not bundle.explained.failures:  # a failed part is tried again by the next build
         run.cache.put_explained(entry, bundle)
     return bundle
+
+
+def audit(run: Run, data: Data, probs: dict[str, np.ndarray], features: Features | None
+          ) -> tuple[DataIssues | None, list]:
+    """The data audit (:mod:`reportgen.audit`, numpy only: a cached rebuild runs it too) of
+    every split, with the penultimate features where the prediction pass collected them;
+    returns (its result, None when ``report.data_audit`` is off or it failed; the failure as
+    a list)."""
+    from reportgen.audit.issues import audit_data
+
+    failures: list = []
+    if not run.cfg.report.data_audit:
+        return None, failures
+    arrays = features.arrays if features is not None and not features.missing else None
+    with run.timer.stage("audit"), collecting(failures), optional_part("data audit"):
+        prog.say("Auditing the data (label errors, duplicates, outliers, quality)", run.show)
+        return audit_data(data.ds.splits, probs, data.ds.class_names, arrays or None), failures
+    return None, failures
 
 
 def describe(fitted: Fitted, data: Data):

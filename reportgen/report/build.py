@@ -24,6 +24,7 @@ from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, wilson_interva
 from reportgen.explain.results import LAYER_VIEWS
 from reportgen.guard import Failure, collecting
 from reportgen.report.assets import Assets
+from reportgen.report.data_page import data_context, issues_json, summary_lines
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
                                       errors_page, slug)
@@ -61,7 +62,7 @@ class SiteContent:
 SECTIONS_OF_PARTS = {
     "test set": ("GradCAM of the test set",), "grid": ("GradCAM per class",),
     "samples": ("* on the sample images",), "plan": ("planning*",),
-    "quality": ("* in the quality table", "sanity check*"),
+    "quality": ("* in the quality table", "sanity check*"), "audit": ("data audit",),
     **{view: (view,) for view in LAYER_VIEWS},
 }
 
@@ -293,6 +294,7 @@ def _common(inputs: ReportInputs) -> dict:
     if inputs.ds.labeled:
         wrong = misclassified(inputs.ds.splits["test"].labels, inputs.probs["test"])
         nav.append({"href": "errors.html", "label": f"Errors ({len(wrong)})"})
+    nav.append({"href": "data.html", "label": "Data issues"})
     nav += [{"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
     if len(classes) <= NAV_CLASSES:
@@ -360,7 +362,9 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
             "model_file": model_file_included(cfg),
-            "info": dataclasses.asdict(inputs.info)}
+            "info": dataclasses.asdict(inputs.info),
+            "audit": (summary_lines(inputs.data_issues) if inputs.data_issues is not None
+                      else None)}
 
 
 def _headline(test_m: dict, ds) -> list[dict]:
@@ -517,6 +521,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "plan": _plan_data(ex), "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
+        "data_issues": issues_json(inputs.data_issues),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
         "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
         "notes": inputs.warnings + inputs.notes,
@@ -551,7 +556,7 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     context fails is left out and recorded in ``failures`` after the explanations' own.
 
     ``drawn``: the metric figures' page data from :func:`metric_figures`."""
-    content = SiteContent(failures=list(inputs.explained.failures))
+    content = SiteContent(failures=list(inputs.explained.failures) + list(inputs.failures))
     with collecting(content.failures):
         _gather(inputs, drawn, content)
     for page in content.pages:  # as known now; write_site adds the figures' and images'
@@ -587,6 +592,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
                       for rel, ctx in class_page_files(page, common, ex.layer, scale,
                                                        ds.has_boxes)]
     errors = errors_page(assets, test, probs, names, ex)  # before report.md, which shows it
+    data = data_context(assets, inputs, common)
     if errors is not None:
         content.pages += [Page(rel, "errors.html", ctx) for rel, ctx in
                           class_page_files(errors, common, ex.layer, scale, ds.has_boxes)]
@@ -598,8 +604,9 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
                                               "layer": ex.layer}),
         Page("layers.html", "layers.html", {**common, "page_title": "Layers",
                                             "current": "layers.html", "L": L}),
+        Page("data.html", "data.html", data),
         Page("report.md", "report.md", {**index, "class_pages": pages, "m": m,
-                                        "errors": errors,
+                                        "errors": errors, "data_page": data,
                                         "t_layers": model["t_layers"], "t_quality": t_quality,
                                         "L": L}),
     ]

@@ -12,6 +12,7 @@ from reportgen.explain.results import Explained
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
+    from reportgen.audit.issues import DataIssues
     from reportgen.explain.penultimate import Features
 
 
@@ -59,6 +60,9 @@ class ReportInputs:
         features: the penultimate-layer features of every split
             (:class:`reportgen.explain.penultimate.Features`, plain numpy), None when not
             collected.
+        data_issues: the data audit (:class:`reportgen.audit.issues.DataIssues`), None when
+            ``report.data_audit`` is off or it failed.
+        failures: parts of the build after the explanations that failed (the data audit).
     """
 
     cfg: Config
@@ -73,3 +77,5 @@ class ReportInputs:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     features: Features | None = None
+    data_issues: DataIssues | None = None
+    failures: list = field(default_factory=list)
