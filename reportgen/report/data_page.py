@@ -52,13 +52,17 @@ def records_csv(records: list[dict], columns: list[str]) -> str:
 
 def issues_json(issues: DataIssues | None) -> dict | None:
     """metrics.json ``data_issues``: the four ranked lists with the columns of
-    :data:`COLUMNS`, what each score means, the counts with intervals, the thresholds."""
+    :data:`COLUMNS`, what each score means, the counts with intervals, the thresholds (None
+    when the audit did not run, or this failed: a failure of part "data audit")."""
     if issues is None:
         return None
-    lists = {name: [{c: r[c] for c in cols} for r in getattr(issues, name)]
-             for name, cols in COLUMNS.items()}
-    return {**lists, "scores": SCORES, "summary": issues.summary, "settings": issues.settings,
-            "notes": issues.notes, "seconds": round(issues.seconds, 3)}
+    with optional_part("data audit"):
+        lists = {name: [{c: r[c] for c in cols} for r in getattr(issues, name)]
+                 for name, cols in COLUMNS.items()}
+        return {**lists, "scores": SCORES, "summary": issues.summary,
+                "settings": issues.settings, "notes": issues.notes,
+                "seconds": round(issues.seconds, 3)}
+    return None
 
 
 def image_views(assets: Assets, split_name: str, split, i: int, label: str) -> dict:
