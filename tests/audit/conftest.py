@@ -25,11 +25,11 @@ def reencoded(image: np.ndarray, brighter: int = 10, quality: int = 80) -> np.nd
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def textures():
     return make_textures
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def reencode():
     return reencoded
