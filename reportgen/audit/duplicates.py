@@ -15,7 +15,7 @@ from reportgen.audit.pixels import hamming
 HASH_BITS = 6
 #: ... and its features' cosine distance (1 - cosine similarity) is at most this.
 FEATURE_DISTANCE = 0.05
-#: Rows of the similarity matrix computed at a time.
+#: Rows of a distance matrix computed at a time (:mod:`.outliers`).
 ROWS = 256
 
 
@@ -61,10 +61,44 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
     return f / np.where(norm > 0, norm, 1)
 
 
+def hash_pairs(hashes: np.ndarray, max_bits: int = HASH_BITS) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (a < b) of 64-bit hashes at most ``max_bits`` bits apart, without comparing
+    all pairs: the bits are cut into ``max_bits + 1`` bands, and two hashes that differ in at
+    most ``max_bits`` bits agree on at least one band (pigeonhole), so only hashes sharing a
+    band's value are compared.
+
+    Args:
+        hashes: (N,) uint64.
+
+    Returns:
+        (a, b): (P,) int64 each, sorted by a, then b.
+    """
+    bands = max_bits + 1
+    widths = np.full(bands, 64 // bands)
+    widths[:64 % bands] += 1
+    found = [(np.zeros(0, np.int64), np.zeros(0, np.int64))]
+    shift = 0
+    for w in widths:
+        key = (hashes >> np.uint64(shift)) & np.uint64((1 << int(w)) - 1)
+        shift += int(w)
+        order = np.argsort(key, kind="stable")
+        k = key[order]
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        for s, e in zip(starts, np.r_[starts[1:], len(k)], strict=True):
+            if e - s > 1:
+                idx = np.sort(order[s:e])
+                r, c = np.nonzero(np.triu(hamming(hashes[idx, None], hashes[None, idx])
+                                          <= max_bits, 1))
+                found.append((idx[r], idx[c]))
+    a, b = (np.concatenate(v).astype(np.int64) for v in zip(*found, strict=True))
+    pair = np.unique(a * max(1, len(hashes)) + b)
+    return pair // max(1, len(hashes)), pair % max(1, len(hashes))
+
+
 def near_pairs(hashes: np.ndarray, features: np.ndarray, max_bits: int = HASH_BITS,
                max_distance: float = FEATURE_DISTANCE) -> tuple[np.ndarray, ...]:
-    """Every pair (a < b) whose hashes differ in at most ``max_bits`` bits and whose features
-    are within cosine distance ``max_distance``, computed :data:`ROWS` rows at a time.
+    """Every pair (a < b) whose hashes differ in at most ``max_bits`` bits
+    (:func:`hash_pairs`) and whose features are within cosine distance ``max_distance``.
 
     Args:
         hashes: (N,) uint64 dHashes.
@@ -74,19 +108,14 @@ def near_pairs(hashes: np.ndarray, features: np.ndarray, max_bits: int = HASH_BI
         (a, b, distance, bits) arrays of the pairs.
     """
     f = unit_rows(features)
-    found: list[tuple[np.ndarray, ...]] = []
-    for start in range(0, len(f), ROWS):  # the hashes first: they leave few candidates
-        stop = min(start + ROWS, len(f))
-        r, c = np.nonzero(hamming(hashes[start:stop, None], hashes[None, start:]) <= max_bits)
-        keep = c > r  # column c is image start + c; the row's own image is c == r
-        a, b = r[keep] + start, c[keep] + start
-        dist = 1.0 - np.einsum("ij,ij->i", f[a], f[b])
-        close = dist <= max_distance
-        found.append((a[close], b[close], dist[close].astype(np.float64),
-                      np.bitwise_count(hashes[a[close]] ^ hashes[b[close]]).astype(np.int64)))
-    if not found:
-        return tuple(np.zeros(0, t) for t in (np.int64, np.int64, np.float64, np.int64))
-    return tuple(np.concatenate(cols) for cols in zip(*found, strict=True))
+    a, b = hash_pairs(hashes, max_bits)
+    dist = np.zeros(len(a))
+    for start in range(0, len(a), 65536):  # a few MB of feature rows at a time
+        sl = slice(start, start + 65536)
+        dist[sl] = 1.0 - np.einsum("ij,ij->i", f[a[sl]], f[b[sl]])
+    close = dist <= max_distance
+    a, b = a[close], b[close]
+    return a, b, dist[close], hamming(hashes[a], hashes[b]).astype(np.int64)
 
 
 def duplicate_pairs(digests: list[str], hashes: np.ndarray, features: np.ndarray | None

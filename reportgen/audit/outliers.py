@@ -33,20 +33,31 @@ def knn_distance(queries: np.ndarray, reference: np.ndarray, k: int = K,
         (N,) float64.
     """
     q, r = (unit_rows(queries), unit_rows(reference)) if cosine else \
-        (np.asarray(queries, np.float64), np.asarray(reference, np.float64))
+        (np.asarray(queries, np.float32), np.asarray(reference, np.float32))
     k = max(1, min(k, len(r) - int(skip_self)))
+    norms = None if cosine else (r ** 2).sum(1)[None, :]
     out = [np.zeros(0)]
     for start in range(0, len(q), ROWS):
         block = q[start:start + ROWS]
-        if cosine:
+        if norms is None:
             d = 1.0 - block @ r.T
         else:
-            d = np.sqrt(np.maximum(0.0, (block ** 2).sum(1)[:, None] - 2 * block @ r.T
-                                   + (r ** 2).sum(1)[None, :]))
-        near = np.partition(d, k - 1 + int(skip_self), axis=1)[:, :k + int(skip_self)]
-        near = np.sort(near, axis=1)[:, int(skip_self):]
-        out.append(np.maximum(near, 0.0).mean(axis=1))
-    return np.concatenate(out)
+            d = np.sqrt(np.maximum(0.0, (block ** 2).sum(1)[:, None] - 2 * block @ r.T + norms))
+        out.append(smallest_mean(d, k, skip_self))
+    return np.concatenate(out).astype(np.float64)
+
+
+def smallest_mean(d: np.ndarray, k: int, skip_first: bool = False) -> np.ndarray:
+    """Mean of the ``k`` smallest values of each row of ``d`` (after the smallest, with
+    ``skip_first``), clipped at 0; ``d`` is overwritten. k passes of argmin: for a small k
+    many times faster than a partition of every row."""
+    rows, total = np.arange(len(d)), np.zeros(len(d))
+    for step in range(k + int(skip_first)):
+        j = d.argmin(axis=1)
+        if step >= int(skip_first):
+            total += np.maximum(d[rows, j], 0.0)
+        d[rows, j] = np.inf
+    return total / k
 
 
 def standardized(stats: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

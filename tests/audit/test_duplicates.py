@@ -75,3 +75,21 @@ def test_planted_exact_and_near_copies_are_found(rng, textures, reencode):
     assert (pairs.distance[1:] <= dup.FEATURE_DISTANCE).all()
     # Without features, exact copies only.
     assert dup.duplicate_pairs(digests(images), dhash(images), None).kind == ["exact"]
+
+
+def test_hash_pairs_find_exactly_the_pairs_within_the_bits(rng):
+    """The banded search finds what comparing every pair finds, on hashes built to be near
+    one another (a few random bits flipped) and on unrelated ones."""
+    base = rng.integers(0, 2 ** 63, 300, dtype=np.uint64)
+    flips = rng.integers(0, 64, (300, 8))
+    near = base.copy()
+    for i in range(300):
+        for bit in flips[i, : i % 9]:  # 0 to 8 bits flipped (fewer where one repeats)
+            near[i] ^= np.uint64(1) << np.uint64(bit)
+    hashes = np.concatenate([base, near])
+    bits = hamming(hashes[:, None], hashes[None, :])
+    want = sorted(zip(*np.nonzero(np.triu(bits <= dup.HASH_BITS, 1)), strict=True))
+    a, b = dup.hash_pairs(hashes)
+    assert sorted(zip(a.tolist(), b.tolist(), strict=True)) == \
+        [(int(i), int(j)) for i, j in want]
+    assert len(want) > 200  # most of the 300 planted pairs (0 to 6 bits) are in it
