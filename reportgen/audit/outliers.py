@@ -39,25 +39,31 @@ def knn_distance(queries: np.ndarray, reference: np.ndarray, k: int = K,
     out = [np.zeros(0)]
     for start in range(0, len(q), ROWS):
         block = q[start:start + ROWS]
+        d = block @ r.T  # made a distance in place, up to a per-row constant
         if norms is None:
-            d = 1.0 - block @ r.T
+            np.negative(d, out=d)  # 1 - similarity, less the 1
+            near = 1.0 + smallest(d, k, skip_self)
         else:
-            d = np.sqrt(np.maximum(0.0, (block ** 2).sum(1)[:, None] - 2 * block @ r.T + norms))
-        out.append(smallest_mean(d, k, skip_self))
+            d *= -2.0
+            d += norms  # the squared distance, less the row's own squared norm
+            near = np.sqrt(np.maximum(smallest(d, k, skip_self)
+                                      + (block ** 2).sum(1)[:, None], 0.0))
+        out.append(np.maximum(near, 0.0).mean(axis=1))
     return np.concatenate(out).astype(np.float64)
 
 
-def smallest_mean(d: np.ndarray, k: int, skip_first: bool = False) -> np.ndarray:
-    """Mean of the ``k`` smallest values of each row of ``d`` (after the smallest, with
-    ``skip_first``), clipped at 0; ``d`` is overwritten. k passes of argmin: for a small k
+def smallest(d: np.ndarray, k: int, skip_first: bool = False) -> np.ndarray:
+    """The ``k`` smallest values of each row of ``d``, ascending (after the smallest, with
+    ``skip_first``), as (rows, k); ``d`` is overwritten. k passes of argmin: for a small k
     many times faster than a partition of every row."""
-    rows, total = np.arange(len(d)), np.zeros(len(d))
+    rows = np.arange(len(d))
+    out = np.zeros((len(d), k), np.float64)
     for step in range(k + int(skip_first)):
         j = d.argmin(axis=1)
         if step >= int(skip_first):
-            total += np.maximum(d[rows, j], 0.0)
+            out[:, step - int(skip_first)] = d[rows, j]
         d[rows, j] = np.inf
-    return total / k
+    return out
 
 
 def standardized(stats: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,16 @@ def block_mean(g: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return sums / sizes
 
 
+#: Bit ``8 r + c`` of a dHash.
+_WEIGHTS = (np.uint64(1) << np.arange(64, dtype=np.uint64)).reshape(8, 8)
+
+
+def _dhash(lum: np.ndarray) -> np.ndarray:
+    small = block_mean(lum, 8, 9)
+    bits = (small[:, :, :-1] < small[:, :, 1:]).astype(np.uint64)
+    return (bits * _WEIGHTS).sum(axis=(1, 2), dtype=np.uint64)
+
+
 def dhash(images) -> np.ndarray:
     """The 64-bit difference hash (dHash, Krawetz 2013) of each image: its luminance
     averaged to 8×9 blocks, bit ``8 r + c`` set where block (r, c) is darker than block
@@ -47,13 +57,7 @@ def dhash(images) -> np.ndarray:
     Returns:
         (N,) uint64.
     """
-    weights = (np.uint64(1) << np.arange(64, dtype=np.uint64)).reshape(8, 8)
-    out = [np.zeros(0, np.uint64)]
-    for x in chunks(images, 256):
-        small = block_mean(luminance(x), 8, 9)
-        bits = (small[:, :, :-1] < small[:, :, 1:]).astype(np.uint64)
-        out.append((bits * weights).sum(axis=(1, 2), dtype=np.uint64))
-    return np.concatenate(out)
+    return measure(images)[1]
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -61,15 +65,15 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(a, b))
 
 
+def _digests(x: np.ndarray) -> list[str]:
+    return [hashlib.sha1(repr(img.shape).encode() + np.ascontiguousarray(img).tobytes())
+            .hexdigest() for img in x]
+
+
 def digests(images) -> list[str]:
     """SHA-1 of each image's decoded pixels (its uint8 array at the size read, with its
     shape), so two files with the same pixels match whatever their format."""
-    out = []
-    for x in chunks(images, 256):
-        for img in x:
-            img = np.ascontiguousarray(img)
-            out.append(hashlib.sha1(repr(img.shape).encode() + img.tobytes()).hexdigest())
-    return out
+    return measure(images)[0]
 
 
 def _entropy(g: np.ndarray) -> np.ndarray:
@@ -80,6 +84,13 @@ def _entropy(g: np.ndarray) -> np.ndarray:
     p = counts.reshape(len(g), 256) / levels.shape[1]
     logs = np.log2(np.where(p > 0, p, 1.0))
     return -(p * logs).sum(axis=1)
+
+
+def _statistics(x: np.ndarray, lum: np.ndarray) -> np.ndarray:
+    p = pixel_properties(x)
+    lap = p["sharpness"] * LAPLACIAN_VAR_MAX * 255.0 ** 2
+    return np.stack([p["brightness"], p["contrast"], np.log1p(lap), p["colourfulness"],
+                     _entropy(255 * lum)], axis=1)
 
 
 def pixel_statistics(images) -> np.ndarray:
@@ -94,10 +105,17 @@ def pixel_statistics(images) -> np.ndarray:
     Returns:
         (N, 5) float64.
     """
-    out = [np.zeros((0, len(STATISTICS)))]
+    return measure(images)[2]
+
+
+def measure(images) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """:func:`digests`, :func:`dhash` and :func:`pixel_statistics` of the images, reading
+    them once, a chunk at a time."""
+    out: tuple[list, list, list] = ([], [np.zeros(0, np.uint64)],
+                                    [np.zeros((0, len(STATISTICS)))])
     for x in chunks(images, 256):
-        p = pixel_properties(x)
-        lap = p["sharpness"] * LAPLACIAN_VAR_MAX * 255.0 ** 2
-        out.append(np.stack([p["brightness"], p["contrast"], np.log1p(lap),
-                             p["colourfulness"], _entropy(255 * luminance(x))], axis=1))
-    return np.concatenate(out)
+        lum = luminance(x)
+        out[0].extend(_digests(x))
+        out[1].append(_dhash(lum))
+        out[2].append(_statistics(x, lum))
+    return out[0], np.concatenate(out[1]), np.concatenate(out[2])

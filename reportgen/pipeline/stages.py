@@ -774,14 +774,15 @@ def audit(run: Run, data: Data, probs: dict[str, np.ndarray], features: Features
     every split, with the penultimate features where the prediction pass collected them;
     returns (its result, None when ``report.data_audit`` is off or it failed; the failure as
     a list)."""
-    from reportgen.audit.issues import audit_data
+    from reportgen.audit.issues import audit_data, estimate_seconds
 
     failures: list = []
     if not run.cfg.report.data_audit:
         return None, failures
     arrays = features.arrays if features is not None and not features.missing else None
     with run.timer.stage("audit"), collecting(failures), optional_part("data audit"):
-        prog.say("Auditing the data (label errors, duplicates, outliers, quality)", run.show)
+        prog.say("Plan: the data audit (label errors, duplicates, outliers, quality) takes "
+                 f"about {duration(estimate_seconds(data.ds.splits))}", run.show)
         return audit_data(data.ds.splits, probs, data.ds.class_names, arrays or None), failures
     return None, failures
 

@@ -61,7 +61,7 @@ def issues_json(issues: DataIssues | None) -> dict | None:
                  for name, cols in COLUMNS.items()}
         return {**lists, "scores": SCORES, "summary": issues.summary,
                 "settings": issues.settings, "notes": issues.notes,
-                "seconds": round(issues.seconds, 3)}
+                "seconds": round(issues.seconds, 3), "estimate_s": round(issues.estimate_s, 3)}
     return None
 
 
@@ -235,4 +235,4 @@ def _findings(assets: Assets, inputs: ReportInputs, issues: DataIssues) -> dict:
             "tiles": _tiles(assets, inputs, name), "shown": min(SHOWN, len(records)),
             "skipped": name == "label_errors" and not inputs.ds.labeled})
     return {"lines": lines, "sections": sections, "notes": issues.notes,
-            "seconds": issues.seconds}
+            "seconds": issues.seconds, "estimate_s": issues.estimate_s}
