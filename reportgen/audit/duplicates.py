@@ -56,7 +56,8 @@ def exact_pairs(digests: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def unit_rows(features: np.ndarray) -> np.ndarray:
     """(N, D) features scaled to unit length as float32 (a zero row stays zero)."""
-    f = np.asarray(features, np.float32).reshape(len(features), -1)
+    f = np.asarray(features, np.float32)
+    f = f.reshape(len(f), -1) if f.size else np.zeros((len(f), 1), np.float32)
     norm = np.linalg.norm(f, axis=1, keepdims=True)
     return f / np.where(norm > 0, norm, 1)
 

@@ -125,7 +125,8 @@ def leakage_summary(splits: dict, probs: dict, leaked: set[int], result: DataIss
     """The headline: test images with a copy in train, and test accuracy with and without
     them (labelled data only)."""
     test = splits["test"]
-    result.summary["test_in_train"] = rate(len(leaked), len(test))
+    result.summary["test_in_train"] = {**rate(len(leaked), len(test)),
+                                       "train_images": len(splits.get("train", ()))}
     if not test.labeled or not len(test):
         return
     right = probs["test"].argmax(axis=1) == test.labels
@@ -146,6 +147,9 @@ def find_outliers(splits: dict, m: Measures, features: dict | None,
     if len(test) < 2 or len(splits[ref]) < 2:
         result.notes.append("Outliers: fewer than two images to compare with; not looked for.")
         return
+    if same:
+        result.notes.append("Outliers: there are no training images; each test image is "
+                            "compared with the other test images instead.")
     f = features if features is not None else {}
     s = out.outlier_scores(m.stats["test"], m.stats[ref], f.get("test"), f.get(ref), same)
     flagged = np.flatnonzero(s.score > s.threshold)

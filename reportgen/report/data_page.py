@@ -143,10 +143,13 @@ def summary_lines(issues: DataIssues) -> dict[str, str]:
         out["label_errors"] = "Likely label errors: " + "; ".join(
             rate_text(r, f"{split} images") for split, r in s["label_errors"].items()) + "."
     d = s.get("duplicates", {"exact": 0, "near": 0})
+    leak = s["test_in_train"]
+    pairs = (f"{plural(d['exact'], 'exact duplicate pair')} and "
+             f"{plural(d['near'], 'near duplicate pair')} within and across splits.")
     out["duplicates"] = (f"Test images with an exact or near copy in train: "
-                         f"{rate_text(s['test_in_train'], 'test images')}; "
-                         f"{plural(d['exact'], 'exact duplicate pair')} and "
-                         f"{plural(d['near'], 'near duplicate pair')} within and across splits.")
+                         f"{rate_text(leak, 'test images')}; {pairs}"
+                         if leak.get("train_images") else
+                         f"No training images, so no leakage into the test set; {pairs}")
     if "accuracy" in s:
         a, b = s["accuracy"]["all"], s["accuracy"]["without_copies"]
         out["accuracy"] = (f"Test accuracy: {rate_text(a, 'right')}; without the test images "

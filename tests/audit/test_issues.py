@@ -17,7 +17,7 @@ def split(images, labels, name, labeled=True):
     small: 30 < 0.5 x 64)."""
     n = len(images)
     sizes = np.full((n, 2), 64)
-    if name == "test":
+    if name == "test" and n > 4:
         sizes[4] = [200, 30]
     return Split(images, np.asarray(labels), [f"{name}/{i}.png" for i in range(n)],
                  np.full((n, 4), np.nan, np.float32), labeled, sizes=sizes)
@@ -57,7 +57,8 @@ def test_audit_finds_what_was_planted(planted):
     assert pairs == [("train/5.png", "test/0.png", "exact"),
                      ("train/6.png", "test/1.png", "near")]
     assert r.summary["test_in_train"] == {"count": 2, "n": 40, "rate": 0.05,
-                                          "ci95": list(wilson_interval(2, 40))}
+                                          "ci95": list(wilson_interval(2, 40)),
+                                          "train_images": 120}
     # Wrong on 8 of 40 (test 10-17) and on test 20 (labelled b, predicted a): 31 right;
     # without test 0 and 1 (both right): 29 of 38.
     acc = r.summary["accuracy"]
@@ -97,3 +98,22 @@ def test_without_features_only_exact_copies_and_pixel_outliers(planted):
     assert r.summary["test_in_train"]["count"] == 1
     assert {d["file"] for d in r.outliers[:2]} == {"test/2.png", "test/3.png"}
     assert any("no features" in n for n in r.notes)
+
+
+def test_without_training_images_test_images_are_compared_with_each_other(rng, textures):
+    """Photos without labels have test images only: no leakage is claimed, outliers are
+    looked for among the test images (the noise image 3 stands out), and with fewer than two
+    images nothing is compared."""
+    empty = split(np.zeros((0, 32, 32, 3), np.uint8), [], "train")
+    images = textures(rng, 12)
+    images[3] = rng.integers(0, 256, (32, 32, 3))
+    splits = {"train": empty, "val": empty, "test": split(images, np.full(12, -1), "test",
+                                                            labeled=False)}
+    probs = {k: confident(np.zeros(len(s), int)) for k, s in splits.items()}
+    r = audit_data(splits, probs, NAMES, None)
+    assert r.summary["test_in_train"]["train_images"] == 0
+    assert r.outliers[0]["file"] == "test/3.png" and r.summary["outliers"]["reference"] == "test"
+    assert any("no training images" in n for n in r.notes)
+    splits["test"] = split(images[:1], [-1], "test", labeled=False)
+    r = audit_data(splits, {k: v[:1] for k, v in probs.items()}, NAMES, None)
+    assert r.outliers == [] and any("fewer than two" in n for n in r.notes)
