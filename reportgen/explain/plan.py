@@ -14,6 +14,7 @@ what was asked: the build runs it and the report states it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable
@@ -218,6 +219,9 @@ class Work:
     #: them) to find its receptive-field units; not when the GradCAM pass over the test set
     #: finds them (the explained layer is the one shown).
     rf_search: bool = False
+    #: Points of the explorer's map (test and training images; see
+    #: ``reportgen.report.explorer.map_sizes``): its layout is a part of the work.
+    map_points: int = 0
 
     def __post_init__(self):  # copies: the caller's dicts and lists may change later
         object.__setattr__(self, "settings", dict(self.settings))
@@ -285,7 +289,29 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
         "layers": (3 * s["pattern_filters"] * s["pattern_steps"]
                    + s["dream_images"] * s["dream_octaves"] * 12) * grad
         + (rf_images * p.forward_s + layer_traces * p.trace_s if conv else 0.0),
+        "explorer map": map_seconds(w.map_points),
     }
+
+
+#: Seconds of the explorer's map (PCA, then scikit-learn's Barnes-Hut t-SNE) per point and
+#: per point x log2(points) on 2 cores: see :func:`map_seconds`.
+MAP_S_FIXED = 2.0
+MAP_S_PER_POINT = 0.0006
+MAP_S_PER_POINT_LOG = 0.00035
+
+
+def map_seconds(points: int) -> float:
+    """Estimated seconds of the explorer's map of ``points`` points (t-SNE costs about
+    n log n): :data:`MAP_S_FIXED` (loading scikit-learn, starting its threads) +
+    :data:`MAP_S_PER_POINT` n + :data:`MAP_S_PER_POINT_LOG` n log2 n, about 26 s for 5,000
+    points, fitted to the CPU seconds of scikit-learn 1.9 on 2 shared cores (27 s for 5,000
+    clustered points, 20 s for 2,500, 13 s for 1,000); 0 for none. Not reduced by the plan:
+    the map is capped at its own number of points. It does not depend on the model: the
+    features come from the prediction pass."""
+    if points <= 0:
+        return 0.0
+    return (MAP_S_FIXED + MAP_S_PER_POINT * points
+            + MAP_S_PER_POINT_LOG * points * math.log2(points + 1))
 
 
 #: Why a reduction was made when it was to fit the budget at the start of the build.

@@ -731,7 +731,7 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
                                                 shown)),
                 len(shown), len(explained_classes(cfg, names) or shown),
                 Shape(*data.shape[:2], channels), {k: getattr(e, k) for k in PLANNED_KEYS},
-                run.options, tuple(run.options), rf)
+                run.options, tuple(run.options), rf, explorer_points(data))
     memory = pl.memory_budget(e.memory_gb)
     # Timed compiled, at the batch the work runs at: an eager timing (an upper bound) made
     # estimates several times too high, a batch of 32 those of work in batches of 128 too.
@@ -750,6 +750,14 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
              f"{', the default' if not e.budget else ''})", run.show)
     cfg = with_settings(cfg, plan.settings)
     return cfg, plan.options, plan, LatePlan(run, cfg, plan)
+
+
+def explorer_points(data: Data) -> int:
+    """How many points the explorer's map will have (its layout is a part of the plan)."""
+    from reportgen.report.explorer import map_sizes
+
+    splits = data.ds.splits
+    return sum(map_sizes(len(splits["test"]), len(splits["train"])).values())
 
 
 def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:

@@ -22,7 +22,7 @@ from reportgen import progress as prog
 from reportgen.config import PATH_KEYS
 from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, wilson_interval
 from reportgen.explain.results import LAYER_VIEWS
-from reportgen.guard import Failure, collecting
+from reportgen.guard import Failure, collecting, optional_part
 from reportgen.report.assets import Assets
 from reportgen.report.data_page import data_context, issues_json, summary_lines
 from reportgen.report.figjobs import Figures
@@ -63,6 +63,7 @@ SECTIONS_OF_PARTS = {
     "test set": ("GradCAM of the test set",), "grid": ("GradCAM per class",),
     "samples": ("* on the sample images",), "plan": ("planning*",),
     "quality": ("* in the quality table", "sanity check*"), "audit": ("data audit",),
+    "explorer": ("explorer map", "explorer page"),
     **{view: (view,) for view in LAYER_VIEWS},
 }
 
@@ -294,8 +295,9 @@ def _common(inputs: ReportInputs) -> dict:
     if inputs.ds.labeled:
         wrong = misclassified(inputs.ds.splits["test"].labels, inputs.probs["test"])
         nav.append({"href": "errors.html", "label": f"Errors ({len(wrong)})"})
-    nav.append({"href": "data.html", "label": "Data issues"})
-    nav += [{"href": "methods.html", "label": "Methods"},
+    nav += [{"href": "explore.html", "label": "Explorer"},
+            {"href": "data.html", "label": "Data issues"},
+            {"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
     if len(classes) <= NAV_CLASSES:
         nav += [{"href": c["href"], "label": c["name"]} for c in classes]
@@ -578,6 +580,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     common = _common(inputs)
     pointing = _pointing(ex)
     tables = _split_tables(assets, inputs)
+    points = _explorer_map(inputs)  # before the Methods page: the plan table shows its time
     pages = class_pages(assets, test, probs, names, ex, inputs.metrics["test"]["per_class"])
     m = methods_context(assets, test, probs, names, ex, ran_settings(inputs),
                         inputs.method_options)
@@ -596,7 +599,10 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     if errors is not None:
         content.pages += [Page(rel, "errors.html", ctx) for rel, ctx in
                           class_page_files(errors, common, ex.layer, scale, ds.has_boxes)]
+    explore, explorer_metrics = _explorer(assets, inputs, common, points)
+    index["explorer"] = explorer_metrics  # the overview and report.md link it
     content.pages += [
+        Page("explore.html", "explore.html", explore),
         Page("model.html", "model.html", model),
         Page("methods.html", "methods.html", {**common, "page_title": "Methods",
                                               "current": "methods.html", "m": m,
@@ -616,7 +622,31 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     for name in STATIC:
         assets.copy(name, templates_dir() / name)
     assets.text(".nojekyll", "")
-    content.metrics = _metrics_json(inputs, pointing)
+    content.metrics = {**_metrics_json(inputs, pointing), "explorer": explorer_metrics}
+
+
+def _explorer_map(inputs: ReportInputs):
+    """The explorer's map (:func:`~reportgen.report.explorer.map_points`), its seconds
+    recorded as the plan's part "explorer map"; None without features or where it failed
+    (a failure noted on the page)."""
+    from reportgen.report.explorer import map_points
+
+    with optional_part("explorer map") as part:
+        t0 = time.perf_counter()
+        points = map_points(inputs.features, inputs.cfg.training.seed)
+        if points is not None:
+            inputs.explained.seconds["explorer map"] = time.perf_counter() - t0
+    return None if part.failure else points
+
+
+def _explorer(assets: Assets, inputs: ReportInputs, common: dict, points) -> tuple[dict, dict]:
+    """``explore.html``'s context and metrics.json's ``explorer``; a page that fails is the
+    page without its map, the failure noted on it."""
+    from reportgen.report.explorer import explorer_page
+
+    with optional_part("explorer page"):
+        return explorer_page(assets, inputs, common, points)
+    return explorer_page(assets, inputs, common, None, why="the map could not be made")
 
 
 def write_site(site, content: SiteContent, figures: Figures, timings: dict,

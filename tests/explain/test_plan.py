@@ -47,6 +47,16 @@ def test_the_estimate_is_the_declared_cost_times_the_measured_seconds():
     assert timed["layers"] == est["layers"] and timed["quality: maps"] == est["quality: maps"]
 
 
+def test_the_explorer_map_is_a_part_of_the_estimate():
+    w = work()
+    assert pl.estimate(PROBE, w)["explorer map"] == 0  # no point, no map
+    est = pl.estimate(PROBE, dataclasses.replace(w, map_points=5000))
+    # 2 s + 0.6 ms a point + 0.35 ms a point x log2(5001) = 2 + 3 + 21.5: within 30 s.
+    assert est["explorer map"] == pytest.approx(2 + 3 + 0.00035 * 5000 * 12.2882, rel=1e-4)
+    assert est["explorer map"] < 30
+    assert pl.map_seconds(1000) < pl.map_seconds(2000) < 2 * pl.map_seconds(1000) + 1
+
+
 def test_the_estimate_counts_tracing_and_the_receptive_field_search():
     w = work()
     base = pl.estimate(PROBE, w)
@@ -62,7 +72,7 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search():
                                    "class grid": 0, "quality: maps": 0,
                                    "quality: deletion/insertion": 1 * 2.0,
                                    "quality: sanity check": 3 * 2.0,
-                                   "layers": 4 * 2.0 + 100 * 0.01})
+                                   "layers": 4 * 2.0 + 100 * 0.01, "explorer map": 0})
     # Without patterns, dreams or a sanity check, their traces go too.
     w = w.with_settings(pattern_filters=0, dream_images=0, sanity_images=0)
     # Methods sharing a function trace it once: saliency, SmoothGrad and Integrated
