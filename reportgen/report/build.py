@@ -24,7 +24,8 @@ from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, wilson_interva
 from reportgen.explain.results import LAYER_VIEWS
 from reportgen.guard import Failure, collecting, optional_part
 from reportgen.report.assets import Assets
-from reportgen.report.data_page import data_context, issues_json, summary_lines
+from reportgen.report.data_page import (data_context, issue_colouring, issues_json,
+                                        summary_lines)
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
                                       errors_page, slug)
@@ -645,7 +646,8 @@ def _explorer(assets: Assets, inputs: ReportInputs, common: dict, points) -> tup
     from reportgen.report.explorer import explorer_page
 
     with optional_part("explorer page"):
-        return explorer_page(assets, inputs, common, points)
+        return explorer_page(assets, inputs, common, points,
+                             extra=issue_colouring(inputs.data_issues) or None)
     return explorer_page(assets, inputs, common, None, why="the map could not be made")
 
 

@@ -10,6 +10,7 @@ from reportgen.audit.issues import DataIssues
 from reportgen.figures.overlay import to_rgb
 from reportgen.guard import optional_part
 from reportgen.report.assets import Assets
+from reportgen.report.explorer import Colouring
 from reportgen.report.gallery import THUMB, full_side, gradcam_tiles
 from reportgen.report.inputs import ReportInputs
 from reportgen.text import plural, printable
@@ -92,6 +93,27 @@ def _label_error_views(assets: Assets, inputs: ReportInputs, r: dict) -> list[di
         views.append({"label": f"map: {r['given']} (given)", "src": thumb, "full": full,
                       "alt": f"GradCAM for the given label {r['given']}, {split.paths[i]}"})
     return views
+
+
+#: The explorer's "data issue" colouring: each image's first issue in this order.
+ISSUE_ORDER = (("label_errors", "likely label error"), ("duplicates", "duplicate"),
+               ("outliers", "outlier"), ("quality", "quality flag"))
+
+
+def issue_colouring(issues: DataIssues | None) -> dict[str, Colouring]:
+    """The explorer's extra colouring and filter by data issue ({} without an audit): each
+    image of a list gets its first issue in :data:`ISSUE_ORDER` (a duplicate: both images of
+    the pair)."""
+    if issues is None:
+        return {}
+    values: dict[str, dict[int, str]] = {}
+    for name, label in reversed(ISSUE_ORDER):  # the first in the order is written last
+        for r in getattr(issues, name):
+            ends = [("split_a", "index_a"), ("split_b", "index_b")] if name == "duplicates" \
+                else [("split", "index")]
+            for split, index in ends:
+                values.setdefault(r[split], {})[int(r[index])] = label
+    return {"issue": Colouring("data issue (data.html)", values)}
 
 
 def _tile(views: list[dict], caption: str, paths: list[str]) -> dict:

@@ -92,3 +92,20 @@ def test_the_page_says_when_the_audit_is_off_or_failed(inputs, drawn):
     content = gather(inputs, drawn)
     assert [f.part for f in content.failures] == ["data audit"]
     assert page(content, "data.html").context["failed_in"]["audit"]
+
+
+def test_the_explorer_colours_each_image_by_its_first_data_issue():
+    from reportgen.audit.issues import DataIssues
+    from reportgen.report.data_page import issue_colouring
+
+    issues = DataIssues(
+        label_errors=[{"split": "val", "index": 2}],
+        duplicates=[{"split_a": "train", "index_a": 5, "split_b": "test", "index_b": 0},
+                    {"split_a": "val", "index_a": 2, "split_b": "test", "index_b": 7}],
+        outliers=[{"split": "test", "index": 0}, {"split": "test", "index": 3}],
+        quality=[{"split": "test", "index": 3}, {"split": "train", "index": 1}])
+    col = issue_colouring(issues)["issue"]
+    assert col.values == {"val": {2: "likely label error"},
+                          "train": {5: "duplicate", 1: "quality flag"},
+                          "test": {0: "duplicate", 7: "duplicate", 3: "outlier"}}
+    assert issue_colouring(None) == {}
