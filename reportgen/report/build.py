@@ -645,9 +645,11 @@ def _explorer(assets: Assets, inputs: ReportInputs, common: dict, points) -> tup
     page without its map, the failure noted on it."""
     from reportgen.report.explorer import explorer_page
 
+    extra = None
+    with optional_part("data audit"):  # a broken audit is the audit's failure, not the map's
+        extra = issue_colouring(inputs.data_issues) or None
     with optional_part("explorer page"):
-        return explorer_page(assets, inputs, common, points,
-                             extra=issue_colouring(inputs.data_issues) or None)
+        return explorer_page(assets, inputs, common, points, extra=extra)
     return explorer_page(assets, inputs, common, None, why="the map could not be made")
 
 

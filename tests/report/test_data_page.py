@@ -90,7 +90,7 @@ def test_the_page_says_when_the_audit_is_off_or_failed(inputs, drawn):
     inputs.data_issues.label_errors = [{"file": "x/9.png", "split": "test", "given": "a",
                                         "suggested": "b", "score": 0.5}]  # no index
     content = gather(inputs, drawn)
-    assert [f.part for f in content.failures] == ["data audit"]
+    assert {f.part for f in content.failures} == {"data audit"}  # the explorer's map stays
     assert page(content, "data.html").context["failed_in"]["audit"]
 
 
