@@ -94,13 +94,27 @@ def method_benchmarks(n: int, batch: int) -> dict:
         "a forward pass that returns three activations")
     memory["feature_maps (3 layers)"] = peak_rss_mb()
 
-    # The way the seed projects do it: one GradientTape per image, eagerly.
+    per_image_n, eager_loop = min(64, n), _eager_gradcam(model, layer)
+    rows["per-image eager GradientTape loop (GradCAM)"] = (
+        rate(lambda: eager_loop(x[:per_image_n]), per_image_n), "the seed projects' way")
+    rows["tf-keras-vis Gradcam (logit, same layer)"] = _tf_keras_vis_row(model, x, layer, batch)
+    return {"rows": {k: {"images_per_s": v[0], "ratio": (v[0] / base) if v[0] else None,
+                         "note": v[1]} for k, v in rows.items()},
+            "peak_rss_mb": memory, "n": n, "batch": batch}
+
+
+def _eager_gradcam(model, layer: str):
+    """A function computing GradCAM at ``layer`` of every image of its argument ((n, H, W, C)
+    float32) the way the seed projects do it: one GradientTape per image, eagerly (the
+    sub-model is built here, outside the timing)."""
+    import keras
+    import tensorflow as tf
+
     sub = keras.Model(model.inputs, [model.get_layer(layer).output, model.output])
     head = model.get_layer("predictions")
-    per_image_n = min(64, n)
 
-    def eager_loop():
-        for i in range(per_image_n):
+    def loop(x: np.ndarray) -> None:
+        for i in range(len(x)):
             with tf.GradientTape() as tape:
                 acts, _ = sub(x[i:i + 1])
                 # keras-io recipe: logits from the penultimate features; here the softmax
@@ -113,9 +127,13 @@ def method_benchmarks(n: int, batch: int) -> dict:
             w = tf.reduce_mean(grads, axis=(0, 1, 2))
             cam = tf.nn.relu(tf.reduce_sum(acts[0] * w, axis=-1))
             (cam / (tf.reduce_max(cam) + 1e-8)).numpy()
+    return loop
 
-    rows["per-image eager GradientTape loop (GradCAM)"] = (rate(eager_loop, per_image_n),
-                                                           "the seed projects' way")
+
+def _tf_keras_vis_row(model, x: np.ndarray, layer: str, batch: int) -> tuple[float | None, str]:
+    """(images per second, note) of the peer library tf-keras-vis's Gradcam on ``x``; None
+    and why when it is not installed or fails."""
+    n = len(x)
     try:
         from tf_keras_vis.gradcam import Gradcam
         from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
@@ -131,14 +149,9 @@ def method_benchmarks(n: int, batch: int) -> dict:
                 vis(CategoricalScore(list(target[s:s + batch])), x[s:s + batch],
                     penultimate_layer=layer, seek_penultimate_conv_layer=False)
 
-        rows["tf-keras-vis Gradcam (logit, same layer)"] = (rate(tkv, n), "peer library")
+        return rate(tkv, n), "peer library"
     except Exception as e:  # optional extra; any failure is reported, not fatal
-        rows["tf-keras-vis Gradcam (logit, same layer)"] = (None, f"not measured: "
-                                                           f"{type(e).__name__}: "
-                                              f"{str(e).splitlines()[0][:90]}")
-    return {"rows": {k: {"images_per_s": v[0], "ratio": (v[0] / base) if v[0] else None,
-                         "note": v[1]} for k, v in rows.items()},
-            "peak_rss_mb": memory, "n": n, "batch": batch}
+        return None, f"not measured: {type(e).__name__}: {str(e).splitlines()[0][:90]}"
 
 
 def overlay_benchmark(n: int) -> float:
@@ -336,6 +349,14 @@ def fmt(v, d=1):
 
 
 def write_results(res: dict, path: Path) -> None:
+    """Write RESULTS.md from the measurements ``res`` (what :func:`main` gathers)."""
+    lines = (_throughput_section(res) + _scaling_section(res["scaling"])
+             + _targets_section(res) + res.get("notes", []) + backbone_section())
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _throughput_section(res: dict) -> list[str]:
+    """The heading, the explanation throughput table and the overlay rate."""
     m = res["methods"]
     lines = ["# Benchmarks", "", f"Run on {res['machine']}, {res['date']}: the project's "
              "development machine (2 CPU cores, 24 GiB, no GPU).", "",
@@ -355,14 +376,18 @@ def write_results(res: dict, path: Path) -> None:
               f"Colour-mapped overlay, 128 px nearest-neighbour thumbnail and JPEG file per "
               f"image: **{res['overlay']:,.0f} images/s** (median of three 2-second windows).",
               ""]
-    sc = res["scaling"]
-    lines += ["## Whole build with a given model (`model.source = \"load\"`)", "",
-              "Fresh process per build (TensorFlow start-up included in wall time). Stage times "
-              "from metrics.json. Second build: same model, data and explain settings, new title "
-              "(cache hit).", "",
-              "| test images | wall s | load | predict | explain | figures | write+render | "
-              "peak MB | site KB | KB per test image | 2nd build s | 2nd / 1st |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    return lines
+
+
+def _scaling_section(sc: dict) -> list[str]:
+    """The whole-build table per test set size and the budget of the reference build."""
+    lines = ["## Whole build with a given model (`model.source = \"load\"`)", "",
+             "Fresh process per build (TensorFlow start-up included in wall time). Stage times "
+             "from metrics.json. Second build: same model, data and explain settings, new title "
+             "(cache hit).", "",
+             "| test images | wall s | load | predict | explain | figures | write+render | "
+             "peak MB | site KB | KB per test image | 2nd build s | 2nd / 1st |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n, r in sc.items():
         if not isinstance(n, int) and not str(n).isdigit():
             continue
@@ -377,9 +402,14 @@ def write_results(res: dict, path: Path) -> None:
             f"{s2['wall_s'] / f['wall_s']:.2f} |")
     p = sc["predict_pass_s"]
     ref = sc.get(p["n"]) or sc.get(str(p["n"]))
-    lines += _budget(p, ref["first"])
-    # Targets, checked on the figures above.
-    rows = m["rows"]
+    return lines + _budget(p, ref["first"])
+
+
+def _targets_section(res: dict) -> list[str]:
+    """The targets, each checked on the measurements, and what the ratios mean."""
+    sc, rows = res["scaling"], res["methods"]["rows"]
+    p = sc["predict_pass_s"]
+    ref = sc.get(p["n"]) or sc.get(str(p["n"]))
     sizes = sorted(int(k) for k in sc if str(k).isdigit())
     first = {n: (sc.get(n) or sc.get(str(n)))["first"] for n in sizes}
     slope = ((first[sizes[-1]]["wall_s"] - first[sizes[0]]["wall_s"])
@@ -398,7 +428,7 @@ def write_results(res: dict, path: Path) -> None:
     gradcam_rate = method("gradcam")["images_per_s"]
     eager = rows["per-image eager GradientTape loop (GradCAM)"]["images_per_s"]
     tkv = rows["tf-keras-vis Gradcam (logit, same layer)"]["images_per_s"]
-    lines += [
+    return [
         "## Targets", "",
         "| target | measured | |", "|---|---|---|",
         f"| GradCAM >= 0.8x forward | {g:.2f}x | {ok(g >= 0.8)} |",
@@ -423,9 +453,6 @@ def write_results(res: dict, path: Path) -> None:
         f"Per test image the build costs {slope:.1f} ms, about "
         f"{slope / 1000 / (p['seconds'] / p['n']):.1f} predict passes' worth; the 15x target "
         "is missed on fixed costs, itemized above.", ""]
-    lines += res.get("notes", [])
-    lines += backbone_section()
-    path.write_text("\n".join(lines) + "\n")
 
 
 #: The targets of real backbones at 224 px: (backbone, test images): (most predict passes of

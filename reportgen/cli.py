@@ -154,6 +154,7 @@ def compare(sites: tuple[Path, ...], out: Path, title: str | None, debug: bool) 
     click.echo(str(index))
 
 
+# long: a Click command, one parameter per command-line option
 @main.command()
 @click.option("--site", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
               show_default=True, help="The built site folder.")

@@ -2,9 +2,10 @@
 
 A config file has the sections ``[data]``, ``[model]``, ``[training]``, ``[explain]`` and
 ``[report]``. Every key has a default, so an empty file is a valid config (the built-in demo).
-Each field's ``metadata["doc"]`` is its one-line description; ``reportgen config-keys`` and the
-README list them. Errors name the key (``data.image_size``) and, for unknown keys, the closest
-valid one.
+Each field's ``metadata["doc"]`` is its one-line description; ``reportgen keys`` lists every
+listed key (:func:`all_keys`) with its default and that description, then each explanation
+method's own options. Errors name the key (``data.image_size``) and, for unknown keys, the
+closest valid one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from reportgen.errors import ConfigError
 
 
+# long: one keyword per entry of the field's metadata, passed by name in every section
 def option(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
            minimum: float | None = None, maximum: float | None = None, listed: bool = True,
            path: bool = False, names: bool = False):
@@ -68,6 +70,11 @@ class DataConfig:
                            "classes, shipped with reportgen).", names=True)
     annotations: str = option("annotations.json", "File in data.path with object boxes, "
                             "{relative path: {\"box\": [x0, y0, x1, y1]}}; optional.")
+    metadata: str = option("", "Optional CSV of per-image attributes: a 'file' column (the "
+                           "path relative to data.path, as in predictions.csv) and any others "
+                           "(camera, site, ...); each column's values (numbers with many "
+                           "values: their quartiles) become slices on the Slices page.",
+                           path=True)
 
 
 @dataclass

@@ -369,9 +369,20 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
     keep = list(range(k)) if classes is None else list(classes)
     if k == 0 or cm.sum() == 0 or not keep:
         return np.full((len(keep), 2), np.nan), [float("nan"), float("nan")]
+    f1 = _f1_draws(cm, draws, seed, prior)[:, keep]  # (draws, C)
+    obs = per_class(cm)["f1"][keep]
+    lo, hi = _percentile_interval(f1, level)
+    mlo, mhi = _percentile_interval(f1.mean(axis=1), level)
+    per = np.stack([np.minimum(lo, obs), np.maximum(hi, obs)], axis=1)
+    return per, [float(min(mlo, obs.mean())), float(max(mhi, obs.mean()))]
+
+
+def _f1_draws(cm: np.ndarray, draws: int, seed: int, prior: float) -> np.ndarray:
+    """(draws, K) float64 posterior draws of every class's F1 from the (K, K) float64 counts
+    ``cm``, drawn as :func:`f1_posterior` documents."""
+    k = len(cm)
     rng = np.random.default_rng(seed)
-    off = ~np.eye(k, dtype=bool) & (cm > 0)
-    rows, cols = np.nonzero(off)
+    rows, cols = np.nonzero(~np.eye(k, dtype=bool) & (cm > 0))
     shapes_off, shapes_diag = cm[rows, cols], np.diag(cm) + prior
     f1s = []
     for start in range(0, draws, 500):
@@ -384,12 +395,7 @@ def f1_posterior(cm: np.ndarray, *, draws: int = F1_DRAWS, seed: int = 0,
         fp += np.bincount((cols + shift).ravel(), g_off.ravel(), b * k).reshape(b, k)
         fn += np.bincount((rows + shift).ravel(), g_off.ravel(), b * k).reshape(b, k)
         f1s.append(2 * tp / (2 * tp + fp + fn))
-    f1 = np.concatenate(f1s)[:, keep]  # (draws, C)
-    obs = per_class(cm)["f1"][keep]
-    lo, hi = _percentile_interval(f1, level)
-    mlo, mhi = _percentile_interval(f1.mean(axis=1), level)
-    per = np.stack([np.minimum(lo, obs), np.maximum(hi, obs)], axis=1)
-    return per, [float(min(mlo, obs.mean())), float(max(mhi, obs.mean()))]
+    return np.concatenate(f1s)
 
 
 def bootstrap_mean(values: np.ndarray, *, resamples: int = RESAMPLES, seed: int = 0,

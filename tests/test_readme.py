@@ -14,8 +14,10 @@ from reportgen.explain.methods import configure
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-TOML = re.findall(r"```toml\n(.*?)```", README, flags=re.S)
-COMMANDS = [" ".join(line.split()) for block in re.findall(r"```\n(.*?)```", README, flags=re.S)
+#: (language, text) of every fenced block, each opening fence paired with its closing one.
+BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.S)
+TOML = [text for lang, text in BLOCKS if lang == "toml"]
+COMMANDS = [" ".join(line.split()) for lang, block in BLOCKS if not lang
             for line in block.replace("\\\n", " ").splitlines()
             if line.strip().startswith("reportgen build") or "&& reportgen build" in line]
 

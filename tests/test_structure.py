@@ -1,18 +1,25 @@
-"""Shape rules of the code that tests can check: short functions with few parameters in the
-pipeline and the report, and no dispatch on method names outside the method registry."""
+"""Shape rules of the code that tests can check: short functions with few parameters in
+reportgen/ and benchmarks/ (or a comment saying why one must be long), and no dispatch on
+method names outside the method registry."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
-
-import pytest
 
 from reportgen.explain.methods import REGISTRY
 
-PKG = Path(__file__).resolve().parent.parent / "reportgen"
-SHORT = sorted([*(PKG / "pipeline").rglob("*.py"), *(PKG / "report").rglob("*.py")])
+ROOT = Path(__file__).resolve().parent.parent
+PKG = ROOT / "reportgen"
+#: Every Python file of the package and the benchmarks (templates are not Python).
+CHECKED = sorted([*PKG.rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")])
 MAX_LINES, MAX_PARAMS = 60, 7
+#: A comment on the ``def`` line, or on the line above the function (above its decorators),
+#: that says why it must be long or take many parameters.
+LONG = re.compile(r"#\s*long:\s*\S")
+#: Offenders in files other branches are rewriting; the lead empties this after merging them.
+PENDING = {"reportgen/model.py::train", "reportgen/explain/plan.py::make_plan"}
 
 
 def functions(path: Path):
@@ -28,20 +35,52 @@ def parameters(fn) -> int:
     return len([n for n in names if n not in ("self", "cls")])
 
 
-@pytest.mark.parametrize("path", SHORT, ids=lambda p: str(p.relative_to(PKG)))
-def test_functions_are_short_with_few_parameters(path):
+def excused(fn, lines: list[str]) -> bool:
+    """Whether ``fn`` carries a ``# long: <reason>`` comment: on its ``def`` line, the line
+    before it, or the line before its first decorator."""
+    first = min([fn.lineno, *(d.lineno for d in fn.decorator_list)])
+    where = {fn.lineno, fn.lineno - 1, first - 1}
+    return any(LONG.search(lines[n - 1]) for n in where if 1 <= n <= len(lines))
+
+
+def offenders(path: Path, root: Path = ROOT) -> dict[str, str]:
+    """{"<path>::<function>": what is over} for the functions of ``path`` over
+    :data:`MAX_LINES` lines or :data:`MAX_PARAMS` parameters without a ``# long:`` reason."""
+    lines = path.read_text().splitlines()
+    found = {}
     for fn in functions(path):
-        lines = fn.end_lineno - fn.lineno + 1
-        assert lines <= MAX_LINES, f"{path.name}: {fn.name} has {lines} lines"
-        assert parameters(fn) <= MAX_PARAMS, \
-            f"{path.name}: {fn.name} takes {parameters(fn)} parameters"
+        length, count = fn.end_lineno - fn.lineno + 1, parameters(fn)
+        if (length > MAX_LINES or count > MAX_PARAMS) and not excused(fn, lines):
+            key = f"{path.relative_to(root).as_posix()}::{fn.name}"
+            found[key] = f"{length} lines, {count} parameters"
+    return found
 
 
-def test_the_rule_sees_a_long_function(tmp_path):
+def test_functions_are_short_with_few_parameters():
+    """No function of reportgen/ or benchmarks/ is over 60 lines or takes over 7 parameters,
+    unless a ``# long: <reason>`` comment on its ``def`` line or the line above it (above its
+    decorators, if any) says why it must. Lines run from the ``def`` line to the last line of
+    the body, docstring and nested functions included, decorators not. Parameters are the
+    positional and keyword-only ones without ``self`` and ``cls``; ``*args`` and ``**kwargs``
+    count one each."""
+    found = {k: v for p in CHECKED for k, v in offenders(p).items()}
+    assert {k: v for k, v in found.items() if k not in PENDING} == {}
+    # Keep the list honest: an entry that is no longer an offender is taken off it.
+    assert PENDING <= set(found), f"no longer over the limits: {sorted(PENDING - set(found))}"
+
+
+def test_the_rule_sees_a_long_function_and_reads_its_reason(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("def f(a, b, c, d, e, f, g, h):\n" + "    x = 1\n" * 60)
-    fn = next(functions(bad))
-    assert fn.end_lineno - fn.lineno + 1 > MAX_LINES and parameters(fn) > MAX_PARAMS
+    body = "    x = 1\n" * 60
+    bad.write_text("def f(a, b, c, d, e, f, g, h):\n" + body
+                   + "\n\ndef g(*args, a, b, c, d, e, f, **kw):\n    pass\n"
+                   + "\n\ndef ok(self, a, b, c, d, e, f, g):\n" + "    x = 1\n" * 59
+                   + "\n\n# long: a reason\n@decorator\ndef why(a, b, c, d, e, f, g, h):\n"
+                   + body + "\n\ndef inline(a, b, c, d, e, f, g, h):  # long: a reason\n"
+                   + body + "\n\n# long:\ndef empty_reason(a, b, c, d, e, f, g, h):\n    pass\n")
+    assert offenders(bad, tmp_path) == {"bad.py::f": "61 lines, 8 parameters",
+                                        "bad.py::g": "2 lines, 8 parameters",
+                                        "bad.py::empty_reason": "2 lines, 8 parameters"}
 
 
 def method_comparisons(path: Path) -> list[str]:
@@ -70,7 +109,5 @@ def test_the_dispatch_rule_sees_a_chain(tmp_path):
 def test_the_planner_names_no_method():
     """Each method declares its reductions and costs in its spec; the planner iterates the
     registry, so a new method's reductions are its file and its registry line."""
-    import re
-
     text = (PKG / "explain" / "plan.py").read_text()
     assert [n for n in REGISTRY if re.search(rf"\b{n}\b", text)] == []

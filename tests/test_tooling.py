@@ -1,6 +1,6 @@
-"""The habits that keep the tree tidy: ruff finds nothing, plain ``pytest`` is the fast layer
-while the README's test command (which CI runs) runs every test, and a wheel holds every
-module, template and config (the packages are discovered, not listed by hand)."""
+"""The habits that keep the tree tidy: ruff and mypy find nothing, plain ``pytest`` is the
+fast layer while the README's test command (which CI runs) runs every test, and a wheel holds
+every module, template and config (the packages are discovered, not listed by hand)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,19 @@ def test_ruff_finds_nothing():
     out = subprocess.run([sys.executable, "-m", "ruff", "check", "reportgen", "tests",
                           "benchmarks"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# Errors remain in files other branches are rewriting (model.py, pipeline/stages.py,
+# pipeline/cache.py, explain/graph.py); the lead removes this mark after merging them.
+@pytest.mark.xfail(strict=False, reason="lead removes after merge")
+def test_mypy_finds_nothing():
+    """mypy, configured in pyproject.toml, finds no error in reportgen/ (about 7 s of CPU
+    without its cache)."""
+    pytest.importorskip("mypy")
+    out = subprocess.run([sys.executable, "-m", "mypy", "reportgen"], cwd=ROOT,
+                         capture_output=True, text=True)
+    errors = [line for line in out.stdout.splitlines() if ": error:" in line]
+    assert out.returncode == 0 and errors == [], "\n".join(errors) or out.stdout + out.stderr
 
 
 def test_ci_runs_the_readmes_test_command():

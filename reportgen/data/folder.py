@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,17 +248,29 @@ def load_annotations(root: Path, name: str) -> dict[str, list[float]]:
                         ) from None
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected an object {expected}, got a {type(raw).__name__}")
-    boxes = {}
+    boxes: dict[str, list[float]] = {}
     for rel, entry in raw.items():
-        box = entry.get("box") if isinstance(entry, dict) else None
-        ok = (isinstance(box, list) and len(box) == 4
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
-              and all(np.isfinite(box)) and box[2] > box[0] and box[3] > box[1])
-        if not ok:
+        box = _box(entry)
+        if box is None:
             raise DataError(f"{path}: entry {rel!r} has no valid box (four numbers x0 < x1, "
                             f"y0 < y1): {entry!r}"[:300])
-        boxes[rel] = [float(v) for v in box]
+        boxes[rel] = box
     return boxes
+
+
+def _box(entry: object) -> list[float] | None:
+    """The ``"box"`` of an annotations entry as four finite floats [x0, y0, x1, y1] with
+    x0 < x1 and y0 < y1; None when the entry has no such box."""
+    box = entry.get("box") if isinstance(entry, dict) else None
+    if not (isinstance(box, list) and len(box) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+        return None
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except OverflowError:  # an integer beyond any float
+        return None
+    ok = all(np.isfinite([x0, y0, x1, y1])) and x1 > x0 and y1 > y0
+    return [x0, y0, x1, y1] if ok else None
 
 
 def scan(root: str | Path) -> tuple[list[str], dict[str, dict[str, list[Path]]],
@@ -365,8 +378,13 @@ def check_listing(root: str | Path, classes: list[str], *, absent_ok: bool) -> l
     return empty
 
 
+#: Per decoded file: its row of the store and its original (width, height).
+Decoded = dict[Path, tuple[int, tuple[int, int]]]
+
+
+# long: the data.* settings of a config, keywords the build stages and the tests pass by name
 def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
-                 split: list[float] = (0.7, 0.15, 0.15), seed: int = 0,
+                 split: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0,
                  annotations: str = "annotations.json", workers: int = 4,
                  progress=None, classes: list[str] | None = None,
                  in_memory: int | None = None, absent_ok: bool = False) -> Dataset:
@@ -397,36 +415,69 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
         all_files = [f for n in names for f in per_split["all"].get(n, [])]
     else:
         all_files = [f for s in SPLITS for n in names for f in per_split[s].get(n, [])]
+    store, decoded, unreadable = decode_files(all_files, root, (*size, channels), in_memory,
+                                              workers, progress)
+    for rel, why in unreadable:
+        log.warning("skipped %s: %s", rel, why)
+    skipped += unreadable
+    for s in per_split:  # drop the files that failed
+        per_split[s] = {n: [f for f in fs if f in decoded] for n, fs in per_split[s].items()}
+    names, dropped, absent = _classes_with_images(names, per_split, root, bool(classes),
+                                                  absent_ok)
+    assigned = _assign(names, per_split, list(split), seed, root)
+    if not assigned["train"] or not assigned["test"]:
+        raise DataError(f"data.path: {root} has no {'train' if not assigned['train'] else 'test'}"
+                        " images")
+    splits = {s: split_of(assigned[s], decoded, store, root, size, boxes_by_path)
+              for s in SPLITS}
+    return Dataset(root=root, class_names=names, splits=splits, skipped=skipped,
+                   dropped_classes=dropped, layout=layout, absent_classes=absent,
+                   sources=source_info(list(decoded)))
 
+
+def decode_files(files: list[Path], root: Path, shape: tuple[int, int, int],
+                 in_memory: int | None, workers: int, progress
+                 ) -> tuple[Store, Decoded, list[tuple[str, str]]]:
+    """Decode ``files`` to ``shape`` (height, width, channels) in ``workers`` threads, each
+    image written to a new store (see ``in_memory`` there) as it is decoded, never all of
+    them in a list; ``progress(1)`` is called after each file when given.
+
+    Returns:
+        The store; per decoded file, in the order of ``files``, its store row and original
+        (width, height); and the files that failed as (path relative to ``root``, reason).
+    """
     def work(f: Path):
-        return decode_or_reason(f, size, channels)
+        return decode_or_reason(f, shape[:2], shape[2])
 
-    # Each image is written to the store as it is decoded (never all of them in a list).
-    store = Store(len(all_files), (*size, channels), in_memory)
-    decoded: dict[Path, tuple[int, tuple[int, int]]] = {}  # file: (store row, original size)
+    store = Store(len(files), shape, in_memory)
+    decoded: Decoded = {}
+    failed: list[tuple[str, str]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for f, res in zip(all_files, pool.map(work, all_files), strict=True):
+        for f, res in zip(files, pool.map(work, files), strict=True):
             if isinstance(res, str):
-                rel = f.relative_to(root).as_posix()
-                log.warning("skipped %s: %s", rel, res)
-                skipped.append((rel, res))
+                failed.append((f.relative_to(root).as_posix(), res))
             else:
                 store.put(len(decoded), res[0])
                 decoded[f] = (len(decoded), res[1])
             if progress:
                 progress(1)
+    return store, decoded, failed
 
-    # Drop files that failed, then classes left empty.
-    def keep(files):
-        return [f for f in files if f in decoded]
 
-    for s in per_split:
-        per_split[s] = {n: keep(fs) for n, fs in per_split[s].items()}
+def _classes_with_images(names: list[str], per_split: dict, root: Path, given: bool,
+                         absent_ok: bool) -> tuple[list[str], list[str], list[str]]:
+    """The classes left after unreadable files were dropped: (names, dropped, absent). A class
+    without images is dropped with a warning, or kept as absent with ``absent_ok``.
+
+    Raises:
+        DataError: a dropped class when the classes were ``given`` (``data.classes``), or too
+            few classes with images (two; one with ``absent_ok``).
+    """
     empty = [n for n in names if not sum(len(per_split[s].get(n, [])) for s in per_split)]
     dropped, absent = ([], empty) if absent_ok else (empty, [])
     for n in dropped:
         log.warning("class folder %s has no readable image; class dropped", n)
-    if dropped and classes:
+    if dropped and given:
         raise DataError(f"data.classes: class folder {dropped[0]!r} in {root} has no readable "
                         "image; a model trained here needs images of every class of "
                         "data.classes")
@@ -436,34 +487,31 @@ def load_dataset(root: str | Path, *, size: tuple[int, int], channels: int = 3,
         least = "one class" if absent_ok else "two classes"
         raise DataError(f"data.path: {root} needs at least {least} with readable images "
                         f"(found: {', '.join(with_images) or 'none'})")
-    assigned = _assign(names, per_split, list(split), seed, root)
-    if not assigned["train"] or not assigned["test"]:
-        raise DataError(f"data.path: {root} has no {'train' if not assigned['train'] else 'test'}"
-                        " images")
+    return names, dropped, absent
 
-    splits = {}
-    for s in SPLITS:
-        items = assigned[s]
-        h, w = size
-        rows = np.zeros(len(items), np.int64)
-        labels = np.zeros(len(items), np.int64)
-        boxes = np.full((len(items), 4), np.nan, np.float32)
-        sizes = np.zeros((len(items), 2), np.int64)
-        paths = []
-        for i, (f, idx) in enumerate(items):
-            rows[i], (ow, oh) = decoded[f]
-            sizes[i] = ow, oh
-            labels[i] = idx
-            rel = f.relative_to(root).as_posix()
-            paths.append(rel)
-            if rel in boxes_by_path:
-                x0, y0, x1, y1 = boxes_by_path[rel]
-                boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]
-        images = Images(store, rows)
-        splits[s] = Split(images, labels, paths, boxes, sizes=sizes)
-    return Dataset(root=root, class_names=names, splits=splits, skipped=skipped,
-                   dropped_classes=dropped, layout=layout, absent_classes=absent,
-                   sources=source_info(list(decoded)))
+
+def split_of(items: list[tuple[Path, int]], decoded: Decoded, store: Store, root: Path,
+             size: tuple[int, int], boxes_by_path: dict[str, list[float]],
+             labeled: bool = True) -> Split:
+    """One split of (file, label) ``items``: a view of their rows of ``store`` (decoded by
+    :func:`decode_files`), and their annotated boxes scaled from the original image size to
+    ``size`` (height, width; NaN without a box), and the files' own sizes (``Split.sizes``)."""
+    h, w = size
+    rows = np.zeros(len(items), np.int64)
+    labels = np.zeros(len(items), np.int64)
+    boxes = np.full((len(items), 4), np.nan, np.float32)
+    sizes = np.zeros((len(items), 2), np.int64)
+    paths = []
+    for i, (f, idx) in enumerate(items):
+        rows[i], (ow, oh) = decoded[f]
+        sizes[i] = ow, oh
+        labels[i] = idx
+        rel = f.relative_to(root).as_posix()
+        paths.append(rel)
+        if rel in boxes_by_path:
+            x0, y0, x1, y1 = boxes_by_path[rel]
+            boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]
+    return Split(Images(store, rows), labels, paths, boxes, labeled, sizes)
 
 
 def count_files(root: str | Path) -> int:

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from reportgen.data.decode import decode_or_reason
-from reportgen.data.folder import (QUIET, Dataset, Split, image_files, load_annotations,
-                                   source_info)
-from reportgen.data.store import Images, Store
+from reportgen.data.folder import (QUIET, Dataset, Split, decode_files, image_files,
+                                   load_annotations, source_info, split_of)
 from reportgen.errors import DataError
 from reportgen.text import plural
 
@@ -46,6 +43,7 @@ def _scan_flat(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     return files, skipped
 
 
+# long: the data.* settings of a config, keywords the build stages and the tests pass by name
 def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[str],
                 channels: int = 3, annotations: str = "annotations.json", workers: int = 4,
                 progress=None, in_memory: int | None = None) -> Dataset:
@@ -62,39 +60,20 @@ def load_images(root: str | Path, *, size: tuple[int, int], class_names: list[st
     files, skipped = _scan_flat(root)
     boxes_by_path = load_annotations(root, annotations)
 
-    def work(f: Path):
-        return decode_or_reason(f, size, channels)
-
-    store = Store(len(files), (*size, channels), in_memory)
-    kept: list[tuple[Path, tuple[int, int]]] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for f, res in zip(files, pool.map(work, files), strict=True):
-            if isinstance(res, str):
-                skipped.append((f.relative_to(root).as_posix(), res))
-            else:
-                store.put(len(kept), res[0])
-                kept.append((f, res[1]))
-            if progress:
-                progress(1)
-    if not kept:
+    store, decoded, unreadable = decode_files(files, root, (*size, channels), in_memory,
+                                              workers, progress)
+    skipped += unreadable
+    if not decoded:
         raise DataError(f"data.path: no readable image in {root}"
                         + (f" ({plural(len(skipped), 'file')} skipped)" if skipped else ""))
     h, w = size
-    images = Images(store, np.arange(len(kept)))
-    paths = [f.relative_to(root).as_posix() for f, _ in kept]
-    boxes = np.full((len(kept), 4), np.nan, np.float32)
-    for i, (rel, (_, (ow, oh))) in enumerate(zip(paths, kept, strict=True)):
-        if rel in boxes_by_path:
-            x0, y0, x1, y1 = boxes_by_path[rel]
-            boxes[i] = [x0 * w / ow, y0 * h / oh, x1 * w / ow, y1 * h / oh]
-    sizes = np.array([orig for _, orig in kept], np.int64).reshape(-1, 2)
-    test = Split(images, np.full(len(kept), UNLABELED, np.int64), paths, boxes, labeled=False,
-                 sizes=sizes)
+    test = split_of([(f, UNLABELED) for f in decoded], decoded, store, root, size,
+                    boxes_by_path, labeled=False)
     empty = Split(np.zeros((0, h, w, channels), np.uint8), np.zeros(0, np.int64), [],
                   np.zeros((0, 4), np.float32), labeled=False, sizes=np.zeros((0, 2), np.int64))
     return Dataset(root=root, class_names=list(class_names),
                    splits={"train": empty, "val": empty, "test": test}, skipped=skipped,
-                   layout="unlabeled images", sources=source_info([f for f, _ in kept]))
+                   layout="unlabeled images", sources=source_info(list(decoded)))
 
 
 def grouped_by_prediction(ds: Dataset, predicted: np.ndarray) -> Dataset:

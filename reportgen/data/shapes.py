@@ -57,16 +57,12 @@ def _luma(c: np.ndarray) -> float:
     return float(0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2])
 
 
-def render(kind: str, size: int, rng: np.random.Generator, *, with_mask: bool = False):
-    """Draw one image of class ``kind``.
-
-    Returns:
-        (image (size, size, 3) uint8, box [x0, y0, x1, y1] in pixel-edge coordinates 0..size),
-        plus, with ``with_mask``, the object's coverage (size, size) float in [0, 1].
-    """
+def _background(size: int, rng: np.random.Generator) -> tuple[np.ndarray, Image.Image]:
+    """A gradient between two muted colours, (size, size, 3) float64 in [0, 255], and the
+    same at :data:`_SUPERSAMPLE` times the size with clutter (thin lines, small dots that are
+    not shapes) drawn on it, an RGB image."""
     s = _SUPERSAMPLE
     big = size * s
-    # Background: a gradient between two muted colours plus pixel noise.
     c0, c1 = _colour(rng) * 0.6 + 40, _colour(rng) * 0.6 + 40
     theta = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
@@ -86,6 +82,19 @@ def render(kind: str, size: int, rng: np.random.Generator, *, with_mask: bool = 
         x, y = rng.uniform(0, big, size=2)
         rad = s * rng.uniform(0.5, 1.5)
         draw.ellipse([x - rad, y - rad, x + rad, y + rad], fill=tuple(_colour(rng).astype(int)))
+    return bg, bg_img
+
+
+def render(kind: str, size: int, rng: np.random.Generator, *, with_mask: bool = False):
+    """Draw one image of class ``kind``.
+
+    Returns:
+        (image (size, size, 3) uint8, box [x0, y0, x1, y1] in pixel-edge coordinates 0..size),
+        plus, with ``with_mask``, the object's coverage (size, size) float in [0, 1].
+    """
+    s = _SUPERSAMPLE
+    big = size * s
+    bg, bg_img = _background(size, rng)
 
     # The object: a colour that stands out from the background's mean brightness.
     bg_luma = _luma(bg.reshape(-1, 3).mean(axis=0))

@@ -73,7 +73,7 @@ class Store:
         if self.array is not None:
             self.array[row] = image
             return
-        view = memoryview(image).cast("B")
+        view = image.data.cast("B")
         done = 0
         while done < self.item:
             done += os.pwrite(self._fd, view[done:], row * self.item + done)
@@ -84,7 +84,7 @@ class Store:
         if self.array is not None:
             return self.array[rows]
         out = np.empty((len(rows),) + self.shape, np.uint8)
-        flat = memoryview(out.reshape(-1)).cast("B")
+        flat = out.reshape(-1).data.cast("B")
         k = 0
         while k < len(rows):  # one read per run of consecutive rows
             j = k + 1

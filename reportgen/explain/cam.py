@@ -191,6 +191,7 @@ def layer_cam(model, images, targets=None, layer=None, batch_size=64, upsample=T
     return cam_maps(ex, "layercam", images, targets, layer, upsample)
 
 
+# long: the public functional API (README); each keyword is a documented option
 def score_cam(model, images, targets=None, layer=None, batch_size=64, upsample=True,
               output_index=0, max_channels: int = ScoreCamOptions.channels) -> np.ndarray:
     """ScoreCAM: channel maps used as input masks, weighted by the class probability of the

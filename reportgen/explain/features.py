@@ -84,6 +84,7 @@ def kernel_kind(layer) -> str | None:
     return "transposed" if isinstance(layer, keras.layers.Conv2DTranspose) else "conv"
 
 
+# long: the public functional API (README); each keyword is a documented option
 def filter_patterns(model, layer, filters, steps=60, step_size=None, value_range=(0.0, 255.0),
                     jitter=2, blur_every=8, seed=0, output_index=0) -> np.ndarray:
     """Input images that maximize the mean activation of each filter of ``layer``.
@@ -102,6 +103,7 @@ def filter_patterns(model, layer, filters, steps=60, step_size=None, value_range
                               blur_every=blur_every, seed=seed)[layer]
 
 
+# long: filter_patterns's options on an explainer (the Layers page passes them by name)
 def filter_patterns_of(ex: Explainer, layer_filters: dict, steps=60, step_size=None,
                        value_range=(0.0, 255.0), jitter=2, blur_every=8, seed=0
                        ) -> dict[str, np.ndarray]:
@@ -169,6 +171,7 @@ def _blur3(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out
 
 
+# long: the public functional API (README); each keyword is a documented option
 def deep_dream(model, images, layers, octaves=3, octave_scale=1.4, steps=12, step_size=None,
                value_range=(0.0, 255.0), output_index=0) -> np.ndarray:
     """Deep dream: gradient ascent on each image to amplify the mean squared activation of
@@ -188,6 +191,7 @@ def deep_dream(model, images, layers, octaves=3, octave_scale=1.4, steps=12, ste
                          value_range=value_range)
 
 
+# long: deep_dream's options on an explainer (the Layers page passes them by name)
 def deep_dream_of(ex: Explainer, images, layers, octaves=3, octave_scale=1.4, steps=12,
                   step_size=None, value_range=(0.0, 255.0)) -> np.ndarray:
     """:func:`deep_dream` on an explainer."""

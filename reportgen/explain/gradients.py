@@ -134,6 +134,7 @@ def saliency(model, images, targets=None, batch_size=64, output_index=0) -> np.n
     return input_gradients(ex, "plain", images, targets)
 
 
+# long: the public functional API (README); each keyword is a documented option
 def smooth_grad(model, images, targets=None, batch_size=64,
                 samples: int = SmoothGradOptions.samples, noise: float = SmoothGradOptions.noise,
                 seed: int = SmoothGradOptions.seed, output_index=0) -> np.ndarray:

@@ -3,6 +3,9 @@ the model-randomization sanity check."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -58,6 +61,7 @@ def pixel_ranks(maps: np.ndarray, rng: np.random.Generator | None = None) -> np.
     return ranks
 
 
+# long: the public functional API; its keywords are the documented options of the measure
 def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
                        batch_size=64, output_index=0, probs=None, ties="position",
                        orders=1, seed=0) -> tuple[np.ndarray, np.ndarray]:
@@ -98,60 +102,97 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
     """
     ex = (model if isinstance(model, Explainer)
           else Explainer.of(model, images, output_index, batch_size))
-    graph, batch_size = ex.graph, ex.batch_size
-    x = ex.batch(images)
-    n, h, w, c = x.shape
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if ties not in ("position", "random"):
         raise ValueError(f"ties must be 'position' or 'random', got {ties!r}")
+    curves = _setup(ex, ex.batch(images), targets, steps, baseline, probs)
+    n, h, w, _ = curves.x.shape
     maps = np.asarray(maps, np.float64).reshape(n, h * w)
+    rng = np.random.default_rng(seed) if ties == "random" else None
+    return _mean_aucs(curves, maps, rng, max(1, orders) if rng is not None else 1)
+
+
+@dataclass(frozen=True)
+class _Curves:
+    """What every deletion and insertion curve of one call shares.
+
+    Attributes:
+        graph, batch_size: the explainer's graph and batch size.
+        x: (N, H, W, C) float32 images; ``base`` their baselines, the same shape (a broadcast
+            view when one baseline serves all).
+        t: (N,) int64 tracked classes.
+        counts: (steps + 1,) int64 pixels taken from the other image at each step, 0 to H*W.
+        clean, base_p: (N,) float64 target probabilities of the images and of their baselines
+            (the curves' end points).
+    """
+
+    graph: Any
+    batch_size: int
+    x: np.ndarray
+    base: np.ndarray
+    t: np.ndarray
+    counts: np.ndarray
+    clean: np.ndarray
+    base_p: np.ndarray
+
+
+def _setup(ex: Explainer, x: np.ndarray, targets, steps: int, baseline, probs) -> _Curves:
+    """The shared part of :func:`deletion_insertion`'s curves: the end points run once each
+    (a baseline shared by all images once in all)."""
+    n, h, w, _ = x.shape
     t = np.asarray(targets, np.int64)
     base_in = np.asarray(0.0 if baseline is None else baseline, np.float32)
     shared = base_in.ndim < 4 or base_in.shape[0] == 1  # one baseline image for all
     base = np.broadcast_to(base_in, x.shape)
     counts = np.round(np.linspace(0, h * w, steps + 1)).astype(np.int64)
-    fractions = counts / (h * w)
-
-    probs_fn = probability_function(graph)
+    probs_fn = probability_function(ex.graph)
     rows = np.arange(n)
     clean = (np.asarray(probs, np.float64) if probs is not None
-             else run_batched(probs_fn, [x], batch_size))[rows, t]
+             else run_batched(probs_fn, [x], ex.batch_size))[rows, t]
     base_p = run_batched(probs_fn, [np.ascontiguousarray(base[:1] if shared else base)],
-                         batch_size)
+                         ex.batch_size)
     base_p = (base_p[np.zeros(n, int)] if shared else base_p)[rows, t]
+    return _Curves(ex.graph, ex.batch_size, x, base, t, counts, clean, base_p)
 
-    rng = np.random.default_rng(seed) if ties == "random" else None
+
+def _mean_aucs(c: _Curves, maps: np.ndarray, rng: np.random.Generator | None, orders: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(deletion AUC, insertion AUC), each (N,): the mean over ``orders`` pixel orders of the
+    (N, H*W) ``maps``, the first for every image, the others for the images with ties."""
+    n, h, w, _ = c.x.shape
+    fractions = c.counts / (h * w)
     total = {"deletion": np.zeros(n), "insertion": np.zeros(n)}
     runs = np.zeros(n)
-    tied = None
-    for r in range(max(1, orders) if rng is not None else 1):
+    idx = np.arange(n)
+    for r in range(orders):
         if r == 1:
-            tied = np.flatnonzero(tied_fraction(maps) > 0)
-        idx = rows if r == 0 else tied
+            idx = np.flatnonzero(tied_fraction(maps) > 0)
         if not len(idx):
             break
         ranks = pixel_ranks(maps[idx], rng).reshape(len(idx), h, w)
-        curves = _curves(graph, x[idx], base[idx], ranks, t[idx], counts, batch_size,
-                         clean[idx], base_p[idx])
+        curves = _curves(c, idx, ranks)
         for mode in total:
             total[mode][idx] += np.trapezoid(curves[mode], fractions, axis=1)
         runs[idx] += 1
     return total["deletion"] / runs, total["insertion"] / runs
 
 
-def _curves(graph, x, base, ranks, t, counts, batch_size, clean, base_p) -> dict:
-    """{"deletion", "insertion"}: (n, steps + 1) target probabilities along each curve."""
-    n, steps = len(x), len(counts) - 1
-    inner = counts[1:-1].astype(np.int32)
+def _curves(c: _Curves, idx: np.ndarray, ranks: np.ndarray) -> dict[str, np.ndarray]:
+    """{"deletion", "insertion"}: (n, steps + 1) target probabilities along each curve of the
+    images ``idx`` ((n,) indices), their pixels taken in the order of ``ranks`` (n, H, W)."""
+    x, base, t = c.x[idx], c.base[idx], c.t[idx]
+    n, steps = len(x), len(c.counts) - 1
+    inner = c.counts[1:-1].astype(np.int32)
     curves = {}
     for mode in ("deletion", "insertion"):
         cur = np.zeros((n, steps + 1))
-        cur[:, 0], cur[:, -1] = (clean, base_p) if mode == "deletion" else (base_p, clean)
+        ends = (c.clean[idx], c.base_p[idx])
+        cur[:, 0], cur[:, -1] = ends if mode == "deletion" else ends[::-1]
         curves[mode] = cur
     if len(inner):
-        fn = _perturbed_probability_function(graph)
-        group = max(1, batch_size // len(inner))  # images per call: about one batch of copies
+        fn = _perturbed_probability_function(c.graph)
+        group = max(1, c.batch_size // len(inner))  # images per call: about one batch of copies
         fn.expect(2 * -(-n // group))
         ti = t.astype(np.int32)
         for g0 in range(0, n, group):

@@ -43,7 +43,7 @@ class Peaks:
         val = values[img, ch]
         i, j = np.divmod(positions[img, ch], self.width)
         where = np.stack([img + start, i, j], axis=1).astype(np.int64)
-        if self.values is None:
+        if self.values is None or self.where is None:
             self.values, self.where = val, where
             return
         better = val > self.values

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from reportgen.config import Config
+from reportgen.config import Config, ExplainConfig
 from reportgen.errors import ConfigError
 from reportgen.evaluate import bootstrap_mean, misclassified, wilson_interval
 from reportgen.explain import features, quality
@@ -86,7 +86,7 @@ def _gradcam_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explain
     layer, galleries = result.layer, result.galleries
     maps_kept: dict[int, np.ndarray] = {}
     true_maps: dict[int, np.ndarray] = {}
-    test_maps = None
+    test_maps: np.ndarray | None = None
     hits = np.full(len(split), np.nan)
     peaks = Peaks(ex.graph.layer_shapes[layer][1])
     wanted_set = {i for g in galleries.values() for lst in g.values() for i in lst}
@@ -98,7 +98,7 @@ def _gradcam_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explain
         x = prep(split.images[start:stop])
         cams, small, values, positions, true_small = cam_with_peaks(
             ex, x, others=split.labels[start:stop])
-        if start == 0:
+        if test_maps is None:  # the first chunk gives the layer's resolution
             test_maps = np.zeros((len(split),) + small.shape[1:], np.float16)
         test_maps[start:stop] = small
         peaks.add(start, values, positions)
@@ -161,6 +161,7 @@ def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
     return keep
 
 
+# long: the build's methods stage passes each by keyword (pipeline/stages.py)
 def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dict,
                     result: Explained, progress=None, explained: list[int] | None = None,
                     quality_methods: list[str] | None = None, replan=None) -> None:
@@ -200,8 +201,9 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
     if q_idx:
         scored = {m: o for m, o in options.items()
                   if quality_methods is None or m in quality_methods}
-        _quality_table(ex, prep(split.images[q_idx]), pred[q_idx], probs[q_idx],
-                       split.boxes[q_idx], cfg, scored, result, progress)
+        images = QualityImages(prep(split.images[q_idx]), pred[q_idx], probs[q_idx],
+                               split.boxes[q_idx])
+        _quality_table(ex, images, cfg, scored, result, progress)
 
 
 def _layer_of(method: str, result: Explained) -> str | None:
@@ -227,29 +229,40 @@ def _randomized(ex: Explainer, cfg: Config, result: Explained, s_n: int) -> Expl
     return None
 
 
-def _quality_table(ex: Explainer, xq, tq, pq, boxes, cfg: Config, options: dict,
+class QualityImages(NamedTuple):
+    """The images of the quality table: ``x`` (n, H, W, C) float32 model inputs, ``targets``
+    (n,) int32 classes explained (the predicted ones), ``probs`` (n, classes) their clean
+    probabilities, ``boxes`` (n, 4) float32 object boxes (NaN where none)."""
+
+    x: np.ndarray
+    targets: np.ndarray
+    probs: np.ndarray
+    boxes: np.ndarray
+
+
+def _quality_table(ex: Explainer, images: QualityImages, cfg: Config, options: dict,
                    result: Explained, progress) -> None:
-    """One :class:`QualityRow` per method on the quality images ``xq`` (targets ``tq``, clean
-    probabilities ``pq``); a method that fails has no row (noted)."""
-    s_n = min(cfg.explain.sanity_images, len(xq))
+    """One :class:`QualityRow` per method on the quality ``images``; a method that fails has
+    no row (noted)."""
+    s_n = min(cfg.explain.sanity_images, len(images.x))
     randomized = _randomized(ex, cfg, result, s_n)
     per_image: dict[str, dict[str, np.ndarray]] = {c: {} for c in RANKED}
     for m, opts in options.items():
         with optional_part(f"{REGISTRY[m].label} in the quality table", _layer_of(m, result)):
-            for column, v in _quality_row(ex, (xq, tq, pq, boxes), m, opts, cfg, result,
+            for column, v in _quality_row(ex, images, m, opts, cfg, result,
                                           (randomized, s_n)).items():
                 per_image[column][m] = v
         if progress:
             progress(1)
-    result.seconds["quality: maps"] = sum(r.seconds for r in result.quality.values())
+    result.seconds["quality: maps"] = sum(r.seconds or 0.0 for r in result.quality.values())
     result.quality_ranking = rank_methods(per_image)
 
 
-def _quality_row(ex: Explainer, data: tuple, m: str, opts, cfg: Config, result: Explained,
-                 sanity_check: tuple) -> dict[str, np.ndarray]:
-    """``result.quality[m]``: method ``m`` on the quality images ``data`` = (xq, tq, pq,
-    boxes), with the sanity check of ``sanity_check`` = (the randomized explainer or None,
-    its image count), which runs on its own (a failure there leaves the row without it).
+def _quality_row(ex: Explainer, data: QualityImages, m: str, opts, cfg: Config,
+                 result: Explained, sanity_check: tuple) -> dict[str, np.ndarray]:
+    """``result.quality[m]``: method ``m`` on the quality images ``data``, with the sanity
+    check of ``sanity_check`` = (the randomized explainer or None, its image count), which
+    runs on its own (a failure there leaves the row without it).
     Returns the row's per-image values {column of RANKED: (n,)} for the paired ranking."""
     xq, tq, pq, boxes = data
     randomized, s_n = sanity_check
@@ -270,7 +283,8 @@ def _quality_row(ex: Explainer, data: tuple, m: str, opts, cfg: Config, result: 
             rand_maps = as_map(m, randomized.run(m, xq[:s_n], tq[:s_n], opts))
             change = quality.map_change(maps[:s_n], rand_maps)
     sanity = _nanmean(change) if change is not None else None
-    sanity_ci = absolute_interval(bootstrap_mean(change)) if sanity is not None else None
+    sanity_ci = (absolute_interval(bootstrap_mean(change))
+                 if change is not None and sanity is not None else None)
     hits = point[np.isfinite(point)]
     result.quality[m] = QualityRow(
         deletion=float(dele.mean()), insertion=float(ins.mean()),
@@ -321,18 +335,7 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
     views = LayerViews(image=img_idx)
     result.layers = views
     x = prep(split.images[img_idx:img_idx + 1])
-    for p in chosen:
-        with optional_part("feature maps", p):
-            a = features.feature_maps_of(ex, x, [p])[p][0]
-            top = np.argsort(-a.reshape(-1, a.shape[-1]).mean(0), kind="stable")
-            top = top[:e.feature_map_channels]
-            views.feature_maps[p] = FeatureMapView(a[..., top], top.tolist(), int(a.shape[-1]))
-    # A conv layer without a 2-D kernel (a custom layer) is passed over.
-    kinds = {p: k for p in convs if (k := features.kernel_kind(ex.graph.layer(p)))}
-    shown = list(kinds)
-    for p in dict.fromkeys([shown[0], shown[len(shown) // 2]] if shown else []):
-        with optional_part("learned filters", p):
-            views.filters[p], views.filter_kinds[p] = features.learned_filters(ex, p), kinds[p]
+    _maps_and_filters(ex, x, chosen, convs, views, e.feature_map_channels)
     if progress:
         progress(1)
     vr = _value_range(prep)
@@ -346,15 +349,7 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
     if progress:
         progress(1)
     if e.receptive_units:
-        with optional_part("receptive fields") as part:
-            try:
-                part.layer = rf_layer = receptive_layer(ex, convs)
-            except ValueError as err:  # a limitation stated, not a failure
-                views.notes.append(f"Receptive fields are not shown: {err}.")
-            else:
-                views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
-                                      result.peaks if rf_layer == result.layer else None,
-                                      e.receptive_images)
+        _receptive_units(ex, split, prep, convs, e, result, views)
     if progress:
         progress(1)
     if e.dream_images:
@@ -366,6 +361,39 @@ def explain_layers(ex: Explainer, split, prep, cfg: Config, result: Explained,
             views.dreams = DreamView(d_idx, d_layers, dreams, vr)
     if progress:
         progress(1)
+
+
+def _maps_and_filters(ex: Explainer, x: np.ndarray, chosen: list[str], convs: list[str],
+                      views: LayerViews, channels: int) -> None:
+    """Into ``views``: the ``channels`` most active feature maps of each ``chosen`` layer on
+    the image ``x`` ((1, H, W, C) model input), and the learned filters of the first and a
+    middle conv layer with a 2-D kernel (a custom conv layer without one is passed over)."""
+    for p in chosen:
+        with optional_part("feature maps", p):
+            a = features.feature_maps_of(ex, x, [p])[p][0]
+            top = np.argsort(-a.reshape(-1, a.shape[-1]).mean(0), kind="stable")[:channels]
+            views.feature_maps[p] = FeatureMapView(a[..., top], top.tolist(), int(a.shape[-1]))
+    kinds = {p: k for p in convs if (k := features.kernel_kind(ex.graph.layer(p)))}
+    shown = list(kinds)
+    for p in dict.fromkeys([shown[0], shown[len(shown) // 2]] if shown else []):
+        with optional_part("learned filters", p):
+            views.filters[p], views.filter_kinds[p] = features.learned_filters(ex, p), kinds[p]
+
+
+def _receptive_units(ex: Explainer, split, prep, convs: list[str], e: ExplainConfig,
+                     result: Explained, views: LayerViews) -> None:
+    """Into ``views``: the receptive fields of the most active units of the layer
+    :func:`receptive_layer` picks (from the GradCAM pass's peaks in ``result`` when it is
+    the explained layer), or a note saying why there are none."""
+    with optional_part("receptive fields") as part:
+        try:
+            part.layer = rf_layer = receptive_layer(ex, convs)
+        except ValueError as err:  # a limitation stated, not a failure
+            views.notes.append(f"Receptive fields are not shown: {err}.")
+        else:
+            views.rf = _top_units(ex, split, prep, rf_layer, e.receptive_units,
+                                  result.peaks if rf_layer == result.layer else None,
+                                  e.receptive_images)
 
 
 def receptive_layer(ex: Explainer, convs: list[str]) -> str:
@@ -417,21 +445,24 @@ def _top_units(ex: Explainer, split, prep, layer: str, count: int, peaks: Peaks 
                                          [layer])[layer]
             flat = a.reshape(len(a), -1, a.shape[-1])
             peaks.add(start, flat.max(axis=1), flat.argmax(axis=1))
-    ranked = np.argsort(-peaks.values, kind="stable")
+    values, where = peaks.values, peaks.where
+    if values is None or where is None:
+        raise ValueError(f"no test image reached layer {layer!r}")
+    ranked = np.argsort(-values, kind="stable")
     seen: set[int] = set()
     order = []
     for ch in ranked:  # one channel per image while there are images enough
-        if int(peaks.where[ch][0]) not in seen:
+        if int(where[ch][0]) not in seen:
             order.append(ch)
-            seen.add(int(peaks.where[ch][0]))
+            seen.add(int(where[ch][0]))
         if len(order) == count:
             break
     order += [ch for ch in ranked if ch not in order][:count - len(order)]
     size = split.images.shape[1:3]
     units = []
     for ch in order:
-        idx, i, j = (int(v) for v in peaks.where[ch])
+        idx, i, j = (int(v) for v in where[ch])
         units.append(Unit(index=idx, channel=int(ch), i=i, j=j,
-                          activation=float(peaks.values[ch]), box=rf.box(i, j, size)))
+                          activation=float(values[ch]), box=rf.box(i, j, size)))
     return ReceptiveView(layer=layer, size=rf.size, stride=rf.stride, offset=rf.offset,
                          units=units, searched=searched, uniform=rf.spans is None)

@@ -57,9 +57,11 @@ def heatmap_overlay(images: np.ndarray, maps: np.ndarray, *, alpha: float = 0.45
 def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A float map (h, w) resized to ``size`` (width, height), bilinear, float32."""
     m = np.asarray(m, np.float32)
-    if (m.shape[1], m.shape[0]) == tuple(size):
+    width, height = (int(v) for v in size)
+    if (m.shape[1], m.shape[0]) == (width, height):
         return m
-    return np.asarray(Image.fromarray(m, mode="F").resize(tuple(size), Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(m, mode="F").resize((width, height),
+                                                         Image.Resampling.BILINEAR))
 
 
 def signed_to_rgb(attributions: np.ndarray, *, percentile: float = 99.0) -> np.ndarray:

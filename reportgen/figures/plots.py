@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -13,13 +13,17 @@ from matplotlib.ticker import MaxNLocator
 
 from reportgen.text import mathtext
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 
 #: Paper sizes: a single column and a full two-column width, in inches.
 COLUMN, FULL = 3.3, 6.8
 #: Text sizes of every figure (points), as a paper's figures have them: 7-9 pt at the sizes
 #: above, so a figure drops into a column unscaled.
-STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
-         "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 9}
+STYLE: dict[RcKeyType, Any] = {
+    "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
+    "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 9}
 
 
 def styled(plot: Callable[..., Figure]) -> Callable[..., Figure]:
@@ -37,8 +41,16 @@ def _figure(ax: Axes | None, figsize=(FULL, 3.0)) -> tuple[Figure, Axes]:
         fig = Figure(figsize=figsize, layout="tight")
         ax = fig.subplots()
     else:
-        fig = ax.figure
+        fig = _figure_of(ax)
     return fig, ax
+
+
+def _figure_of(ax: Axes) -> Figure:
+    """The figure that holds ``ax`` (the outermost one, when ``ax`` is in a subfigure)."""
+    fig = ax.get_figure(root=True)
+    if fig is None:
+        raise ValueError("the axes belong to no figure")
+    return fig
 
 
 @styled
@@ -87,7 +99,7 @@ def training_curves(history: dict[str, Sequence[float]], *, axes: Sequence[Axes]
         fig = Figure(figsize=(FULL, 2.6), layout="tight")
         axes = fig.subplots(1, 2)
     else:
-        fig = axes[0].figure
+        fig = _figure_of(axes[0])
     for ax, metric, title in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
         for prefix, label, style in (("", "train", "-"), ("val_", "validation", "--")):
             series = history.get(prefix + metric)
@@ -145,7 +157,7 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, title: str |
     if k <= 4:
         ax.tick_params(axis="x", rotation=0)
         for t in ax.get_xticklabels():
-            t.set_ha("center")
+            t.set_horizontalalignment("center")
     ax.set_yticks(*_ticks(r, rows_names), fontsize=_tick_size(max(r, k)))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -259,7 +271,8 @@ def labels(names: Sequence[str]) -> list[str]:
 
 #: Vector files keep their text as text (selectable, editable, and set in the paper's fonts by
 #: tools that substitute them): SVG <text> elements, TrueType (Type 42) fonts in PDF.
-VECTOR_TEXT = {"svg.hashsalt": "reportgen", "svg.fonttype": "none", "pdf.fonttype": 42}
+VECTOR_TEXT: dict[RcKeyType, Any] = {"svg.hashsalt": "reportgen", "svg.fonttype": "none",
+                                     "pdf.fonttype": 42}
 
 
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"),
@@ -278,3 +291,33 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
                                                  "pdf": {"CreationDate": None}}.get(fmt))
             paths.append(path)
     return paths
+
+
+@styled
+def slice_forest(rows: Sequence[dict], *, overall: float, title: str | None = None,
+                 ax: Axes | None = None) -> Figure:
+    """Forest plot: each slice's accuracy with its 95 % interval, one row each, against the
+    accuracy on all test images (a dashed line; the caption says so). Flagged slices are red.
+
+    Args:
+        rows: {"label", "accuracy", "ci95": [lo, hi], "n", "flagged"} per slice, top first;
+            accuracies in [0, 1].
+        overall: the accuracy on all test images, in [0, 1].
+    """
+    k = len(rows)
+    fig, ax = _figure(ax, (FULL, 0.8 + 0.22 * max(k, 1)))
+    y = np.arange(k)[::-1]
+    for yi, r in zip(y, rows, strict=True):
+        colour = "tab:red" if r["flagged"] else "black"
+        lo, hi = r["ci95"]
+        ax.plot([100 * lo, 100 * hi], [yi, yi], color=colour, lw=1.2)
+        ax.plot(100 * r["accuracy"], yi, "o", color=colour, ms=4)
+    ax.axvline(100 * overall, color="gray", ls="--", lw=0.9)
+    ax.set_yticks(y, [mathtext(f"{r['label']} (n = {r['n']})", 60) for r in rows])
+    ax.set_ylim(-0.7, k - 0.3)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("accuracy (%), 95 % Wilson interval")
+    if title:
+        ax.set_title(mathtext(title, 80))
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig

@@ -64,7 +64,7 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True,
             prog.say(f"Note: {trained.note}", show_progress)
             run.notes.append(trained.note)
         data, earlier = stages.cached_report(run)
-        if earlier is not None:
+        if earlier is not None and data is not None:  # a bundle is found by its data's hash
             return _rebuild(run, out, data, earlier, t_start)
         return _full_build(run, out, t_start, data)
 
@@ -83,15 +83,16 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
     bundle = stages.predict_and_explain(run, fitted, data)
     data = stages.grouped(data, bundle.probs)
     metrics = stages.evaluate(run, data, bundle.probs)
+    sliced = stages.slices(run, data, bundle.probs)
     warnings = stages.warn(run, data, bundle.probs, fitted.history)
-    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, fitted.history)
+    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, fitted.history, sliced)
     info = stages.describe(fitted, data)
     issues, failed = stages.audit(run, data, bundle.probs, bundle.features)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, fitted.history,
                           bundle.explained, info, run.notes + bundle.explained.notes,
                           _options_data(run, bundle.explained, data.shape[:2]),
                           warnings=warnings, features=bundle.features, data_issues=issues,
-                          failures=failed)
+                          failures=failed, slices=sliced)
     index = stages.write(run, out, inputs, drawn, stages.model_file_job(run, fitted))
     run.cache.remember_shape(data.shape)
     cached_model = run.cache.model_file(fitted.train_key) if fitted.train_key else None
@@ -112,13 +113,14 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
 
     data = stages.grouped(data, bundle.probs)
     metrics = stages.evaluate(run, data, bundle.probs)
+    sliced = stages.slices(run, data, bundle.probs)
     warnings = stages.warn(run, data, bundle.probs, bundle.history)
-    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history)
+    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history, sliced)
     issues, failed = stages.audit(run, data, bundle.probs, bundle.features)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,
                           bundle.explained, bundle.info, run.notes, bundle.method_options,
                           warnings=warnings, features=bundle.features, data_issues=issues,
-                          failures=failed)
+                          failures=failed, slices=sliced)
     model_file = None
     if bundle.model_file is not None:
         model_file = lambda path, src=bundle.model_file: shutil.copyfile(src, path)  # noqa: E731

@@ -29,7 +29,9 @@ from reportgen.text import duration, plural, printable
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.audit.issues import DataIssues
     from reportgen.data.folder import Dataset
+    from reportgen.data.metadata import Metadata
     from reportgen.explain.penultimate import Features
+    from reportgen.slices import SliceReport
     from reportgen.report.figjobs import Figures
 
 
@@ -79,11 +81,13 @@ class Run:
 
 @dataclass
 class Data:
-    """The data set read at ``shape`` (H, W, C) and its content hash."""
+    """The data set read at ``shape`` (H, W, C), its content hash, and its per-image
+    metadata (``data.metadata``; None without)."""
 
     ds: Dataset
     hash: str
     shape: tuple[int, int, int]
+    metadata: Metadata | None = None
 
 
 @dataclass
@@ -217,7 +221,26 @@ def read_data(run: Run, shape: tuple[int, int, int]) -> Data:
     for hazard in hazards(ds):
         prog.say(f"Warning: {hazard}")
         run.notes.append(hazard)
-    return Data(ds, data_hash(ds), shape)
+    return Data(ds, data_hash(ds), shape, metadata(run, ds))
+
+
+def metadata(run: Run, ds: Dataset) -> Metadata | None:
+    """The per-image metadata of ``data.metadata`` checked against the images read (a
+    one-line DataError naming the file when it is wrong); None when not set."""
+    from reportgen.data.metadata import read_metadata
+
+    cfg = run.cfg
+    if not cfg.data.metadata:
+        return None
+    known = [p for split in ds.splits.values() for p in split.paths]
+    meta = read_metadata(cfg.resolve(cfg.data.metadata), cfg.public(cfg.data.metadata), known,
+                         [p for p, _ in ds.skipped])
+    if meta.skipped_rows:
+        note = (f"data.metadata: {plural(meta.skipped_rows, 'row')} name files that were "
+                "skipped as unreadable (listed on the overview) and are left out.")
+        prog.say(f"Note: {note}", run.show)
+        run.notes.append(note)
+    return meta
 
 
 def absent_ok(cfg: Config) -> bool:
@@ -238,12 +261,35 @@ def absent_note(absent: list[str], total: int) -> str:
 
 
 def check_data(cfg: Config) -> None:
-    """Check the class folders against ``data.classes`` from the folder listing, before
-    TensorFlow loads (DataError naming the key or folder)."""
+    """Check the class folders against ``data.classes`` from the folder listing, and the form
+    of the ``data.metadata`` file, before TensorFlow loads (DataError naming the key, folder
+    or file)."""
     from reportgen.data.folder import check_listing
 
     if cfg.data.source == "folder":
         check_listing(cfg.resolve(cfg.data.path), cfg.data.classes, absent_ok=absent_ok(cfg))
+    if cfg.data.metadata:
+        check_metadata(cfg)
+
+
+def check_metadata(cfg: Config) -> None:
+    """Check the ``data.metadata`` file against the image files listed in ``data.path``
+    (nothing decoded; the demo's images do not exist yet: its form alone), so a wrong file is
+    refused before TensorFlow loads; :func:`metadata` matches it to the images read."""
+    from reportgen.data.folder import image_files, listed_files
+    from reportgen.data.metadata import read_metadata, read_table
+
+    path = cfg.resolve(cfg.data.metadata)
+    if cfg.data.source == "shapes":
+        read_table(path)
+        return
+    root = cfg.resolve(cfg.data.path)
+    if not root.is_dir():  # refused, naming data.path, when the data is read
+        read_table(path)
+        return
+    files = listed_files(root) if cfg.data.source == "folder" else image_files(root, root, [])
+    read_metadata(path, cfg.public(cfg.data.metadata),
+                  [f.relative_to(root).as_posix() for f in files], [])
 
 
 #: Smallest input side a trained architecture takes: the small CNN's last conv layer is at 1/8
@@ -334,7 +380,7 @@ def grouped(data: Data, probs: dict[str, np.ndarray]) -> Data:
     if data.ds.labeled:
         return data
     return Data(grouped_by_prediction(data.ds, probs["test"].argmax(axis=1)), data.hash,
-                data.shape)
+                data.shape, data.metadata)
 
 
 def cached_report(run: Run) -> tuple[Data | None, ReportBundle | None]:
@@ -629,6 +675,27 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
     return {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
                                    run.cfg.report.top_k, present)
             for name in ds.splits}
+
+
+def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | None:
+    """Accuracy by metadata slice and the weak-slice search on the test images' properties
+    (:mod:`reportgen.slices`); None for photos without labels (no accuracy to slice)."""
+    from reportgen.data.properties import split_properties
+    from reportgen.slices import slice_report
+
+    test = data.ds.splits["test"]
+    if not data.ds.labeled or not len(test):
+        if data.metadata is not None:
+            run.notes.append(f"data.metadata ({data.metadata.name}) was read, but the test "
+                             "images have no labels: no accuracy per slice.")
+        return None
+    with run.timer.stage("slices"):
+        correct = probs["test"].argmax(axis=1) == test.labels
+        columns, missing = (data.metadata.values(test.paths) if data.metadata is not None
+                            else (None, 0))
+        return slice_report(correct, split_properties(test).known(), columns, missing=missing,
+                            source=data.metadata.name if data.metadata is not None else None,
+                            classes=(test.labels, data.ds.class_names))
 
 
 def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):

@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from reportgen.report.gallery import (class_page_files, class_pages, colour_scal
                                       errors_page, slug)
 from reportgen.report.inputs import ReportInputs
 from reportgen.report.pages import layers_context, methods_context
+from reportgen.report.slices import slices_figure, slices_json, summary
 from reportgen.report.render import STATIC, environment, render, templates_dir
 from reportgen.report.tables import Table, with_interval
 from reportgen.text import duration, plural, printable
@@ -97,14 +99,16 @@ def table(assets: Assets, t: Table) -> dict:
 MANY_COLUMNS = 6
 
 
-def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> dict:
-    """Queue the figures that need only the data, the metrics and the training history (class
-    distribution, training curves, confusion matrices, reliability diagram) on ``figures``;
-    return their page data: {"dist", "curves", "cms", "rel"}."""
+def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict,
+                   sliced=None) -> dict:
+    """Queue the figures that need only the data, the metrics, the training history and the
+    slices (class distribution, training curves, confusion matrices, reliability diagram,
+    the slices' forest plot) on ``figures``; return their page data: {"dist", "curves", "cms",
+    "rel", "slices"}. ``sliced``: the :class:`~reportgen.slices.SliceReport`, or None."""
     names = ds.class_names
     if not ds.labeled:
         return {"dist": _predicted_figure(figures, metrics["test"]), "curves": None, "cms": {},
-                "rel": None}
+                "rel": None, "slices": None}
     fig_dist = figures.add(
         "class_distribution", figs.class_distribution, _counts(ds), names,
         alt="Bar chart of images per class in the train, val and test splits",
@@ -131,7 +135,8 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict) -> d
             caption="Test-set calibration: accuracy against confidence per bin, with its 95 % "
                     "Wilson interval; the number over each bin is its image count (a bin of "
                     "one image is a full or empty bar that says little).")
-    return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel}
+    return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel,
+            "slices": slices_figure(figures, sliced)}
 
 
 #: The F1 intervals' method in a caption.
@@ -290,12 +295,14 @@ def _common(inputs: ReportInputs) -> dict:
     """What every page shares: title, navigation, classes (for photos without labels, the
     predicted ones), notes."""
     names, per_class = inputs.ds.class_names, inputs.metrics["test"]["per_class"]
-    classes = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"} for i, n in enumerate(names)
-               if n in per_class]
+    classes: list[dict[str, Any]] = [{"index": i, "name": n, "href": f"{slug(i, n)}.html"}
+                                     for i, n in enumerate(names) if n in per_class]
     nav = [{"href": "index.html", "label": "Overview"}]
     if inputs.ds.labeled:
         wrong = misclassified(inputs.ds.splits["test"].labels, inputs.probs["test"])
         nav.append({"href": "errors.html", "label": f"Errors ({len(wrong)})"})
+    if inputs.slices is not None:
+        nav.append({"href": "slices.html", "label": "Slices"})
     nav += [{"href": "explore.html", "label": "Explorer"},
             {"href": "data.html", "label": "Data issues"},
             {"href": "methods.html", "label": "Methods"},
@@ -344,7 +351,7 @@ def ran_settings(inputs: ReportInputs) -> dict:
 
 
 def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict,
-                   pointing: dict) -> dict:
+                   pointing: dict, sliced: dict | None = None) -> dict:
     test_m, ds, cfg = inputs.metrics["test"], inputs.ds, inputs.cfg
     test = ds.splits["test"]
     headline = _headline(test_m, ds)
@@ -364,8 +371,8 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
             "fig_curves": drawn["curves"], "cms": drawn["cms"], "fig_rel": drawn["rel"],
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
-            "model_file": model_file_included(cfg),
-            "info": dataclasses.asdict(inputs.info),
+            "model_file": model_file_included(cfg), "slices": sliced,
+            "fig_slices": drawn.get("slices"), "info": dataclasses.asdict(inputs.info),
             "audit": (summary_lines(inputs.data_issues) if inputs.data_issues is not None
                       else None)}
 
@@ -525,6 +532,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
         "data_issues": issues_json(inputs.data_issues),
+        **slices_json(inputs.slices),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
         "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
         "notes": inputs.warnings + inputs.notes,
@@ -588,9 +596,14 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
     t_plan = table(assets, m["plan_table"]) if m["plan_table"] else None
     L = layers_context(assets, test, names, ex, gray=bool(ds.sources and ds.sources.all_gray))
-    index = _index_context(inputs, common, tables, drawn, pointing)
+    sliced = summary(assets, inputs.slices, table)
+    index = _index_context(inputs, common, tables, drawn, pointing, sliced)
     model = _model_context(assets, inputs, common)
     content.pages = [Page("index.html", "index.html", index)]
+    if sliced is not None:
+        content.pages.append(Page("slices.html", "slices.html", {
+            **common, "page_title": "Slices", "current": "slices.html", "slices": sliced,
+            "fig_slices": drawn.get("slices")}))
     scale = colour_scale(assets)
     content.pages += [Page(rel, "class.html", ctx) for page in pages
                       for rel, ctx in class_page_files(page, common, ex.layer, scale,

@@ -90,9 +90,10 @@ class Figures:
         self._tmp = scratch.mkdtemp(FIGURE_SCRATCH)
         self._pool: ProcessPoolExecutor | None = None
         self._jobs: list[tuple[str, Path, dict, Future | None, tuple]] = []
-        if warm and self._worker() is not None:
+        pool = self._worker() if warm else None
+        if pool is not None:
             try:
-                self._pool.submit(_warm)
+                pool.submit(_warm)
             except (BrokenProcessPool, RuntimeError):
                 pass
 
@@ -172,10 +173,10 @@ class Figures:
             shutil.copyfile(src / f"fig.{fmt}", site.path(f"fig/{name}.{fmt}"))
         info["width"], info["height"] = json.loads((src / "size.json").read_text())
         if self.cache_dir is not None and src.parent == self._tmp:
-            self._store(src)
+            self._store(src, self.cache_dir)
 
-    def _store(self, src: Path) -> None:
-        dest = self.cache_dir / src.name
+    def _store(self, src: Path, cache_dir: Path) -> None:
+        dest = cache_dir / src.name
         tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
         try:
             shutil.copytree(src, tmp, dirs_exist_ok=True)

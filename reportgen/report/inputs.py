@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
     from reportgen.audit.issues import DataIssues
     from reportgen.explain.penultimate import Features
+    from reportgen.slices import SliceReport
 
 
 @dataclass
@@ -63,6 +64,8 @@ class ReportInputs:
         data_issues: the data audit (:class:`reportgen.audit.issues.DataIssues`), None when
             ``report.data_audit`` is off or it failed.
         failures: parts of the build after the explanations that failed (the data audit).
+        slices: accuracy by metadata slice and the weak slices found
+            (``reportgen.slices.SliceReport``); None for photos without labels.
     """
 
     cfg: Config
@@ -79,3 +82,4 @@ class ReportInputs:
     features: Features | None = None
     data_issues: DataIssues | None = None
     failures: list = field(default_factory=list)
+    slices: SliceReport | None = None

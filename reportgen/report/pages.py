@@ -3,6 +3,9 @@ here)."""
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import numpy as np
 from PIL import Image
 
@@ -69,11 +72,16 @@ def _method_rows(assets: Assets, split, probs, names, explained) -> tuple[list[s
         cells = [{"src": test_tile(assets, split, i), "alt": f"Test image, {desc}"}]
         for m in methods:
             rel = assets.image(f"img/methods/{m.replace('+', 'p')}/{i}.jpg",
-                               lambda v=views[m][r]: v, CELL)
+                               partial(np.asarray, views[m][r]), CELL)
             cells.append({"src": rel, "alt": f"{REGISTRY[m].label}, {desc}"})
         rows.append({"index": i, "true": true, "pred": pred,
                      "confidence": float(probs[i].max()), "cells": cells})
     return methods, rows
+
+
+def _overlay_one(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: ``cam`` ((H, W) float in [0, 1]) over ``image`` ((H, W, C) uint8)."""
+    return heatmap_overlay(image[None], cam[None])[0]
 
 
 def _class_grid(assets: Assets, split, names, explained) -> dict | None:
@@ -90,9 +98,8 @@ def _class_grid(assets: Assets, split, names, explained) -> dict | None:
         cname = names[c]
         cells = []
         for k, i in enumerate(idx):
-            rel = assets.image(f"img/classgrid/{i}_{c}.jpg",
-                               lambda k=k, r=r: heatmap_overlay(
-                                   imgs[k:k + 1], explained.class_grid[k:k + 1, r])[0], CELL)
+            rel = assets.image(f"img/classgrid/{i}_{c}.jpg", partial(
+                _overlay_one, imgs[k], explained.class_grid[k, r]), CELL)
             cells.append({"src": rel, "alt": f"GradCAM for class {cname} on a test image of "
                                              f"{kind} {names[int(split.labels[i])]}"})
         rows.append({"explained": cname, "cells": cells})
@@ -362,7 +369,7 @@ def _receptive(assets: Assets, split, names, L: LayerViews) -> dict | None:
     for u in L.rf.units:
         true = names[int(split.labels[u.index])]
         kind = "class" if split.labeled else "predicted class"
-        rel = assets.image(f"img/layers/rf_{u.channel}.jpg", lambda u=u: _rf_tile(split, u),
+        rel = assets.image(f"img/layers/rf_{u.channel}.jpg", partial(_rf_tile, split, u),
                            quality=88)
         h, w = split.images.shape[1:3]
         scale = _rf_scale(split)
@@ -383,8 +390,8 @@ def _dreams(assets: Assets, split, names, L: LayerViews, gray: bool = False) -> 
     items = []
     for k, i in enumerate(d.indices):
         items.append({"original": test_tile(assets, split, i),
-                      "src": assets.image(f"img/dream/{i}.jpg", lambda k=k: pics[k], 192,
-                                          quality=85),
+                      "src": assets.image(f"img/dream/{i}.jpg", partial(np.asarray, pics[k]),
+                                          192, quality=85),
                       "label": describe_image(split, names, i),
                       "alt": f"Deep dream of a test image of "
                              f"{'class' if split.labeled else 'predicted class'} "
@@ -417,7 +424,8 @@ def layers_context(assets: Assets, split, names, explained, gray: bool = False
     L = explained.layers
     if L is None:
         return None
-    out = {"fmaps": [], "filters": [], "patterns": [], "rf": None, "dreams": None}
+    out: dict[str, Any] = {"fmaps": [], "filters": [], "patterns": [], "rf": None,
+                           "dreams": None}
     makers = {"fmaps": lambda: _feature_maps(assets, L),
               "filters": lambda: _filters(assets, L, gray),
               "patterns": lambda: _patterns(assets, L, gray),

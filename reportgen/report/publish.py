@@ -215,7 +215,7 @@ def _site_tree(site: Path, root: Path, opts: PublishOptions
     """Write the git tree of the files reportgen wrote into the site (plus .nojekyll and
     CNAME) through a temporary index; return (tree id, files left out for their size, files
     in the folder reportgen did not write, trained weights withheld)."""
-    written = [f for f in site_files(site) if (site / f).is_file()]
+    written = [f for f in site_files(site) or [] if (site / f).is_file()]  # checked a site
     present = sorted(f.relative_to(site).as_posix() for f in site.rglob("*") if f.is_file())
     foreign = sorted(set(present) - set(written) - {MARKER})
     withheld = [] if opts.include_model else [f for f in written if f in MODEL_FILES]

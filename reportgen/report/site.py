@@ -78,9 +78,16 @@ class SiteWriter:
             raise OutputError(f"--out {self.out}: cannot write to {parent}: {e.strerror}") from None
         return self
 
+    @property
+    def folder(self) -> Path:
+        """The temporary folder the site is collected in (only inside ``with``)."""
+        if self.tmp is None:
+            raise RuntimeError("SiteWriter is used outside its with block")
+        return self.tmp
+
     def path(self, rel: str) -> Path:
         """Return the temporary location of site file ``rel`` (parents created)."""
-        p = self.tmp / rel
+        p = self.folder / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
@@ -88,9 +95,9 @@ class SiteWriter:
         """Write the marker (with ``info`` and the list of every file written, which
         ``reportgen publish`` publishes and nothing else) and atomically replace the output
         folder with the new site."""
-        files = sorted(p.relative_to(self.tmp).as_posix() for p in self.tmp.rglob("*")
-                       if p.is_file())
-        (self.tmp / MARKER).write_text(json.dumps(
+        tmp = self.folder
+        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        (tmp / MARKER).write_text(json.dumps(
             {"generator": "reportgen", "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
              **(info or {}), "files": files}, indent=1))
         check_output(self.out)  # it may have changed while we built
@@ -100,7 +107,7 @@ class SiteWriter:
             os.rmdir(old)
             os.replace(self.out, old)
         try:
-            os.replace(self.tmp, self.out)
+            os.replace(tmp, self.out)
         except BaseException:
             if old is not None:
                 os.replace(old, self.out)

@@ -71,7 +71,6 @@ class Table:
     headers: list[str]
     rows: list[list]
     caption: str = ""
-    align: list[str] = field(default_factory=list)
     marks: set[tuple[int, int]] = field(default_factory=set)
 
     def _cells(self) -> list[list[str]]:

@@ -115,3 +115,16 @@ def test_unlabeled_images_know_their_sizes(tmp_path):
     ds = load_images(tmp_path, size=(8, 8), class_names=["a", "b"])
     props = split_properties(ds.splits["test"])
     assert props.width.tolist() == [50.0] and props.aspect.tolist() == [2.0]
+
+
+def test_the_shapes_demo_has_a_box_area_per_image(tmp_path):
+    from reportgen.data import generate_shapes
+
+    root = generate_shapes(tmp_path, per_class=4, size=32, seed=0)
+    ds = load_dataset(root, size=(32, 32), split=[0.5, 0.25, 0.25], seed=0)
+    props = split_properties(ds.splits["test"])
+    b = ds.splits["test"].boxes
+    expected = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) / (32 * 32)
+    np.testing.assert_allclose(props.box_area, expected, rtol=1e-5)
+    assert np.all((props.box_area > 0) & (props.box_area < 1))
+    assert props.width.tolist() == [32.0] * len(props)

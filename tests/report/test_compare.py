@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from reportgen import evaluate as ev
 from reportgen.cli import main
 from reportgen.report import MARKER
-from reportgen.report.compare import sentence
+from reportgen.report.comparison import sentence
 
 
 
@@ -107,7 +107,7 @@ def test_the_sentence_names_the_better_model_only_when_significant():
 
 
 def _record(maps: np.ndarray, label: str):
-    from reportgen.report.compare import SiteRecord
+    from reportgen.report.comparison import SiteRecord
 
     n = len(maps)
     return SiteRecord(path=None, label=label, metrics={"classes": ["a", "b"]},
@@ -118,7 +118,7 @@ def _record(maps: np.ndarray, label: str):
 def test_map_agreement_baseline_pairs_mismatched_images_as_documented():
     """Image i's map is a left-to-right ramp for even i, right-to-left for odd i: two maps
     correlate +1 when their images have the same parity, -1 otherwise."""
-    from reportgen.report.compare import map_agreement, map_agreement_baseline
+    from reportgen.report.comparison import map_agreement, map_agreement_baseline
 
     ramp = np.tile(np.arange(8, dtype=np.float32), (8, 1))
     maps = np.stack([ramp if i % 2 == 0 else ramp[:, ::-1] for i in range(9)])
@@ -134,7 +134,7 @@ def test_map_agreement_baseline_pairs_mismatched_images_as_documented():
 def test_a_centre_prior_shows_in_the_baseline(rng):
     """Maps that are mostly one centre blob agree across different images too: the baseline
     is high, so a high matched agreement alone says little."""
-    from reportgen.report.compare import map_agreement, map_agreement_baseline
+    from reportgen.report.comparison import map_agreement, map_agreement_baseline
 
     yy, xx = np.mgrid[:12, :12]
     blob = np.exp(-((yy - 5.5) ** 2 + (xx - 5.5) ** 2) / 20.0)
@@ -237,7 +237,7 @@ def test_compare_reads_the_images_from_the_local_marker_not_metrics_json(tmp_pat
     import numpy as np
     from PIL import Image
 
-    from reportgen.report.compare import load_site
+    from reportgen.report.comparison import load_site
     from reportgen.report.comparison import decode_or_grey
     from reportgen.report.site import MARKER
 

@@ -87,6 +87,7 @@ def rise_maps(ex, images, targets=None, masks: int = RiseOptions.masks,
     return (total / (masks * keep)).reshape(n, h, w).astype(np.float32)
 
 
+# long: the public functional API (README); each keyword is a documented option
 def rise(model, images, targets=None, masks: int = RiseOptions.masks,
          cell_size: int = RiseOptions.cell_size, keep: float = RiseOptions.keep,
          seed: int = RiseOptions.seed, batch_size=64) -> np.ndarray:
