@@ -222,6 +222,10 @@ class Work:
     #: Points of the explorer's map (test and training images; see
     #: ``reportgen.report.explorer.map_sizes``): its layout is a part of the work.
     map_points: int = 0
+    #: Estimated seconds of the data audit (``reportgen.audit.issues.estimate_seconds``; 0
+    #: when ``report.data_audit`` is off): numpy over every image, a part of the work that no
+    #: setting of the plan reduces.
+    audit_s: float = 0.0
 
     def __post_init__(self):  # copies: the caller's dicts and lists may change later
         object.__setattr__(self, "settings", dict(self.settings))
@@ -290,6 +294,7 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
                    + s["dream_images"] * s["dream_octaves"] * 12) * grad
         + (rf_images * p.forward_s + layer_traces * p.trace_s if conv else 0.0),
         "explorer map": map_seconds(w.map_points),
+        "data audit": w.audit_s,
     }
 
 

@@ -87,7 +87,8 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
     warnings = stages.warn(run, data, bundle.probs, fitted.history)
     drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, fitted.history, sliced)
     info = stages.describe(fitted, data)
-    issues, failed = stages.audit(run, data, bundle.probs, bundle.features)
+    issues, failed = stages.audit(run, data, bundle.probs, bundle.features,
+                                  bundle.explained.seconds)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, fitted.history,
                           bundle.explained, info, run.notes + bundle.explained.notes,
                           _options_data(run, bundle.explained, data.shape[:2]),
@@ -116,7 +117,8 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
     sliced = stages.slices(run, data, bundle.probs)
     warnings = stages.warn(run, data, bundle.probs, bundle.history)
     drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history, sliced)
-    issues, failed = stages.audit(run, data, bundle.probs, bundle.features)
+    issues, failed = stages.audit(run, data, bundle.probs, bundle.features,
+                                  bundle.explained.seconds)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,
                           bundle.explained, bundle.info, run.notes, bundle.method_options,
                           warnings=warnings, features=bundle.features, data_issues=issues,

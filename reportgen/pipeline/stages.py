@@ -798,7 +798,8 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
                                                 shown)),
                 len(shown), len(explained_classes(cfg, names) or shown),
                 Shape(*data.shape[:2], channels), {k: getattr(e, k) for k in PLANNED_KEYS},
-                run.options, tuple(run.options), rf, explorer_points(data))
+                run.options, tuple(run.options), rf, explorer_points(data),
+                audit_seconds(run.cfg, data))
     memory = pl.memory_budget(e.memory_gb)
     # Timed compiled, at the batch the work runs at: an eager timing (an upper bound) made
     # estimates several times too high, a batch of 32 those of work in batches of 128 too.
@@ -817,6 +818,13 @@ def planned(run: Run, ex, data: Data, prep) -> tuple:
              f"{', the default' if not e.budget else ''})", run.show)
     cfg = with_settings(cfg, plan.settings)
     return cfg, plan.options, plan, LatePlan(run, cfg, plan)
+
+
+def audit_seconds(cfg: Config, data: Data) -> float:
+    """The data audit's estimated seconds (a part of the plan); 0 when it is off."""
+    from reportgen.audit.issues import estimate_seconds
+
+    return estimate_seconds(data.ds.splits) if cfg.report.data_audit else 0.0
 
 
 def explorer_points(data: Data) -> int:
@@ -843,12 +851,13 @@ def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
     return bundle
 
 
-def audit(run: Run, data: Data, probs: dict[str, np.ndarray], features: Features | None
-          ) -> tuple[DataIssues | None, list]:
+def audit(run: Run, data: Data, probs: dict[str, np.ndarray], features: Features | None,
+          seconds: dict[str, float]) -> tuple[DataIssues | None, list]:
     """The data audit (:mod:`reportgen.audit`, numpy only: a cached rebuild runs it too) of
     every split, with the penultimate features where the prediction pass collected them;
     returns (its result, None when ``report.data_audit`` is off or it failed; the failure as
-    a list)."""
+    a list). Its wall time goes into ``seconds`` (the explanations' parts: the plan's part
+    "data audit")."""
     from reportgen.audit.issues import audit_data, estimate_seconds
 
     failures: list = []
@@ -856,9 +865,11 @@ def audit(run: Run, data: Data, probs: dict[str, np.ndarray], features: Features
         return None, failures
     arrays = features.arrays if features is not None and not features.missing else None
     with run.timer.stage("audit"), collecting(failures), optional_part("data audit"):
-        prog.say("Plan: the data audit (label errors, duplicates, outliers, quality) takes "
-                 f"about {duration(estimate_seconds(data.ds.splits))}", run.show)
-        return audit_data(data.ds.splits, probs, data.ds.class_names, arrays or None), failures
+        prog.say("Auditing the data (label errors, duplicates, outliers, quality; about "
+                 f"{duration(estimate_seconds(data.ds.splits))})", run.show)
+        issues = audit_data(data.ds.splits, probs, data.ds.class_names, arrays or None)
+        seconds["data audit"] = issues.seconds
+        return issues, failures
     return None, failures
 
 

@@ -133,8 +133,10 @@ def _tiles(assets: Assets, inputs: ReportInputs, name: str) -> list[dict]:
             continue
         if name == "label_errors":
             views = _label_error_views(assets, inputs, r)
-            caption = (f"{r['split']}: given {r['given']}, suggested {r['suggested']}; "
-                       f"p(given) {1 - r['score']:.2f}")
+            p = inputs.probs[r["split"]][r["index"]]
+            suggested = float(p[inputs.ds.class_names.index(r["suggested"])])
+            caption = (f"{r['split']}: given {r['given']} (p {1 - r['score']:.2f}), "
+                       f"suggested {r['suggested']} (p {suggested:.2f})")
         elif name == "outliers":
             views = [image_views(assets, r["split"], splits[r["split"]], r["index"], "image")]
             caption = (f"score {r['score']:.2f} (features {r['feature']:.2f}, "

@@ -57,6 +57,12 @@ def test_the_explorer_map_is_a_part_of_the_estimate():
     assert pl.map_seconds(1000) < pl.map_seconds(2000) < 2 * pl.map_seconds(1000) + 1
 
 
+def test_the_data_audit_is_a_part_of_the_estimate_as_given():
+    w = work()
+    assert pl.estimate(PROBE, w)["data audit"] == 0  # off, or nothing to audit
+    assert pl.estimate(PROBE, dataclasses.replace(w, audit_s=4.5))["data audit"] == 4.5
+
+
 def test_the_estimate_counts_tracing_and_the_receptive_field_search():
     w = work()
     base = pl.estimate(PROBE, w)
@@ -72,7 +78,8 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search():
                                    "class grid": 0, "quality: maps": 0,
                                    "quality: deletion/insertion": 1 * 2.0,
                                    "quality: sanity check": 3 * 2.0,
-                                   "layers": 4 * 2.0 + 100 * 0.01, "explorer map": 0})
+                                   "layers": 4 * 2.0 + 100 * 0.01, "explorer map": 0,
+                                   "data audit": 0})
     # Without patterns, dreams or a sanity check, their traces go too.
     w = w.with_settings(pattern_filters=0, dream_images=0, sanity_images=0)
     # Methods sharing a function trace it once: saliency, SmoothGrad and Integrated
