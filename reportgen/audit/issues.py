@@ -140,7 +140,8 @@ def leakage_summary(splits: dict, probs: dict, leaked: set[int], result: DataIss
 def find_outliers(splits: dict, m: Measures, features: dict | None,
                   result: DataIssues) -> None:
     """Test images far from the training images (from each other when there are fewer than
-    two training images), flagged above the reference's own 99th percentile."""
+    two training images), flagged above the 99th percentile of the val images' scores (of
+    the training images' own, each against the others, without two val images)."""
     test, train = splits["test"], splits.get("train")
     same = train is None or len(train) < 2
     ref = "test" if same else "train"
@@ -151,7 +152,11 @@ def find_outliers(splits: dict, m: Measures, features: dict | None,
         result.notes.append("Outliers: there are no training images; each test image is "
                             "compared with the other test images instead.")
     f = features if features is not None else {}
-    s = out.outlier_scores(m.stats["test"], m.stats[ref], f.get("test"), f.get(ref), same)
+    val = splits.get("val")
+    held = None if same or val is None or len(val) < 2 else \
+        out.Images(m.stats["val"], f.get("val"))
+    s = out.outlier_scores(out.Images(m.stats["test"], f.get("test")),
+                           out.Images(m.stats[ref], f.get(ref)), held, same)
     flagged = np.flatnonzero(s.score > s.threshold)
     flagged = flagged[np.lexsort((flagged, -s.score[flagged]))]
     for rec in _records("test", test.paths, flagged):
@@ -160,6 +165,7 @@ def find_outliers(splits: dict, m: Measures, features: dict | None,
                    pixel=float(s.pixel[i]))
         result.outliers.append(rec)
     result.summary["outliers"] = {**rate(len(flagged), len(test)), "reference": ref,
+                                  "calibration": "val" if held is not None else ref,
                                   "threshold": s.threshold, "features": features is not None}
 
 

@@ -1,8 +1,9 @@
 """Outliers: images far from every reference (training) image, in feature space and in pixel
 statistics. Penultimate features alone can miss pure-noise images (a network maps them near
 some class), so two k-nearest-neighbour distances are combined: each is divided by the median
-distance of reference images to their own neighbours, and an image's score is the larger
-ratio (2.0: twice as far from the reference as a typical reference image is from its)."""
+distance of calibration images (held-out images, else the reference's own) to the reference,
+and an image's score is the larger ratio (2.0: twice as far from the reference as a typical
+calibration image)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from reportgen.audit.duplicates import ROWS, unit_rows
 
 #: Neighbours averaged by the kNN distance.
 K = 5
-#: Reference images whose own (leave-one-out) distances set the scale, at most (seeded).
+#: Reference images whose own (leave-one-out) distances set the scale without held-out
+#: images, at most (seeded).
 CALIBRATION = 2000
 
 
@@ -76,53 +78,79 @@ def standardized(stats: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, 
 
 
 @dataclass
+class Images:
+    """One set of images in the two spaces: (N, S) pixel statistics
+    (:func:`reportgen.audit.pixels.pixel_statistics`) and (N, D) features, or None."""
+
+    stats: np.ndarray
+    features: np.ndarray | None = None
+
+
+@dataclass
 class OutlierScores:
     """Scores of the query images, higher = farther from the reference.
 
     Attributes:
-        score: (N,) the larger of the two ratios (the feature one when only it is known).
-        feature: (N,) kNN cosine distance of the features / the reference's median (NaN
-            without features).
-        pixel: (N,) kNN distance of the standardized pixel statistics / the reference's
-            median.
-        threshold: the reference's own 99th percentile of ``score`` (leave-one-out): an
-            image above it is flagged (about 1 % of images like the reference are).
+        score: (N,) the larger of the two ratios (the pixel one alone without features).
+        feature: (N,) kNN cosine distance of the features / the calibration images' median
+            (NaN without features).
+        pixel: (N,) kNN distance of the standardized pixel statistics / the calibration
+            images' median.
+        threshold: the calibration images' own 99th percentile of ``score``: an image above
+            it is flagged (about 1 % of images like the calibration images are).
+        calibration: "held out" (images the model did not train on, scored against the
+            reference like the queries) or "reference" (reference images, each against the
+            others).
     """
 
     score: np.ndarray
     feature: np.ndarray
     pixel: np.ndarray
     threshold: float
+    calibration: str
 
 
-def _ratio(queries: np.ndarray, reference: np.ndarray, cosine: bool, sample: np.ndarray,
-           same: bool) -> tuple[np.ndarray, np.ndarray]:
-    """kNN distances of the queries and of the reference's ``sample`` rows (leave-one-out),
-    both divided by the sample's median; ``same``: the queries are the reference."""
-    own = knn_distance(reference[sample], reference, cosine=cosine, skip_self=True)
+def _ratios(query: np.ndarray, reference: np.ndarray, calib: np.ndarray | None, cosine: bool,
+            same: bool) -> tuple[np.ndarray, np.ndarray]:
+    """kNN distances of the queries and of the calibration rows (``calib``; None: up to
+    :data:`CALIBRATION` reference rows, each leaving itself out), both divided by the
+    calibration rows' median; ``same``: the queries are the reference."""
+    if calib is None:
+        rng = np.random.default_rng(0)
+        rows = np.sort(rng.choice(len(reference), min(len(reference), CALIBRATION), False))
+        own = knn_distance(reference[rows], reference, cosine=cosine, skip_self=True)
+    else:
+        own = knn_distance(calib, reference, cosine=cosine)
     scale = float(np.median(own)) or 1.0
-    return knn_distance(queries, reference, cosine=cosine, skip_self=same) / scale, own / scale
+    return knn_distance(query, reference, cosine=cosine, skip_self=same) / scale, own / scale
 
 
-def outlier_scores(stats: np.ndarray, ref_stats: np.ndarray, features: np.ndarray | None,
-                   ref_features: np.ndarray | None, same: bool = False) -> OutlierScores:
+def outlier_scores(query: Images, reference: Images, held_out: Images | None = None,
+                   same: bool = False) -> OutlierScores:
     """Score query images against reference images (see the module's docstring).
 
+    The scale of each distance and the threshold come from ``held_out`` images when given
+    (at least two: images like the queries, which the model did not train on either, so
+    that the features of the training images, drawn together by training, do not make
+    every unseen image look far), else from the reference images themselves.
+
     Args:
-        stats, ref_stats: (N, S) and (M, S) pixel statistics
-            (:func:`reportgen.audit.pixels.pixel_statistics`), M >= 2.
-        features, ref_features: (N, D) and (M, D) features, or None.
+        query, reference: the images scored, and those they are compared with (at least
+            two); features are used where both have them.
+        held_out: calibration images (val), or None.
         same: the queries are the reference (no training images): each is scored against
             the others.
     """
-    rng = np.random.default_rng(0)  # the calibration sample: CALIBRATION rows at most
-    m = len(ref_stats)
-    sample = np.sort(rng.choice(m, min(m, CALIBRATION), replace=False))
-    q, r = standardized(stats, ref_stats)
-    pixel, own = _ratio(q, r, False, sample, same)
-    if features is None or ref_features is None:
+    held = held_out if held_out is not None and len(held_out.stats) >= 2 else None
+    q, r = standardized(query.stats, reference.stats)
+    h = None if held is None else standardized(held.stats, reference.stats)[0]
+    pixel, own = _ratios(q, r, h, False, same)
+    how = "reference" if held is None else "held out"
+    if query.features is None or reference.features is None or \
+            (held is not None and held.features is None):
         return OutlierScores(pixel, np.full(len(pixel), np.nan), pixel,
-                             float(np.percentile(own, 99)))
-    feature, own_f = _ratio(features, ref_features, True, sample, same)
+                             float(np.percentile(own, 99)), how)
+    feature, own_f = _ratios(query.features, reference.features,
+                             None if held is None else held.features, True, same)
     return OutlierScores(np.maximum(feature, pixel), feature, pixel,
-                         float(np.percentile(np.maximum(own, own_f), 99)))
+                         float(np.percentile(np.maximum(own, own_f), 99)), how)

@@ -181,8 +181,8 @@ def summary_lines(issues: DataIssues) -> dict[str, str]:
     if "outliers" in s:
         o = s["outliers"]
         out["outliers"] = (f"Outliers: {rate_text(o, 'test images')} score above "
-                           f"{o['threshold']:.2f}, the {o['reference']} images' own 99th "
-                           "percentile.")
+                           f"{o['threshold']:.2f}, the 99th percentile of the "
+                           f"{o['calibration']} images' scores.")
     if "quality" in s:
         q = s["quality"]
         flags = ", ".join(f"{k} {v}" for k, v in q["flags"].items() if v) or "none"
@@ -222,11 +222,13 @@ def _about(inputs: ReportInputs) -> dict[str, str]:
             + "five pixel statistics (brightness, contrast, log Laplacian variance, "
             "colourfulness, luminance entropy; centred on the training images' median and "
             "divided by their interquartile range; Euclidean). Each distance is divided by "
-            "the median of the same distance of training images to their own neighbours "
-            f"(up to {st.get('outlier_calibration'):,} of them, leaving each out); the score "
-            "is the larger ratio, so a pure-noise image whose features look ordinary is "
-            "caught by its pixels. Listed: scores above the training images' own 99th "
-            "percentile (about 1 % of images like the training ones are listed by chance)."),
+            "its median over calibration images: the val images (which the model did not "
+            "train on either, unlike the training images, whose features training draws "
+            "together), or without two val images up to "
+            f"{st.get('outlier_calibration'):,} training images, each against the others. "
+            "The score is the larger ratio, so a pure-noise image whose features look "
+            "ordinary is caught by its pixels. Listed: scores above the calibration images' "
+            "own 99th percentile (about 1 % of images like them are listed by chance)."),
         "quality": "Flags: " + "; ".join(f"{k}: {v}" for k, v in
                                          st.get("quality", {}).items()) + ".",
     }
