@@ -68,6 +68,17 @@ def smallest(d: np.ndarray, k: int, skip_first: bool = False) -> np.ndarray:
     return out
 
 
+def z_scored(features: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``features`` and ``reference`` (rows of features) centred on the reference's mean and
+    divided by its standard deviation per dimension (1 for a constant dimension): penultimate
+    features share a large common part (cosine distances between any two images of a small
+    CNN measured about 1e-4), which centring removes."""
+    ref = np.asarray(reference, np.float64)
+    mean, sd = ref.mean(axis=0), ref.std(axis=0)
+    sd = np.where(sd > 1e-6 * max(float(sd.max(initial=0.0)), 1e-12), sd, 1.0)
+    return (np.asarray(features, np.float64) - mean) / sd, (ref - mean) / sd
+
+
 def standardized(stats: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``stats`` and ``reference`` (rows of statistics) centred on the reference's median and
     scaled by its interquartile range (1 where that is 0), so every statistic counts alike."""
@@ -92,8 +103,8 @@ class OutlierScores:
 
     Attributes:
         score: (N,) the larger of the two ratios (the pixel one alone without features).
-        feature: (N,) kNN cosine distance of the features / the calibration images' median
-            (NaN without features).
+        feature: (N,) kNN Euclidean distance of the z-scored features (:func:`z_scored`) /
+            the calibration images' median (NaN without features).
         pixel: (N,) kNN distance of the standardized pixel statistics / the calibration
             images' median.
         threshold: the calibration images' own 99th percentile of ``score``: an image above
@@ -150,7 +161,8 @@ def outlier_scores(query: Images, reference: Images, held_out: Images | None = N
             (held is not None and held.features is None):
         return OutlierScores(pixel, np.full(len(pixel), np.nan), pixel,
                              float(np.percentile(own, 99)), how)
-    feature, own_f = _ratios(query.features, reference.features,
-                             None if held is None else held.features, True, same)
+    fq, fr = z_scored(query.features, reference.features)
+    fh = None if held is None else z_scored(held.features, reference.features)[0]
+    feature, own_f = _ratios(fq, fr, fh, False, same)
     return OutlierScores(np.maximum(feature, pixel), feature, pixel,
                          float(np.percentile(np.maximum(own, own_f), 99)), how)

@@ -33,8 +33,8 @@ SCORES = {
     "duplicates": "distance = cosine distance of the penultimate features (0 for exact copies); "
                   "lower = closer, so more suspicious; hash_bits = dHash bits that differ",
     "outliers": "score = the larger of two k-nearest-neighbour distance ratios to the training "
-                "images (features, pixel statistics), each divided by the median of the "
-                "training images' own; higher = more suspicious",
+                "images (features, pixel statistics), each divided by its median over the "
+                "calibration images (val); higher = more suspicious",
     "quality": "flags = the quality checks the image fails",
 }
 
@@ -218,7 +218,9 @@ def _about(inputs: ReportInputs) -> dict[str, str]:
             f"group (train, then val, then test). Near copies: {near}."),
         "outliers": (
             f"Each test image's mean distance to its {st.get('outlier_k')} nearest training "
-            "images in two spaces: " + (f"{feats} (cosine distance) and " if feats else "")
+            "images in two spaces: "
+            + (f"{feats} (Euclidean, each value centred on the training images' mean and "
+               "divided by their standard deviation) and " if feats else "")
             + "five pixel statistics (brightness, contrast, log Laplacian variance, "
             "colourfulness, luminance entropy; centred on the training images' median and "
             "divided by their interquartile range; Euclidean). Each distance is divided by "
