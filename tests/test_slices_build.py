@@ -85,3 +85,14 @@ def test_a_build_slices_the_test_images_by_their_metadata(tmp_path, folder, md_t
     md = (site / "report.md").read_text()
     assert "### Slices" in md
     assert any(t[0][:2] == ["column", "value"] for t in md_tables(md))
+    # A changed metadata file is read again by a build that reuses the predictions (cache).
+    (tmp_path / "meta.csv").write_text("file,lens\n" + "".join(
+        f"{f},{'wide' if i % 2 else 'tele'}\n" for i, f in enumerate(meta)), encoding="utf-8")
+    again = build(tmp_path, f"data.metadata={tmp_path / 'meta.csv'}",
+                  "data.split=[0.4, 0.1, 0.5]", data=folder)
+    assert again.exit_code == 0, again.output
+    assert "Reusing the predictions and explanations" in again.stderr
+    metrics = json.loads((site / "metrics.json").read_text())
+    assert {(s["column"], s["value"]) for s in metrics["slices"]} == {("lens", "wide"),
+                                                                      ("lens", "tele")}
+    assert sum(s["n"] for s in metrics["slices"]) == len(preds)
