@@ -162,7 +162,8 @@ def outlier_scores(query: Images, reference: Images, held_out: Images | None = N
         return OutlierScores(pixel, np.full(len(pixel), np.nan), pixel,
                              float(np.percentile(own, 99)), how)
     fq, fr = z_scored(query.features, reference.features)
-    fh = None if held is None else z_scored(held.features, reference.features)[0]
+    fh = None if held is None or held.features is None else \
+        z_scored(held.features, reference.features)[0]
     feature, own_f = _ratios(fq, fr, fh, False, same)
     return OutlierScores(np.maximum(feature, pixel), feature, pixel,
                          float(np.percentile(np.maximum(own, own_f), 99)), how)
