@@ -217,8 +217,13 @@ def _about(inputs: ReportInputs) -> dict[str, str]:
             f"it, {shape[2]}×{shape[1]} px); each copy is paired with the first image of its "
             f"group (train, then val, then test). Near copies: {near}."),
         "outliers": (
-            f"Each test image's mean distance to its {st.get('outlier_k')} nearest training "
-            "images in two spaces: "
+            (f"Each test image's mean distance to its {st.get('outlier_k')} nearest training "
+             "images in two spaces: " if inputs.data_issues is None or
+             inputs.data_issues.summary.get("outliers", {}).get("reference") != "test" else
+             "There are no training images, so the test images are compared with each "
+             "other (read 'training images' as 'the other test images' below). Each test "
+             f"image's mean distance to its {st.get('outlier_k')} nearest training images in "
+             "two spaces: ")
             + (f"{feats} (Euclidean, each value centred on the training images' mean and "
                "divided by their standard deviation) and " if feats else "")
             + "five pixel statistics (brightness, contrast, log Laplacian variance, "

@@ -109,3 +109,21 @@ def test_the_explorer_colours_each_image_by_its_first_data_issue():
                           "train": {5: "duplicate", 1: "quality flag"},
                           "test": {0: "duplicate", 7: "duplicate", 3: "outlier"}}
     assert issue_colouring(None) == {}
+
+
+def test_report_md_has_the_data_issues_with_its_galleries_as_whole_tables(audited, drawn,
+                                                                          md_tables):
+    from reportgen.report.build import failure_context
+    from reportgen.report.render import environment, render
+
+    audited.probs["val"][2] = [0.1, 0.9]  # a second label error, on val
+    audited.data_issues = audit_data(audited.ds.splits, audited.probs, ["a", "b"])
+    content = gather(audited, drawn)
+    report = page(content, "report.md")
+    md = render(environment(), "report.md", {**report.context,
+                                             **failure_context(content.failures)})
+    section = md[md.index("### Data issues"):md.index("## Training")]
+    assert "Likely label errors: 1 of 4 val images" in section
+    assert "[data/label_errors.csv](data/label_errors.csv)" in section
+    md_tables(md)  # every gallery is one table, followed by a blank line
+    assert "img/gradcam/true/1.jpg" in section and "img/val/2.jpg" in section
