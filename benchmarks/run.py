@@ -154,6 +154,110 @@ def _tf_keras_vis_row(model, x: np.ndarray, layer: str, batch: int) -> tuple[flo
         return None, f"not measured: {type(e).__name__}: {str(e).splitlines()[0][:90]}"
 
 
+def interleaved(ways: dict, reps: int) -> dict[str, tuple[float, float]]:
+    """{way: (median wall seconds, median CPU seconds of this process)} of one run of each
+    ``ways`` callable, the ways run in turn ``reps`` times after two warm-up runs each, so
+    every way sees the same machine load (CPU time: less moved by other processes)."""
+    for fn in ways.values():
+        fn()
+        fn()
+    wall: dict[str, list[float]] = {k: [] for k in ways}
+    cpu: dict[str, list[float]] = {k: [] for k in ways}
+    for _ in range(reps):
+        for k, fn in ways.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[k].append(time.perf_counter() - w0)
+            cpu[k].append(time.process_time() - c0)
+    return {k: (float(np.median(wall[k])), float(np.median(cpu[k]))) for k in ways}
+
+
+def functional_benchmark(n: int, batch: int, reps: int = 5) -> dict:
+    """GradCAM over ``n`` images through the functional API (``grad_cam(model, x)`` in calls
+    of ``batch`` images, as a notebook loops; and one call of all ``n``) against the build's
+    pass (one explainer's ``run("gradcam", ...)`` over all ``n``) and ``n / batch`` compiled
+    forward passes, on the throughput table's model and layer (:func:`interleaved`, ``reps``
+    runs of each). Also: the loop over two models in turn (each keeps its explainer), and the
+    seconds of the first loop on a new model, once (the explainer built, the GradCAM function
+    traced)."""
+    import keras
+    import tensorflow as tf
+
+    from reportgen import explain
+    from reportgen.model import small_cnn
+
+    keras.utils.set_random_seed(0)
+    model = small_cnn((64, 64, 3), 5)
+    x = np.random.default_rng(0).uniform(0, 255, (n, 64, 64, 3)).astype(np.float32)
+    layer = "conv6_relu"  # the default layer of this model, as in the throughput table
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 64, 64, 3], tf.float32)])
+    def fwd(xb):
+        return model(xb, training=False)
+
+    def loop(*models):
+        for s in range(0, n, batch):
+            for m in models:
+                explain.grad_cam(m, x[s:s + batch])
+
+    other = keras.models.clone_model(model)  # new weights: another model
+    t0 = time.perf_counter()
+    loop(other)
+    first_loop = time.perf_counter() - t0
+    build = explain.Explainer(model, batch_size=batch, layer=layer)
+    times = interleaved({
+        "forward": lambda: [fwd(tf.constant(x[s:s + batch])).numpy()
+                            for s in range(0, n, batch)],
+        "build": lambda: build.run("gradcam", x),
+        "calls": lambda: loop(model),
+        "one_call": lambda: explain.grad_cam(model, x, batch_size=batch),
+        "two_models": lambda: loop(model, other),
+    }, reps)
+    per = {k: (w / 2, c / 2) if k == "two_models" else (w, c) for k, (w, c) in times.items()}
+    fw, fc = per["forward"]
+    return {"n": n, "batch": batch, "reps": reps, "machine": _machine(),
+            "date": time.strftime("%Y-%m-%d"), "first_loop_s": first_loop,
+            "load_average": os.getloadavg()[1],  # other processes' share of the cores
+            "rows": {k: {"images_per_s": n / w, "seconds": times[k][0], "ratio": fw / w,
+                         "cpu_ratio": fc / c} for k, (w, c) in per.items()}}
+
+
+#: The functional-API section's rows: (key of functional_benchmark's rows, label).
+FUNCTIONAL_ROWS = [
+    ("forward", "compiled forward passes (`tf.function` of `model(x)`), {c} batches of {b}"),
+    ("build", "GradCAM inside a build (one explainer's `run(\"gradcam\", x)`, batches of {b})"),
+    ("calls", "GradCAM through the functional API, {c} calls of `grad_cam(model, x[i:i + {b}])`"),
+    ("one_call", "GradCAM through the functional API, one call of `grad_cam(model, x)`"),
+    ("two_models", "GradCAM through the functional API, {c} calls on each of two models in "
+                   "turn (seconds for both)"),
+]
+
+
+def functional_section(f: dict) -> list[str]:
+    """RESULTS.md's part on the functional API, from :func:`functional_benchmark`'s result."""
+    calls = f["n"] // f["batch"]
+    lines = [f"## The functional API: GradCAM over {f['n']} images in calls of {f['batch']}", "",
+             f"Same model, layer and images as the throughput table; measured {f['date']} on "
+             f"{f['machine']} (`python benchmarks/run.py --only functional`): the median of "
+             f"{f['reps']} runs of each way, the ways run in turn after two warm-up runs each "
+             "(the steady state of a notebook loop); the ratios of wall time and of this "
+             "process's CPU time (less moved by other processes)."
+             + (f" The machine's 5-minute load average at the end: {f['load_average']:.1f} "
+                "(other processes shared its cores)." if "load_average" in f else ""), "",
+             f"| way | seconds for {f['n']} images | images/s | ratio to forward | "
+             "CPU-time ratio |", "|---|---:|---:|---:|---:|"]
+    for key, label in FUNCTIONAL_ROWS:
+        if key not in f["rows"]:
+            continue
+        r = f["rows"][key]
+        lines.append(f"| {label.format(c=calls, b=f['batch'])} | {r['seconds']:.2f} | "
+                     f"{fmt(r['images_per_s'])} | {r['ratio']:.2f} | {r['cpu_ratio']:.2f} |")
+    return lines + ["", f"The first {calls} calls on a new model took {f['first_loop_s']:.2f} s "
+                    "once (the explainer built, the GradCAM function traced); the functional "
+                    "API keeps that explainer while the model lives (`Explainer.of`), so later "
+                    "calls run at the rates above.", ""]
+
+
 def overlay_benchmark(n: int) -> float:
     from PIL import Image
 
@@ -372,6 +476,7 @@ def _throughput_section(res: dict) -> list[str]:
     lines += ["", "Peak resident memory of the benchmark process after each method (MB, "
               "cumulative peak): " + ", ".join(f"{k} {v:.0f}" for k, v in
                                                m["peak_rss_mb"].items()) + ".", "",
+              *(functional_section(res["functional"]) if "functional" in res else []),
               "## Overlays and thumbnails", "",
               f"Colour-mapped overlay, 128 px nearest-neighbour thumbnail and JPEG file per "
               f"image: **{res['overlay']:,.0f} images/s** (median of three 2-second windows).",
@@ -506,34 +611,55 @@ def backbone_section() -> list[str]:
     return lines + [""]
 
 
+def _scaling(quick: bool) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
+    try:
+        return scaling_benchmarks([100, 400] if quick else [250, 1000, 4000], work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+#: The sections of a run, in order: {name: quick -> its results}.
+SECTIONS = {
+    "methods": lambda quick: method_benchmarks(128 if quick else 512, 64),
+    "functional": lambda quick: functional_benchmark(128 if quick else 512, 64,
+                                                     5 if quick else 15),
+    "overlay": lambda quick: overlay_benchmark(500 if quick else 2000),
+    "scaling": _scaling,
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     ap.add_argument("--from-json", type=Path, help="Only rewrite the Markdown from a results "
                     "JSON written by an earlier run.")
+    ap.add_argument("--only", action="append", choices=list(SECTIONS), help="Run only this "
+                    "section (repeatable); the others are kept from the results JSON beside "
+                    "--out, whose machine and date stay theirs.")
     args = ap.parse_args()
     if args.from_json:
         write_results(json.loads(args.from_json.read_text()), args.out)
         print(args.out)
         return
-    sizes = [100, 400] if args.quick else [250, 1000, 4000]
-    res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                      f"{platform.python_version()}, " + _versions(),
-           "date": time.strftime("%Y-%m-%d")}
-    print("methods ...", file=sys.stderr)
-    res["methods"] = method_benchmarks(128 if args.quick else 512, 64)
-    print("overlays ...", file=sys.stderr)
-    res["overlay"] = overlay_benchmark(500 if args.quick else 2000)
-    print("scaling ...", file=sys.stderr)
-    work = Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
-    try:
-        res["scaling"] = scaling_benchmarks(sizes, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    (args.out.with_suffix(".json")).write_text(json.dumps(res, indent=1, default=str))
+    saved = args.out.with_suffix(".json")
+    if args.only:
+        res = json.loads(saved.read_text())
+    else:
+        res = {"machine": _machine(), "date": time.strftime("%Y-%m-%d")}
+    for name, run in SECTIONS.items():
+        if not args.only or name in args.only:
+            print(f"{name} ...", file=sys.stderr)
+            res[name] = run(args.quick)
+    saved.write_text(json.dumps(res, indent=1, default=str))
     write_results(res, args.out)
     print(args.out)
+
+
+def _machine() -> str:
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, "
+            + _versions())
 
 
 def _versions() -> str:

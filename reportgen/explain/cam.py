@@ -229,9 +229,9 @@ def score_cam_maps(ex: Explainer, images, targets=None, layer: str | None = None
 
     acts_and_logits = graph.function(("scorecam-acts", path), make)
     probs = probability_function(graph)
-    acts_and_logits.expect(-(-len(x) // batch_size))
+    acts_and_logits.expect(-(-len(x) // batch_size), len(x))
     n_masked = len(x) * min(max_channels, graph.layer_shapes[path][-1])
-    probs.expect(-(-n_masked // batch_size))
+    probs.expect(-(-n_masked // batch_size), n_masked)
 
     out = []
     for start in range(0, len(x), batch_size):

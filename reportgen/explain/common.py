@@ -84,7 +84,7 @@ def run_batched(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int):
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if isinstance(fn, TieredFunction):
-        fn.expect(-(-n // batch_size))
+        fn.expect(-(-n // batch_size), n)
     outs = []
     for start in range(0, n, batch_size):
         part = [tf.convert_to_tensor(a[start:start + batch_size]) for a in arrays]

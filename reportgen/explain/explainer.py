@@ -3,6 +3,7 @@ shares (which output holds the class scores, the batch size, the explained layer
 
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -12,9 +13,12 @@ from reportgen.explain.common import (as_batch, as_targets, logits_function,
 from reportgen.explain.graph import ModelGraph
 
 
-#: The explainer :meth:`Explainer.of` made last ("ex"; one, so at most one model is kept
-#: alive) and its (output index, image shape) ("key").
-_LAST: dict = {}
+#: The explainers of :meth:`Explainer.of`: {model: {(output index, image shape): explainer}},
+#: weak keys, and explainers that hold their model weakly, so an entry goes with its model.
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+#: Explainers kept per model (one per output index and image size), the oldest dropped first.
+PER_MODEL = 4
 
 
 class Explainer:
@@ -23,7 +27,7 @@ class Explainer:
     The explainer owns the model's :class:`~reportgen.explain.graph.ModelGraph` and, through it,
     every compiled function the methods build, so repeated calls on one explainer trace each
     function once. The module-level functions (``grad_cam(model, ...)``) are thin wrappers
-    around :meth:`of`, which keeps the last explainer and uses it again for the same model.
+    around :meth:`of`, which keeps one explainer per model while the model lives.
 
     Args:
         model: a Sequential or Functional Keras model, possibly with nested models.
@@ -45,7 +49,6 @@ class Explainer:
                  layer: str | None = None, input_shape: tuple | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.model = model
         self.output_index = output_index
         self.batch_size = batch_size
         #: Per-method batch sizes ({method or "curves": images}) that replace ``batch_size``
@@ -58,24 +61,41 @@ class Explainer:
 
     @classmethod
     def of(cls, model, images, output_index: int = 0, batch_size: int = 64) -> "Explainer":
-        """An explainer of ``model`` for ``images`` (N, H, W, C): their size fills in a
-        variable model input. The module-level functions use it: the last one made is kept
-        (with its model) and used again for the same model, output and image size, its twins'
-        weights refreshed, so repeated calls trace each compiled function once (gradients are
-        always compiled: see :class:`~reportgen.explain.graph.TieredFunction`)."""
+        """The explainer the module-level functions (``grad_cam(model, ...)``) use: one per
+        model, output and image size (``images`` (N, H, W, C): their size fills in a variable
+        model input), made on the first call and kept while the model lives, so a loop over
+        batches traces each compiled function once and its eager-or-compiled choice follows
+        the work of all its calls (see :class:`~reportgen.explain.graph.TieredFunction`).
+        Weights changed since the last call are seen (its twins are refreshed); ``batch_size``
+        is the latest call's.
+
+        The cache holds models weakly and its explainers hold theirs weakly too: keep a
+        reference to ``model`` while you use the explainer returned.
+        """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         shape = np.shape(images)
-        given = tuple(shape[-3:]) if len(shape) >= 3 else None
-        last = _LAST.get("ex")
-        if last is not None and last.model is model and _LAST["key"] == (output_index, given):
-            last.graph.refresh_twins()
-            last.batch_size = batch_size
-            return last
-        _LAST.clear()  # the previous model can go before the new graph is built
-        ex = cls(model, output_index, batch_size, input_shape=given)
-        _LAST.update(ex=ex, key=(output_index, given))
+        key = (output_index, tuple(shape[-3:]) if len(shape) >= 3 else None)
+        try:
+            kept = _CACHE.setdefault(model, {})
+        except TypeError:  # not weakly referenceable: not a Keras model, ModelGraph says so
+            return cls(model, output_index, batch_size, input_shape=key[1])
+        ex = kept.pop(key, None)
+        if ex is None:
+            ex = cls(model, output_index, batch_size, input_shape=key[1])
+            ex.graph.hold_weakly()
+        else:
+            ex.graph.refresh_twins()
+            ex.batch_size = batch_size
+        kept[key] = ex  # the latest used last
+        while len(kept) > PER_MODEL:
+            kept.pop(next(iter(kept)))
         return ex
+
+    @property
+    def model(self):
+        """The explained Keras model (never modified)."""
+        return self.graph.model
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

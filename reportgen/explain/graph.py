@@ -13,6 +13,7 @@ refreshed from the original before each use; the caller's model is never changed
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable
 
 import keras
@@ -20,11 +21,17 @@ import tensorflow as tf
 
 from reportgen.explain import compat, savedmodel
 
-#: Calls run eagerly before a function is compiled. Tracing a function through the graph costs
-#: about as much as this many eager calls' Python overhead, so short runs (a few sample images, the
-#: sanity check's 16) never pay for a trace and long runs pay for one. Functions that take
-#: gradients never run eagerly (see :class:`TieredFunction`).
-COMPILE_AFTER = 6
+#: Eager work a function runs before it is compiled, in images, each call counted as
+#: :data:`CALL_IMAGES` more (see :func:`eager_work`). On the benchmarks' small 64 px CNN an eager
+#: call costs about 20 ms of Python overhead plus 1.4 ms an image against 0.4 ms compiled, and a
+#: trace about as much as six eager calls' overhead, so tracing pays once about this much work
+#: has run eagerly: short runs (a few sample images, the sanity check's 16) never pay for a trace,
+#: a loop over batches of 64 pays for one at its second call. Functions that take gradients
+#: never run eagerly (see :class:`TieredFunction`).
+COMPILE_AFTER = 96
+
+#: An eager call's Python overhead, in images run eagerly (see :data:`COMPILE_AFTER`).
+CALL_IMAGES = 16
 
 #: visitor(layer, path, call, inputs) -> output. ``call()`` runs the layer as the model would.
 Visitor = Callable[[keras.layers.Layer, str, Callable[[], tf.Tensor], tuple], tf.Tensor]
@@ -175,11 +182,25 @@ def depthwise_call(layer, x):
     return layer.activation(out) if layer.activation is not None else out
 
 
+def eager_work(calls: int, images: int) -> int:
+    """The cost of ``calls`` eager calls on ``images`` images in all, in images
+    (:data:`CALL_IMAGES` an eager call)."""
+    return images + CALL_IMAGES * calls
+
+
+def _images_in(args) -> int:
+    """The batch of a call: the length of its first argument (1 for a scalar)."""
+    shape = getattr(args[0], "shape", None) if args else None
+    return int(shape[0]) if shape is not None and len(shape) and shape[0] is not None else 1
+
+
 class TieredFunction:
-    """A function of tensors run eagerly for its first :data:`COMPILE_AFTER` calls, then as a
-    ``tf.function`` (traced once for ``signature``, without autograph: the graph walk is plain
-    Python over a fixed structure). Both tiers run the same code, so results agree to float
-    rounding.
+    """A function of tensors run eagerly while the work it has run eagerly, over all its calls,
+    stays within :data:`COMPILE_AFTER`, then as a ``tf.function`` (traced once for
+    ``signature``, without autograph: the graph walk is plain Python over a fixed structure).
+    Both tiers run the same code, so results agree to float rounding. The functions live as
+    long as their explainer (:meth:`ModelGraph.function`), so the choice follows the work of
+    all its calls, not one call's size.
 
     A function that takes gradients (``tape=True``) is compiled from its first call and never
     runs eagerly: TensorFlow 2.21 with oneDNN (its default on CPUs) crashes the process (a
@@ -190,7 +211,8 @@ class TieredFunction:
     TensorFlow before reportgen.
 
     Args:
-        fn: the Python function (tensors in, tensors out).
+        fn: the Python function (tensors in, tensors out; the first argument a batch, whose
+            length counts as the call's images).
         signature: the ``tf.TensorSpec`` list of its arguments.
         tape: whether ``fn`` takes gradients (then it is never called eagerly).
     """
@@ -199,8 +221,10 @@ class TieredFunction:
         self.python = fn
         self.signature = signature
         self.tape = tape
-        self.compiled = None
+        self.compiled: Callable | None = None
+        #: Calls run eagerly, and their images.
         self.eager_calls = 0
+        self.eager_images = 0
         #: Seconds its trace took, as the planner's probe measured it (None: not measured).
         self.trace_s: float | None = None
 
@@ -209,22 +233,30 @@ class TieredFunction:
         """Whether this function may run eagerly (it takes no gradients)."""
         return not self.tape
 
-    def expect(self, calls: int) -> None:
-        """Compile now when ``calls`` more calls would pass the eager allowance."""
-        if self.compiled is None and (self.tape or self.eager_calls + calls > COMPILE_AFTER):
+    def allows(self, calls: int, images: int) -> bool:
+        """Whether ``calls`` more calls on ``images`` images in all may still run eagerly."""
+        seen = eager_work(self.eager_calls, self.eager_images)
+        return self.eager and seen + eager_work(calls, images) <= COMPILE_AFTER
+
+    def expect(self, calls: int, images: int = 0) -> None:
+        """Compile now when ``calls`` more calls on ``images`` images in all (the copies the
+        function makes of them included) would pass :data:`COMPILE_AFTER`."""
+        if self.compiled is None and not self.allows(calls, images):
             self._compile()
 
-    def _compile(self) -> None:
-        self.compiled = tf.function(self.python, input_signature=self.signature,
-                                    autograph=False)
+    def _compile(self) -> Callable:
+        if self.compiled is None:
+            self.compiled = tf.function(self.python, input_signature=self.signature,
+                                        autograph=False)
+        return self.compiled
 
     def __call__(self, *args):
-        if self.compiled is None:
-            if self.eager and self.eager_calls < COMPILE_AFTER:
-                self.eager_calls += 1
-                return self.python(*args)
-            self._compile()
-        return self.compiled(*args)
+        images = _images_in(args)
+        if self.compiled is None and self.allows(1, images):
+            self.eager_calls += 1
+            self.eager_images += images
+            return self.python(*args)
+        return self._compile()(*args)
 
 
 class ModelGraph:
@@ -242,13 +274,17 @@ class ModelGraph:
         if not _is_graph_model(model):
             raise TypeError(f"{type(model).__name__} is a subclassed model; explanations need a "
                             "Sequential or Functional model")
-        self.model = model
+        self._model = weakref.ref(model)
+        #: The model held strongly, until :meth:`hold_weakly` (then only the caller holds it).
+        self._held: keras.Model | None = model
         self.output_index = output_index
         self._given_shape = tuple(input_shape) if input_shape is not None else None
         self._twins: dict[tuple, tuple[keras.layers.Layer, keras.layers.Layer]] = {}
         self._final = self._final_chain(model, output_index)
-        self._shapes: dict[str, tuple] | None = None
-        self._layers: dict[str, keras.layers.Layer] | None = None
+        #: {path: output shape} and {path: layer} of every layer the walk calls (filled in by
+        #: :meth:`_trace_shapes` below).
+        self._shapes: dict[str, tuple] = {}
+        self._layers: dict[str, keras.layers.Layer] = {}
         #: {path of a SavedModel layer: why its serving graph could not be opened}.
         self.closed: dict[str, str] = {}
         #: The output's kind (a key of :data:`HEAD_KINDS`), from the final layer's activation
@@ -268,6 +304,23 @@ class ModelGraph:
             spec = [tf.TensorSpec([None, h, w, c], tf.float32), *extra_specs]
             self.functions[key] = TieredFunction(make(), spec, tape)
         return self.functions[key]
+
+    @property
+    def model(self) -> keras.Model:
+        """The explained model.
+
+        Raises:
+            ReferenceError: the graph holds it weakly and it was deleted.
+        """
+        model = self._model()
+        if model is None:
+            raise ReferenceError("the model of this explainer was deleted")
+        return model
+
+    def hold_weakly(self) -> None:
+        """Stop keeping the model alive: a cache of explainers may then outlive no model
+        (the compiled functions reach the model's layers, never the model itself)."""
+        self._held = None
 
     # -- structure ------------------------------------------------------------------------------
 
@@ -334,8 +387,6 @@ class ModelGraph:
     @property
     def layer_shapes(self) -> dict[str, tuple]:
         """{layer path: output shape without batch axis}, in execution order."""
-        if self._shapes is None:
-            self._trace_shapes()
         return self._shapes
 
     def layer(self, path: str) -> keras.layers.Layer:
@@ -344,8 +395,6 @@ class ModelGraph:
         Raises:
             ValueError: no such layer; the message lists the valid 4-D layer paths.
         """
-        if self._layers is None:
-            self._trace_shapes()
         if path not in self._layers:
             conv = [p for p, s in self.layer_shapes.items() if len(s) == 3]
             raise ValueError(f"no layer {path!r} in model {self.model.name!r}; layers with 4-D "
@@ -497,8 +546,6 @@ class ModelGraph:
     def has_relus(self) -> bool:
         """Whether any layer the graph walk sees applies a ReLU (guided backprop and deconvnet
         change those; without them they would only be the plain gradient)."""
-        if self._layers is None:
-            self._trace_shapes()
         return any(relu_kind(layer) is not None or getattr(layer, "relus", 0)
                    for layer in self._layers.values())
 

@@ -193,7 +193,7 @@ def _curves(c: _Curves, idx: np.ndarray, ranks: np.ndarray) -> dict[str, np.ndar
     if len(inner):
         fn = _perturbed_probability_function(c.graph)
         group = max(1, c.batch_size // len(inner))  # images per call: about one batch of copies
-        fn.expect(2 * -(-n // group))
+        fn.expect(2 * -(-n // group), 2 * n * len(inner))  # both curves' copies
         ti = t.astype(np.int32)
         for g0 in range(0, n, group):
             sl = slice(g0, min(g0 + group, n))

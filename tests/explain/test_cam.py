@@ -250,13 +250,17 @@ def test_unknown_layer_lists_valid_ones(keras, rng):
 
 
 def test_tiered_function_compiles_after_its_eager_allowance(keras, rng, monkeypatch):
-    """Eager for COMPILE_AFTER calls, then one tf.function; both give the same outputs;
-    expect() compiles up front when a long run is announced. A function that takes gradients
-    is compiled from its first call (oneDNN crashes on some eager conv gradients)."""
+    """Eager while the work run eagerly over all calls (images, plus CALL_IMAGES a call) stays
+    within COMPILE_AFTER, then one tf.function; both give the same outputs; expect() compiles
+    up front when a long run is announced. A function that takes gradients is compiled from
+    its first call (oneDNN crashes on some eager conv gradients)."""
+    import tensorflow as tf
+
     from reportgen.explain import graph as graph_mod
     from reportgen.explain.features import feature_maps_of
 
-    monkeypatch.setattr(graph_mod, "COMPILE_AFTER", 2)
+    # Room for exactly two eager calls of one image each.
+    monkeypatch.setattr(graph_mod, "COMPILE_AFTER", 2 * (graph_mod.CALL_IMAGES + 1))
     model = gap_dense_model(keras)
     x = rng.uniform(0, 1, (4, 8, 8, 3)).astype(np.float32)
     from reportgen.explain.cam import cam_maps
@@ -264,7 +268,7 @@ def test_tiered_function_compiles_after_its_eager_allowance(keras, rng, monkeypa
     ex = Explainer(model)
     got = [feature_maps_of(ex, x[i:i + 1], "conv")["conv"] for i in range(4)]
     fn = next(f for k, f in ex.graph.functions.items() if k[0] == "capture")
-    assert fn.eager_calls == 2 and fn.compiled is not None
+    assert (fn.eager_calls, fn.eager_images) == (2, 2) and fn.compiled is not None
     np.testing.assert_allclose(np.concatenate(got), conv_acts(keras, model, "conv", x),
                                atol=1e-6)
     cams = [cam_maps(ex, "gradcam", x[i:i + 1], layer="conv") for i in range(2)]
@@ -273,8 +277,15 @@ def test_tiered_function_compiles_after_its_eager_allowance(keras, rng, monkeypa
     np.testing.assert_allclose(np.concatenate(cams), grad_cam(model, x[:2], layer="conv"),
                                atol=1e-6)
     fresh = graph_mod.TieredFunction(lambda v: v * 2.0, fn.signature[:1])
-    fresh.expect(3)
-    assert fresh.compiled is not None and fresh.eager_calls == 0
+    fresh.expect(2, 2)  # two calls of one image fit
+    assert fresh.compiled is None
+    fresh(tf.constant(x[:2]))  # one call of two images: its images count, not only the call
+    assert (fresh.eager_calls, fresh.eager_images) == (1, 2)
+    fresh(tf.constant(x[:1]))  # 2 * CALL_IMAGES + 3 images: past the allowance
+    assert fresh.eager_calls == 1 and fresh.compiled is not None
+    big = graph_mod.TieredFunction(lambda v: v * 2.0, fn.signature[:1])
+    big.expect(1, 2 * graph_mod.CALL_IMAGES + 3)  # one call, many images: compiled up front
+    assert big.compiled is not None and big.eager_calls == 0
 
 
 def test_gradcam_with_peaks_matches_separate_passes(keras, rng):

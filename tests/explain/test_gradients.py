@@ -174,7 +174,8 @@ def test_the_functional_api_reuses_one_explainer_per_model(keras, rng):
                                atol=1e-6)
     assert not np.allclose(after, before)
     other = keras.models.clone_model(model)
-    assert Explainer.of(other, x) is not first  # another model: a new explainer, kept alone
+    assert Explainer.of(other, x) is not first  # another model: its own explainer
+    assert Explainer.of(model, x) is first  # and the first model's is kept beside it
 
 
 def swish_model(keras, act="swish"):

@@ -84,7 +84,7 @@ def occlusion_maps(ex, images, targets=None, patch_size: int = 8, stride: int = 
                            tf.TensorSpec([None], tf.int32))
     group = max(1, ex.batch_size // p)  # images per call: about one batch of copies
     step = min(p, ex.batch_size)  # patches per call
-    fn.expect(-(-n // group) * -(-p // step))
+    fn.expect(-(-n // group) * -(-p // step), n * p)  # every image, every patch covered
     covered = np.zeros((n, p), np.float64)
     for g0 in range(0, n, group):
         sl = slice(g0, min(g0 + group, n))
@@ -163,4 +163,5 @@ SPEC = MethodSpec(
     run=run,
     reference="https://arxiv.org/abs/1311.2901",
     reductions=Reductions(optional=True),
+    trace="forward",
 )

@@ -75,7 +75,7 @@ def rise_maps(ex, images, targets=None, masks: int = RiseOptions.masks,
     fn = ex.graph.function(("rise",), make, tf.TensorSpec([None, h, w], tf.float32),
                            tf.TensorSpec([1], tf.int32))
     step = ex.batch_size
-    fn.expect(n * -(-masks // step))
+    fn.expect(n * -(-masks // step), n * masks)  # every image under every mask
     total = np.zeros((n, h * w), np.float64)
     for m0 in range(0, masks, step):
         mb = sampler.masks(m0, min(m0 + step, masks))
@@ -145,4 +145,5 @@ SPEC = MethodSpec(
     # No option cut: one with a floor at the default (500 masks) never fires, as the planner
     # never cuts a value the user set; under the budget the plan leaves RISE out instead.
     reductions=Reductions(optional=True),
+    trace="forward",
 )
