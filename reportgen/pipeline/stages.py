@@ -623,7 +623,8 @@ def explain_key(run: Run, fitted: Fitted, data: Data) -> str:
     cfg = run.cfg
     return key("explain", model=fitted.weights_hash, data=data.hash,
                explain=cfg.to_dict()["explain"], output_index=cfg.model.output_index,
-               preprocess=fitted.preprocess, seed=cfg.training.seed)
+               preprocess=fitted.preprocess, seed=cfg.training.seed,
+               threshold=operating_threshold(run.cfg, data.ds))
 
 
 def predict(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
@@ -672,7 +673,7 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
                        if len(ds.splits[name]) else {"n": 0, "labeled": False})
                 for name in ds.splits}
     present = ds.present if ds.absent_classes else None
-    threshold = binary_threshold(run, len(ds.class_names))
+    threshold = binary_threshold(run, ds)
     metrics = {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
                                       run.cfg.report.top_k, present, threshold)
                for name in ds.splits}
@@ -695,26 +696,35 @@ def add_test_curves(test: dict, probs: dict[str, np.ndarray], data: Data,
             {s: probs[s] for s in labels}, labels, ds.class_names, threshold)
 
 
-def binary_threshold(run: Run, n_classes: int) -> float | None:
-    """``evaluate.threshold`` when given and the model is binary; None otherwise (the highest
-    probability predicts). Given for more classes, it is noted as not used."""
-    if "evaluate.threshold" not in run.cfg.given:
+def operating_threshold(cfg: Config, ds: Dataset) -> float | None:
+    """``evaluate.threshold`` when given and the model is binary (two classes) on labelled
+    data; None otherwise: the highest probability predicts
+    (:func:`reportgen.evaluate.predict_labels`)."""
+    if "evaluate.threshold" not in cfg.given or len(ds.class_names) != 2 or not ds.labeled:
         return None
-    if n_classes != 2:
-        run.notes.append(f"evaluate.threshold = {run.cfg.evaluate.threshold:g} is not used: "
-                         f"it applies to binary models, and this one has {n_classes} classes.")
+    return float(cfg.evaluate.threshold)
+
+
+def binary_threshold(run: Run, ds: Dataset) -> float | None:
+    """:func:`operating_threshold`, noted: given for more classes, it is noted as not used."""
+    t, n_classes = operating_threshold(run.cfg, ds), len(ds.class_names)
+    if t is None:
+        if "evaluate.threshold" in run.cfg.given:
+            run.notes.append(f"evaluate.threshold = {run.cfg.evaluate.threshold:g} is not "
+                             f"used: it applies to binary models, and this one has "
+                             f"{n_classes} classes.")
         return None
-    t = float(run.cfg.evaluate.threshold)
-    run.notes.append(f"evaluate.threshold = {t:g}: the metrics, the confusion matrices and "
-                     f"predictions.csv predict the second class where its probability is >= "
-                     f"{t:g}; the galleries, the errors page and the explanations show the "
-                     f"class with the higher probability.")
+    run.notes.append(f"evaluate.threshold = {t:g}: every prediction (the metrics, the "
+                     f"confusion matrices, predictions.csv, the galleries, the errors page, "
+                     f"the slices and the explanations of the predicted class) is the second "
+                     f"class where its probability is >= {t:g}.")
     return t
 
 
 def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | None:
     """Accuracy by metadata slice and the weak-slice search on the test images' properties
     (:mod:`reportgen.slices`); None for photos without labels (no accuracy to slice)."""
+    from reportgen import evaluate as ev
     from reportgen.data.properties import split_properties
     from reportgen.slices import slice_report
 
@@ -725,7 +735,8 @@ def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | 
                              "images have no labels: no accuracy per slice.")
         return None
     with run.timer.stage("slices"):
-        correct = probs["test"].argmax(axis=1) == test.labels
+        threshold = operating_threshold(run.cfg, data.ds)
+        correct = ev.predict_labels(probs["test"], threshold) == test.labels
         columns, missing = (data.metadata.values(test.paths) if data.metadata is not None
                             else (None, 0))
         return slice_report(correct, split_properties(test).known(), columns, missing=missing,
@@ -745,8 +756,9 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]):
         cfg, options, plan, late = guarded_plan(run, ex, data, fitted.prep)
         t0 = time.perf_counter()
         with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
-            explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
-                                               cfg.explain.gallery_size, progress=advance)
+            explained = suite.explain_test_set(
+                ex, test, fitted.prep, probs["test"], cfg.explain.gallery_size, progress=advance,
+                threshold=operating_threshold(run.cfg, data.ds))
         explained.seconds["test set"] = time.perf_counter() - t0
         explained.notes += [f"Sanity check skipped: {r.why}." for r in
                             (plan.reductions if plan else ()) if r.why == OPAQUE_HEAD]

@@ -318,7 +318,8 @@ def _common(inputs: ReportInputs) -> dict:
                                      for i, n in enumerate(names) if n in per_class]
     nav = [{"href": "index.html", "label": "Overview"}]
     if inputs.ds.labeled:
-        wrong = misclassified(inputs.ds.splits["test"].labels, inputs.probs["test"])
+        wrong = misclassified(inputs.ds.splits["test"].labels, inputs.probs["test"],
+                              operating_threshold(inputs.metrics))
         nav.append({"href": "errors.html", "label": f"Errors ({len(wrong)})"})
     if inputs.slices is not None:
         nav.append({"href": "slices.html", "label": "Slices"})
