@@ -29,7 +29,7 @@ from reportgen.text import duration, plural, printable
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
     from reportgen.data.metadata import Metadata
-    from reportgen.slices import SliceReport
+    from reportgen.evaluate.slices import SliceReport
     from reportgen.report.figjobs import Figures
 
 
@@ -723,10 +723,10 @@ def binary_threshold(run: Run, ds: Dataset) -> float | None:
 
 def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | None:
     """Accuracy by metadata slice and the weak-slice search on the test images' properties
-    (:mod:`reportgen.slices`); None for photos without labels (no accuracy to slice)."""
+    (:mod:`reportgen.evaluate.slices`); None for photos without labels (no accuracy to slice)."""
     from reportgen import evaluate as ev
     from reportgen.data.properties import split_properties
-    from reportgen.slices import slice_report
+    from reportgen.evaluate.slices import slice_report
 
     test = data.ds.splits["test"]
     if not data.ds.labeled or not len(test):

@@ -105,7 +105,7 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict,
     slices and the test probabilities (class distribution, training curves, confusion
     matrices, reliability diagram, the slices' forest plot, PR/ROC and threshold curves) on
     ``figures``; return their page data: {"dist", "curves", "cms", "rel", "slices", "pr",
-    "roc", "thr"}. ``sliced``: the :class:`~reportgen.slices.SliceReport`, or None."""
+    "roc", "thr"}. ``sliced``: the :class:`~reportgen.evaluate.slices.SliceReport`, or None."""
     names = ds.class_names
     if not ds.labeled:
         return {"dist": _predicted_figure(figures, metrics["test"]), "curves": None, "cms": {},

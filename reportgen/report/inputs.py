@@ -12,7 +12,7 @@ from reportgen.explain.results import Explained
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
-    from reportgen.slices import SliceReport
+    from reportgen.evaluate.slices import SliceReport
 
 
 @dataclass
@@ -57,7 +57,7 @@ class ReportInputs:
         method_options: {method: its options as run, plain data} (the plan's; metrics.json).
         timings: wall seconds per build stage so far.
         slices: accuracy by metadata slice and the weak slices found
-            (``reportgen.slices.SliceReport``); None for photos without labels.
+            (``reportgen.evaluate.slices.SliceReport``); None for photos without labels.
     """
 
     cfg: Config

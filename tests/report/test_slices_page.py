@@ -1,5 +1,5 @@
 """The Slices page, the overview's sentences and metrics.json, gathered from a made-up
-:class:`~reportgen.slices.SliceReport` (no TensorFlow)."""
+:class:`~reportgen.evaluate.slices.SliceReport` (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from reportgen.report import gather, write_site
 from reportgen.report.figjobs import Figures
 from reportgen.report.render import environment, render
 from reportgen.report.site import SiteWriter
-from reportgen.slices import slice_report
+from reportgen.evaluate.slices import slice_report
 
 
 @pytest.fixture
