@@ -140,3 +140,7 @@ def test_a_two_class_threshold_decides_every_page(keras, tmp_path):
     wrong = {r["file"] for r in rows if r["predicted"] != r["true"]}
     assert seen["errors.html"] == wrong
     assert any("galleries" in n for n in metrics["notes"])
+    parts = metrics["explain"]["plan"]["parts"]  # the evaluation's parts beside explain's
+    for part in ("curves", "slices"):
+        assert parts[part]["estimate_s"] >= 0
+        assert parts[part]["actual_s"] == pytest.approx(metrics["timings_s"][part], abs=0.01)

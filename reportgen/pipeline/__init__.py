@@ -91,7 +91,7 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, fitted.history,
                           bundle.explained, info, run.notes + bundle.explained.notes,
                           _options_data(run, bundle.explained, data.shape[:2]),
-                          warnings=warnings, slices=sliced)
+                          warnings=warnings, slices=sliced, timings=run.timer.times)
     index = stages.write(run, out, inputs, drawn, stages.model_file_job(run, fitted))
     run.cache.remember_shape(data.shape)
     cached_model = run.cache.model_file(fitted.train_key) if fitted.train_key else None
@@ -117,7 +117,7 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
                            bundle.probs)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,
                           bundle.explained, bundle.info, run.notes, bundle.method_options,
-                          warnings=warnings, slices=sliced)
+                          warnings=warnings, slices=sliced, timings=run.timer.times)
     model_file = None
     if bundle.model_file is not None:
         model_file = lambda path, src=bundle.model_file: shutil.copyfile(src, path)  # noqa: E731
