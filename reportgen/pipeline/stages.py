@@ -536,7 +536,8 @@ def warn(run: Run, data: Data, probs: dict[str, np.ndarray], history: dict) -> l
     if not ds.labeled:
         return []
     found = model_warnings(probs, {name: split.labels for name, split in ds.splits.items()},
-                           ds.class_names, history, run.cfg.training.min_epochs)
+                           ds.class_names, history, run.cfg.training.min_epochs,
+                           operating_threshold(run.cfg, ds))
     for line in found:
         prog.say(f"Warning: {line}")
     return found
