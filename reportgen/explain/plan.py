@@ -1,7 +1,7 @@
 """Plan the explanation work to a time and memory budget from the model's measured cost.
 
 :func:`probe` times one forward and one backward pass per image on this machine and device, the
-trace of one compiled function of each kind (:data:`TRACE_KINDS`), an eager call and a small
+trace of one compiled function of each kind (its spec's ``compiles``), an eager call and a small
 call's latency, and counts the activation memory of one image; :func:`make_plan` estimates
 every part of the report's work from the methods' declared costs
 (:data:`~reportgen.explain.methods.REGISTRY`), the functions each traces and the calls it
@@ -79,7 +79,7 @@ class Probe:
     #: functions once per model: seconds on a large model, which a plan for a few images
     #: must count.
     trace_s: float = 0.0
-    #: {kind of :data:`TRACE_KINDS`: its trace over ``trace_s``} as the probe timed one
+    #: {kind of ``spec.TRACE_KINDS``: its trace over ``trace_s``} as the probe timed one
     #: function of each kind (a backward pass to the input traced in 3 to 4 times a forward
     #: pass's time on ConvNeXtTiny, GradCAM's in 1.3 to 1.6 times). Ratios, so that scaling
     #: ``trace_s`` (the re-plan) scales every kind.
@@ -100,7 +100,7 @@ class Probe:
 
     def trace(self, kind: str) -> float:
         """Seconds to trace one compiled function of ``kind`` (a value of
-        :data:`TRACE_KINDS`): the probe's own of that kind, else of the costliest it timed."""
+        ``spec.TRACE_KINDS``): the probe's own of that kind, else of the costliest it timed."""
         scale = self.trace_scale.get(kind, max(self.trace_scale.values(), default=1.0))
         return self.trace_s * scale * self.trace_warm
 
@@ -147,7 +147,7 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
     long runs execute; compiling costs seconds on a large model), else eagerly (slower: an
     upper bound, and free). The gradient functions (the backward pass, GradCAM) are compiled
     either way, as the work runs them; the work reuses them. Each compiled function's first
-    call less a later one is its trace, one of each kind of :data:`TRACE_KINDS`
+    call less a later one is its trace, one of each kind of ``spec.TRACE_KINDS``
     (:func:`warm_up` first takes TensorFlow's one-time start-up out of them)."""
     import tensorflow as tf
 
@@ -349,16 +349,6 @@ def _partial_s(p: Probe, passes: float) -> float:
 
 #: The compiled functions the probe traces before the work (no method pays for them again).
 PROBED = frozenset({"probabilities", "input gradient"})
-#: The kind of trace of each compiled function the methods name (their specs' ``compiles``,
-#: or the method's own name), as the probe times one of each: a forward pass ("forward"), a
-#: backward pass to the input ("gradient"), or one through the head above the explained
-#: layer ("cam"). A function not named here counts as the costliest kind the probe timed.
-TRACE_KINDS = {"probabilities": "forward", "scorecam activations": "forward",
-               "occlusion": "forward", "rise": "forward", "input gradient": "gradient",
-               "guided gradient": "gradient", "deconvnet": "gradient", "cam gradcam": "cam",
-               "gradcam++": "cam", "layercam": "cam"}
-
-
 def traces(methods, traced: frozenset = frozenset()) -> int:
     """How many compiled functions ``methods`` run between them, but those ``traced``
     already (each method's spec names its functions: several share one)."""
@@ -367,12 +357,15 @@ def traces(methods, traced: frozenset = frozenset()) -> int:
 
 def trace_seconds(p: Probe, methods, traced: frozenset = frozenset()) -> float:
     """Seconds to trace the compiled functions ``methods`` run between them, but those
-    ``traced`` already: each at the probe's trace of its kind (:data:`TRACE_KINDS`)."""
-    return sum(p.trace(TRACE_KINDS.get(f, "")) for f in _functions(methods, traced))
+    ``traced`` already: each at the probe's trace of its kind (its spec's ``compiles``)."""
+    functions = _functions(methods, traced)
+    return sum(p.trace(kind) for kind in functions.values())
 
 
-def _functions(methods, traced: frozenset) -> set[str]:
-    return {f for m in methods for f in REGISTRY[m].functions} - traced
+def _functions(methods, traced: frozenset) -> dict[str, str]:
+    """{name: trace kind} of the compiled functions ``methods`` run, but those ``traced``."""
+    return {f: kind for m in methods for f, kind in REGISTRY[m].functions.items()
+            if f not in traced}
 
 
 def estimate(p: Probe, w: Work) -> dict[str, float]:

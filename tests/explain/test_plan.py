@@ -125,8 +125,13 @@ def test_each_function_is_traced_at_the_probes_trace_of_its_kind(monkeypatch):
     no_cam = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=0.5,
                       trace_scale={"forward": 1.0, "gradient": 4.0})
     assert no_cam.trace("cam") == no_cam.trace("a function of a new method") == 2.0
-    # Every function a registered method names has its kind.
-    assert {f for spec in REGISTRY.values() for f in spec.functions} <= set(pl.TRACE_KINDS)
+    # Every function a registered method names declares a kind the probe times, and a spec
+    # with an unknown kind is refused where it is declared.
+    from reportgen.explain.methods.spec import TRACE_KINDS
+    kinds = {k for spec in REGISTRY.values() for k in spec.functions.values()}
+    assert kinds <= set(TRACE_KINDS) and len(kinds) == 3
+    with pytest.raises(ValueError, match="trace kind"):
+        dataclasses.replace(REGISTRY["rise"], trace="backward")
 
 
 def test_every_call_of_a_small_batch_costs_the_probes_call_latency(monkeypatch):
