@@ -1,8 +1,8 @@
 """The cache never serves a stale result: every input that can change the output is part of
-its key. Each input is changed in turn: every config key outside [report] and [evaluate] (and
-every method option), the image files, their names, the annotations, the class order, the model
-file and a weights file. The [report] and [evaluate] keys are applied to a cached build instead,
-without recomputing."""
+its key. Each input is changed in turn: every config key outside [report], [evaluate] and [card]
+(and every method option), the image files, their names, the annotations, the class order, the
+model file and a weights file. The [report], [evaluate] and [card] keys are applied to a cached
+build instead, without recomputing."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def changed(key: str, default):
     if isinstance(default, list):
         return {"data.split": [0.6, 0.2, 0.2], "data.classes": ["blue", "green", "red"],
                 "explain.methods": ["gradcam"], "explain.classes": ["red"],
-                "explain.pattern_layers": ["conv1"], "report.figure_formats": ["png", "pdf"]}[key]
+                "explain.pattern_layers": ["conv1"], "report.figure_formats": ["png", "pdf"],
+                "card.authors": ["Ada"]}[key]
     return "other"
 
 
@@ -54,7 +55,7 @@ def toml(value) -> str:
 
 SOURCE_KEYS = {"data.source", "model.source"}  # they change what is read: tested below
 #: Sections applied to the cached predictions of an earlier build (never keyed).
-APPLIED = ("report.", "evaluate.")
+APPLIED = ("report.", "evaluate.", "card.")
 #: ... but for these: the galleries and the maps of the predicted class were chosen with them.
 KEYED = ("evaluate.threshold",)
 

@@ -245,6 +245,12 @@ class Explained:
             Guided GradCAM is saliency x GradCAM.
         failures: the parts that failed and were left out
             (:class:`reportgen.guard.Failure`), in the order they ran.
+        strategies: per class, its test images clustered by their GradCAM maps
+            (:class:`reportgen.explain.dataset.strategies.ClassStrategies`), class order.
+        strategy_ids: (N,) int32, each test image's index in the flat list of every class's
+            strategies (-1: not clustered); the explorer colours points by it. None: not run.
+        concepts: per class, NMF concepts of the explained layer
+            (:class:`reportgen.explain.dataset.concepts.ClassConcepts`).
     """
 
     layer: str
@@ -268,6 +274,9 @@ class Explained:
     quality_ranking: dict = field(default_factory=dict)
     relus: bool | None = None
     failures: list = field(default_factory=list)
+    strategies: list = field(default_factory=list)
+    strategy_ids: np.ndarray | None = None
+    concepts: list = field(default_factory=list)
     #: The binary operating point the predicted classes were taken at (``evaluate.threshold``,
     #: :func:`reportgen.evaluate.predict_labels`); None: the highest probability.
     threshold: float | None = None

@@ -24,17 +24,21 @@ from reportgen.config import PATH_KEYS
 from reportgen.evaluate import (F1_DRAWS, F1_PRIOR, misclassified, predict_labels,
                                  wilson_interval)
 from reportgen.explain.results import LAYER_VIEWS
-from reportgen.guard import Failure, collecting
+from reportgen.guard import Failure, collecting, optional_part
 from reportgen.report.assets import Assets
+from reportgen.report.card import card_context, card_page
 from reportgen.report.curves import NONE as NO_CURVES
 from reportgen.report.curves import curve_figures, curve_table, threshold_sentences
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
                                       errors_page, slug)
 from reportgen.report.inputs import ReportInputs
+from reportgen.report.onefile import write_single
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.slices import slices_figure, slices_json, summary
 from reportgen.report.render import STATIC, environment, render, templates_dir
+from reportgen.report.strategies import METHOD as STRATEGY_METHOD
+from reportgen.report.strategies import strategies_context, strategies_metrics
 from reportgen.report.tables import Table, with_interval
 from reportgen.text import duration, plural, printable
 
@@ -68,6 +72,7 @@ SECTIONS_OF_PARTS = {
     "samples": ("* on the sample images",), "plan": ("planning*",),
     "quality": ("* in the quality table", "sanity check*"),
     **{view: (view,) for view in LAYER_VIEWS},
+    "strategies": ("strategies", "concepts*"),
 }
 
 
@@ -325,6 +330,8 @@ def _common(inputs: ReportInputs) -> dict:
         nav.append({"href": "slices.html", "label": "Slices"})
     nav += [{"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
+    if inputs.explained.strategies or inputs.explained.concepts:
+        nav.insert(-1, {"href": "strategies.html", "label": "Strategies"})
     if len(classes) <= NAV_CLASSES:
         nav += [{"href": c["href"], "label": c["name"]} for c in classes]
     else:  # a bar of 100 class links is no navigation: one link to the list of classes
@@ -389,7 +396,8 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
             "model_file": model_file_included(inputs), "slices": sliced,
-            "fig_slices": drawn.get("slices"), "info": dataclasses.asdict(inputs.info)}
+            "fig_slices": drawn.get("slices"), "info": dataclasses.asdict(inputs.info),
+            "card": card_context(cfg, test_m, report_title(inputs), ds.root)}
 
 
 def _headline(test_m: dict, ds) -> list[dict]:
@@ -549,6 +557,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "plan": _plan_data(inputs), "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
+        **_dataset_wide(ex, ds.splits["test"], ds.class_names),
         **slices_json(inputs.slices),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
         "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
@@ -565,6 +574,15 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
         "versions": {k: getattr(info, k) for k in ("version", "python", "tensorflow", "keras",
                                                    "numpy")},
     }
+
+
+def _dataset_wide(ex, split, names: list[str]) -> dict:
+    """metrics.json's ``strategies``, ``concepts`` and ``strategies_method`` (how both were
+    computed; None when neither ran)."""
+    strategies, concepts = strategies_metrics(ex, split, names)
+    ran = bool(ex.strategies or ex.concepts)
+    return {"strategies": strategies, "concepts": concepts,
+            "strategies_method": STRATEGY_METHOD if ran else None}
 
 
 def curves_json(metrics: dict) -> dict | None:
@@ -638,6 +656,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     pointing = _pointing(ex)
     tables = _split_tables(assets, inputs)
     pages = class_pages(assets, test, probs, names, ex, inputs.metrics["test"]["per_class"])
+    strategies, strategies_page = _strategies(assets, inputs, pages, common)
     m = methods_context(assets, test, probs, names, ex, ran_settings(inputs),
                         inputs.method_options)
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
@@ -645,6 +664,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     L = layers_context(assets, test, names, ex, gray=bool(ds.sources and ds.sources.all_gray))
     sliced = summary(assets, inputs.slices, table)
     index = _index_context(inputs, common, tables, drawn, pointing, sliced)
+    index["strategies"] = strategies
     model = _model_context(assets, inputs, common)
     content.pages = [Page("index.html", "index.html", index)]
     if sliced is not None:
@@ -667,10 +687,12 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
                                               "layer": ex.layer}),
         Page("layers.html", "layers.html", {**common, "page_title": "Layers",
                                             "current": "layers.html", "L": L}),
+        strategies_page,
         Page("report.md", "report.md", {**index, "class_pages": pages, "m": m,
                                         "errors": errors,
                                         "t_layers": model["t_layers"], "t_quality": t_quality,
                                         "L": L}),
+        Page("model_card.md", "model_card.md", card_page(index)),
     ]
     assets.text("predictions.csv", predictions_csv(test, probs, names,
                                                    operating_threshold(inputs.metrics)))
@@ -680,6 +702,19 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
         assets.copy(name, templates_dir() / name)
     assets.text(".nojekyll", "")
     content.metrics = _metrics_json(inputs, pointing)
+
+
+def _strategies(assets: Assets, inputs: ReportInputs, pages: list[dict], common: dict
+                ) -> tuple[dict, Page]:
+    """The Strategies page's context and page; each class page gets its class's entry
+    (``strategies``, None where there is none)."""
+    test, ex = inputs.ds.splits["test"], inputs.explained
+    ctx = strategies_context(assets, test, inputs.probs["test"], inputs.ds.class_names, ex)
+    for page in pages:
+        page["strategies"] = ctx["by_class"].get(page["index"])
+    return ctx, Page("strategies.html", "strategies.html", {
+        **common, "page_title": "Strategies", "current": "strategies.html", "S": ctx,
+        "layer": ex.layer})
 
 
 def write_site(site, content: SiteContent, figures: Figures, timings: dict,
@@ -701,6 +736,8 @@ def write_site(site, content: SiteContent, figures: Figures, timings: dict,
     for page in content.pages:
         site.path(page.rel).write_text(render(env, page.template, {**page.context, **failed}),
                                        "utf-8")
+    with collecting(content.failures), optional_part("report.html"):
+        write_single(site.folder, content.pages, failed)
     timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t0
     data = {**content.metrics, "failures": [f.as_dict() for f in content.failures],
             "timings_s": {k: round(v, 3) for k, v in timings.items()}}

@@ -67,7 +67,8 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search(monkeypatch)
                                    "class grid": 0, "quality: maps": 0,
                                    "quality: deletion/insertion": 1 * 2.0,
                                    "quality: sanity check": 4 * 2.0,
-                                   "layers": 3 * 2.0 + 100 * 0.01})
+                                   "layers": 3 * 2.0 + 100 * 0.01,
+                                   "strategies": 0, "concepts": 0})
     # A search of 40 images in batches of 20 is 2 calls, 40 + 2 x 16 images' work: run
     # eagerly, 0.5 s a call, as are the feature maps of three layers; no trace.
     wide = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 20, trace_s=2.0, eager_s=0.5),
@@ -85,6 +86,16 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search(monkeypatch)
     bare = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
     assert bare["layers"] == pytest.approx(1 * 2.0 + 100 * 0.01)
     assert bare["quality: sanity check"] == 0
+
+
+def test_the_estimate_counts_strategies_and_concepts():
+    w = dataclasses.replace(work(), n_concepts=96)
+    est = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
+    # numpy: 3 ms a test map; concepts: a forward and a backward pass of each of the
+    # 96 factorised images and one trace (of a CAM-like function, 2 s)
+    assert est["strategies"] == pytest.approx(w.n_test * 3e-3)
+    assert est["concepts"] == pytest.approx(96 * (0.01 + 0.02) + 2.0)
+    assert pl.estimate(PROBE, work())["concepts"] == 0
 
 
 def test_each_function_is_traced_at_the_probes_trace_of_its_kind(monkeypatch):
