@@ -40,7 +40,11 @@ from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.slices import slices_figure, slices_json, summary
 from reportgen.report.render import STATIC, environment, render, templates_dir
 from reportgen.report.strategies import METHOD as STRATEGY_METHOD
-from reportgen.report.strategies import strategies_context, strategies_metrics
+from reportgen.report.strategies import (
+    strategies_context,
+    strategies_metrics,
+    strategy_colouring,
+)
 from reportgen.report.tables import Table, with_interval
 from reportgen.text import duration, plural, printable
 
@@ -689,7 +693,8 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     if errors is not None:
         content.pages += [Page(rel, "errors.html", ctx) for rel, ctx in
                           class_page_files(errors, common, ex.layer, scale, ds.has_boxes)]
-    explore, explorer_metrics = _explorer(assets, inputs, common, points)
+    explore, explorer_metrics = _explorer(assets, inputs, common, points,
+                                          strategy_colouring(ex, names))
     index["explorer"] = explorer_metrics  # the overview and report.md link it
     content.pages += [
         Page("explore.html", "explore.html", explore),
