@@ -14,7 +14,7 @@ import numpy as np
 
 from reportgen.config import Config, ExplainConfig
 from reportgen.errors import ConfigError
-from reportgen.evaluate import bootstrap_mean, misclassified, wilson_interval
+from reportgen.evaluate import bootstrap_mean, misclassified, predict_labels, wilson_interval
 from reportgen.explain import features, quality
 from reportgen.explain.cam import cam_maps, cam_with_peaks
 from reportgen.explain.explainer import Explainer
@@ -58,14 +58,17 @@ def explainer_for(model, cfg: Config, input_shape: tuple | None = None) -> Expla
 
 def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
                      probs: np.ndarray, gallery_size: int,
-                     progress: Callable[[int], None] | None = None) -> Explained:
+                     progress: Callable[[int], None] | None = None,
+                     threshold: float | None = None) -> Explained:
     """Compute GradCAM for every test image (predicted class), keep the gallery maps, score
     each map with the pointing game where the image has an object box, and keep the true
-    class's map (at the layer's resolution) of every misclassified image, all in one pass."""
+    class's map (at the layer's resolution) of every misclassified image, all in one pass.
+    The predicted class is :func:`reportgen.evaluate.predict_labels`'s: a binary model's at
+    ``threshold`` (``evaluate.threshold``; kept as ``result.threshold``), else the highest."""
     n_classes = probs.shape[1]
-    galleries = select_galleries(split.labels, probs, n_classes, gallery_size)
-    result = Explained(layer="", galleries=galleries,
-                       gallery_counts=gallery_counts(split.labels, probs, n_classes))
+    galleries = select_galleries(split.labels, probs, n_classes, gallery_size, threshold)
+    result = Explained(layer="", galleries=galleries, threshold=threshold,
+                       gallery_counts=gallery_counts(split.labels, probs, n_classes, threshold))
     try:
         layer = ex.layer
     except ValueError as e:
@@ -92,12 +95,16 @@ def _gradcam_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explain
     wanted_set = {i for g in galleries.values() for lst in g.values() for i in lst}
     # What the model would have needed to see: the true class's map of every error, from the
     # same forward pass (the head's backward pass once more).
-    wrong = set(misclassified(split.labels, probs).tolist()) if split.labeled else set()
+    wrong = (set(misclassified(split.labels, probs, result.threshold).tolist())
+             if split.labeled else set())
+    # The thresholded class of a binary model; otherwise -1, the model's own highest output.
+    pred = (predict_labels(probs, result.threshold).astype(np.int32)
+            if result.threshold is not None else np.full(len(split), -1, np.int32))
     for start in range(0, len(split), CHUNK):
         stop = min(start + CHUNK, len(split))
         x = prep(split.images[start:stop])
         cams, small, values, positions, true_small = cam_with_peaks(
-            ex, x, others=split.labels[start:stop])
+            ex, x, pred[start:stop], others=split.labels[start:stop])
         if test_maps is None:  # the first chunk gives the layer's resolution
             test_maps = np.zeros((len(split),) + small.shape[1:], np.float16)
         test_maps[start:stop] = small
@@ -173,7 +180,7 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
     between the two with ``result.seconds`` and returns the (config, quality methods) the
     quality table runs with."""
     n_classes = probs.shape[1]
-    pred = probs.argmax(axis=1).astype(np.int32)
+    pred = predict_labels(probs, result.threshold).astype(np.int32)
     options = runnable(ex, options, result)
     shown = shown_classes(split.labels, n_classes)
     result.samples = stratified(split.labels, cfg.explain.samples_per_class, n_classes, shown)

@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # annotations only: no import at run time
 
 #: Per kind of entry, bumped whenever what it stores changes shape, so older entries are never
 #: read (a trained model's files have not changed: its entries survive new result types).
-FORMATS = {"train": 3, "explain": 14, "report": 14}
+FORMATS = {"train": 3, "explain": 15, "report": 15}
 
 
 @dataclass
@@ -204,9 +204,13 @@ class BuildCache:
     # -- whole reports ----------------------------------------------------------------------------
 
     def report_key(self, data_hash_: str) -> str:
-        # [report], [evaluate] and [card] are applied to the cached predictions, never keyed.
+        # [report], [evaluate] and [card] are applied to the cached predictions, never keyed,
+        # but for evaluate.threshold: the galleries and maps of the predicted class were chosen
+        # at it.
         settings = {k: v for k, v in self.cfg.to_dict().items()
                     if k not in ("report", "evaluate", "card")}
+        if "evaluate.threshold" in self.cfg.given:
+            settings["threshold"] = self.cfg.evaluate.threshold
         # A report depends on the trained model and the explanations too: a change of their
         # formats (a model built differently for the same settings) is a miss here as well.
         return key("report", settings=settings, data=data_hash_,

@@ -25,7 +25,7 @@ from reportgen.explain.penultimate import Features, predict_with_features
 from reportgen.explain.results import Explained
 from reportgen.guard import collecting, optional_part
 from reportgen.pipeline.cache import ExplainBundle, key
-from reportgen.pipeline.stages.checks import explained_classes
+from reportgen.pipeline.stages.checks import explained_classes, operating_threshold
 from reportgen.pipeline.stages.fit import Fitted
 from reportgen.pipeline.stages.reading import grouped
 from reportgen.pipeline.stages.run import Data, Run
@@ -40,7 +40,8 @@ def explain_key(run: Run, fitted: Fitted, data: Data) -> str:
     cfg = run.cfg
     return key("explain", model=fitted.weights_hash, data=data.hash,
                explain=cfg.to_dict()["explain"], output_index=cfg.model.output_index,
-               preprocess=fitted.preprocess, seed=cfg.training.seed)
+               preprocess=fitted.preprocess, seed=cfg.training.seed,
+               threshold=operating_threshold(cfg, data.ds))
 
 
 def predict(run: Run, fitted: Fitted, data: Data) -> tuple[dict[str, np.ndarray], Features]:
@@ -78,8 +79,9 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]) 
         cfg, options, plan, late = guarded_plan(run, ex, data, fitted.prep)
         t0 = time.perf_counter()
         with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
-            explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
-                                               cfg.explain.gallery_size, progress=advance)
+            explained = suite.explain_test_set(
+                ex, test, fitted.prep, probs["test"], cfg.explain.gallery_size, progress=advance,
+                threshold=operating_threshold(run.cfg, data.ds))
         explained.seconds["test set"] = time.perf_counter() - t0
         explained.notes += [f"Sanity check skipped: {r.why}." for r in
                             (plan.reductions if plan else ()) if r.why == pl.OPAQUE_HEAD]
