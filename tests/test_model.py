@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from reportgen.config import TrainingConfig
 from reportgen.model import train, transfer_model
 
 
@@ -25,9 +26,9 @@ def trained_mobilenet(rng, *, freeze: bool, images: int, classes: int, epochs: i
     before = bn_means(model)
     x = rng.uniform(0, 255, (images, 32, 32, 3)).astype(np.float32)
     y = rng.integers(0, classes, images)
-    trained, history = train(model, x, y, *((x, y) if validate else (None, None)),
-                             epochs=epochs, batch_size=16 if validate else 8,
-                             learning_rate=1e-3, patience=epochs, seed=0)
+    trained, history = train(model, (x, y), (x, y) if validate else None, TrainingConfig(
+        epochs=epochs, batch_size=16 if validate else 8, learning_rate=1e-3, patience=epochs,
+        seed=0))
     return model, before, trained, history, x, y
 
 
@@ -93,6 +94,7 @@ def test_a_short_training_run_is_eager_and_trains_as_compiled(keras, monkeypatch
     """Up to EAGER_STEPS steps train eagerly (no train-step compile); the weights are those of
     the compiled run to float rounding."""
     from reportgen import model as mdl
+    from reportgen.model import training
 
     rng = np.random.default_rng(5)
     x = rng.uniform(0, 1, (24, 16, 16, 3)).astype(np.float32)
@@ -100,10 +102,11 @@ def test_a_short_training_run_is_eager_and_trains_as_compiled(keras, monkeypatch
     base = mdl.small_cnn((16, 16, 3), 3)
 
     def run():  # 24 images in batches of 8 for 2 epochs: 6 steps
-        return train(base, x, y, None, None, epochs=2, batch_size=8, learning_rate=1e-3,
-                     patience=2, seed=0)[0]
+        return train(base, (x, y), None, TrainingConfig(epochs=2, batch_size=8,
+                                                        learning_rate=1e-3, patience=2,
+                                                        seed=0))[0]
     eager = run()
-    monkeypatch.setattr(mdl, "EAGER_STEPS", 5)
+    monkeypatch.setattr(training, "EAGER_STEPS", 5)  # the module train() reads it from
     compiled = run()
     assert eager.run_eagerly and not compiled.run_eagerly
     for a, b in zip(eager.get_weights(), compiled.get_weights(), strict=True):

@@ -4,6 +4,8 @@ keeps a barely trained epoch), and a model that does not work is flagged with wh
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -62,9 +64,7 @@ def test_default_training_on_small_data_learns(keras, n_classes, per_class, size
     d = TrainingConfig()
     base = mdl.build_model("small_cnn", (size, size, 3), n_classes, seed=seed)
     f = {k: (x.astype(np.float32), y) for k, (x, y) in parts.items()}
-    model, history = mdl.train(base, *f["train"], *f["val"], epochs=d.epochs,
-                               batch_size=d.batch_size, learning_rate=d.learning_rate,
-                               patience=d.patience, seed=seed, min_epochs=d.min_epochs)
+    model, history = mdl.train(base, f["train"], f["val"], dataclasses.replace(d, seed=seed))
     pred = {k: mdl.predict_outputs(model, x).argmax(1) for k, (x, _) in f.items()}
     test_acc = float(np.mean(pred["test"] == f["test"][1]))
     train_acc = float(np.mean(pred["train"] == f["train"][1]))

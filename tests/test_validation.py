@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from reportgen import config
+from reportgen.config import TrainingConfig
 from reportgen.errors import ConfigError, DataError, ModelError
 
 from test_bad_input import (assert_one_line_error, build, folder, load_model_args,  # noqa: F401
@@ -75,8 +76,8 @@ def test_diverged_training_says_so(keras, rng):
         keras.layers.Dense(8, activation="relu")(inp)))
     x = rng.normal(size=(32, 4)).astype(np.float32) * 1e20
     with pytest.raises(ModelError, match="training.learning_rate: training diverged"):
-        train(model, x, rng.integers(0, 2, 32), None, None, epochs=3, batch_size=8,
-              learning_rate=1e10, patience=1, seed=0)
+        train(model, (x, rng.integers(0, 2, 32)), None, TrainingConfig(
+            epochs=3, batch_size=8, learning_rate=1e10, patience=1, seed=0))
 
 
 @pytest.mark.parametrize("content", [

@@ -1,6 +1,6 @@
 """Open a SavedModel's serving graph at a convolution, so the CAM methods reach inside it.
 
-A SavedModel loads as one ``keras.layers.TFSMLayer`` (see :func:`reportgen.model.load_saved_model`)
+A SavedModel loads as one ``keras.layers.TFSMLayer`` (see :mod:`reportgen.model.sources.savedmodel`)
 whose layers reportgen cannot walk. :func:`split` freezes its serving function (variables become
 constants) and prunes the graph in two: the input to the last convolution-like tensor (a 4-D
 output of a ``Conv2D`` or ``DepthwiseConv2dNative`` op, or of the bias, batch-norm, activation,

@@ -14,6 +14,7 @@ from pathlib import Path
 from reportgen import progress as prog
 from reportgen.config import Config
 from reportgen.errors import ReportgenError
+from reportgen.explain.results import Explained
 from reportgen.pipeline import stages
 from reportgen.pipeline.cache import BuildCache, ReportBundle
 
@@ -75,23 +76,25 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
     from reportgen.report import ReportInputs, metric_figures
 
     stages.start_tensorflow()
-    given = stages.given_model(run)
+    from reportgen.pipeline.stages import explaining, fit
+
+    given = fit.given_model(run)
     data = read if read is not None and read.shape == given.shape else \
         stages.read_data(run, given.shape)
-    fitted = stages.fit_model(run, given, data)
+    fitted = fit.fit_model(run, given, data)
     model_notes = list(run.notes)
-    bundle = stages.predict_and_explain(run, fitted, data)
+    bundle = explaining.predict_and_explain(run, fitted, data)
     data = stages.grouped(data, bundle.probs)
     metrics = stages.evaluate(run, data, bundle.probs)
     sliced = stages.slices(run, data, bundle.probs)
     warnings = stages.warn(run, data, bundle.probs, fitted.history)
     drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, fitted.history, sliced)
-    info = stages.describe(fitted, data)
+    info = fit.describe(fitted, data)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, fitted.history,
                           bundle.explained, info, run.notes + bundle.explained.notes,
                           _options_data(run, bundle.explained, data.shape[:2]),
-                          warnings=warnings, slices=sliced)
-    index = stages.write(run, out, inputs, drawn, stages.model_file_job(run, fitted))
+                          warnings=warnings, slices=sliced, source=run.source.describe())
+    index = stages.write(run, out, inputs, drawn, fit.model_file_job(run, fitted))
     run.cache.remember_shape(data.shape)
     cached_model = run.cache.model_file(fitted.train_key) if fitted.train_key else None
     if not bundle.explained.failures:  # a failed part is tried again by the next build
@@ -115,7 +118,7 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
     drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history, sliced)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,
                           bundle.explained, bundle.info, run.notes, bundle.method_options,
-                          warnings=warnings, slices=sliced)
+                          warnings=warnings, slices=sliced, source=run.source.describe())
     model_file = None
     if bundle.model_file is not None:
         model_file = lambda path, src=bundle.model_file: shutil.copyfile(src, path)  # noqa: E731
@@ -123,7 +126,8 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
     return _result(run, out, index, metrics, t_start)
 
 
-def _options_data(run: stages.Run, explained, size: tuple[int, int]) -> dict[str, dict]:
+def _options_data(run: stages.Run, explained: Explained, size: tuple[int, int]
+                  ) -> dict[str, dict]:
     """{method: its options as run on images of ``size`` (H, W)} of the methods that ran: the
     plan's (the options the user asked for, reduced where the plan reduced them, automatic
     sizes resolved). Empty when none ran: no method's options are stated as run."""

@@ -25,6 +25,7 @@ import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -34,7 +35,11 @@ from reportgen.config import NOT_PATHS, Config
 from reportgen.data.store import chunks
 from reportgen.errors import ReportgenError
 from reportgen.explain.results import Explained
+from reportgen.model.sources import source_for
 from reportgen.report.inputs import ModelInfo
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from reportgen.data.folder import Dataset
 
 #: Per kind of entry, bumped whenever what it stores changes shape, so older entries are never
 #: read (a trained model's files have not changed: its entries survive new result types).
@@ -64,7 +69,7 @@ class ReportBundle:
     model_file: str | None
 
 
-def data_hash(ds) -> str:
+def data_hash(ds: Dataset) -> str:
     """SHA-256 of everything read from the data: per split the decoded images, labels, file
     paths and object boxes (a new or changed annotations file changes it), and the class
     names, and whether the data is labeled."""
@@ -96,7 +101,7 @@ def _software() -> dict[str, str]:
     return out
 
 
-def _hash_files(h, path: Path) -> None:
+def _hash_files(h: hashlib._Hash, path: Path) -> None:
     """Add ``path`` (a file, or every file of a folder with its relative path) to hash ``h``."""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     h.update(str(len(files)).encode())
@@ -128,12 +133,15 @@ class BuildCache:
         #: The input shape of a model trained here (chosen from the data before the build).
         self.train_shape: tuple[int, int, int] = \
             train_shape or (cfg.data.image_size, cfg.data.image_size, 3)
-        self._file_hash: str | None | bool = False  # False: not computed yet
+        self._file_hash: tuple[str | None] | None = None  # (files_key(),) once computed
+        #: Where the model comes from: it says what of the model is part of the keys.
+        self.source = source_for(cfg)
         self.write_failed = False
 
     # -- trained models -------------------------------------------------------------------------
 
-    def get_trained(self, train_key: str, load_model) -> tuple[object, dict] | None:
+    def get_trained(self, train_key: str, load_model: Callable[[Path], Any]
+                    ) -> tuple[Any, dict] | None:
         """(model, history) trained under ``train_key``, loaded by ``load_model(path)``."""
         d = self.root / f"train-{train_key}"
         if not self.enabled or not (d / "history.json").is_file():
@@ -145,7 +153,8 @@ class BuildCache:
         scratch.touch(d)
         return hit
 
-    def put_trained(self, train_key: str, save_model, history: dict) -> None:
+    def put_trained(self, train_key: str, save_model: Callable[[Path], object], history: dict
+                    ) -> None:
         """Store a trained model (written by ``save_model(path)``) and its history."""
         if not self.enabled:
             return
@@ -209,10 +218,9 @@ class BuildCache:
 
     def known_shape(self) -> tuple[int, int, int] | None:
         """The (H, W, C) the images are read at, when known without loading the model."""
-        cfg = self.cfg
         if not self.enabled:
             return None
-        if cfg.model.source == "train":
+        if self.source.trains:
             return self.train_shape
         digest = self.files_key()
         if digest is None:
@@ -233,22 +241,28 @@ class BuildCache:
         of a SavedModel folder) when loading, and a ``model.weights`` file; for a
         keras.applications model, also its name and input size (which decide its shape).
         None when there is none (a model trained here from random or ImageNet weights)."""
-        if self._file_hash is False:
-            cfg = self.cfg
-            h = hashlib.sha256()
-            named = False
-            if cfg.model.source == "load" and cfg.resolve(cfg.model.path).exists():
-                _hash_files(h, cfg.resolve(cfg.model.path))
-                named = True
-            if cfg.weights() not in NOT_PATHS and Path(cfg.weights()).exists():
-                _hash_files(h, Path(cfg.weights()))
-                named = True
-            if cfg.model.source == "applications":
-                h.update(json.dumps([cfg.model.architecture, cfg.model.weights,
-                                     cfg.model.input_size]).encode())
-                named = True
-            self._file_hash = h.hexdigest() if named else None
-        return self._file_hash
+        if self._file_hash is None:
+            self._file_hash = (self._hash_model_files(),)
+        return self._file_hash[0]
+
+    def _hash_model_files(self) -> str | None:
+        """:meth:`files_key`, computed: the source's files, a weights file, then the source's
+        plain-data parts (:meth:`~reportgen.model.sources.base.ModelSource.key_files`,
+        :meth:`~reportgen.model.sources.base.ModelSource.key_parts`)."""
+        weights = self.cfg.weights()
+        h = hashlib.sha256()
+        named = False
+        for path in self.source.key_files():
+            _hash_files(h, path)
+            named = True
+        if weights not in NOT_PATHS and Path(weights).exists():
+            _hash_files(h, Path(weights))
+            named = True
+        parts = self.source.key_parts()
+        if parts is not None:
+            h.update(json.dumps(parts).encode())
+            named = True
+        return h.hexdigest() if named else None
 
     # -- files -------------------------------------------------------------------------------------
 
@@ -267,7 +281,7 @@ class BuildCache:
             except OSError:
                 pass
 
-    def _load(self, prefix: str, entry_key: str):
+    def _load(self, prefix: str, entry_key: str) -> object:
         path = self.root / f"{prefix}-{entry_key}.pkl"
         if not self.enabled or not path.is_file():
             return None
@@ -280,7 +294,7 @@ class BuildCache:
         scratch.touch(path)
         return hit
 
-    def _save(self, prefix: str, entry_key: str, value) -> None:
+    def _save(self, prefix: str, entry_key: str, value: object) -> None:
         if self.enabled:
             self._write_atomic(f"{prefix}-{entry_key}.pkl",
                                pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))

@@ -321,10 +321,7 @@ def report_title(inputs: ReportInputs) -> str:
         return cfg.report.title
     data = "Shapes demo" if cfg.data.source == "shapes" else (
         Path(cfg.data.path).name or Path(str(inputs.ds.root)).name or "images")
-    model = {"train": f"{inputs.info.model_name} trained here",
-             "applications": f"keras.applications {inputs.info.model_name}"}.get(
-        cfg.model.source, Path(cfg.model.path).name or inputs.info.model_name)
-    return f"{data}: {model}"
+    return f"{data}: {inputs.model_source().title_for(inputs.info.model_name)}"
 
 
 def _plan_notes(plan) -> list[str]:
@@ -366,7 +363,7 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
             "fig_curves": drawn["curves"], "cms": drawn["cms"], "fig_rel": drawn["rel"],
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
-            "model_file": model_file_included(cfg), "slices": sliced,
+            "model_file": model_file_included(inputs), "slices": sliced,
             "fig_slices": drawn.get("slices"), "info": dataclasses.asdict(inputs.info)}
 
 
@@ -396,14 +393,14 @@ def _model_context(assets: Assets, inputs: ReportInputs, common: dict) -> dict:
             "info": dataclasses.asdict(info), "t_layers": table(assets, t_layers),
             "config": config, "t_config": table(assets, _config_table(inputs)),
             "sources": inputs.ds.sources.describe() if inputs.ds.sources else None,
-            "trained": inputs.cfg.model.source == "train",
-            "model_file": model_file_included(inputs.cfg)}
+            "trained": inputs.model_source().trained_here,
+            "model_file": model_file_included(inputs)}
 
 
-def model_file_included(cfg) -> bool:
+def model_file_included(inputs: ReportInputs) -> bool:
     """True when the site holds ``model.keras``: a model trained here, with
     ``report.include_model`` (weights are shared only when asked)."""
-    return cfg.model.source == "train" and cfg.report.include_model
+    return inputs.model_source().trained_here and inputs.cfg.report.include_model
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -420,9 +417,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
 DEMO_KEYS = ("data.shapes_per_class",)
 
 
-def _size_chosen(cfg, size) -> bool:
+def _size_chosen(inputs: ReportInputs, size) -> bool:
     """True when a model trained here read the images at a size chosen from the data."""
-    return (cfg.model.source == "train" and "data.image_size" not in cfg.given
+    cfg = inputs.cfg
+    return (inputs.model_source().trained_here and "data.image_size" not in cfg.given
             and tuple(size) != (cfg.data.image_size,) * 2)
 
 
@@ -446,7 +444,7 @@ def _config_table(inputs: ReportInputs) -> Table:
         state = ("set" if key in given and given[key] != default.get(key) else
                  "default" if key in given else "method default")
         change = plan_change(plan, key)
-        if key == "data.image_size" and _size_chosen(cfg, size):
+        if key == "data.image_size" and _size_chosen(inputs, size):
             state = "chosen from the data (the overview says why)"
         elif key in given and value != given[key] and change is None \
                 and key not in PATH_KEYS:

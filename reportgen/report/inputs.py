@@ -9,6 +9,7 @@ import numpy as np
 
 from reportgen.config import Config
 from reportgen.explain.results import Explained
+from reportgen.model.sources import SourceInfo, source_for
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
@@ -58,6 +59,7 @@ class ReportInputs:
         timings: wall seconds per build stage so far.
         slices: accuracy by metadata slice and the weak slices found
             (``reportgen.slices.SliceReport``); None for photos without labels.
+        source: where the model came from (``model.source``: trained here, loaded, ...).
     """
 
     cfg: Config
@@ -72,3 +74,9 @@ class ReportInputs:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     slices: SliceReport | None = None
+    #: Where the model came from; None: the source ``cfg`` names (:meth:`model_source`).
+    source: SourceInfo | None = None
+
+    def model_source(self) -> SourceInfo:
+        """Where the model came from, as the report states it (plain data)."""
+        return self.source or source_for(self.cfg).describe()

@@ -1,0 +1,198 @@
+"""Predicting and explaining the test set under a plan (imports TensorFlow): the
+explanations, or both from the cache when an earlier build had the same model, data and
+explain settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from typing import Callable
+
+import keras
+import numpy as np
+
+from reportgen import evaluate as ev
+from reportgen import model as mdl
+from reportgen import progress as prog
+from reportgen.config import Config, ExplainConfig
+from reportgen.explain import plan as pl
+from reportgen.explain import suite
+from reportgen.explain.explainer import Explainer
+from reportgen.explain.graph import ModelGraph
+from reportgen.explain.methods import Shape
+from reportgen.explain.results import Explained
+from reportgen.guard import collecting, optional_part
+from reportgen.pipeline.cache import ExplainBundle, key
+from reportgen.pipeline.stages.checks import explained_classes
+from reportgen.pipeline.stages.fit import Fitted
+from reportgen.pipeline.stages.reading import grouped
+from reportgen.pipeline.stages.run import Data, Run
+from reportgen.text import duration
+
+#: Raw uint8 images (N, H, W, C) -> the model's float32 input.
+Prep = Callable[[np.ndarray], np.ndarray]
+
+
+def explain_key(run: Run, fitted: Fitted, data: Data) -> str:
+    """The cache key of the predictions and explanations of ``fitted`` on ``data``."""
+    cfg = run.cfg
+    return key("explain", model=fitted.weights_hash, data=data.hash,
+               explain=cfg.to_dict()["explain"], output_index=cfg.model.output_index,
+               preprocess=fitted.preprocess, seed=cfg.training.seed)
+
+
+def predict(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
+    """Class probabilities {split: (N, classes)} of every split, in batches."""
+    cfg, splits = run.cfg, data.ds.splits
+    probs = {}
+    with run.timer.stage("predict"), \
+            prog.bar("Predicting", sum(len(s) for s in splits.values()), run.show) as advance:
+        batch = predict_batch(cfg, fitted.model, data.shape)
+        forward = mdl.forward_function(fitted.model, data.shape, cfg.model.output_index)
+        for name, split in splits.items():  # one trace for every split
+            raw = mdl.predict_outputs(fitted.model, split.images, preprocess=fitted.prep,
+                                      batch_size=batch, forward=forward,
+                                      output_index=cfg.model.output_index, progress=advance)
+            probs[name] = ev.to_probabilities(raw, fitted.head)
+    return probs
+
+
+def predict_batch(cfg: Config, model: keras.Model, shape: tuple[int, int, int]) -> int:
+    """The batch of the predictions: ``explain.batch_size`` when set, else what the memory
+    budget holds for a forward pass (:func:`reportgen.explain.plan.memory_batch`)."""
+    if "explain.batch_size" in cfg.given:
+        return cfg.explain.batch_size
+    try:
+        act = pl.activation_bytes(ModelGraph(model, cfg.model.output_index, shape))
+    except (TypeError, ValueError):  # a model the graph walk cannot follow
+        return cfg.explain.batch_size
+    return pl.memory_batch(act, pl.memory_budget(cfg.explain.memory_gb), pl.FORWARD_FACTOR)
+
+
+def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]) -> Explained:
+    """GradCAM over the whole test set, every method with the quality table, the Layers page;
+    the results carry the plan they ran to (as re-planned)."""
+    test = data.ds.splits["test"]
+    ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
+    with run.timer.stage("explain"), collecting() as failures:
+        cfg, options, plan, late = guarded_plan(run, ex, data, fitted.prep)
+        t0 = time.perf_counter()
+        with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
+            explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
+                                               cfg.explain.gallery_size, progress=advance)
+        explained.seconds["test set"] = time.perf_counter() - t0
+        explained.notes += [f"Sanity check skipped: {r.why}." for r in
+                            (plan.reductions if plan else ()) if r.why == pl.OPAQUE_HEAD]
+        scored = plan.quality_methods if plan else list(options)
+        weights = pl.progress_steps(plan, scored)
+        with prog.bar("Methods and quality", prog.steps(weights), run.show) as advance:
+            suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, options,
+                                  explained, progress=prog.weighted(advance, weights),
+                                  explained=explained_classes(cfg, data.ds.class_names),
+                                  quality_methods=plan.quality_methods if plan else None,
+                                  replan=late)
+        cfg = late.cfg
+        t0 = time.perf_counter()
+        with prog.bar("Layers", 4, run.show) as advance:
+            suite.explain_layers(ex, test, fitted.prep, cfg, explained, progress=advance)
+        explained.seconds["layers"] = time.perf_counter() - t0
+    explained.plan = late.plan
+    explained.failures = failures
+    return explained
+
+
+def guarded_plan(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
+    """:func:`planned`, or, where probing the model fails (a failure noted like any other
+    part's), the settings as configured with no plan."""
+    with optional_part("planning (timing the model)", ex.layer_or_none()):
+        return planned(run, ex, data, prep)
+    return run.cfg, run.options, None, LatePlan(run, run.cfg)
+
+
+class LatePlan:
+    """The re-plan of the quality table and the Layers page once the early parts ran
+    (:func:`reportgen.explain.plan.replan`): called with the measured seconds of the parts,
+    it says any new reduction and returns (the config, the quality table's methods);
+    :attr:`cfg` is then the config the rest of the build runs with, :attr:`plan` the plan
+    (None without test images)."""
+
+    def __init__(self, run: Run, cfg: Config, plan: pl.Plan | None = None) -> None:
+        self.run, self.cfg, self.plan = run, cfg, plan
+
+    def __call__(self, seconds: dict[str, float]) -> tuple[Config, list[str] | None]:
+        if self.plan is None:
+            return self.cfg, None
+        before = len(self.plan.reductions)
+        self.plan = pl.replan(self.plan, seconds, set(self.cfg.given))
+        for line in self.plan.reduced[before:]:
+            prog.say(f"Plan: {line}", self.run.show)
+        self.cfg = with_settings(self.cfg, self.plan.settings)
+        return self.cfg, self.plan.quality_methods
+
+
+def with_settings(cfg: Config, settings: dict) -> Config:
+    """``cfg`` with the explain ``settings`` (a plan's, as run)."""
+    return dataclasses.replace(cfg, explain=dataclasses.replace(cfg.explain, **settings))
+
+
+#: The keys of [explain] the plan carries (the method tables are its options).
+PLANNED_KEYS = tuple(f.name for f in dataclasses.fields(ExplainConfig)
+                     if f.name != "method_options")
+
+
+def planned(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
+    """Probe the model, plan the work to explain.budget and the memory budget, and say what
+    was reduced; return (the config with the planned explain settings, the planned method
+    options, the :class:`~reportgen.explain.plan.Plan` (None without test images), the
+    :class:`LatePlan` that re-plans the rest once the early parts ran). The explainer's
+    batch sizes become the planned ones."""
+    cfg, test, names = run.cfg, data.ds.splits["test"], data.ds.class_names
+    e = cfg.explain
+    if not len(test):
+        return cfg, run.options, None, LatePlan(run, cfg)
+    shown = suite.shown_classes(test.labels, len(names))
+    try:
+        channels = int(ex.graph.layer_shapes[ex.layer][-1])
+    except ValueError:
+        channels = None
+    rf = suite.rf_search(ex, len(test), e.receptive_units)
+    w = pl.Work(len(test), len(suite.stratified(test.labels, e.samples_per_class, len(names),
+                                                shown)),
+                len(shown), len(explained_classes(cfg, names) or shown),
+                Shape(*data.shape[:2], channels), {k: getattr(e, k) for k in PLANNED_KEYS},
+                run.options, tuple(run.options), rf)
+    memory = pl.memory_budget(e.memory_gb)
+    # Timed compiled, at the batch the work runs at: an eager timing (an upper bound) made
+    # estimates several times too high, a batch of 32 those of work in batches of 128 too.
+    batch = e.batch_size if "explain.batch_size" in cfg.given else \
+        pl.memory_batch(pl.activation_bytes(ex.graph), memory)
+    probe = pl.probe(ex, prep(test.images[:4]), min(batch, pl.MAX_BATCH), compiled=True)
+    plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
+                        set(cfg.given), e.batch_size, budget_default=not e.budget,
+                        no_sanity=pl.OPAQUE_HEAD if ex.graph.opaque else None)
+    ex.batch_size = plan.batch_size
+    ex.batch_sizes = {**plan.batch_sizes, "curves": plan.forward_batch_size}
+    for line in plan.reduced + list(plan.notes):
+        prog.say(f"Plan: {line}", run.show)
+    prog.say(f"Plan: explaining takes about {duration(sum(plan.estimate_s.values()))} "
+             f"(explain.budget {duration(plan.budget_s)}"
+             f"{', the default' if not e.budget else ''})", run.show)
+    cfg = with_settings(cfg, plan.settings)
+    return cfg, plan.options, plan, LatePlan(run, cfg, plan)
+
+
+def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
+    """:func:`predict` and :func:`explain`, or both from the cache when an earlier build had
+    the same model, data and explain settings."""
+    entry = explain_key(run, fitted, data)
+    hit = run.cache.get_explained(entry)
+    if hit is not None:
+        run.reused("the predictions and explanations", "model, data and explain settings",
+                   "recomputes")
+        return hit
+    probs = predict(run, fitted, data)
+    bundle = ExplainBundle(probs, explain(run, fitted, grouped(data, probs), probs))
+    if not bundle.explained.failures:  # a failed part is tried again by the next build
+        run.cache.put_explained(entry, bundle)
+    return bundle

@@ -1,0 +1,80 @@
+"""Metrics, warnings and writing the site (numpy and the report layer; no TensorFlow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from reportgen import evaluate as ev
+from reportgen import progress as prog
+from reportgen import report
+from reportgen.data.properties import split_properties
+from reportgen.errors import PartsFailed
+from reportgen.report.inputs import ReportInputs
+from reportgen.report.site import SiteWriter
+from reportgen.slices import SliceReport, slice_report
+from reportgen.pipeline.stages.run import Data, Run
+
+
+def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Metrics {split: ...} of the probabilities against the labels (numpy only)."""
+    ds = data.ds
+    if not ds.labeled:
+        return {name: (ev.prediction_summary(probs[name], ds.class_names)
+                       if len(ds.splits[name]) else {"n": 0, "labeled": False})
+                for name in ds.splits}
+    present = ds.present if ds.absent_classes else None
+    return {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
+                                   run.cfg.report.top_k, present)
+            for name in ds.splits}
+
+
+def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | None:
+    """Accuracy by metadata slice and the weak-slice search on the test images' properties
+    (:mod:`reportgen.slices`); None for photos without labels (no accuracy to slice)."""
+    test = data.ds.splits["test"]
+    if not data.ds.labeled or not len(test):
+        if data.metadata is not None:
+            run.notes.append(f"data.metadata ({data.metadata.name}) was read, but the test "
+                             "images have no labels: no accuracy per slice.")
+        return None
+    with run.timer.stage("slices"):
+        correct = probs["test"].argmax(axis=1) == test.labels
+        columns, missing = (data.metadata.values(test.paths) if data.metadata is not None
+                            else (None, 0))
+        return slice_report(correct, split_properties(test).known(), columns, missing=missing,
+                            source=data.metadata.name if data.metadata is not None else None,
+                            classes=(test.labels, data.ds.class_names))
+
+
+def warn(run: Run, data: Data, probs: dict[str, np.ndarray], history: dict) -> list[str]:
+    """Warnings that the model does not work (:func:`reportgen.evaluate.model_warnings`),
+    said on stderr; the report shows them first."""
+    ds = data.ds
+    if not ds.labeled:
+        return []
+    found = ev.model_warnings(probs, {name: split.labels for name, split in ds.splits.items()},
+                           ds.class_names, history, run.cfg.training.min_epochs)
+    for line in found:
+        prog.say(f"Warning: {line}")
+    return found
+
+
+def write(run: Run, out: Path, inputs: ReportInputs, drawn: dict, model_file: Callable | None
+          ) -> Path:
+    """Gather the report, then write it into ``out`` atomically; return the index path.
+    ``run.failures`` becomes the parts that failed; with ``run.strict``, any ends the build
+    (:class:`~reportgen.errors.PartsFailed`) before the site replaces ``out``."""
+    content = report.gather(inputs, drawn)
+    if model_file is not None and run.cfg.report.include_model:
+        content.assets.file("model.keras", model_file)
+    with run.timer.stage("write"), SiteWriter(out) as site:
+        index = report.write_site(site, content, run.figures, run.timer.times, run.show)
+        run.failures = list(content.failures)
+        if run.strict and run.failures:
+            raise PartsFailed(run.failures, out)
+        # The marker stays on this machine (never published): compare reads the images here.
+        site.commit({"config": run.cfg.to_dict(), "data_root": str(inputs.ds.root)})
+    return site.out / index.name
