@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from reportgen.config import Config, ExplainConfig
+from reportgen.data.content import content_hashes
 from reportgen.errors import ConfigError
 from reportgen.evaluate import bootstrap_mean, misclassified, wilson_interval
 from reportgen.explain import features, quality
@@ -120,12 +121,16 @@ SHOWN_CLASSES = 12
 
 
 def stratified(labels: np.ndarray, per_class: int, n_classes: int,
-               classes: list[int] | None = None) -> list[int]:
+               classes: list[int] | None = None, keys: list[str] | None = None) -> list[int]:
     """The first ``per_class`` test indices of every class (or of ``classes``), in class
-    order."""
+    order; within a class in test order, or, given ``keys`` (one per image, e.g. content
+    hashes), in the order of the keys (so the choice does not depend on positions)."""
     out = []
     for c in range(n_classes) if classes is None else sorted(classes):
-        out += [int(i) for i in np.flatnonzero(labels == c)[:per_class]]
+        members = np.flatnonzero(labels == c)
+        if keys is not None:
+            members = np.array(sorted(members, key=lambda i: (keys[i], i)), dtype=np.int64)
+        out += [int(i) for i in members[:per_class]]
     return out
 
 
@@ -197,7 +202,9 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
     if replan is not None:
         cfg, quality_methods = replan(dict(result.seconds))
     per_class = max(1, int(np.ceil(cfg.explain.quality_images / n_classes)))
-    q_idx = stratified(split.labels, per_class, n_classes)[:cfg.explain.quality_images]
+    # Chosen by content hash within each class: a shard or a subset picks the same images.
+    q_idx = stratified(split.labels, per_class, n_classes,
+                       keys=content_hashes(split.images))[:cfg.explain.quality_images]
     if q_idx:
         scored = {m: o for m, o in options.items()
                   if quality_methods is None or m in quality_methods}
