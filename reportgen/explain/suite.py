@@ -22,14 +22,14 @@ from reportgen.explain.explainer import Explainer
 from reportgen.explain.methods import REGISTRY, as_map
 from reportgen.explain.plan import OPAQUE_HEAD
 from reportgen.explain.receptive import receptive_field, receptive_fields
-from reportgen.explain.results import (RANKED, SECTIONS, DreamView, Explained,
+from reportgen.explain.results import (RANKED, CamPass, SECTIONS, DreamView, Explained,
                                        FeatureMapView, LayerViews, Peaks, QualityRow,
                                        ReceptiveView, Unit, absolute_interval, gallery_counts,
                                        rank_methods, sanity_verdict, select_galleries)
 from reportgen.guard import optional_part
 
-__all__ = ["CHUNK", "SECTIONS", "Explained", "explainer_for", "select_galleries",
-           "explain_test_set", "explain_methods", "explain_layers", "stratified",
+__all__ = ["CHUNK", "SECTIONS", "Explained", "CamPass", "explainer_for", "select_galleries",
+           "cam_pass", "explain_test_set", "explain_methods", "explain_layers", "stratified",
            "shown_classes"]
 
 #: Images explained per chunk (each chunk is processed in batches of explain.batch_size).
@@ -57,12 +57,32 @@ def explainer_for(model, cfg: Config, input_shape: tuple | None = None) -> Expla
         raise ConfigError(f"explain.layer: {e}") from None
 
 
+def cam_pass(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
+              progress: Callable[[int], None] | None = None) -> CamPass:
+    """The GradCAM pass of :func:`explain_test_set` (predicted class; the true class from
+    the same pass), in chunks, as plain arrays."""
+    parts: list[tuple] = []
+    for start in range(0, len(split), CHUNK):
+        stop = min(start + CHUNK, len(split))
+        cams, small, values, positions, true_small = cam_with_peaks(
+            ex, prep(split.images[start:stop]), others=split.labels[start:stop])
+        hits = quality.pointing_game(cams, split.boxes[start:stop])
+        parts.append((small.astype(np.float16), hits, values, positions,
+                      true_small.astype(np.float16)))
+        if progress:
+            progress(stop - start)
+    return CamPass(*(np.concatenate([p[k] for p in parts]) for k in range(5)))
+
+
 def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
                      probs: np.ndarray, gallery_size: int,
-                     progress: Callable[[int], None] | None = None) -> Explained:
+                     progress: Callable[[int], None] | None = None,
+                     done: CamPass | None = None) -> Explained:
     """Compute GradCAM for every test image (predicted class), keep the gallery maps, score
     each map with the pointing game where the image has an object box, and keep the true
-    class's map (at the layer's resolution) of every misclassified image, all in one pass."""
+    class's map (at the layer's resolution) of every misclassified image, all in one pass.
+    ``done``: that pass as computed elsewhere (merged shards, in the split's order): then
+    only the gallery maps are computed here."""
     n_classes = probs.shape[1]
     galleries = select_galleries(split.labels, probs, n_classes, gallery_size)
     result = Explained(layer="", galleries=galleries,
@@ -76,8 +96,34 @@ def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
         return result
     result.layer = layer
     with optional_part("GradCAM of the test set", layer):
-        _gradcam_pass(ex, split, prep, probs, result, progress)
+        if done is None:
+            _gradcam_pass(ex, split, prep, probs, result, progress)
+        else:
+            _from_pass(ex, split, prep, probs, result, done)
+            if progress:
+                progress(len(split))
     return result
+
+
+def _from_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explained,
+               done: CamPass) -> None:
+    """:func:`_gradcam_pass`'s results from a pass computed elsewhere (``done``): the maps,
+    pointing game, peaks and true-class maps as given, the gallery maps computed here."""
+    wanted = sorted({i for g in result.galleries.values() for lst in g.values() for i in lst})
+    maps_kept: dict[int, np.ndarray] = {}
+    for start in range(0, len(wanted), CHUNK):
+        idx = wanted[start:start + CHUNK]
+        cams = cam_with_peaks(ex, prep(split.images[idx]), others=split.labels[idx])[0]
+        maps_kept.update({i: cams[k].copy() for k, i in enumerate(idx)})
+    peaks = Peaks(ex.graph.layer_shapes[result.layer][1])
+    if len(split):
+        peaks.add(0, done.values, done.positions)
+    wrong = misclassified(split.labels, probs).tolist() if split.labeled else []
+    result.test_maps = done.small if len(split) else None
+    result.true_maps = {int(i): done.true_small[i] for i in wrong}
+    result.peaks = peaks
+    result.maps["gradcam"] = maps_kept
+    result.pointing["gradcam"] = np.asarray(done.hits, np.float64)
 
 
 def _gradcam_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explained,
