@@ -16,7 +16,8 @@ from reportgen.data.folder import Split
 from reportgen.errors import ShardError
 from reportgen.pipeline import stages
 from reportgen.pipeline.cache import BuildCache
-from reportgen.pipeline.executors.shards import FORMAT, config_hash, write_shard
+from reportgen.pipeline.executors.shards import (FORMAT, config_hash, config_payload,
+                                                 write_shard)
 
 
 def refuse_training(cfg: Config) -> None:
@@ -63,15 +64,14 @@ def build_shard(cfg: Config, out: str | Path, shard: tuple[int, int], *,
     mine = dataclasses.replace(data, ds=dataclasses.replace(data.ds, splits={
         name: subset(s, rows[name]) for name, s in data.ds.splits.items()}))
     probs = explaining.predict(run, fitted, mine)
-    arrays = {f"{name}.probs": p.astype(np.float32) for name, p in probs.items()}
+    arrays = {f"{name}.probs": p for name, p in probs.items()}  # as computed
     cam = explaining.shard_cam(run, fitted, mine)
     if cam is not None:
         arrays.update({f"test.{k}": v for k, v in cam._asdict().items()})
     manifest = {
         "format": FORMAT, "reportgen": __version__, "shard": [index, count],
         "model_hash": fitted.weights_hash, "config_hash": config_hash(cfg),
-        "config": {"values": cfg.to_dict(), "given": sorted(cfg.given),
-                   "base_dir": str(cfg.base_dir)},
+        "config": config_payload(cfg),
         "data_hash": data.hash, "classes": len(data.ds.class_names), "cam": cam is not None,
         "splits": {name: {"count": len(s), "rows": rows[name],
                           "paths": [s.paths[k] for k in rows[name]],

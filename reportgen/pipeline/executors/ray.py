@@ -67,12 +67,13 @@ def run_shards(cfg: Config, workers: int, address: str | None, into: Path) -> li
     under ``into``; return them. Ray is shut down before returning or raising."""
     import ray
 
+    from reportgen.pipeline.executors.shards import config_payload
+
     ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
              include_dashboard=False, configure_logging=True)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
-        config = {"values": cfg.to_dict(), "given": sorted(cfg.given),
-                  "base_dir": str(cfg.base_dir)}
+        config = config_payload(cfg)
         shards = ray.data.from_items([{"index": i} for i in range(1, workers + 1)])
         done = shards.repartition(workers).map_batches(
             ShardWorker, fn_constructor_kwargs={"config": config, "count": workers},

@@ -4,7 +4,7 @@
 per-image work for the images whose content hash (:func:`reportgen.data.content.content_hash`
 of the decoded image) falls in shard I: the predictions of every split and the GradCAM pass
 over the test images (maps at the layer's resolution, pointing game, channel peaks, the true
-class's maps). It writes a shard folder: ``arrays.npz`` (probabilities float32, maps float16)
+class's maps). It writes a shard folder: ``arrays.npz`` (probabilities as computed, maps float16)
 and ``manifest.json`` (format, reportgen version, shard I/N, model weights hash, config hash
 and the config, data hash, and per split the file list with its rows and content hashes).
 
@@ -52,6 +52,16 @@ def config_hash(cfg: Config) -> str:
     text = json.dumps({"config": cfg.to_dict(), "given": sorted(cfg.given)}, sort_keys=True,
                       default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def config_payload(cfg: Config) -> dict:
+    """The config as a manifest stores it: its values (the methods' option tables inside
+    ``explain``, as a config file has them), the keys the user set, and its folder."""
+    values = cfg.to_dict()
+    values["explain"] = {**{k: v for k, v in values["explain"].items()
+                            if k != "method_options"},
+                         **values["explain"].get("method_options", {})}
+    return {"values": values, "given": sorted(cfg.given), "base_dir": str(cfg.base_dir)}
 
 
 def config_of(manifest: dict) -> Config:
@@ -139,8 +149,9 @@ def _check_rows(shards: list[tuple[Path, dict]]) -> None:
 @dataclass
 class Merged:
     """A checked shard set in the data's canonical order: ``probs`` {split: (N, classes)
-    float32}, ``hashes`` and ``paths`` {split: N}, ``cam`` the test split's GradCAM pass
-    (None when the model has no conv layer), ``manifest`` the first shard's."""
+    as the shards computed them}, ``hashes`` and ``paths`` {split: N}, ``cam`` the test
+    split's GradCAM pass (None when the model has no conv layer), ``manifest`` the first
+    shard's."""
 
     probs: dict[str, np.ndarray]
     hashes: dict[str, list[str]]
@@ -170,7 +181,8 @@ def load_set(folders: list[Path]) -> Merged:
     probs, hashes, paths = {}, {}, {}
     for name, meta in first["splits"].items():
         n = meta["count"]
-        probs[name] = np.zeros((n, first["classes"]), np.float32)
+        dtype = arrays[0][1][f"{name}.probs"].dtype
+        probs[name] = np.zeros((n, first["classes"]), dtype)
         hashes[name], paths[name] = [""] * n, [""] * n
         for m, a in arrays:
             rows = m["splits"][name]["rows"]
