@@ -132,6 +132,9 @@ def test_two_and_three_shards_merged_equal_the_unsharded_build(keras, tmp_path):
         assert without_times(got_metrics) == without_times(metrics)
         assert sorted(got_maps.files) == sorted(maps.files)
         for k in maps.files:
+            if maps[k].dtype.kind not in "fc":  # names, indices: exactly equal
+                np.testing.assert_array_equal(got_maps[k], maps[k])
+                continue
             a, b = maps[k].astype(np.float32), got_maps[k].astype(np.float32)
             step = np.spacing(np.maximum(abs(a), abs(b)).astype(np.float16)).astype(np.float32)
             assert np.all(abs(a - b) <= step + 1e-6), k
