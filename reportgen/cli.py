@@ -49,6 +49,7 @@ def main() -> None:
     """Turn a Keras image classifier and a folder of images into a publishable report."""
 
 
+# long: a Click command, one parameter per command-line option
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML config file (default: the built-in demo, configs/demo.toml, for the "

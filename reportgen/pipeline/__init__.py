@@ -8,6 +8,7 @@ into a temporary folder and swapped in only when complete (see :mod:`reportgen.r
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True,
         return _full_build(run, out, t_start, data)
 
 
-def merge(folders: list[str | Path], out: str | Path, *, show_progress: bool = True,
+def merge(folders: Sequence[str | Path], out: str | Path, *, show_progress: bool = True,
           strict: bool = False) -> BuildResult:
     """Merge the shard folders of ``reportgen build --shard I/N`` into the site ``out``: the
     set is checked (every shard 1..N once, one model, one configuration, one data set, no

@@ -80,7 +80,8 @@ def write_shard(out: Path, manifest: dict, arrays: dict[str, np.ndarray]) -> Non
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = scratch.mkdtemp(f".{out.name}.shard-", out.parent)
     try:
-        np.savez(tmp / ARRAYS, **arrays)
+        with open(tmp / ARRAYS, "wb") as f:
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub: names as flags
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         if out.exists():
             shutil.rmtree(out)
