@@ -138,3 +138,21 @@ def test_two_and_three_shards_merged_equal_the_unsharded_build(keras, tmp_path):
             a, b = maps[k].astype(np.float32), got_maps[k].astype(np.float32)
             step = np.spacing(np.maximum(abs(a), abs(b)).astype(np.float16)).astype(np.float32)
             assert np.all(abs(a - b) <= step + 1e-6), k
+
+
+@pytest.mark.slow
+def test_a_ray_build_with_two_workers_equals_the_unsharded_build(keras, tmp_path):
+    pytest.importorskip("ray.data")
+    common = sharded_setup(keras, tmp_path)
+    run = CliRunner().invoke
+    whole = run(main, ["build", *common, "--out", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    on_ray = run(main, ["build", *common, "--executor", "ray", "--out", str(tmp_path / "ray")])
+    assert on_ray.exit_code == 0, on_ray.output
+    rows, metrics, _ = site_numbers(tmp_path / "whole")
+    got_rows, got_metrics, _ = site_numbers(tmp_path / "ray")
+    assert got_rows == rows
+    assert without_times(got_metrics) == without_times(metrics)
+    import ray
+
+    assert not ray.is_initialized()  # shut down after the build

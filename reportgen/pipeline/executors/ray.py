@@ -69,8 +69,11 @@ def run_shards(cfg: Config, workers: int, address: str | None, into: Path) -> li
 
     from reportgen.pipeline.executors.shards import config_payload
 
-    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
-             include_dashboard=False, configure_logging=True)
+    # A local Ray gets a logical CPU beyond the actors', for Ray Data's own tasks: with every
+    # CPU held by an actor they would wait for ever.
+    ray.init(address=address, num_cpus=None if address else workers + 1,
+             logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False,
+             configure_logging=True)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
         config = config_payload(cfg)
@@ -78,7 +81,7 @@ def run_shards(cfg: Config, workers: int, address: str | None, into: Path) -> li
         done = shards.repartition(workers).map_batches(
             ShardWorker, fn_constructor_kwargs={"config": config, "count": workers},
             batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
-            ray_remote_args={"max_restarts": RETRIES, "max_task_retries": RETRIES})
+            max_restarts=RETRIES, max_task_retries=RETRIES)
         rows = done.take_all()
     except Exception as err:  # a Ray task error wraps the worker's
         raise ShardError(f"--executor ray: a shard failed for good ({type(err).__name__}: "
