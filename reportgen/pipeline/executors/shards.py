@@ -178,6 +178,9 @@ def load_set(folders: list[Path]) -> Merged:
     shards = [(Path(f), read_manifest(Path(f))) for f in folders]
     check_set(shards)
     first = shards[0][1]
+    if config_hash(config_of(first)) != first["config_hash"]:
+        raise ShardError(f"{shards[0][0]}: its configuration does not match its config hash; "
+                         "rebuild the shards with this reportgen")
     arrays = [(m, np.load(folder / ARRAYS)) for folder, m in shards]
     probs, hashes, paths = {}, {}, {}
     for name, meta in first["splits"].items():
