@@ -1,5 +1,5 @@
-"""Command line: ``reportgen build``, ``merge``, ``keys``, ``compare``, ``publish`` and
-``cache``.
+"""Command line: ``reportgen build``, ``merge``, ``keys``, ``compare``, ``gate``, ``publish``
+and ``cache``.
 
 Thin: each command reads its options, calls one library function, and turns a
 :class:`~reportgen.errors.ReportgenError` into a one-line message and its exit code. Importing
@@ -241,6 +241,56 @@ def compare(sites: tuple[Path, ...], out: Path, title: str | None, debug: bool) 
     except OSError as e:
         _os_failure(e, out, debug)
     click.echo(str(index))
+
+
+@main.command()
+@click.argument("site", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--baseline", type=click.Path(file_okay=False, path_type=Path),
+              help="A site of the baseline model on the same test images: fail when SITE is "
+                   "significantly worse (exact McNemar test).")
+@click.option("--min", "minimums", multiple=True, metavar="KEY=VALUE",
+              help="Fail when metric KEY is below VALUE (KEY: a dotted path into "
+                   "metrics.json or its test split, e.g. accuracy, curves.macro.roc_auc). "
+                   "Repeatable.")
+@click.option("--max", "maximums", multiple=True, metavar="KEY=VALUE",
+              help="Fail when metric KEY is above VALUE (e.g. loss, calibration.ece). "
+                   "Repeatable.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.05, show_default=True, help="Significance level of the paired test.")
+@click.option("--summary", "summary_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also append the Markdown summary to this file (e.g. "
+                   "$GITHUB_STEP_SUMMARY).")
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
+def gate(site: Path, baseline: Path | None, minimums: tuple[str, ...],
+         maximums: tuple[str, ...], alpha: float, summary_file: Path | None,
+         debug: bool) -> None:
+    """Pass or fail a built site for CI: exit 1 when a metric crosses its bound or the model
+    is significantly worse than the baseline on the same test images, 0 otherwise, 2 on a
+    usage error. Prints a Markdown summary for a pull-request comment or a job summary.
+
+    \b
+    Examples:
+      reportgen gate site --min accuracy=0.9 --min curves.macro.roc_auc=0.95
+      reportgen gate site --baseline main-site --max calibration.ece=0.1 \\
+                     --summary "$GITHUB_STEP_SUMMARY"
+    """
+    from reportgen.report import gate as gt
+
+    try:
+        bounds = ([gt.parse_bound(t, "min") for t in minimums]
+                  + [gt.parse_bound(t, "max") for t in maximums])
+        decision = gt.decide(site, bounds, baseline, alpha)
+        text = gt.summary(decision)
+        if summary_file is not None:
+            with open(summary_file, "a", encoding="utf-8") as f:
+                f.write(text)
+    except ReportgenError as e:
+        _fail(e, debug)
+    except OSError as e:
+        _fail(ReportgenError(f"{e.filename or summary_file}: {e.strerror or e}",
+                             exit_code=2), debug)
+    click.echo(text, nl=False)
+    sys.exit(decision.exit_code)
 
 
 # long: a Click command, one parameter per command-line option

@@ -1,11 +1,12 @@
 """Typed configuration: TOML (stdlib tomllib) read into dataclasses, every key documented.
 
-A config file has the sections ``[data]``, ``[model]``, ``[training]``, ``[explain]`` and
-``[report]``. Every key has a default, so an empty file is a valid config (the built-in demo).
-Each field's ``metadata["doc"]`` is its one-line description; ``reportgen keys`` lists every
-listed key (:func:`all_keys`) with its default and that description, then each explanation
-method's own options. Errors name the key (``data.image_size``) and, for unknown keys, the
-closest valid one.
+A config file has the sections ``[data]``, ``[model]``, ``[training]``, ``[explain]``,
+``[evaluate]``, ``[report]`` and ``[card]`` (the model card's statements). Every key has a
+default, so an empty file is a valid config (the built-in demo). Each field's
+``metadata["doc"]`` is its one-line description; ``reportgen keys`` lists every listed key
+(:func:`all_keys`) with its default and that description, then each explanation method's own
+options. Errors name the key (``data.image_size``) and, for unknown keys, the closest valid
+one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -178,6 +180,15 @@ class ExplainConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    threshold: float = option(0.5, "Operating point of a binary model (one sigmoid output, or "
+                              "two classes): an image is predicted as the second class when "
+                              "its probability is >= this. Not given: the higher "
+                              "probability wins (0.5). Only for binary models.",
+                              minimum=0.0, maximum=1.0)
+
+
+@dataclass
 class ReportConfig:
     title: str = option("", "Title shown on every page; empty: made from the data and the "
                         'model ("photos: small_cnn trained here").')
@@ -195,12 +206,34 @@ class ReportConfig:
 
 
 @dataclass
+class CardConfig:
+    intended_use: str = option("", "Model card: what the model is for and who should use it "
+                               "(plain text; a blank line starts a paragraph). Empty: the card "
+                               'says "not stated".')
+    out_of_scope_use: str = option("", "Model card: uses the model is not meant or not fit for.")
+    limitations: str = option("", "Model card: known limitations, biases and failure cases "
+                              "beyond what the report measures.")
+    ethical_considerations: str = option("", "Model card: ethical considerations (sensitive "
+                                         "data, people affected, risks).")
+    authors: list = option([], "Model card: the authors' names (a list, or one name).",
+                           names=True)
+    license: str = option("", "Model card: the model's licence as an SPDX-like identifier "
+                          '("mit", "apache-2.0", "cc-by-4.0"); one the Hugging Face Hub does '
+                          'not list is written as license: other with its name. Empty: '
+                          '"unknown".')
+    citation: str = option("", "Model card: how to cite the model (BibTeX or plain text, "
+                           "shown as written).")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     explain: ExplainConfig = field(default_factory=ExplainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    card: CardConfig = field(default_factory=CardConfig)
     #: Folder the config was read from; relative paths in the config are relative to it.
     base_dir: Path = field(default_factory=Path.cwd, repr=False, compare=False)
     #: Keys the user set (``explain.quality_images``, ``explain.smoothgrad.samples``): in the
@@ -245,7 +278,9 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "training": TrainingConfig,
     "explain": ExplainConfig,
+    "evaluate": EvaluateConfig,
     "report": ReportConfig,
+    "card": CardConfig,
 }
 
 #: Keys holding a file or folder path (published relative to the config, or by name only).
@@ -345,6 +380,7 @@ def _validate(cfg: Config) -> None:
         raise ConfigError('model.source: "applications" explains unlabeled photos (data.source '
                           '= "images"); to learn your own classes, use model.source = "train" '
                           "with model.architecture (transfer learning)")
+    _validate_card(cfg.card)
     explained = cfg.explain.classes
     if not all(isinstance(c, str) and c.strip() for c in explained):
         raise ConfigError(f"explain.classes: expected class names, got {explained!r}")
@@ -355,6 +391,20 @@ def _validate(cfg: Config) -> None:
                           f'(model.source = "load"); with model.source = '
                           f'"{cfg.model.source}" the model carries its own scaling: remove '
                           "model.preprocess")
+
+
+#: What ``card.license`` may hold: an SPDX-like identifier (letters, digits, ".", "-", "+").
+LICENSE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*")
+
+
+def _validate_card(card: CardConfig) -> None:
+    if card.license and not LICENSE_ID.fullmatch(card.license):
+        raise ConfigError(f"card.license: expected a licence identifier such as \"mit\", "
+                          f"\"apache-2.0\" or \"cc-by-4.0\" (letters, digits, '.', '-', "
+                          f"'+'), got {card.license!r}; describe other terms in "
+                          "card.limitations")
+    if not all(isinstance(a, str) and a.strip() for a in card.authors):
+        raise ConfigError(f"card.authors: expected a list of names, got {card.authors!r}")
 
 
 def read_table(prefix: str, values: dict, cls: type, target=None):

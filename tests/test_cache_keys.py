@@ -1,7 +1,8 @@
 """The cache never serves a stale result: every input that can change the output is part of
-its key. Each input is changed in turn: every config key outside [report] (and every method
-option), the image files, their names, the annotations, the class order, the model file and a
-weights file. The [report] keys are applied to a cached build instead, without recomputing."""
+its key. Each input is changed in turn: every config key outside [report], [evaluate] and [card]
+(and every method option), the image files, their names, the annotations, the class order, the
+model file and a weights file. The [report], [evaluate] and [card] keys are applied to a cached
+build instead, without recomputing."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def changed(key: str, default):
     if isinstance(default, list):
         return {"data.split": [0.6, 0.2, 0.2], "data.classes": ["blue", "green", "red"],
                 "explain.methods": ["gradcam"], "explain.classes": ["red"],
-                "explain.pattern_layers": ["conv1"], "report.figure_formats": ["png", "pdf"]}[key]
+                "explain.pattern_layers": ["conv1"], "report.figure_formats": ["png", "pdf"],
+                "card.authors": ["Ada"]}[key]
     return "other"
 
 
@@ -52,11 +54,13 @@ def toml(value) -> str:
 
 
 SOURCE_KEYS = {"data.source", "model.source"}  # they change what is read: tested below
+#: Sections applied to the cached predictions of an earlier build (never keyed).
+APPLIED = ("report.", "evaluate.", "card.")
 
 
 def keys_outside_report():
     rows = [(k, d) for k, d, _ in config.all_keys() + option_keys()
-            if not k.startswith("report.") and k not in SOURCE_KEYS]
+            if not k.startswith(APPLIED) and k not in SOURCE_KEYS]
     return rows
 
 
@@ -88,7 +92,7 @@ def test_every_setting_outside_report_is_in_the_key(project, key, default):
 
 
 @pytest.mark.parametrize("key,default", [(k, d) for k, d, _ in config.all_keys()
-                                         if k.startswith("report.") and k != "report.cache"])
+                                         if k.startswith(APPLIED) and k != "report.cache"])
 def test_report_settings_are_applied_to_a_cached_build_not_keyed(project, key, default):
     value = changed(key, default)
     assert report_key([f"{key}={toml(value)}"]) == report_key([])

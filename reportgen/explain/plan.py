@@ -1,10 +1,12 @@
 """Plan the explanation work to a time and memory budget from the model's measured cost.
 
-:func:`probe` times one forward and one backward pass per image on this machine and device and
-counts the activation memory of one image; :func:`make_plan` estimates every part of the
-report's work from the methods' declared costs (:data:`~reportgen.explain.methods.REGISTRY`)
-and, when the estimate is over ``explain.budget``, reduces the extras step by step in a fixed
-order (:data:`REDUCTIONS`; each method declares its own in its spec) until it fits, never
+:func:`probe` times one forward and one backward pass per image on this machine and device, the
+trace of one compiled function of each kind (its spec's ``compiles``), an eager call and a small
+call's latency, and counts the activation memory of one image; :func:`make_plan` estimates
+every part of the report's work from the methods' declared costs
+(:data:`~reportgen.explain.methods.REGISTRY`), the functions each traces and the calls it
+makes, and, when the estimate is over ``explain.budget``, reduces the extras step by step in
+a fixed order (:data:`REDUCTIONS`; each method declares its own in its spec) until it fits, never
 touching a key the user set. The unavoidable work (predictions, GradCAM over the whole test
 set, the true-class maps of the errors, the galleries) is never cut. The result is a
 :class:`Plan`, a frozen value holding every setting as run and each :class:`Reduction` from
@@ -41,6 +43,8 @@ MEMORY_CAP = 2 * 2**30
 #: 15 ms calls of the demo's CNN (0.2 s) from 0.5 to 1.7 ms per image on a shared machine.
 PROBE_SECONDS = 1.0
 PROBE_CALLS = 100
+#: The least a model's later traces are counted of its first (:attr:`Probe.trace_warm`).
+WARM_FLOOR = 0.2
 #: Largest batch the planner chooses (more gains nothing measurable on a CPU).
 MAX_BATCH = 128
 #: Bytes of working memory per activation byte of a backward pass (activations kept, their
@@ -69,13 +73,36 @@ class Probe:
     #: Seconds per image of the test set's GradCAM (forward, and backward through the head
     #: above the explained layer only); None without a conv layer (then forward + backward).
     cam_s: float | None = None
-    #: Seconds to trace one compiled function of this model (the least over the probe's
-    #: compiled functions of the first call's time less a later call's: the gradient
-    #: functions always, the forward one when ``compiled``; the test set's GradCAM also builds
-    #: its peak search, 3.5 s against 0.4 s for the forward pass on the demo, whose methods'
-    #: functions took 0.38 s each). Every method traces its functions once per model: seconds
-    #: on a large model, which a plan for a few images must count.
+    #: Seconds to trace the cheapest compiled function of this model: the least over the
+    #: probe's compiled functions of the first call's time less a later call's (the gradient
+    #: functions always, the forward one when ``compiled``). Every method traces its
+    #: functions once per model: seconds on a large model, which a plan for a few images
+    #: must count.
     trace_s: float = 0.0
+    #: {kind of ``spec.TRACE_KINDS``: its trace over ``trace_s``} as the probe timed one
+    #: function of each kind (a backward pass to the input traced in 3 to 4 times a forward
+    #: pass's time on ConvNeXtTiny, GradCAM's in 1.3 to 1.6 times). Ratios, so that scaling
+    #: ``trace_s`` (the re-plan) scales every kind.
+    trace_scale: dict = dataclasses.field(default_factory=dict)
+    #: A second trace of the forward function over its first, in [:data:`WARM_FLOOR`, 1]: the
+    #: first function traced on a model also pays the model's one-time costs, which the
+    #: work's later functions do not (the demo's CNN: 0.43 s the first, 0.1 to 0.2 s each
+    #: method's); every kind's trace is scaled by it.
+    trace_warm: float = 1.0
+    #: Seconds of one eager forward call of one image (the Layers page's feature maps and a
+    #: short receptive-field search run eagerly: Python over every layer, 0.5 to 0.8 s a
+    #: call on ConvNeXtTiny whatever the batch); 0 when not measured.
+    eager_s: float = 0.0
+    #: Seconds a call of a compiled function takes beyond its images' share (a gradient call
+    #: of one image less ``forward_s + backward_s``): what the work's small batches (a few
+    #: sample or quality images, a class of the grid) pay per call; 0 when not measured.
+    call_s: float = 0.0
+
+    def trace(self, kind: str) -> float:
+        """Seconds to trace one compiled function of ``kind`` (a value of
+        ``spec.TRACE_KINDS``): the probe's own of that kind, else of the costliest it timed."""
+        scale = self.trace_scale.get(kind, max(self.trace_scale.values(), default=1.0))
+        return self.trace_s * scale * self.trace_warm
 
     @property
     def gradcam_s(self) -> float:
@@ -119,54 +146,111 @@ def probe(ex, images: np.ndarray, batch: int = 16, repeats: int = 2,
     :data:`PROBE_CALLS`); per image. ``compiled``: the forward pass as ``tf.function`` (as
     long runs execute; compiling costs seconds on a large model), else eagerly (slower: an
     upper bound, and free). The gradient functions (the backward pass, GradCAM) are compiled
-    either way, as the work runs them; the work reuses them."""
+    either way, as the work runs them; the work reuses them. Each compiled function's first
+    call less a later one is its trace, one of each kind of ``spec.TRACE_KINDS``
+    (:func:`warm_up` first takes TensorFlow's one-time start-up out of them)."""
     import tensorflow as tf
 
     from reportgen.explain.cam import test_set_cam_function
     from reportgen.explain.common import probability_function
     from reportgen.explain.gradients import gradient_function
 
+    warm_up()
     x = ex.batch(images)
     x = tf.constant(np.ascontiguousarray(np.concatenate([x] * -(-batch // len(x)))[:batch]))
     t = tf.zeros(batch, tf.int32)
-    fwd, grad = probability_function(ex.graph), gradient_function(ex.graph)
     try:  # the test set's GradCAM function itself
         cam = test_set_cam_function(ex)
     except ValueError:  # no conv layer
         cam = None
-    fns = [f for f in (fwd, grad, cam) if f is not None]
-    timed = [f for f in fns if compiled or not f.eager]
-    fresh = [f for f in timed if f.compiled is None]  # traced by this probe
-    for fn in timed:
-        fn.expect(10**6)  # compile now; the work reuses it
-    run = [f if f in timed else f.python for f in fns]  # eager: uncounted
-
-    traces = []
-
-    def best(k: int, call) -> float:
-        t0 = time.perf_counter()
-        call()
-        first = time.perf_counter() - t0
-        times: list[float] = []
-        while len(times) < repeats or (sum(times) < min_seconds and len(times) < PROBE_CALLS):
-            t0 = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - t0)
-        steady = float(np.median(times))
-        if fns[k] in fresh:
-            fns[k].trace_s = max(first - steady, 0.0)
-        if fns[k] in timed and fns[k].trace_s is not None:
-            traces.append(fns[k].trace_s)
-        return steady / batch
-
-    forward = best(0, lambda: np.asarray(run[0](x)))
-    both = best(1, lambda: np.asarray(run[1](x, t)))
-    cam_s = (best(2, lambda: [np.asarray(v) for v in run[2](x, t, t)]) if cam is not None
-             else None)
+    fns = {"forward": probability_function(ex.graph), "gradient": gradient_function(ex.graph),
+           "cam": cam}
+    args = {"forward": (x,), "gradient": (x, t), "cam": (x, t, t)}
+    seconds: dict[str, float] = {}
+    traced: dict[str, float] = {}
+    for kind, fn in fns.items():
+        if fn is None:
+            continue
+        timed = compiled or not fn.eager  # else run eagerly: an upper bound, no trace
+        fresh = timed and fn.compiled is None  # traced by this probe
+        if timed:
+            fn.expect(10**6)  # compile now; the work reuses it
+        first, seconds[kind] = _first_and_steady(fn if timed else fn.python, args[kind],
+                                                 repeats, min_seconds)
+        if fresh:
+            fn.trace_s = max(first - seconds[kind], 0.0)
+        if timed and fn.trace_s is not None:
+            traced[kind] = fn.trace_s
+    warm = _retrace(fns["forward"], x, traced.get("forward", 0.0))
+    # as the feature maps of one image run (the median of 3: one call is at a moment's load)
+    eager = _first_and_steady(fns["forward"].python, (x[:1],), 2, 0.0)[1]
+    forward, both = seconds["forward"] / batch, seconds["gradient"] / batch
+    one = _first_and_steady(fns["gradient"], (x[:1], t[:1]), 3, 0.0)[1]
+    cam_s = seconds["cam"] / batch if "cam" in seconds else None
+    least = min(traced.values(), default=0.0)
     return Probe(device_name(), max(forward, 1e-6), max(both - forward, forward),
                  activation_bytes(ex.graph), batch, compiled,
-                 None if cam_s is None else max(cam_s, 1e-6),
-                 float(min(traces)) if traces else 0.0)
+                 cam_s=None if cam_s is None else max(cam_s, 1e-6), trace_s=float(least),
+                 trace_scale={k: v / least for k, v in traced.items()} if least > 0 else {},
+                 trace_warm=warm, eager_s=eager,
+                 call_s=max(one - max(both, 2 * forward), 0.0))
+
+
+def _first_and_steady(fn: Callable, args: tuple, repeats: int, min_seconds: float
+                      ) -> tuple[float, float]:
+    """Seconds of the first call ``fn(*args)`` (its outputs made numpy, as the work does) and
+    the median of at least ``repeats`` later calls and as many more as fit in
+    ``min_seconds`` (at most :data:`PROBE_CALLS`)."""
+    def call() -> None:
+        out = fn(*args)
+        for v in out if isinstance(out, (tuple, list)) else (out,):
+            np.asarray(v)
+
+    t0 = time.perf_counter()
+    call()
+    first = time.perf_counter() - t0
+    times: list[float] = []
+    while len(times) < repeats or (sum(times) < min_seconds and len(times) < PROBE_CALLS):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return first, float(np.median(times))
+
+
+def _retrace(fn, x, first_trace: float) -> float:
+    """A second trace of the forward function ``fn`` (a fresh ``tf.function`` of the same
+    Python) over its first, ``first_trace`` seconds, in [:data:`WARM_FLOOR`, 1]; 1 when the
+    first was not timed."""
+    import tensorflow as tf
+
+    if first_trace <= 0:
+        return 1.0
+    again = tf.function(fn.python, input_signature=fn.signature, autograph=False)
+    first, steady = _first_and_steady(again, (x,), 1, 0.0)
+    return min(max((first - steady) / first_trace, WARM_FLOOR), 1.0)
+
+
+_WARMED: list[bool] = []
+
+
+def warm_up() -> None:
+    """Trace and run a tiny compiled function that takes a gradient of a convolution, once per
+    process: TensorFlow's one-time start-up of its first ``tf.function`` and first gradient
+    (most of a small model's first traces) is then paid here, not in the probe's traces,
+    which stand for the traces of the work's later functions."""
+    if _WARMED:
+        return
+    import tensorflow as tf
+
+    def grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.conv2d(x, tf.ones((3, 3, 1, 2)), 1, "SAME")
+            y = tf.reduce_sum(tf.nn.softmax(tf.reduce_mean(tf.nn.relu(y), axis=(1, 2))))
+        return tape.gradient(y, x)
+
+    tf.function(grad, autograph=False)(tf.zeros((1, 8, 8, 1)))
+    _WARMED.append(True)
 
 
 def time_budget(budget: float, p: Probe, n_test: int) -> float:
@@ -218,6 +302,10 @@ class Work:
     #: them) to find its receptive-field units; not when the GradCAM pass over the test set
     #: finds them (the explained layer is the one shown).
     rf_search: bool = False
+    #: Test images whose activations the concepts factorise (each class's first
+    #: ``concepts.IMAGES``): one forward and backward pass each; the strategies cost
+    #: :data:`STRATEGY_S` per test map.
+    n_concepts: int = 0
 
     def __post_init__(self):  # copies: the caller's dicts and lists may change later
         object.__setattr__(self, "settings", dict(self.settings))
@@ -239,53 +327,152 @@ def _method_s(p: Probe, name: str, options, shape: Shape) -> float:
     return c.forward * p.forward_s + c.backward * p.backward_s
 
 
+def _calls(passes: float, batch: int) -> int:
+    """Calls of a function that makes ``passes`` passes in batches of ``batch``."""
+    return -(-int(np.ceil(passes)) // max(batch, 1))
+
+
+def _run_s(p: Probe, w: Work, names, n: int) -> float:
+    """Seconds of the methods ``names`` on ``n`` images: their declared passes at the probe's
+    seconds per image, and the probe's ``call_s`` for each call, a batch of the passes of
+    the kind each method makes more of (a gradient call is its forward and backward)."""
+    total = 0.0
+    for m in names:
+        c = REGISTRY[m].cost(w.options[m], w.shape)
+        total += n * (c.forward * p.forward_s + c.backward * p.backward_s)
+        total += _partial_s(p, n * max(c.forward, c.backward))
+    return total
+
+
+def _partial_s(p: Probe, passes: float) -> float:
+    """The call latency ``passes`` in batches of the probe's pay beyond their share of the
+    probe's seconds per image (timed on full batches, which carry one call's latency each):
+    ``call_s`` times each call's missing share of a batch."""
+    return (_calls(passes, p.batch) - passes / max(p.batch, 1)) * p.call_s
+
+
 #: The compiled functions the probe traces before the work (no method pays for them again).
 PROBED = frozenset({"probabilities", "input gradient"})
-
-
 def traces(methods, traced: frozenset = frozenset()) -> int:
     """How many compiled functions ``methods`` run between them, but those ``traced``
     already (each method's spec names its functions: several share one)."""
-    return len({f for m in methods for f in REGISTRY[m].functions} - traced)
+    return len(_functions(methods, traced))
+
+
+def trace_seconds(p: Probe, methods, traced: frozenset = frozenset()) -> float:
+    """Seconds to trace the compiled functions ``methods`` run between them, but those
+    ``traced`` already: each at the probe's trace of its kind (its spec's ``compiles``)."""
+    functions = _functions(methods, traced)
+    return sum(p.trace(kind) for kind in functions.values())
+
+
+def _functions(methods, traced: frozenset) -> dict[str, str]:
+    """{name: trace kind} of the compiled functions ``methods`` run, but those ``traced``."""
+    return {f: kind for m in methods for f, kind in REGISTRY[m].functions.items()
+            if f not in traced}
+
+
+#: Seconds per test map of the strategies (numpy: resampling, the affinity, the eigenvectors
+#: of at most 500 maps a class, k-means); measured on 2 busy cores: 2,000 maps of one class in
+#: 1.9 s, 900 maps of 5 classes (23 strategies) in 3.0 s.
+STRATEGY_S = 3e-3
 
 
 def estimate(p: Probe, w: Work) -> dict[str, float]:
     """Estimated seconds of each part of the work: "test set" (GradCAM of every test image,
     and of the true class from the same forward pass, at the probe's speed of that function:
     never reduced), the sample images, the class grid, the quality table's maps, curves and
-    sanity check, and the Layers page (feature maps, filter patterns of three layers, the
-    receptive-field search over ``receptive_images`` test images, deep dream at 12 steps an
-    octave). Each part also counts the tracing of the functions it is first to run
-    (``p.trace_s`` each, :func:`traces`): the methods' on the sample images (but those the
-    probe compiled), all of them again on the sanity check's randomized model, the curves'
-    forward pass, and the Layers page's four."""
-    s, cam, grad = w.settings, p.gradcam_s, p.forward_s + p.backward_s
-    methods = {m: _method_s(p, m, o, w.shape) for m, o in w.options.items()}
+    sanity check, and the Layers page (:func:`_layers_s`). Each part also counts the tracing
+    of the compiled functions it is first to run, each at the probe's trace of its kind
+    (:func:`trace_seconds`): the methods' on the sample images (but those the probe
+    compiled), all of them again on the sanity check's randomized model, the curves' forward
+    pass. Then the strategies (numpy, :data:`STRATEGY_S` a map) and the concepts (a forward
+    and backward pass of each factorised image, one trace of a CAM-like function); neither is
+    reduced."""
+    s = w.settings
     q = min(s["quality_images"], w.n_test)
     sanity = min(s["sanity_images"], q)
-    curve = 0.0
-    for m in w.quality_methods:
-        orders = s["tie_orders"] if REGISTRY[m].output == "map" else 1
-        curve += 2 * max(s["quality_steps"] - 1, 0) * orders * p.forward_s
     conv = w.shape.layer_channels is not None
     quality = bool(q and w.quality_methods)
-    rf_images = min(s.get("receptive_images", 0), w.n_test) if w.rf_search else 0
-    layer_traces = (1 + bool(s["pattern_filters"]) + bool(s["dream_images"])
-                    + bool(rf_images)) if conv else 0
     return {  # named as the parts of Explained.seconds
-        "test set": w.n_test * cam if conv else 0.0,  # the errors' true maps come with it
-        "methods on sample images": w.n_samples * sum(methods.values())
-        + bool(w.n_samples) * traces(w.options, PROBED) * p.trace_s,
-        "class grid": w.n_grid * w.grid_classes * cam if conv else 0.0,
-        "quality: maps": q * sum(methods[m] for m in w.quality_methods)
-        + bool(q and not w.n_samples) * traces(w.quality_methods, PROBED) * p.trace_s,
-        "quality: deletion/insertion": q * curve + quality * p.trace_s,
-        "quality: sanity check": sanity * sum(methods[m] for m in w.quality_methods)
-        + bool(sanity and quality) * traces(w.quality_methods) * p.trace_s,
-        "layers": (3 * s["pattern_filters"] * s["pattern_steps"]
-                   + s["dream_images"] * s["dream_octaves"] * 12) * grad
-        + (rf_images * p.forward_s + layer_traces * p.trace_s if conv else 0.0),
+        "test set": _cam_s(p, w.n_test, 1) if conv else 0.0,  # with the errors' true maps
+        "methods on sample images": _run_s(p, w, w.options, w.n_samples)
+        + bool(w.n_samples) * trace_seconds(p, w.options, PROBED),
+        "class grid": _cam_s(p, w.n_grid, w.grid_classes) if conv else 0.0,
+        "quality: maps": _run_s(p, w, w.quality_methods, q)
+        + bool(q and not w.n_samples) * trace_seconds(p, w.quality_methods, PROBED),
+        "quality: deletion/insertion": _curves_s(p, w, q) if quality else 0.0,
+        "quality: sanity check": _run_s(p, w, w.quality_methods, sanity)
+        + bool(sanity and quality) * (trace_seconds(p, w.quality_methods) + _copy_s(p)),
+        "layers": _layers_s(p, w) if conv else 0.0,
+        "strategies": w.n_test * STRATEGY_S if conv else 0.0,
+        "concepts": (w.n_concepts * (p.forward_s + p.backward_s)
+                     + bool(w.n_concepts) * p.trace("cam")) if conv else 0.0,
     }
+
+
+def _curves_s(p: Probe, w: Work, q: int) -> float:
+    """Estimated seconds of the deletion and insertion curves of ``q`` images for each quality
+    method (each tie order of a map): per image 2 curves of ``quality_steps - 1`` forward
+    passes, in calls of ``batch // (quality_steps - 1)`` images a curve, of one function
+    for all: run eagerly (:attr:`Probe.eager_s` a call) until a method's calls would pass
+    the eager allowance (:func:`~reportgen.explain.graph.eager_work`), then traced once
+    ("forward") and compiled (``call_s`` a call); and a compiled call for each method's
+    baseline (each call's latency beyond its share of a batch: :func:`_partial_s`)."""
+    from reportgen.explain.graph import COMPILE_AFTER, eager_work
+
+    inner = max(w.settings["quality_steps"] - 1, 0)
+    group = max(1, p.batch // max(inner, 1))
+    orders = [w.settings["tie_orders"] if REGISTRY[m].output == "map" else 1
+              for m in w.quality_methods]
+    calls = 2 * -(-q // group)  # a method's, in one order
+    work = eager_work(calls, 2 * q * inner)  # both curves' copies
+    seen, eager, compiled, traced = 0, 0, 0, False
+    for _ in range(sum(orders) if inner else 0):
+        if not traced and seen + work <= COMPILE_AFTER:
+            seen, eager = seen + work, eager + calls
+        else:
+            traced, compiled = True, compiled + calls
+    passes = q * 2 * inner * sum(orders)
+    full = min(group * inner / max(p.batch, 1), 1.0)  # a call's share of a batch
+    return (passes * p.forward_s + eager * p.eager_s + traced * p.trace("forward")
+            + (compiled * (1 - full) + len(w.quality_methods)) * p.call_s)
+
+
+def _cam_s(p: Probe, n: int, classes: int) -> float:
+    """Seconds of GradCAM of ``n`` images for each of ``classes`` classes (a call each)."""
+    return classes * (n * p.gradcam_s + _partial_s(p, n))
+
+
+def _copy_s(p: Probe) -> float:
+    """Estimated seconds to make the sanity check's randomized copy of the model and its
+    explainer: a walk over every layer to rebuild it (about a forward pass's trace: 2.6 s
+    against 4.1 s on ConvNeXtTiny) and an eager forward pass for its layers' shapes."""
+    return p.trace("forward") + p.eager_s
+
+
+def _layers_s(p: Probe, w: Work) -> float:
+    """Estimated seconds of the Layers page of a model with a conv layer: the filter patterns
+    of three layers and deep dream at 12 steps an octave, each one compiled gradient function
+    (a trace of the "gradient" kind); the receptive-field search's forward passes over
+    ``receptive_images`` test images, compiled (a "forward" trace) only when its work is more
+    than a function runs eagerly, else each batch an eager call; the feature maps
+    of one image, an eager call for each of three layers; the receptive-field analysis of
+    the conv layers, a walk over the model's layers like two eager calls (1.0 s against
+    0.5 s an eager call on ConvNeXtTiny)."""
+    from reportgen.explain.graph import COMPILE_AFTER, eager_work
+
+    s = w.settings
+    grad = p.forward_s + p.backward_s
+    patterns = 3 * s["pattern_filters"] * s["pattern_steps"] * grad
+    dreams = s["dream_images"] * s["dream_octaves"] * 12 * grad
+    rf_images = min(s.get("receptive_images", 0), w.n_test) if w.rf_search else 0
+    rf_calls = -(-rf_images // max(p.batch, 1))
+    traced = eager_work(rf_calls, rf_images) > COMPILE_AFTER
+    rf_s = p.trace("forward") if traced else rf_calls * p.eager_s
+    analysis = 2 * p.eager_s if s.get("receptive_units", 0) else 0.0
+    return (patterns + dreams + rf_images * p.forward_s + rf_s + 3 * p.eager_s + analysis
+            + (bool(s["pattern_filters"]) + bool(s["dream_images"])) * p.trace("gradient"))
 
 
 #: Why a reduction was made when it was to fit the budget at the start of the build.
@@ -593,6 +780,10 @@ _MEASURED: dict[str, Callable[[Probe], Any]] = {
     "backward_images_per_s": lambda p: round(p.images_per_s[1], 2),
     "gradcam_images_per_s": lambda p: round(1.0 / p.gradcam_s, 2),
     "trace_s": lambda p: round(p.trace_s, 3),
+    "trace_kinds_s": lambda p: {k: round(p.trace(k), 3) for k in p.trace_scale},
+    "eager_forward_s": lambda p: round(p.eager_s, 3),
+    "call_s": lambda p: round(p.call_s, 4),
+    "trace_warm": lambda p: round(p.trace_warm, 3),
     "activation_bytes_per_image": lambda p: p.activation_bytes,
 }
 
@@ -601,17 +792,17 @@ def _rounded(est: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 1) for k, v in est.items()}
 
 
-def make_plan(p: Probe, w: Work, budget_s: float, memory: float, given: set[str],
-              batch_size: int, budget_default: bool = False,
-              no_sanity: str | None = None) -> Plan:
+def make_plan(p: Probe, w: Work, budget: float, memory: float, given: set[str],
+              batch_size: int, no_sanity: str | None = None) -> Plan:
     """The plan of the work ``w`` on probe ``p``: reductions in :data:`REDUCTIONS` order until
-    the estimate fits ``budget_s``, and the batch sizes (``batch_size`` when the user set
+    the estimate fits the time budget (:func:`time_budget` of ``budget``, explain.budget: 0
+    for the default one), and the batch sizes (``batch_size`` when the user set
     ``explain.batch_size``, else what ``memory`` bytes hold: of a backward pass, and of a
     forward pass alone for the methods without one and the deletion/insertion curves).
-    ``budget_default``: whether the budget is the default one (explain.budget = 0).
     ``no_sanity``: why the sanity check cannot run on this model (:data:`OPAQUE_HEAD`), or
     None: then explain.sanity_images is 0 from the start, said so, and no time is planned
     for it."""
+    budget_s = time_budget(budget, p, w.n_test)
     fits = memory_batch(p.activation_bytes, memory)
     user = "explain.batch_size" in given
     batch = batch_size if user else fits
@@ -629,7 +820,7 @@ def make_plan(p: Probe, w: Work, budget_s: float, memory: float, given: set[str]
     return Plan(p, w, budget_s, int(memory), int(batch), int(forward), _rounded(full),
                 _rounded(planned), clamp + reduced,
                 _notes(sum(planned.values()), budget_s, kept, batch, fits, memory, p),
-                budget_default)
+                budget_default=not budget)
 
 
 def _notes(total: float, budget_s: float, kept_given: set[str], batch: int, fits: int,

@@ -259,6 +259,12 @@ class Explained:
             Guided GradCAM is saliency x GradCAM.
         failures: the parts that failed and were left out
             (:class:`reportgen.guard.Failure`), in the order they ran.
+        strategies: per class, its test images clustered by their GradCAM maps
+            (:class:`reportgen.explain.dataset.strategies.ClassStrategies`), class order.
+        strategy_ids: (N,) int32, each test image's index in the flat list of every class's
+            strategies (-1: not clustered); the explorer colours points by it. None: not run.
+        concepts: per class, NMF concepts of the explained layer
+            (:class:`reportgen.explain.dataset.concepts.ClassConcepts`).
     """
 
     layer: str
@@ -282,6 +288,9 @@ class Explained:
     quality_ranking: dict = field(default_factory=dict)
     relus: bool | None = None
     failures: list = field(default_factory=list)
+    strategies: list = field(default_factory=list)
+    strategy_ids: np.ndarray | None = None
+    concepts: list = field(default_factory=list)
 
 
 def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size: int

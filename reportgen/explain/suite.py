@@ -212,7 +212,7 @@ def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
     return keep
 
 
-# long: the build's methods stage passes each by keyword (pipeline/stages.py)
+# long: the build's methods stage passes each by keyword (pipeline/stages/explaining.py)
 def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dict,
                     result: Explained, progress=None, explained: list[int] | None = None,
                     quality_methods: list[str] | None = None, replan=None) -> None:

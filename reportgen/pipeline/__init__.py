@@ -110,7 +110,8 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
     metrics = stages.evaluate(run, data, bundle.probs)
     sliced = stages.slices(run, data, bundle.probs)
     warnings = stages.warn(run, data, bundle.probs, fitted.history)
-    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, fitted.history, sliced)
+    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, fitted.history, sliced,
+                           bundle.probs)
     info = fit.describe(fitted, data)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, fitted.history,
                           bundle.explained, info, run.notes + bundle.explained.notes,
@@ -137,7 +138,8 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
     metrics = stages.evaluate(run, data, bundle.probs)
     sliced = stages.slices(run, data, bundle.probs)
     warnings = stages.warn(run, data, bundle.probs, bundle.history)
-    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history, sliced)
+    drawn = metric_figures(run.figures, run.cfg, data.ds, metrics, bundle.history, sliced,
+                           bundle.probs)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,
                           bundle.explained, bundle.info, run.notes, bundle.method_options,
                           warnings=warnings, slices=sliced, source=run.source.describe())

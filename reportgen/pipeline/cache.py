@@ -6,10 +6,10 @@ Three kinds of entry, each with a typed get and put:
 * ``explain-<key>.pkl``: an :class:`ExplainBundle`, predictions and explanations (key: model
   weights, data, explain settings);
 * ``report-<key>.pkl``: a :class:`ReportBundle`, everything a rebuild needs when only
-  ``[report]`` settings changed; it loads without TensorFlow (key: the config without its
-  ``[report]`` table, the data and, for a given model, the bytes of its file, whose input
-  shape is remembered in ``model-<sha>.json`` so the images can be read before the model is
-  loaded).
+  ``[report]``, ``[evaluate]`` or ``[card]`` settings changed; it loads without TensorFlow
+  (key: the config without those tables, the data and, for a given model, the bytes of its
+  file, whose input shape is remembered in ``model-<sha>.json`` so the images can be read
+  before the model is loaded).
 
 Entries are written to a temporary name and renamed, so a crash leaves none half written; an
 entry of another format, or one that cannot be read, is a miss.
@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # annotations only: no import at run time
 
 #: Per kind of entry, bumped whenever what it stores changes shape, so older entries are never
 #: read (a trained model's files have not changed: its entries survive new result types).
-FORMATS = {"train": 3, "explain": 13, "report": 13}
+FORMATS = {"train": 3, "explain": 14, "report": 14}
 
 
 @dataclass
@@ -199,7 +199,9 @@ class BuildCache:
     # -- whole reports ----------------------------------------------------------------------------
 
     def report_key(self, data_hash_: str) -> str:
-        settings = {k: v for k, v in self.cfg.to_dict().items() if k != "report"}
+        # [report], [evaluate] and [card] are applied to the cached predictions, never keyed.
+        settings = {k: v for k, v in self.cfg.to_dict().items()
+                    if k not in ("report", "evaluate", "card")}
         # A report depends on the trained model and the explanations too: a change of their
         # formats (a model built differently for the same settings) is a miss here as well.
         return key("report", settings=settings, data=data_hash_,

@@ -21,17 +21,24 @@ import numpy as np
 from reportgen import figures as figs
 from reportgen import progress as prog
 from reportgen.config import PATH_KEYS
-from reportgen.evaluate import F1_DRAWS, F1_PRIOR, misclassified, wilson_interval
+from reportgen.evaluate import (F1_DRAWS, F1_PRIOR, misclassified, predict_labels,
+                                 wilson_interval)
 from reportgen.explain.results import LAYER_VIEWS
-from reportgen.guard import Failure, collecting
+from reportgen.guard import Failure, collecting, optional_part
 from reportgen.report.assets import Assets
+from reportgen.report.card import card_context, card_page
+from reportgen.report.curves import NONE as NO_CURVES
+from reportgen.report.curves import curve_figures, curve_table, threshold_sentences
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
                                       errors_page, slug)
 from reportgen.report.inputs import ReportInputs
+from reportgen.report.onefile import write_single
 from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.slices import slices_figure, slices_json, summary
 from reportgen.report.render import STATIC, environment, render, templates_dir
+from reportgen.report.strategies import METHOD as STRATEGY_METHOD
+from reportgen.report.strategies import strategies_context, strategies_metrics
 from reportgen.report.tables import Table, with_interval
 from reportgen.text import duration, plural, printable
 
@@ -65,6 +72,7 @@ SECTIONS_OF_PARTS = {
     "samples": ("* on the sample images",), "plan": ("planning*",),
     "quality": ("* in the quality table", "sanity check*"),
     **{view: (view,) for view in LAYER_VIEWS},
+    "strategies": ("strategies", "concepts*"),
 }
 
 
@@ -97,15 +105,16 @@ MANY_COLUMNS = 6
 
 
 def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict,
-                   sliced=None) -> dict:
-    """Queue the figures that need only the data, the metrics, the training history and the
-    slices (class distribution, training curves, confusion matrices, reliability diagram,
-    the slices' forest plot) on ``figures``; return their page data: {"dist", "curves", "cms",
-    "rel", "slices"}. ``sliced``: the :class:`~reportgen.slices.SliceReport`, or None."""
+                   sliced=None, probs: dict | None = None) -> dict:
+    """Queue the figures that need only the data, the metrics, the training history, the
+    slices and the test probabilities (class distribution, training curves, confusion
+    matrices, reliability diagram, the slices' forest plot, PR/ROC and threshold curves) on
+    ``figures``; return their page data: {"dist", "curves", "cms", "rel", "slices", "pr",
+    "roc", "thr"}. ``sliced``: the :class:`~reportgen.slices.SliceReport`, or None."""
     names = ds.class_names
     if not ds.labeled:
         return {"dist": _predicted_figure(figures, metrics["test"]), "curves": None, "cms": {},
-                "rel": None, "slices": None}
+                "rel": None, "slices": None, **NO_CURVES}
     fig_dist = figures.add(
         "class_distribution", figs.class_distribution, _counts(ds), names,
         alt="Bar chart of images per class in the train, val and test splits",
@@ -132,8 +141,10 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict,
             caption="Test-set calibration: accuracy against confidence per bin, with its 95 % "
                     "Wilson interval; the number over each bin is its image count (a bin of "
                     "one image is a full or empty bar that says little).")
+    roc = NO_CURVES if probs is None else curve_figures(
+        figures, metrics["test"], probs["test"], ds.splits["test"].labels, names)
     return {"dist": fig_dist, "curves": fig_curves, "cms": cms, "rel": fig_rel,
-            "slices": slices_figure(figures, sliced)}
+            "slices": slices_figure(figures, sliced), **roc}
 
 
 #: The F1 intervals' method in a caption.
@@ -220,7 +231,10 @@ def _split_tables(assets: Assets, inputs: ReportInputs) -> dict:
             for s in ("train", "val", "test")]
     pc = metrics["test"]["per_class"]
     counts = _counts(inputs.ds)
+    t_curves = curve_table(metrics["test"])
     return {
+        "t_curves": table(assets, t_curves) if t_curves else None,
+        "thr_text": threshold_sentences(metrics["test"].get("thresholds")),
         "t_splits": table(assets, Table("accuracy_loss", headers, rows,
                                         "Accuracy and loss per split (95 % intervals: Wilson "
                                         f"score for accuracy{' and top-k accuracy' if topk else ''}"
@@ -255,16 +269,29 @@ def _counts(ds) -> dict[str, list[int]]:
             for name, split in ds.splits.items()}
 
 
-def predictions_csv(split, probs: np.ndarray, names: list[str]) -> str:
+def predictions_csv(split, probs: np.ndarray, names: list[str],
+                    threshold: float | None = None) -> str:
     """The test predictions as CSV: ``file``, ``true`` (empty for unlabeled photos),
-    ``predicted``, then one column per class, named by the class, holding its probability."""
+    ``predicted`` (a binary model's at its ``threshold``,
+    :func:`reportgen.evaluate.predict_labels`),
+    then one column per class, named by the class, holding its probability, written in full
+    (the shortest text that reads back as the same float64: the curves' numbers, computed from
+    these probabilities, equal any library's on the file's, ties and all)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["file", "true", "predicted", *map(printable, names)])
-    for path, label, p in zip(split.paths, split.labels, probs, strict=True):
+    pred = predict_labels(probs, threshold)
+    for path, label, p, c in zip(split.paths, split.labels, probs, pred, strict=True):
         writer.writerow([printable(path), printable(names[int(label)]) if split.labeled else "",
-                         printable(names[int(p.argmax())]), *(f"{v:.6g}" for v in p)])
+                         printable(names[int(c)]), *(repr(float(v)) for v in p)])
     return out.getvalue()
+
+
+def operating_threshold(metrics: dict) -> float | None:
+    """The threshold a binary model's predictions were made at (``evaluate.threshold``, as
+    the test metrics state it); None where the highest probability predicts."""
+    t = metrics.get("test", {}).get("thresholds") or {}
+    return t["operating_point"] if t.get("source") == "evaluate.threshold" else None
 
 
 def _maps_file(explained):
@@ -302,6 +329,8 @@ def _common(inputs: ReportInputs) -> dict:
         nav.append({"href": "slices.html", "label": "Slices"})
     nav += [{"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
+    if inputs.explained.strategies or inputs.explained.concepts:
+        nav.insert(-1, {"href": "strategies.html", "label": "Strategies"})
     if len(classes) <= NAV_CLASSES:
         nav += [{"href": c["href"], "label": c["name"]} for c in classes]
     else:  # a bar of 100 class links is no navigation: one link to the list of classes
@@ -361,10 +390,13 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
     return {**common, **tables, "page_title": "Overview", "current": "index.html",
             "headline": headline, "data": data, "fig_dist": drawn["dist"],
             "fig_curves": drawn["curves"], "cms": drawn["cms"], "fig_rel": drawn["rel"],
+            "fig_pr": drawn.get("pr"), "fig_roc": drawn.get("roc"),
+            "fig_thr": drawn.get("thr"),
             "epochs": len(inputs.history.get("loss", [])), "trained": bool(inputs.history),
             "layer": inputs.explained.layer, "pointing": pointing,
             "model_file": model_file_included(inputs), "slices": sliced,
-            "fig_slices": drawn.get("slices"), "info": dataclasses.asdict(inputs.info)}
+            "fig_slices": drawn.get("slices"), "info": dataclasses.asdict(inputs.info),
+            "card": card_context(cfg, test_m, report_title(inputs), ds.root)}
 
 
 def _headline(test_m: dict, ds) -> list[dict]:
@@ -513,6 +545,8 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
     return {
         "title": report_title(inputs), "classes": ds.class_names, "labeled": ds.labeled,
         "splits": inputs.metrics,
+        "curves": curves_json(inputs.metrics), "thresholds": inputs.metrics.get(
+            "test", {}).get("thresholds"),
         "history": inputs.history,
         "explain": {"layer": ex.layer, "pointing_game": pointing,
                     "quality": {m: dataclasses.asdict(q) for m, q in ex.quality.items()},
@@ -522,6 +556,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "plan": _plan_data(ex), "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
+        **_dataset_wide(ex, ds.splits["test"], ds.class_names),
         **slices_json(inputs.slices),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
         "dropped_classes": ds.dropped_classes, "absent_classes": ds.absent_classes,
@@ -538,6 +573,26 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
         "versions": {k: getattr(info, k) for k in ("version", "python", "tensorflow", "keras",
                                                    "numpy")},
     }
+
+
+def _dataset_wide(ex, split, names: list[str]) -> dict:
+    """metrics.json's ``strategies``, ``concepts`` and ``strategies_method`` (how both were
+    computed; None when neither ran)."""
+    strategies, concepts = strategies_metrics(ex, split, names)
+    ran = bool(ex.strategies or ex.concepts)
+    return {"strategies": strategies, "concepts": concepts,
+            "strategies_method": STRATEGY_METHOD if ran else None}
+
+
+def curves_json(metrics: dict) -> dict | None:
+    """metrics.json's ``curves``: {class: {average_precision, average_precision_ci95, roc_auc,
+    roc_auc_ci95}} of the test split's classes with images, then ``macro`` and ``micro`` (the
+    averages win over a class of that name, which stays in ``splits.test.curves.classes``);
+    None without labelled test images."""
+    c = metrics.get("test", {}).get("curves")
+    if not c:
+        return None
+    return {**c["classes"], "macro": c["macro"], "micro": c["micro"]}
 
 
 def _plan_data(ex) -> dict | None:
@@ -580,6 +635,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     pointing = _pointing(ex)
     tables = _split_tables(assets, inputs)
     pages = class_pages(assets, test, probs, names, ex, inputs.metrics["test"]["per_class"])
+    strategies, strategies_page = _strategies(assets, inputs, pages, common)
     m = methods_context(assets, test, probs, names, ex, ran_settings(inputs),
                         inputs.method_options)
     t_quality = table(assets, m["quality_table"]) if m["quality_table"] else None
@@ -587,6 +643,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     L = layers_context(assets, test, names, ex, gray=bool(ds.sources and ds.sources.all_gray))
     sliced = summary(assets, inputs.slices, table)
     index = _index_context(inputs, common, tables, drawn, pointing, sliced)
+    index["strategies"] = strategies
     model = _model_context(assets, inputs, common)
     content.pages = [Page("index.html", "index.html", index)]
     if sliced is not None:
@@ -609,18 +666,34 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
                                               "layer": ex.layer}),
         Page("layers.html", "layers.html", {**common, "page_title": "Layers",
                                             "current": "layers.html", "L": L}),
+        strategies_page,
         Page("report.md", "report.md", {**index, "class_pages": pages, "m": m,
                                         "errors": errors,
                                         "t_layers": model["t_layers"], "t_quality": t_quality,
                                         "L": L}),
+        Page("model_card.md", "model_card.md", card_page(index)),
     ]
-    assets.text("predictions.csv", predictions_csv(test, probs, names))
+    assets.text("predictions.csv", predictions_csv(test, probs, names,
+                                                   operating_threshold(inputs.metrics)))
     if ex.test_maps is not None:
         assets.file("explanations.npz", _maps_file(ex))
     for name in STATIC:
         assets.copy(name, templates_dir() / name)
     assets.text(".nojekyll", "")
     content.metrics = _metrics_json(inputs, pointing)
+
+
+def _strategies(assets: Assets, inputs: ReportInputs, pages: list[dict], common: dict
+                ) -> tuple[dict, Page]:
+    """The Strategies page's context and page; each class page gets its class's entry
+    (``strategies``, None where there is none)."""
+    test, ex = inputs.ds.splits["test"], inputs.explained
+    ctx = strategies_context(assets, test, inputs.probs["test"], inputs.ds.class_names, ex)
+    for page in pages:
+        page["strategies"] = ctx["by_class"].get(page["index"])
+    return ctx, Page("strategies.html", "strategies.html", {
+        **common, "page_title": "Strategies", "current": "strategies.html", "S": ctx,
+        "layer": ex.layer})
 
 
 def write_site(site, content: SiteContent, figures: Figures, timings: dict,
@@ -642,6 +715,8 @@ def write_site(site, content: SiteContent, figures: Figures, timings: dict,
     for page in content.pages:
         site.path(page.rel).write_text(render(env, page.template, {**page.context, **failed}),
                                        "utf-8")
+    with collecting(content.failures), optional_part("report.html"):
+        write_single(site.folder, content.pages, failed)
     timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t0
     data = {**content.metrics, "failures": [f.as_dict() for f in content.failures],
             "timings_s": {k: round(v, 3) for k, v in timings.items()}}

@@ -47,7 +47,10 @@ def test_the_estimate_is_the_declared_cost_times_the_measured_seconds():
     assert timed["layers"] == est["layers"] and timed["quality: maps"] == est["quality: maps"]
 
 
-def test_the_estimate_counts_tracing_and_the_receptive_field_search():
+def test_the_estimate_counts_tracing_and_the_receptive_field_search(monkeypatch):
+    from reportgen.explain import graph
+
+    monkeypatch.setattr(graph, "COMPILE_AFTER", 96)  # as a build runs (not the test tiers')
     w = work()
     base = pl.estimate(PROBE, w)
     w = dataclasses.replace(w, rf_search=True).with_settings(receptive_images=100)
@@ -55,14 +58,23 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search():
     extra = {k: traced[k] - base[k] for k in base}
     # One trace per compiled function on the samples: GradCAM's and RISE's (SmoothGrad runs
     # the input gradient the probe compiled), the curves' forward pass (1), each method's
-    # function again on the sanity check's randomized model (3); the Layers page's feature
-    # maps, patterns, deep dream and receptive-field search (4), and that search's 100
-    # forward passes.
+    # function again on the sanity check's randomized model (3) and its copy of the model (as
+    # a forward pass's trace: 1); the Layers page's patterns and deep dream (2; its feature
+    # maps of one image run eagerly, at no cost on this probe), and the receptive-field
+    # search's 100 forward passes, in 7 batches of 16: 100 + 7 x 16 images' eager work, more
+    # than the 96 a function runs eagerly, so it is compiled too (1).
     assert extra == pytest.approx({"test set": 0, "methods on sample images": 2 * 2.0,
                                    "class grid": 0, "quality: maps": 0,
                                    "quality: deletion/insertion": 1 * 2.0,
-                                   "quality: sanity check": 3 * 2.0,
-                                   "layers": 4 * 2.0 + 100 * 0.01})
+                                   "quality: sanity check": 4 * 2.0,
+                                   "layers": 3 * 2.0 + 100 * 0.01,
+                                   "strategies": 0, "concepts": 0})
+    # A search of 40 images in batches of 20 is 2 calls, 40 + 2 x 16 images' work: run
+    # eagerly, 0.5 s a call, as are the feature maps of three layers; no trace.
+    wide = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 20, trace_s=2.0, eager_s=0.5),
+                       w.with_settings(receptive_images=40))
+    assert wide["layers"] - base["layers"] == pytest.approx(2 * 2.0 + 40 * 0.01
+                                                            + (2 + 3) * 0.5)
     # Without patterns, dreams or a sanity check, their traces go too.
     w = w.with_settings(pattern_filters=0, dream_images=0, sanity_images=0)
     # Methods sharing a function trace it once: saliency, SmoothGrad and Integrated
@@ -72,8 +84,114 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search():
     assert pl.traces(["gradcam", "guided_backprop", "guided_gradcam"]) == 2
     assert pl.traces(["saliency", "occlusion", "rise"]) == 3
     bare = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
-    assert bare["layers"] == pytest.approx(2 * 2.0 + 100 * 0.01)
+    assert bare["layers"] == pytest.approx(1 * 2.0 + 100 * 0.01)
     assert bare["quality: sanity check"] == 0
+
+
+def test_the_estimate_counts_strategies_and_concepts():
+    w = dataclasses.replace(work(), n_concepts=96)
+    est = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
+    # numpy: 3 ms a test map; concepts: a forward and a backward pass of each of the
+    # 96 factorised images and one trace (of a CAM-like function, 2 s)
+    assert est["strategies"] == pytest.approx(w.n_test * 3e-3)
+    assert est["concepts"] == pytest.approx(96 * (0.01 + 0.02) + 2.0)
+    assert pl.estimate(PROBE, work())["concepts"] == 0
+
+
+def test_each_function_is_traced_at_the_probes_trace_of_its_kind(monkeypatch):
+    """A probe whose forward function traced in 1 s, its input gradient in 3 s and its
+    GradCAM in 1.5 s: every compiled function a method names costs the trace of its kind."""
+    from reportgen.explain import graph
+
+    monkeypatch.setattr(graph, "COMPILE_AFTER", 96)  # as a build runs (not the test tiers')
+    p = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=1.0,
+                 trace_scale={"forward": 1.0, "gradient": 3.0, "cam": 1.5}, eager_s=0.5)
+    assert [p.trace(k) for k in ("forward", "gradient", "cam")] == [1.0, 3.0, 1.5]
+    methods = ["gradcam", "guided_backprop", "deconvnet", "guided_gradcam", "scorecam",
+               "saliency", "occlusion"]
+    # GradCAM's map 1.5; guided backprop's and deconvnet's gradients 3 + 3 (Guided GradCAM
+    # reuses guided backprop's and GradCAM's); Score-CAM's activations and occlusion's
+    # forward passes 1 + 1. The probe's own (probabilities, the input gradient) are not
+    # traced again on the samples, but are on the sanity check's randomized model: + 1 + 3.
+    assert pl.trace_seconds(p, methods, pl.PROBED) == pytest.approx(1.5 + 3 + 3 + 1 + 1)
+    assert pl.trace_seconds(p, methods) == pytest.approx(9.5 + 1 + 3)
+    w = dataclasses.replace(work(tuple(methods)), rf_search=False)
+    est = pl.estimate(p, w)
+    bare = pl.estimate(dataclasses.replace(p, trace_s=0.0, eager_s=0.0), w)
+    assert est["methods on sample images"] - bare["methods on sample images"] == \
+        pytest.approx(9.5)
+    # The sanity check: those 13.5 s, and the randomized copy of the model (a forward
+    # pass's trace, 1 s, and an eager forward pass for its shapes, 0.5 s).
+    assert est["quality: sanity check"] - bare["quality: sanity check"] == pytest.approx(15.0)
+    assert est["quality: deletion/insertion"] - bare["quality: deletion/insertion"] == 1.0
+    # The Layers page: patterns and deep dream, a gradient function each; the feature maps
+    # of three layers, an eager call each.
+    assert est["layers"] - bare["layers"] == pytest.approx(2 * 3.0 + 3 * 0.5)
+    # With receptive-field units shown, their analysis walks the layers: two eager calls.
+    shown = pl.estimate(p, w.with_settings(receptive_units=3))
+    assert shown["layers"] - est["layers"] == pytest.approx(2 * 0.5)
+    # Scaling trace_s (as the re-plan does) scales every kind; a kind the probe did not time
+    # (a model without a conv layer has no GradCAM) counts as the costliest it did.
+    assert dataclasses.replace(p, trace_s=2.0).trace("gradient") == 6.0
+    no_cam = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=0.5,
+                      trace_scale={"forward": 1.0, "gradient": 4.0})
+    assert no_cam.trace("cam") == no_cam.trace("a function of a new method") == 2.0
+    # Every function a registered method names declares a kind the probe times, and a spec
+    # with an unknown kind is refused where it is declared.
+    from reportgen.explain.methods.spec import TRACE_KINDS
+    kinds = {k for spec in REGISTRY.values() for k in spec.functions.values()}
+    assert kinds <= set(TRACE_KINDS) and len(kinds) == 3
+    with pytest.raises(ValueError, match="trace kind"):
+        dataclasses.replace(REGISTRY["rise"], trace="backward")
+
+
+def test_every_call_of_a_small_batch_costs_the_probes_call_latency(monkeypatch):
+    """A probe measuring 0.1 s a call beyond its images' share, in batches of 16: its seconds
+    per image, timed on full batches, carry that latency once a batch, so a call of k images
+    pays 0.1 * (1 - k / 16) more; each method's run on n images makes its calls in batches
+    of the kind of pass it makes more of."""
+    from reportgen.explain import graph
+
+    monkeypatch.setattr(graph, "COMPILE_AFTER", 96)  # as a build runs (not the test tiers')
+    w = work(("gradcam", "smoothgrad", "rise"))
+    p = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, call_s=0.1)
+    est, bare = pl.estimate(p, w), pl.estimate(dataclasses.replace(p, call_s=0.0), w)
+    extra = {k: est[k] - bare[k] for k in est}
+    # 10 sample images: GradCAM 10 passes in 1 call (1 - 10/16); SmoothGrad 11 forward
+    # passes an image, 110 in 7 calls (7 - 110/16); RISE 501 an image, 5010 in 314 calls.
+    assert extra["methods on sample images"] == pytest.approx(
+        0.1 * ((1 - 10 / 16) + (7 - 110 / 16) + (314 - 5010 / 16)))
+    # The quality table's 100 images: 100, 1100 and 50100 passes in 7, 69 and 3132 calls; the
+    # sanity check's 16: whole batches only.
+    assert extra["quality: maps"] == pytest.approx(
+        0.1 * ((7 - 100 / 16) + (69 - 1100 / 16) + (3132 - 50100 / 16)))
+    assert extra["quality: sanity check"] == pytest.approx(0.0)
+    # The test set's 500 images in 32 calls; the class grid: 5 classes of 5 images.
+    assert extra["test set"] == pytest.approx(0.1 * (32 - 500 / 16))
+    assert extra["class grid"] == pytest.approx(0.1 * 5 * (1 - 5 / 16))
+    # The curves: 7 inner steps, so 16 // 7 = 2 images a call (14 of a batch's 16): 2 curves
+    # x 50 calls in each of 3 + 3 + 1 orders (GradCAM's and RISE's maps, SmoothGrad's
+    # attributions); and one call for each method's baseline.
+    assert extra["quality: deletion/insertion"] == pytest.approx(
+        0.1 * (7 * 100 * (1 - 14 / 16) + 3))
+
+
+def test_a_few_quality_images_run_their_curves_eagerly_until_the_allowance():
+    """2 quality images, 4 steps (3 inner), batches of 16: 5 images a call, 2 calls a method
+    (2 curves of 1 call) on 12 copies: 12 + 2 x 16 = 44 images' eager work. GradCAM's and
+    SmoothGrad's run eagerly (88 of the 96 allowed); RISE's would pass it, so the function
+    is traced and its 2 calls compiled."""
+    from reportgen.explain import graph
+
+    w = work(("gradcam", "smoothgrad", "rise")).with_settings(
+        quality_images=2, quality_steps=4, tie_orders=1)
+    p = pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=1.0, eager_s=0.5, call_s=0.1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(graph, "COMPILE_AFTER", 96)
+        curves = pl.estimate(p, w)["quality: deletion/insertion"]
+    passes = 2 * 2 * 3 * 3
+    # The 2 compiled calls of 15 images pay 1/16 of a call's latency each; the baselines one.
+    assert curves == pytest.approx(passes * 0.01 + 4 * 0.5 + 1.0 + (2 / 16 + 3) * 0.1)
 
 
 def test_a_cheap_model_keeps_the_full_report():
@@ -358,6 +476,44 @@ def test_the_probe_takes_the_median_of_a_second_of_calls(keras, monkeypatch):
     assert p.forward_s == pytest.approx(0.25 / 5) and p.cam_s == pytest.approx(0.25 / 5)
     assert p.backward_s == pytest.approx(0.25 / 5)  # never counted faster than the forward
     assert p.trace_s == pytest.approx(4.75)
+
+
+def test_the_probe_times_one_trace_of_each_kind(keras, monkeypatch):
+    """With a clock that makes the forward function's first call last 1.2 s, the input
+    gradient's 3.2 s and GradCAM's 1.7 s, a fresh copy of the forward function's 0.7 s, every
+    later call 0.2 s: their traces are 1, 3, 1.5 and 0.5 s, the least of the first three is
+    ``trace_s``, the others are its multiples, and the copy's is the warm share."""
+    import types
+
+    from reportgen.explain.explainer import Explainer
+
+    class Clock:
+        def __init__(self):
+            self.t, self.running = 0.0, False
+            self.durations = iter([1.2, 0.2, 0.2, 3.2, 0.2, 0.2, 1.7, 0.2, 0.2,
+                                   0.7, 0.2, *[0.2] * 10])
+
+        def __call__(self):
+            if self.running:
+                self.t += next(self.durations)
+            self.running = not self.running
+            return self.t
+
+    monkeypatch.setattr(pl, "time", types.SimpleNamespace(perf_counter=Clock()))
+    inp = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inp)
+    ex = Explainer(keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(h))))
+    p = pl.probe(ex, np.zeros((3, 8, 8, 1), np.float32), batch=5, repeats=2, compiled=True,
+                 min_seconds=0.0)
+    assert p.trace_s == pytest.approx(1.0)
+    assert p.trace_scale == pytest.approx({"forward": 1.0, "gradient": 3.0, "cam": 1.5})
+    assert p.forward_s == pytest.approx(0.2 / 5)
+    # A second trace of the forward function took 0.5 s: the model's later traces are
+    # counted at half the first ones'.
+    assert p.trace_warm == pytest.approx(0.5)
+    plan = pl.make_plan(p, work(("gradcam",)), 600, 2**30, set(), 64)
+    assert plan.as_dict()["trace_kinds_s"] == pytest.approx(
+        {"forward": 0.5, "gradient": 1.5, "cam": 0.75})
 
 
 def test_when_even_the_sample_images_fit_the_quality_table_and_search_shrink_last():

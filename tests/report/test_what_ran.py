@@ -162,7 +162,9 @@ def test_every_page_states_every_reduced_value_and_none_the_value_asked(inputs, 
         assert f"{steps} steps" in text and "in 1 seeded random order" in text, name
         assert "8 steps" not in text and "over 3" not in text, name
     # The budget and memory planned to, resolved from their automatic 0.
-    assert settings["budget"] == plan.budget_s == 0.0 and rows["explain.budget"][0] == "0.0"
+    # explain.budget 0: 30 predict passes of the 500 images at 0.5 s, at most 900 s.
+    assert settings["budget"] == plan.budget_s == pl.MAX_BUDGET == 900.0
+    assert rows["explain.budget"][0] == "900.0"
     assert rows["explain.memory_gb"][0] == "1.0" and settings["memory_gb"] == 1.0
     # The batches that ran, not the 64 asked.
     assert rows["explain.batch_size"][0] == str(plan.batch_size) == str(settings["batch_size"])

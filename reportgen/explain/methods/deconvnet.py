@@ -22,4 +22,5 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=1, backward=1),
     run=run,
     reference="https://arxiv.org/abs/1311.2901",
+    trace="gradient",
 )

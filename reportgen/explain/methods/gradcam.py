@@ -26,5 +26,5 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=1, backward=1),
     run=run,
     reference="https://arxiv.org/abs/1610.02391",
-    compiles=("cam gradcam",),
+    compiles=(("cam gradcam", "cam"),),
 )

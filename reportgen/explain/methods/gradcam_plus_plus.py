@@ -25,4 +25,5 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=1, backward=1),
     run=run,
     reference="https://arxiv.org/abs/1710.11063",
+    trace="cam",
 )

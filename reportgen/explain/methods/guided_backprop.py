@@ -24,5 +24,5 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=1, backward=1),
     run=run,
     reference="https://arxiv.org/abs/1412.6806",
-    compiles=("guided gradient",),
+    compiles=(("guided gradient", "gradient"),),
 )

@@ -21,5 +21,5 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=3, backward=2),
     run=run,
     reference="https://arxiv.org/abs/1610.02391",
-    compiles=("guided gradient", "cam gradcam"),
+    compiles=(("guided gradient", "gradient"), ("cam gradcam", "cam")),
 )

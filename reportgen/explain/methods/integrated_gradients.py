@@ -25,5 +25,5 @@ SPEC = MethodSpec(
     run=run,
     reference="https://arxiv.org/abs/1703.01365",
     reductions=Reductions(options=(OptionCut("steps", floor=8),)),
-    compiles=("input gradient",),
+    compiles=(("input gradient", "gradient"),),
 )

@@ -22,4 +22,5 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=1, backward=1),
     run=run,
     reference="https://ieeexplore.ieee.org/document/9462463",
+    trace="cam",
 )

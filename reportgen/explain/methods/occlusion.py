@@ -163,4 +163,5 @@ SPEC = MethodSpec(
     run=run,
     reference="https://arxiv.org/abs/1311.2901",
     reductions=Reductions(optional=True),
+    trace="forward",
 )

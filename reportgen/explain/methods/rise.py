@@ -145,4 +145,5 @@ SPEC = MethodSpec(
     # No option cut: one with a floor at the default (500 masks) never fires, as the planner
     # never cuts a value the user set; under the budget the plan leaves RISE out instead.
     reductions=Reductions(optional=True),
+    trace="forward",
 )

@@ -22,5 +22,5 @@ SPEC = MethodSpec(
     cost=lambda options, shape: Cost(forward=1, backward=1),
     run=run,
     reference="https://arxiv.org/abs/1312.6034",
-    compiles=("input gradient",),
+    compiles=(("input gradient", "gradient"),),
 )

@@ -33,5 +33,5 @@ SPEC = MethodSpec(
     run=run,
     reference="https://arxiv.org/abs/1910.01279",
     reductions=Reductions(options=(OptionCut("channels", floor=8),)),
-    compiles=("scorecam activations", "probabilities"),
+    compiles=(("scorecam activations", "forward"), ("probabilities", "forward")),
 )

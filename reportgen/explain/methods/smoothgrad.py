@@ -25,5 +25,5 @@ SPEC = MethodSpec(
     run=run,
     reference="https://arxiv.org/abs/1706.03825",
     reductions=Reductions(options=(OptionCut("samples", floor=4),)),
-    compiles=("input gradient",),
+    compiles=(("input gradient", "gradient"),),
 )

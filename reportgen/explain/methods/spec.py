@@ -65,6 +65,11 @@ class Reductions:
     optional: bool = False
 
 
+#: The kinds of compiled function the planner's probe times one trace of: a forward pass, a
+#: backward pass to the input, and one through the head above the explained layer.
+TRACE_KINDS = ("forward", "gradient", "cam")
+
+
 @dataclass(frozen=True)
 class NoOptions:
     """A method without options of its own."""
@@ -90,9 +95,12 @@ class MethodSpec:
             model expects; targets (N,) int or None for the predicted class).
         reference: the paper.
         reductions: what the planner may reduce of it (:class:`Reductions`).
-        compiles: the compiled functions it runs, by name, shared between methods ("input
-            gradient" for the plain gradient of saliency, SmoothGrad, Integrated Gradients);
-            empty: one of its own. The planner counts each one's tracing once per model.
+        compiles: the compiled functions it runs, as ``(name, trace kind)`` pairs, shared
+            between methods by name ("input gradient" for the plain gradient of saliency,
+            SmoothGrad, Integrated Gradients); empty: one of its own, of kind :attr:`trace`.
+            The planner counts each one's tracing once per model, at the probe's trace of its
+            kind (one of :data:`TRACE_KINDS`).
+        trace: the trace kind of its own compiled function when :attr:`compiles` is empty.
     """
 
     name: str
@@ -106,13 +114,18 @@ class MethodSpec:
     reference: str = ""
     needs_relu: bool = False
     reductions: Reductions = Reductions()
-    compiles: tuple[str, ...] = ()
+    compiles: tuple[tuple[str, str], ...] = ()
+    trace: str = "forward"
 
     @property
-    def functions(self) -> tuple[str, ...]:
-        """The names of the compiled functions it runs (:attr:`compiles`, or its own)."""
-        return self.compiles or (self.name,)
+    def functions(self) -> dict[str, str]:
+        """{name: trace kind} of the compiled functions it runs (:attr:`compiles`, or its
+        own of kind :attr:`trace`)."""
+        return dict(self.compiles) if self.compiles else {self.name: self.trace}
 
     def __post_init__(self):
+        bad = sorted(set(self.functions.values()) - set(TRACE_KINDS))
+        if bad:
+            raise ValueError(f"method {self.name!r}: unknown trace kind {bad[0]!r}")
         if self.output not in OUTPUT_KINDS:
             raise ValueError(f"method {self.name!r}: unknown output kind {self.output!r}")

@@ -35,7 +35,14 @@ from reportgen.pipeline.stages.reading import (
     unlabeled_names,
 )
 from reportgen.pipeline.stages.run import Data, Run, Timer, start_tensorflow
-from reportgen.pipeline.stages.writing import evaluate, slices, warn, write
+from reportgen.pipeline.stages.writing import (
+    add_test_curves,
+    binary_threshold,
+    evaluate,
+    slices,
+    warn,
+    write,
+)
 
 if TYPE_CHECKING:  # the TensorFlow stages, for type checkers; imported on first use
     from reportgen.pipeline.stages.explaining import (
@@ -74,12 +81,12 @@ _LATER = {
 
 __all__ = [
     "Data", "Fitted", "Given", "LatePlan", "PLANNED_KEYS", "Run", "SYSTEM_FOLDERS", "Timer",
-    "TrainInput", "absent_note", "absent_ok", "cached_report", "calibrate", "check", "check_data",
-    "check_layer_keys", "check_metadata", "check_paths", "describe", "evaluate", "explain",
-    "explain_key", "explained_classes", "fit_model", "given_model", "grouped", "guarded_plan",
-    "metadata", "model_file_job", "planned", "predict", "predict_and_explain", "predict_batch",
-    "preprocessed", "read_data", "slices", "start_tensorflow", "train_input", "unlabeled_names",
-    "warn", "with_settings", "write",
+    "TrainInput", "absent_note", "absent_ok", "add_test_curves", "binary_threshold",
+    "cached_report", "calibrate", "check", "check_data", "check_layer_keys", "check_metadata",
+    "check_paths", "describe", "evaluate", "explain", "explain_key", "explained_classes",
+    "fit_model", "given_model", "grouped", "guarded_plan", "metadata", "model_file_job", "planned",
+    "predict", "predict_and_explain", "predict_batch", "preprocessed", "read_data", "slices",
+    "start_tensorflow", "train_input", "unlabeled_names", "warn", "with_settings", "write",
 ]
 
 

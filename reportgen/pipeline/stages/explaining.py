@@ -20,6 +20,7 @@ from reportgen.data.content import content_hashes
 from reportgen.errors import ShardError
 from reportgen.explain import plan as pl
 from reportgen.explain import suite
+from reportgen.explain.dataset.concepts import planned_images
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.graph import ModelGraph
 from reportgen.explain.methods import Shape
@@ -101,9 +102,26 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]) 
         with prog.bar("Layers", 4, run.show) as advance:
             suite.explain_layers(ex, test, fitted.prep, cfg, explained, progress=advance)
         explained.seconds["layers"] = time.perf_counter() - t0
+        dataset_wide(ex, test, fitted.prep, probs["test"], explained, run.show)
     explained.plan = late.plan
     explained.failures = failures
     return explained
+
+
+def dataset_wide(ex: Explainer, test, prep: Prep, probs: np.ndarray, explained: Explained,
+                 show: bool) -> None:
+    """Strategies (clusters of the test set's GradCAM maps) and concepts (NMF of the
+    explained layer) of every class, each an optional part."""
+    from reportgen.explain.dataset import run as dataset
+    from reportgen.explain.dataset import strategies
+
+    with prog.bar("Strategies and concepts", 2, show) as advance:
+        with optional_part("strategies", explained.layer or None):
+            strategies.explain_strategies(explained, test, probs)
+        advance(1)
+        with optional_part("concepts", explained.layer or None):
+            dataset.explain_concepts(ex, test, prep, probs, explained)
+        advance(1)
 
 
 def guarded_plan(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
@@ -165,15 +183,14 @@ def planned(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
                                                 shown)),
                 len(shown), len(explained_classes(cfg, names) or shown),
                 Shape(*data.shape[:2], channels), {k: getattr(e, k) for k in PLANNED_KEYS},
-                run.options, tuple(run.options), rf)
+                run.options, tuple(run.options), rf, planned_images(test, len(names)))
     memory = pl.memory_budget(e.memory_gb)
     # Timed compiled, at the batch the work runs at: an eager timing (an upper bound) made
     # estimates several times too high, a batch of 32 those of work in batches of 128 too.
     batch = e.batch_size if "explain.batch_size" in cfg.given else \
         pl.memory_batch(pl.activation_bytes(ex.graph), memory)
     probe = pl.probe(ex, prep(test.images[:4]), min(batch, pl.MAX_BATCH), compiled=True)
-    plan = pl.make_plan(probe, w, pl.time_budget(e.budget, probe, len(test)), memory,
-                        set(cfg.given), e.batch_size, budget_default=not e.budget,
+    plan = pl.make_plan(probe, w, e.budget, memory, set(cfg.given), e.batch_size,
                         no_sanity=pl.OPAQUE_HEAD if ex.graph.opaque else None)
     ex.batch_size = plan.batch_size
     ex.batch_sizes = {**plan.batch_sizes, "curves": plan.forward_batch_size}

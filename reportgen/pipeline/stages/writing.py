@@ -12,6 +12,7 @@ from reportgen import progress as prog
 from reportgen import report
 from reportgen.data.properties import split_properties
 from reportgen.errors import PartsFailed
+from reportgen.evaluate import curves as cv
 from reportgen.report.inputs import ReportInputs
 from reportgen.report.site import SiteWriter
 from reportgen.slices import SliceReport, slice_report
@@ -19,16 +20,51 @@ from reportgen.pipeline.stages.run import Data, Run
 
 
 def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, dict]:
-    """Metrics {split: ...} of the probabilities against the labels (numpy only)."""
+    """Metrics {split: ...} of the probabilities against the labels (numpy only); the test
+    split's also carry its PR/ROC summary (``curves``) and, for a binary model, its threshold
+    summary (``thresholds``)."""
     ds = data.ds
     if not ds.labeled:
         return {name: (ev.prediction_summary(probs[name], ds.class_names)
                        if len(ds.splits[name]) else {"n": 0, "labeled": False})
                 for name in ds.splits}
     present = ds.present if ds.absent_classes else None
-    return {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
-                                   run.cfg.report.top_k, present)
-            for name in ds.splits}
+    threshold = binary_threshold(run, len(ds.class_names))
+    metrics = {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
+                                      run.cfg.report.top_k, present, threshold)
+               for name in ds.splits}
+    if metrics["test"]["n"]:
+        with run.timer.stage("curves"):
+            add_test_curves(metrics["test"], probs, data, threshold)
+    return metrics
+
+
+def add_test_curves(test: dict, probs: dict[str, np.ndarray], data: Data,
+                    threshold: float | None) -> None:
+    """Add the test split's ``curves`` (and a binary model's ``thresholds``) to ``test``."""
+    ds = data.ds
+    labels = {s: ds.splits[s].labels for s in ("test", "val")}
+    test["curves"] = cv.curve_metrics(probs["test"], labels["test"], ds.class_names)
+    if len(ds.class_names) == 2:
+        test["thresholds"] = cv.binary_thresholds(
+            {s: probs[s] for s in labels}, labels, ds.class_names, threshold)
+
+
+def binary_threshold(run: Run, n_classes: int) -> float | None:
+    """``evaluate.threshold`` when given and the model is binary; None otherwise (the highest
+    probability predicts). Given for more classes, it is noted as not used."""
+    if "evaluate.threshold" not in run.cfg.given:
+        return None
+    if n_classes != 2:
+        run.notes.append(f"evaluate.threshold = {run.cfg.evaluate.threshold:g} is not used: "
+                         f"it applies to binary models, and this one has {n_classes} classes.")
+        return None
+    t = float(run.cfg.evaluate.threshold)
+    run.notes.append(f"evaluate.threshold = {t:g}: the metrics, the confusion matrices and "
+                     f"predictions.csv predict the second class where its probability is >= "
+                     f"{t:g}; the galleries, the errors page and the explanations show the "
+                     f"class with the higher probability.")
+    return t
 
 
 def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | None:

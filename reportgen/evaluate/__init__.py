@@ -36,6 +36,18 @@ def to_probabilities(outputs: np.ndarray, head: str | None = None) -> np.ndarray
     return e / e.sum(axis=1, keepdims=True)
 
 
+def predict_labels(probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """(N,) int64 predicted classes of (N, K) probabilities: the highest (ties: the first);
+    with a ``threshold`` and two classes, class 1 where its probability is >= ``threshold``
+    (``evaluate.threshold``; ignored for more classes)."""
+    probs = np.asarray(probs)
+    if not len(probs):
+        return np.zeros(0, np.int64)
+    if threshold is not None and probs.shape[1] == 2:
+        return (probs[:, 1] >= threshold).astype(np.int64)
+    return probs.argmax(axis=1).astype(np.int64)
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Return (K, K) int64 counts; row = true class, column = predicted class."""
     cm = np.zeros((n_classes, n_classes), np.int64)
@@ -107,7 +119,8 @@ def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:
 
 
 def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
-                  top_k: int = 3, present: list[int] | None = None) -> dict:
+                  top_k: int = 3, present: list[int] | None = None,
+                  threshold: float | None = None) -> dict:
     """Return every metric of one split as JSON-ready plain data.
 
     Args:
@@ -118,11 +131,13 @@ def split_metrics(probs: np.ndarray, y_true: np.ndarray, class_names: list[str],
             (len(present), K): a row per present true class (``confusion_rows``), a column
             for every class the model can predict. Every class stays predictable, so an
             image predicted as a class without images counts as an error.
+        threshold: a binary model's operating point (:func:`predict_labels`); None: the highest
+            probability.
     """
     y_true = np.asarray(y_true, np.int64)
     k = len(class_names)
     rows = list(range(k)) if present is None else [int(c) for c in present]
-    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
+    pred = predict_labels(probs, threshold)
     full = confusion_matrix(y_true, pred, k)
     pc = per_class(full)
     cm = full[rows]
@@ -269,13 +284,14 @@ def _pct(share: float) -> str:
     return f"{100 * share:.1f} %"
 
 
-def misclassified(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Indices of the images whose predicted class (``probs.argmax(1)``) is not their label;
+def misclassified(labels: np.ndarray, probs: np.ndarray,
+                  threshold: float | None = None) -> np.ndarray:
+    """Indices of the images whose predicted class (:func:`predict_labels`) is not their label;
     images without a label (negative) are never misclassified."""
     labels = np.asarray(labels)
     if not len(labels):
         return np.zeros(0, np.int64)
-    return np.flatnonzero((labels >= 0) & (np.asarray(probs).argmax(axis=1) != labels))
+    return np.flatnonzero((labels >= 0) & (predict_labels(probs, threshold) != labels))
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
