@@ -104,7 +104,8 @@ def without_times(value):
     which differ from run to run."""
     if isinstance(value, dict):
         return {k: without_times(v) for k, v in value.items()
-                if not (k.endswith("_s") or k in ("seconds", "parts", "replan", "ratio"))}
+                if not (k.endswith("_s") or k in ("seconds", "parts", "replan", "ratio",
+                                                  "trace_warm"))}
     if isinstance(value, list):
         return [without_times(v) for v in value]
     return value
