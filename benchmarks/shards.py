@@ -87,15 +87,17 @@ def main() -> None:
     lines = [
         "# Sharded builds on this machine", "",
         f"{n} images (3 classes, 32 px), a loaded 1-conv CNN, {a.shards} shards run one after "
-        f"the other; {os.cpu_count()} CPUs shared, load average {os.getloadavg()[0]:.1f}.", "",
+        f"the other, all in one process (TensorFlow started by the unsharded build, which "
+        f"runs first: the shards and the merge do not pay its start-up); {os.cpu_count()} CPUs "
+        f"shared, load average {os.getloadavg()[0]:.1f}.", "",
         "| run | wall s |", "|---|---:|", f"| unsharded build | {whole:.1f} |",
         *[f"| shard {i + 1}/{a.shards} | {s:.1f} |" for i, s in enumerate(shard_s)],
         f"| merge | {merge_s:.1f} |",
         f"| shards + merge, one after the other | {sum(shard_s) + merge_s:.1f} |",
         f"| overhead over unsharded | {sum(shard_s) + merge_s - whole:+.1f} |", "",
         "## Projection (not measured)", "",
-        f"Per image of a shard: {per_image * 1000:.1f} ms (shard wall time / images, start-up "
-        "included, so an upper bound at this size); the merge counted as fixed "
+        f"Per image of a shard: {per_image * 1000:.1f} ms (shard wall time / images, reading "
+        "and hashing every image of the data set included); the merge counted as fixed "
         f"({merge_s:.1f} s), although it reads and hashes every image too, so the table "
         "under-counts it at scale. Wall seconds = per image x images / K + merge.", "",
         "| images | K=1 | K=8 | K=64 |", "|---:|---:|---:|---:|",
