@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # annotations only: no import at run time
 
 #: Per kind of entry, bumped whenever what it stores changes shape, so older entries are never
 #: read (a trained model's files have not changed: its entries survive new result types).
-FORMATS = {"train": 3, "explain": 14, "report": 14}
+FORMATS = {"train": 3, "explain": 15, "report": 15}
 
 
 @dataclass
