@@ -143,13 +143,16 @@ def test_a_build_with_hostile_names_everywhere(tmp_path):
                    "explain.methods=['gradcam', 'saliency']", data=data, out=out)
     assert result.exit_code == 0, result.output
     texts = {p: p.read_bytes() for p in out.rglob("*")
-             if p.suffix in {".html", ".md", ".tex", ".csv", ".json", ".svg"}}
+             if p.suffix in {".html", ".md", ".tex", ".csv", ".json", ".svg", ".js", ".tsv"}}
     for path, raw in texts.items():
         text = raw.decode("utf-8")  # every text file is valid UTF-8
         assert "\u202e" not in text, path
         if path.suffix == ".html":
             scripts = re.findall(r"<script[^>]*>", text)
-            own = [] if path.name == "report.html" else ['<script src="site.js" defer>']
+            own = ['<script src="explore/points.js">', '<script src="explore.js" defer>'] \
+                if path.name == "explore.html" else []
+            if path.name != "report.html":
+                own.append('<script src="site.js" defer>')
             assert scripts == own, path  # only the site's own (report.html: none)
             assert "<img src=x" not in text, path
         if path.name == "model_card.md":  # YAML front matter (data, not Markdown), then text

@@ -198,6 +198,11 @@ def test_photos_explained_by_your_own_model_and_class_names(keras, tmp_path, md_
     tables = {t[0][0]: t for t in md_tables((tmp_path / "site" / "report.md").read_text())}
     assert [r[0] for r in tables["photo"][1:]] == [r[0] for r in rows[1:]]  # every photo
     assert tables["photo"][0] == ["photo", "#1", "#2", "#3"]
+    # The explorer maps the photos too: no true class, the predicted one as in the CSV.
+    text = (tmp_path / "site" / "explore" / "points.js").read_text()
+    points = json.loads(text[text.index("{"):text.rindex("}") + 1])["points"]
+    assert metrics["explorer"]["points"] == 6 and points["t"] == [-1] * 6
+    assert [names[p] for p in points["p"]] == [r[2] for r in rows[1:]]
 
 
 @pytest.mark.parametrize("settings,needles", [

@@ -339,6 +339,12 @@ class ModelGraph:
         return chain
 
     @property
+    def final_layers(self) -> list:
+        """The layers producing the explained output, outermost first, into nested models
+        (the last is the one whose own call computes it)."""
+        return list(self._final)
+
+    @property
     def input_shape(self) -> tuple:
         """(H, W, C) of the model's first input."""
         try:

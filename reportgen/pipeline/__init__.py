@@ -116,14 +116,16 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, fitted.history,
                           bundle.explained, info, run.notes + bundle.explained.notes,
                           _options_data(run, bundle.explained, data.shape[:2]),
-                          warnings=warnings, slices=sliced, source=run.source.describe())
+                          warnings=warnings, slices=sliced, source=run.source.describe(),
+                          features=bundle.features)
     index = stages.write(run, out, inputs, drawn, fit.model_file_job(run, fitted))
     run.cache.remember_shape(data.shape)
     cached_model = run.cache.model_file(fitted.train_key) if fitted.train_key else None
     if not bundle.explained.failures:  # a failed part is tried again by the next build
         run.cache.put_report(run.cache.report_key(data.hash), ReportBundle(
             bundle.probs, bundle.explained, info, fitted.history, model_notes,
-            inputs.method_options, str(cached_model) if cached_model else None))
+            inputs.method_options, str(cached_model) if cached_model else None,
+            bundle.features))
     return _result(run, out, index, metrics, t_start)
 
 
@@ -142,7 +144,8 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
                            bundle.probs)
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,
                           bundle.explained, bundle.info, run.notes, bundle.method_options,
-                          warnings=warnings, slices=sliced, source=run.source.describe())
+                          warnings=warnings, slices=sliced, source=run.source.describe(),
+                          features=bundle.features)
     model_file = None
     if bundle.model_file is not None:
         model_file = lambda path, src=bundle.model_file: shutil.copyfile(src, path)  # noqa: E731

@@ -34,6 +34,7 @@ from reportgen import progress as prog
 from reportgen.config import NOT_PATHS, Config
 from reportgen.data.store import chunks
 from reportgen.errors import ReportgenError
+from reportgen.explain.penultimate import Features
 from reportgen.explain.results import Explained
 from reportgen.model.sources import source_for
 from reportgen.report.inputs import ModelInfo
@@ -48,10 +49,12 @@ FORMATS = {"train": 3, "explain": 15, "report": 15}
 
 @dataclass
 class ExplainBundle:
-    """Predictions {split: (N, classes) probabilities} and the explanations of one model."""
+    """Predictions {split: (N, classes) probabilities}, the explanations of one model, and
+    the penultimate-layer features of the same prediction pass (None: not collected)."""
 
     probs: dict[str, np.ndarray]
     explained: Explained
+    features: Features | None = None
 
 
 @dataclass
@@ -67,6 +70,8 @@ class ReportBundle:
     notes: list[str]
     method_options: dict[str, dict]
     model_file: str | None
+    #: The penultimate-layer features of the prediction pass (None: not collected).
+    features: Features | None = None
 
 
 def data_hash(ds: Dataset) -> str:

@@ -71,6 +71,7 @@ SECTIONS_OF_PARTS = {
     "test set": ("GradCAM of the test set",), "grid": ("GradCAM per class",),
     "samples": ("* on the sample images",), "plan": ("planning*",),
     "quality": ("* in the quality table", "sanity check*"),
+    "explorer": ("explorer map", "explorer page"),
     **{view: (view,) for view in LAYER_VIEWS},
     "strategies": ("strategies", "concepts*"),
 }
@@ -327,7 +328,8 @@ def _common(inputs: ReportInputs) -> dict:
         nav.append({"href": "errors.html", "label": f"Errors ({len(wrong)})"})
     if inputs.slices is not None:
         nav.append({"href": "slices.html", "label": "Slices"})
-    nav += [{"href": "methods.html", "label": "Methods"},
+    nav += [{"href": "explore.html", "label": "Explorer"},
+            {"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
     if inputs.explained.strategies or inputs.explained.concepts:
         nav.insert(-1, {"href": "strategies.html", "label": "Strategies"})
@@ -634,6 +636,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     common = _common(inputs)
     pointing = _pointing(ex)
     tables = _split_tables(assets, inputs)
+    points = _explorer_map(inputs)  # before the Methods page: the plan table shows its time
     pages = class_pages(assets, test, probs, names, ex, inputs.metrics["test"]["per_class"])
     strategies, strategies_page = _strategies(assets, inputs, pages, common)
     m = methods_context(assets, test, probs, names, ex, ran_settings(inputs),
@@ -658,7 +661,10 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     if errors is not None:
         content.pages += [Page(rel, "errors.html", ctx) for rel, ctx in
                           class_page_files(errors, common, ex.layer, scale, ds.has_boxes)]
+    explore, explorer_metrics = _explorer(assets, inputs, common, points)
+    index["explorer"] = explorer_metrics  # the overview and report.md link it
     content.pages += [
+        Page("explore.html", "explore.html", explore),
         Page("model.html", "model.html", model),
         Page("methods.html", "methods.html", {**common, "page_title": "Methods",
                                               "current": "methods.html", "m": m,
@@ -680,7 +686,34 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     for name in STATIC:
         assets.copy(name, templates_dir() / name)
     assets.text(".nojekyll", "")
-    content.metrics = _metrics_json(inputs, pointing)
+    content.metrics = {**_metrics_json(inputs, pointing), "explorer": explorer_metrics}
+
+
+def _explorer_map(inputs: ReportInputs):
+    """The explorer's map (:func:`~reportgen.report.explorer.map_points`), its seconds
+    recorded as the plan's part "explorer map" (a rebuild from the cache keeps those of the
+    build that made the plan, as every other part's; the page states its own); None without
+    features or where it failed (a failure noted on the page)."""
+    from reportgen.report.explorer import map_points
+
+    with optional_part("explorer map") as part:
+        t0 = time.perf_counter()
+        points = map_points(inputs.features, inputs.cfg.training.seed)
+        if points is not None:
+            inputs.explained.seconds.setdefault("explorer map", time.perf_counter() - t0)
+    return None if part.failure else points
+
+
+def _explorer(assets: Assets, inputs: ReportInputs, common: dict, points,
+              extra: dict | None = None) -> tuple[dict, dict]:
+    """``explore.html``'s context and metrics.json's ``explorer``; a page that fails is the
+    page without its map, the failure noted on it. ``extra``: colourings besides the labels
+    ({key: :class:`~reportgen.report.explorer.Colouring`}: a data-issue flag, a cluster)."""
+    from reportgen.report.explorer import explorer_page
+
+    with optional_part("explorer page"):
+        return explorer_page(assets, inputs, common, points, extra)
+    return explorer_page(assets, inputs, common, None, why="the map could not be made")
 
 
 def _strategies(assets: Assets, inputs: ReportInputs, pages: list[dict], common: dict

@@ -13,6 +13,7 @@ from reportgen.model.sources import SourceInfo, source_for
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
+    from reportgen.explain.penultimate import Features
     from reportgen.slices import SliceReport
 
 
@@ -60,6 +61,9 @@ class ReportInputs:
         slices: accuracy by metadata slice and the weak slices found
             (``reportgen.slices.SliceReport``); None for photos without labels.
         source: where the model came from (``model.source``: trained here, loaded, ...).
+        features: the penultimate-layer features of every split
+            (:class:`reportgen.explain.penultimate.Features`, plain numpy), None when not
+            collected.
     """
 
     cfg: Config
@@ -74,6 +78,7 @@ class ReportInputs:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     slices: SliceReport | None = None
+    features: Features | None = None
     #: Where the model came from; None: the source ``cfg`` names (:meth:`model_source`).
     source: SourceInfo | None = None
 

@@ -25,7 +25,7 @@ def templates_dir() -> Path:
 
 
 #: Files of the templates folder every site carries (its pages link to them).
-STATIC = ("style.css", "favicon.svg", "site.js")
+STATIC = ("style.css", "favicon.svg", "site.js", "explore.js")
 
 
 def environment(folder: Path | None = None) -> jinja2.Environment:

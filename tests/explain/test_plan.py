@@ -47,6 +47,21 @@ def test_the_estimate_is_the_declared_cost_times_the_measured_seconds():
     assert timed["layers"] == est["layers"] and timed["quality: maps"] == est["quality: maps"]
 
 
+def test_the_explorer_map_is_a_part_of_the_estimate():
+    w = work()
+    assert pl.estimate(PROBE, w)["explorer map"] == 0  # no point, no map
+    est = pl.estimate(PROBE, dataclasses.replace(w, map_points=5000))
+    # 2 s + 0.24 ms a point x log2(5001) = 2 + 14.7: within 30 s.
+    assert est["explorer map"] == pytest.approx(2 + 0.00024 * 5000 * 12.2882, rel=1e-4)
+    assert est["explorer map"] < 30
+    assert pl.map_seconds(1000) < pl.map_seconds(2000) < 2 * pl.map_seconds(1000) + 1
+    # Stated, but no explanation is reduced to make room for it.
+    w = dataclasses.replace(w, map_points=5000)
+    budget = pl.budgeted(pl.estimate(PROBE, w)) + 0.5
+    plan = pl.make_plan(PROBE, w, budget, 2**30, set(), 16)
+    assert plan.reductions == () and plan.estimate_s["explorer map"] > 10
+
+
 def test_the_estimate_counts_tracing_and_the_receptive_field_search(monkeypatch):
     from reportgen.explain import graph
 
@@ -68,7 +83,7 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search(monkeypatch)
                                    "quality: deletion/insertion": 1 * 2.0,
                                    "quality: sanity check": 4 * 2.0,
                                    "layers": 3 * 2.0 + 100 * 0.01,
-                                   "strategies": 0, "concepts": 0})
+                                   "strategies": 0, "concepts": 0, "explorer map": 0})
     # A search of 40 images in batches of 20 is 2 calls, 40 + 2 x 16 images' work: run
     # eagerly, 0.5 s a call, as are the feature maps of three layers; no trace.
     wide = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 20, trace_s=2.0, eager_s=0.5),

@@ -63,8 +63,9 @@ def build_shard(cfg: Config, out: str | Path, shard: tuple[int, int], *,
             for name, hs in hashes.items()}
     mine = dataclasses.replace(data, ds=dataclasses.replace(data.ds, splits={
         name: subset(s, rows[name]) for name, s in data.ds.splits.items()}))
-    probs = explaining.predict(run, fitted, mine)
+    probs, features = explaining.predict(run, fitted, mine)
     arrays = {f"{name}.probs": p for name, p in probs.items()}  # as computed
+    arrays.update({f"{name}.features": f for name, f in features.arrays.items()})
     cam = explaining.shard_cam(run, fitted, mine)
     if cam is not None:
         arrays.update({f"test.{k}": v for k, v in cam._asdict().items()})
@@ -73,6 +74,8 @@ def build_shard(cfg: Config, out: str | Path, shard: tuple[int, int], *,
         "model_hash": fitted.weights_hash, "config_hash": config_hash(cfg),
         "config": config_payload(cfg),
         "data_hash": data.hash, "classes": len(data.ds.class_names), "cam": cam is not None,
+        "features": {"layer": features.layer, "description": features.description,
+                     "missing": features.missing, "splits": sorted(features.arrays)},
         "splits": {name: {"count": len(s), "rows": rows[name],
                           "paths": [s.paths[k] for k in rows[name]],
                           "hashes": [hashes[name][k] for k in rows[name]]}

@@ -30,6 +30,7 @@ import numpy as np
 from reportgen import __version__, scratch
 from reportgen.config import Config, from_dict
 from reportgen.errors import ShardError
+from reportgen.explain.penultimate import Features
 from reportgen.explain.results import CamPass
 
 #: Version of the shard folder's layout; a merge refuses any other.
@@ -159,6 +160,8 @@ class Merged:
     paths: dict[str, list[str]]
     cam: CamPass | None
     manifest: dict
+    #: The penultimate-layer features as :class:`~reportgen.explain.penultimate.Features`.
+    features: Features | None = None
 
     @property
     def config(self) -> Config:
@@ -195,7 +198,23 @@ def load_set(folders: list[Path]) -> Merged:
                 hashes[name][r] = m["splits"][name]["hashes"][k]
                 paths[name][r] = m["splits"][name]["paths"][k]
     cam = _merged_cam(first["splits"]["test"]["count"], arrays) if first["cam"] else None
-    return Merged(probs, hashes, paths, cam, first)
+    return Merged(probs, hashes, paths, cam, first, _merged_features(first, arrays))
+
+
+def _merged_features(first: dict, arrays: list) -> Features | None:
+    """The penultimate-layer features of every split, each shard's rows put back in place."""
+    meta = first.get("features")
+    if meta is None:
+        return None
+    out = {}
+    for name in meta["splits"]:
+        parts = [(m["splits"][name]["rows"], a[f"{name}.features"]) for m, a in arrays]
+        full = np.zeros((first["splits"][name]["count"],) + parts[0][1].shape[1:],
+                        parts[0][1].dtype)
+        for rows, part in parts:
+            full[rows] = part
+        out[name] = full
+    return Features(out, meta["layer"], meta["description"], meta["missing"])
 
 
 def _merged_cam(n: int, arrays: list) -> CamPass:

@@ -13,7 +13,6 @@ import keras
 import numpy as np
 
 from reportgen import evaluate as ev
-from reportgen import model as mdl
 from reportgen import progress as prog
 from reportgen.config import Config, ExplainConfig
 from reportgen.data.content import content_hashes
@@ -24,6 +23,7 @@ from reportgen.explain.dataset.concepts import planned_images
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.graph import ModelGraph
 from reportgen.explain.methods import Shape
+from reportgen.explain.penultimate import Features, predict_with_features
 from reportgen.explain.results import Explained
 from reportgen.guard import collecting, optional_part
 from reportgen.pipeline.cache import ExplainBundle, key
@@ -45,20 +45,18 @@ def explain_key(run: Run, fitted: Fitted, data: Data) -> str:
                preprocess=fitted.preprocess, seed=cfg.training.seed)
 
 
-def predict(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
-    """Class probabilities {split: (N, classes)} of every split, in batches."""
+def predict(run: Run, fitted: Fitted, data: Data) -> tuple[dict[str, np.ndarray], Features]:
+    """Class probabilities {split: (N, classes)} of every split, in batches, and the
+    penultimate-layer features (:mod:`reportgen.explain.penultimate`) of every split, from
+    the same pass."""
     cfg, splits = run.cfg, data.ds.splits
-    probs = {}
     with run.timer.stage("predict"), \
             prog.bar("Predicting", sum(len(s) for s in splits.values()), run.show) as advance:
-        batch = predict_batch(cfg, fitted.model, data.shape)
-        forward = mdl.forward_function(fitted.model, data.shape, cfg.model.output_index)
-        for name, split in splits.items():  # one trace for every split
-            raw = mdl.predict_outputs(fitted.model, split.images, preprocess=fitted.prep,
-                                      batch_size=batch, forward=forward,
-                                      output_index=cfg.model.output_index, progress=advance)
-            probs[name] = ev.to_probabilities(raw, fitted.head)
-    return probs
+        raw, features = predict_with_features(
+            fitted.model, {name: split.images for name, split in splits.items()}, data.shape,
+            output_index=cfg.model.output_index, preprocess=fitted.prep, progress=advance,
+            batch_size=predict_batch(cfg, fitted.model, data.shape))
+    return {name: ev.to_probabilities(r, fitted.head) for name, r in raw.items()}, features
 
 
 def predict_batch(cfg: Config, model: keras.Model, shape: tuple[int, int, int]) -> int:
@@ -183,7 +181,8 @@ def planned(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
                                                 shown)),
                 len(shown), len(explained_classes(cfg, names) or shown),
                 Shape(*data.shape[:2], channels), {k: getattr(e, k) for k in PLANNED_KEYS},
-                run.options, tuple(run.options), rf, planned_images(test, len(names)))
+                run.options, tuple(run.options), rf, planned_images(test, len(names)),
+                explorer_points(data))
     memory = pl.memory_budget(e.memory_gb)
     # Timed compiled, at the batch the work runs at: an eager timing (an upper bound) made
     # estimates several times too high, a batch of 32 those of work in batches of 128 too.
@@ -234,21 +233,30 @@ def merged_probs(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
     return merged.probs
 
 
+def explorer_points(data: Data) -> int:
+    """How many points the explorer's map will have (its layout is a part of the plan)."""
+    from reportgen.report.explorer import map_sizes
+
+    splits = data.ds.splits
+    return sum(map_sizes(len(splits["test"]), len(splits["train"])).values())
+
+
 def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
     """:func:`predict` and :func:`explain`, or both from the cache when an earlier build had
     the same model, data and explain settings. Merging shards (``run.merged``), the
-    predictions and the test set's GradCAM pass are the shards'."""
+    predictions, features and the test set's GradCAM pass are the shards'."""
     if run.merged is not None:
         probs = merged_probs(run, fitted, data)
-        return ExplainBundle(probs, explain(run, fitted, grouped(data, probs), probs))
+        return ExplainBundle(probs, explain(run, fitted, grouped(data, probs), probs),
+                             run.merged.features)
     entry = explain_key(run, fitted, data)
     hit = run.cache.get_explained(entry)
     if hit is not None:
         run.reused("the predictions and explanations", "model, data and explain settings",
                    "recomputes")
         return hit
-    probs = predict(run, fitted, data)
-    bundle = ExplainBundle(probs, explain(run, fitted, grouped(data, probs), probs))
+    probs, features = predict(run, fitted, data)
+    bundle = ExplainBundle(probs, explain(run, fitted, grouped(data, probs), probs), features)
     if not bundle.explained.failures:  # a failed part is tried again by the next build
         run.cache.put_explained(entry, bundle)
     return bundle
