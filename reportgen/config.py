@@ -203,6 +203,9 @@ class ReportConfig:
     figure_formats: list = option(["png", "svg", "pdf"], 'Files written for every figure: '
                                 '"png" (shown in the pages) plus "svg" and/or "pdf" for papers '
                                 "(text kept as text).", names=True)
+    data_audit: bool = option(True, "Audit the data (data.html): likely label errors on val and "
+                              "test, exact and near duplicates within and across splits, "
+                              "outliers of the test set and image-quality flags.")
 
 
 @dataclass

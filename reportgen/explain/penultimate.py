@@ -22,9 +22,12 @@ this module imports TensorFlow only inside the functions that run the model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only
+    from reportgen.data.store import Images
 
 
 @dataclass
@@ -140,7 +143,8 @@ def feature_forward(model, shape: tuple[int, int, int], output_index: int = 0) -
                           f"({kind}), {d} values per image, {how}", (int(out.shape[-1]), d))
 
 
-def predict_with_features(model, splits: dict[str, np.ndarray], shape: tuple[int, int, int], *,
+def predict_with_features(model, splits: dict[str, np.ndarray | Images],
+                          shape: tuple[int, int, int], *,
                           output_index: int = 0, batch_size: int = 64, preprocess=None,
                           progress: Callable[[int], None] | None = None
                           ) -> tuple[dict[str, np.ndarray], Features]:

@@ -310,6 +310,10 @@ class Work:
     #: Points of the explorer's map (test and training images; see
     #: ``reportgen.report.explorer.map_sizes``): its layout is a part of the work.
     map_points: int = 0
+    #: Estimated seconds of the data audit (``reportgen.audit.issues.estimate_seconds``; 0
+    #: when ``report.data_audit`` is off): numpy over every image, a part of the work that no
+    #: setting of the plan reduces.
+    audit_s: float = 0.0
 
     def __post_init__(self):  # copies: the caller's dicts and lists may change later
         object.__setattr__(self, "settings", dict(self.settings))
@@ -413,13 +417,14 @@ def estimate(p: Probe, w: Work) -> dict[str, float]:
         "concepts": (w.n_concepts * (p.forward_s + p.backward_s)
                      + bool(w.n_concepts) * p.trace("cam")) if conv else 0.0,
         "explorer map": map_seconds(w.map_points),
+        "data audit": w.audit_s,
     }
 
 
 #: Parts of the estimate stated in the plan but not fitted to ``explain.budget``: the
 #: explorer's map costs the same for any model (its size is capped at its own number of
 #: points), so no explanation is reduced to make room for it.
-UNBUDGETED = ("explorer map",)
+UNBUDGETED = ("explorer map", "data audit")
 
 
 def budgeted(est: dict[str, float]) -> float:

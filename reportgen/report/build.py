@@ -29,6 +29,8 @@ from reportgen.report.assets import Assets
 from reportgen.report.card import card_context, card_page
 from reportgen.report.curves import NONE as NO_CURVES
 from reportgen.report.curves import curve_figures, curve_table, threshold_sentences
+from reportgen.report.data_page import (data_context, issue_colouring, issues_json,
+                                        summary_lines)
 from reportgen.report.figjobs import Figures
 from reportgen.report.gallery import (class_page_files, class_pages, colour_scale,
                                       errors_page, slug)
@@ -38,7 +40,11 @@ from reportgen.report.pages import layers_context, methods_context
 from reportgen.report.slices import slices_figure, slices_json, summary
 from reportgen.report.render import STATIC, environment, render, templates_dir
 from reportgen.report.strategies import METHOD as STRATEGY_METHOD
-from reportgen.report.strategies import strategies_context, strategies_metrics
+from reportgen.report.strategies import (
+    strategies_context,
+    strategies_metrics,
+    strategy_colouring,
+)
 from reportgen.report.tables import Table, with_interval
 from reportgen.text import duration, plural, printable
 
@@ -70,7 +76,7 @@ class SiteContent:
 SECTIONS_OF_PARTS = {
     "test set": ("GradCAM of the test set",), "grid": ("GradCAM per class",),
     "samples": ("* on the sample images",), "plan": ("planning*",),
-    "quality": ("* in the quality table", "sanity check*"),
+    "quality": ("* in the quality table", "sanity check*"), "audit": ("data audit",),
     "explorer": ("explorer map", "explorer page"),
     **{view: (view,) for view in LAYER_VIEWS},
     "strategies": ("strategies", "concepts*"),
@@ -329,6 +335,7 @@ def _common(inputs: ReportInputs) -> dict:
     if inputs.slices is not None:
         nav.append({"href": "slices.html", "label": "Slices"})
     nav += [{"href": "explore.html", "label": "Explorer"},
+            {"href": "data.html", "label": "Data issues"},
             {"href": "methods.html", "label": "Methods"},
            {"href": "layers.html", "label": "Layers"}, {"href": "model.html", "label": "Model"}]
     if inputs.explained.strategies or inputs.explained.concepts:
@@ -398,7 +405,9 @@ def _index_context(inputs: ReportInputs, common: dict, tables: dict, drawn: dict
             "layer": inputs.explained.layer, "pointing": pointing,
             "model_file": model_file_included(inputs), "slices": sliced,
             "fig_slices": drawn.get("slices"), "info": dataclasses.asdict(inputs.info),
-            "card": card_context(cfg, test_m, report_title(inputs), ds.root)}
+            "card": card_context(cfg, test_m, report_title(inputs), ds.root),
+            "audit": (summary_lines(inputs.data_issues) if inputs.data_issues is not None
+                      else None)}
 
 
 def _headline(test_m: dict, ds) -> list[dict]:
@@ -558,6 +567,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "plan": _plan_data(ex), "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
+        "data_issues": issues_json(inputs.data_issues),
         **_dataset_wide(ex, ds.splits["test"], ds.class_names),
         **slices_json(inputs.slices),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
@@ -614,7 +624,7 @@ def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:
     context fails is left out and recorded in ``failures`` after the explanations' own.
 
     ``drawn``: the metric figures' page data from :func:`metric_figures`."""
-    content = SiteContent(failures=list(inputs.explained.failures))
+    content = SiteContent(failures=list(inputs.explained.failures) + list(inputs.failures))
     with collecting(content.failures):
         _gather(inputs, drawn, content)
     for page in content.pages:  # as known now; write_site adds the figures' and images'
@@ -658,10 +668,12 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
                       for rel, ctx in class_page_files(page, common, ex.layer, scale,
                                                        ds.has_boxes)]
     errors = errors_page(assets, test, probs, names, ex)  # before report.md, which shows it
+    data = data_context(assets, inputs, common)
     if errors is not None:
         content.pages += [Page(rel, "errors.html", ctx) for rel, ctx in
                           class_page_files(errors, common, ex.layer, scale, ds.has_boxes)]
-    explore, explorer_metrics = _explorer(assets, inputs, common, points)
+    explore, explorer_metrics = _explorer(assets, inputs, common, points,
+                                          strategy_colouring(ex, names))
     index["explorer"] = explorer_metrics  # the overview and report.md link it
     content.pages += [
         Page("explore.html", "explore.html", explore),
@@ -672,9 +684,10 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
                                               "layer": ex.layer}),
         Page("layers.html", "layers.html", {**common, "page_title": "Layers",
                                             "current": "layers.html", "L": L}),
+        Page("data.html", "data.html", data),
         strategies_page,
         Page("report.md", "report.md", {**index, "class_pages": pages, "m": m,
-                                        "errors": errors,
+                                        "errors": errors, "data_page": data,
                                         "t_layers": model["t_layers"], "t_quality": t_quality,
                                         "L": L}),
         Page("model_card.md", "model_card.md", card_page(index)),
@@ -711,8 +724,11 @@ def _explorer(assets: Assets, inputs: ReportInputs, common: dict, points,
     ({key: :class:`~reportgen.report.explorer.Colouring`}: a data-issue flag, a cluster)."""
     from reportgen.report.explorer import explorer_page
 
+    extra = dict(extra or {})
+    with optional_part("data audit"):  # a broken audit is the audit's failure, not the map's
+        extra.update(issue_colouring(inputs.data_issues) or {})
     with optional_part("explorer page"):
-        return explorer_page(assets, inputs, common, points, extra)
+        return explorer_page(assets, inputs, common, points, extra or None)
     return explorer_page(assets, inputs, common, None, why="the map could not be made")
 
 

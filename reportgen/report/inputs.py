@@ -13,6 +13,7 @@ from reportgen.model.sources import SourceInfo, source_for
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
+    from reportgen.audit.issues import DataIssues
     from reportgen.explain.penultimate import Features
     from reportgen.slices import SliceReport
 
@@ -58,12 +59,15 @@ class ReportInputs:
             headline numbers, and first in metrics.json ``notes``.
         method_options: {method: its options as run, plain data} (the plan's; metrics.json).
         timings: wall seconds per build stage so far.
-        slices: accuracy by metadata slice and the weak slices found
-            (``reportgen.slices.SliceReport``); None for photos without labels.
-        source: where the model came from (``model.source``: trained here, loaded, ...).
         features: the penultimate-layer features of every split
             (:class:`reportgen.explain.penultimate.Features`, plain numpy), None when not
             collected.
+        data_issues: the data audit (:class:`reportgen.audit.issues.DataIssues`), None when
+            ``report.data_audit`` is off or it failed.
+        failures: parts of the build after the explanations that failed (the data audit).
+        slices: accuracy by metadata slice and the weak slices found
+            (``reportgen.slices.SliceReport``); None for photos without labels.
+        source: where the model came from (``model.source``: trained here, loaded, ...).
     """
 
     cfg: Config
@@ -77,8 +81,10 @@ class ReportInputs:
     method_options: dict[str, dict] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    slices: SliceReport | None = None
     features: Features | None = None
+    data_issues: DataIssues | None = None
+    failures: list = field(default_factory=list)
+    slices: SliceReport | None = None
     #: Where the model came from; None: the source ``cfg`` names (:meth:`model_source`).
     source: SourceInfo | None = None
 

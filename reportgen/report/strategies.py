@@ -11,6 +11,7 @@ from reportgen.explain.dataset import concepts as cn
 from reportgen.explain.dataset import strategies as st
 from reportgen.figures.overlay import to_rgb
 from reportgen.report.assets import Assets
+from reportgen.report.explorer import Colouring
 from reportgen.report.gallery import THUMB, describe, gradcam_tiles, slug, test_tile
 from reportgen.text import printable
 
@@ -121,3 +122,15 @@ def strategies_metrics(explained, split, names: list[str]) -> tuple[dict, dict]:
          "patches": files([p[0] for p in c.patches])}
         for c in cc.concepts] for cc in explained.concepts}
     return strategies, concepts
+
+
+def strategy_colouring(explained, names: list[str]) -> dict[str, Colouring]:
+    """The explorer's colouring and filter by strategy ({} without strategies): each clustered
+    test image is "<class> · strategy k", numbered as on the Strategies page, flagged ones
+    marked."""
+    values: dict[str, dict[int, str]] = {}
+    for cs in explained.strategies or []:
+        for k, s in enumerate(cs.strategies):
+            label = f"{names[cs.cls]} · strategy {k + 1}" + (" (flagged)" if s.flagged else "")
+            values.setdefault("test", {}).update({int(i): label for i in s.members})
+    return {"strategy": Colouring("strategy (strategies.html)", values)} if values else {}

@@ -24,17 +24,19 @@ _TEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{":
                 "\\": r"\textbackslash{}", "<": r"\textless{}", ">": r"\textgreater{}"}
 
 
-def md_gallery(tiles: list[dict], cols: int = 4) -> Markup:
+def md_gallery(tiles: list[dict], cols: int = 4, every_view: bool = False) -> Markup:
     """Gallery tiles as a GitHub Markdown table, ``cols`` to a row: each cell the tile's map
-    images (linked to their full size) and its caption (right or wrong, true and predicted
-    class, confidence), so the rows stay a grid on github.com. Empty for no tiles."""
+    images (``every_view``: the plain image too) linked to their full size, and its caption
+    (right or wrong, true and predicted class, confidence), so the rows stay a grid on
+    github.com. Empty for no tiles."""
     if not tiles:
         return Markup("")
     cells = []
     for t in tiles:
-        views = t["views"][1:] or t["views"]  # the maps; the plain image where there is none
+        # the maps; the plain image where there is none
+        views = t["views"] if every_view else (t["views"][1:] or t["views"])
         pics = " ".join(f"[![{md_escape(v['alt'])}]({v['src']})]({v['full']})" for v in views)
-        mark = "" if t["true"] is None else ("✓ " if t["correct"] else "✗ ")
+        mark = "" if t.get("true") is None else ("✓ " if t["correct"] else "✗ ")
         maps = ", ".join(md_escape(v["label"]) for v in views)
         cells.append(f"{pics}<br>{mark}{md_escape(t['caption'])}<br><sub>{maps}</sub>")
     cols = min(cols, len(cells))

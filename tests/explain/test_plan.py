@@ -62,6 +62,12 @@ def test_the_explorer_map_is_a_part_of_the_estimate():
     assert plan.reductions == () and plan.estimate_s["explorer map"] > 10
 
 
+def test_the_data_audit_is_a_part_of_the_estimate_as_given():
+    w = work()
+    assert pl.estimate(PROBE, w)["data audit"] == 0  # off, or nothing to audit
+    assert pl.estimate(PROBE, dataclasses.replace(w, audit_s=4.5))["data audit"] == 4.5
+
+
 def test_the_estimate_counts_tracing_and_the_receptive_field_search(monkeypatch):
     from reportgen.explain import graph
 
@@ -83,7 +89,8 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search(monkeypatch)
                                    "quality: deletion/insertion": 1 * 2.0,
                                    "quality: sanity check": 4 * 2.0,
                                    "layers": 3 * 2.0 + 100 * 0.01,
-                                   "strategies": 0, "concepts": 0, "explorer map": 0})
+                                   "strategies": 0, "concepts": 0,
+                                   "explorer map": 0, "data audit": 0})
     # A search of 40 images in batches of 20 is 2 calls, 40 + 2 x 16 images' work: run
     # eagerly, 0.5 s a call, as are the feature maps of three layers; no trace.
     wide = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 20, trace_s=2.0, eager_s=0.5),

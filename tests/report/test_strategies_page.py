@@ -70,3 +70,29 @@ def test_the_planted_corner_is_flagged_everywhere(planted, drawn, tmp_path, md_t
     assert ["a", "yes"] in [[r[0], r[-1]] for r in rows]
     assert inputs.explained.strategy_ids[corner].tolist() == [
         inputs.explained.strategy_ids[corner[0]]] * 8
+
+
+def test_the_explorer_colours_and_filters_by_strategy(planted, drawn, monkeypatch):
+    """explore.html's data gives every clustered test image its strategy, numbered as on the
+    Strategies page: the planted corner images share one flagged strategy, and no image of
+    class a is in a strategy of class b."""
+    from reportgen.report.strategies import strategy_colouring
+
+    inputs, corner = planted
+    colouring = strategy_colouring(inputs.explained, ["a", "b"])["strategy"]
+    values = colouring.values["test"]
+    assert sorted(values) == list(range(N))  # 20 per class: every image clustered
+    assert {values[i] for i in corner} == {next(v for v in values.values() if "flagged" in v)}
+    assert sum("flagged" in v for v in values.values()) == len(corner)
+    labels = inputs.ds.splits["test"].labels
+    assert all(v.startswith("a · ") == (labels[i] == 0) for i, v in values.items())
+    from reportgen.report import explorer
+
+    given = {}
+    page = explorer.explorer_page
+    monkeypatch.setattr(explorer, "explorer_page", lambda *a, **k: given.update(
+        extra=a[4] if len(a) > 4 else k.get("extra")) or page(*a, **k))
+    gather(inputs, drawn)  # the build hands the same colouring to the explorer's page
+    assert given["extra"]["strategy"].values == colouring.values
+    inputs.explained.strategies = []
+    assert strategy_colouring(inputs.explained, ["a", "b"]) == {}

@@ -37,6 +37,7 @@ from reportgen.pipeline.stages.reading import (
 from reportgen.pipeline.stages.run import Data, Run, Timer, start_tensorflow
 from reportgen.pipeline.stages.writing import (
     add_test_curves,
+    audit,
     binary_threshold,
     evaluate,
     slices,
@@ -81,7 +82,7 @@ _LATER = {
 
 __all__ = [
     "Data", "Fitted", "Given", "LatePlan", "PLANNED_KEYS", "Run", "SYSTEM_FOLDERS", "Timer",
-    "TrainInput", "absent_note", "absent_ok", "add_test_curves", "binary_threshold",
+    "TrainInput", "absent_note", "absent_ok", "add_test_curves", "audit", "binary_threshold",
     "cached_report", "calibrate", "check", "check_data", "check_layer_keys", "check_metadata",
     "check_paths", "describe", "evaluate", "explain", "explain_key", "explained_classes",
     "fit_model", "given_model", "grouped", "guarded_plan", "metadata", "model_file_job", "planned",

@@ -181,8 +181,8 @@ def planned(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
                                                 shown)),
                 len(shown), len(explained_classes(cfg, names) or shown),
                 Shape(*data.shape[:2], channels), {k: getattr(e, k) for k in PLANNED_KEYS},
-                run.options, tuple(run.options), rf, planned_images(test, len(names)),
-                explorer_points(data))
+                run.options, tuple(run.options), rf, map_points=explorer_points(data),
+                audit_s=audit_seconds(cfg, data), n_concepts=planned_images(test, len(names)))
     memory = pl.memory_budget(e.memory_gb)
     # Timed compiled, at the batch the work runs at: an eager timing (an upper bound) made
     # estimates several times too high, a batch of 32 those of work in batches of 128 too.
@@ -231,6 +231,13 @@ def merged_probs(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
             raise ShardError(f"data.path: the {name} images differ from the shards' ({bad}); "
                              "rebuild the shards")
     return merged.probs
+
+
+def audit_seconds(cfg: Config, data: Data) -> float:
+    """The data audit's estimated seconds (a part of the plan); 0 when it is off."""
+    from reportgen.audit.issues import estimate_seconds
+
+    return estimate_seconds(data.ds.splits) if cfg.report.data_audit else 0.0
 
 
 def explorer_points(data: Data) -> int:

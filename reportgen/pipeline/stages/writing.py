@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -17,6 +17,34 @@ from reportgen.report.inputs import ReportInputs
 from reportgen.report.site import SiteWriter
 from reportgen.slices import SliceReport, slice_report
 from reportgen.pipeline.stages.run import Data, Run
+from reportgen.guard import collecting, optional_part
+from reportgen.text import duration
+
+if TYPE_CHECKING:  # annotations only
+    from reportgen.audit.issues import DataIssues
+    from reportgen.explain.penultimate import Features
+
+
+def audit(run: Run, data: Data, probs: dict[str, np.ndarray], features: Features | None,
+          seconds: dict[str, float]) -> tuple[DataIssues | None, list]:
+    """The data audit (:mod:`reportgen.audit`, numpy only: a cached rebuild runs it too) of
+    every split, with the penultimate features where the prediction pass collected them;
+    returns (its result, None when ``report.data_audit`` is off or it failed; the failure as
+    a list). Its wall time goes into ``seconds`` (the explanations' parts: the plan's part
+    "data audit")."""
+    from reportgen.audit.issues import audit_data, estimate_seconds
+
+    failures: list = []
+    if not run.cfg.report.data_audit:
+        return None, failures
+    arrays = features.arrays if features is not None and not features.missing else None
+    with run.timer.stage("audit"), collecting(failures), optional_part("data audit"):
+        prog.say("Auditing the data (label errors, duplicates, outliers, quality; about "
+                 f"{duration(estimate_seconds(data.ds.splits))})", run.show)
+        issues = audit_data(data.ds.splits, probs, data.ds.class_names, arrays or None)
+        seconds["data audit"] = issues.seconds
+        return issues, failures
+    return None, failures
 
 
 def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, dict]:
