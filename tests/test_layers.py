@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "reportgen"
-ORDER = ["errors", "text", "guard", "config", "progress", "scratch", "data", "model", "evaluate",
-         "audit", "slices", "explain", "figures", "report", "pipeline", "cli"]
+ORDER = ["errors", "lazy", "text", "guard", "config", "progress", "scratch", "data", "model",
+         "evaluate", "audit", "slices", "explain", "figures", "report", "pipeline", "cli"]
 FORBIDDEN = {
     "explain": {"matplotlib", "jinja2"},
     "figures": {"tensorflow", "keras", "jinja2"},

@@ -15,8 +15,9 @@ stages ask, imports no TensorFlow. The modules: :mod:`~reportgen.model.preproces
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from reportgen.lazy import lazy_names
 
 if TYPE_CHECKING:  # the names below, for type checkers; imported on first use at run time
     from reportgen.model.architectures import (
@@ -80,10 +81,5 @@ __all__ = ["BACKBONES", "CALIBRATION_IMAGES", "EAGER_STEPS", "LayerRow", "PREPRO
            "transfer_model", "weights_hash", "with_runnable_names"]
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, importing its module (and so Keras) on first use."""
-    if name not in _HOME_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOME_OF[name]}"), name)
-    globals()[name] = value
-    return value
+#: A public name, importing its module (and so Keras) on first use.
+__getattr__ = lazy_names(__name__, _HOME_OF)

@@ -672,8 +672,7 @@ def _gather(inputs: ReportInputs, drawn: dict, content: SiteContent) -> None:
     if errors is not None:
         content.pages += [Page(rel, "errors.html", ctx) for rel, ctx in
                           class_page_files(errors, common, ex.layer, scale, ds.has_boxes)]
-    explore, explorer_metrics = _explorer(assets, inputs, common, points,
-                                          strategy_colouring(ex, names))
+    explore, explorer_metrics = _explorer(assets, inputs, common, points)
     index["explorer"] = explorer_metrics  # the overview and report.md link it
     content.pages += [
         Page("explore.html", "explore.html", explore),
@@ -717,14 +716,13 @@ def _explorer_map(inputs: ReportInputs):
     return None if part.failure else points
 
 
-def _explorer(assets: Assets, inputs: ReportInputs, common: dict, points,
-              extra: dict | None = None) -> tuple[dict, dict]:
+def _explorer(assets: Assets, inputs: ReportInputs, common: dict, points) -> tuple[dict, dict]:
     """``explore.html``'s context and metrics.json's ``explorer``; a page that fails is the
-    page without its map, the failure noted on it. ``extra``: colourings besides the labels
-    ({key: :class:`~reportgen.report.explorer.Colouring`}: a data-issue flag, a cluster)."""
+    page without its map, the failure noted on it. Besides the labels, the map colours by
+    strategy and by data issue where they exist."""
     from reportgen.report.explorer import explorer_page
 
-    extra = dict(extra or {})
+    extra = strategy_colouring(inputs.explained, inputs.ds.class_names)
     with optional_part("data audit"):  # a broken audit is the audit's failure, not the map's
         extra.update(issue_colouring(inputs.data_issues) or {})
     with optional_part("explorer page"):

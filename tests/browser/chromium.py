@@ -20,6 +20,19 @@ def chromium_path() -> str | None:
     return None
 
 
+def require_browser() -> None:
+    """Skip the calling test module without a system Chromium and the playwright package;
+    on CI (``$CI`` set) their absence is an error, never a silent skip."""
+    import importlib.util
+
+    import pytest
+
+    if chromium_path() is None or importlib.util.find_spec("playwright") is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("CI needs chromium (apt-get install -y chromium) and playwright")
+        pytest.skip("needs a system Chromium and the playwright package", allow_module_level=True)
+
+
 @contextmanager
 def browser():
     """Yield a Playwright Chromium browser (system executable, no download)."""

@@ -7,17 +7,13 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import threading
 
 import pytest
 
-from .chromium import axe_script, axe_violations, browser, chromium_path
+from .chromium import axe_script, axe_violations, browser, require_browser
 
-if chromium_path() is None or not __import__("importlib").util.find_spec("playwright"):
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs chromium (apt-get install -y chromium) and playwright")
-    pytest.skip("needs a system Chromium and the playwright package", allow_module_level=True)
+require_browser()
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,11 @@ from reportgen.explain.results import Explained, QualityRow, select_galleries
 from reportgen.report import ModelInfo, ReportInputs, gather, write_site
 from reportgen.report.figjobs import Figures
 from reportgen.report.site import SiteWriter
-from .chromium import browser, chromium_path
+from .chromium import browser, require_browser
 
 pytestmark = pytest.mark.slow
 
-if chromium_path() is None or not __import__("importlib").util.find_spec("playwright"):
-    pytest.skip("needs a system Chromium and the playwright package", allow_module_level=True)
+require_browser()
 
 NAMES = [f"{n} {k}" for k, n in enumerate(
     ["American Staffordshire terrier", "Greater Swiss Mountain dog", "black-and-tan coonhound",

@@ -4,17 +4,12 @@ page per part without the navigation."""
 
 from __future__ import annotations
 
-import os
 import re
 
-import pytest
 
-from .chromium import browser, chromium_path
+from .chromium import browser, require_browser
 
-if chromium_path() is None or not __import__("importlib").util.find_spec("playwright"):
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs chromium (apt-get install -y chromium) and playwright")
-    pytest.skip("needs a system Chromium and the playwright package", allow_module_level=True)
+require_browser()
 
 #: Parts of report.html, each starting a printed page (data, evaluation, classes, methods,
 #: model card).

@@ -10,13 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from reportgen.cli import main
-from .chromium import axe_script, axe_violations, browser, check_page, chromium_path
+from .chromium import axe_script, axe_violations, browser, check_page, require_browser
 
 
-if chromium_path() is None or not __import__("importlib").util.find_spec("playwright"):
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs chromium (apt-get install -y chromium) and playwright")
-    pytest.skip("needs a system Chromium and the playwright package", allow_module_level=True)
+require_browser()
 
 
 @pytest.fixture(scope="module")

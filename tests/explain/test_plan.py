@@ -470,11 +470,9 @@ def test_the_documented_default_budget_is_the_planners():
     assert f"within {pl.MIN_BUDGET:g}-{pl.MAX_BUDGET:g} s" in readme
 
 
-def test_the_probe_takes_the_median_of_a_second_of_calls(keras, monkeypatch):
-    """With a clock that makes every function's calls last 5.0 s (the first: tracing), then
-    0.4, 0.2, 0.3, 0.2 s: the calls go on until they add up to a second (four), the time is
-    their median (0.25 s a batch of 5), and the trace the first call's excess (4.75 s)."""
-    import itertools
+def _fake_clock_and_explainer(keras, monkeypatch, durations):
+    """The planner's clock made to advance by the next of ``durations`` between each start
+    and stop reading (one timed call each), and an explainer of a small conv model."""
     import types
 
     from reportgen.explain.explainer import Explainer
@@ -482,18 +480,27 @@ def test_the_probe_takes_the_median_of_a_second_of_calls(keras, monkeypatch):
     class Clock:
         def __init__(self):
             self.t, self.running = 0.0, False
-            self.durations = itertools.cycle([5.0, 0.4, 0.2, 0.3, 0.2])
 
         def __call__(self):
             if self.running:
-                self.t += next(self.durations)
+                self.t += next(durations)
             self.running = not self.running
             return self.t
 
     monkeypatch.setattr(pl, "time", types.SimpleNamespace(perf_counter=Clock()))
     inp = keras.Input((8, 8, 1))
     h = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inp)
-    ex = Explainer(keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(h))))
+    return Explainer(keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(h))))
+
+
+def test_the_probe_takes_the_median_of_a_second_of_calls(keras, monkeypatch):
+    """With a clock that makes every function's calls last 5.0 s (the first: tracing), then
+    0.4, 0.2, 0.3, 0.2 s: the calls go on until they add up to a second (four), the time is
+    their median (0.25 s a batch of 5), and the trace the first call's excess (4.75 s)."""
+    import itertools
+
+    durations = itertools.cycle([5.0, 0.4, 0.2, 0.3, 0.2])
+    ex = _fake_clock_and_explainer(keras, monkeypatch, durations)
     p = pl.probe(ex, np.zeros((3, 8, 8, 1), np.float32), batch=5, compiled=True)
     assert p.forward_s == pytest.approx(0.25 / 5) and p.cam_s == pytest.approx(0.25 / 5)
     assert p.backward_s == pytest.approx(0.25 / 5)  # never counted faster than the forward
@@ -505,26 +512,8 @@ def test_the_probe_times_one_trace_of_each_kind(keras, monkeypatch):
     gradient's 3.2 s and GradCAM's 1.7 s, a fresh copy of the forward function's 0.7 s, every
     later call 0.2 s: their traces are 1, 3, 1.5 and 0.5 s, the least of the first three is
     ``trace_s``, the others are its multiples, and the copy's is the warm share."""
-    import types
-
-    from reportgen.explain.explainer import Explainer
-
-    class Clock:
-        def __init__(self):
-            self.t, self.running = 0.0, False
-            self.durations = iter([1.2, 0.2, 0.2, 3.2, 0.2, 0.2, 1.7, 0.2, 0.2,
-                                   0.7, 0.2, *[0.2] * 10])
-
-        def __call__(self):
-            if self.running:
-                self.t += next(self.durations)
-            self.running = not self.running
-            return self.t
-
-    monkeypatch.setattr(pl, "time", types.SimpleNamespace(perf_counter=Clock()))
-    inp = keras.Input((8, 8, 1))
-    h = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inp)
-    ex = Explainer(keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(h))))
+    durations = iter([1.2, 0.2, 0.2, 3.2, 0.2, 0.2, 1.7, 0.2, 0.2, 0.7, 0.2, *[0.2] * 10])
+    ex = _fake_clock_and_explainer(keras, monkeypatch, durations)
     p = pl.probe(ex, np.zeros((3, 8, 8, 1), np.float32), batch=5, repeats=2, compiled=True,
                  min_seconds=0.0)
     assert p.trace_s == pytest.approx(1.0)

@@ -12,8 +12,9 @@ when one of their names is first used here, or when imported; the build starts T
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from reportgen.lazy import lazy_names
 
 from reportgen.pipeline.stages.checks import (
     SYSTEM_FOLDERS,
@@ -91,10 +92,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """A name of a TensorFlow stage module, importing it (and TensorFlow) on first use."""
-    if name not in _LATER:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_LATER[name]}"), name)
-    globals()[name] = value
-    return value
+#: A name of a TensorFlow stage module, importing it (and TensorFlow) on first use.
+__getattr__ = lazy_names(__name__, _LATER)
