@@ -101,3 +101,46 @@ def test_a_sigmoid_models_threshold_changes_its_predictions(keras, tmp_path):
     assert t["source"] == "evaluate.threshold" and t["operating_point"] == cut
     assert any("evaluate.threshold" in n for n in metrics["notes"])
     assert (tmp_path / "cut" / "fig" / "thresholds.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_two_class_threshold_decides_every_page(keras, tmp_path):
+    """A two-class softmax at an evaluate.threshold that flips some of the highest-probability
+    predictions: the nav's "Errors (n)" equals the confusion matrix's off-diagonal sum, and
+    every tile on every page (galleries, errors page) names the predicted class that
+    predictions.csv and the confusion matrix use."""
+    import html
+    import re
+
+    data = make_folder(tmp_path / "data", classes=TWO, n=12)
+    sigmoid_model(keras, units=2, activation="softmax").save(tmp_path / "two.keras")
+    args = [*load_model_args(tmp_path / "two.keras"), "explain.layer=conv"]
+    assert build(tmp_path, *args, data=data).exit_code == 0
+    _, _, probs, _ = read_back(tmp_path / "site")
+    cut = float(np.median(probs[:, 1]))  # half the test images on each side
+    assert 0 < ((probs[:, 1] >= cut) != (probs[:, 1] > probs[:, 0])).sum()  # some flip
+    site = tmp_path / "cut"
+    result = build(tmp_path, *args, f"evaluate.threshold={cut!r}", data=data, out=site)
+    assert result.exit_code == 0, result.output
+    metrics, rows, _, true = read_back(site)
+    pred = (probs[:, 1] >= cut).astype(int)
+    assert [r["predicted"] for r in rows] == [["cat", "dog"][k] for k in pred]
+    cm = np.array(metrics["splits"]["test"]["confusion_matrix"])
+    errors = int(cm.sum() - np.trace(cm))
+    assert errors == int((pred != true).sum()) > 0
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert f"Errors ({errors})" in index
+    predicted = {r["file"]: r["predicted"] for r in rows}
+    tiles = re.compile(r"Test image ([^,\"]+), true (\w+), predicted (\w+), ")
+    seen: dict[str, set[str]] = {}
+    for page in site.glob("*.html"):
+        for file, _, said in tiles.findall(html.unescape(page.read_text(encoding="utf-8"))):
+            assert said == predicted[file], (page.name, file)
+            seen.setdefault(page.name, set()).add(file)
+    wrong = {r["file"] for r in rows if r["predicted"] != r["true"]}
+    assert seen["errors.html"] == wrong
+    assert any("galleries" in n for n in metrics["notes"])
+    parts = metrics["explain"]["plan"]["parts"]  # the evaluation's parts beside explain's
+    for part in ("curves", "slices"):
+        assert parts[part]["estimate_s"] >= 0
+        assert parts[part]["actual_s"] == pytest.approx(metrics["timings_s"][part], abs=0.01)

@@ -268,3 +268,18 @@ def test_misclassified_skips_images_without_labels():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     assert ev.misclassified(np.array([0, 0, 1, -1]), probs).tolist() == [1, 2]
     assert ev.misclassified(np.zeros(0, int), np.zeros((0, 2))).tolist() == []
+
+
+def test_the_one_class_warning_follows_a_binary_threshold():
+    """Twenty images, half of each class, all at (0.6, 0.4): the highest probability predicts
+    class a for every one (a warning); at evaluate.threshold 0.5 class a is still predicted
+    (0.4 < 0.5), at 0.3 every image is class b: still one class, now b."""
+    from reportgen.evaluate import model_warnings
+
+    probs = {"test": np.tile([0.6, 0.4], (20, 1))}
+    labels = {"test": np.arange(20) % 2}
+    assert "'a'" in model_warnings(probs, labels, ["a", "b"], {})[0]
+    assert "'b'" in model_warnings(probs, labels, ["a", "b"], {}, threshold=0.3)[0]
+    probs = {"test": np.tile([0.6, 0.4], (20, 1))}
+    probs["test"][::2] = [0.9, 0.1]  # class a images: 0.1 for b; class b images: 0.4
+    assert model_warnings(probs, labels, ["a", "b"], {}, threshold=0.3) == []  # all right

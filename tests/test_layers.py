@@ -15,14 +15,13 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "reportgen"
 ORDER = ["errors", "lazy", "text", "guard", "config", "progress", "scratch", "data", "model",
-         "evaluate", "audit", "slices", "explain", "figures", "report", "pipeline", "cli"]
+         "evaluate", "audit", "explain", "figures", "report", "pipeline", "cli"]
 FORBIDDEN = {
     "explain": {"matplotlib", "jinja2"},
     "figures": {"tensorflow", "keras", "jinja2"},
     "report": {"tensorflow", "keras"},
     "evaluate": {"tensorflow", "keras", "matplotlib", "jinja2"},
     "audit": {"tensorflow", "keras", "matplotlib", "jinja2"},
-    "slices": {"tensorflow", "keras", "matplotlib", "jinja2"},
     "data": {"tensorflow", "keras", "matplotlib", "jinja2"},
     "config": {"tensorflow", "keras", "matplotlib", "jinja2", "numpy"},
     "cli": {"tensorflow", "keras", "matplotlib"},

@@ -10,9 +10,9 @@ import pytest
 
 from reportgen.data.properties import image_properties
 from reportgen.evaluate import wilson_interval
-from reportgen.slices import (EMPTY, MIN_SLICE, benjamini_hochberg, column_groups,
-                              fisher_exact, make_slice, metadata_slices, property_rules,
-                              quartile_bins, slice_report, weak_slices)
+from reportgen.evaluate.slices import (EMPTY, MIN_SLICE, benjamini_hochberg, column_groups,
+                                       fisher_exact, make_slice, metadata_slices,
+                                       property_rules, quartile_bins, slice_report, weak_slices)
 
 
 def _hypergeometric_p(a, b, c, d):

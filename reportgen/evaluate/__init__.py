@@ -229,7 +229,7 @@ def kept_epoch(history: dict[str, list[float]], min_epochs: int = 1) -> int:
 
 def model_warnings(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray],
                    class_names: list[str], history: dict[str, list[float]],
-                   min_epochs: int = 1) -> list[str]:
+                   min_epochs: int = 1, threshold: float | None = None) -> list[str]:
     """Warnings that the model does not work, each saying what to try (empty when none).
 
     Flags a model that predicts one class for (nearly) every labelled image of all splits
@@ -241,9 +241,12 @@ def model_warnings(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray],
         probs: {split: (N, K) float probabilities}.
         labels: {split: (N,) int labels; negative: no label}.
         history: the training history ({} for a model not trained here).
+        threshold: a binary model's operating point (:func:`predict_labels`) for the
+            one-class check; the training gap compares the highest probability, as Keras's
+            training accuracy does.
     """
     out = []
-    pred = np.concatenate([np.asarray(probs[s]).argmax(axis=1) for s in probs if len(probs[s])]
+    pred = np.concatenate([predict_labels(probs[s], threshold) for s in probs if len(probs[s])]
                           or [np.zeros(0, np.int64)])
     true = np.concatenate([np.asarray(labels[s]) for s in probs if len(probs[s])]
                           or [np.zeros(0, np.int64)])

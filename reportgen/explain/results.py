@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from reportgen.evaluate import paired_best
+from reportgen.evaluate import paired_best, predict_labels
 
 if TYPE_CHECKING:
     from reportgen.explain.plan import Plan
@@ -291,10 +291,13 @@ class Explained:
     strategies: list = field(default_factory=list)
     strategy_ids: np.ndarray | None = None
     concepts: list = field(default_factory=list)
+    #: The binary operating point the predicted classes were taken at (``evaluate.threshold``,
+    #: :func:`reportgen.evaluate.predict_labels`); None: the highest probability.
+    threshold: float | None = None
 
 
-def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size: int
-                     ) -> dict[int, dict[str, list[int]]]:
+def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size: int,
+                     threshold: float | None = None) -> dict[int, dict[str, list[int]]]:
     """Pick the gallery images of every class from the test predictions.
 
     * misclassified: true c, predicted another class; most confident (wrong) first;
@@ -303,10 +306,11 @@ def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size
       a row of 100 % tiles).
 
     Ties keep test-set order. Each list holds at most ``size`` indices
-    (:func:`gallery_counts` gives the full sizes).
+    (:func:`gallery_counts` gives the full sizes). The predicted class is
+    :func:`reportgen.evaluate.predict_labels`'s (a binary model's at ``threshold``).
     """
-    pred = probs.argmax(axis=1)
-    conf = probs.max(axis=1)
+    pred = predict_labels(probs, threshold)
+    conf = probs[np.arange(len(probs)), pred] if len(probs) else np.zeros(0)
     out: dict[int, dict[str, list[int]]] = {c: {key: [] for key in SECTIONS}
                                             for c in range(n_classes)}
     for i in np.argsort(-conf, kind="stable"):  # one pass: linear in images and classes
@@ -322,10 +326,10 @@ def select_galleries(labels: np.ndarray, probs: np.ndarray, n_classes: int, size
     return out
 
 
-def gallery_counts(labels: np.ndarray, probs: np.ndarray, n_classes: int
-                   ) -> dict[int, dict[str, int]]:
+def gallery_counts(labels: np.ndarray, probs: np.ndarray, n_classes: int,
+                   threshold: float | None = None) -> dict[int, dict[str, int]]:
     """The full size of every gallery section of :func:`select_galleries`, per class."""
-    pred = probs.argmax(axis=1)
+    pred = predict_labels(probs, threshold)
     labels = np.asarray(labels)
     right = labels == pred
     known = (labels >= 0) & (labels < n_classes)

@@ -15,7 +15,7 @@ import numpy as np
 from reportgen.config import Config, ExplainConfig
 from reportgen.data.content import content_hashes
 from reportgen.errors import ConfigError
-from reportgen.evaluate import bootstrap_mean, misclassified, wilson_interval
+from reportgen.evaluate import bootstrap_mean, misclassified, predict_labels, wilson_interval
 from reportgen.explain import features, quality
 from reportgen.explain.cam import cam_maps, cam_with_peaks
 from reportgen.explain.explainer import Explainer
@@ -58,14 +58,15 @@ def explainer_for(model, cfg: Config, input_shape: tuple | None = None) -> Expla
 
 
 def cam_pass(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
-              progress: Callable[[int], None] | None = None) -> CamPass:
+              targets: np.ndarray, progress: Callable[[int], None] | None = None) -> CamPass:
     """The GradCAM pass of :func:`explain_test_set` (predicted class; the true class from
     the same pass), in chunks, as plain arrays."""
     parts: list[tuple] = []
     for start in range(0, len(split), CHUNK):
         stop = min(start + CHUNK, len(split))
         cams, small, values, positions, true_small = cam_with_peaks(
-            ex, prep(split.images[start:stop]), others=split.labels[start:stop])
+            ex, prep(split.images[start:stop]), targets[start:stop],
+            others=split.labels[start:stop])
         hits = quality.pointing_game(cams, split.boxes[start:stop])
         parts.append((small.astype(np.float16), hits, values, positions,
                       true_small.astype(np.float16)))
@@ -77,16 +78,19 @@ def cam_pass(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
 def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
                      probs: np.ndarray, gallery_size: int,
                      progress: Callable[[int], None] | None = None,
+                     threshold: float | None = None,
                      done: CamPass | None = None) -> Explained:
     """Compute GradCAM for every test image (predicted class), keep the gallery maps, score
     each map with the pointing game where the image has an object box, and keep the true
     class's map (at the layer's resolution) of every misclassified image, all in one pass.
+    The predicted class is :func:`reportgen.evaluate.predict_labels`'s: a binary model's at
+    ``threshold`` (``evaluate.threshold``; kept as ``result.threshold``), else the highest.
     ``done``: that pass as computed elsewhere (merged shards, in the split's order): then
     only the gallery maps are computed here."""
     n_classes = probs.shape[1]
-    galleries = select_galleries(split.labels, probs, n_classes, gallery_size)
-    result = Explained(layer="", galleries=galleries,
-                       gallery_counts=gallery_counts(split.labels, probs, n_classes))
+    galleries = select_galleries(split.labels, probs, n_classes, gallery_size, threshold)
+    result = Explained(layer="", galleries=galleries, threshold=threshold,
+                       gallery_counts=gallery_counts(split.labels, probs, n_classes, threshold))
     try:
         layer = ex.layer
     except ValueError as e:
@@ -113,17 +117,25 @@ def _from_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explained,
     maps_kept: dict[int, np.ndarray] = {}
     for start in range(0, len(wanted), CHUNK):
         idx = wanted[start:start + CHUNK]
-        cams = cam_with_peaks(ex, prep(split.images[idx]), others=split.labels[idx])[0]
+        cams = cam_with_peaks(ex, prep(split.images[idx]), pass_targets(probs, result)[idx],
+                              others=split.labels[idx])[0]
         maps_kept.update({i: cams[k].copy() for k, i in enumerate(idx)})
     peaks = Peaks(ex.graph.layer_shapes[result.layer][1])
     if len(split):
         peaks.add(0, done.values, done.positions)
-    wrong = misclassified(split.labels, probs).tolist() if split.labeled else []
+    wrong = misclassified(split.labels, probs, result.threshold).tolist() if split.labeled else []
     result.test_maps = done.small if len(split) else None
     result.true_maps = {int(i): done.true_small[i] for i in wrong}
     result.peaks = peaks
     result.maps["gradcam"] = maps_kept
     result.pointing["gradcam"] = np.asarray(done.hits, np.float64)
+
+
+def pass_targets(probs: np.ndarray, result: Explained) -> np.ndarray:
+    """(n,) int32 classes the test pass explains: a binary model's thresholded class
+    (``result.threshold``); otherwise -1, the model's own highest output."""
+    return (predict_labels(probs, result.threshold).astype(np.int32)
+            if result.threshold is not None else np.full(len(probs), -1, np.int32))
 
 
 def _gradcam_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explained,
@@ -139,12 +151,14 @@ def _gradcam_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explain
     wanted_set = {i for g in galleries.values() for lst in g.values() for i in lst}
     # What the model would have needed to see: the true class's map of every error, from the
     # same forward pass (the head's backward pass once more).
-    wrong = set(misclassified(split.labels, probs).tolist()) if split.labeled else set()
+    wrong = (set(misclassified(split.labels, probs, result.threshold).tolist())
+             if split.labeled else set())
+    pred = pass_targets(probs, result)
     for start in range(0, len(split), CHUNK):
         stop = min(start + CHUNK, len(split))
         x = prep(split.images[start:stop])
         cams, small, values, positions, true_small = cam_with_peaks(
-            ex, x, others=split.labels[start:stop])
+            ex, x, pred[start:stop], others=split.labels[start:stop])
         if test_maps is None:  # the first chunk gives the layer's resolution
             test_maps = np.zeros((len(split),) + small.shape[1:], np.float16)
         test_maps[start:stop] = small
@@ -224,7 +238,7 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
     between the two with ``result.seconds`` and returns the (config, quality methods) the
     quality table runs with."""
     n_classes = probs.shape[1]
-    pred = probs.argmax(axis=1).astype(np.int32)
+    pred = predict_labels(probs, result.threshold).astype(np.int32)
     options = runnable(ex, options, result)
     shown = shown_classes(split.labels, n_classes)
     result.samples = stratified(split.labels, cfg.explain.samples_per_class, n_classes, shown)

@@ -119,7 +119,8 @@ def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | 
                           bundle.explained, info, run.notes + bundle.explained.notes,
                           _options_data(run, bundle.explained, data.shape[:2]),
                           warnings=warnings, slices=sliced, source=run.source.describe(),
-                          features=bundle.features, data_issues=issues, failures=failed)
+                          features=bundle.features, data_issues=issues, failures=failed,
+                          timings=run.timer.times)
     index = stages.write(run, out, inputs, drawn, fit.model_file_job(run, fitted))
     run.cache.remember_shape(data.shape)
     cached_model = run.cache.model_file(fitted.train_key) if fitted.train_key else None
@@ -149,7 +150,8 @@ def _rebuild(run: stages.Run, out: Path, data: stages.Data, bundle: ReportBundle
     inputs = ReportInputs(run.cfg, data.ds, bundle.probs, metrics, bundle.history,
                           bundle.explained, bundle.info, run.notes, bundle.method_options,
                           warnings=warnings, slices=sliced, source=run.source.describe(),
-                          features=bundle.features, data_issues=issues, failures=failed)
+                          features=bundle.features, data_issues=issues, failures=failed,
+                          timings=run.timer.times)
     model_file = None
     if bundle.model_file is not None:
         model_file = lambda path, src=bundle.model_file: shutil.copyfile(src, path)  # noqa: E731

@@ -204,9 +204,13 @@ class BuildCache:
     # -- whole reports ----------------------------------------------------------------------------
 
     def report_key(self, data_hash_: str) -> str:
-        # [report], [evaluate] and [card] are applied to the cached predictions, never keyed.
+        # [report], [evaluate] and [card] are applied to the cached predictions, never keyed,
+        # but for evaluate.threshold: the galleries and maps of the predicted class were chosen
+        # at it.
         settings = {k: v for k, v in self.cfg.to_dict().items()
                     if k not in ("report", "evaluate", "card")}
+        if "evaluate.threshold" in self.cfg.given:
+            settings["threshold"] = self.cfg.evaluate.threshold
         # A report depends on the trained model and the explanations too: a change of their
         # formats (a model built differently for the same settings) is a miss here as well.
         return key("report", settings=settings, data=data_hash_,

@@ -117,7 +117,7 @@ def metric_figures(figures: Figures, cfg, ds, metrics: dict, history: dict,
     slices and the test probabilities (class distribution, training curves, confusion
     matrices, reliability diagram, the slices' forest plot, PR/ROC and threshold curves) on
     ``figures``; return their page data: {"dist", "curves", "cms", "rel", "slices", "pr",
-    "roc", "thr"}. ``sliced``: the :class:`~reportgen.slices.SliceReport`, or None."""
+    "roc", "thr"}. ``sliced``: the :class:`~reportgen.evaluate.slices.SliceReport`, or None."""
     names = ds.class_names
     if not ds.labeled:
         return {"dist": _predicted_figure(figures, metrics["test"]), "curves": None, "cms": {},
@@ -330,7 +330,8 @@ def _common(inputs: ReportInputs) -> dict:
                                      for i, n in enumerate(names) if n in per_class]
     nav = [{"href": "index.html", "label": "Overview"}]
     if inputs.ds.labeled:
-        wrong = misclassified(inputs.ds.splits["test"].labels, inputs.probs["test"])
+        wrong = misclassified(inputs.ds.splits["test"].labels, inputs.probs["test"],
+                              operating_threshold(inputs.metrics))
         nav.append({"href": "errors.html", "label": f"Errors ({len(wrong)})"})
     if inputs.slices is not None:
         nav.append({"href": "slices.html", "label": "Slices"})
@@ -564,7 +565,7 @@ def _metrics_json(inputs: ReportInputs, pointing: dict) -> dict:
                     "quality_ranking": ex.quality_ranking,
                     "methods": inputs.method_options,
                     "seconds": {k: round(v, 3) for k, v in ex.seconds.items()},
-                    "plan": _plan_data(ex), "relus": getattr(ex, "relus", None),
+                    "plan": _plan_data(inputs), "relus": getattr(ex, "relus", None),
                     "receptive_field": (dataclasses.asdict(ex.layers.rf)
                                         if ex.layers and ex.layers.rf else None)},
         "data_issues": issues_json(inputs.data_issues),
@@ -607,16 +608,36 @@ def curves_json(metrics: dict) -> dict | None:
     return {**c["classes"], "macro": c["macro"], "micro": c["micro"]}
 
 
-def _plan_data(ex) -> dict | None:
+def _plan_data(inputs: ReportInputs) -> dict | None:
     """The plan for metrics.json, with each part's estimate beside the seconds it took
-    (``parts``: {part: {"estimate_s", "actual_s"}})."""
+    (``parts``: {part: {"estimate_s", "actual_s"}}): the explanations' parts, then the
+    evaluation's that ran (:func:`evaluation_parts`; never cut by explain.budget)."""
+    ex = inputs.explained
     if ex.plan is None:
         return None
     data = ex.plan.as_dict()
     data["parts"] = {part: {"estimate_s": est, "actual_s": (round(ex.seconds[part], 2)
                                                           if part in ex.seconds else None)}
                      for part, est in ex.plan.estimate_s.items()}
+    data["parts"].update(evaluation_parts(inputs))
     return data
+
+
+def evaluation_parts(inputs: ReportInputs) -> dict[str, dict]:
+    """{"curves", "slices": {"estimate_s", "actual_s"}} of the parts that ran this build (as
+    ``inputs.timings`` has them): the estimates by the cost models of
+    :func:`reportgen.evaluate.curves.curves_seconds` (test images x classes x resamples) and
+    :func:`reportgen.evaluate.slices.slices_seconds` (test images x metadata columns)."""
+    from reportgen.evaluate.curves import curves_seconds
+    from reportgen.evaluate.slices import slices_seconds
+
+    labels = np.asarray(inputs.ds.splits["test"].labels)
+    n, k = len(labels), len(inputs.ds.class_names)
+    meta = inputs.slices.metadata if inputs.slices is not None else None
+    est = {"curves": curves_seconds(n, len(np.unique(labels[labels >= 0])), k),
+           "slices": slices_seconds(n, len(meta.columns) if meta is not None else 0)}
+    return {part: {"estimate_s": round(est[part], 2), "actual_s": round(inputs.timings[part], 2)}
+            for part in est if part in inputs.timings}
 
 
 def gather(inputs: ReportInputs, drawn: dict) -> SiteContent:

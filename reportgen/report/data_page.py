@@ -11,7 +11,7 @@ from reportgen.figures.overlay import to_rgb
 from reportgen.guard import optional_part
 from reportgen.report.assets import Assets
 from reportgen.report.explorer import Colouring
-from reportgen.report.gallery import THUMB, full_side, gradcam_tiles
+from reportgen.report.gallery import THUMB, full_side, gradcam_tiles, predicted
 from reportgen.report.inputs import ReportInputs
 from reportgen.text import plural, printable
 
@@ -84,7 +84,7 @@ def _label_error_views(assets: Assets, inputs: ReportInputs, r: dict) -> list[di
     views = [image_views(assets, r["split"], split, i, "image")]
     if r["split"] != "test" or ex.test_maps is None:
         return views
-    pred = inputs.ds.class_names[int(inputs.probs["test"][i].argmax())]
+    pred = inputs.ds.class_names[predicted(inputs.probs["test"], i, ex.threshold)[0]]
     thumb, full = gradcam_tiles(assets, split, i, ex.test_maps[i])
     views.append({"label": f"map: {pred} (predicted)", "src": thumb, "full": full,
                   "alt": f"GradCAM for the predicted class {pred}, {split.paths[i]}"})

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reportgen.evaluate import predict_labels
 from reportgen.figures.overlay import colormap_lut, resize_map, to_rgb
 from reportgen.report.assets import Assets
 from reportgen.text import printable
@@ -217,6 +218,7 @@ def _point_columns(assets: Assets, inputs, mp: MapPoints) -> dict:
     ds = inputs.ds
     cols: dict[str, list] = {k: [] for k in ("x", "y", "s", "i", "f", "t", "p", "c", "img",
                                              "cam", "camt")}
+    pred = {s: predict_labels(p, inputs.explained.threshold) for s, p in inputs.probs.items()}
     for (x, y), s, i in zip(mp.xy, mp.split, mp.index, strict=True):
         split, probs, i = ds.splits[s], inputs.probs[s], int(i)
         test = s == "test"
@@ -226,8 +228,8 @@ def _point_columns(assets: Assets, inputs, mp: MapPoints) -> dict:
         cols["i"].append(i)
         cols["f"].append(printable(split.paths[i]))
         cols["t"].append(int(split.labels[i]) if split.labeled else -1)
-        cols["p"].append(int(probs[i].argmax()))
-        cols["c"].append(round(float(probs[i].max()), 4))
+        cols["p"].append(int(pred[s][i]))
+        cols["c"].append(round(float(probs[i][pred[s][i]]), 4))
         cols["img"].append(_site_file(assets, f"img/test/full/{i}.jpg") if test else "")
         cols["cam"].append(_site_file(assets, f"img/gradcam/full/{i}.jpg") if test else "")
         cols["camt"].append(_site_file(assets, f"img/gradcam/true/full/{i}.jpg")

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from reportgen.evaluate import misclassified
+from reportgen.evaluate import misclassified, predict_labels
 from reportgen.explain.results import SECTIONS, select_galleries
 from reportgen.figures.overlay import colormap_lut, heatmap_overlay, resize_map, to_rgb
 from reportgen.report.assets import Assets
@@ -73,10 +73,20 @@ def true_name(split, names: list[str], i: int) -> str | None:
     return names[int(split.labels[i])] if split.labeled else None
 
 
-def describe(split, probs: np.ndarray, names: list[str], i: int) -> str:
-    """``true A, predicted B, 0.93`` (``predicted B, 0.93`` for unlabeled photos)."""
+def predicted(probs: np.ndarray, i: int, threshold: float | None = None) -> tuple[int, float]:
+    """(class, probability) predicted for image ``i`` of ``probs`` ((N, K) float):
+    :func:`reportgen.evaluate.predict_labels`'s class (a binary model's at ``threshold``)."""
+    c = int(predict_labels(probs[i:i + 1], threshold)[0])
+    return c, float(probs[i][c])
+
+
+def describe(split, probs: np.ndarray, names: list[str], i: int,
+             threshold: float | None = None) -> str:
+    """``true A, predicted B, 0.93`` (``predicted B, 0.93`` for unlabeled photos); the
+    predicted class as :func:`predicted` (at ``threshold``)."""
     true = true_name(split, names, i)
-    pred = f"predicted {names[int(probs[i].argmax())]}, {probs[i].max():.2f}"
+    c, p = predicted(probs, i, threshold)
+    pred = f"predicted {names[c]}, {p:.2f}"
     return pred if true is None else f"true {true}, {pred}"
 
 
@@ -104,10 +114,9 @@ def tile(assets: Assets, split, probs: np.ndarray, names: list[str], i: int, exp
     classes, or the top 5 for unlabeled photos."""
     maps, true_maps = explained.maps.get("gradcam", {}), explained.true_maps
     small_maps = explained.test_maps
-    true, pred = true_name(split, names, i), int(probs[i].argmax())
-    conf = float(probs[i].max())
+    true, (pred, conf) = true_name(split, names, i), predicted(probs, i, explained.threshold)
     order = np.argsort(-probs[i], kind="stable")[:min(3 if split.labeled else 5, len(names))]
-    desc = describe(split, probs, names, i)
+    desc = describe(split, probs, names, i, explained.threshold)
     image = test_tile(assets, split, i)
     image_full = assets.image(f"img/test/full/{i}.jpg", lambda: to_rgb(split.images[i:i + 1])[0],
                               full_side(split), quality=90)
@@ -161,7 +170,7 @@ def class_pages(assets: Assets, split, probs: np.ndarray, names: list[str], expl
             if len(shown) < count <= len(shown) + few_hidden(len(shown)):
                 if not everyone:
                     everyone.append(select_galleries(split.labels, probs, len(names),
-                                                     len(split)))
+                                                     len(split), explained.threshold))
                 shown = everyone[0][c][key]  # a few more: all of them, never hidden
             sections.append({"key": key, "title": title.format(c=name),
                              "description": desc.format(c=name), "count": count,
@@ -183,9 +192,9 @@ def errors_page(assets: Assets, split, probs: np.ndarray, names: list[str], expl
     pairs. None for unlabeled photos."""
     if not split.labeled:
         return None
-    pred = probs.argmax(axis=1)
-    wrong = misclassified(split.labels, probs)
-    wrong = wrong[np.argsort(-probs[wrong].max(axis=1), kind="stable")]
+    pred = predict_labels(probs, explained.threshold)
+    wrong = misclassified(split.labels, probs, explained.threshold)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")]
     tiles = [tile(assets, split, probs, names, int(i), explained) for i in wrong]
     pairs: dict[tuple[int, int], int] = {}
     for i in wrong:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # annotations only: no import at run time
     from reportgen.data.folder import Dataset
     from reportgen.audit.issues import DataIssues
     from reportgen.explain.penultimate import Features
-    from reportgen.slices import SliceReport
+    from reportgen.evaluate.slices import SliceReport
 
 
 @dataclass
@@ -66,7 +66,7 @@ class ReportInputs:
             ``report.data_audit`` is off or it failed.
         failures: parts of the build after the explanations that failed (the data audit).
         slices: accuracy by metadata slice and the weak slices found
-            (``reportgen.slices.SliceReport``); None for photos without labels.
+            (``reportgen.evaluate.slices.SliceReport``); None for photos without labels.
         source: where the model came from (``model.source``: trained here, loaded, ...).
     """
 

@@ -23,7 +23,7 @@ from reportgen.figures.overlay import (
 )
 from reportgen.guard import optional_part
 from reportgen.report.assets import Assets
-from reportgen.report.gallery import describe, test_tile, true_name, with_box
+from reportgen.report.gallery import describe, predicted, test_tile, true_name, with_box
 from reportgen.text import duration
 from reportgen.report.tables import Table, with_interval
 
@@ -67,15 +67,16 @@ def _method_rows(assets: Assets, split, probs, names, explained) -> tuple[list[s
     methods = list(views)
     rows = []
     for r, i in enumerate(explained.samples):
-        true, pred = true_name(split, names, i), names[int(probs[i].argmax())]
-        desc = describe(split, probs, names, i)
+        c, conf = predicted(probs, i, explained.threshold)
+        true, pred = true_name(split, names, i), names[c]
+        desc = describe(split, probs, names, i, explained.threshold)
         cells = [{"src": test_tile(assets, split, i), "alt": f"Test image, {desc}"}]
         for m in methods:
             rel = assets.image(f"img/methods/{m.replace('+', 'p')}/{i}.jpg",
                                partial(np.asarray, views[m][r]), CELL)
             cells.append({"src": rel, "alt": f"{REGISTRY[m].label}, {desc}"})
-        rows.append({"index": i, "true": true, "pred": pred,
-                     "confidence": float(probs[i].max()), "cells": cells})
+        rows.append({"index": i, "true": true, "pred": pred, "confidence": conf,
+                     "cells": cells})
     return methods, rows
 
 

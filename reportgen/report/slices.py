@@ -1,5 +1,5 @@
 """The Slices page, the overview's sentences on slices and their metrics.json entries, from
-one :class:`~reportgen.slices.SliceReport` (plain data out; nothing recomputed)."""
+one :class:`~reportgen.evaluate.slices.SliceReport` (plain data out; nothing recomputed)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from reportgen import figures as figs
 from reportgen.report.assets import Assets
 from reportgen.report.figjobs import Figures
 from reportgen.report.tables import Table, with_interval
-from reportgen.slices import METHOD, Slice, SliceReport
+from reportgen.evaluate.slices import METHOD, Slice, SliceReport
 from reportgen.text import plural
 
 #: Slices drawn in the forest plot at most (flagged first, then by adjusted p-value).

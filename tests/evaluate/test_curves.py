@@ -160,3 +160,14 @@ def test_binary_thresholds_tunes_on_validation_only():
     assert given["test"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "positive_rate": 0.4}
     none = cv.binary_thresholds({"test": probs["test"]}, {"test": test_y}, ["n", "p"], None)
     assert none["validation_best"] is None and none["validation_note"] == "no validation split"
+
+
+def test_the_curves_cost_model_counts_score_resample_pairs():
+    """1000 images, 10 classes: 1000 x (10 + 10) x 1000 resamples = 20 M pairs (the
+    bootstrap's budget exactly); 4000 images draw 20 M / 80 000 = 250 resamples, 8000 would
+    draw 125 and get the floor of 200."""
+    assert cv.resamples_for(1000, 10, 10) == 1000
+    assert cv.curves_seconds(1000, 10, 10) == pytest.approx(20e6 * cv.SECONDS_PER_PAIR)
+    assert cv.curves_seconds(4000, 10, 10) == pytest.approx(20e6 * cv.SECONDS_PER_PAIR)
+    assert cv.curves_seconds(8000, 10, 10) == pytest.approx(8000 * 20 * 200
+                                                             * cv.SECONDS_PER_PAIR)

@@ -253,3 +253,31 @@ def test_a_failing_test_set_pass_leaves_no_half_maps(keras, random_split, monkey
     assert result.layer == "c3" and len(calls) == 2
     assert result.test_maps is None and result.peaks is None and result.true_maps == {}
     assert result.maps == {} and result.pointing == {}
+
+
+def test_a_binary_threshold_picks_the_class_explained_and_the_galleries(keras, random_split):
+    """Probabilities (0.7, 0.3) everywhere: the highest is class 0, evaluate.threshold 0.25 makes
+    every image class 1. The galleries, the maps kept (class 1's GradCAM, not class 0's) and the
+    true-class maps (of the images labelled 0, now the errors) follow the threshold."""
+    from reportgen.explain.cam import cam_maps
+
+    inp = keras.Input((12, 12, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h)))
+    n = 8
+    split = random_split(n, 12)  # labels 0, 1, 0, 1, ...
+    probs = np.tile([0.7, 0.3], (n, 1))
+    prep = lambda im: im.astype(np.float32) / 255.0  # noqa: E731
+    ex = suite.explainer_for(model, Config())
+    result = suite.explain_test_set(ex, split, prep, probs, 8, threshold=0.25)
+    assert result.threshold == 0.25
+    assert result.galleries[1]["correct"] and not result.galleries[0]["correct"]
+    assert result.galleries[0]["misclassified"] == result.galleries[1]["confident_wrong"]
+    assert sorted(result.true_maps) == [0, 2, 4, 6]  # labelled 0, predicted 1
+    kept = sorted(result.maps["gradcam"])
+    x = prep(split.images[kept])
+    ones = cam_maps(ex, "gradcam", x, np.ones(len(kept), np.int32))
+    zeros = cam_maps(ex, "gradcam", x, np.zeros(len(kept), np.int32))
+    got = np.stack([result.maps["gradcam"][i] for i in kept])
+    np.testing.assert_allclose(got, ones, atol=1e-5)
+    assert not np.allclose(got, zeros, atol=1e-3)

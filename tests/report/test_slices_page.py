@@ -1,5 +1,5 @@
 """The Slices page, the overview's sentences and metrics.json, gathered from a made-up
-:class:`~reportgen.slices.SliceReport` (no TensorFlow)."""
+:class:`~reportgen.evaluate.slices.SliceReport` (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from reportgen.report import gather, write_site
 from reportgen.report.figjobs import Figures
 from reportgen.report.render import environment, render
 from reportgen.report.site import SiteWriter
-from reportgen.slices import slice_report
+from reportgen.evaluate.slices import slice_report
 
 
 @pytest.fixture
@@ -104,3 +104,21 @@ def test_a_slice_of_every_image_is_listed_with_why(drawn, inputs):
     inputs.slices = slice_report(correct, {}, {"site": ["a"] * 50}, source="meta.csv")
     page = _page(gather(inputs, drawn), "slices.html")
     assert "site = a: 50 images (every test image: no other images to compare)" in page
+
+
+def test_the_curves_and_slices_parts_have_an_estimate_and_the_seconds_they_took(inputs):
+    """Six test images, both classes present: the curves' bootstrap is 6 x (2 + 2) x 1000
+    resamples = 24 000 (score, resample) pairs; the slices 6 images x (1 + 1 column)."""
+    from reportgen.evaluate.curves import SECONDS_PER_PAIR
+    from reportgen.evaluate.slices import SECONDS_PER_IMAGE
+    from reportgen.report.build import evaluation_parts
+
+    assert evaluation_parts(inputs) == {}  # neither ran
+    inputs.timings = {"curves": 1.234, "slices": 0.015, "predict": 9.0}
+    correct = np.ones(6, bool)
+    inputs.slices = slice_report(correct, {}, {"site": list("aaabbb")}, source="meta.csv")
+    parts = evaluation_parts(inputs)
+    assert parts == {"curves": {"estimate_s": round(24_000 * SECONDS_PER_PAIR, 2),
+                                "actual_s": 1.23},
+                     "slices": {"estimate_s": round(12 * SECONDS_PER_IMAGE, 2),
+                                "actual_s": 0.01}}

@@ -95,3 +95,34 @@ def test_the_errors_page_lists_every_error_most_confident_first():
     unlabeled = Split()
     unlabeled.labeled = False
     assert errors_page(Assets(), unlabeled, PROBS, ["a", "b"], _explained()) is None
+
+
+def test_a_binary_threshold_decides_every_gallery_and_the_errors_page():
+    """At evaluate.threshold 0.15, class b is predicted where its probability is >= 0.15:
+    images 0 (0.2), 2 and 3 are b, image 1 (0.1) is a. Against labels a, b, b, a that makes
+    three errors (0: a as b, 1: b as a, 3: a as b) where the highest probability makes two."""
+    from reportgen.evaluate import confusion_matrix, predict_labels
+    from reportgen.explain.results import gallery_counts, select_galleries
+    from reportgen.report.gallery import errors_page, tile
+
+    split, ex = Split(), _explained()
+    ex.threshold = 0.15
+    cm = confusion_matrix(split.labels, predict_labels(PROBS, 0.15), 2)
+    assert cm.tolist() == [[0, 2], [1, 1]]
+    page = errors_page(Assets(), split, PROBS, ["a", "b"], ex)
+    assert page["errors"] == cm.sum() - np.trace(cm) == 3
+    # Most confident wrong first, by the probability of the class predicted: 0.9, 0.6, 0.2.
+    assert [t["index"] for t in page["sections"][0]["tiles"]] == [1, 3, 0]
+    assert [(p["true"], p["pred"], p["count"]) for p in page["pairs"]] == [("a", "b", 2),
+                                                                          ("b", "a", 1)]
+    flipped = tile(Assets(), split, PROBS, ["a", "b"], 0, ex)
+    assert (flipped["pred"], flipped["correct"], flipped["confidence"]) == ("b", False, 0.2)
+    assert "predicted b, 0.20" in flipped["alt"]
+    galleries = select_galleries(split.labels, PROBS, 2, 10, 0.15)
+    assert galleries[0] == {"misclassified": [3, 0], "confident_wrong": [1], "correct": []}
+    assert galleries[1] == {"misclassified": [1], "confident_wrong": [3, 0], "correct": [2]}
+    assert gallery_counts(split.labels, PROBS, 2, 0.15) == {
+        0: {"misclassified": 2, "confident_wrong": 1, "correct": 0},
+        1: {"misclassified": 1, "confident_wrong": 2, "correct": 1}}
+    # Without a threshold the highest probability decides: images 1 and 3 are the errors.
+    assert select_galleries(split.labels, PROBS, 2, 10)[0]["misclassified"] == [3]

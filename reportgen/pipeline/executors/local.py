@@ -66,7 +66,7 @@ def build_shard(cfg: Config, out: str | Path, shard: tuple[int, int], *,
     probs, features = explaining.predict(run, fitted, mine)
     arrays = {f"{name}.probs": p for name, p in probs.items()}  # as computed
     arrays.update({f"{name}.features": f for name, f in features.arrays.items()})
-    cam = explaining.shard_cam(run, fitted, mine)
+    cam = explaining.shard_cam(run, fitted, mine, probs["test"])
     if cam is not None:
         arrays.update({f"test.{k}": v for k, v in cam._asdict().items()})
     manifest = {

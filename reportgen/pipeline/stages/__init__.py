@@ -25,6 +25,7 @@ from reportgen.pipeline.stages.checks import (
     check_metadata,
     check_paths,
     explained_classes,
+    operating_threshold,
     train_input,
 )
 from reportgen.pipeline.stages.reading import (
@@ -86,8 +87,9 @@ __all__ = [
     "TrainInput", "absent_note", "absent_ok", "add_test_curves", "audit", "binary_threshold",
     "cached_report", "calibrate", "check", "check_data", "check_layer_keys", "check_metadata",
     "check_paths", "describe", "evaluate", "explain", "explain_key", "explained_classes",
-    "fit_model", "given_model", "grouped", "guarded_plan", "metadata", "model_file_job", "planned",
-    "predict", "predict_and_explain", "predict_batch", "preprocessed", "read_data", "slices",
+    "fit_model", "given_model", "grouped", "guarded_plan", "metadata", "model_file_job",
+    "operating_threshold", "planned", "predict", "predict_and_explain", "predict_batch",
+    "preprocessed", "read_data", "slices",
     "start_tensorflow", "train_input", "unlabeled_names", "warn", "with_settings", "write",
 ]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reportgen.config import Config, did_you_mean
-from reportgen.data.folder import check_listing, image_files, listed_files
+from reportgen.data.folder import Dataset, check_listing, image_files, listed_files
 from reportgen.data.metadata import read_metadata, read_table
 from reportgen.errors import ConfigError
 from reportgen.explain.methods import configure
@@ -100,3 +100,12 @@ def explained_classes(cfg: Config, names: list[str]) -> list[int]:
                                  + (", ..." if len(names) > 8 else "") + ")"))
         out.append(names.index(name))
     return out
+
+
+def operating_threshold(cfg: Config, ds: Dataset) -> float | None:
+    """``evaluate.threshold`` when given and the model is binary (two classes) on labelled
+    data; None otherwise: the highest probability predicts
+    (:func:`reportgen.evaluate.predict_labels`)."""
+    if "evaluate.threshold" not in cfg.given or len(ds.class_names) != 2 or not ds.labeled:
+        return None
+    return float(cfg.evaluate.threshold)

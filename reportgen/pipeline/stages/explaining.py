@@ -27,7 +27,7 @@ from reportgen.explain.penultimate import Features, predict_with_features
 from reportgen.explain.results import Explained
 from reportgen.guard import collecting, optional_part
 from reportgen.pipeline.cache import ExplainBundle, key
-from reportgen.pipeline.stages.checks import explained_classes
+from reportgen.pipeline.stages.checks import explained_classes, operating_threshold
 from reportgen.pipeline.stages.fit import Fitted
 from reportgen.pipeline.stages.reading import grouped
 from reportgen.pipeline.stages.run import Data, Run
@@ -42,7 +42,8 @@ def explain_key(run: Run, fitted: Fitted, data: Data) -> str:
     cfg = run.cfg
     return key("explain", model=fitted.weights_hash, data=data.hash,
                explain=cfg.to_dict()["explain"], output_index=cfg.model.output_index,
-               preprocess=fitted.preprocess, seed=cfg.training.seed)
+               preprocess=fitted.preprocess, seed=cfg.training.seed,
+               threshold=operating_threshold(cfg, data.ds))
 
 
 def predict(run: Run, fitted: Fitted, data: Data) -> tuple[dict[str, np.ndarray], Features]:
@@ -81,9 +82,9 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]) 
         t0 = time.perf_counter()
         with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
             done = run.merged.cam_for(test.paths) if run.merged is not None else None
-            explained = suite.explain_test_set(ex, test, fitted.prep, probs["test"],
-                                               cfg.explain.gallery_size, progress=advance,
-                                               done=done)
+            explained = suite.explain_test_set(
+                ex, test, fitted.prep, probs["test"], cfg.explain.gallery_size, progress=advance,
+                threshold=operating_threshold(run.cfg, data.ds), done=done)
         explained.seconds["test set"] = time.perf_counter() - t0
         explained.notes += [f"Sanity check skipped: {r.why}." for r in
                             (plan.reductions if plan else ()) if r.why == pl.OPAQUE_HEAD]
@@ -202,16 +203,19 @@ def planned(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
     return cfg, plan.options, plan, LatePlan(run, cfg, plan)
 
 
-def shard_cam(run: Run, fitted: Fitted, data: Data) -> suite.CamPass | None:
-    """The GradCAM pass over ``data``'s test images (a shard's), or None when the model has
-    no layer to explain at."""
+def shard_cam(run: Run, fitted: Fitted, data: Data, probs: np.ndarray
+              ) -> suite.CamPass | None:
+    """The GradCAM pass over ``data``'s test images (a shard's, whose probabilities are
+    ``probs``), or None when the model has no layer to explain at."""
     ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
     if ex.layer_or_none() is None:
         return None
     test = data.ds.splits["test"]
     with run.timer.stage("explain"), \
             prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
-        return suite.cam_pass(ex, test, fitted.prep, progress=advance)
+        threshold = operating_threshold(run.cfg, data.ds)
+        targets = suite.pass_targets(probs, suite.Explained(layer="", threshold=threshold))
+        return suite.cam_pass(ex, test, fitted.prep, targets, progress=advance)
 
 
 def merged_probs(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:

@@ -15,7 +15,8 @@ from reportgen.errors import PartsFailed
 from reportgen.evaluate import curves as cv
 from reportgen.report.inputs import ReportInputs
 from reportgen.report.site import SiteWriter
-from reportgen.slices import SliceReport, slice_report
+from reportgen.evaluate.slices import SliceReport, slice_report
+from reportgen.pipeline.stages.checks import operating_threshold
 from reportgen.pipeline.stages.run import Data, Run
 from reportgen.guard import collecting, optional_part
 from reportgen.text import duration
@@ -57,7 +58,7 @@ def evaluate(run: Run, data: Data, probs: dict[str, np.ndarray]) -> dict[str, di
                        if len(ds.splits[name]) else {"n": 0, "labeled": False})
                 for name in ds.splits}
     present = ds.present if ds.absent_classes else None
-    threshold = binary_threshold(run, len(ds.class_names))
+    threshold = binary_threshold(run, ds)
     metrics = {name: ev.split_metrics(probs[name], ds.splits[name].labels, ds.class_names,
                                       run.cfg.report.top_k, present, threshold)
                for name in ds.splits}
@@ -78,26 +79,26 @@ def add_test_curves(test: dict, probs: dict[str, np.ndarray], data: Data,
             {s: probs[s] for s in labels}, labels, ds.class_names, threshold)
 
 
-def binary_threshold(run: Run, n_classes: int) -> float | None:
-    """``evaluate.threshold`` when given and the model is binary; None otherwise (the highest
-    probability predicts). Given for more classes, it is noted as not used."""
-    if "evaluate.threshold" not in run.cfg.given:
+def binary_threshold(run: Run, ds) -> float | None:
+    """:func:`operating_threshold` of ``ds`` (``reportgen.data.folder.Dataset``), noted;
+    given for more classes, it is noted as not used."""
+    t, n_classes = operating_threshold(run.cfg, ds), len(ds.class_names)
+    if t is None:
+        if "evaluate.threshold" in run.cfg.given:
+            run.notes.append(f"evaluate.threshold = {run.cfg.evaluate.threshold:g} is not "
+                             f"used: it applies to binary models, and this one has "
+                             f"{n_classes} classes.")
         return None
-    if n_classes != 2:
-        run.notes.append(f"evaluate.threshold = {run.cfg.evaluate.threshold:g} is not used: "
-                         f"it applies to binary models, and this one has {n_classes} classes.")
-        return None
-    t = float(run.cfg.evaluate.threshold)
-    run.notes.append(f"evaluate.threshold = {t:g}: the metrics, the confusion matrices and "
-                     f"predictions.csv predict the second class where its probability is >= "
-                     f"{t:g}; the galleries, the errors page and the explanations show the "
-                     f"class with the higher probability.")
+    run.notes.append(f"evaluate.threshold = {t:g}: every prediction (the metrics, the "
+                     f"confusion matrices, predictions.csv, the galleries, the errors page, "
+                     f"the slices and the explanations of the predicted class) is the second "
+                     f"class where its probability is >= {t:g}.")
     return t
 
 
 def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | None:
     """Accuracy by metadata slice and the weak-slice search on the test images' properties
-    (:mod:`reportgen.slices`); None for photos without labels (no accuracy to slice)."""
+    (:mod:`reportgen.evaluate.slices`); None for photos without labels (no accuracy to slice)."""
     test = data.ds.splits["test"]
     if not data.ds.labeled or not len(test):
         if data.metadata is not None:
@@ -105,7 +106,8 @@ def slices(run: Run, data: Data, probs: dict[str, np.ndarray]) -> SliceReport | 
                              "images have no labels: no accuracy per slice.")
         return None
     with run.timer.stage("slices"):
-        correct = probs["test"].argmax(axis=1) == test.labels
+        threshold = operating_threshold(run.cfg, data.ds)
+        correct = ev.predict_labels(probs["test"], threshold) == test.labels
         columns, missing = (data.metadata.values(test.paths) if data.metadata is not None
                             else (None, 0))
         return slice_report(correct, split_properties(test).known(), columns, missing=missing,
@@ -120,7 +122,8 @@ def warn(run: Run, data: Data, probs: dict[str, np.ndarray], history: dict) -> l
     if not ds.labeled:
         return []
     found = ev.model_warnings(probs, {name: split.labels for name, split in ds.splits.items()},
-                           ds.class_names, history, run.cfg.training.min_epochs)
+                              ds.class_names, history, run.cfg.training.min_epochs,
+                              operating_threshold(run.cfg, ds))
     for line in found:
         prog.say(f"Warning: {line}")
     return found

@@ -383,6 +383,18 @@ class SliceReport:
                 "weak_slices": weak, "slice_search": self.method()}
 
 
+#: Seconds per test image of :func:`slice_report` (six properties, no metadata), measured on
+#: the shared 2-core machine: 1000 images took 0.03 s.
+SECONDS_PER_IMAGE = 3e-5
+
+
+def slices_seconds(n: int, columns: int = 0) -> float:
+    """Estimated seconds of :func:`slice_report` for ``n`` test images and ``columns``
+    metadata columns (each costs about as much as the property search): the build plan's
+    ``slices`` part."""
+    return n * (1 + columns) * SECONDS_PER_IMAGE
+
+
 def slice_report(correct: np.ndarray, properties: dict[str, np.ndarray],
                  columns: dict[str, list[str]] | None = None, *, missing: int = 0,
                  source: str | None = None, classes: tuple[np.ndarray, list[str]] | None = None
