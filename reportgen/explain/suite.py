@@ -75,6 +75,7 @@ def cam_pass(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
     return CamPass(*(np.concatenate([p[k] for p in parts]) for k in range(5)))
 
 
+# long: the explain stage passes each by keyword; ``done`` is the merged shards' pass
 def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
                      probs: np.ndarray, gallery_size: int,
                      progress: Callable[[int], None] | None = None,
@@ -117,7 +118,8 @@ def _from_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explained,
     maps_kept: dict[int, np.ndarray] = {}
     for start in range(0, len(wanted), CHUNK):
         idx = wanted[start:start + CHUNK]
-        cams = cam_with_peaks(ex, prep(split.images[idx]), pass_targets(probs, result)[idx],
+        targets = pass_targets(probs[idx], result.threshold)
+        cams = cam_with_peaks(ex, prep(split.images[idx]), targets,
                               others=split.labels[idx])[0]
         maps_kept.update({i: cams[k].copy() for k, i in enumerate(idx)})
     peaks = Peaks(ex.graph.layer_shapes[result.layer][1])
@@ -131,11 +133,11 @@ def _from_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explained,
     result.pointing["gradcam"] = np.asarray(done.hits, np.float64)
 
 
-def pass_targets(probs: np.ndarray, result: Explained) -> np.ndarray:
-    """(n,) int32 classes the test pass explains: a binary model's thresholded class
-    (``result.threshold``); otherwise -1, the model's own highest output."""
-    return (predict_labels(probs, result.threshold).astype(np.int32)
-            if result.threshold is not None else np.full(len(probs), -1, np.int32))
+def pass_targets(probs: np.ndarray, threshold: float | None) -> np.ndarray:
+    """(n,) int32 classes the test pass explains: a binary model's class at ``threshold``;
+    otherwise (None) -1, the model's own highest output."""
+    return (predict_labels(probs, threshold).astype(np.int32)
+            if threshold is not None else np.full(len(probs), -1, np.int32))
 
 
 def _gradcam_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explained,
@@ -153,7 +155,7 @@ def _gradcam_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explain
     # same forward pass (the head's backward pass once more).
     wrong = (set(misclassified(split.labels, probs, result.threshold).tolist())
              if split.labeled else set())
-    pred = pass_targets(probs, result)
+    pred = pass_targets(probs, result.threshold)
     for start in range(0, len(split), CHUNK):
         stop = min(start + CHUNK, len(split))
         x = prep(split.images[start:stop])

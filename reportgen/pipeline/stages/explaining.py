@@ -214,7 +214,7 @@ def shard_cam(run: Run, fitted: Fitted, data: Data, probs: np.ndarray
     with run.timer.stage("explain"), \
             prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
         threshold = operating_threshold(run.cfg, data.ds)
-        targets = suite.pass_targets(probs, suite.Explained(layer="", threshold=threshold))
+        targets = suite.pass_targets(probs, threshold)
         return suite.cam_pass(ex, test, fitted.prep, targets, progress=advance)
 
 
