@@ -1,4 +1,5 @@
-"""Command line: ``reportgen build``, ``keys``, ``compare``, ``gate``, ``publish`` and ``cache``.
+"""Command line: ``reportgen build``, ``merge``, ``keys``, ``compare``, ``gate``, ``publish``
+and ``cache``.
 
 Thin: each command reads its options, calls one library function, and turns a
 :class:`~reportgen.errors.ReportgenError` into a one-line message and its exit code. Importing
@@ -48,6 +49,7 @@ def main() -> None:
     """Turn a Keras image classifier and a folder of images into a publishable report."""
 
 
+# long: a Click command, one parameter per command-line option
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML config file (default: the built-in demo, configs/demo.toml, for the "
@@ -61,9 +63,20 @@ def main() -> None:
 @click.option("--strict", is_flag=True,
               help="Fail (exit 1, the previous site left as it was) when any part of the "
                    "report fails, instead of leaving it out with a note (for CI).")
+@click.option("--shard", metavar="I/N",
+              help="Do only the per-image work of the images whose content hash falls in "
+                   "shard I of N (I in 1..N, 1-based) and write it to the shard folder --out; "
+                   "join the N folders with `reportgen merge`. Needs model.source = \"load\".")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True,
+              help="Where the per-image work runs: here, or as shards on Ray (pip install "
+                   "'reportgen[ray]'), merged into the site --out.")
+@click.option("--ray-address", metavar="ADDR",
+              help="With --executor ray: the Ray cluster to use (default: a local Ray).")
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
 def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet: bool,
-          strict: bool, debug: bool) -> None:
+          strict: bool, shard: str | None, executor: str, ray_address: str | None,
+          debug: bool) -> None:
     """Train or load a model, evaluate and explain it, and write the report site.
 
     \b
@@ -84,11 +97,17 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
     from reportgen import config as cfgmod
 
     signal.signal(signal.SIGTERM, _on_sigterm)
+    where = _shard_option(shard, executor)
     try:
-        cfg = cfgmod.load(config_path, overrides)
-        from reportgen.pipeline import build as run_build
+        if executor == "ray":
+            from reportgen.pipeline.executors.ray import require_ray
 
-        result = run_build(cfg, out, show_progress=not quiet, strict=strict)
+            require_ray()
+        cfg = cfgmod.load(config_path, overrides)
+        if where is not None:
+            _build_shard(cfg, out, where, quiet)
+            return
+        result = _run_build(cfg, out, quiet, strict, (executor, ray_address))
     except PartsFailed as e:
         _warn_failed(e.failures)
         _fail(e, debug)
@@ -100,6 +119,76 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
         click.echo(f"{'Terminated' if isinstance(e, Terminated) else 'Interrupted'}; {out} was "
                    "left as it was.", err=True)
         sys.exit(143 if isinstance(e, Terminated) else 130)
+    click.echo(f"Built in {duration(result.timings.get('total', 0))}", err=True)
+    _warn_failed(result.failures)
+    click.echo(str(result.index))
+
+
+def _shard_option(shard: str | None, executor: str) -> tuple[int, int] | None:
+    """``--shard I/N`` read (a usage error, exit 2, when malformed or with Ray)."""
+    if shard is None:
+        return None
+    from reportgen.pipeline.executors.shards import parse_shard
+
+    if executor != "local":
+        raise click.UsageError("--shard and --executor ray: Ray runs every shard itself")
+    try:
+        return parse_shard(shard)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--shard") from None
+
+
+def _build_shard(cfg, out: Path, shard: tuple[int, int], quiet: bool) -> None:
+    """``build --shard``: one shard folder; its path is the last line printed."""
+    from reportgen.pipeline.executors.local import build_shard
+
+    click.echo(str(build_shard(cfg, out, shard, show_progress=not quiet)))
+
+
+def _run_build(cfg, out: Path, quiet: bool, strict: bool, executor: tuple[str, str | None]):
+    """The build, here (``executor`` = ("local", None)) or as shards on Ray (with its
+    address), merged."""
+    if executor[0] == "ray":
+        from reportgen.pipeline.executors.ray import build_on_ray
+
+        return build_on_ray(cfg, out, executor[1], show_progress=not quiet, strict=strict)
+    from reportgen.pipeline import build as run_build
+
+    return run_build(cfg, out, show_progress=not quiet, strict=strict)
+
+
+@main.command()
+@click.argument("shards", nargs=-1, required=True,
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("site"), show_default=True,
+              help="Output folder; replaced only if empty or written by reportgen.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) when any part of the report fails.")
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
+def merge(shards: tuple[Path, ...], out: Path, quiet: bool, strict: bool, debug: bool) -> None:
+    """Merge the shard folders of `reportgen build --shard I/N` into one report site.
+
+    The set is refused (exit 2, one line) unless it holds every shard 1..N once, of one
+    model, one configuration and one data set. The report is the one an unsharded build
+    makes: its numbers are computed from the merged arrays; the gallery maps, the methods
+    on the sample images, the class grid, the quality table and the Layers page run here.
+
+    \b
+    Example:
+      for i in 1 2 3; do reportgen build --config c.toml --shard $i/3 --out shard-$i; done
+      reportgen merge shard-1 shard-2 shard-3 --out site
+    """
+    from reportgen.pipeline import merge as run_merge
+
+    try:
+        result = run_merge(list(shards), out, show_progress=not quiet, strict=strict)
+    except PartsFailed as e:
+        _warn_failed(e.failures)
+        _fail(e, debug)
+    except ReportgenError as e:
+        _fail(e, debug)
+    except OSError as e:
+        _os_failure(e, out, debug)
     click.echo(f"Built in {duration(result.timings.get('total', 0))}", err=True)
     _warn_failed(result.failures)
     click.echo(str(result.index))

@@ -52,3 +52,10 @@ class PartsFailed(ReportgenError):
         self.failures = list(failures)
         super().__init__(f"{len(self.failures)} part(s) of the report failed and --strict is "
                          f"set: {out} was left as it was (the warnings above say which)")
+
+
+class ShardError(ReportgenError):
+    """A shard set cannot be merged (a shard missing, given twice, of another model,
+    configuration or data), or a build cannot be sharded; the message names what."""
+
+    exit_code = 2

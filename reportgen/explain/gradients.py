@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from reportgen.data.content import image_generators
 from reportgen.explain.cam import cam_maps
 from reportgen.explain.common import as_targets, class_score, pick_targets, run_batched
 from reportgen.explain.explainer import Explainer
@@ -139,7 +140,9 @@ def smooth_grad(model, images, targets=None, batch_size=64,
                 samples: int = SmoothGradOptions.samples, noise: float = SmoothGradOptions.noise,
                 seed: int = SmoothGradOptions.seed, output_index=0) -> np.ndarray:
     """SmoothGrad: the mean gradient over ``samples`` noisy copies of each image; the Gaussian
-    noise has standard deviation ``noise`` times the image's value range (max - min). The target
+    noise has standard deviation ``noise`` times the image's value range (max - min), drawn per
+    image from ``seed`` and the image's content (:func:`reportgen.data.content.image_generators`),
+    so an image's map does not depend on the other images of the batch. The target
     of a noisy copy is the clean image's. The defaults are the build's
     (:class:`~reportgen.explain.methods.options.SmoothGradOptions`).
 
@@ -161,12 +164,13 @@ def smooth_grad_maps(ex: Explainer, images, targets=None,
     """:func:`smooth_grad` on an explainer."""
     x = ex.batch(images)
     t = ex.targets(x, targets)
-    rng = np.random.default_rng(seed)
+    rngs = image_generators(x, seed)  # per image, from its content: never its position
     span = (x.reshape(len(x), -1).max(1) - x.reshape(len(x), -1).min(1))
     sigma = (noise * np.where(span > 0, span, 1.0)).astype(np.float32)[:, None, None, None]
     total = np.zeros_like(x)
     for _ in range(samples):
-        noisy = x + rng.standard_normal(x.shape).astype(np.float32) * sigma
+        draws = np.stack([r.standard_normal(x.shape[1:]) for r in rngs]) if len(x) else 0.0
+        noisy = x + np.asarray(draws, np.float32) * sigma
         total += gradients(ex, "plain", noisy, t, repeats=samples)
     return (total / samples).astype(np.float32)
 

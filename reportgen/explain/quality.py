@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from reportgen.data.content import image_generators
 from reportgen.evaluate import spearman
 from reportgen.explain.common import probability_function, run_batched
 from reportgen.explain.explainer import Explainer
@@ -47,15 +48,17 @@ def tied_fraction(maps: np.ndarray) -> np.ndarray:
     return out
 
 
-def pixel_ranks(maps: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+def pixel_ranks(maps: np.ndarray, rngs: list[np.random.Generator] | None = None
+                ) -> np.ndarray:
     """Rank of every pixel of each map (N, H*W), 0 for the highest value. Ties in row-major
-    order without ``rng``; with ``rng``, in a random order (one ``rng.random((N, H*W))`` draw,
-    the smaller key first)."""
+    order without ``rngs``; with ``rngs`` (one generator per map), in a random order (one
+    ``rngs[i].random(H*W)`` draw per map, the smaller key first)."""
     n, hw = maps.shape
-    if rng is None:
+    if rngs is None:
         order = np.argsort(-maps, axis=1, kind="stable")
     else:
-        order = np.lexsort((rng.random((n, hw)), -maps), axis=-1)
+        keys = np.stack([r.random(hw) for r in rngs]) if n else np.zeros((0, hw))
+        order = np.lexsort((keys, -maps), axis=-1)
     ranks = np.empty((n, hw), np.int32)
     np.put_along_axis(ranks, order, np.arange(hw, dtype=np.int32)[None, :].repeat(n, 0), axis=1)
     return ranks
@@ -75,9 +78,10 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
     Pixels of equal value (a CAM map is often flat over a fifth of the image or more) are
     ordered by position (``ties="position"``, row-major, as the peers do), or at random
     (``ties="random"``): then each AUC is the mean over ``orders`` random orders drawn by
-    :func:`pixel_ranks` from ``numpy.random.default_rng(seed)``, the first order for every
-    image, each further one for the images with ties only (for the others every order is the
-    same).
+    :func:`pixel_ranks` from one generator per image, seeded from ``seed`` and the image's
+    content (:func:`reportgen.data.content.image_generators`, never its position), the first
+    order for every image, each further one for the images with ties only (for the others
+    every order is the same).
 
     The end points are the clean image (deletion at 0, insertion at 1) and the baseline (deletion
     at 1, insertion at 0); each is run once, not once per curve, and a baseline shared by all
@@ -109,8 +113,8 @@ def deletion_insertion(model, images, maps, targets, *, steps=16, baseline=None,
     curves = _setup(ex, ex.batch(images), targets, steps, baseline, probs)
     n, h, w, _ = curves.x.shape
     maps = np.asarray(maps, np.float64).reshape(n, h * w)
-    rng = np.random.default_rng(seed) if ties == "random" else None
-    return _mean_aucs(curves, maps, rng, max(1, orders) if rng is not None else 1)
+    rngs = image_generators(curves.x, seed) if ties == "random" else None
+    return _mean_aucs(curves, maps, rngs, max(1, orders) if rngs is not None else 1)
 
 
 @dataclass(frozen=True)
@@ -156,8 +160,8 @@ def _setup(ex: Explainer, x: np.ndarray, targets, steps: int, baseline, probs) -
     return _Curves(ex.graph, ex.batch_size, x, base, t, counts, clean, base_p)
 
 
-def _mean_aucs(c: _Curves, maps: np.ndarray, rng: np.random.Generator | None, orders: int
-               ) -> tuple[np.ndarray, np.ndarray]:
+def _mean_aucs(c: _Curves, maps: np.ndarray, rngs: list[np.random.Generator] | None,
+               orders: int) -> tuple[np.ndarray, np.ndarray]:
     """(deletion AUC, insertion AUC), each (N,): the mean over ``orders`` pixel orders of the
     (N, H*W) ``maps``, the first for every image, the others for the images with ties."""
     n, h, w, _ = c.x.shape
@@ -170,7 +174,8 @@ def _mean_aucs(c: _Curves, maps: np.ndarray, rng: np.random.Generator | None, or
             idx = np.flatnonzero(tied_fraction(maps) > 0)
         if not len(idx):
             break
-        ranks = pixel_ranks(maps[idx], rng).reshape(len(idx), h, w)
+        picked = [rngs[i] for i in idx] if rngs is not None else None
+        ranks = pixel_ranks(maps[idx], picked).reshape(len(idx), h, w)
         curves = _curves(c, idx, ranks)
         for mode in total:
             total[mode][idx] += np.trapezoid(curves[mode], fractions, axis=1)

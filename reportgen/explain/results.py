@@ -7,7 +7,7 @@ reads these types, and the cached rebuild unpickles them, without importing Tens
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -23,6 +23,20 @@ SECTIONS = ("misclassified", "confident_wrong", "correct")
 #: (:func:`reportgen.guard.optional_part`), each noted in its own section of the page.
 LAYER_VIEWS = ("feature maps", "learned filters", "filter patterns", "receptive fields",
                "deep dream")
+
+
+class CamPass(NamedTuple):
+    """The per-image results of the GradCAM pass over test images, in the split's order (what
+    a shard computes for its images): ``small`` (n, h, w) float16 maps at the layer's
+    resolution in [0, 1], ``hits`` (n,) float64 pointing game (NaN without a box),
+    ``values`` (n, C) float32 and ``positions`` (n, C) int64 per channel peaks (flat index at
+    the layer's resolution), ``true_small`` (n, h, w) float16 the true class's maps."""
+
+    small: np.ndarray
+    hits: np.ndarray
+    values: np.ndarray
+    positions: np.ndarray
+    true_small: np.ndarray
 
 
 class Peaks:

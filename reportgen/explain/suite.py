@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from reportgen.config import Config, ExplainConfig
+from reportgen.data.content import content_hashes
 from reportgen.errors import ConfigError
 from reportgen.evaluate import bootstrap_mean, misclassified, predict_labels, wilson_interval
 from reportgen.explain import features, quality
@@ -21,14 +22,14 @@ from reportgen.explain.explainer import Explainer
 from reportgen.explain.methods import REGISTRY, as_map
 from reportgen.explain.plan import OPAQUE_HEAD
 from reportgen.explain.receptive import receptive_field, receptive_fields
-from reportgen.explain.results import (RANKED, SECTIONS, DreamView, Explained,
+from reportgen.explain.results import (RANKED, CamPass, SECTIONS, DreamView, Explained,
                                        FeatureMapView, LayerViews, Peaks, QualityRow,
                                        ReceptiveView, Unit, absolute_interval, gallery_counts,
                                        rank_methods, sanity_verdict, select_galleries)
 from reportgen.guard import optional_part
 
-__all__ = ["CHUNK", "SECTIONS", "Explained", "explainer_for", "select_galleries",
-           "explain_test_set", "explain_methods", "explain_layers", "stratified",
+__all__ = ["CHUNK", "SECTIONS", "Explained", "CamPass", "explainer_for", "select_galleries",
+           "cam_pass", "explain_test_set", "explain_methods", "explain_layers", "stratified",
            "shown_classes"]
 
 #: Images explained per chunk (each chunk is processed in batches of explain.batch_size).
@@ -56,15 +57,37 @@ def explainer_for(model, cfg: Config, input_shape: tuple | None = None) -> Expla
         raise ConfigError(f"explain.layer: {e}") from None
 
 
+def cam_pass(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
+              targets: np.ndarray, progress: Callable[[int], None] | None = None) -> CamPass:
+    """The GradCAM pass of :func:`explain_test_set` (predicted class; the true class from
+    the same pass), in chunks, as plain arrays."""
+    parts: list[tuple] = []
+    for start in range(0, len(split), CHUNK):
+        stop = min(start + CHUNK, len(split))
+        cams, small, values, positions, true_small = cam_with_peaks(
+            ex, prep(split.images[start:stop]), targets[start:stop],
+            others=split.labels[start:stop])
+        hits = quality.pointing_game(cams, split.boxes[start:stop])
+        parts.append((small.astype(np.float16), hits, values, positions,
+                      true_small.astype(np.float16)))
+        if progress:
+            progress(stop - start)
+    return CamPass(*(np.concatenate([p[k] for p in parts]) for k in range(5)))
+
+
+# long: the explain stage passes each by keyword; ``done`` is the merged shards' pass
 def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarray],
                      probs: np.ndarray, gallery_size: int,
                      progress: Callable[[int], None] | None = None,
-                     threshold: float | None = None) -> Explained:
+                     threshold: float | None = None,
+                     done: CamPass | None = None) -> Explained:
     """Compute GradCAM for every test image (predicted class), keep the gallery maps, score
     each map with the pointing game where the image has an object box, and keep the true
     class's map (at the layer's resolution) of every misclassified image, all in one pass.
     The predicted class is :func:`reportgen.evaluate.predict_labels`'s: a binary model's at
-    ``threshold`` (``evaluate.threshold``; kept as ``result.threshold``), else the highest."""
+    ``threshold`` (``evaluate.threshold``; kept as ``result.threshold``), else the highest.
+    ``done``: that pass as computed elsewhere (merged shards, in the split's order): then
+    only the gallery maps are computed here."""
     n_classes = probs.shape[1]
     galleries = select_galleries(split.labels, probs, n_classes, gallery_size, threshold)
     result = Explained(layer="", galleries=galleries, threshold=threshold,
@@ -78,8 +101,43 @@ def explain_test_set(ex: Explainer, split, prep: Callable[[np.ndarray], np.ndarr
         return result
     result.layer = layer
     with optional_part("GradCAM of the test set", layer):
-        _gradcam_pass(ex, split, prep, probs, result, progress)
+        if done is None:
+            _gradcam_pass(ex, split, prep, probs, result, progress)
+        else:
+            _from_pass(ex, split, prep, probs, result, done)
+            if progress:
+                progress(len(split))
     return result
+
+
+def _from_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explained,
+               done: CamPass) -> None:
+    """:func:`_gradcam_pass`'s results from a pass computed elsewhere (``done``): the maps,
+    pointing game, peaks and true-class maps as given, the gallery maps computed here."""
+    wanted = sorted({i for g in result.galleries.values() for lst in g.values() for i in lst})
+    maps_kept: dict[int, np.ndarray] = {}
+    for start in range(0, len(wanted), CHUNK):
+        idx = wanted[start:start + CHUNK]
+        targets = pass_targets(probs[idx], result.threshold)
+        cams = cam_with_peaks(ex, prep(split.images[idx]), targets,
+                              others=split.labels[idx])[0]
+        maps_kept.update({i: cams[k].copy() for k, i in enumerate(idx)})
+    peaks = Peaks(ex.graph.layer_shapes[result.layer][1])
+    if len(split):
+        peaks.add(0, done.values, done.positions)
+    wrong = misclassified(split.labels, probs, result.threshold).tolist() if split.labeled else []
+    result.test_maps = done.small if len(split) else None
+    result.true_maps = {int(i): done.true_small[i] for i in wrong}
+    result.peaks = peaks
+    result.maps["gradcam"] = maps_kept
+    result.pointing["gradcam"] = np.asarray(done.hits, np.float64)
+
+
+def pass_targets(probs: np.ndarray, threshold: float | None) -> np.ndarray:
+    """(n,) int32 classes the test pass explains: a binary model's class at ``threshold``;
+    otherwise (None) -1, the model's own highest output."""
+    return (predict_labels(probs, threshold).astype(np.int32)
+            if threshold is not None else np.full(len(probs), -1, np.int32))
 
 
 def _gradcam_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explained,
@@ -97,9 +155,7 @@ def _gradcam_pass(ex: Explainer, split, prep, probs: np.ndarray, result: Explain
     # same forward pass (the head's backward pass once more).
     wrong = (set(misclassified(split.labels, probs, result.threshold).tolist())
              if split.labeled else set())
-    # The thresholded class of a binary model; otherwise -1, the model's own highest output.
-    pred = (predict_labels(probs, result.threshold).astype(np.int32)
-            if result.threshold is not None else np.full(len(split), -1, np.int32))
+    pred = pass_targets(probs, result.threshold)
     for start in range(0, len(split), CHUNK):
         stop = min(start + CHUNK, len(split))
         x = prep(split.images[start:stop])
@@ -127,12 +183,16 @@ SHOWN_CLASSES = 12
 
 
 def stratified(labels: np.ndarray, per_class: int, n_classes: int,
-               classes: list[int] | None = None) -> list[int]:
+               classes: list[int] | None = None, keys: list[str] | None = None) -> list[int]:
     """The first ``per_class`` test indices of every class (or of ``classes``), in class
-    order."""
+    order; within a class in test order, or, given ``keys`` (one per image, e.g. content
+    hashes), in the order of the keys (so the choice does not depend on positions)."""
     out = []
     for c in range(n_classes) if classes is None else sorted(classes):
-        out += [int(i) for i in np.flatnonzero(labels == c)[:per_class]]
+        members = np.flatnonzero(labels == c)
+        if keys is not None:
+            members = np.array(sorted(members, key=lambda i: (keys[i], i)), dtype=np.int64)
+        out += [int(i) for i in members[:per_class]]
     return out
 
 
@@ -204,7 +264,9 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
     if replan is not None:
         cfg, quality_methods = replan(dict(result.seconds))
     per_class = max(1, int(np.ceil(cfg.explain.quality_images / n_classes)))
-    q_idx = stratified(split.labels, per_class, n_classes)[:cfg.explain.quality_images]
+    # Chosen by content hash within each class: a shard or a subset picks the same images.
+    q_idx = stratified(split.labels, per_class, n_classes,
+                       keys=content_hashes(split.images))[:cfg.explain.quality_images]
     if q_idx:
         scored = {m: o for m, o in options.items()
                   if quality_methods is None or m in quality_methods}

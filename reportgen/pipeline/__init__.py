@@ -8,6 +8,7 @@ into a temporary folder and swapped in only when complete (see :mod:`reportgen.r
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,10 +34,12 @@ class BuildResult:
 
 
 def build(cfg: Config, out: str | Path, *, show_progress: bool = True,
-          strict: bool = False) -> BuildResult:
+          strict: bool = False, merged=None) -> BuildResult:
     """Run the whole build for ``cfg`` and write the site into ``out``. A part that fails
     (a Layers view, a method, a figure) is left out and noted (``BuildResult.failures``);
-    with ``strict`` it fails the build instead, leaving ``out`` as it was.
+    with ``strict`` it fails the build instead, leaving ``out`` as it was. ``merged``: the
+    checked arrays of a shard set (:func:`merge`), used instead of predicting and of the test
+    set's GradCAM pass.
 
     Raises:
         ReportgenError: a user mistake (config, data, model, output folder), with a one-line
@@ -60,14 +63,33 @@ def build(cfg: Config, out: str | Path, *, show_progress: bool = True,
     with Figures(cfg.report.figure_formats, cache.root / "figures" if cache.enabled else None,
                  warm=True) as figures:
         run = stages.Run(cfg, options, cache, figures, show=show_progress,
-                         train_shape=trained.shape, strict=strict)
+                         train_shape=trained.shape, strict=strict, merged=merged)
         if trained.note:
             prog.say(f"Note: {trained.note}", show_progress)
             run.notes.append(trained.note)
-        data, earlier = stages.cached_report(run)
+        data, earlier = stages.cached_report(run) if merged is None else (None, None)
         if earlier is not None and data is not None:  # a bundle is found by its data's hash
             return _rebuild(run, out, data, earlier, t_start)
         return _full_build(run, out, t_start, data)
+
+
+def merge(folders: Sequence[str | Path], out: str | Path, *, show_progress: bool = True,
+          strict: bool = False) -> BuildResult:
+    """Merge the shard folders of ``reportgen build --shard I/N`` into the site ``out``: the
+    set is checked (every shard 1..N once, one model, one configuration, one data set, no
+    image twice), then the report is built from the shards' predictions and GradCAM pass;
+    the parts chosen over the whole data set (gallery maps, methods on the sample images,
+    the class grid, the quality table, the Layers page) run here with the model.
+
+    Raises:
+        ShardError: the set is incomplete or mismatched (naming what), or the model file or
+            the images changed since the shards were built.
+    """
+    from reportgen.pipeline.executors.shards import load_set
+
+    merged = load_set([Path(f) for f in folders])
+    return build(merged.config, out, show_progress=show_progress, strict=strict,
+                 merged=merged)
 
 
 def _full_build(run: stages.Run, out: Path, t_start: float, read: stages.Data | None
@@ -156,4 +178,4 @@ def _result(run: stages.Run, out: Path, index: Path, metrics: dict, t_start: flo
                        failures=list(run.failures))
 
 
-__all__ = ["build", "BuildResult", "ReportgenError"]
+__all__ = ["build", "merge", "BuildResult", "ReportgenError"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -141,8 +143,9 @@ def _order_map(order: np.ndarray) -> np.ndarray:
 
 def test_random_ties_average_the_definition_over_the_seeded_orders(keras, rng):
     """Ties in a random order: each AUC is the mean of the definition's AUC over the orders
-    drawn as documented (one key per pixel, the first draw for every image, the further ones
-    for the images with ties only); a map without ties keeps its one order."""
+    drawn as documented (one key per pixel from the image's own generator, the first draw
+    for every image, the further ones for the images with ties only); a map without ties
+    keeps its one order."""
     inp = keras.Input((3, 4, 1))
     out = keras.layers.Dense(2)(keras.layers.Flatten()(inp))
     model = keras.Model(inp, out)
@@ -152,13 +155,15 @@ def test_random_ties_average_the_definition_over_the_seeded_orders(keras, rng):
     targets = np.array([0, 1, 0])
     base = np.zeros_like(x)
     flat = maps.reshape(3, -1)
-    draw = np.random.default_rng(5)
+    # One generator per image, seeded from the seed and the SHA-256 of the image's dtype,
+    # shape and bytes (its content, not its position).
+    draws = [np.random.default_rng([5, int(hashlib.sha256(
+        b"<f4(3, 4, 1)" + im.tobytes()).hexdigest()[:16], 16)]) for im in x]
     want_d, want_i = np.zeros(3), np.zeros(3)
     for r in range(4):
         idx = [0, 1, 2] if r == 0 else [0, 1]
-        keys = draw.random((len(idx), 12))
-        for k, i in enumerate(idx):
-            order = np.lexsort((keys[k], -flat[i]))
+        for i in idx:
+            order = np.lexsort((draws[i].random(12), -flat[i]))
             d, ins = reference_curves(model, x[i:i + 1], _order_map(order).reshape(1, 3, 4),
                                       targets[i:i + 1], 4, base[i:i + 1])
             want_d[i] += d[0] / (4 if i < 2 else 1)

@@ -15,6 +15,8 @@ import numpy as np
 from reportgen import evaluate as ev
 from reportgen import progress as prog
 from reportgen.config import Config, ExplainConfig
+from reportgen.data.content import content_hashes
+from reportgen.errors import ShardError
 from reportgen.explain import plan as pl
 from reportgen.explain import suite
 from reportgen.explain.dataset.concepts import planned_images
@@ -79,9 +81,10 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]) 
         cfg, options, plan, late = guarded_plan(run, ex, data, fitted.prep)
         t0 = time.perf_counter()
         with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
+            done = run.merged.cam_for(test.paths) if run.merged is not None else None
             explained = suite.explain_test_set(
                 ex, test, fitted.prep, probs["test"], cfg.explain.gallery_size, progress=advance,
-                threshold=operating_threshold(run.cfg, data.ds))
+                threshold=operating_threshold(run.cfg, data.ds), done=done)
         explained.seconds["test set"] = time.perf_counter() - t0
         explained.notes += [f"Sanity check skipped: {r.why}." for r in
                             (plan.reductions if plan else ()) if r.why == pl.OPAQUE_HEAD]
@@ -200,6 +203,40 @@ def planned(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
     return cfg, plan.options, plan, LatePlan(run, cfg, plan)
 
 
+def shard_cam(run: Run, fitted: Fitted, data: Data, probs: np.ndarray
+              ) -> suite.CamPass | None:
+    """The GradCAM pass over ``data``'s test images (a shard's, whose probabilities are
+    ``probs``), or None when the model has no layer to explain at."""
+    ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
+    if ex.layer_or_none() is None:
+        return None
+    test = data.ds.splits["test"]
+    with run.timer.stage("explain"), \
+            prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
+        threshold = operating_threshold(run.cfg, data.ds)
+        targets = suite.pass_targets(probs, threshold)
+        return suite.cam_pass(ex, test, fitted.prep, targets, progress=advance)
+
+
+def merged_probs(run: Run, fitted: Fitted, data: Data) -> dict[str, np.ndarray]:
+    """The merged shards' probabilities, once the model and the images are checked to be
+    those the shards were built from (ShardError naming the first that differs)."""
+    merged = run.merged
+    if merged.manifest["model_hash"] != fitted.weights_hash:
+        raise ShardError(f"model.path: the model's weights differ from those the shards were "
+                         f"built with ({merged.manifest['model_hash'][:12]}); rebuild them")
+    for name, split in data.ds.splits.items():
+        found = content_hashes(split.images)
+        if found != merged.hashes[name] or list(split.paths) != merged.paths[name]:
+            pairs = zip(split.paths, found, merged.paths[name], merged.hashes[name],
+                        strict=False)
+            bad = next((p for p, h, q, g in pairs if p != q or h != g),
+                       f"{len(found)} vs {len(merged.hashes[name])} images")
+            raise ShardError(f"data.path: the {name} images differ from the shards' ({bad}); "
+                             "rebuild the shards")
+    return merged.probs
+
+
 def audit_seconds(cfg: Config, data: Data) -> float:
     """The data audit's estimated seconds (a part of the plan); 0 when it is off."""
     from reportgen.audit.issues import estimate_seconds
@@ -217,7 +254,12 @@ def explorer_points(data: Data) -> int:
 
 def predict_and_explain(run: Run, fitted: Fitted, data: Data) -> ExplainBundle:
     """:func:`predict` and :func:`explain`, or both from the cache when an earlier build had
-    the same model, data and explain settings."""
+    the same model, data and explain settings. Merging shards (``run.merged``), the
+    predictions, features and the test set's GradCAM pass are the shards'."""
+    if run.merged is not None:
+        probs = merged_probs(run, fitted, data)
+        return ExplainBundle(probs, explain(run, fitted, grouped(data, probs), probs),
+                             run.merged.features)
     entry = explain_key(run, fitted, data)
     hit = run.cache.get_explained(entry)
     if hit is not None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reportgen import progress as prog
 from reportgen.config import Config
@@ -58,6 +58,9 @@ class Run:
     strict: bool = False
     #: The parts that failed (:class:`reportgen.guard.Failure`), once the site is written.
     failures: list = field(default_factory=list)
+    #: Merging shards: their checked arrays (:class:`~reportgen.pipeline.executors.shards.
+    #: Merged`), which replace the predictions and the test set's GradCAM pass.
+    merged: Any = None
     #: Where the model comes from (``model.source``), as the stages and the cache ask it.
     source: ModelSource = field(init=False)
 

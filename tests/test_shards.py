@@ -1,0 +1,159 @@
+"""Sharded builds: the shard/merge contract, its refusals, and the same report either way."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from reportgen.cli import main
+from reportgen.errors import ShardError
+from reportgen.pipeline.executors.shards import MANIFEST, check_set, parse_shard
+from test_bad_input import assert_one_line_error, make_folder, tiny_model  # tests/ on sys.path
+
+SMOKE = Path(__file__).parent.parent / "configs" / "smoke.toml"
+
+
+def test_shard_numbers_are_one_based():
+    assert parse_shard("1/3") == (1, 3) and parse_shard(" 3 / 3 ") == (3, 3)
+    for bad in ("0/3", "4/3", "1", "a/b", "1/0"):
+        with pytest.raises(ValueError, match="1-based"):
+            parse_shard(bad)
+
+
+def manifest(i, n, model="m1", config="c1", rows=None):
+    rows = rows if rows is not None else [r for r in range(6) if r % n == i - 1]
+    return {"shard": [i, n], "model_hash": model, "config_hash": config, "data_hash": "d",
+            "splits": {"test": {"count": 6, "rows": rows, "paths": [f"{r}.png" for r in rows],
+                                "hashes": [str(r) for r in rows]}}}
+
+
+@pytest.mark.parametrize("shards, needle", [
+    ([manifest(1, 3), manifest(3, 3)], "shard 2/3 missing"),
+    ([manifest(1, 2), manifest(1, 2)], "shard 1/2 given twice"),
+    ([manifest(1, 2), manifest(2, 2, model="m2")], "two models"),
+    ([manifest(1, 2), manifest(2, 2, config="c2")], "two configurations"),
+    ([manifest(1, 2), manifest(2, 3)], "two shard counts"),
+    ([manifest(1, 2), manifest(2, 2, rows=[0, 1, 3, 5])], "test image 0.png is in two shards"),
+    ([manifest(1, 2), manifest(2, 2, rows=[1])], "in no shard"),
+])
+def test_an_incomplete_or_mixed_set_is_refused_naming_what(shards, needle):
+    with pytest.raises(ShardError, match=needle):
+        check_set([(Path(f"s{k}"), m) for k, m in enumerate(shards)])
+    check_set([(Path("a"), manifest(1, 2)), (Path("b"), manifest(2, 2))])  # a complete set
+
+
+def test_merge_of_a_missing_shard_is_one_line(tmp_path):
+    for i in (1, 3):
+        (tmp_path / f"s{i}").mkdir()
+        (tmp_path / f"s{i}" / MANIFEST).write_text(json.dumps({"format": 1, **manifest(i, 3)}))
+    result = CliRunner().invoke(main, ["merge", str(tmp_path / "s1"), str(tmp_path / "s3"),
+                                       "--out", str(tmp_path / "site")])
+    assert_one_line_error(result, 2, "shard 2/3 missing")
+    assert not (tmp_path / "site").exists()
+    result = CliRunner().invoke(main, ["merge", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert_one_line_error(result, 2, "not a shard folder")
+
+
+def test_sharding_a_trained_build_says_to_train_first(tmp_path):
+    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--shard", "1/2",
+                                       "--out", str(tmp_path / "s")])
+    assert_one_line_error(result, 2, 'model.source = "train"', "train first")
+    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--shard", "0/2"])
+    assert result.exit_code == 2 and "1-based" in result.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray is installed")
+def test_the_ray_executor_without_ray_names_the_extra(tmp_path):
+    result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--executor", "ray",
+                                       "--out", str(tmp_path / "site")])
+    assert_one_line_error(result, 2, "reportgen[ray]")
+    assert not (tmp_path / "site").exists()
+
+
+# -- the same report, sharded or not ---------------------------------------------------------
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 60, 220)}
+
+
+def sharded_setup(keras, tmp_path: Path) -> list[str]:
+    data = make_folder(tmp_path / "data", classes=COLOURS, n=8)
+    keras.utils.set_random_seed(3)
+    tiny_model(keras).save(tmp_path / "m.keras")
+    return ["--config", str(SMOKE), "--quiet", "--set", "report.figure_formats=['png']",
+            "--set", "model.source=load", "--set", f"model.path={tmp_path / 'm.keras'}",
+            "--set", "data.source=folder", "--set", f"data.path={data}",
+            "--set", "data.split=[0.5, 0.25, 0.25]", "--set", "report.cache=false",
+            "--set", "explain.layer=conv"]
+
+
+def site_numbers(site: Path) -> tuple[list, dict, np.lib.npyio.NpzFile]:
+    with open(site / "predictions.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    return rows, json.loads((site / "metrics.json").read_text()), np.load(
+        site / "explanations.npz")
+
+
+def without_times(value):
+    """``value`` (metrics.json) without wall times and the speeds measured by the planner,
+    which differ from run to run."""
+    if isinstance(value, dict):
+        return {k: without_times(v) for k, v in value.items()
+                if not (k.endswith("_s") or k in ("seconds", "parts", "replan", "ratio",
+                                                  "trace_warm"))}
+    if isinstance(value, list):
+        return [without_times(v) for v in value]
+    return value
+
+
+@pytest.mark.slow
+def test_two_and_three_shards_merged_equal_the_unsharded_build(keras, tmp_path):
+    common = sharded_setup(keras, tmp_path)
+    run = CliRunner().invoke
+    whole = run(main, ["build", *common, "--out", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    rows, metrics, maps = site_numbers(tmp_path / "whole")
+    for n in (2, 3):
+        folders = []
+        for i in range(1, n + 1):
+            folder = tmp_path / f"shard-{n}-{i}"
+            done = run(main, ["build", *common, "--shard", f"{i}/{n}", "--out", str(folder)])
+            assert done.exit_code == 0, done.output
+            folders.append(str(folder))
+        merged = run(main, ["merge", "--quiet", *folders[::-1], "--out",
+                            str(tmp_path / f"m{n}")])
+        assert merged.exit_code == 0, merged.output
+        got_rows, got_metrics, got_maps = site_numbers(tmp_path / f"m{n}")
+        assert got_rows == rows
+        assert without_times(got_metrics) == without_times(metrics)
+        assert sorted(got_maps.files) == sorted(maps.files)
+        for k in maps.files:
+            if maps[k].dtype.kind not in "fc":  # names, indices: exactly equal
+                np.testing.assert_array_equal(got_maps[k], maps[k])
+                continue
+            a, b = maps[k].astype(np.float32), got_maps[k].astype(np.float32)
+            step = np.spacing(np.maximum(abs(a), abs(b)).astype(np.float16)).astype(np.float32)
+            assert np.all(abs(a - b) <= step + 1e-6), k
+
+
+@pytest.mark.slow
+def test_a_ray_build_with_two_workers_equals_the_unsharded_build(keras, tmp_path):
+    pytest.importorskip("ray.data")
+    common = sharded_setup(keras, tmp_path)
+    run = CliRunner().invoke
+    whole = run(main, ["build", *common, "--out", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    on_ray = run(main, ["build", *common, "--executor", "ray", "--out", str(tmp_path / "ray")])
+    assert on_ray.exit_code == 0, on_ray.output
+    rows, metrics, _ = site_numbers(tmp_path / "whole")
+    got_rows, got_metrics, _ = site_numbers(tmp_path / "ray")
+    assert got_rows == rows
+    assert without_times(got_metrics) == without_times(metrics)
+    import ray
+
+    assert not ray.is_initialized()  # shut down after the build
