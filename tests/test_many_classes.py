@@ -43,8 +43,8 @@ def test_a_hundred_classes_build(tmp_path):
     assert len(list(out.glob("class-*.html"))) == 100
     index = (out / "index.html").read_text()
     nav = re.search(r'<nav aria-label="Pages">(.*?)</nav>', index, re.S).group(1)
-    assert nav.count("<li>") == 9 and "Classes (100)" in nav and "Errors (" in nav
-    assert "explore.html" in nav and "data.html" in nav
+    assert nav.count("<li>") == 10 and "Classes (100)" in nav and "Errors (" in nav
+    assert "explore.html" in nav and "data.html" in nav and "strategies.html" in nav
     assert '<a href="slices.html">Slices</a>' in nav
     assert index.count('<li><a href="class-') == 100  # the full list, on the overview
     for name in ("confusion_test", "class_distribution"):
