@@ -149,6 +149,11 @@ def _tiles(assets: Assets, inputs: ReportInputs, name: str) -> list[dict]:
     return out
 
 
+#: Below this test accuracy the label-error list is said to be mostly the model's mistakes:
+#: confident learning trusts the model's probabilities, which a weak model does not earn.
+WEAK_MODEL = 0.8
+
+
 def rate_text(r: dict, what: str) -> str:
     """"3 of 150 <what> (2.0 %, 95 % CI 0.7–5.7 %, Wilson)"."""
     lo, hi = r["ci95"]
@@ -166,6 +171,11 @@ def summary_lines(issues: DataIssues) -> dict[str, str]:
     if "label_errors" in s:
         out["label_errors"] = "Likely label errors: " + "; ".join(
             rate_text(r, f"{split} images") for split, r in s["label_errors"].items()) + "."
+        right = s.get("accuracy", {}).get("all", {})
+        if right.get("n") and right["rate"] < WEAK_MODEL:
+            out["label_errors"] += (f" The model is right on only {100 * right['rate']:.0f} % "
+                                    "of the test images: most of these are likely its own "
+                                    "mistakes, not wrong labels.")
     d = s.get("duplicates", {"exact": 0, "near": 0})
     leak = s["test_in_train"]
     pairs = (f"{plural(d['exact'], 'exact duplicate pair')} and "

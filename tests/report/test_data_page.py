@@ -127,3 +127,21 @@ def test_report_md_has_the_data_issues_with_its_galleries_as_whole_tables(audite
     assert "[data/label_errors.csv](data/label_errors.csv)" in section
     md_tables(md)  # every gallery is one table, followed by a blank line
     assert "img/gradcam/true/1.jpg" in section and "img/val/2.jpg" in section
+
+
+def test_a_weak_models_label_error_list_is_said_to_be_mostly_its_own_mistakes():
+    """Confident learning trusts the probabilities: at 60 % test accuracy the sentence says
+    the list is mostly the model's mistakes; at 90 %, or without labels' accuracy, it does not."""
+    import types
+
+    from reportgen.report.data_page import WEAK_MODEL, summary_lines
+
+    def sentence(right: int, n: int = 10) -> str:
+        rate = {"count": right, "n": n, "rate": right / n, "ci95": (0.0, 1.0)}
+        s = {"label_errors": {"test": {"count": 4, "n": n, "rate": 0.4, "ci95": (0.1, 0.7)}},
+             "test_in_train": {"count": 0, "n": n, "rate": 0.0, "ci95": (0.0, 0.3)},
+             "accuracy": {"all": rate, "without_copies": rate}}
+        return summary_lines(types.SimpleNamespace(summary=s))["label_errors"]
+
+    assert "right on only 60 %" in sentence(6) and "its own mistakes" in sentence(6)
+    assert "mistakes" not in sentence(9) and 0.6 < WEAK_MODEL <= 0.9
