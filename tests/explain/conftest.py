@@ -2,7 +2,9 @@
 
 Methods run eagerly for their first few calls and compiled after (see
 ``reportgen.explain.graph.TieredFunction``); small test inputs would otherwise only ever see the
-eager tier.
+eager tier. The compiled tier is in the fast layer (``pytest``); the eager tier, the same
+tests again, is marked slow and runs with everything else (``pytest -m 'slow or not slow'``,
+which CI runs), so the fast layer stays within its three minutes.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture(autouse=True, params=["eager", "compiled"])
+@pytest.fixture(autouse=True, params=[pytest.param("eager", marks=pytest.mark.slow), "compiled"])
 def tier(request, monkeypatch):
     from reportgen.explain import graph
 
