@@ -9,6 +9,8 @@ this module does not import TensorFlow (``reportgen --help`` stays instant).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -33,6 +35,26 @@ def _os_failure(err: OSError, kept: Path | str, debug: bool) -> None:
     where = err.filename or kept
     click.echo(f"Error: {where}: {err.strerror or err}; {kept} was left as it was", err=True)
     sys.exit(1)
+
+
+@contextmanager
+def _one_line_failures(out: Path | str, debug: bool) -> Iterator[None]:
+    """What ``build`` and ``merge`` say when they fail: failed parts (strict), a user's
+    mistake, the machine's error, or an interrupt, each in one line with ``out`` left as it
+    was, and the exit code of its kind."""
+    try:
+        yield
+    except PartsFailed as e:
+        _warn_failed(e.failures)
+        _fail(e, debug)
+    except ReportgenError as e:
+        _fail(e, debug)
+    except OSError as e:
+        _os_failure(e, out, debug)
+    except KeyboardInterrupt as e:
+        click.echo(f"{'Terminated' if isinstance(e, Terminated) else 'Interrupted'}; {out} was "
+                   "left as it was.", err=True)
+        sys.exit(143 if isinstance(e, Terminated) else 130)
 
 
 class Terminated(KeyboardInterrupt):
@@ -98,7 +120,7 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     where = _shard_option(shard, executor)
-    try:
+    with _one_line_failures(out, debug):
         if executor == "ray":
             from reportgen.pipeline.executors.ray import require_ray
 
@@ -108,17 +130,6 @@ def build(config_path: Path | None, out: Path, overrides: tuple[str, ...], quiet
             _build_shard(cfg, out, where, quiet)
             return
         result = _run_build(cfg, out, quiet, strict, (executor, ray_address))
-    except PartsFailed as e:
-        _warn_failed(e.failures)
-        _fail(e, debug)
-    except ReportgenError as e:
-        _fail(e, debug)
-    except OSError as e:
-        _os_failure(e, out, debug)
-    except KeyboardInterrupt as e:
-        click.echo(f"{'Terminated' if isinstance(e, Terminated) else 'Interrupted'}; {out} was "
-                   "left as it was.", err=True)
-        sys.exit(143 if isinstance(e, Terminated) else 130)
     click.echo(f"Built in {duration(result.timings.get('total', 0))}", err=True)
     _warn_failed(result.failures)
     click.echo(str(result.index))
@@ -180,15 +191,8 @@ def merge(shards: tuple[Path, ...], out: Path, quiet: bool, strict: bool, debug:
     """
     from reportgen.pipeline import merge as run_merge
 
-    try:
+    with _one_line_failures(out, debug):
         result = run_merge(list(shards), out, show_progress=not quiet, strict=strict)
-    except PartsFailed as e:
-        _warn_failed(e.failures)
-        _fail(e, debug)
-    except ReportgenError as e:
-        _fail(e, debug)
-    except OSError as e:
-        _os_failure(e, out, debug)
     click.echo(f"Built in {duration(result.timings.get('total', 0))}", err=True)
     _warn_failed(result.failures)
     click.echo(str(result.index))
