@@ -366,3 +366,20 @@ def test_a_failing_layers_view_never_loses_the_build_and_strict_keeps_the_old_si
         f"Error: 2 part(s) of the report failed and --strict is set: {out} was left as it was")
     assert snapshot() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "site"]
+
+
+def test_an_interrupted_merge_says_so_in_one_line_and_keeps_the_site(tmp_path, monkeypatch):
+    """Ctrl-C during ``merge`` is answered like one during ``build``: one line, exit 130."""
+    import reportgen.pipeline as pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "merge", interrupted)
+    shard = tmp_path / "shard-1"
+    shard.mkdir()
+    out = tmp_path / "site"
+    result = CliRunner().invoke(main, ["merge", str(shard), "--out", str(out)])
+    assert result.exit_code == 130, result.output
+    assert f"Interrupted; {out} was left as it was." in result.output
+    assert "Traceback" not in result.output
