@@ -258,6 +258,57 @@ def functional_section(f: dict) -> list[str]:
                     "calls run at the rates above.", ""]
 
 
+def blas_benchmark(quick: bool) -> dict:
+    """RISE (500 masks) on 6 images of the demo's CNN at 64 px, with numpy's BLAS on one
+    thread (as reportgen runs it: ``one_blas_thread``) and with OpenBLAS's own threads, run
+    in turn (:func:`interleaved`): the seconds of each and their ratio."""
+    import contextlib
+
+    from reportgen.explain import common
+    from reportgen.explain.explainer import Explainer
+    from reportgen.explain.methods import rise as rise_module
+    from reportgen.model.architectures import small_cnn
+
+    x = np.random.default_rng(0).uniform(0, 255, (6, 64, 64, 3)).astype(np.float32)
+    ex = Explainer(small_cnn((64, 64, 3), 5), 0, 128, None, (64, 64, 3))
+    original = common.one_blas_thread
+
+    def run(limit: bool):
+        def go():
+            common.one_blas_thread = original if limit else contextlib.nullcontext
+            try:
+                rise_module.rise_maps(ex, x)
+            finally:
+                common.one_blas_thread = original
+        return go
+
+    times = interleaved({"one thread": run(True), "OpenBLAS threads": run(False)},
+                        3 if quick else 7)
+    return {"date": time.strftime("%Y-%m-%d"), "machine": _machine(), "images": len(x),
+            "rows": {k: {"seconds": w, "cpu": c} for k, (w, c) in times.items()},
+            "ratio": times["OpenBLAS threads"][0] / times["one thread"][0],
+            "load_average": os.getloadavg()[1]}
+
+
+def blas_section(b: dict | None) -> list[str]:
+    """RESULTS.md's part on numpy's BLAS threads beside TensorFlow (:func:`blas_benchmark`)."""
+    if not b:
+        return []
+    lines = ["## numpy's BLAS on one thread beside TensorFlow", "",
+             f"RISE (500 masks) on {b['images']} images of the demo's CNN at 64 px, measured "
+             f"{b['date']} on {b['machine']} (`python benchmarks/run.py --only blas`; 5-minute "
+             f"load average {b['load_average']:.1f}): the median of the runs of each way, run "
+             "in turn. RISE weighs its masks by the model's probabilities with a small numpy "
+             "product after each model call; OpenBLAS's threads keep spinning after it and "
+             "take the cores from TensorFlow's next call. reportgen runs the explanations with "
+             "numpy's BLAS on one thread (`reportgen.explain.common.one_blas_thread`).", "",
+             "| numpy BLAS | seconds | CPU seconds |", "|---|---:|---:|"]
+    for k, r in b["rows"].items():
+        lines.append(f"| {k} | {r['seconds']:.2f} | {r['cpu']:.2f} |")
+    return lines + ["", f"OpenBLAS's own threads took **{b['ratio']:.2f}x** the time of one "
+                    "thread.", ""]
+
+
 def overlay_benchmark(n: int) -> float:
     from PIL import Image
 
@@ -455,7 +506,8 @@ def fmt(v, d=1):
 def write_results(res: dict, path: Path) -> None:
     """Write RESULTS.md from the measurements ``res`` (what :func:`main` gathers)."""
     lines = (_throughput_section(res) + _scaling_section(res["scaling"])
-             + _targets_section(res) + res.get("notes", []) + backbone_section())
+             + _targets_section(res) + blas_section(res.get("blas")) + res.get("notes", [])
+             + backbone_section())
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -626,6 +678,7 @@ SECTIONS = {
                                                      5 if quick else 15),
     "overlay": lambda quick: overlay_benchmark(500 if quick else 2000),
     "scaling": _scaling,
+    "blas": blas_benchmark,
 }
 
 

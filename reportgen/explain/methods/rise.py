@@ -60,6 +60,8 @@ def rise_maps(ex, images, targets=None, masks: int = RiseOptions.masks,
     """:func:`rise` on an :class:`~reportgen.explain.explainer.Explainer`."""
     import tensorflow as tf
 
+    from reportgen.explain.common import one_blas_thread
+
     x = ex.batch(images)
     n, h, w, c = x.shape
     t = ex.targets(x, targets)
@@ -77,13 +79,14 @@ def rise_maps(ex, images, targets=None, masks: int = RiseOptions.masks,
     step = ex.batch_size
     fn.expect(n * -(-masks // step), n * masks)  # every image under every mask
     total = np.zeros((n, h * w), np.float64)
-    for m0 in range(0, masks, step):
-        mb = sampler.masks(m0, min(m0 + step, masks))
-        flat = mb.reshape(len(mb), h * w).astype(np.float64)
-        mt = tf.constant(mb)
-        for i in range(n):
-            p = fn(tf.constant(x[i:i + 1]), mt, tf.constant(t[i:i + 1])).numpy()
-            total[i] += p.astype(np.float64) @ flat
+    with one_blas_thread():  # the products below would otherwise slow the model's calls
+        for m0 in range(0, masks, step):
+            mb = sampler.masks(m0, min(m0 + step, masks))
+            flat = mb.reshape(len(mb), h * w).astype(np.float64)
+            mt = tf.constant(mb)
+            for i in range(n):
+                p = fn(tf.constant(x[i:i + 1]), mt, tf.constant(t[i:i + 1])).numpy()
+                total[i] += p.astype(np.float64) @ flat
     return (total / (masks * keep)).reshape(n, h, w).astype(np.float32)
 
 

@@ -19,6 +19,7 @@ from reportgen.data.content import content_hashes
 from reportgen.errors import ShardError
 from reportgen.explain import plan as pl
 from reportgen.explain import suite
+from reportgen.explain.common import one_blas_thread
 from reportgen.explain.dataset.concepts import planned_images
 from reportgen.explain.explainer import Explainer
 from reportgen.explain.graph import ModelGraph
@@ -77,7 +78,7 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]) 
     the results carry the plan they ran to (as re-planned)."""
     test = data.ds.splits["test"]
     ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
-    with run.timer.stage("explain"), collecting() as failures:
+    with run.timer.stage("explain"), collecting() as failures, one_blas_thread():
         cfg, options, plan, late = guarded_plan(run, ex, data, fitted.prep)
         t0 = time.perf_counter()
         with prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
