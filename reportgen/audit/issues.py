@@ -192,9 +192,12 @@ def find_quality(splits: dict, m: Measures, result: DataIssues) -> None:
 
 
 #: Seconds per decoded pixel value read and measured, and per image pair whose kNN distance
-#: is computed (two spaces), measured on a shared 2-core machine (33,000 images at 32 px, 5,000
-#: of them test: 11.5 to 17 s wall, about 4 s of CPU).
-SECONDS_PER_VALUE, SECONDS_PER_PAIR = 6e-8, 2e-8
+#: is computed (two spaces), fitted on an idle 2-core machine to data sets of distinct images
+#: (benchmarks/ESTIMATES.md): 3,000 images at 64 px 0.7 s, 28,000 at 32 px (5,000 test)
+#: 1.7 s, 5,500 at 128 px 5.4 s, 1,500 at 224 px 6.2 s. Not counted: near-duplicate
+#: candidates, which grow with the pairs of images whose hashes agree (a set of near-identical
+#: images costs more).
+SECONDS_PER_VALUE, SECONDS_PER_PAIR = 2.2e-8, 2e-9
 
 
 def estimate_seconds(splits: dict) -> float:

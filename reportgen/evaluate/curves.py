@@ -175,9 +175,9 @@ def resamples_for(n: int, present: int, k: int, asked: int = RESAMPLES) -> int:
 
 
 #: Seconds per (score, resample) pair of the bootstrap (:func:`resamples_for`), measured on
-#: the shared 2-core machine: 1000 images x 10 classes (20 M pairs) took 4.7 s, 1000 x 3
-#: (6 M) 1.3 s, 200 x 2 (0.8 M) 0.18 s.
-SECONDS_PER_PAIR = 2.3e-7
+#: an idle 2-core machine: 1000 images x 10 classes (20 M pairs) took 1.2 s, 450 x 3 (2.7 M)
+#: 0.16 s, 10,000 x 100 at 200 resamples (400 M) 14.7 s.
+SECONDS_PER_PAIR = 5e-8
 
 
 def curves_seconds(n: int, present: int, k: int) -> float:

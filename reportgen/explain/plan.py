@@ -381,9 +381,9 @@ def _functions(methods, traced: frozenset) -> dict[str, str]:
 
 
 #: Seconds per test map of the strategies (numpy: resampling, the affinity, the eigenvectors
-#: of at most 500 maps a class, k-means); measured on 2 busy cores: 2,000 maps of one class in
-#: 1.9 s, 900 maps of 5 classes (23 strategies) in 3.0 s.
-STRATEGY_S = 3e-3
+#: of at most 500 maps a class, k-means); measured on an idle 2-core machine: 450 maps of 3
+#: classes in 0.04 s, 2,000 of one class in 0.10 s, 5,000 of 10 classes in 0.6 s.
+STRATEGY_S = 1.2e-4
 
 
 def estimate(p: Probe, w: Work) -> dict[str, float]:
@@ -435,15 +435,16 @@ def budgeted(est: dict[str, float]) -> float:
 
 #: Seconds of the explorer's map (PCA, then scikit-learn's Barnes-Hut t-SNE on one thread):
 #: a fixed part and a part per point x log2(points); see :func:`map_seconds`.
-MAP_S_FIXED = 2.0
-MAP_S_PER_POINT_LOG = 0.00024
+MAP_S_FIXED = 0.6
+MAP_S_PER_POINT_LOG = 0.00018
 
 
 def map_seconds(points: int) -> float:
     """Estimated seconds of the explorer's map of ``points`` points (Barnes-Hut t-SNE costs
-    about n log n): :data:`MAP_S_FIXED` (loading scikit-learn) + :data:`MAP_S_PER_POINT_LOG`
-    n log2 n: about 17 s for 5,000 points, fitted to scikit-learn 1.9's CPU seconds on one
-    core (13.7 s for 5,000 clustered 96-d points, 5.2 s for 2,500, 1.7 s for 1,000); 0 for
+    about n log n): :data:`MAP_S_FIXED` (setting up) + :data:`MAP_S_PER_POINT_LOG`
+    n log2 n: about 12 s for 5,000 points, fitted to scikit-learn 1.9 on an idle 2-core
+    machine (clustered 64-d points: 13.0 s for 5,000 in a fresh process, 4.8 s for 2,000,
+    2.3 s for 900; the demo's 900 points in a build 1.8 s); 0 for
     none. Not reduced by the plan: the map is capped at its own number of points. It does not
     depend on the model: the features come from the prediction pass."""
     if points <= 0:

@@ -51,8 +51,8 @@ def test_the_explorer_map_is_a_part_of_the_estimate():
     w = work()
     assert pl.estimate(PROBE, w)["explorer map"] == 0  # no point, no map
     est = pl.estimate(PROBE, dataclasses.replace(w, map_points=5000))
-    # 2 s + 0.24 ms a point x log2(5001) = 2 + 14.7: within 30 s.
-    assert est["explorer map"] == pytest.approx(2 + 0.00024 * 5000 * 12.2882, rel=1e-4)
+    # 0.6 s + 0.18 ms a point x log2(5001) = 0.6 + 11.06 (13.0 s measured for 5,000 points).
+    assert est["explorer map"] == pytest.approx(0.6 + 0.00018 * 5000 * 12.2882, rel=1e-4)
     assert est["explorer map"] < 30
     assert pl.map_seconds(1000) < pl.map_seconds(2000) < 2 * pl.map_seconds(1000) + 1
     # Stated, but no explanation is reduced to make room for it.
@@ -113,9 +113,9 @@ def test_the_estimate_counts_tracing_and_the_receptive_field_search(monkeypatch)
 def test_the_estimate_counts_strategies_and_concepts():
     w = dataclasses.replace(work(), n_concepts=96)
     est = pl.estimate(pl.Probe("CPU", 0.01, 0.02, 10**6, 16, trace_s=2.0), w)
-    # numpy: 3 ms a test map; concepts: a forward and a backward pass of each of the
+    # numpy: 0.12 ms a test map; concepts: a forward and a backward pass of each of the
     # 96 factorised images and one trace (of a CAM-like function, 2 s)
-    assert est["strategies"] == pytest.approx(w.n_test * 3e-3)
+    assert est["strategies"] == pytest.approx(w.n_test * 1.2e-4)
     assert est["concepts"] == pytest.approx(96 * (0.01 + 0.02) + 2.0)
     assert pl.estimate(PROBE, work())["concepts"] == 0
 
