@@ -79,3 +79,31 @@ def test_evidence_on_the_left_lights_up_the_left(keras, rng):
 
 def test_cost_is_one_pass_per_mask():
     assert REGISTRY["rise"].cost(RiseOptions(masks=500), Shape(64, 64)).forward == 501
+
+
+def test_rise_runs_numpy_blas_on_one_thread(keras, monkeypatch):
+    """RISE's numpy products run with OpenBLAS on one thread (its spinning threads slowed the
+    model calls between them 1.65x): the limit holds inside, is lifted after, and RISE
+    enters it."""
+    from threadpoolctl import threadpool_info
+
+    from reportgen.explain import common
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    before = blas_threads()
+    with common.one_blas_thread():
+        assert blas_threads() <= {1}
+    assert blas_threads() == before
+    entered = []
+    original = common.one_blas_thread
+
+    def watched():
+        entered.append(True)
+        return original()
+
+    monkeypatch.setattr(common, "one_blas_thread", watched)
+    x = np.random.default_rng(0).random((2, 12, 12, 3)).astype(np.float32)
+    rise(small_cnn(keras), x, masks=8, cell_size=4)
+    assert entered == [True]
