@@ -228,6 +228,51 @@ def runnable(ex: Explainer, options: dict, result: Explained) -> dict:
     return keep
 
 
+class Chosen(NamedTuple):
+    """The test images the methods run on, chosen from the labels and the images' content
+    alone (never a prediction or a position in a shard), so every shard of a sharded build
+    chooses the same: ``samples`` (the Methods page's sample images), ``grid`` (one image a
+    shown class), ``quality`` (the quality table's, in its order), ``sanity`` (how many of
+    the first quality images the sanity check takes)."""
+
+    samples: list[int]
+    grid: list[int]
+    quality: list[int]
+    sanity: int
+
+
+def chosen_images(split, n_classes: int, cfg: Config, hashes: list[str] | None = None
+                  ) -> Chosen:
+    """:class:`Chosen` of the test ``split`` under ``cfg``'s explain settings: the first
+    ``samples_per_class`` of each shown class (test order), one of each for the grid, and
+    ``ceil(quality_images / classes)`` of each class in the order of their content hashes
+    (``hashes``, computed when not given; cut to ``quality_images``)."""
+    e = cfg.explain
+    shown = shown_classes(split.labels, n_classes)
+    per_class = max(1, int(np.ceil(e.quality_images / n_classes)))
+    keys = hashes if hashes is not None else content_hashes(split.images)
+    quality_idx = stratified(split.labels, per_class, n_classes, keys=keys)[:e.quality_images]
+    return Chosen(stratified(split.labels, e.samples_per_class, n_classes, shown),
+                  stratified(split.labels, 1, n_classes, shown), quality_idx,
+                  min(e.sanity_images, len(quality_idx)))
+
+
+def run_samples(ex: Explainer, x: np.ndarray, targets: np.ndarray, options: dict,
+                result: Explained) -> dict[str, np.ndarray]:
+    """{method: raw output} of every method of ``options`` on the model inputs ``x`` (a
+    method that fails is left out and noted by the guard)."""
+    out = {}
+    for m, opts in options.items():
+        with optional_part(f"{REGISTRY[m].label} on the sample images", _layer_of(m, result)):
+            out[m] = ex.run(m, x, targets, opts)
+    return out
+
+
+def grid_maps(ex: Explainer, x: np.ndarray, classes: list[int]) -> np.ndarray:
+    """GradCAM of each image of ``x`` for each of ``classes``: (n, len(classes), H, W)."""
+    return np.stack([cam_maps(ex, "gradcam", x, np.full(len(x), c)) for c in classes], axis=1)
+
+
 # long: the build's methods stage passes each by keyword (pipeline/stages/explaining.py)
 def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dict,
                     result: Explained, progress=None, explained: list[int] | None = None,
@@ -236,37 +281,29 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
     :func:`reportgen.explain.methods.configure`) on the sample images, the classes x images
     GradCAM grid (rows: class indices ``explained``, default the shown classes; columns: one
     image per shown class), and the quality table (of ``quality_methods``, default every
-    method) over a stratified subset of the test set. ``replan``, when given, is called
-    between the two with ``result.seconds`` and returns the (config, quality methods) the
-    quality table runs with."""
+    method) over a stratified subset of the test set (:func:`chosen_images`). ``replan``,
+    when given, is called between the two with ``result.seconds`` and returns the (config,
+    quality methods) the quality table runs with."""
     n_classes = probs.shape[1]
     pred = predict_labels(probs, result.threshold).astype(np.int32)
     options = runnable(ex, options, result)
-    shown = shown_classes(split.labels, n_classes)
-    result.samples = stratified(split.labels, cfg.explain.samples_per_class, n_classes, shown)
+    hashes = content_hashes(split.images)
+    chosen = chosen_images(split, n_classes, cfg, hashes)
+    result.samples = chosen.samples
     if result.samples:
-        xs = prep(split.images[result.samples])
         with _clock(result, "methods on sample images"):
-            for m, opts in options.items():
-                with optional_part(f"{REGISTRY[m].label} on the sample images",
-                                   _layer_of(m, result)):
-                    result.method_outputs[m] = ex.run(m, xs, pred[result.samples], opts)
+            result.method_outputs = run_samples(ex, prep(split.images[result.samples]),
+                                                pred[result.samples], options, result)
     if result.layer:
         with _clock(result, "class grid"), optional_part("GradCAM per class", result.layer):
-            indices = stratified(split.labels, 1, n_classes, shown)
-            classes = list(explained) if explained else shown
-            xg = prep(split.images[indices])
-            result.class_grid = np.stack([cam_maps(ex, "gradcam", xg, np.full(len(xg), c))
-                                          for c in classes], axis=1)
-            result.grid_indices, result.grid_classes = indices, classes
+            classes = list(explained) if explained else shown_classes(split.labels, n_classes)
+            result.class_grid = grid_maps(ex, prep(split.images[chosen.grid]), classes)
+            result.grid_indices, result.grid_classes = chosen.grid, classes
     if progress:
         progress(1)
     if replan is not None:
         cfg, quality_methods = replan(dict(result.seconds))
-    per_class = max(1, int(np.ceil(cfg.explain.quality_images / n_classes)))
-    # Chosen by content hash within each class: a shard or a subset picks the same images.
-    q_idx = stratified(split.labels, per_class, n_classes,
-                       keys=content_hashes(split.images))[:cfg.explain.quality_images]
+    q_idx = chosen_images(split, n_classes, cfg, hashes).quality  # as re-planned
     if q_idx:
         scored = {m: o for m, o in options.items()
                   if quality_methods is None or m in quality_methods}
@@ -315,26 +352,39 @@ def _quality_table(ex: Explainer, images: QualityImages, cfg: Config, options: d
     no row (noted)."""
     s_n = min(cfg.explain.sanity_images, len(images.x))
     randomized = _randomized(ex, cfg, result, s_n)
-    per_image: dict[str, dict[str, np.ndarray]] = {c: {} for c in RANKED}
+    values = {}
     for m, opts in options.items():
         with optional_part(f"{REGISTRY[m].label} in the quality table", _layer_of(m, result)):
-            for column, v in _quality_row(ex, images, m, opts, cfg, result,
-                                          (randomized, s_n)).items():
-                per_image[column][m] = v
+            values[m] = quality_values(ex, images, m, opts, cfg, result,
+                                       (randomized, np.arange(s_n)))
         if progress:
             progress(1)
+    quality_rows(values, cfg, result)
+
+
+def quality_rows(values: dict[str, dict[str, np.ndarray]], cfg: Config,
+                 result: Explained) -> None:
+    """``result.quality`` (a row a method) and ``result.quality_ranking`` from each method's
+    per-image values ({method: :func:`quality_values`}), and the part "quality: maps"."""
+    per_image: dict[str, dict[str, np.ndarray]] = {c: {} for c in RANKED}
+    for m, v in values.items():
+        result.quality[m] = quality_row(v, cfg.explain.tie_orders)
+        for column in RANKED:
+            if column in v and np.isfinite(v[column]).any():
+                per_image[column][m] = v[column]
     result.seconds["quality: maps"] = sum(r.seconds or 0.0 for r in result.quality.values())
     result.quality_ranking = rank_methods(per_image)
 
 
-def _quality_row(ex: Explainer, data: QualityImages, m: str, opts, cfg: Config,
-                 result: Explained, sanity_check: tuple) -> dict[str, np.ndarray]:
-    """``result.quality[m]``: method ``m`` on the quality images ``data``, with the sanity
-    check of ``sanity_check`` = (the randomized explainer or None, its image count), which
-    runs on its own (a failure there leaves the row without it).
-    Returns the row's per-image values {column of RANKED: (n,)} for the paired ranking."""
+def quality_values(ex: Explainer, data: QualityImages, m: str, opts, cfg: Config,
+                   result: Explained, sanity_check: tuple) -> dict[str, np.ndarray]:
+    """Method ``m`` on the quality images ``data``: its per-image values {"deletion",
+    "insertion", "pointing", "energy", "tied": (n,) float64, "sanity": (s,) float64 of the
+    images ``sanity_check[1]`` (positions in ``data``) when the randomized explainer
+    ``sanity_check[0]`` is given and its check did not fail, "seconds": () the maps' wall
+    seconds}. The sanity check runs on its own (a failure there leaves it out)."""
     xq, tq, pq, boxes = data
-    randomized, s_n = sanity_check
+    randomized, rows = sanity_check
     t0 = time.perf_counter()
     maps = as_map(m, ex.run(m, xq, tq, opts))
     seconds = time.perf_counter() - t0
@@ -343,33 +393,39 @@ def _quality_row(ex: Explainer, data: QualityImages, m: str, opts, cfg: Config,
         dele, ins = quality.deletion_insertion(
             ex, xq, maps, tq, steps=cfg.explain.quality_steps, probs=pq, ties="random",
             orders=cfg.explain.tie_orders, seed=cfg.training.seed)
-    point = quality.pointing_game(maps, boxes)
-    energy = quality.energy_in_box(maps, boxes)
-    change = None
-    if randomized is not None:
+    out = {"deletion": np.asarray(dele, np.float64), "insertion": np.asarray(ins, np.float64),
+           "pointing": np.asarray(quality.pointing_game(maps, boxes), np.float64),
+           "energy": np.asarray(quality.energy_in_box(maps, boxes), np.float64),
+           "tied": np.asarray(quality.tied_fraction(maps), np.float64),
+           "seconds": np.float64(seconds)}
+    if randomized is not None and len(rows):
         with _clock(result, "quality: sanity check"), \
                 optional_part(f"sanity check of {REGISTRY[m].label}", _layer_of(m, result)):
-            rand_maps = as_map(m, randomized.run(m, xq[:s_n], tq[:s_n], opts))
-            change = quality.map_change(maps[:s_n], rand_maps)
+            rand_maps = as_map(m, randomized.run(m, xq[rows], tq[rows], opts))
+            out["sanity"] = np.asarray(quality.map_change(maps[rows], rand_maps), np.float64)
+    return out
+
+
+def quality_row(v: dict[str, np.ndarray], tie_orders: int) -> QualityRow:
+    """The :class:`QualityRow` of a method's per-image values (:func:`quality_values`)."""
+    dele, ins, point, energy = v["deletion"], v["insertion"], v["pointing"], v["energy"]
+    change = v.get("sanity")
     sanity = _nanmean(change) if change is not None else None
     sanity_ci = (absolute_interval(bootstrap_mean(change))
                  if change is not None and sanity is not None else None)
     hits = point[np.isfinite(point)]
-    result.quality[m] = QualityRow(
+    return QualityRow(
         deletion=float(dele.mean()), insertion=float(ins.mean()),
         pointing=_nanmean(point), energy=_nanmean(energy),
-        sanity=sanity, n=len(xq), n_boxes=int(np.isfinite(point).sum()), seconds=seconds,
+        sanity=sanity, n=len(dele), n_boxes=int(np.isfinite(point).sum()),
+        seconds=float(v["seconds"]),
         deletion_ci95=bootstrap_mean(dele), insertion_ci95=bootstrap_mean(ins),
         pointing_ci95=list(wilson_interval(int(hits.sum()), len(hits))),
-        energy_ci95=bootstrap_mean(energy), n_sanity=s_n if change is not None else 0,
-        tied=float(quality.tied_fraction(maps).mean()),
-        tie_orders=cfg.explain.tie_orders, sanity_ci95=sanity_ci,
+        energy_ci95=bootstrap_mean(energy), n_sanity=len(change) if change is not None else 0,
+        tied=float(v["tied"].mean()), tie_orders=tie_orders, sanity_ci95=sanity_ci,
         sanity_verdict=sanity_verdict(sanity_ci) if sanity is not None else
         "undefined" if change is not None else None)
-    return {column: v for column, v in (("deletion", dele), ("insertion", ins),
-                                        ("pointing", point), ("energy", energy),
-                                        ("sanity", change))
-            if v is not None and np.isfinite(v).any()}
+
 
 def _nanmean(v: np.ndarray) -> float | None:
     v = np.asarray(v, np.float64)
