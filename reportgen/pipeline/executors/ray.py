@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from reportgen import progress as prog
@@ -62,9 +63,11 @@ class ShardWorker:
         return {"index": list(batch["index"]), "manifest": manifests, "arrays": arrays}
 
 
-def run_shards(cfg: Config, workers: int, address: str | None, into: Path) -> list[Path]:
+def run_shards(cfg: Config, workers: int, address: str | None, into: Path, *,
+               show_progress: bool = True) -> list[Path]:
     """Build ``workers`` shards on Ray (started locally without ``address``) into folders
-    under ``into``; return them. Ray is shut down before returning or raising."""
+    under ``into``, saying each as it arrives; return them. Ray is shut down before returning
+    or raising."""
     import ray
 
     from reportgen.pipeline.executors.shards import config_payload
@@ -82,13 +85,17 @@ def run_shards(cfg: Config, workers: int, address: str | None, into: Path) -> li
             ShardWorker, fn_constructor_kwargs={"config": config, "count": workers},
             batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
             max_restarts=RETRIES, max_task_retries=RETRIES)
-        rows = done.take_all()
+        t0, folders = time.perf_counter(), []
+        for row in done.iter_rows():  # each shard as its worker finishes it
+            folders.append(_write(into, row))
+            prog.say(f"Ray: shard {row['index']}/{workers} done ({len(folders)} of {workers}, "
+                     f"{time.perf_counter() - t0:.0f} s)", show_progress)
     except Exception as err:  # a Ray task error wraps the worker's
         raise ShardError(f"--executor ray: a shard failed for good ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:200]}); nothing was written") from None
     finally:
         ray.shutdown()
-    return [_write(into, row) for row in rows]
+    return folders
 
 
 def _write(into: Path, row: dict) -> Path:
@@ -117,7 +124,7 @@ def build_on_ray(cfg: Config, out: str | Path, address: str | None = None, *,
     into = scratch.mkdtemp(".reportgen-ray-")
     try:
         prog.say(f"Ray: {workers} shards on {address or 'a local Ray'}", show_progress)
-        folders = run_shards(cfg, workers, address, into)
+        folders = run_shards(cfg, workers, address, into, show_progress=show_progress)
         return merge(folders, out, show_progress=show_progress, strict=strict)
     finally:
         shutil.rmtree(into, ignore_errors=True)
