@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import importlib.util
 import json
 from pathlib import Path
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 from reportgen.cli import main
 from reportgen.errors import ShardError
-from reportgen.pipeline.executors.shards import MANIFEST, check_set, parse_shard
+from reportgen.pipeline.executors.shards import FORMAT, MANIFEST, check_set, parse_shard
 from test_bad_input import assert_one_line_error, make_folder, tiny_model  # tests/ on sys.path
 
 SMOKE = Path(__file__).parent.parent / "configs" / "smoke.toml"
@@ -51,7 +52,7 @@ def test_an_incomplete_or_mixed_set_is_refused_naming_what(shards, needle):
 def test_merge_of_a_missing_shard_is_one_line(tmp_path):
     for i in (1, 3):
         (tmp_path / f"s{i}").mkdir()
-        (tmp_path / f"s{i}" / MANIFEST).write_text(json.dumps({"format": 1, **manifest(i, 3)}))
+        (tmp_path / f"s{i}" / MANIFEST).write_text(json.dumps({"format": FORMAT, **manifest(i, 3)}))
     result = CliRunner().invoke(main, ["merge", str(tmp_path / "s1"), str(tmp_path / "s3"),
                                        "--out", str(tmp_path / "site")])
     assert_one_line_error(result, 2, "shard 2/3 missing")
@@ -89,7 +90,16 @@ def sharded_setup(keras, tmp_path: Path) -> list[str]:
             "--set", "model.source=load", "--set", f"model.path={tmp_path / 'm.keras'}",
             "--set", "data.source=folder", "--set", f"data.path={data}",
             "--set", "data.split=[0.5, 0.25, 0.25]", "--set", "report.cache=false",
-            "--set", "explain.layer=conv"]
+            "--set", "explain.layer=conv", "--set", "explain.budget=100000"]
+
+
+def sharded_only(metrics: dict) -> dict:
+    """``metrics`` without what a sharded build states differently by design: it has no time
+    plan (``explain.plan``), and a note says it was sharded."""
+    out = json.loads(json.dumps(metrics))
+    out["explain"].pop("plan", None)
+    out["notes"] = [n for n in out["notes"] if not n.startswith("Sharded build")]
+    return out
 
 
 def site_numbers(site: Path) -> tuple[list, dict, np.lib.npyio.NpzFile]:
@@ -111,8 +121,14 @@ def without_times(value):
     return value
 
 
+def refuse(*args, **kwargs):
+    raise AssertionError("a merge ran a method")
+
+
 @pytest.mark.slow
-def test_two_and_three_shards_merged_equal_the_unsharded_build(keras, tmp_path):
+def test_two_and_three_shards_merged_equal_the_unsharded_build(keras, tmp_path, monkeypatch):
+    from reportgen.explain import suite
+
     common = sharded_setup(keras, tmp_path)
     run = CliRunner().invoke
     whole = run(main, ["build", *common, "--out", str(tmp_path / "whole")])
@@ -125,12 +141,17 @@ def test_two_and_three_shards_merged_equal_the_unsharded_build(keras, tmp_path):
             done = run(main, ["build", *common, "--shard", f"{i}/{n}", "--out", str(folder)])
             assert done.exit_code == 0, done.output
             folders.append(str(folder))
-        merged = run(main, ["merge", "--quiet", *folders[::-1], "--out",
-                            str(tmp_path / f"m{n}")])
+        with monkeypatch.context() as patch:  # the merge runs no method: it reads the shards'
+            for name in ("run_samples", "grid_maps", "quality_values"):
+                patch.setattr(suite, name, refuse)
+            merged = run(main, ["merge", "--quiet", *folders[::-1], "--out",
+                                str(tmp_path / f"m{n}")])
         assert merged.exit_code == 0, merged.output
         got_rows, got_metrics, got_maps = site_numbers(tmp_path / f"m{n}")
         assert got_rows == rows
-        assert without_times(got_metrics) == without_times(metrics)
+        assert any(n.startswith("Sharded build") for n in got_metrics["notes"])
+        assert without_times(sharded_only(got_metrics)) == without_times(sharded_only(metrics))
+        assert got_metrics["explain"]["quality"]  # the quality table, from the shards' values
         assert sorted(got_maps.files) == sorted(maps.files)
         for k in maps.files:
             if maps[k].dtype.kind not in "fc":  # names, indices: exactly equal
@@ -153,7 +174,59 @@ def test_a_ray_build_with_two_workers_equals_the_unsharded_build(keras, tmp_path
     rows, metrics, _ = site_numbers(tmp_path / "whole")
     got_rows, got_metrics, _ = site_numbers(tmp_path / "ray")
     assert got_rows == rows
-    assert without_times(got_metrics) == without_times(metrics)
+    assert without_times(sharded_only(got_metrics)) == without_times(sharded_only(metrics))
     import ray
 
     assert not ray.is_initialized()  # shut down after the build
+
+
+def shard_worker_pids() -> list[int]:
+    """Processes whose title names the shard actor (Ray titles a worker by its task)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"ShardWorker" in title and b"pytest" not in title:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_killed_ray_worker_is_retried_and_the_report_is_the_same(keras, tmp_path):
+    pytest.importorskip("ray.data")
+    import signal
+    import threading
+    import time
+
+    common = sharded_setup(keras, tmp_path)
+    run = CliRunner().invoke
+    whole = run(main, ["build", *common, "--out", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_one():  # the first shard worker seen is killed (SIGKILL: no clean-up)
+        while not stop.is_set() and not killed:
+            for pid in shard_worker_pids():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                break
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_one)
+    killer.start()
+    try:
+        on_ray = run(main, ["build", *common, "--executor", "ray", "--out",
+                            str(tmp_path / "ray")])
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no shard worker was seen to kill"
+    assert on_ray.exit_code == 0, on_ray.output
+    rows, metrics, _ = site_numbers(tmp_path / "whole")
+    got_rows, got_metrics, _ = site_numbers(tmp_path / "ray")
+    assert got_rows == rows
+    assert without_times(sharded_only(got_metrics)) == without_times(sharded_only(metrics))

@@ -69,11 +69,16 @@ def build_shard(cfg: Config, out: str | Path, shard: tuple[int, int], *,
     cam = explaining.shard_cam(run, fitted, mine, probs["test"])
     if cam is not None:
         arrays.update({f"test.{k}": v for k, v in cam._asdict().items()})
+    methods = explaining.shard_methods(run, fitted, data, rows["test"], probs["test"],
+                                       hashes["test"])
+    if methods is not None:
+        arrays.update({f"m.{k}": v for k, v in methods.pop("arrays").items()})
     manifest = {
         "format": FORMAT, "reportgen": __version__, "shard": [index, count],
         "model_hash": fitted.weights_hash, "config_hash": config_hash(cfg),
         "config": config_payload(cfg),
         "data_hash": data.hash, "classes": len(data.ds.class_names), "cam": cam is not None,
+        "methods": methods,
         "features": {"layer": features.layer, "description": features.description,
                      "missing": features.missing, "splits": sorted(features.arrays)},
         "splits": {name: {"count": len(s), "rows": rows[name],

@@ -34,7 +34,7 @@ from reportgen.explain.penultimate import Features
 from reportgen.explain.results import CamPass
 
 #: Version of the shard folder's layout; a merge refuses any other.
-FORMAT = 1
+FORMAT = 2
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 CAM_FIELDS = CamPass._fields
@@ -162,6 +162,11 @@ class Merged:
     manifest: dict
     #: The penultimate-layer features as :class:`~reportgen.explain.penultimate.Features`.
     features: Features | None = None
+    #: The methods' merged arrays (:func:`reportgen.explain.sharded.merge_groups`); None when
+    #: the shards did not run them (unlabeled photos: the merge runs them with the model).
+    methods: dict | None = None
+    #: Per shard: {"shard": "I/N", "seconds", "notes", "failures"} of its methods' work.
+    shard_methods: list = dataclasses.field(default_factory=list)
 
     @property
     def config(self) -> Config:
@@ -198,7 +203,22 @@ def load_set(folders: list[Path]) -> Merged:
                 hashes[name][r] = m["splits"][name]["hashes"][k]
                 paths[name][r] = m["splits"][name]["paths"][k]
     cam = _merged_cam(first["splits"]["test"]["count"], arrays) if first["cam"] else None
-    return Merged(probs, hashes, paths, cam, first, _merged_features(first, arrays))
+    methods, per_shard = _merged_methods(arrays)
+    return Merged(probs, hashes, paths, cam, first, _merged_features(first, arrays), methods,
+                  per_shard)
+
+
+def _merged_methods(arrays: list) -> tuple[dict | None, list]:
+    """The methods' arrays of every shard merged (:func:`reportgen.explain.sharded.
+    merge_groups`), and each shard's record of them; (None, []) when the shards have none."""
+    from reportgen.explain.sharded import merge_groups  # numpy only
+
+    if any(m.get("methods") is None for m, _ in arrays):
+        return None, []
+    parts = [{k[2:]: a[k] for k in a.files if k.startswith("m.")} for _, a in arrays]
+    per_shard = [{**{k: v for k, v in m["methods"].items() if k != "arrays"},
+                  "shard": f"{m['shard'][0]}/{m['shard'][1]}"} for m, _ in arrays]
+    return merge_groups(parts), per_shard
 
 
 def _merged_features(first: dict, arrays: list) -> Features | None:

@@ -87,16 +87,21 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]) 
                 ex, test, fitted.prep, probs["test"], cfg.explain.gallery_size, progress=advance,
                 threshold=operating_threshold(run.cfg, data.ds), done=done)
         explained.seconds["test set"] = time.perf_counter() - t0
+        if run.merged is not None:
+            explained.notes.append(sharded_note(run.merged.manifest["shard"][1]))
         explained.notes += [f"Sanity check skipped: {r.why}." for r in
                             (plan.reductions if plan else ()) if r.why == pl.OPAQUE_HEAD]
-        scored = plan.quality_methods if plan else list(options)
-        weights = pl.progress_steps(plan, scored)
-        with prog.bar("Methods and quality", prog.steps(weights), run.show) as advance:
-            suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, options,
-                                  explained, progress=prog.weighted(advance, weights),
-                                  explained=explained_classes(cfg, data.ds.class_names),
-                                  quality_methods=plan.quality_methods if plan else None,
-                                  replan=late)
+        if run.merged is not None and run.merged.methods is not None:
+            from_shards(run, ex, data, probs["test"], explained, failures)
+        else:
+            scored = plan.quality_methods if plan else list(options)
+            weights = pl.progress_steps(plan, scored)
+            with prog.bar("Methods and quality", prog.steps(weights), run.show) as advance:
+                suite.explain_methods(ex, test, fitted.prep, probs["test"], cfg, options,
+                                      explained, progress=prog.weighted(advance, weights),
+                                      explained=explained_classes(cfg, data.ds.class_names),
+                                      quality_methods=plan.quality_methods if plan else None,
+                                      replan=late)
         cfg = late.cfg
         t0 = time.perf_counter()
         with prog.bar("Layers", 4, run.show) as advance:
@@ -124,9 +129,70 @@ def dataset_wide(ex: Explainer, test, prep: Prep, probs: np.ndarray, explained: 
         advance(1)
 
 
+def sharded_note(count: int) -> str:
+    """What a merged build states of how it ran."""
+    return (f"Sharded build: {count} shard{'s' if count > 1 else ''}, merged. Each shard ran "
+            "the GradCAM pass and the methods on its own test images with every setting as "
+            "configured (a sharded build has no time plan: explain.budget is not applied); "
+            "the merge computed the tables and intervals from their arrays.")
+
+
+def from_shards(run: Run, ex: Explainer, data: Data, probs: np.ndarray, explained: Explained,
+                failures: list) -> None:
+    """The methods' results of a merge from the shards' arrays
+    (:func:`reportgen.explain.sharded.methods_from_arrays`), with the shards' notes, their
+    seconds summed, and each shard's failures (naming the shard)."""
+    from reportgen.explain import sharded
+    from reportgen.guard import Failure
+
+    merged, test = run.merged, data.ds.splits["test"]
+    where = dict(zip(merged.paths["test"], merged.hashes["test"], strict=True))
+    sharded.methods_from_arrays(
+        ex, test, probs, run.cfg, run.options, explained, merged.methods,
+        classes=explained_classes(run.cfg, data.ds.class_names) or None,
+        hashes=[where[p] for p in test.paths])
+    for shard in merged.shard_methods:
+        explained.notes += [n for n in shard["notes"] if n not in explained.notes]
+        for part, seconds in shard["seconds"].items():
+            explained.seconds[part] = explained.seconds.get(part, 0.0) + seconds
+        failures += [Failure(f["part"], f["layer"], f"shard {shard['shard']}: {f['error']}")
+                     for f in shard["failures"]]
+
+
+def shard_methods(run: Run, fitted: Fitted, data: Data, rows: list[int], probs: np.ndarray,
+                  hashes: list[str]) -> dict | None:
+    """The methods' per-image work of a shard whose test images are ``rows`` of the whole
+    data's test split (probabilities ``probs``, content hashes of every test image
+    ``hashes``): {"arrays", "seconds", "notes", "failures"}
+    (:func:`reportgen.explain.sharded.shard_methods`). None for unlabeled photos, whose
+    images are chosen by the predicted class of every image: the merge runs them."""
+    from reportgen.explain import sharded
+    from reportgen.guard import collecting
+
+    test = data.ds.splits["test"]
+    if not data.ds.labeled or not len(test):
+        return None
+    mine = np.zeros(len(test), bool)
+    mine[rows] = True
+    full = np.zeros((len(test), probs.shape[1]), probs.dtype)
+    full[rows] = probs
+    ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
+    with run.timer.stage("explain"), collecting() as failures, one_blas_thread():
+        prog.say("Methods on the shard's sample and quality images", run.show)
+        arrays, seconds, notes = sharded.shard_methods(
+            ex, test, fitted.prep, full, run.cfg, run.options, mine,
+            classes=explained_classes(run.cfg, data.ds.class_names) or None,
+            threshold=operating_threshold(run.cfg, data.ds), hashes=hashes)
+    return {"arrays": arrays, "seconds": seconds, "notes": notes,
+            "failures": [f.as_dict() for f in failures]}
+
+
 def guarded_plan(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
     """:func:`planned`, or, where probing the model fails (a failure noted like any other
-    part's), the settings as configured with no plan."""
+    part's), the settings as configured with no plan. A merge of shards has no plan: its
+    shards ran every setting as configured (no time budget), and so does the merge."""
+    if run.merged is not None:
+        return run.cfg, run.options, None, LatePlan(run, run.cfg)
     with optional_part("planning (timing the model)", ex.layer_or_none()):
         return planned(run, ex, data, prep)
     return run.cfg, run.options, None, LatePlan(run, run.cfg)
@@ -212,7 +278,7 @@ def shard_cam(run: Run, fitted: Fitted, data: Data, probs: np.ndarray
     if ex.layer_or_none() is None:
         return None
     test = data.ds.splits["test"]
-    with run.timer.stage("explain"), \
+    with run.timer.stage("explain"), one_blas_thread(), \
             prog.bar("Explaining (GradCAM)", len(test), run.show) as advance:
         threshold = operating_threshold(run.cfg, data.ds)
         targets = suite.pass_targets(probs, threshold)
