@@ -138,7 +138,7 @@ def merge_groups(parts: list) -> dict[str, np.ndarray]:
             if any(k not in p for p in having):
                 continue
             if k.endswith(".seconds"):
-                out[k] = np.float64(sum(float(p[k]) for p in having))
+                out[k] = np.asarray(sum(float(p[k]) for p in having), np.float64)
                 continue
             out[k] = np.concatenate([np.asarray(p[k]) for p in having])[order]
     return out

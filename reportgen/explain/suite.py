@@ -397,7 +397,7 @@ def quality_values(ex: Explainer, data: QualityImages, m: str, opts, cfg: Config
            "pointing": np.asarray(quality.pointing_game(maps, boxes), np.float64),
            "energy": np.asarray(quality.energy_in_box(maps, boxes), np.float64),
            "tied": np.asarray(quality.tied_fraction(maps), np.float64),
-           "seconds": np.float64(seconds)}
+           "seconds": np.asarray(seconds, np.float64)}
     if randomized is not None and len(rows):
         with _clock(result, "quality: sanity check"), \
                 optional_part(f"sanity check of {REGISTRY[m].label}", _layer_of(m, result)):
