@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
-import os
-import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,12 +70,38 @@ def test_sharding_a_trained_build_says_to_train_first(tmp_path):
     assert result.exit_code == 2 and "1-based" in result.output
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray is installed")
-def test_the_ray_executor_without_ray_names_the_extra(tmp_path):
+def test_the_ray_executor_without_ray_names_the_extra(tmp_path, monkeypatch):
+    for name in ("ray", "ray.data"):  # as if it were not installed (CI installs it)
+        monkeypatch.setitem(sys.modules, name, None)
     result = CliRunner().invoke(main, ["build", "--config", str(SMOKE), "--executor", "ray",
                                        "--out", str(tmp_path / "site")])
     assert_one_line_error(result, 2, "reportgen[ray]")
     assert not (tmp_path / "site").exists()
+
+
+#: Runs a build in a Python where importing Ray fails, as in the default install.
+WITHOUT_RAY = """
+import sys
+class NoRay:
+    def find_spec(self, name, path=None, target=None):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("Ray is not installed (blocked by the test)")
+sys.meta_path.insert(0, NoRay())
+from reportgen.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_the_default_install_builds_and_shards_without_ray(keras, tmp_path):
+    common = sharded_setup(keras, tmp_path)
+    for extra in ([], ["--shard", "1/2"]):
+        done = subprocess.run([sys.executable, "-c", WITHOUT_RAY, "build", *common, *extra,
+                               "--out", str(tmp_path / f"out{len(extra)}")],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "out0" / "index.html").is_file()
+    assert (tmp_path / "out2" / MANIFEST).is_file()
 
 
 # -- the same report, sharded or not ---------------------------------------------------------
