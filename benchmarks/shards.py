@@ -6,6 +6,8 @@ images on K workers from the measured per-image cost of a shard (a projection, n
 measurement: it assumes the per-image cost stays linear and the merge's cost stays fixed).
 
     python benchmarks/shards.py [--images-per-class 40] [--shards 2]
+
+With Ray installed (the ``ray`` extra) it also times ``--executor ray`` on a local Ray.
 """
 
 from __future__ import annotations
@@ -61,6 +63,15 @@ def timed(args: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def _ray(common: list[str], out: Path, workers: int) -> float | None:
+    """Wall seconds of the build on a local Ray with ``workers`` workers; None without Ray."""
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        return None
+    return timed(["build", *common, "--executor", "ray", "--out", str(out)])
+
+
 def projection(per_image: float, merge_s: float, images: int, workers: int) -> float:
     """Projected wall seconds: the shards in parallel, then the merge."""
     return per_image * images / workers + merge_s
@@ -76,13 +87,16 @@ def main() -> None:
     model = make_model(tmp / "m.keras")
     common = ["--quiet", "--set", "report.figure_formats=['png']", "--set", "report.cache=false",
               "--set", "model.source=load", "--set", f"model.path={model}",
-              "--set", "data.source=folder", "--set", f"data.path={data}"]
+              "--set", "data.source=folder", "--set", f"data.path={data}",
+              # the same work either way: a sharded build has no time plan
+              "--set", "explain.budget=100000"]
     n = a.images_per_class * len(COLOURS)
     whole = timed(["build", *common, "--out", str(tmp / "whole")])
     shard_s = [timed(["build", *common, "--shard", f"{i}/{a.shards}", "--out",
                       str(tmp / f"s{i}")]) for i in range(1, a.shards + 1)]
     merge_s = timed(["merge", "--quiet", *[str(tmp / f"s{i}") for i in range(1, a.shards + 1)],
                      "--out", str(tmp / "merged")])
+    ray_s = _ray(common, tmp / "ray", a.shards)
     per_image = sum(shard_s) / n  # every split's images are predicted; the test's explained
     lines = [
         "# Sharded builds on this machine", "",
@@ -94,7 +108,11 @@ def main() -> None:
         *[f"| shard {i + 1}/{a.shards} | {s:.1f} |" for i, s in enumerate(shard_s)],
         f"| merge | {merge_s:.1f} |",
         f"| shards + merge, one after the other | {sum(shard_s) + merge_s:.1f} |",
-        f"| overhead over unsharded | {sum(shard_s) + merge_s - whole:+.1f} |", "",
+        f"| overhead over unsharded | {sum(shard_s) + merge_s - whole:+.1f} |",
+        *([f"| `--executor ray`, local Ray, {a.shards} workers (start, shards, merge, "
+           f"shutdown) | {ray_s:.1f} |",
+           f"| its overhead over unsharded | {ray_s - whole:+.1f} |"] if ray_s else
+          ["| `--executor ray` | not run: Ray is not installed |"]), "",
         "## Projection (not measured)", "",
         f"Per image of a shard: {per_image * 1000:.1f} ms (shard wall time / images, reading "
         "and hashing every image of the data set included); the merge counted as fixed "

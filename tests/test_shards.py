@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -196,15 +197,35 @@ def test_a_ray_build_with_two_workers_equals_the_unsharded_build(keras, tmp_path
     run = CliRunner().invoke
     whole = run(main, ["build", *common, "--out", str(tmp_path / "whole")])
     assert whole.exit_code == 0, whole.output
-    on_ray = run(main, ["build", *common, "--executor", "ray", "--out", str(tmp_path / "ray")])
-    assert on_ray.exit_code == 0, on_ray.output
+    before = ray_processes()
+    loud = [a for a in common if a != "--quiet"]  # its own progress lines, and Ray's if any
+    on_ray = subprocess.run([sys.executable, "-m", "reportgen", "build", *loud, "--executor",
+                             "ray", "--out", str(tmp_path / "ray")],
+                            capture_output=True, text=True, timeout=900)
+    assert on_ray.returncode == 0, on_ray.stderr[-3000:]
     rows, metrics, _ = site_numbers(tmp_path / "whole")
     got_rows, got_metrics, _ = site_numbers(tmp_path / "ray")
     assert got_rows == rows
     assert without_times(sharded_only(got_metrics)) == without_times(sharded_only(metrics))
-    import ray
+    said = on_ray.stdout + on_ray.stderr
+    assert "Ray: shard 1/2 done" in said and "Ray: shard 2/2 done" in said  # progress
+    noise = re.compile(r"\bINFO\b|\(raylet\)|core_worker|DeprecationWarning")
+    assert not [line for line in said.splitlines() if noise.search(line)]  # Ray is quiet
+    assert ray_processes() <= before  # Ray shut down with the build: no raylet or GCS left
 
-    assert not ray.is_initialized()  # shut down after the build
+
+def ray_processes() -> set[int]:
+    """Ray's own daemons now running (raylet, GCS server)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"raylet" in title or b"gcs_server" in title:
+                found.add(int(entry.name))
+    return found
 
 
 def shard_worker_pids() -> list[int]:
@@ -257,3 +278,20 @@ def test_a_killed_ray_worker_is_retried_and_the_report_is_the_same(keras, tmp_pa
     got_rows, got_metrics, _ = site_numbers(tmp_path / "ray")
     assert got_rows == rows
     assert without_times(sharded_only(got_metrics)) == without_times(sharded_only(metrics))
+
+
+@pytest.mark.slow
+def test_a_ray_shard_that_fails_for_good_writes_nothing_and_names_it(keras, tmp_path):
+    pytest.importorskip("ray.data")
+    common = sharded_setup(keras, tmp_path)
+    (tmp_path / "m.keras").write_bytes(b"not a model")  # every worker fails to load it
+    before = ray_processes()
+    result = subprocess.run([sys.executable, "-m", "reportgen", "build", *common, "--executor",
+                             "ray", "--out", str(tmp_path / "site")],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "shard" in errors[0] and "model.path" in errors[0], errors
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "site").exists()
+    assert ray_processes() <= before
