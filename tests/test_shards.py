@@ -193,10 +193,7 @@ def test_two_and_three_shards_merged_equal_the_unsharded_build(keras, tmp_path, 
 @pytest.mark.slow
 def test_a_ray_build_with_two_workers_equals_the_unsharded_build(keras, tmp_path):
     pytest.importorskip("ray.data")
-    common = sharded_setup(keras, tmp_path)
-    run = CliRunner().invoke
-    whole = run(main, ["build", *common, "--out", str(tmp_path / "whole")])
-    assert whole.exit_code == 0, whole.output
+    common = built_whole(keras, tmp_path)
     before = ray_processes()
     loud = [a for a in common if a != "--quiet"]  # its own progress lines, and Ray's if any
     on_ray = subprocess.run([sys.executable, "-m", "reportgen", "build", *loud, "--executor",
@@ -214,8 +211,9 @@ def test_a_ray_build_with_two_workers_equals_the_unsharded_build(keras, tmp_path
     assert ray_processes() <= before  # Ray shut down with the build: no raylet or GCS left
 
 
-def ray_processes() -> set[int]:
-    """Ray's own daemons now running (raylet, GCS server)."""
+def processes(*names: bytes) -> set[int]:
+    """Processes whose command line (Ray's workers: their title) holds one of ``names``, but
+    this test process's own children running pytest."""
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -223,23 +221,23 @@ def ray_processes() -> set[int]:
                 title = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"raylet" in title or b"gcs_server" in title:
+            if any(n in title for n in names) and b"pytest" not in title:
                 found.add(int(entry.name))
     return found
 
 
-def shard_worker_pids() -> list[int]:
-    """Processes whose title names the shard actor (Ray titles a worker by its task)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            except OSError:
-                continue
-            if b"ShardWorker" in title and b"pytest" not in title:
-                pids.append(int(entry.name))
-    return pids
+def ray_processes() -> set[int]:
+    """Ray's own daemons now running (raylet, GCS server)."""
+    return processes(b"raylet", b"gcs_server")
+
+
+def built_whole(keras, tmp_path: Path) -> list[str]:
+    """The arguments of the sharded tests' build (:func:`sharded_setup`), once built unsharded
+    into ``tmp_path / "whole"``."""
+    common = sharded_setup(keras, tmp_path)
+    whole = CliRunner().invoke(main, ["build", *common, "--out", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    return common
 
 
 @pytest.mark.slow
@@ -249,16 +247,14 @@ def test_a_killed_ray_worker_is_retried_and_the_report_is_the_same(keras, tmp_pa
     import threading
     import time
 
-    common = sharded_setup(keras, tmp_path)
+    common = built_whole(keras, tmp_path)
     run = CliRunner().invoke
-    whole = run(main, ["build", *common, "--out", str(tmp_path / "whole")])
-    assert whole.exit_code == 0, whole.output
     killed: list[int] = []
     stop = threading.Event()
 
     def kill_one():  # the first shard worker seen is killed (SIGKILL: no clean-up)
         while not stop.is_set() and not killed:
-            for pid in shard_worker_pids():
+            for pid in processes(b"ShardWorker"):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 break
