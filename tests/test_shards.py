@@ -291,3 +291,29 @@ def test_a_ray_shard_that_fails_for_good_writes_nothing_and_names_it(keras, tmp_
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "site").exists()
     assert ray_processes() <= before
+
+
+@pytest.mark.slow
+def test_unlabeled_photos_sharded_give_the_unsharded_report(keras, tmp_path):
+    """Photos without labels: their sample and quality images are chosen by every image's
+    predicted class, so the merge runs the methods; the report is still the unsharded one."""
+    common = sharded_setup(keras, tmp_path)
+    for key, value in (("data.source", "images"), ("data.split", None)):
+        k = next(k for k, a in enumerate(common) if a.startswith(key + "="))
+        common[k - 1:k + 1] = ["--set", f"{key}={value}"] if value else []
+    common += ["--set", "data.classes=['red', 'green', 'blue']"]
+    run = CliRunner().invoke
+    whole = run(main, ["build", *common, "--out", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    folders = []
+    for i in (1, 2):
+        done = run(main, ["build", *common, "--shard", f"{i}/2", "--out", str(tmp_path / f"s{i}")])
+        assert done.exit_code == 0, done.output
+        folders.append(str(tmp_path / f"s{i}"))
+    merged = run(main, ["merge", "--quiet", *folders, "--out", str(tmp_path / "merged")])
+    assert merged.exit_code == 0, merged.output
+    rows, metrics, _ = site_numbers(tmp_path / "whole")
+    got_rows, got_metrics, _ = site_numbers(tmp_path / "merged")
+    assert got_rows == rows
+    assert without_times(sharded_only(got_metrics)) == without_times(sharded_only(metrics))
+    assert any("the methods ran in the merge" in n for n in got_metrics["notes"])

@@ -88,7 +88,8 @@ def explain(run: Run, fitted: Fitted, data: Data, probs: dict[str, np.ndarray]) 
                 threshold=operating_threshold(run.cfg, data.ds), done=done)
         explained.seconds["test set"] = time.perf_counter() - t0
         if run.merged is not None:
-            explained.notes.append(sharded_note(run.merged.manifest["shard"][1]))
+            explained.notes.append(sharded_note(run.merged.manifest["shard"][1],
+                                                run.merged.methods is not None))
         explained.notes += [f"Sanity check skipped: {r.why}." for r in
                             (plan.reductions if plan else ()) if r.why == pl.OPAQUE_HEAD]
         if run.merged is not None and run.merged.methods is not None:
@@ -129,12 +130,16 @@ def dataset_wide(ex: Explainer, test, prep: Prep, probs: np.ndarray, explained: 
         advance(1)
 
 
-def sharded_note(count: int) -> str:
-    """What a merged build states of how it ran."""
+def sharded_note(count: int, methods: bool) -> str:
+    """What a merged build states of how it ran (``methods``: whether the shards ran the
+    methods, or the merge did: photos without labels)."""
+    ran = ("the GradCAM pass and the methods on its own test images" if methods else
+           "the GradCAM pass on its own test images (the methods ran in the merge: their "
+           "images are chosen by the predicted class of every image)")
     return (f"Sharded build: {count} shard{'s' if count > 1 else ''}, merged. Each shard ran "
-            "the GradCAM pass and the methods on its own test images with every setting as "
-            "configured (a sharded build has no time plan: explain.budget is not applied); "
-            "the merge computed the tables and intervals from their arrays.")
+            f"{ran} with every setting as configured (a sharded build has no time plan: "
+            "explain.budget is not applied); the merge computed the tables and intervals "
+            "from their arrays.")
 
 
 def from_shards(run: Run, ex: Explainer, data: Data, probs: np.ndarray, explained: Explained,
