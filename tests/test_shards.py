@@ -252,24 +252,27 @@ def test_a_killed_ray_worker_is_retried_and_the_report_is_the_same(keras, tmp_pa
     killed: list[int] = []
     stop = threading.Event()
 
-    def kill_one():  # the first shard worker seen is killed (SIGKILL: no clean-up)
+    def kill_one():  # the first shard worker seen for 4 s (at its shard) is killed: SIGKILL
+        seen: dict[int, float] = {}
         while not stop.is_set() and not killed:
             for pid in processes(b"ShardWorker"):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                break
+                if time.monotonic() - seen.setdefault(pid, time.monotonic()) > 4:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    break
             time.sleep(0.1)
 
     killer = threading.Thread(target=kill_one)
     killer.start()
+    loud = [a for a in common if a != "--quiet"]
     try:
-        on_ray = run(main, ["build", *common, "--executor", "ray", "--out",
-                            str(tmp_path / "ray")])
+        on_ray = run(main, ["build", *loud, "--executor", "ray", "--out", str(tmp_path / "ray")])
     finally:
         stop.set()
         killer.join()
     assert killed, "no shard worker was seen to kill"
     assert on_ray.exit_code == 0, on_ray.output
+    assert "Ray: 1 worker died and was restarted" in on_ray.output, on_ray.output
     rows, metrics, _ = site_numbers(tmp_path / "whole")
     got_rows, got_metrics, _ = site_numbers(tmp_path / "ray")
     assert got_rows == rows

@@ -47,11 +47,22 @@ class Attempts:
 
     def __init__(self) -> None:
         self.seen: dict[int, int] = {}
+        #: Workers started (the pool's, then one for each that died and was restarted).
+        self.workers = 0
+
+    def worker_started(self) -> int:
+        """Count a worker started; return how many have been."""
+        self.workers += 1
+        return self.workers
 
     def start(self, index: int) -> int:
         """Count an attempt at shard ``index``; return how many there have been."""
         self.seen[index] = self.seen.get(index, 0) + 1
         return self.seen[index]
+
+    def counts(self) -> tuple[int, dict[int, int]]:
+        """(workers started, {shard: attempts}) so far."""
+        return self.workers, dict(self.seen)
 
 
 class ShardWorker:
@@ -62,9 +73,12 @@ class ShardWorker:
     def __init__(self, config: dict, count: int, attempts) -> None:
         from reportgen.pipeline.executors.shards import config_of
 
+        import ray
+
         self.cfg: Config = config_of({"config": config})
         self.count = count
         self.attempts = attempts
+        ray.get(attempts.worker_started.remote())
 
     def __call__(self, batch: dict) -> dict:
         import ray
@@ -128,11 +142,25 @@ def run_shards(cfg: Config, workers: int, address: str | None, into: Path, *,
             folders.append(_write(into, row))
             prog.say(f"Ray: shard {row['index']}/{workers} done ({len(folders)} of {workers}, "
                      f"{time.perf_counter() - t0:.0f} s)", show_progress)
+        started, tried = ray.get(attempts.counts.remote())  # type: ignore[attr-defined]
+        _say_restarts(started, tried, workers, show_progress)
     except Exception as err:  # a Ray task error wraps the worker's
         raise ShardError(f"--executor ray: {_cause(err)}; nothing was written") from None
     finally:
         ray.shutdown()
     return folders
+
+
+def _say_restarts(started: int, tried: dict[int, int], workers: int, show: bool) -> None:
+    """Say how many workers died and were restarted, and which shards were retried."""
+    if started > workers:
+        died = started - workers
+        prog.say(f"Ray: {died} worker{'s' if died > 1 else ''} died and "
+                 f"{'were' if died > 1 else 'was'} restarted", show)
+    for index, n in sorted(tried.items()):
+        if n > 1:
+            prog.say(f"Ray: shard {index}/{workers} was retried {n - 1} time"
+                     f"{'s' if n > 2 else ''} (its worker died)", show)
 
 
 def _cause(err: BaseException) -> str:
