@@ -215,7 +215,7 @@ def test_second_build_reuses_cache_and_matches(smoke_site, tmp_path, monkeypatch
     first = json.loads((out / "metrics.json").read_text())
     second = json.loads((tmp_path / "again" / "metrics.json").read_text())
     # The parts a cached rebuild runs again (numpy, no TensorFlow) took their own time.
-    again_parts = ("data audit", "explorer map")
+    again_parts = ("data audit", "explorer map", "curves", "slices")
     for m in (first, second):
         for part in again_parts:
             m["explain"]["seconds"].pop(part, None)

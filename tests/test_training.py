@@ -52,6 +52,7 @@ def split(x, y, seed: int = 0):
 CASES = [(10, 35, 16, 1), pytest.param(3, 100, 32, 0, marks=pytest.mark.slow)]
 
 
+@pytest.mark.slow  # about 10 s a case: CI runs it, the fast layer stays under 3 min
 @pytest.mark.parametrize("n_classes, per_class, size, seed", CASES)
 def test_default_training_on_small_data_learns(keras, n_classes, per_class, size, seed):
     """Test accuracy at least 0.6 (chance: 1 / classes, 0.10 and 0.33) and every class

@@ -98,6 +98,7 @@ def tier():
     """One run: the subprocess does not see the tiers of tests/explain/conftest.py."""
 
 
+@pytest.mark.slow  # a subprocess of about 8 s (CI runs it)
 def test_input_gradients_through_depthwise_groups_are_the_models():
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run([sys.executable, "-c", GRADIENT], capture_output=True, text=True,

@@ -79,6 +79,7 @@ def tier():
     """One run: the subprocess does not see the tiers of tests/explain/conftest.py."""
 
 
+@pytest.mark.slow  # a subprocess of about 9 s (CI runs it)
 def test_every_gradient_path_survives_a_1x1_stride_2_conv_with_onednn_on():
     proc = run_with_onednn(SCRIPT)
     assert proc.returncode == 0, (f"exit {proc.returncode} after: {proc.stdout.split()[-2:]}\n"
