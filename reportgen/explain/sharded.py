@@ -64,8 +64,7 @@ def shard_methods(ex: Explainer, split, prep, probs: np.ndarray, cfg: Config, op
         (arrays as described in the module, {part: seconds}, notes). A method that fails
         is left out, its failure recorded by the guard (:func:`reportgen.guard.collecting`).
     """
-    from reportgen.explain.suite import chosen_images, grid_maps, run_samples, runnable, \
-        shown_classes
+    from reportgen.explain.suite import chosen_images, grid_maps, run_samples, runnable
 
     n_classes = probs.shape[1]
     result = Explained(layer=ex.layer_or_none() or "", galleries={}, threshold=threshold)
@@ -86,8 +85,8 @@ def shard_methods(ex: Explainer, split, prep, probs: np.ndarray, cfg: Config, op
     if own:
         with optional_part("GradCAM per class", result.layer):
             idx = [chosen.grid[k] for k in own]
-            shown = classes or shown_classes(split.labels, n_classes)
-            arrays["grid.maps"] = grid_maps(ex, prep(split.images[idx]), shown)
+            arrays["grid.maps"] = grid_maps(ex, prep(split.images[idx]),
+                                            classes or chosen.shown)
     own = _own(chosen.quality, mine)
     arrays.update(_shard_quality(ex, split, prep, (probs, pred), cfg, options, result,
                                  [chosen.quality[k] for k in own], own, chosen.sanity))
@@ -154,7 +153,7 @@ def methods_from_arrays(ex: Explainer, split, probs: np.ndarray, cfg: Config, op
     images' outputs, the class grid, and the quality table's rows and ranking, whose means
     and intervals are computed here over every quality image. A method whose arrays are
     incomplete (it failed on a shard: that failure is noted) has no output or row."""
-    from reportgen.explain.suite import chosen_images, quality_rows, runnable, shown_classes
+    from reportgen.explain.suite import chosen_images, quality_rows, runnable
 
     n_classes = probs.shape[1]
     options = runnable(ex, options, result)
@@ -167,7 +166,7 @@ def methods_from_arrays(ex: Explainer, split, probs: np.ndarray, cfg: Config, op
     if result.layer and "grid.maps" in merged and full["grid"] == len(chosen.grid):
         result.class_grid = merged["grid.maps"]
         result.grid_indices = chosen.grid
-        result.grid_classes = classes or shown_classes(split.labels, n_classes)
+        result.grid_classes = classes or chosen.shown
     if full["quality"] != len(chosen.quality):
         return
     values = {}

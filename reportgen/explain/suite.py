@@ -233,12 +233,14 @@ class Chosen(NamedTuple):
     alone (never a prediction or a position in a shard), so every shard of a sharded build
     chooses the same: ``samples`` (the Methods page's sample images), ``grid`` (one image a
     shown class), ``quality`` (the quality table's, in its order), ``sanity`` (how many of
-    the first quality images the sanity check takes)."""
+    the first quality images the sanity check takes), ``shown`` (the shown classes:
+    :func:`shown_classes`)."""
 
     samples: list[int]
     grid: list[int]
     quality: list[int]
     sanity: int
+    shown: list[int]
 
 
 def chosen_images(split, n_classes: int, cfg: Config, hashes: list[str] | None = None
@@ -254,7 +256,7 @@ def chosen_images(split, n_classes: int, cfg: Config, hashes: list[str] | None =
     quality_idx = stratified(split.labels, per_class, n_classes, keys=keys)[:e.quality_images]
     return Chosen(stratified(split.labels, e.samples_per_class, n_classes, shown),
                   stratified(split.labels, 1, n_classes, shown), quality_idx,
-                  min(e.sanity_images, len(quality_idx)))
+                  min(e.sanity_images, len(quality_idx)), shown)
 
 
 def run_samples(ex: Explainer, x: np.ndarray, targets: np.ndarray, options: dict,
@@ -296,7 +298,7 @@ def explain_methods(ex: Explainer, split, prep, probs, cfg: Config, options: dic
                                                 pred[result.samples], options, result)
     if result.layer:
         with _clock(result, "class grid"), optional_part("GradCAM per class", result.layer):
-            classes = list(explained) if explained else shown_classes(split.labels, n_classes)
+            classes = list(explained) if explained else chosen.shown
             result.class_grid = grid_maps(ex, prep(split.images[chosen.grid]), classes)
             result.grid_indices, result.grid_classes = chosen.grid, classes
     if progress:
