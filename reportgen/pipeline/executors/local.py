@@ -52,6 +52,7 @@ def build_shard(cfg: Config, out: str | Path, shard: tuple[int, int], *,
     options = stages.check(cfg)
     run = stages.Run(cfg, options, BuildCache(cfg), None, show=show_progress)  # type: ignore
     stages.start_tensorflow()
+    from reportgen.explain.suite import explainer_for
     from reportgen.pipeline.stages import explaining, fit
 
     given = fit.given_model(run)
@@ -66,10 +67,11 @@ def build_shard(cfg: Config, out: str | Path, shard: tuple[int, int], *,
     probs, features = explaining.predict(run, fitted, mine)
     arrays = {f"{name}.probs": p for name, p in probs.items()}  # as computed
     arrays.update({f"{name}.features": f for name, f in features.arrays.items()})
-    cam = explaining.shard_cam(run, fitted, mine, probs["test"])
+    ex = explainer_for(fitted.model, cfg, data.shape)  # one for both passes: traced once
+    cam = explaining.shard_cam(run, ex, fitted, mine, probs["test"])
     if cam is not None:
         arrays.update({f"test.{k}": v for k, v in cam._asdict().items()})
-    methods = explaining.shard_methods(run, fitted, data, rows["test"], probs["test"],
+    methods = explaining.shard_methods(run, ex, fitted, data, rows["test"], probs["test"],
                                        hashes["test"])
     if methods is not None:
         arrays.update({f"m.{k}": v for k, v in methods.pop("arrays").items()})

@@ -164,9 +164,10 @@ def from_shards(run: Run, ex: Explainer, data: Data, probs: np.ndarray, explaine
                      for f in shard["failures"]]
 
 
-def shard_methods(run: Run, fitted: Fitted, data: Data, rows: list[int], probs: np.ndarray,
-                  hashes: list[str]) -> dict | None:
-    """The methods' per-image work of a shard whose test images are ``rows`` of the whole
+def shard_methods(run: Run, ex: Explainer, fitted: Fitted, data: Data, rows: list[int],
+                  probs: np.ndarray, hashes: list[str]) -> dict | None:
+    """The methods' per-image work (on the explainer ``ex``, the one of :func:`shard_cam`, so
+    each compiled function is traced once) of a shard whose test images are ``rows`` of the whole
     data's test split (probabilities ``probs``, content hashes of every test image
     ``hashes``): {"arrays", "seconds", "notes", "failures"}
     (:func:`reportgen.explain.sharded.shard_methods`). None for unlabeled photos, whose
@@ -181,7 +182,6 @@ def shard_methods(run: Run, fitted: Fitted, data: Data, rows: list[int], probs: 
     mine[rows] = True
     full = np.zeros((len(test), probs.shape[1]), probs.dtype)
     full[rows] = probs
-    ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
     with run.timer.stage("explain"), collecting() as failures, one_blas_thread():
         prog.say("Methods on the shard's sample and quality images", run.show)
         arrays, seconds, notes = sharded.shard_methods(
@@ -275,11 +275,10 @@ def planned(run: Run, ex: Explainer, data: Data, prep: Prep) -> tuple:
     return cfg, plan.options, plan, LatePlan(run, cfg, plan)
 
 
-def shard_cam(run: Run, fitted: Fitted, data: Data, probs: np.ndarray
+def shard_cam(run: Run, ex: Explainer, fitted: Fitted, data: Data, probs: np.ndarray
               ) -> suite.CamPass | None:
-    """The GradCAM pass over ``data``'s test images (a shard's, whose probabilities are
-    ``probs``), or None when the model has no layer to explain at."""
-    ex = suite.explainer_for(fitted.model, run.cfg, data.shape)
+    """The GradCAM pass of the explainer ``ex`` over ``data``'s test images (a shard's, whose
+    probabilities are ``probs``), or None when the model has no layer to explain at."""
     if ex.layer_or_none() is None:
         return None
     test = data.ds.splits["test"]
